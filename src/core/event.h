@@ -1,0 +1,114 @@
+// Event: the one normalized record that crosses from decoding to consuming.
+// Every decoder produces Events; every consumer reads them and never parses bytes.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/names.h"
+
+namespace mailscope {
+
+// Where an event came from. The names are the `source` label of
+// mailscope_events_total and mailscope_ingest_rejected_total.
+enum class Source : std::uint8_t {
+  kDovecotOldStats,  // Dovecot old_stats mail-process / auth FIFOs
+  kDovecot,          // Dovecot 2.3 stats-writer and event exporter input
+  kExim,             // Exim event_action over readsocket
+  kStalwart,         // Stalwart webhook
+  kQmailLog,
+  kEximLog,
+  kStalwartLog,
+};
+inline constexpr int kSourceCount = 7;
+std::string_view SourceName(Source source);
+
+enum class Level : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError };
+std::string_view LevelName(Level level);
+
+// A (sec, usec) pair kept exactly as a C struct timeval, because Dovecot's
+// arithmetic and text form depend on the unnormalized parts.
+struct Timeval {
+  std::int64_t sec = 0;
+  std::int64_t usec = 0;
+  friend bool operator==(const Timeval&, const Timeval&) = default;
+};
+
+// A typed field value. Strings are views into the decoder's buffer and are
+// valid only while the event is being dispatched. Trivially copyable, 24 bytes.
+class Value {
+ public:
+  enum class Type : std::uint8_t { kNone, kInt, kUint, kDouble, kString, kTimeval, kBool };
+
+  Value() = default;
+  static Value Int(std::int64_t v) { Value x(Type::kInt); x.u_.i = v; return x; }
+  static Value Uint(std::uint64_t v) { Value x(Type::kUint); x.u_.u = v; return x; }
+  static Value Double(double v) { Value x(Type::kDouble); x.u_.d = v; return x; }
+  static Value Bool(bool v) { Value x(Type::kBool); x.u_.u = v ? 1 : 0; return x; }
+  static Value String(std::string_view v) {
+    Value x(Type::kString);
+    x.u_.s = {v.data(), v.size()};
+    return x;
+  }
+  static Value Tv(Timeval tv) { Value x(Type::kTimeval); x.u_.tv = tv; return x; }
+
+  Type type() const { return type_; }
+  // REQUIRES: the matching type.
+  std::int64_t as_int() const { return u_.i; }
+  std::uint64_t as_uint() const { return u_.u; }
+  double as_double() const { return u_.d; }
+  bool as_bool() const { return u_.u != 0; }
+  std::string_view as_string() const { return {u_.s.data, u_.s.size}; }
+  Timeval as_timeval() const { return u_.tv; }
+
+ private:
+  explicit Value(Type t) : type_(t) {}
+  struct Str {
+    const char* data;
+    std::size_t size;
+  };
+  union U {
+    std::int64_t i;
+    std::uint64_t u;
+    double d;
+    Str s;
+    Timeval tv;
+  } u_{};
+  Type type_ = Type::kNone;
+};
+
+struct Field {
+  NameId key = kNoName;
+  Value value;
+};
+
+// Thread-compatible. Decoders reuse one Event per stream (clear + refill), so
+// the steady state allocates nothing.
+struct Event {
+  Source source = Source::kDovecotOldStats;
+  NameId name = kNoName;  // the source system's own event name
+  Level level = Level::kInfo;
+  TimePoint time{};       // when it happened, or when it was received
+  std::uint64_t span_id = 0;
+  std::uint64_t parent_id = 0;
+  std::vector<Field> fields;
+
+  void Clear() {
+    name = kNoName;
+    level = Level::kInfo;
+    time = {};
+    span_id = parent_id = 0;
+    fields.clear();
+  }
+  void Add(NameId key, Value v) { fields.push_back({key, v}); }
+  // Returns the first field with this key, or nullptr.
+  const Field* Find(NameId key) const {
+    for (const Field& f : fields)
+      if (f.key == key) return &f;
+    return nullptr;
+  }
+};
+
+}  // namespace mailscope

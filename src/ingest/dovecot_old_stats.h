@@ -1,0 +1,48 @@
+// Decoder for the lines Dovecot 2.3 mail processes (old_stats and
+// imap_old_stats plugins) and auth (auth_stats = yes) write to the
+// old-stats FIFOs: CONNECT, DISCONNECT, UPDATE-SESSION, UPDATE-CMD, ADD-USER.
+// Produces one Event per line (source dovecot_old_stats, name = the command).
+// Statistics payloads become one typed field per column (user_cpu ...
+// auth_cache_misses) for the items present in the payload.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "core/event.h"
+#include "core/status.h"
+
+namespace mailscope::ingest {
+
+// Longest accepted line: Dovecot's own reader holds PIPE_BUF*2 bytes.
+inline constexpr std::size_t kOldStatsMaxLineBytes = 8192;
+
+struct DecodeResult {
+  // True if `out` holds an event to dispatch. It may be true together with a
+  // non-OK status: Dovecot still creates the session/command/user named by a
+  // line whose statistics payload is bad, so the event is dispatched without
+  // statistics fields (and with field payload_error) and the error counted.
+  bool emit = false;
+  Status status;
+};
+
+// Thread-compatible: one decoder per input stream.
+class DovecotOldStatsDecoder {
+ public:
+  DovecotOldStatsDecoder();
+
+  // Decodes one line without its LF. The line is unescaped in place; string
+  // fields of `out` point into it. `now` becomes the event time.
+  DecodeResult Decode(std::span<char> line, TimePoint now, Event& out);
+
+ private:
+  // Appends the statistics fields of a base64 payload to `out`.
+  Status DecodePayload(std::string_view base64, Event& out);
+
+  std::vector<std::string_view> args_;
+  std::vector<std::uint8_t> payload_;
+};
+
+}  // namespace mailscope::ingest

@@ -1,0 +1,565 @@
+#include "stats/old_stats_store.h"
+
+#include <algorithm>
+
+#include "catalog/dovecot_old_stats.h"
+
+namespace mailscope::stats {
+namespace {
+
+// Dovecot: a session that sends nothing for this long belongs to a process
+// that died; it is disconnected. Commands not updated for as long are
+// considered lost when memory is tight.
+constexpr auto kSessionIdleTimeout = std::chrono::minutes(15);
+constexpr auto kCommandTimeout = std::chrono::minutes(15);
+
+// What glibc malloc really hands out for a request of n bytes: an 8-byte
+// header, 16-byte alignment and a 32-byte minimum chunk.
+std::size_t MallocBytes(std::size_t n) { return std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15}); }
+std::size_t StringBytes(const std::string& s) {
+  return s.capacity() > 15 ? MallocBytes(s.capacity() + 1) : 0;
+}
+
+// Lists whose head pointer lives in the owning object (a user's sessions...).
+template <typename T, Hook<T> T::*H>
+void Prepend(T*& head, T* x) {
+  (x->*H).prev = nullptr;
+  (x->*H).next = head;
+  if (head != nullptr) (head->*H).prev = x;
+  head = x;
+}
+template <typename T, Hook<T> T::*H>
+void Unlink(T*& head, T* x) {
+  Hook<T>& h = x->*H;
+  if (h.prev != nullptr) (h.prev->*H).next = h.next; else head = h.next;
+  if (h.next != nullptr) (h.next->*H).prev = h.prev;
+  h.prev = h.next = nullptr;
+}
+
+std::size_t CommandBytes(const OldCommand& c) {
+  return MallocBytes(sizeof c) + StringBytes(c.name) + StringBytes(c.args);
+}
+std::size_t SessionBytes(const OldSession& s) {
+  return MallocBytes(sizeof s) + StringBytes(s.id) + StringBytes(s.service);
+}
+std::size_t UserBytes(const OldUser& u) { return MallocBytes(sizeof u) + StringBytes(u.name); }
+std::size_t DomainBytes(const OldDomain& d) { return MallocBytes(sizeof d) + StringBytes(d.name); }
+std::size_t IpBytes(const OldIp&) { return MallocBytes(sizeof(OldIp)); }
+
+template <typename Map>
+std::size_t MapBytes(const Map& m) {
+  // Open addressing: one slot plus one metadata byte per bucket.
+  return m.bucket_count() == 0 ? 0
+                               : MallocBytes(m.bucket_count() * (sizeof(typename Map::value_type) + 1));
+}
+
+}  // namespace
+
+std::string_view OldLevelName(OldLevel level) {
+  static constexpr std::string_view kNames[] = {"command", "session", "user",
+                                                "domain",  "ip",      "global"};
+  return kNames[static_cast<int>(level)];
+}
+
+// The fields of one event, pulled out in a single pass.
+struct OldStatsStore::Parsed {
+  std::string_view session, user, service, cmd_name, cmd_args, rip;
+  std::int64_t pid = 0;
+  std::uint32_t cmd_id = 0;
+  bool done = false, continued = false, has_rip = false, payload_error = false;
+  std::uint32_t columns = 0;  // bit i: column i present in `values`
+  OldStatsVector values;
+
+  explicit Parsed(const Event& e) {
+    const auto& k = catalog::OldStatsKeys();
+    for (const Field& f : e.fields) {
+      int col = catalog::OldStatsColumnOf(f.key);
+      if (col >= 0) {
+        values.Set(static_cast<std::size_t>(col), f.value);
+        columns |= 1u << col;
+      } else if (f.key == k.session) {
+        session = f.value.as_string();
+      } else if (f.key == k.user) {
+        user = f.value.as_string();
+      } else if (f.key == k.service) {
+        service = f.value.as_string();
+      } else if (f.key == k.pid) {
+        pid = f.value.as_int();
+      } else if (f.key == k.rip) {
+        rip = f.value.as_string();
+        has_rip = true;
+      } else if (f.key == k.cmd_id) {
+        cmd_id = static_cast<std::uint32_t>(f.value.as_uint());
+      } else if (f.key == k.cmd_name) {
+        cmd_name = f.value.as_string();
+      } else if (f.key == k.cmd_args) {
+        cmd_args = f.value.as_string();
+      } else if (f.key == k.done) {
+        done = f.value.as_bool();
+      } else if (f.key == k.continued) {
+        continued = f.value.as_bool();
+      } else if (f.key == k.payload_error) {
+        payload_error = true;
+      }
+    }
+  }
+
+  // stats_import(): the stored values, overwritten by the items present.
+  OldStatsVector ImportOver(const OldStatsVector& old) const {
+    OldStatsVector v = old;
+    for (std::size_t i = 0; i < OldStatsVector::kTimevals; ++i)
+      if (columns & (1u << i)) v.tv[i] = values.tv[i];
+    for (std::size_t i = OldStatsVector::kTimevals; i < OldStatsVector::kColumns; ++i)
+      if (columns & (1u << i)) v.n[i - OldStatsVector::kTimevals] = values.n[i - OldStatsVector::kTimevals];
+    return v;
+  }
+};
+
+OldStatsStore::OldStatsStore(const OldStatsOptions& options, const Clock& clock)
+    : options_(options), clock_(clock) {
+  now_ = clock_.Now();
+  global_.reset_timestamp = UnixSeconds(now_);
+}
+
+OldStatsStore::~OldStatsStore() {
+  while (OldCommand* c = commands_.head()) FreeCommand(c);
+  while (OldSession* s = sessions_stable_.head()) FreeSession(s);
+  while (OldUser* u = users_stable_.head()) FreeUser(u);
+  while (OldIp* ip = ips_stable_.head()) FreeIp(ip);
+  while (OldDomain* d = domains_stable_.head()) FreeDomain(d);
+}
+
+std::size_t OldStatsStore::count(OldLevel level) const {
+  return level == OldLevel::kGlobal ? 1 : counts_[static_cast<int>(level)];
+}
+
+std::size_t OldStatsStore::IndexBytes() const {
+  return MapBytes(sessions_by_id_) + MapBytes(users_by_name_) + MapBytes(domains_by_name_) +
+         MapBytes(ips_by_addr_);
+}
+
+const OldUser* OldStatsStore::FindUser(std::string_view name) const {
+  auto it = users_by_name_.find(name);
+  return it == users_by_name_.end() ? nullptr : it->second;
+}
+const OldDomain* OldStatsStore::FindDomain(std::string_view name) const {
+  auto it = domains_by_name_.find(name);
+  return it == domains_by_name_.end() ? nullptr : it->second;
+}
+const OldIp* OldStatsStore::FindIp(const IpAddress& ip) const {
+  auto it = ips_by_addr_.find(ip);
+  return it == ips_by_addr_.end() ? nullptr : it->second;
+}
+
+Status OldStatsStore::Apply(const Event& event) {
+  now_ = event.time.time_since_epoch().count() != 0 ? event.time : clock_.Now();
+  const Parsed p(event);
+  const auto& cmds = catalog::OldStatsCommands();
+  Status st;
+  if (event.name == cmds.connect) {
+    st = Connect(p);
+  } else if (event.name == cmds.update_session) {
+    st = UpdateSession(p);
+  } else if (event.name == cmds.update_cmd) {
+    st = UpdateCommand(p);
+  } else if (event.name == cmds.disconnect) {
+    st = Disconnect(p);
+  } else if (event.name == cmds.add_user) {
+    st = AddUser(p);
+  } else {
+    st = Rejected("unknown_command", "not an old-stats command");
+  }
+  EnforceLimit();
+  return st;
+}
+
+// --- creation and refresh (mail-session.c, mail-user.c, mail-domain.c, mail-ip.c)
+
+OldDomain* OldStatsStore::GetDomain(std::string_view name) {
+  if (auto it = domains_by_name_.find(name); it != domains_by_name_.end()) return it->second;
+  auto* d = new OldDomain();
+  d->name.assign(name);
+  d->reset_timestamp = UnixSeconds(now_);
+  domains_by_name_.emplace(d->name, d);
+  domains_stable_.PushFront(d);
+  domains_lru_.PushBack(d);
+  ++counts_[static_cast<int>(OldLevel::kDomain)];
+  entry_bytes_ += DomainBytes(*d);
+  return d;
+}
+
+OldUser* OldStatsStore::LoginUser(std::string_view name) {
+  if (auto it = users_by_name_.find(name); it != users_by_name_.end()) {
+    RefreshUser(it->second, nullptr);
+    return it->second;
+  }
+  // The domain is what follows the first '@', or "" without one.
+  std::size_t at = name.find('@');
+  OldDomain* domain = GetDomain(at == std::string_view::npos ? std::string_view() : name.substr(at + 1));
+  auto* u = new OldUser();
+  u->name.assign(name);
+  u->reset_timestamp = UnixSeconds(now_);
+  u->domain = domain;
+  u->last_update = now_;
+  users_by_name_.emplace(u->name, u);
+  users_stable_.PushFront(u);
+  users_lru_.PushBack(u);
+  Prepend<OldUser, &OldUser::in_domain>(domain->users, u);
+  ++domain->num_users;
+  ++counts_[static_cast<int>(OldLevel::kUser)];
+  entry_bytes_ += UserBytes(*u);
+  return u;
+}
+
+OldIp* OldStatsStore::LoginIp(const IpAddress& addr) {
+  OldIp* ip;
+  if (auto it = ips_by_addr_.find(addr); it != ips_by_addr_.end()) {
+    ip = it->second;
+  } else {
+    ip = new OldIp();
+    ip->ip = addr;
+    ip->reset_timestamp = UnixSeconds(now_);
+    ips_by_addr_.emplace(addr, ip);
+    ips_stable_.PushFront(ip);
+    ips_lru_.PushBack(ip);
+    ++counts_[static_cast<int>(OldLevel::kIp)];
+    entry_bytes_ += IpBytes(*ip);
+  }
+  ++ip->num_logins;
+  ++ip->num_connected_sessions;
+  RefreshIp(ip, nullptr);
+  return ip;
+}
+
+OldSession* OldStatsStore::CreateSession(std::string_view id, std::string_view user,
+                                         std::string_view service, std::int64_t pid,
+                                         const IpAddress* ip) {
+  auto* s = new OldSession();
+  s->id.assign(id);
+  s->service.assign(service);
+  s->pid = pid;
+  s->last_update = now_;
+  s->user = LoginUser(user);
+  ++s->user->num_logins;
+  OldDomain* d = s->user->domain;
+  ++d->num_logins;
+  ++d->num_connected_sessions;
+  RefreshDomain(d, nullptr);
+  if (ip != nullptr) s->ip = LoginIp(*ip);
+
+  sessions_by_id_.emplace(s->id, s);
+  sessions_stable_.PushFront(s);
+  sessions_lru_.PushBack(s);
+  sessions_connected_.PushBack(s);
+  Prepend<OldSession, &OldSession::in_user>(s->user->sessions, s);
+  ++s->user->num_sessions;
+  if (s->ip != nullptr) {
+    Prepend<OldSession, &OldSession::in_ip>(s->ip->sessions, s);
+    ++s->ip->num_sessions;
+  }
+  ++counts_[static_cast<int>(OldLevel::kSession)];
+  entry_bytes_ += SessionBytes(*s);
+  ++global_.num_logins;
+  ++global_.num_connected_sessions;
+  return s;
+}
+
+void OldStatsStore::RefreshGlobal(const OldStatsVector* diff) {
+  if (diff != nullptr) global_.stats.Add(*diff);
+  global_.last_update = now_;
+}
+
+void OldStatsStore::RefreshDomain(OldDomain* d, const OldStatsVector* diff) {
+  if (diff != nullptr) d->stats.Add(*diff);
+  d->last_update = now_;
+  domains_lru_.MoveToBack(d);
+  RefreshGlobal(diff);
+}
+
+void OldStatsStore::RefreshUser(OldUser* u, const OldStatsVector* diff) {
+  if (diff != nullptr) u->stats.Add(*diff);
+  u->last_update = now_;
+  users_lru_.MoveToBack(u);
+  RefreshDomain(u->domain, diff);
+}
+
+void OldStatsStore::RefreshIp(OldIp* ip, const OldStatsVector* diff) {
+  if (diff != nullptr) ip->stats.Add(*diff);
+  ip->last_update = now_;
+  ips_lru_.MoveToBack(ip);
+}
+
+void OldStatsStore::RefreshSession(OldSession* s, const OldStatsVector* diff) {
+  if (diff != nullptr) s->stats.Add(*diff);
+  s->last_update = now_;
+  sessions_lru_.MoveToBack(s);
+  if (!s->disconnected) sessions_connected_.MoveToBack(s);
+  RefreshUser(s->user, diff);
+  if (s->ip != nullptr) RefreshIp(s->ip, diff);
+}
+
+void OldStatsStore::DisconnectSession(OldSession* s) {
+  OldDomain* d = s->user->domain;
+  if (d->num_connected_sessions > 0) --d->num_connected_sessions;
+  if (global_.num_connected_sessions > 0) --global_.num_connected_sessions;
+  if (s->ip != nullptr && s->ip->num_connected_sessions > 0) --s->ip->num_connected_sessions;
+  sessions_by_id_.erase(std::string_view(s->id));
+  sessions_connected_.Remove(s);
+  s->disconnected = true;
+}
+
+OldSession* OldStatsStore::GetOrPlaceholder(std::string_view id) {
+  if (auto it = sessions_by_id_.find(id); it != sessions_by_id_.end()) return it->second;
+  // An update for a session never announced (mailscope started after the
+  // mail process): Dovecot creates a placeholder with user "", service "",
+  // pid 0, so later updates accumulate somewhere visible.
+  return CreateSession(id, {}, {}, 0, nullptr);
+}
+
+// --- the commands
+
+Status OldStatsStore::Connect(const Parsed& p) {
+  if (auto it = sessions_by_id_.find(p.session); it != sessions_by_id_.end()) {
+    return Rejected("duplicate_session", "CONNECT: Duplicate session ID " + std::string(p.session));
+  }
+  std::optional<IpAddress> ip;
+  if (p.has_rip) ip = IpAddress::Parse(p.rip);
+  CreateSession(p.session, p.user, p.service, p.pid, ip ? &*ip : nullptr);
+  return Status::Ok();
+}
+
+Status OldStatsStore::Disconnect(const Parsed& p) {
+  auto it = sessions_by_id_.find(p.session);
+  if (it == sessions_by_id_.end()) {
+    return {StatusCode::kNotFound, "unknown_session",
+            "DISCONNECT: Couldn't find session ID: " + std::string(p.session)};
+  }
+  DisconnectSession(it->second);
+  return Status::Ok();
+}
+
+Status OldStatsStore::UpdateSession(const Parsed& p) {
+  OldSession* s = GetOrPlaceholder(p.session);
+  if (p.payload_error) return Status::Ok();  // counted by the decoder
+  OldStatsVector now = p.ImportOver(s->stats);
+  OldStatsVector diff;
+  MS_RETURN_IF_ERROR(OldStatsVector::Diff(s->stats, now, diff));
+  RefreshSession(s, &diff);
+  return Status::Ok();
+}
+
+Status OldStatsStore::UpdateCommand(const Parsed& p) {
+  OldSession* s = GetOrPlaceholder(p.session);
+  OldCommand* cmd = nullptr;
+  if (p.cmd_id <= s->highest_cmd_id) {
+    for (OldCommand* c = s->commands; c != nullptr; c = c->in_session.next) {
+      if (c->id == p.cmd_id) {
+        cmd = c;
+        break;
+      }
+    }
+  }
+  if (!p.continued) {
+    if (cmd != nullptr) return Rejected("duplicate_command", "UPDATE-CMD: Duplicate new command id");
+    cmd = new OldCommand();
+    cmd->name.assign(p.cmd_name);
+    cmd->args.assign(p.cmd_args);
+    cmd->session = s;
+    cmd->id = p.cmd_id;
+    cmd->last_update = now_;
+    commands_.PushBack(cmd);
+    Prepend<OldCommand, &OldCommand::in_session>(s->commands, cmd);
+    ++s->num_commands;
+    ++counts_[static_cast<int>(OldLevel::kCommand)];
+    entry_bytes_ += CommandBytes(*cmd);
+    s->highest_cmd_id = std::max(s->highest_cmd_id, p.cmd_id);
+    ++s->num_cmds;
+    ++s->user->num_cmds;
+    ++s->user->domain->num_cmds;
+    if (s->ip != nullptr) ++s->ip->num_cmds;
+    ++global_.num_cmds;
+  } else {
+    if (cmd == nullptr) {
+      return {StatusCode::kNotFound, "expired_command", "UPDATE-CMD: Already expired"};
+    }
+    cmd->last_update = now_;
+  }
+  if (p.payload_error) return Status::Ok();  // counted by the decoder
+  OldStatsVector now = p.ImportOver(cmd->stats);
+  OldStatsVector diff;
+  MS_RETURN_IF_ERROR(OldStatsVector::Diff(cmd->stats, now, diff));
+  // Command statistics stay with the command; sessions get theirs from UPDATE-SESSION.
+  cmd->stats.Add(diff);
+  if (p.done) cmd->id = 0;
+  RefreshSession(s, nullptr);
+  return Status::Ok();
+}
+
+Status OldStatsStore::AddUser(const Parsed& p) {
+  OldUser* u = LoginUser(p.user);
+  if (p.payload_error) return Status::Ok();  // counted by the decoder
+  // The payload is a delta: imported over zeros, added to user, domain, global.
+  OldStatsVector diff = p.ImportOver(OldStatsVector{});
+  RefreshUser(u, &diff);
+  return Status::Ok();
+}
+
+void OldStatsStore::Tick() {
+  now_ = clock_.Now();
+  while (OldSession* s = sessions_connected_.head()) {
+    if (now_ - s->last_update < kSessionIdleTimeout) break;
+    DisconnectSession(s);
+  }
+  EnforceLimit();
+}
+
+void OldStatsStore::Reset() {
+  now_ = clock_.Now();
+  global_.stats = {};
+  global_.num_logins = 0;
+  global_.num_cmds = 0;
+  global_.reset_timestamp = UnixSeconds(now_);
+  global_.last_update = TimePoint{};
+}
+
+void OldStatsStore::SetOptions(const OldStatsOptions& options) {
+  options_ = options;
+  EnforceLimit();
+}
+
+// --- freeing
+
+void OldStatsStore::FreeCommand(OldCommand* c) {
+  entry_bytes_ -= CommandBytes(*c);
+  commands_.Remove(c);
+  Unlink<OldCommand, &OldCommand::in_session>(c->session->commands, c);
+  --c->session->num_commands;
+  --counts_[static_cast<int>(OldLevel::kCommand)];
+  delete c;
+}
+
+void OldStatsStore::FreeSession(OldSession* s) {
+  entry_bytes_ -= SessionBytes(*s);
+  if (!s->disconnected) {
+    sessions_by_id_.erase(std::string_view(s->id));
+    sessions_connected_.Remove(s);
+  }
+  sessions_stable_.Remove(s);
+  sessions_lru_.Remove(s);
+  Unlink<OldSession, &OldSession::in_user>(s->user->sessions, s);
+  --s->user->num_sessions;
+  if (s->ip != nullptr) {
+    Unlink<OldSession, &OldSession::in_ip>(s->ip->sessions, s);
+    --s->ip->num_sessions;
+  }
+  --counts_[static_cast<int>(OldLevel::kSession)];
+  delete s;
+}
+
+void OldStatsStore::FreeUser(OldUser* u) {
+  entry_bytes_ -= UserBytes(*u);
+  users_by_name_.erase(std::string_view(u->name));
+  users_stable_.Remove(u);
+  users_lru_.Remove(u);
+  Unlink<OldUser, &OldUser::in_domain>(u->domain->users, u);
+  --u->domain->num_users;
+  --counts_[static_cast<int>(OldLevel::kUser)];
+  delete u;
+}
+
+void OldStatsStore::FreeDomain(OldDomain* d) {
+  entry_bytes_ -= DomainBytes(*d);
+  domains_by_name_.erase(std::string_view(d->name));
+  domains_stable_.Remove(d);
+  domains_lru_.Remove(d);
+  --counts_[static_cast<int>(OldLevel::kDomain)];
+  delete d;
+}
+
+void OldStatsStore::FreeIp(OldIp* ip) {
+  entry_bytes_ -= IpBytes(*ip);
+  ips_by_addr_.erase(ip->ip);
+  ips_stable_.Remove(ip);
+  ips_lru_.Remove(ip);
+  --counts_[static_cast<int>(OldLevel::kIp)];
+  delete ip;
+}
+
+// --- eviction (global-memory.c): per level, look only at the oldest entry.
+// An eligible oldest entry is freed whatever its age; freeing then goes on
+// while still over the limit and the next oldest is both eligible and older
+// than the level's min_time.
+
+bool OldStatsStore::Younger(TimePoint last_update, std::chrono::seconds min_time) const {
+  return UnixSeconds(now_) - UnixSeconds(last_update) < min_time.count();
+}
+
+void OldStatsStore::EnforceLimit() {
+  while (OverLimit()) {
+    if (!FreeSomething()) break;
+  }
+}
+
+bool OldStatsStore::FreeSomething() {
+  const std::size_t before = memory_used_bytes();
+  FreeCommands();
+  if (OverLimit()) FreeSessions();
+  if (OverLimit()) FreeUsers();
+  if (OverLimit()) FreeIps();
+  if (OverLimit()) FreeDomains();
+  return memory_used_bytes() < before;
+}
+
+void OldStatsStore::FreeCommands() {
+  while (OldCommand* c = commands_.head()) {
+    const bool eligible = c->id == 0 || c->session->disconnected ||
+                          now_ - c->last_update > kCommandTimeout;
+    if (!eligible) break;
+    FreeCommand(c);
+    ++evicted_[static_cast<int>(OldLevel::kCommand)];
+    if (BelowLimit() || commands_.empty()) break;
+    if (Younger(commands_.head()->last_update, options_.command_min_time)) break;
+  }
+}
+
+void OldStatsStore::FreeSessions() {
+  while (OldSession* s = sessions_lru_.head()) {
+    if (!s->disconnected || s->num_commands > 0) break;
+    FreeSession(s);
+    ++evicted_[static_cast<int>(OldLevel::kSession)];
+    if (BelowLimit() || sessions_lru_.empty()) break;
+    if (Younger(sessions_lru_.head()->last_update, options_.session_min_time)) break;
+  }
+}
+
+void OldStatsStore::FreeUsers() {
+  while (OldUser* u = users_lru_.head()) {
+    if (u->num_sessions > 0) break;
+    FreeUser(u);
+    ++evicted_[static_cast<int>(OldLevel::kUser)];
+    if (BelowLimit() || users_lru_.empty()) break;
+    if (Younger(users_lru_.head()->last_update, options_.user_min_time)) break;
+  }
+}
+
+void OldStatsStore::FreeIps() {
+  while (OldIp* ip = ips_lru_.head()) {
+    if (ip->num_sessions > 0) break;
+    FreeIp(ip);
+    ++evicted_[static_cast<int>(OldLevel::kIp)];
+    if (BelowLimit() || ips_lru_.empty()) break;
+    if (Younger(ips_lru_.head()->last_update, options_.ip_min_time)) break;
+  }
+}
+
+void OldStatsStore::FreeDomains() {
+  while (OldDomain* d = domains_lru_.head()) {
+    if (d->num_users > 0) break;
+    FreeDomain(d);
+    ++evicted_[static_cast<int>(OldLevel::kDomain)];
+    if (BelowLimit() || domains_lru_.empty()) break;
+    if (Younger(domains_lru_.head()->last_update, options_.domain_min_time)) break;
+  }
+}
+
+}  // namespace mailscope::stats

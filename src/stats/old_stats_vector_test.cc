@@ -1,0 +1,75 @@
+#include "stats/old_stats_vector.h"
+
+#include <gtest/gtest.h>
+
+namespace mailscope::stats {
+namespace {
+
+TEST(OldStatsVectorTest, TimevalTextIsUnpadded) {
+  OldStatsVector v;
+  v.tv[0] = {0, 8356};
+  v.tv[1] = {0, 5};
+  v.tv[2] = {12, 0};
+  std::string out;
+  v.AppendColumn(out, 0);
+  out += ' ';
+  v.AppendColumn(out, 1);
+  out += ' ';
+  v.AppendColumn(out, 2);
+  EXPECT_EQ(out, "0.8356 0.5 12.0");
+}
+
+TEST(OldStatsVectorTest, AddCarriesOnlyAboveOneMillion) {
+  OldStatsVector a, b;
+  a.tv[0] = {0, 8356};
+  b.tv[0] = {0, 2199};
+  a.Add(b);
+  std::string out;
+  a.AppendColumn(out, 0);
+  EXPECT_EQ(out, "0.10555");  // 8356+2199 µs, as Dovecot prints the global sum
+  OldStatsVector c, d;
+  c.tv[0] = {0, 600000};
+  d.tv[0] = {0, 400000};
+  c.Add(d);
+  EXPECT_EQ(c.tv[0], (Timeval{0, 1000000}));  // exactly 1000000 stays unnormalized
+  c.Add(d);
+  EXPECT_EQ(c.tv[0], (Timeval{1, 400000}));
+}
+
+TEST(OldStatsVectorTest, DiffNormalizesAndRejectsShrinking) {
+  OldStatsVector old, now, diff;
+  old.tv[0] = {1, 999999};
+  now.tv[0] = {2, 1};
+  now.n[0] = 5;
+  ASSERT_TRUE(OldStatsVector::Diff(old, now, diff).ok());
+  EXPECT_EQ(diff.tv[0], (Timeval{0, 2}));
+  EXPECT_EQ(diff.n[0], 5u);
+  old.n[4] = 10;  // disk_input
+  Status st = OldStatsVector::Diff(old, now, diff);
+  EXPECT_EQ(st.reason(), "stats_shrank");
+  EXPECT_NE(st.message().find("disk_input"), std::string::npos) << st.message();
+}
+
+TEST(OldStatsVectorTest, U32ColumnsWrap) {
+  OldStatsVector a, b;
+  a.n[0] = 0xffffffffu;  // min_faults is a u32
+  b.n[0] = 2;
+  a.Add(b);
+  EXPECT_EQ(a.n[0], 1u);
+  a.n[4] = 0xffffffffu;  // disk_input is a u64
+  b.n[4] = 2;
+  a.Add(b);
+  EXPECT_EQ(a.n[4], 0x100000001u);
+}
+
+TEST(OldStatsVectorTest, HeaderHasMailThenAuthColumns) {
+  EXPECT_EQ(OldStatsHeader(),
+            "user_cpu\tsys_cpu\tclock_time\tmin_faults\tmaj_faults\tvol_cs\tinvol_cs\tdisk_input\t"
+            "disk_output\tread_count\tread_bytes\twrite_count\twrite_bytes\tmail_lookup_path\t"
+            "mail_lookup_attr\tmail_read_count\tmail_read_bytes\tmail_cache_hits\tauth_successes\t"
+            "auth_master_successes\tauth_failures\tauth_db_tempfails\tauth_cache_hits\t"
+            "auth_cache_misses");
+}
+
+}  // namespace
+}  // namespace mailscope::stats
