@@ -1,0 +1,55 @@
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "serve/config.h"
+
+namespace mailscope::cli {
+
+void AddCheckConfigCommand(CLI::App& app, int& exit_code) {
+  auto path = std::make_shared<std::string>();
+  auto reference = std::make_shared<bool>(false);
+  auto markdown = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "check-config",
+      "Validate a configuration file. Prints every error as file:line: key: problem\n"
+      "and exits 2 if there is any; prints the effective settings otherwise.");
+  cmd->add_option("--config,config", *path, "TOML configuration file");
+  cmd->add_flag("--help-config", *reference, "Describe every setting and exit");
+  cmd->add_flag("--markdown", *markdown, "With --help-config: print docs/configuration.md");
+  cmd->callback([=, &exit_code] {
+    if (*reference) {
+      fmt::print("{}", *markdown ? serve::ConfigReferenceMarkdown() : serve::ConfigReferenceText());
+      exit_code = 0;
+      return;
+    }
+    if (path->empty()) {
+      fmt::print(stderr, "check-config: --config FILE is required\n");
+      exit_code = 2;
+      return;
+    }
+    auto config = serve::LoadConfigFile(*path);
+    if (!config.ok()) {
+      fmt::print(stderr, "{}\n", config.status().message());
+      exit_code = 2;
+      return;
+    }
+    const serve::Config& c = *config;
+    fmt::print("{}: OK\n", *path);
+    fmt::print("serve.run_dir = {}\n", c.run_dir.empty() ? serve::DefaultRunDir() + " (default)" : c.run_dir);
+    fmt::print("serve.http = {}\n", c.http.empty() ? "(disabled)" : c.http);
+    fmt::print("old_stats.memory_limit = {} bytes\n", c.old_stats_memory_limit);
+    fmt::print("old_stats.min_times = command {}s, session {}s, user {}s, domain {}s, ip {}s\n",
+               c.old_stats_command_min_time.count(), c.old_stats_session_min_time.count(),
+               c.old_stats_user_min_time.count(), c.old_stats_domain_min_time.count(),
+               c.old_stats_ip_min_time.count());
+    if (!c.old_stats_carbon_server.empty()) {
+      fmt::print("old_stats.carbon = {} as {} every {}s\n", c.old_stats_carbon_server, c.old_stats_carbon_name,
+                 c.old_stats_carbon_interval.count());
+    }
+    exit_code = 0;
+  });
+}
+
+}  // namespace mailscope::cli

@@ -1,0 +1,84 @@
+#include "export/openmetrics.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace mailscope::exporter {
+
+MetricsFormat FormatFromAccept(std::string_view accept) {
+  return accept.find("application/openmetrics-text") != std::string_view::npos
+             ? MetricsFormat::kOpenMetrics
+             : MetricsFormat::kPrometheus;
+}
+
+std::string_view ContentType(MetricsFormat format) {
+  return format == MetricsFormat::kOpenMetrics
+             ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+             : "text/plain; version=0.0.4; charset=utf-8";
+}
+
+void MetricsWriter::Family(std::string_view name, std::string_view type, std::string_view help,
+                           std::string_view unit) {
+  family_ = name;
+  type_ = type;
+  // The Prometheus text format has no info type: an info family is a gauge
+  // whose samples carry the _info suffix.
+  std::string_view shown_type = type;
+  std::string shown_name(name);
+  if (type == "info" && format_ == MetricsFormat::kPrometheus) {
+    shown_type = "gauge";
+    shown_name += "_info";
+  }
+  if (type == "counter" && format_ == MetricsFormat::kPrometheus) shown_name += "_total";
+  out_ += fmt::format("# HELP {} ", shown_name);
+  for (char c : help) {
+    if (c == '\\') out_ += "\\\\";
+    else if (c == '\n') out_ += "\\n";
+    else out_ += c;
+  }
+  out_ += fmt::format("\n# TYPE {} {}\n", shown_name, shown_type);
+  if (!unit.empty() && format_ == MetricsFormat::kOpenMetrics) out_ += fmt::format("# UNIT {} {}\n", name, unit);
+}
+
+void MetricsWriter::SampleName(std::initializer_list<Label> labels) {
+  out_ += family_;
+  if (type_ == "counter") out_ += "_total";
+  if (type_ == "info") out_ += "_info";
+  if (labels.size() == 0) return;
+  out_ += '{';
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) out_ += ',';
+    first = false;
+    out_ += k;
+    out_ += "=\"";
+    for (char c : v) {
+      if (c == '\\') out_ += "\\\\";
+      else if (c == '"') out_ += "\\\"";
+      else if (c == '\n') out_ += "\\n";
+      else out_ += c;
+    }
+    out_ += '"';
+  }
+  out_ += '}';
+}
+
+void MetricsWriter::Sample(std::initializer_list<Label> labels, double value) {
+  SampleName(labels);
+  if (std::isnan(value)) out_ += " NaN\n";
+  else if (std::isinf(value)) out_ += value > 0 ? " +Inf\n" : " -Inf\n";
+  else out_ += fmt::format(" {}\n", value);
+}
+
+void MetricsWriter::Sample(std::initializer_list<Label> labels, std::uint64_t value) {
+  SampleName(labels);
+  out_ += fmt::format(" {}\n", value);
+}
+
+std::string MetricsWriter::Finish() {
+  if (format_ == MetricsFormat::kOpenMetrics) out_ += "# EOF\n";
+  return std::move(out_);
+}
+
+}  // namespace mailscope::exporter

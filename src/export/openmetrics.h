@@ -1,0 +1,45 @@
+// MetricsWriter: renders metric families in the Prometheus text format 0.0.4
+// or OpenMetrics 1.0 (what a scraper asks for with its Accept header). Pure;
+// thread-compatible. Counter families are named without "_total"; the writer
+// adds it to samples as both formats require.
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace mailscope::exporter {
+
+enum class MetricsFormat { kPrometheus, kOpenMetrics };
+
+// Picks the format from an HTTP Accept header.
+MetricsFormat FormatFromAccept(std::string_view accept);
+std::string_view ContentType(MetricsFormat format);
+
+using Label = std::pair<std::string_view, std::string_view>;
+
+class MetricsWriter {
+ public:
+  explicit MetricsWriter(MetricsFormat format) : format_(format) {}
+
+  // Starts a family. `type` is "counter", "gauge" or "info".
+  void Family(std::string_view name, std::string_view type, std::string_view help,
+              std::string_view unit = {});
+  // A sample of the current family. Label values are escaped.
+  void Sample(std::initializer_list<Label> labels, double value);
+  void Sample(std::initializer_list<Label> labels, std::uint64_t value);
+
+  // Finishes (OpenMetrics: "# EOF") and returns the body.
+  std::string Finish();
+
+ private:
+  void SampleName(std::initializer_list<Label> labels);
+
+  MetricsFormat format_;
+  std::string out_;
+  std::string family_;
+  std::string type_;
+};
+
+}  // namespace mailscope::exporter

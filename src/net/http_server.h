@@ -1,0 +1,47 @@
+// A small HTTP/1.1 server (Boost.Beast) on the loop thread: keep-alive, GET
+// and HEAD, one handler for every request. Used for /metrics and /healthz.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+
+#include "core/status.h"
+
+namespace mailscope::net {
+
+struct HttpRequest {
+  std::string_view method;
+  std::string_view target;
+  std::string_view accept;
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::string allow;  // the Allow header of a 405
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+class HttpServer {
+ public:
+  // Listens on "ADDR:PORT" (port 0 picks one; see local_address()).
+  static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io, const std::string& address,
+                                                    HttpHandler handler);
+  ~HttpServer();
+  void Close();
+  std::string local_address() const;
+
+  struct State;  // shared with the coroutines serving it
+
+ private:
+  HttpServer() = default;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace mailscope::net

@@ -1,0 +1,92 @@
+// Asio glue for the daemon's inputs and outputs: FIFO readers, line-protocol
+// servers on UNIX and TCP sockets, and a one-shot TCP sender. Everything here
+// runs on the one loop thread that owns the io_context.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "core/status.h"
+
+namespace mailscope::net {
+
+// Owner, group and mode applied to a FIFO or socket path after creation.
+struct PathPerms {
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  mode_t mode = 0600;
+};
+
+// Resolves user/group names ("" = leave as is). Errors name the missing one.
+Result<PathPerms> ResolvePerms(const std::string& user, const std::string& group, mode_t mode);
+
+// Called with each complete line (writable, valid during the call).
+using LineHandler = std::function<void(std::span<char> line)>;
+// Called with the size of each line dropped for exceeding the bound.
+using OverflowHandler = std::function<void(std::size_t bytes)>;
+
+// Reads a FIFO forever. The FIFO is created (or reused) at `path` and held
+// open read-write, so there is always a writer and the reader never sees EOF:
+// Dovecot's writers open it once and never retry, so it must never vanish
+// while mailscope runs.
+class FifoReader {
+ public:
+  static Result<std::unique_ptr<FifoReader>> Open(boost::asio::io_context& io, const std::string& path,
+                                                  const PathPerms& perms, std::size_t max_line,
+                                                  LineHandler on_line, OverflowHandler on_overflow);
+  ~FifoReader();
+  // Stops reading, handles what is already buffered in the pipe, unlinks the path.
+  void Close();
+  const std::string& path() const { return path_; }
+
+  struct State;  // shared with the coroutines serving it
+
+ private:
+  FifoReader() = default;
+  std::shared_ptr<State> state_;
+  std::string path_;
+};
+
+// Request/response over lines: each request line gets the bytes the handler
+// appends to `reply`; returning false closes the connection after the reply
+// is written. Lines longer than max_line close the connection.
+using RequestHandler = std::function<bool(std::span<char> line, std::string& reply)>;
+
+class LineServer {
+ public:
+  // Listens on a UNIX stream socket (replacing a stale one) with `perms`.
+  static Result<std::unique_ptr<LineServer>> ListenUnix(boost::asio::io_context& io,
+                                                        const std::string& path, const PathPerms& perms,
+                                                        std::size_t max_line, RequestHandler handler);
+  // Listens on TCP "ADDR:PORT".
+  static Result<std::unique_ptr<LineServer>> ListenTcp(boost::asio::io_context& io,
+                                                       const std::string& address, std::size_t max_line,
+                                                       RequestHandler handler);
+  ~LineServer();
+  void Close();  // stops accepting, closes connections, unlinks a UNIX path
+  std::string local_address() const;
+
+  struct State;  // shared with the coroutines serving it
+
+ private:
+  LineServer() = default;
+  std::shared_ptr<State> state_;
+};
+
+// Connects to "IP:PORT", writes `payload`, closes; gives up after `timeout`.
+// `done` gets the outcome. Never blocks the loop.
+void SendOnce(boost::asio::io_context& io, const std::string& address, std::string payload,
+              std::chrono::milliseconds timeout, std::function<void(Status)> done);
+
+// Splits "ADDR:PORT" / "[v6]:PORT".
+Result<std::pair<std::string, unsigned short>> SplitHostPort(std::string_view address);
+
+}  // namespace mailscope::net

@@ -1,0 +1,421 @@
+#include "serve/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include <fmt/format.h>
+
+// Header-only, without exceptions: errors come back as values, and the
+// packaged library (built with exceptions) is not needed.
+#define TOML_HEADER_ONLY 1
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
+namespace mailscope::serve {
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Splits "16 M" / "30secs" into number and unit.
+bool SplitNumberUnit(std::string_view text, std::uint64_t& number, std::string_view& unit) {
+  text = Trim(text);
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (ec != std::errc() || ptr == text.data()) return false;
+  unit = Trim(std::string_view(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr)));
+  return true;
+}
+
+bool MulOk(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
+  return !__builtin_mul_overflow(a, b, &out);
+}
+
+using Setter = std::function<Status(Config&, const toml::node&)>;
+
+struct Entry {
+  Setting meta;
+  Setter set;
+};
+
+Status TypeError(std::string_view what) { return InvalidArgument(std::string(what)); }
+
+std::optional<std::string> AsText(const toml::node& n) {
+  if (auto s = n.value<std::string>()) return *s;
+  return std::nullopt;
+}
+
+Setter StringSetter(std::string Config::*member) {
+  return [member](Config& c, const toml::node& n) -> Status {
+    auto s = AsText(n);
+    if (!s) return TypeError("expected a string");
+    c.*member = *s;
+    return Status::Ok();
+  };
+}
+
+Setter AddressSetter(std::string Config::*member) {
+  return [member](Config& c, const toml::node& n) -> Status {
+    auto s = AsText(n);
+    if (!s) return TypeError("expected a string \"ADDR:PORT\"");
+    if (!s->empty()) {
+      std::size_t colon = s->rfind(':');
+      unsigned port = 0;
+      std::string_view p = colon == std::string::npos ? std::string_view() : std::string_view(*s).substr(colon + 1);
+      auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+      if (colon == std::string::npos || p.empty() || ec != std::errc() || ptr != p.data() + p.size() || port > 65535) {
+        return TypeError("expected \"ADDR:PORT\", got \"" + *s + "\"");
+      }
+    }
+    c.*member = *s;
+    return Status::Ok();
+  };
+}
+
+Setter SizeSetter(std::uint64_t Config::*member) {
+  return [member](Config& c, const toml::node& n) -> Status {
+    if (auto i = n.value<std::int64_t>(); i && n.is_integer()) {
+      if (*i <= 0) return TypeError("must be positive");
+      c.*member = static_cast<std::uint64_t>(*i);
+      return Status::Ok();
+    }
+    auto s = AsText(n);
+    auto v = s ? ParseSize(*s) : std::nullopt;
+    if (!v || *v == 0) return TypeError("expected a size such as \"16M\"");
+    c.*member = *v;
+    return Status::Ok();
+  };
+}
+
+Setter DurationSetter(std::chrono::seconds Config::*member) {
+  return [member](Config& c, const toml::node& n) -> Status {
+    if (auto i = n.value<std::int64_t>(); i && n.is_integer()) {
+      if (*i < 0) return TypeError("must not be negative");
+      c.*member = std::chrono::seconds(*i);
+      return Status::Ok();
+    }
+    auto s = AsText(n);
+    auto v = s ? ParseDuration(*s) : std::nullopt;
+    if (!v) return TypeError("expected a duration such as \"30 secs\" or \"12 hours\"");
+    c.*member = *v;
+    return Status::Ok();
+  };
+}
+
+Setter PositiveDurationSetter(std::chrono::seconds Config::*member) {
+  Setter inner = DurationSetter(member);
+  return [member, inner](Config& c, const toml::node& n) -> Status {
+    MS_RETURN_IF_ERROR(inner(c, n));
+    if ((c.*member).count() <= 0) return TypeError("must be at least 1 second");
+    return Status::Ok();
+  };
+}
+
+Setter ModeSetter(ListenerPerms Config::*member) {
+  return [member](Config& c, const toml::node& n) -> Status {
+    std::uint64_t mode = 0;
+    if (auto i = n.value<std::int64_t>(); i && n.is_integer()) {
+      mode = static_cast<std::uint64_t>(*i);  // write it as 0o666 in TOML
+    } else if (auto s = AsText(n)) {
+      std::string_view t = *s;
+      if (t.starts_with("0o")) t.remove_prefix(2);
+      auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), mode, 8);
+      if (t.empty() || ec != std::errc() || ptr != t.data() + t.size()) {
+        return TypeError("expected an octal mode such as \"0666\"");
+      }
+    } else {
+      return TypeError("expected an octal mode such as \"0666\"");
+    }
+    if (mode > 07777) return TypeError("mode out of range");
+    (c.*member).mode = static_cast<mode_t>(mode);
+    return Status::Ok();
+  };
+}
+
+Setter OwnerSetter(ListenerPerms Config::*member, std::string ListenerPerms::*field) {
+  return [member, field](Config& c, const toml::node& n) -> Status {
+    auto s = AsText(n);
+    if (!s) return TypeError("expected a user or group name");
+    (c.*member).*field = *s;
+    return Status::Ok();
+  };
+}
+
+Setter LogLevelSetter() {
+  return [](Config& c, const toml::node& n) -> Status {
+    auto s = AsText(n);
+    static const char* kLevels[] = {"trace", "debug", "info", "warn", "error"};
+    if (s) {
+      for (const char* l : kLevels) {
+        if (*s == l) {
+          c.log_level = *s;
+          return Status::Ok();
+        }
+      }
+    }
+    return TypeError("expected one of trace, debug, info, warn, error");
+  };
+}
+
+const std::vector<Entry>& Entries() {
+  static const std::vector<Entry> entries = {
+      {{"serve.run_dir", SettingType::kString, false, "(see below)",
+        "Directory of the FIFOs and sockets (old-stats-mail, old-stats-user, old-stats). "
+        "--run-dir overrides it."},
+       StringSetter(&Config::run_dir)},
+      {{"serve.data_dir", SettingType::kString, false, "(see below)",
+        "Directory for persistent data. --data-dir overrides it."},
+       StringSetter(&Config::data_dir)},
+      {{"serve.http", SettingType::kAddress, false, "127.0.0.1:9390",
+        "HTTP listener for /metrics and /healthz, ADDR:PORT. Port 0 picks a free port; "
+        "an empty string disables HTTP. --http overrides it."},
+       AddressSetter(&Config::http)},
+      {{"serve.log_level", SettingType::kLogLevel, true, "info",
+        "Least severe level logged to stderr: trace, debug, info, warn or error."},
+       LogLevelSetter()},
+      {{"old_stats.memory_limit", SettingType::kSize, true, "16M",
+        "Memory the old-stats zoom levels may hold (Dovecot: old_stats_memory_limit). Every "
+        "byte of every entry and index is counted."},
+       SizeSetter(&Config::old_stats_memory_limit)},
+      {{"old_stats.command_min_time", SettingType::kDuration, true, "1 min",
+        "Minimum time a finished command is kept when memory is tight."},
+       DurationSetter(&Config::old_stats_command_min_time)},
+      {{"old_stats.session_min_time", SettingType::kDuration, true, "15 mins",
+        "Minimum time a disconnected session is kept when memory is tight."},
+       DurationSetter(&Config::old_stats_session_min_time)},
+      {{"old_stats.user_min_time", SettingType::kDuration, true, "1 hour",
+        "Minimum time a user is kept after its last session went."},
+       DurationSetter(&Config::old_stats_user_min_time)},
+      {{"old_stats.domain_min_time", SettingType::kDuration, true, "12 hours",
+        "Minimum time a domain is kept after its last user went."},
+       DurationSetter(&Config::old_stats_domain_min_time)},
+      {{"old_stats.ip_min_time", SettingType::kDuration, true, "12 hours",
+        "Minimum time an IP is kept after its last session went."},
+       DurationSetter(&Config::old_stats_ip_min_time)},
+      {{"old_stats.carbon_server", SettingType::kAddress, true, "\"\"",
+        "Graphite plaintext receiver, IP:PORT. Empty disables the export."},
+       AddressSetter(&Config::old_stats_carbon_server)},
+      {{"old_stats.carbon_name", SettingType::kString, true, "\"\"",
+        "Name in the metric path dovecot.<name>.global.<field>; no dots. Export needs it set."},
+       StringSetter(&Config::old_stats_carbon_name)},
+      {{"old_stats.carbon_interval", SettingType::kDuration, true, "30 secs",
+        "How often the global figures are sent to carbon_server."},
+       PositiveDurationSetter(&Config::old_stats_carbon_interval)},
+      {{"old_stats.tcp", SettingType::kAddress, false, "\"\"",
+        "Optional TCP listener for the EXPORT/RESET protocol, ADDR:PORT (use a loopback "
+        "address: the protocol has no authentication)."},
+       AddressSetter(&Config::old_stats_tcp)},
+      {{"old_stats.fifo_mode", SettingType::kMode, false, "0666",
+        "Mode of the old-stats-mail and old-stats-user FIFOs. Mail processes run as the "
+        "mail users and must be able to write."},
+       ModeSetter(&Config::old_stats_fifo)},
+      {{"old_stats.fifo_user", SettingType::kString, false, "\"\"",
+        "Owner of the FIFOs (empty: the user mailscope runs as)."},
+       OwnerSetter(&Config::old_stats_fifo, &ListenerPerms::user)},
+      {{"old_stats.fifo_group", SettingType::kString, false, "\"\"",
+        "Group of the FIFOs (empty: unchanged)."},
+       OwnerSetter(&Config::old_stats_fifo, &ListenerPerms::group)},
+      {{"old_stats.socket_mode", SettingType::kMode, false, "0600",
+        "Mode of the old-stats query socket, as Dovecot's default."},
+       ModeSetter(&Config::old_stats_socket)},
+      {{"old_stats.socket_user", SettingType::kString, false, "\"\"",
+        "Owner of the query socket (empty: the user mailscope runs as)."},
+       OwnerSetter(&Config::old_stats_socket, &ListenerPerms::user)},
+      {{"old_stats.socket_group", SettingType::kString, false, "\"\"",
+        "Group of the query socket (empty: unchanged)."},
+       OwnerSetter(&Config::old_stats_socket, &ListenerPerms::group)},
+  };
+  return entries;
+}
+
+std::size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string Closest(std::string_view key) {
+  std::string best;
+  std::size_t best_d = SIZE_MAX;
+  for (const Entry& e : Entries()) {
+    std::size_t d = EditDistance(key, e.meta.key);
+    if (d < best_d) {
+      best_d = d;
+      best = e.meta.key;
+    }
+  }
+  return best_d <= std::max<std::size_t>(3, key.size() / 3) ? best : std::string();
+}
+
+}  // namespace
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> settings = [] {
+    std::vector<Setting> s;
+    for (const Entry& e : Entries()) s.push_back(e.meta);
+    return s;
+  }();
+  return settings;
+}
+
+std::optional<std::uint64_t> ParseSize(std::string_view text) {
+  std::uint64_t n = 0;
+  std::string_view unit;
+  if (!SplitNumberUnit(text, n, unit)) return std::nullopt;
+  std::uint64_t mul = 1;
+  std::string u;
+  for (char c : unit) u += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (u.empty() || u == "b") mul = 1;
+  else if (u == "k" || u == "kb" || u == "kib") mul = 1ull << 10;
+  else if (u == "m" || u == "mb" || u == "mib") mul = 1ull << 20;
+  else if (u == "g" || u == "gb" || u == "gib") mul = 1ull << 30;
+  else if (u == "t" || u == "tb" || u == "tib") mul = 1ull << 40;
+  else return std::nullopt;
+  std::uint64_t out = 0;
+  if (!MulOk(n, mul, out)) return std::nullopt;
+  return out;
+}
+
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
+  std::uint64_t n = 0;
+  std::string_view unit;
+  if (!SplitNumberUnit(text, n, unit)) return std::nullopt;
+  std::string u;
+  for (char c : unit) u += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::uint64_t mul = 0;
+  if (u.empty() || u == "s" || u == "sec" || u == "secs" || u == "second" || u == "seconds") mul = 1;
+  else if (u == "m" || u == "min" || u == "mins" || u == "minute" || u == "minutes") mul = 60;
+  else if (u == "h" || u == "hour" || u == "hours") mul = 3600;
+  else if (u == "d" || u == "day" || u == "days") mul = 86400;
+  else if (u == "w" || u == "week" || u == "weeks") mul = 7 * 86400;
+  else return std::nullopt;
+  std::uint64_t out = 0;
+  if (!MulOk(n, mul, out) || out > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
+  return std::chrono::seconds(static_cast<std::int64_t>(out));
+}
+
+Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
+  toml::parse_result parsed = toml::parse(toml_text, name);
+  if (!parsed) {
+    const auto& err = parsed.error();
+    return InvalidArgument(fmt::format("{}:{}: {}", name, err.source().begin.line, err.description()));
+  }
+  const toml::table& root = parsed.table();
+  Config config;
+  std::vector<std::string> errors;
+  auto fail = [&](const toml::node& n, std::string_view key, std::string_view msg) {
+    errors.push_back(fmt::format("{}:{}: {}: {}", name, n.source().begin.line, key, msg));
+  };
+  for (const auto& [section_key, section] : root) {
+    const toml::table* table = section.as_table();
+    if (table == nullptr) {
+      std::string k(section_key.str());
+      std::string hint = Closest(k);
+      fail(section, k, hint.empty() ? "unknown setting (settings live in tables such as [old_stats])"
+                                    : "unknown setting; did you mean " + hint + "?");
+      continue;
+    }
+    for (const auto& [key, value] : *table) {
+      std::string full = fmt::format("{}.{}", section_key.str(), key.str());
+      const Entry* entry = nullptr;
+      for (const Entry& e : Entries())
+        if (full == e.meta.key) entry = &e;
+      if (entry == nullptr) {
+        std::string hint = Closest(full);
+        fail(value, full, hint.empty() ? "unknown setting" : "unknown setting; did you mean " + hint + "?");
+        continue;
+      }
+      Status st = entry->set(config, value);
+      if (!st.ok()) fail(value, full, st.message());
+    }
+  }
+  if (!config.old_stats_carbon_name.empty() &&
+      config.old_stats_carbon_name.find('.') != std::string::npos) {
+    errors.push_back(fmt::format("{}: old_stats.carbon_name: must not contain dots", name));
+  }
+  if (!errors.empty()) {
+    std::string all;
+    for (const std::string& e : errors) {
+      if (!all.empty()) all += '\n';
+      all += e;
+    }
+    return InvalidArgument(all);
+  }
+  return config;
+}
+
+Result<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return InvalidArgument(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+std::string DefaultRunDir() {
+  if (const char* e = std::getenv("MAILSCOPE_RUN_DIR"); e && *e) return e;
+  if (geteuid() == 0) return "/run/mailscope";
+  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x) return std::string(x) + "/mailscope";
+  return fmt::format("/tmp/mailscope-{}", geteuid());
+}
+
+std::string DefaultDataDir() {
+  if (const char* e = std::getenv("MAILSCOPE_DATA_DIR"); e && *e) return e;
+  if (geteuid() == 0) return "/var/lib/mailscope";
+  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return std::string(x) + "/mailscope";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/state/mailscope";
+  return fmt::format("/tmp/mailscope-data-{}", geteuid());
+}
+
+std::string ConfigReferenceMarkdown() {
+  std::string out =
+      "# mailscope configuration\n\n"
+      "`mailscope serve --config FILE` reads a TOML file. Every setting is optional; the\n"
+      "defaults below are built in. `mailscope check-config --config FILE` validates a file\n"
+      "and prints errors as `file:line: key: problem`; `serve` refuses to start on any of them.\n"
+      "Settings marked *reload* take effect on SIGHUP; the others need a restart.\n\n"
+      "Sizes take the units k, M, G (powers of 1024). Durations take s/secs, min/mins,\n"
+      "h/hours, d/days, w/weeks, or a bare number of seconds, as in dovecot.conf.\n\n"
+      "The default run directory is `$MAILSCOPE_RUN_DIR`, else `/run/mailscope` for root,\n"
+      "else `$XDG_RUNTIME_DIR/mailscope`, else `/tmp/mailscope-<uid>`. The default data\n"
+      "directory is `$MAILSCOPE_DATA_DIR`, else `/var/lib/mailscope` for root, else\n"
+      "`$XDG_STATE_HOME/mailscope` or `~/.local/state/mailscope`.\n\n"
+      "| key | default | reload | meaning |\n|---|---|---|---|\n";
+  for (const Setting& s : Settings()) {
+    out += fmt::format("| `{}` | {} | {} | {} |\n", s.key, s.default_text, s.reloadable ? "reload" : "restart",
+                       s.help);
+  }
+  out +=
+      "\nExample:\n\n```toml\n[serve]\nhttp = \"127.0.0.1:9390\"\n\n[old_stats]\nmemory_limit = \"64M\"\n"
+      "user_min_time = \"2 hours\"\ncarbon_server = \"127.0.0.1:2003\"\ncarbon_name = \"mx1\"\n"
+      "fifo_mode = \"0660\"\nfifo_group = \"vmail\"\n```\n";
+  return out;
+}
+
+std::string ConfigReferenceText() {
+  std::string out;
+  for (const Setting& s : Settings()) {
+    out += fmt::format("{}  (default {}, {})\n    {}\n", s.key, s.default_text,
+                       s.reloadable ? "reloadable" : "restart to change", s.help);
+  }
+  return out;
+}
+
+}  // namespace mailscope::serve

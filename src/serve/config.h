@@ -1,0 +1,83 @@
+// Config: every setting of `mailscope serve`, with its default, and the one
+// schema table that parsing, validation, `check-config`, `--help-config` and
+// docs/configuration.md all come from.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace mailscope::serve {
+
+// Owner, group and mode of a socket or FIFO, like Dovecot's listener settings.
+struct ListenerPerms {
+  std::string user;   // empty: the user mailscope runs as
+  std::string group;  // empty: that user's primary group
+  mode_t mode = 0600;
+};
+
+struct Config {
+  // [serve]
+  std::string run_dir;           // sockets and FIFOs; empty: the default run directory
+  std::string data_dir;          // persistent data; empty: the default data directory
+  std::string http = "127.0.0.1:9390";  // HTTP listener ADDR:PORT; empty disables it
+  std::string log_level = "info";       // trace, debug, info, warn, error
+
+  // [old_stats]
+  std::uint64_t old_stats_memory_limit = 16u << 20;
+  std::chrono::seconds old_stats_command_min_time{60};
+  std::chrono::seconds old_stats_session_min_time{15 * 60};
+  std::chrono::seconds old_stats_user_min_time{60 * 60};
+  std::chrono::seconds old_stats_domain_min_time{12 * 60 * 60};
+  std::chrono::seconds old_stats_ip_min_time{12 * 60 * 60};
+  std::string old_stats_carbon_server;  // host:port (port 2003 by default); empty disables
+  std::string old_stats_carbon_name;    // the <name> in dovecot.<name>.global.*
+  std::chrono::seconds old_stats_carbon_interval{30};
+  std::string old_stats_tcp;            // optional EXPORT listener ADDR:PORT
+  ListenerPerms old_stats_fifo{"", "", 0666};
+  ListenerPerms old_stats_socket{"", "", 0600};
+};
+
+enum class SettingType { kString, kSize, kDuration, kMode, kAddress, kLogLevel };
+
+struct Setting {
+  const char* key;            // "old_stats.memory_limit"
+  SettingType type;
+  bool reloadable;            // applied on SIGHUP without a restart
+  const char* default_text;   // as documented
+  const char* help;
+};
+
+// The schema table, in documentation order.
+const std::vector<Setting>& Settings();
+
+// Parses a TOML file over the defaults. Errors name file:line:key and the
+// problem; unknown keys are errors with the closest known key suggested.
+Result<Config> LoadConfigFile(const std::string& path);
+// Same, from text (for tests); `name` stands for the file name in errors.
+Result<Config> ParseConfig(std::string_view toml_text, std::string_view name);
+
+// "16M", "16 M", "512k", "1G", "1048576" -> bytes.
+std::optional<std::uint64_t> ParseSize(std::string_view text);
+// Dovecot-style durations: "30s", "30 secs", "1 min", "12 hours", "1d", "90" (seconds).
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
+
+// The defaults when no run/data directory is configured: $MAILSCOPE_RUN_DIR,
+// else /run/mailscope for root, else $XDG_RUNTIME_DIR/mailscope, else
+// /tmp/mailscope-<uid>. Data: $MAILSCOPE_DATA_DIR, /var/lib/mailscope for root,
+// else $XDG_STATE_HOME/mailscope or ~/.local/state/mailscope.
+std::string DefaultRunDir();
+std::string DefaultDataDir();
+
+// Markdown reference of every setting (docs/configuration.md).
+std::string ConfigReferenceMarkdown();
+// Plain text for --help-config.
+std::string ConfigReferenceText();
+
+}  // namespace mailscope::serve

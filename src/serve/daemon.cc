@@ -1,0 +1,331 @@
+#include "serve/daemon.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/clock.h"
+#include "export/carbon.h"
+#include "ingest/dovecot_old_stats.h"
+#include "net/http_server.h"
+#include "net/listeners.h"
+#include "query/old_stats_query.h"
+#include "serve/config.h"
+#include "serve/metrics_page.h"
+#include "serve/rate_limited_log.h"
+#include "stats/ingest_counters.h"
+#include "stats/old_stats_store.h"
+
+namespace mailscope::serve {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+stats::OldStatsOptions OldStatsOptionsFrom(const Config& c) {
+  stats::OldStatsOptions o;
+  o.memory_limit_bytes = c.old_stats_memory_limit;
+  o.command_min_time = c.old_stats_command_min_time;
+  o.session_min_time = c.old_stats_session_min_time;
+  o.user_min_time = c.old_stats_user_min_time;
+  o.domain_min_time = c.old_stats_domain_min_time;
+  o.ip_min_time = c.old_stats_ip_min_time;
+  return o;
+}
+
+Status MakeDirs(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Unavailable(fmt::format("cannot create {}: {}", dir, ec.message()));
+  return Status::Ok();
+}
+
+class Daemon {
+ public:
+  Daemon(Config config, std::string config_path)
+      : config_(std::move(config)),
+        config_path_(std::move(config_path)),
+        store_(OldStatsOptionsFrom(config_), clock_),
+        start_time_(clock_.Now()) {}
+
+  Status Start();
+  void Run() { io_.run(); }
+
+ private:
+  void OnOldStatsLine(ingest::DovecotOldStatsDecoder& decoder, std::span<char> line);
+  void OnOldStatsOverflow(std::size_t bytes);
+  bool OnExportRequest(std::span<char> line, std::string& reply);
+  net::HttpResponse OnHttp(const net::HttpRequest& req);
+  void ScheduleTick();
+  void ScheduleCarbon();
+  void WaitSignals();
+  void Reload();
+  void Shutdown();
+
+  asio::io_context io_{1};
+  SystemClock clock_;
+  Config config_;
+  std::string config_path_;
+  stats::OldStatsStore store_;
+  stats::IngestCounters counters_;
+  TimePoint start_time_;
+  ingest::DovecotOldStatsDecoder mail_decoder_, user_decoder_;
+  Event event_;
+  RateLimitedLog reject_log_{10, 10s};
+  std::unique_ptr<net::FifoReader> mail_fifo_, user_fifo_;
+  std::unique_ptr<net::LineServer> export_unix_, export_tcp_;
+  std::unique_ptr<net::HttpServer> http_;
+  asio::steady_timer tick_timer_{io_};
+  asio::steady_timer carbon_timer_{io_};
+  asio::signal_set signals_{io_, SIGTERM, SIGINT, SIGHUP};
+  std::uint64_t carbon_failures_ = 0;
+  bool carbon_in_flight_ = false;
+};
+
+Status Daemon::Start() {
+  const std::string& run = config_.run_dir;
+  MS_RETURN_IF_ERROR(MakeDirs(run));
+  // Mail processes run as the mail users: they must be able to reach the FIFOs.
+  ::chmod(run.c_str(), 0755);
+  MS_RETURN_IF_ERROR(MakeDirs(config_.data_dir));
+
+  auto fifo_perms = net::ResolvePerms(config_.old_stats_fifo.user, config_.old_stats_fifo.group,
+                                      config_.old_stats_fifo.mode);
+  if (!fifo_perms.ok()) return fifo_perms.status();
+  auto socket_perms = net::ResolvePerms(config_.old_stats_socket.user, config_.old_stats_socket.group,
+                                        config_.old_stats_socket.mode);
+  if (!socket_perms.ok()) return socket_perms.status();
+
+  auto overflow = [this](std::size_t n) { OnOldStatsOverflow(n); };
+  auto mail = net::FifoReader::Open(
+      io_, run + "/old-stats-mail", *fifo_perms, ingest::kOldStatsMaxLineBytes,
+      [this](std::span<char> l) { OnOldStatsLine(mail_decoder_, l); }, overflow);
+  if (!mail.ok()) return mail.status();
+  mail_fifo_ = std::move(*mail);
+  auto user = net::FifoReader::Open(
+      io_, run + "/old-stats-user", *fifo_perms, ingest::kOldStatsMaxLineBytes,
+      [this](std::span<char> l) { OnOldStatsLine(user_decoder_, l); }, overflow);
+  if (!user.ok()) return user.status();
+  user_fifo_ = std::move(*user);
+
+  auto handler = [this](std::span<char> l, std::string& r) { return OnExportRequest(l, r); };
+  auto unix_server = net::LineServer::ListenUnix(io_, run + "/old-stats", *socket_perms,
+                                                 query::kOldStatsMaxRequestBytes, handler);
+  if (!unix_server.ok()) return unix_server.status();
+  export_unix_ = std::move(*unix_server);
+  if (!config_.old_stats_tcp.empty()) {
+    auto tcp = net::LineServer::ListenTcp(io_, config_.old_stats_tcp, query::kOldStatsMaxRequestBytes, handler);
+    if (!tcp.ok()) return tcp.status();
+    export_tcp_ = std::move(*tcp);
+    spdlog::info("old-stats EXPORT on tcp {}", export_tcp_->local_address());
+  }
+  if (!config_.http.empty()) {
+    auto http = net::HttpServer::Listen(io_, config_.http, [this](const net::HttpRequest& r) { return OnHttp(r); });
+    if (!http.ok()) return http.status();
+    http_ = std::move(*http);
+    spdlog::info("http listening on {}", http_->local_address());
+  }
+  spdlog::info("old-stats FIFOs {0}/old-stats-mail {0}/old-stats-user, socket {0}/old-stats", run);
+  ScheduleTick();
+  ScheduleCarbon();
+  WaitSignals();
+  spdlog::info("mailscope ready (memory_limit {} bytes)", config_.old_stats_memory_limit);
+  return Status::Ok();
+}
+
+void Daemon::OnOldStatsLine(ingest::DovecotOldStatsDecoder& decoder, std::span<char> line) {
+  auto result = decoder.Decode(line, clock_.Now(), event_);
+  if (!result.status.ok()) {
+    counters_.CountRejected(Source::kDovecotOldStats, result.status.reason());
+    reject_log_.Warn("dovecot_old_stats", result.status.message());
+  }
+  if (!result.emit) return;
+  counters_.CountEvent(Source::kDovecotOldStats, event_.name);
+  Status st = store_.Apply(event_);
+  if (!st.ok()) {
+    counters_.CountRejected(Source::kDovecotOldStats, st.reason());
+    reject_log_.Warn("dovecot_old_stats", st.message());
+  }
+}
+
+void Daemon::OnOldStatsOverflow(std::size_t bytes) {
+  counters_.CountRejected(Source::kDovecotOldStats, "line_too_long");
+  reject_log_.Warn("dovecot_old_stats", fmt::format("line of {} bytes exceeds {} bytes, dropped", bytes,
+                                                    ingest::kOldStatsMaxLineBytes));
+}
+
+bool Daemon::OnExportRequest(std::span<char> line, std::string& reply) {
+  auto req = query::ParseOldStatsRequest(line);
+  if (!req.ok()) {
+    // Dovecot answers nothing and closes; doveadm then reports the disconnect.
+    spdlog::warn("old-stats client: {}", req.status().message());
+    return false;
+  }
+  if (req->kind == query::OldStatsRequest::Kind::kReset) {
+    store_.Reset();
+    reply += "OK\n";
+    return true;
+  }
+  query::AnswerExport(store_, *req, reply);
+  return true;
+}
+
+net::HttpResponse Daemon::OnHttp(const net::HttpRequest& req) {
+  if (req.method != "GET" && req.method != "HEAD") {
+    return {405, "text/plain; charset=utf-8", "method not allowed\n", "GET, HEAD"};
+  }
+  std::string_view path = req.target.substr(0, req.target.find('?'));
+  if (path == "/metrics") {
+    auto format = exporter::FormatFromAccept(req.accept);
+    MetricsSources sources{store_, counters_, start_time_};
+    return {200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
+  }
+  if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
+  if (path == "/") {
+    return {200, "text/html; charset=utf-8",
+            "<!DOCTYPE html><html><head><title>mailscope</title></head><body><h1>mailscope</h1>"
+            "<ul><li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/healthz\">/healthz</a></li>"
+            "</ul></body></html>\n",
+            {}};
+  }
+  return {404, "text/plain; charset=utf-8", "not found\n", {}};
+}
+
+void Daemon::ScheduleTick() {
+  tick_timer_.expires_after(1s);
+  tick_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    store_.Tick();
+    reject_log_.Flush("dovecot_old_stats");
+    ScheduleTick();
+  });
+}
+
+void Daemon::ScheduleCarbon() {
+  carbon_timer_.expires_after(config_.old_stats_carbon_interval);
+  carbon_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    if (!config_.old_stats_carbon_server.empty() && !config_.old_stats_carbon_name.empty() &&
+        !carbon_in_flight_) {
+      std::string server = config_.old_stats_carbon_server;
+      if (server.find(':') == std::string::npos) server += ":2003";
+      std::string block =
+          exporter::RenderCarbon(store_.global(), config_.old_stats_carbon_name, UnixSeconds(clock_.Now()));
+      // As Dovecot: a fresh connection per interval, given 80% of the interval.
+      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.old_stats_carbon_interval) * 8 / 10;
+      carbon_in_flight_ = true;
+      net::SendOnce(io_, server, std::move(block), timeout, [this, server](Status st) {
+        carbon_in_flight_ = false;
+        if (!st.ok()) {
+          ++carbon_failures_;
+          spdlog::warn("carbon export to {} failed: {}", server, st.message());
+        }
+      });
+    }
+    ScheduleCarbon();
+  });
+}
+
+void Daemon::WaitSignals() {
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      Reload();
+      WaitSignals();
+      return;
+    }
+    spdlog::info("signal {}: shutting down", sig);
+    Shutdown();
+  });
+}
+
+void Daemon::Reload() {
+  if (config_path_.empty()) {
+    spdlog::info("SIGHUP: no configuration file to reload");
+    return;
+  }
+  auto fresh = LoadConfigFile(config_path_);
+  if (!fresh.ok()) {
+    spdlog::error("reload failed, keeping the running configuration:\n{}", fresh.status().message());
+    return;
+  }
+  Config next = std::move(*fresh);
+  // Restart-only settings keep their running values.
+  next.run_dir = config_.run_dir;
+  next.data_dir = config_.data_dir;
+  next.http = config_.http;
+  next.old_stats_tcp = config_.old_stats_tcp;
+  next.old_stats_fifo = config_.old_stats_fifo;
+  next.old_stats_socket = config_.old_stats_socket;
+  spdlog::set_level(spdlog::level::from_str(next.log_level));
+  const bool interval_changed = next.old_stats_carbon_interval != config_.old_stats_carbon_interval;
+  config_ = std::move(next);
+  store_.SetOptions(OldStatsOptionsFrom(config_));
+  if (interval_changed) {
+    carbon_timer_.cancel();
+    ScheduleCarbon();
+  }
+  spdlog::info("configuration reloaded from {}", config_path_);
+}
+
+void Daemon::Shutdown() {
+  // FIFOs first: what writers already sent is read and accounted.
+  if (mail_fifo_) mail_fifo_->Close();
+  if (user_fifo_) user_fifo_->Close();
+  if (export_unix_) export_unix_->Close();
+  if (export_tcp_) export_tcp_->Close();
+  if (http_) http_->Close();
+  tick_timer_.cancel();
+  carbon_timer_.cancel();
+  signals_.cancel();
+  reject_log_.Flush("dovecot_old_stats");
+  // With every socket, timer and FIFO closed the loop runs out of work and
+  // Run() returns once the aborted operations have unwound.
+}
+
+}  // namespace
+
+int RunServe(const ServeFlags& flags) {
+  Config config;
+  if (!flags.config_path.empty()) {
+    auto loaded = LoadConfigFile(flags.config_path);
+    if (!loaded.ok()) {
+      fmt::print(stderr, "{}\n", loaded.status().message());
+      return 2;
+    }
+    config = std::move(*loaded);
+  }
+  if (flags.run_dir) config.run_dir = *flags.run_dir;
+  if (flags.data_dir) config.data_dir = *flags.data_dir;
+  if (flags.http) config.http = *flags.http;
+  if (flags.log_level) config.log_level = *flags.log_level;
+  if (config.run_dir.empty()) config.run_dir = DefaultRunDir();
+  if (config.data_dir.empty()) config.data_dir = DefaultDataDir();
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  std::signal(SIGPIPE, SIG_IGN);
+  // The service owns its sockets' modes; the process umask must not narrow them.
+  ::umask(022);
+
+  auto daemon = std::make_unique<Daemon>(std::move(config), flags.config_path);
+  Status st = daemon->Start();
+  if (!st.ok()) {
+    spdlog::error("cannot start: {}", st.message());
+    return st.code() == StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  daemon->Run();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace mailscope::serve

@@ -1,0 +1,74 @@
+#include "serve/metrics_page.h"
+
+#include <fmt/format.h>
+
+#include "catalog/dovecot_old_stats.h"
+
+namespace mailscope::serve {
+
+namespace {
+constexpr const char* kVersion = "0.1.0";
+}
+
+std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat format) {
+  exporter::MetricsWriter w(format);
+  const auto& store = src.old_stats;
+
+  w.Family("mailscope_build", "info", "mailscope build information");
+  w.Sample({{"version", kVersion}}, std::uint64_t{1});
+  w.Family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch",
+           "seconds");
+  w.Sample({}, static_cast<double>(UnixSeconds(src.start_time)));
+
+  w.Family("mailscope_events", "counter", "Events accepted, by source and the source's own event name");
+  src.counters.ForEachEvent([&](Source s, NameId name, std::uint64_t n) {
+    w.Sample({{"source", SourceName(s)}, {"event", NameText(name)}}, n);
+  });
+  w.Family("mailscope_ingest_rejected", "counter", "Input rejected, by source and reason");
+  for (const auto& [key, n] : src.counters.rejected()) {
+    w.Sample({{"source", SourceName(key.first)}, {"reason", key.second}}, n);
+  }
+
+  w.Family("mailscope_memory_used_bytes", "gauge", "Memory held by a store, every byte counted", "bytes");
+  w.Sample({{"store", "old_stats"}}, static_cast<std::uint64_t>(store.memory_used_bytes()));
+  w.Family("mailscope_memory_limit_bytes", "gauge", "Memory limit of a store", "bytes");
+  w.Sample({{"store", "old_stats"}}, static_cast<std::uint64_t>(store.options().memory_limit_bytes));
+  w.Family("mailscope_evicted", "counter", "Entries freed to stay within the memory limit");
+  for (int i = 0; i < stats::kOldLevelCount - 1; ++i) {
+    auto level = static_cast<stats::OldLevel>(i);
+    w.Sample({{"store", "old_stats"}, {"level", stats::OldLevelName(level)}}, store.evicted(level));
+  }
+  w.Family("mailscope_old_stats_entries", "gauge", "Entries held per zoom level");
+  for (int i = 0; i < stats::kOldLevelCount - 1; ++i) {
+    auto level = static_cast<stats::OldLevel>(i);
+    w.Sample({{"level", stats::OldLevelName(level)}}, static_cast<std::uint64_t>(store.count(level)));
+  }
+
+  // The old-stats global level (what Dovecot's carbon export sends), with
+  // timevals in seconds. Counters restart from zero after a RESET.
+  const stats::OldGlobal& g = store.global();
+  w.Family("mailscope_old_stats_logins", "counter", "Logins since the last reset (old-stats global)");
+  w.Sample({}, std::uint64_t{g.num_logins});
+  w.Family("mailscope_old_stats_commands", "counter", "IMAP commands since the last reset (old-stats global)");
+  w.Sample({}, std::uint64_t{g.num_cmds});
+  w.Family("mailscope_old_stats_connected_sessions", "gauge", "Sessions connected now (old-stats global)");
+  w.Sample({}, std::uint64_t{g.num_connected_sessions});
+  w.Family("mailscope_old_stats_reset_timestamp_seconds", "gauge", "Time of the last old-stats reset",
+           "seconds");
+  w.Sample({}, static_cast<double>(g.reset_timestamp));
+  for (std::size_t i = 0; i < catalog::kOldStatsFields.size(); ++i) {
+    const auto& f = catalog::kOldStatsFields[i];
+    bool seconds = f.type == catalog::OldStatsType::kTimeval;
+    std::string name = fmt::format("mailscope_old_stats_{}{}", f.name, seconds ? "_seconds" : "");
+    w.Family(name, "counter", fmt::format("Old-stats global {} since the last reset", f.name),
+             seconds ? "seconds" : "");
+    if (seconds) {
+      w.Sample({}, g.stats.ColumnAsDouble(i));
+    } else {
+      w.Sample({}, g.stats.n[i - stats::OldStatsVector::kTimevals]);
+    }
+  }
+  return w.Finish();
+}
+
+}  // namespace mailscope::serve

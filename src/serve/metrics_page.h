@@ -1,0 +1,23 @@
+// Renders GET /metrics: mailscope's own figures (events, rejections, memory,
+// evictions) and the old-stats global figures, from the daemon's state.
+// Loop thread only.
+#pragma once
+
+#include <string>
+
+#include "core/clock.h"
+#include "export/openmetrics.h"
+#include "stats/ingest_counters.h"
+#include "stats/old_stats_store.h"
+
+namespace mailscope::serve {
+
+struct MetricsSources {
+  const stats::OldStatsStore& old_stats;
+  const stats::IngestCounters& counters;
+  TimePoint start_time;
+};
+
+std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);
+
+}  // namespace mailscope::serve
