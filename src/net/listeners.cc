@@ -144,7 +144,9 @@ void FifoReader::Close() {
   }
   boost::system::error_code ec;
   state_->fd.close(ec);
-  ::unlink(path_.c_str());
+  // The FIFO stays: writers that keep their descriptor across a restart of
+  // mailscope are connected to the next reader of the same FIFO, while a
+  // new FIFO at the path would leave them writing into a dead pipe.
 }
 
 FifoReader::~FifoReader() { Close(); }

@@ -43,7 +43,8 @@ class FifoReader {
                                                   const PathPerms& perms, std::size_t max_line,
                                                   LineHandler on_line, OverflowHandler on_overflow);
   ~FifoReader();
-  // Stops reading, handles what is already buffered in the pipe, unlinks the path.
+  // Stops reading and handles what is already buffered in the pipe. The FIFO
+  // itself is left in place for the next start.
   void Close();
   const std::string& path() const { return path_; }
 

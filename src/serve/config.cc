@@ -17,6 +17,9 @@
 // packaged library (built with exceptions) is not needed.
 #define TOML_HEADER_ONLY 1
 #define TOML_EXCEPTIONS 0
+// toml++ 3.3 asserts on input it then rejects properly (a table header such
+// as "[= 1"): its assertions are turned off so bad configs give errors.
+#define TOML_ASSERT(expr) static_assert(true)
 #include <toml++/toml.h>
 
 namespace mailscope::serve {
@@ -264,6 +267,35 @@ std::string Closest(std::string_view key) {
   return best_d <= std::max<std::size_t>(3, key.size() / 3) ? best : std::string();
 }
 
+// Rejects what TOML forbids anyway and what toml++ 3.3 mishandles: control
+// characters other than TAB, CR and LF, and non-ASCII bytes anywhere but in
+// whole-line comments (toml++ 3.3 classifies a stray non-ASCII character by
+// reaching an "unreachable" point). Every setting's value is ASCII anyway.
+Status PrecheckToml(std::string_view text, std::string_view name) {
+  int line = 1;
+  bool line_start = true;  // only whitespace so far on this line
+  bool comment_line = false;
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      ++line;
+      line_start = true;
+      comment_line = false;
+      continue;
+    }
+    if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+      return InvalidArgument(fmt::format("{}:{}: control character 0x{:02x} is not allowed", name, line, c));
+    }
+    if (line_start && c == '#') comment_line = true;
+    if (c != ' ' && c != '\t') line_start = false;
+    if (c >= 0x80 && !comment_line) {
+      return InvalidArgument(
+          fmt::format("{}:{}: non-ASCII character (allowed only in whole-line comments)", name, line));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 const std::vector<Setting>& Settings() {
@@ -312,6 +344,7 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
 }
 
 Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
+  MS_RETURN_IF_ERROR(PrecheckToml(toml_text, name));
   toml::parse_result parsed = toml::parse(toml_text, name);
   if (!parsed) {
     const auto& err = parsed.error();

@@ -1,0 +1,428 @@
+"""A private Dovecot 2.3 instance for integration tests, plus small clients.
+
+Everything lives under one directory given by the caller: the config, base_dir,
+state_dir, the passwd-file, the mail homes and the log. The instance listens on
+127.0.0.1 only. Dovecot daemonizes, so it is tracked by the PID in
+base_dir/master.pid and stopped with a signal to that PID, never by name.
+
+Standard library only; needs root (Dovecot drops privileges itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import imaplib
+import os
+import poplib
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from typing import Callable, Iterable
+
+# The unprivileged account that owns the test mailboxes. A dedicated system
+# account keeps the test away from real users' uids; it is created once
+# (useradd --system) and left in place for later runs.
+MAIL_USER = "mailscope-vmail"
+
+DOVECOT_BINARIES = ("dovecot", "doveadm", "doveconf")
+
+
+def dovecot_installed() -> bool:
+    """True when the dovecot, doveadm and doveconf binaries are on PATH."""
+    return all(shutil.which(name) for name in DOVECOT_BINARIES)
+
+
+def free_port() -> int:
+    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_mail_user() -> tuple[int, int]:
+    """Returns (uid, gid) of MAIL_USER, creating the system account if needed."""
+    try:
+        entry = pwd.getpwnam(MAIL_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--user-group", "--no-create-home",
+             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+             MAIL_USER],
+            check=True)
+        entry = pwd.getpwnam(MAIL_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float,
+               interval: float = 0.1) -> bool:
+    """Polls predicate until it returns True or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def process_alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie (init may reap late)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def can_connect_unix(path: str) -> bool:
+    """True when a UNIX stream socket at path accepts a connection."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def tcp_listening(port: int) -> bool:
+    """True when some socket listens on 127.0.0.1:port (read from /proc)."""
+    # /proc/net/tcp prints the address in host byte order (little-endian here).
+    wanted = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp", encoding="ascii") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == wanted and fields[3] == "0A":
+                return True
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class MailUser:
+    name: str
+    password: str
+
+
+@dataclasses.dataclass
+class Dump:
+    """Parsed output of `doveadm oldstats dump`: rc, header and rows."""
+    returncode: int
+    stdout: str
+    stderr: str
+    header: list[str]
+    rows: list[dict[str, str]]
+
+
+class Dovecot:
+    """One private Dovecot instance under root_dir, controlled by master PID.
+
+    notify_path is the absolute FIFO path the old_stats plugin writes to; when
+    None, the plugin uses Dovecot's own base_dir/old-stats-mail.
+    auth_listener_path, when set, moves Dovecot's own `old-stats-user` FIFO to
+    that name, so base_dir/old-stats-user is left for a permanent symlink.
+    """
+
+    def __init__(self, root_dir: str, users: Iterable[MailUser],
+                 notify_path: str | None = None,
+                 auth_listener_path: str | None = None) -> None:
+        self.root_dir = root_dir
+        self.users = list(users)
+        self.notify_path = notify_path
+        self.auth_listener_path = auth_listener_path
+        self.base_dir = os.path.join(root_dir, "run")
+        self.state_dir = os.path.join(root_dir, "state")
+        self.home_root = os.path.join(root_dir, "home")
+        self.config_path = os.path.join(root_dir, "dovecot.conf")
+        self.passwd_path = os.path.join(root_dir, "users")
+        self.log_path = os.path.join(root_dir, "dovecot.log")
+        self.imap_port = free_port()
+        self.pop3_port = free_port()
+        self.master_pid: int | None = None
+        self.uid, self.gid = ensure_mail_user()
+        # Debian's dovecot-core creates both accounts.
+        self.internal_user = "dovecot"
+        self.login_user = "dovenull"
+
+    # ---- setup -------------------------------------------------------------
+
+    def install(self) -> None:
+        """Writes the passwd-file, mail homes and dovecot.conf."""
+        for path in (self.base_dir, self.state_dir, self.home_root):
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, 0o755)
+        lines = []
+        for user in self.users:
+            home = os.path.join(self.home_root, user.name)
+            os.makedirs(home, exist_ok=True)
+            os.chown(home, self.uid, self.gid)
+            os.chmod(home, 0o700)
+            lines.append(f"{user.name}:{{PLAIN}}{user.password}:"
+                         f"{self.uid}:{self.gid}::{home}::\n")
+        with open(self.passwd_path, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+        # auth runs as default_internal_user and reads the passwd-file.
+        os.chown(self.passwd_path, 0, pwd.getpwnam(self.internal_user).pw_gid)
+        os.chmod(self.passwd_path, 0o640)
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            f.write(self.config_text())
+
+    def config_text(self) -> str:
+        internal = self.internal_user
+        login = self.login_user
+        notify = ""
+        if self.notify_path is not None:
+            notify = f"  old_stats_notify_path = {self.notify_path}\n"
+        auth_path = ""
+        if self.auth_listener_path is not None:
+            auth_path = f"    path = {self.auth_listener_path}\n"
+        return f"""\
+# Private instance for the mailscope integration tests.
+instance_name = mailscope-it-{os.path.basename(self.root_dir)}
+base_dir = {self.base_dir}
+state_dir = {self.state_dir}
+log_path = {self.log_path}
+info_log_path = {self.log_path}
+listen = 127.0.0.1
+protocols = imap pop3
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_stats = yes
+default_internal_user = {internal}
+default_login_user = {login}
+first_valid_uid = {self.uid}
+last_valid_uid = {self.uid}
+mail_location = maildir:~/Maildir
+login_trusted_networks =
+
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {self.passwd_path}
+}}
+userdb {{
+  driver = passwd-file
+  args = {self.passwd_path}
+}}
+
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service old-stats {{
+  fifo_listener old-stats-mail {{
+    mode = 0666
+  }}
+  fifo_listener old-stats-user {{
+{auth_path}    mode = 0666
+  }}
+}}
+
+mail_plugins = $mail_plugins old_stats
+protocol imap {{
+  mail_plugins = $mail_plugins imap_old_stats
+}}
+plugin {{
+  old_stats_refresh = 1 secs
+  old_stats_track_cmds = yes
+{notify}}}
+"""
+
+    # ---- lifecycle ---------------------------------------------------------
+
+    def check_config(self) -> subprocess.CompletedProcess:
+        """Runs `doveconf -c CONF -n`; a non-zero rc means the config is bad."""
+        return subprocess.run(["doveconf", "-c", self.config_path, "-n"],
+                              capture_output=True, text=True, timeout=30)
+
+    @property
+    def pid_file(self) -> str:
+        return os.path.join(self.base_dir, "master.pid")
+
+    @property
+    def own_old_stats_socket(self) -> str:
+        return os.path.join(self.base_dir, "old-stats")
+
+    @property
+    def auth_fifo_path(self) -> str:
+        return os.path.join(self.base_dir, "old-stats-user")
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Starts the daemon and waits until IMAP and POP3 accept connections."""
+        # The daemon inherits stdout/stderr; pipes would never reach EOF.
+        out_path = os.path.join(self.root_dir, "dovecot-start.out")
+        with open(out_path, "w+", encoding="utf-8") as out:
+            proc = subprocess.run(["dovecot", "-c", self.config_path],
+                                  stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=subprocess.STDOUT, timeout=timeout)
+            out.seek(0)
+            output = out.read().strip()
+        if proc.returncode != 0:
+            raise RuntimeError(f"dovecot failed to start (rc={proc.returncode}):"
+                               f" {output}")
+        if not wait_until(lambda: os.path.exists(self.pid_file), timeout):
+            raise RuntimeError(f"{self.pid_file} did not appear")
+        with open(self.pid_file, encoding="ascii") as f:
+            self.master_pid = int(f.read().strip())
+        # Probing with a connection would start a login process and, through
+        # it, auth, before the caller has a chance to redirect auth's FIFO.
+        ready = lambda: (tcp_listening(self.imap_port) and
+                         tcp_listening(self.pop3_port))
+        if not wait_until(ready, timeout):
+            raise RuntimeError("dovecot listeners did not come up")
+
+    def stop(self, timeout: float = 20.0) -> bool:
+        """Sends SIGTERM to the master PID and waits for it to exit."""
+        if self.master_pid is None:
+            return True
+        pid = self.master_pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        stopped = wait_until(lambda: not process_alive(pid), timeout)
+        if not stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not process_alive(pid), 5.0)
+        self.master_pid = None
+        return stopped
+
+    def reload(self) -> subprocess.CompletedProcess:
+        return self.doveadm("reload")
+
+    def child_pids(self, executable: str) -> list[int]:
+        """PIDs of this master's children whose /proc/PID/exe ends in executable."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                exe = os.readlink(f"/proc/{entry}/exe")
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.master_pid and os.path.basename(exe) == executable:
+                found.append(int(entry))
+        return found
+
+    def redirect_auth_fifo(self, target: str) -> None:
+        """Replaces base_dir/old-stats-user with a symlink to target.
+
+        The rename is atomic, so auth never sees the name missing.
+        """
+        tmp = self.auth_fifo_path + ".mailscope-tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, self.auth_fifo_path)
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    # ---- doveadm -----------------------------------------------------------
+
+    def doveadm(self, *args: str, timeout: float = 15.0
+                ) -> subprocess.CompletedProcess:
+        """Runs doveadm against this instance's config (no /etc/dovecot needed)."""
+        return subprocess.run(["doveadm", "-c", self.config_path, *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def oldstats_dump(self, socket_path: str, level: str,
+                      filter_arg: str | None = None) -> Dump:
+        """`doveadm oldstats dump -s socket_path level [filter]`, parsed."""
+        args = ["oldstats", "dump", "-s", socket_path, level]
+        if filter_arg is not None:
+            args.append(filter_arg)
+        proc = self.doveadm(*args)
+        lines = [line for line in proc.stdout.split("\n") if line != ""]
+        header = lines[0].split("\t") if lines else []
+        rows = [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+        return Dump(proc.returncode, proc.stdout, proc.stderr, header, rows)
+
+    def oldstats_reset(self, socket_path: str) -> subprocess.CompletedProcess:
+        return self.doveadm("oldstats", "reset", "-s", socket_path)
+
+
+# ---- clients ---------------------------------------------------------------
+
+
+class RecordingIMAP(imaplib.IMAP4):
+    """imaplib client that records the name of every command sent after login.
+
+    The record is what the server saw on the wire, so it also covers commands
+    that imaplib adds on its own. "UID FETCH" style commands keep both words,
+    as Dovecot names them that way.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float = 15.0) -> None:
+        self.sent_after_login: list[str] = []
+        super().__init__(host, port, timeout=timeout)
+
+    def send(self, data: bytes) -> None:
+        if self.state != "NONAUTH" and data.startswith(self.tagpre):
+            words = data.split(b"\r\n", 1)[0].split(b" ")
+            if len(words) >= 2:
+                name = words[1].decode("ascii", "replace").upper()
+                if name == "UID" and len(words) >= 3:
+                    name += " " + words[2].decode("ascii", "replace").upper()
+                self.sent_after_login.append(name)
+        super().send(data)
+
+    def raw_idle(self, seconds: float = 0.3) -> None:
+        """Enters IDLE, waits, sends DONE; imaplib 3.11 has no idle()."""
+        tag = self._new_tag()
+        self.send(tag + b" IDLE\r\n")
+        line = self.readline()
+        if not line.startswith(b"+"):
+            raise imaplib.IMAP4.error(f"IDLE not accepted: {line!r}")
+        time.sleep(seconds)
+        self.send(b"DONE\r\n")
+        while True:
+            line = self.readline()
+            if not line:
+                raise imaplib.IMAP4.abort("connection closed during IDLE")
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise imaplib.IMAP4.error(f"IDLE failed: {line!r}")
+                return
+
+
+def imap_login(port: int, user: MailUser) -> RecordingIMAP:
+    client = RecordingIMAP("127.0.0.1", port)
+    client.login(user.name, user.password)
+    return client
+
+
+def pop3_session(port: int, user: MailUser) -> tuple[int, int]:
+    """USER/PASS, STAT, LIST, QUIT. Returns (message count, mailbox size)."""
+    client = poplib.POP3("127.0.0.1", port, timeout=15.0)
+    try:
+        client.user(user.name)
+        client.pass_(user.password)
+        count, size = client.stat()
+        client.list()
+    finally:
+        client.quit()
+    return count, size
