@@ -6,6 +6,7 @@
 #include "serve/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  (void)mailscope::serve::ParseConfig(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.toml");
+  (void)mailscope::serve::ParseConfig(std::string_view(reinterpret_cast<const char*>(data), size),
+                                      "fuzz.toml");
   return 0;
 }

@@ -35,9 +35,9 @@ const OldStatsCommandIds& OldStatsCommands() {
 
 const OldStatsKeyIds& OldStatsKeys() {
   static const OldStatsKeyIds ids{
-      InternName("session"), InternName("user"),     InternName("service"),
-      InternName("pid"),     InternName("lip"),      InternName("rip"),
-      InternName("cmd_id"),  InternName("cmd_name"), InternName("cmd_args"),
+      InternName("session"), InternName("user"),      InternName("service"),
+      InternName("pid"),     InternName("lip"),       InternName("rip"),
+      InternName("cmd_id"),  InternName("cmd_name"),  InternName("cmd_args"),
       InternName("done"),    InternName("continued"), InternName("payload_error")};
   return ids;
 }

@@ -25,8 +25,8 @@ inline constexpr std::array<OldStatsItem, 2> kOldStatsItems = {{{"mail", 136}, {
 struct OldStatsField {
   std::string_view name;  // export column name
   OldStatsType type;
-  int item;               // index into kOldStatsItems
-  std::size_t offset;     // byte offset inside the item's struct
+  int item;            // index into kOldStatsItems
+  std::size_t offset;  // byte offset inside the item's struct
 };
 
 // Column order. Note that the struct order of read_count/write_count/

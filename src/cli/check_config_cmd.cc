@@ -37,7 +37,8 @@ void AddCheckConfigCommand(CLI::App& app, int& exit_code) {
     }
     const serve::Config& c = *config;
     fmt::print("{}: OK\n", *path);
-    fmt::print("serve.run_dir = {}\n", c.run_dir.empty() ? serve::DefaultRunDir() + " (default)" : c.run_dir);
+    fmt::print("serve.run_dir = {}\n",
+               c.run_dir.empty() ? serve::DefaultRunDir() + " (default)" : c.run_dir);
     fmt::print("serve.http = {}\n", c.http.empty() ? "(disabled)" : c.http);
     fmt::print("old_stats.memory_limit = {} bytes\n", c.old_stats_memory_limit);
     fmt::print("old_stats.min_times = command {}s, session {}s, user {}s, domain {}s, ip {}s\n",
@@ -45,8 +46,8 @@ void AddCheckConfigCommand(CLI::App& app, int& exit_code) {
                c.old_stats_user_min_time.count(), c.old_stats_domain_min_time.count(),
                c.old_stats_ip_min_time.count());
     if (!c.old_stats_carbon_server.empty()) {
-      fmt::print("old_stats.carbon = {} as {} every {}s\n", c.old_stats_carbon_server, c.old_stats_carbon_name,
-                 c.old_stats_carbon_interval.count());
+      fmt::print("old_stats.carbon = {} as {} every {}s\n", c.old_stats_carbon_server,
+                 c.old_stats_carbon_name, c.old_stats_carbon_interval.count());
     }
     exit_code = 0;
   });

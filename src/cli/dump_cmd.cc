@@ -68,7 +68,8 @@ void AddResetCommand(CLI::App& app, int& exit_code) {
   auto run_dir = std::make_shared<std::string>();
   auto socket = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
-      "reset", "Reset the old-stats global figures (as doveadm oldstats reset); other levels are kept.");
+      "reset",
+      "Reset the old-stats global figures (as doveadm oldstats reset); other levels are kept.");
   cmd->add_option("--run-dir", *run_dir, "Run directory of mailscope serve");
   cmd->add_option("-s,--socket", *socket, "Query socket path, or tcp:ADDR:PORT");
   cmd->callback([=, &exit_code] {

@@ -1,8 +1,8 @@
 #include "cli/dump_format.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
+
+#include <charconv>
 
 #include "core/tab_escape.h"
 #include "export/json_writer.h"
@@ -19,15 +19,17 @@ std::vector<std::string> SplitRow(std::string_view row) {
 double DovecotTimevalSeconds(std::string_view text) {
   std::size_t dot = text.find('.');
   long long sec = 0, usec = 0;
-  std::from_chars(text.data(), text.data() + (dot == std::string_view::npos ? text.size() : dot), sec);
-  if (dot != std::string_view::npos) std::from_chars(text.data() + dot + 1, text.data() + text.size(), usec);
+  std::from_chars(text.data(), text.data() + (dot == std::string_view::npos ? text.size() : dot),
+                  sec);
+  if (dot != std::string_view::npos)
+    std::from_chars(text.data() + dot + 1, text.data() + text.size(), usec);
   return static_cast<double>(sec) + static_cast<double>(usec) / 1e6;
 }
 
 namespace {
 bool IsTextColumn(std::string_view c) {
-  return c == "cmd" || c == "args" || c == "session" || c == "user" || c == "ip" || c == "service" ||
-         c == "domain";
+  return c == "cmd" || c == "args" || c == "session" || c == "user" || c == "ip" ||
+         c == "service" || c == "domain";
 }
 bool IsNumber(std::string_view v) {
   if (v.empty()) return false;

@@ -1,5 +1,6 @@
 #include "cli/old_stats_client.h"
 
+#include <fmt/format.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -7,8 +8,6 @@
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "core/tab_escape.h"
 #include "serve/config.h"
@@ -44,19 +43,22 @@ Result<OldStatsClient> OldStatsClient::Connect(const std::string& target) {
   }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (target.size() >= sizeof addr.sun_path) return InvalidArgument("socket path too long: " + target);
+  if (target.size() >= sizeof addr.sun_path)
+    return InvalidArgument("socket path too long: " + target);
   std::memcpy(addr.sun_path, target.c_str(), target.size() + 1);
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     int err = errno;
     if (fd >= 0) ::close(fd);
-    return Unavailable(fmt::format("connect {}: {}{}", target, std::strerror(err),
-                                   err == ENOENT ? " (is mailscope serve running with this run directory?)" : ""));
+    return Unavailable(
+        fmt::format("connect {}: {}{}", target, std::strerror(err),
+                    err == ENOENT ? " (is mailscope serve running with this run directory?)" : ""));
   }
   return OldStatsClient(fd);
 }
 
-OldStatsClient::OldStatsClient(OldStatsClient&& other) noexcept : fd_(other.fd_), buf_(std::move(other.buf_)) {
+OldStatsClient::OldStatsClient(OldStatsClient&& other) noexcept
+    : fd_(other.fd_), buf_(std::move(other.buf_)) {
   other.fd_ = -1;
 }
 
@@ -105,7 +107,8 @@ Result<std::vector<std::string>> OldStatsClient::Export(const std::string& level
 }
 
 Status OldStatsClient::Reset() {
-  if (::write(fd_, "RESET\n", 6) != 6) return Unavailable(fmt::format("write: {}", std::strerror(errno)));
+  if (::write(fd_, "RESET\n", 6) != 6)
+    return Unavailable(fmt::format("write: {}", std::strerror(errno)));
   auto line = ReadLine();
   if (!line.ok()) return line.status();
   if (!line->starts_with("OK")) return Unavailable("unexpected reply to RESET: " + *line);

@@ -19,7 +19,8 @@ class OldStatsClient {
 
   // Sends EXPORT and reads the reply. Returns the rows, header first; empty
   // when the server had nothing to walk (its bare-newline reply).
-  Result<std::vector<std::string>> Export(const std::string& level, const std::vector<std::string>& filters);
+  Result<std::vector<std::string>> Export(const std::string& level,
+                                          const std::vector<std::string>& filters);
   Status Reset();
 
  private:

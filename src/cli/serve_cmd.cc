@@ -17,10 +17,12 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       "Creates the FIFOs old-stats-mail and old-stats-user and the query socket\n"
       "old-stats in the run directory (Dovecot's own names), and serves /metrics\n"
       "and /healthz over HTTP. SIGHUP reloads the reloadable settings.");
-  cmd->add_option("--config", flags->config_path, "TOML configuration file (see docs/configuration.md)");
+  cmd->add_option("--config", flags->config_path,
+                  "TOML configuration file (see docs/configuration.md)");
   auto* o_run = cmd->add_option("--run-dir", *run_dir, "Directory for FIFOs and sockets");
   auto* o_data = cmd->add_option("--data-dir", *data_dir, "Directory for persistent data");
-  auto* o_http = cmd->add_option("--http", *http, "HTTP listener ADDR:PORT (\"\" disables; port 0 picks one)");
+  auto* o_http =
+      cmd->add_option("--http", *http, "HTTP listener ADDR:PORT (\"\" disables; port 0 picks one)");
   auto* o_level = cmd->add_option("--log-level", *level, "trace, debug, info, warn or error")
                       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   cmd->callback([=, &exit_code] {

@@ -2,15 +2,13 @@
 // interval, in the spirit of doveadm oldstats top. Works over SSH: plain
 // ncurses, no mouse, q quits; -b prints plain text for scripts.
 #include <curses.h>
+#include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <map>
 #include <thread>
-
-#include <fmt/format.h>
-
-#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "cli/dump_format.h"
@@ -47,12 +45,18 @@ std::map<std::string, SessionRow> Parse(const std::vector<std::string>& rows) {
     SessionRow s;
     for (std::size_t i = 0; i < header.size() && i < cols.size(); ++i) {
       const std::string& h = header[i];
-      if (h == "session") s.id = cols[i];
-      else if (h == "user") s.user = cols[i];
-      else if (h == "service") s.service = cols[i];
-      else if (h == "ip") s.ip = cols[i];
-      else if (h == "user_cpu" || h == "sys_cpu" || h == "clock_time") s.values[h] = DovecotTimevalSeconds(cols[i]);
-      else s.values[h] = std::strtod(cols[i].c_str(), nullptr);
+      if (h == "session")
+        s.id = cols[i];
+      else if (h == "user")
+        s.user = cols[i];
+      else if (h == "service")
+        s.service = cols[i];
+      else if (h == "ip")
+        s.ip = cols[i];
+      else if (h == "user_cpu" || h == "sys_cpu" || h == "clock_time")
+        s.values[h] = DovecotTimevalSeconds(cols[i]);
+      else
+        s.values[h] = std::strtod(cols[i].c_str(), nullptr);
     }
     out[s.id] = std::move(s);
   }
@@ -66,11 +70,13 @@ std::string Human(double bytes_per_s) {
     bytes_per_s /= 1024;
     ++u;
   }
-  return u == 0 ? fmt::format("{:.0f}", bytes_per_s) : fmt::format("{:.1f}{}", bytes_per_s, units[u]);
+  return u == 0 ? fmt::format("{:.0f}", bytes_per_s)
+                : fmt::format("{:.1f}{}", bytes_per_s, units[u]);
 }
 
 std::vector<ViewRow> Compute(const std::map<std::string, SessionRow>& now,
-                             const std::map<std::string, SessionRow>& prev, double dt, const std::string& sort) {
+                             const std::map<std::string, SessionRow>& prev, double dt,
+                             const std::string& sort) {
   std::vector<ViewRow> view;
   for (const auto& [id, s] : now) {
     auto p = prev.find(id);
@@ -84,11 +90,21 @@ std::vector<ViewRow> Compute(const std::map<std::string, SessionRow>& now,
       }
       return std::max(0.0, a->second - before) / dt;
     };
-    ViewRow v{&s, delta("user_cpu") * 100, delta("sys_cpu") * 100, delta("disk_input"), delta("disk_output"),
-              delta("num_cmds"), delta("read_bytes"), delta("write_bytes"), 0};
-    if (sort == "disk") v.sort_key = v.disk_in + v.disk_out;
-    else if (sort == "cpu") v.sort_key = v.cpu + v.sys;
-    else v.sort_key = delta(sort);
+    ViewRow v{&s,
+              delta("user_cpu") * 100,
+              delta("sys_cpu") * 100,
+              delta("disk_input"),
+              delta("disk_output"),
+              delta("num_cmds"),
+              delta("read_bytes"),
+              delta("write_bytes"),
+              0};
+    if (sort == "disk")
+      v.sort_key = v.disk_in + v.disk_out;
+    else if (sort == "cpu")
+      v.sort_key = v.cpu + v.sys;
+    else
+      v.sort_key = delta(sort);
     view.push_back(v);
   }
   std::stable_sort(view.begin(), view.end(), [&](const ViewRow& a, const ViewRow& b) {
@@ -100,13 +116,14 @@ std::vector<ViewRow> Compute(const std::map<std::string, SessionRow>& now,
 
 std::vector<std::string> Lines(const std::vector<ViewRow>& view) {
   std::vector<std::string> lines;
-  lines.push_back(fmt::format("{:<32} {:<7} {:<15} {:>6} {:>6} {:>8} {:>8} {:>7} {:>8} {:>8}", "USER", "SERVICE",
-                              "IP", "%CPU", "%SYS", "DISKIN/s", "DISKOUT/s", "CMDS/s", "READ/s", "WRITE/s"));
+  lines.push_back(fmt::format("{:<32} {:<7} {:<15} {:>6} {:>6} {:>8} {:>8} {:>7} {:>8} {:>8}",
+                              "USER", "SERVICE", "IP", "%CPU", "%SYS", "DISKIN/s", "DISKOUT/s",
+                              "CMDS/s", "READ/s", "WRITE/s"));
   for (const ViewRow& v : view) {
-    lines.push_back(fmt::format("{:<32} {:<7} {:<15} {:>6.1f} {:>6.1f} {:>8} {:>8} {:>7.1f} {:>8} {:>8}",
-                                v.row->user.substr(0, 32), v.row->service.substr(0, 7), v.row->ip.substr(0, 15),
-                                v.cpu, v.sys, Human(v.disk_in), Human(v.disk_out), v.cmds, Human(v.read),
-                                Human(v.write)));
+    lines.push_back(fmt::format(
+        "{:<32} {:<7} {:<15} {:>6.1f} {:>6.1f} {:>8} {:>8} {:>7.1f} {:>8} {:>8}",
+        v.row->user.substr(0, 32), v.row->service.substr(0, 7), v.row->ip.substr(0, 15), v.cpu,
+        v.sys, Human(v.disk_in), Human(v.disk_out), v.cmds, Human(v.read), Human(v.write)));
   }
   return lines;
 }
@@ -140,7 +157,8 @@ int RunTop(const TopFlags& f) {
     double dt = i == 0 ? f.interval : std::chrono::duration<double>(now_time - prev_time).count();
     auto now = Parse(*rows);
     auto lines = Lines(Compute(now, prev, std::max(dt, 1e-3), f.sort));
-    std::string title = fmt::format("mailscope top - {} connected sessions - sort: {} - q quits", now.size(), f.sort);
+    std::string title = fmt::format("mailscope top - {} connected sessions - sort: {} - q quits",
+                                    now.size(), f.sort);
     if (tty) {
       erase();
       mvaddnstr(0, 0, title.c_str(), COLS);
@@ -182,8 +200,10 @@ void AddTopCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--run-dir", f->run_dir, "Run directory of mailscope serve");
   cmd->add_option("-s,--socket", f->socket, "Query socket path, or tcp:ADDR:PORT");
   cmd->add_flag("-b,--batch", f->batch, "Plain text output instead of a full-screen view");
-  cmd->add_option("-n,--iterations", f->iterations, "Stop after N refreshes (0: never)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("-d,--interval", f->interval, "Seconds between refreshes")->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("-n,--iterations", f->iterations, "Stop after N refreshes (0: never)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-d,--interval", f->interval, "Seconds between refreshes")
+      ->check(CLI::Range(0.1, 3600.0));
   cmd->callback([f, &exit_code] { exit_code = RunTop(*f); });
 }
 

@@ -43,16 +43,36 @@ class Value {
   enum class Type : std::uint8_t { kNone, kInt, kUint, kDouble, kString, kTimeval, kBool };
 
   Value() = default;
-  static Value Int(std::int64_t v) { Value x(Type::kInt); x.u_.i = v; return x; }
-  static Value Uint(std::uint64_t v) { Value x(Type::kUint); x.u_.u = v; return x; }
-  static Value Double(double v) { Value x(Type::kDouble); x.u_.d = v; return x; }
-  static Value Bool(bool v) { Value x(Type::kBool); x.u_.u = v ? 1 : 0; return x; }
+  static Value Int(std::int64_t v) {
+    Value x(Type::kInt);
+    x.u_.i = v;
+    return x;
+  }
+  static Value Uint(std::uint64_t v) {
+    Value x(Type::kUint);
+    x.u_.u = v;
+    return x;
+  }
+  static Value Double(double v) {
+    Value x(Type::kDouble);
+    x.u_.d = v;
+    return x;
+  }
+  static Value Bool(bool v) {
+    Value x(Type::kBool);
+    x.u_.u = v ? 1 : 0;
+    return x;
+  }
   static Value String(std::string_view v) {
     Value x(Type::kString);
     x.u_.s = {v.data(), v.size()};
     return x;
   }
-  static Value Tv(Timeval tv) { Value x(Type::kTimeval); x.u_.tv = tv; return x; }
+  static Value Tv(Timeval tv) {
+    Value x(Type::kTimeval);
+    x.u_.tv = tv;
+    return x;
+  }
 
   Type type() const { return type_; }
   // REQUIRES: the matching type.
@@ -90,7 +110,7 @@ struct Event {
   Source source = Source::kDovecotOldStats;
   NameId name = kNoName;  // the source system's own event name
   Level level = Level::kInfo;
-  TimePoint time{};       // when it happened, or when it was received
+  TimePoint time{};  // when it happened, or when it was received
   std::uint64_t span_id = 0;
   std::uint64_t parent_id = 0;
   std::vector<Field> fields;

@@ -31,7 +31,7 @@ class IpAddress {
   std::size_t Hash() const;
 
  private:
-  std::uint8_t family_ = 0;  // 0 = unset, 4, 6
+  std::uint8_t family_ = 0;               // 0 = unset, 4, 6
   std::array<std::uint8_t, 16> bytes_{};  // v4 uses the first 4
 };
 

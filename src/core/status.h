@@ -12,11 +12,11 @@ namespace mailscope {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,   // untrusted input is malformed
+  kInvalidArgument,  // untrusted input is malformed
   kNotFound,
   kAlreadyExists,
-  kResourceExhausted, // a limit was hit
-  kUnavailable,       // the environment failed (peer gone, cannot bind)
+  kResourceExhausted,  // a limit was hit
+  kUnavailable,        // the environment failed (peer gone, cannot bind)
   kFailedPrecondition,
   kInternal,
 };
@@ -74,7 +74,7 @@ inline Status Internal(std::string msg) { return {StatusCode::kInternal, std::mo
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     MS_CHECK(!std::get<Status>(v_).ok());
   }
@@ -99,8 +99,8 @@ class [[nodiscard]] Result {
 
 }  // namespace mailscope
 
-#define MS_RETURN_IF_ERROR(expr)            \
-  do {                                      \
+#define MS_RETURN_IF_ERROR(expr)             \
+  do {                                       \
     ::mailscope::Status ms_status_ = (expr); \
     if (!ms_status_.ok()) return ms_status_; \
   } while (0)

@@ -17,12 +17,24 @@ std::string_view UnescapeTabInPlace(std::span<char> field) {
     }
     if (++r == end) break;  // trailing escape character: dropped
     switch (*r) {
-      case '0': *w++ = '\0'; break;
-      case '1': *w++ = '\001'; break;
-      case 't': *w++ = '\t'; break;
-      case 'r': *w++ = '\r'; break;
-      case 'n': *w++ = '\n'; break;
-      default: *w++ = *r; break;
+      case '0':
+        *w++ = '\0';
+        break;
+      case '1':
+        *w++ = '\001';
+        break;
+      case 't':
+        *w++ = '\t';
+        break;
+      case 'r':
+        *w++ = '\r';
+        break;
+      case 'n':
+        *w++ = '\n';
+        break;
+      default:
+        *w++ = *r;
+        break;
     }
   }
   return {p, static_cast<std::size_t>(w - p)};
@@ -45,12 +57,24 @@ void SplitTabEscaped(std::span<char> line, std::vector<std::string_view>& out) {
 void AppendTabEscaped(std::string& out, std::string_view s) {
   for (char c : s) {
     switch (c) {
-      case '\001': out += "\0011"; break;
-      case '\t': out += "\001t"; break;
-      case '\r': out += "\001r"; break;
-      case '\n': out += "\001n"; break;
-      case '\0': out += "\0010"; break;
-      default: out += c; break;
+      case '\001':
+        out += "\0011";
+        break;
+      case '\t':
+        out += "\001t";
+        break;
+      case '\r':
+        out += "\001r";
+        break;
+      case '\n':
+        out += "\001n";
+        break;
+      case '\0':
+        out += "\0010";
+        break;
+      default:
+        out += c;
+        break;
     }
   }
 }

@@ -7,7 +7,8 @@ namespace mailscope::exporter {
 std::string RenderCarbon(const stats::OldGlobal& g, std::string_view name, std::int64_t ts) {
   std::string out;
   auto line = [&](std::string_view field, std::string_view value) {
-    fmt::format_to(std::back_inserter(out), "dovecot.{}.global.{} {} {}\r\n", name, field, value, ts);
+    fmt::format_to(std::back_inserter(out), "dovecot.{}.global.{} {} {}\r\n", name, field, value,
+                   ts);
   };
   line("logins", std::to_string(g.num_logins));
   line("cmds", std::to_string(g.num_cmds));

@@ -11,6 +11,7 @@ namespace mailscope::exporter {
 
 // dovecot.<name>.global.logins|cmds|connected_sessions|last_reset, then one
 // line per statistics column, each "<path> <value> <unix_ts>\r\n".
-std::string RenderCarbon(const stats::OldGlobal& global, std::string_view name, std::int64_t unix_ts);
+std::string RenderCarbon(const stats::OldGlobal& global, std::string_view name,
+                         std::int64_t unix_ts);
 
 }  // namespace mailscope::exporter

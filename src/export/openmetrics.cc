@@ -33,12 +33,16 @@ void MetricsWriter::Family(std::string_view name, std::string_view type, std::st
   if (type == "counter" && format_ == MetricsFormat::kPrometheus) shown_name += "_total";
   out_ += fmt::format("# HELP {} ", shown_name);
   for (char c : help) {
-    if (c == '\\') out_ += "\\\\";
-    else if (c == '\n') out_ += "\\n";
-    else out_ += c;
+    if (c == '\\')
+      out_ += "\\\\";
+    else if (c == '\n')
+      out_ += "\\n";
+    else
+      out_ += c;
   }
   out_ += fmt::format("\n# TYPE {} {}\n", shown_name, shown_type);
-  if (!unit.empty() && format_ == MetricsFormat::kOpenMetrics) out_ += fmt::format("# UNIT {} {}\n", name, unit);
+  if (!unit.empty() && format_ == MetricsFormat::kOpenMetrics)
+    out_ += fmt::format("# UNIT {} {}\n", name, unit);
 }
 
 void MetricsWriter::SampleName(std::initializer_list<Label> labels) {
@@ -54,10 +58,14 @@ void MetricsWriter::SampleName(std::initializer_list<Label> labels) {
     out_ += k;
     out_ += "=\"";
     for (char c : v) {
-      if (c == '\\') out_ += "\\\\";
-      else if (c == '"') out_ += "\\\"";
-      else if (c == '\n') out_ += "\\n";
-      else out_ += c;
+      if (c == '\\')
+        out_ += "\\\\";
+      else if (c == '"')
+        out_ += "\\\"";
+      else if (c == '\n')
+        out_ += "\\n";
+      else
+        out_ += c;
     }
     out_ += '"';
   }
@@ -66,9 +74,12 @@ void MetricsWriter::SampleName(std::initializer_list<Label> labels) {
 
 void MetricsWriter::Sample(std::initializer_list<Label> labels, double value) {
   SampleName(labels);
-  if (std::isnan(value)) out_ += " NaN\n";
-  else if (std::isinf(value)) out_ += value > 0 ? " +Inf\n" : " -Inf\n";
-  else out_ += fmt::format(" {}\n", value);
+  if (std::isnan(value))
+    out_ += " NaN\n";
+  else if (std::isinf(value))
+    out_ += value > 0 ? " +Inf\n" : " -Inf\n";
+  else
+    out_ += fmt::format(" {}\n", value);
 }
 
 void MetricsWriter::Sample(std::initializer_list<Label> labels, std::uint64_t value) {

@@ -77,8 +77,12 @@ Status DovecotOldStatsDecoder::DecodePayload(std::string_view base64, Event& out
       if (f.item != item) continue;
       const std::uint8_t* at = p + f.offset;
       switch (f.type) {
-        case OldStatsType::kU32: out.Add(ids[i], Value::Uint(Load<std::uint32_t>(at))); break;
-        case OldStatsType::kU64: out.Add(ids[i], Value::Uint(Load<std::uint64_t>(at))); break;
+        case OldStatsType::kU32:
+          out.Add(ids[i], Value::Uint(Load<std::uint32_t>(at)));
+          break;
+        case OldStatsType::kU64:
+          out.Add(ids[i], Value::Uint(Load<std::uint64_t>(at)));
+          break;
         case OldStatsType::kTimeval:
           out.Add(ids[i], Value::Tv({Load<std::int64_t>(at), Load<std::int64_t>(at + 8)}));
           break;

@@ -14,7 +14,8 @@ namespace {
 // A real UPDATE-SESSION payload captured from Dovecot 2.3.19.1 (reference §2.10).
 constexpr std::string_view kRealSessionPayload =
     "bWFpbAAAAAAAAAAAAKQgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAtAIAAAAAAADmAAAAAgAAACIAAAAIAAAAAE"
-    "AAAAAAAAAAAAEAAAAAAC0AAAA+AAAATxcAAAAAAACTIQAAAAAAAAEAAAAAAAAAAQAAAAAAAAAeAAAAAAAAAAEAAAAAAAAA";
+    "AAAAAAAAAAAAEAAAAAAC0AAAA+"
+    "AAAATxcAAAAAAACTIQAAAAAAAAEAAAAAAAAAAQAAAAAAAAAeAAAAAAAAAAEAAAAAAAAA";
 
 struct Decoded {
   DecodeResult result;
@@ -36,7 +37,8 @@ const Value* Get(const Event& e, std::string_view key) {
 }
 
 TEST(DovecotOldStatsDecoderTest, Connect) {
-  auto d = Decode("CONNECT\t+0898NFgauV/AAAB\talice@example.com\timap\t19575\tlip=127.0.0.1\trip=::1");
+  auto d =
+      Decode("CONNECT\t+0898NFgauV/AAAB\talice@example.com\timap\t19575\tlip=127.0.0.1\trip=::1");
   ASSERT_TRUE(d.result.emit);
   ASSERT_TRUE(d.result.status.ok());
   EXPECT_EQ(NameText(d.event.name), "CONNECT");
@@ -156,9 +158,9 @@ TEST(DovecotOldStatsDecoderTest, MalformedLinesAreRejectedWithReasons) {
 }
 
 TEST(DovecotOldStatsDecoderTest, SessionIdsOfEveryObservedShapeAreOpaque) {
-  for (std::string id : {"+0898NFgauV/AAAB", "KVsGLcowAmupMgAAg+zDdQ:R2",
-                         "lmtp:KVsGLcowAmupMgAAg+zDdQ", "0123456789abcdef0123456789abcdef",
-                         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "=+/:"}) {
+  for (std::string id :
+       {"+0898NFgauV/AAAB", "KVsGLcowAmupMgAAg+zDdQ:R2", "lmtp:KVsGLcowAmupMgAAg+zDdQ",
+        "0123456789abcdef0123456789abcdef", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "=+/:"}) {
     auto d = Decode("DISCONNECT\t" + id);
     ASSERT_TRUE(d.result.status.ok());
     EXPECT_EQ(Get(d.event, "session")->as_string(), id);

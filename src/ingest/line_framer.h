@@ -35,8 +35,8 @@ class LineFramer {
   std::size_t max_line_;
   std::size_t chunk_;
   std::vector<char> buf_;
-  std::size_t begin_ = 0;  // first unconsumed byte
-  std::size_t end_ = 0;    // one past the last filled byte
+  std::size_t begin_ = 0;    // first unconsumed byte
+  std::size_t end_ = 0;      // one past the last filled byte
   std::size_t scanned_ = 0;  // bytes after begin_ already known to hold no LF
   bool discarding_ = false;  // inside an overlong line, dropping until LF
   std::size_t discarded_ = 0;

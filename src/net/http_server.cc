@@ -1,6 +1,6 @@
 #include "net/http_server.h"
 
-#include <list>
+#include <fmt/format.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -9,7 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
+#include <list>
 
 #include "net/listeners.h"
 
@@ -34,7 +34,8 @@ struct HttpServer::State {
 
 namespace {
 
-asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state, std::shared_ptr<tcp::socket> sock) {
+asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
+                            std::shared_ptr<tcp::socket> sock) {
   auto it = state->connections.insert(state->connections.end(), sock);
   boost::beast::flat_buffer buffer(kMaxRequestBytes);
   for (;;) {
@@ -44,9 +45,10 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state, std::share
     auto [ec, n] = co_await http::async_read(*sock, buffer, parser, kTuple);
     if (ec || state->closed) break;
     const auto& req = parser.get();
-    HttpRequest r{std::string_view(req.method_string().data(), req.method_string().size()),
-                  std::string_view(req.target().data(), req.target().size()),
-                  std::string_view(req[http::field::accept].data(), req[http::field::accept].size())};
+    HttpRequest r{
+        std::string_view(req.method_string().data(), req.method_string().size()),
+        std::string_view(req.target().data(), req.target().size()),
+        std::string_view(req[http::field::accept].data(), req[http::field::accept].size())};
     HttpResponse resp = state->handler(r);
     http::response<http::string_body> out(static_cast<http::status>(resp.status), req.version());
     out.set(http::field::server, "mailscope");
@@ -61,8 +63,9 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state, std::share
     }
     http::serializer<false, http::string_body> sr(out);
     if (req.method() == http::verb::head) sr.split(true);
-    auto [wec, wn] = req.method() == http::verb::head ? co_await http::async_write_header(*sock, sr, kTuple)
-                                                       : co_await http::async_write(*sock, sr, kTuple);
+    auto [wec, wn] = req.method() == http::verb::head
+                         ? co_await http::async_write_header(*sock, sr, kTuple)
+                         : co_await http::async_write(*sock, sr, kTuple);
     if (wec || !out.keep_alive() || state->closed) break;
   }
   if (!state->closed) {
@@ -75,7 +78,8 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state, std::share
 
 }  // namespace
 
-Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io, const std::string& address,
+Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
+                                                       const std::string& address,
                                                        HttpHandler handler) {
   auto hp = SplitHostPort(address);
   if (!hp.ok()) return hp.status();

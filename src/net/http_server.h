@@ -2,12 +2,11 @@
 // and HEAD, one handler for every request. Used for /metrics and /healthz.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <boost/asio/io_context.hpp>
 
 #include "core/status.h"
 
@@ -31,7 +30,8 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 class HttpServer {
  public:
   // Listens on "ADDR:PORT" (port 0 picks one; see local_address()).
-  static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io, const std::string& address,
+  static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io,
+                                                    const std::string& address,
                                                     HttpHandler handler);
   ~HttpServer();
   void Close();

@@ -1,15 +1,11 @@
 #include "net/listeners.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <cerrno>
-#include <charconv>
-#include <cstring>
-#include <list>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -21,7 +17,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <list>
 
 #include "ingest/line_framer.h"
 
@@ -68,10 +67,12 @@ Result<PathPerms> ResolvePerms(const std::string& user, const std::string& group
 
 Result<std::pair<std::string, unsigned short>> SplitHostPort(std::string_view address) {
   std::size_t colon = address.rfind(':');
-  if (colon == std::string_view::npos) return InvalidArgument("expected ADDR:PORT, got \"" + std::string(address) + "\"");
+  if (colon == std::string_view::npos)
+    return InvalidArgument("expected ADDR:PORT, got \"" + std::string(address) + "\"");
   std::string_view host = address.substr(0, colon);
   std::string_view port = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   unsigned p = 0;
   auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
   if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || p > 65535) {
@@ -96,7 +97,8 @@ struct FifoReader::State {
 
 Result<std::unique_ptr<FifoReader>> FifoReader::Open(asio::io_context& io, const std::string& path,
                                                      const PathPerms& perms, std::size_t max_line,
-                                                     LineHandler on_line, OverflowHandler on_overflow) {
+                                                     LineHandler on_line,
+                                                     OverflowHandler on_overflow) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISFIFO(st.st_mode)) return Unavailable(path + " exists and is not a FIFO");
@@ -120,7 +122,8 @@ Result<std::unique_ptr<FifoReader>> FifoReader::Open(asio::io_context& io, const
       [state]() -> awaitable<void> {
         for (;;) {
           auto space = state->framer.WriteSpace();
-          auto [ec, n] = co_await state->fd.async_read_some(asio::buffer(space.data(), space.size()), kTuple);
+          auto [ec, n] =
+              co_await state->fd.async_read_some(asio::buffer(space.data(), space.size()), kTuple);
           if (ec || state->closed) co_return;
           state->framer.Commit(n);
           state->Drain();
@@ -215,8 +218,10 @@ awaitable<void> AcceptLoop(std::shared_ptr<LineServer::State> state, Acceptor& a
 
 }  // namespace
 
-Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io, const std::string& path,
-                                                           const PathPerms& perms, std::size_t max_line,
+Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
+                                                           const std::string& path,
+                                                           const PathPerms& perms,
+                                                           std::size_t max_line,
                                                            RequestHandler handler) {
   using asio::local::stream_protocol;
   struct stat st {};
@@ -246,8 +251,10 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
   return server;
 }
 
-Result<std::unique_ptr<LineServer>> LineServer::ListenTcp(asio::io_context& io, const std::string& address,
-                                                          std::size_t max_line, RequestHandler handler) {
+Result<std::unique_ptr<LineServer>> LineServer::ListenTcp(asio::io_context& io,
+                                                          const std::string& address,
+                                                          std::size_t max_line,
+                                                          RequestHandler handler) {
   using asio::ip::tcp;
   auto hp = SplitHostPort(address);
   if (!hp.ok()) return hp.status();
@@ -313,7 +320,8 @@ void SendOnce(asio::io_context& io, const std::string& address, std::string payl
   });
   asio::co_spawn(
       io,
-      [sock, timer, ep = tcp::endpoint(ip, hp->second), data = std::move(payload), address]() -> awaitable<Status> {
+      [sock, timer, ep = tcp::endpoint(ip, hp->second), data = std::move(payload),
+       address]() -> awaitable<Status> {
         auto [cec] = co_await sock->async_connect(ep, kTuple);
         if (cec) co_return Unavailable(fmt::format("connect {}: {}", address, cec.message()));
         auto [wec, n] = co_await asio::async_write(*sock, asio::buffer(data), kTuple);

@@ -5,14 +5,13 @@
 
 #include <sys/types.h>
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 #include "core/status.h"
 
@@ -39,9 +38,10 @@ using OverflowHandler = std::function<void(std::size_t bytes)>;
 // while mailscope runs.
 class FifoReader {
  public:
-  static Result<std::unique_ptr<FifoReader>> Open(boost::asio::io_context& io, const std::string& path,
-                                                  const PathPerms& perms, std::size_t max_line,
-                                                  LineHandler on_line, OverflowHandler on_overflow);
+  static Result<std::unique_ptr<FifoReader>> Open(boost::asio::io_context& io,
+                                                  const std::string& path, const PathPerms& perms,
+                                                  std::size_t max_line, LineHandler on_line,
+                                                  OverflowHandler on_overflow);
   ~FifoReader();
   // Stops reading and handles what is already buffered in the pipe. The FIFO
   // itself is left in place for the next start.
@@ -65,11 +65,14 @@ class LineServer {
  public:
   // Listens on a UNIX stream socket (replacing a stale one) with `perms`.
   static Result<std::unique_ptr<LineServer>> ListenUnix(boost::asio::io_context& io,
-                                                        const std::string& path, const PathPerms& perms,
-                                                        std::size_t max_line, RequestHandler handler);
+                                                        const std::string& path,
+                                                        const PathPerms& perms,
+                                                        std::size_t max_line,
+                                                        RequestHandler handler);
   // Listens on TCP "ADDR:PORT".
   static Result<std::unique_ptr<LineServer>> ListenTcp(boost::asio::io_context& io,
-                                                       const std::string& address, std::size_t max_line,
+                                                       const std::string& address,
+                                                       std::size_t max_line,
                                                        RequestHandler handler);
   ~LineServer();
   void Close();  // stops accepting, closes connections, unlinks a UNIX path

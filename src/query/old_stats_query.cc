@@ -177,10 +177,12 @@ void Walk(std::string& out, OldLevel level, const T* first, Next next, Match mat
 
 std::string_view OldStatsFixedHeader(OldLevel level) {
   switch (level) {
-    case OldLevel::kCommand: return "cmd\targs\tsession\tuser\tlast_update";
+    case OldLevel::kCommand:
+      return "cmd\targs\tsession\tuser\tlast_update";
     case OldLevel::kSession:
       return "session\tuser\tip\tservice\tpid\tconnected\tlast_update\tnum_cmds";
-    case OldLevel::kUser: return "user\treset_timestamp\tlast_update\tnum_logins\tnum_cmds";
+    case OldLevel::kUser:
+      return "user\treset_timestamp\tlast_update\tnum_logins\tnum_cmds";
     case OldLevel::kDomain:
       return "domain\treset_timestamp\tlast_update\tnum_logins\tnum_cmds\tnum_connected_sessions";
     case OldLevel::kIp:
@@ -272,11 +274,12 @@ void AnswerExport(const stats::OldStatsStore& store, const OldStatsRequest& req,
       if (ip->sessions == nullptr) return out.push_back('\n');
       return Walk(out, level, ip->sessions, session_next, match_session, AppendSession);
     }
-    return Walk(out, level, ip, ip_next, [&](const OldIp& x) { return MatchIp(f, x); },
-                [](std::string& o, const OldIp& x) {
-                  o += x.ip.ToString();
-                  AppendGroup(o, x);
-                });
+    return Walk(
+        out, level, ip, ip_next, [&](const OldIp& x) { return MatchIp(f, x); },
+        [](std::string& o, const OldIp& x) {
+          o += x.ip.ToString();
+          AppendGroup(o, x);
+        });
   }
   if (f.domain && !HasWildcardStar(f.domain) &&
       (level == OldLevel::kDomain || level == OldLevel::kUser)) {
@@ -285,19 +288,21 @@ void AnswerExport(const stats::OldStatsStore& store, const OldStatsRequest& req,
     if (level == OldLevel::kUser) {
       return Walk(out, level, d->users, user_next, match_user, AppendUser);
     }
-    return Walk(out, level, d, domain_next, [&](const OldDomain& x) { return MatchDomain(f, x); },
-                [](std::string& o, const OldDomain& x) {
-                  AppendTabEscaped(o, x.name);
-                  AppendGroup(o, x);
-                });
+    return Walk(
+        out, level, d, domain_next, [&](const OldDomain& x) { return MatchDomain(f, x); },
+        [](std::string& o, const OldDomain& x) {
+          AppendTabEscaped(o, x.name);
+          AppendGroup(o, x);
+        });
   }
 
   switch (level) {
     case OldLevel::kCommand: {
       const OldCommand* first = store.commands_oldest();
       if (first == nullptr) return out.push_back('\n');
-      return Walk(out, level, first, [](const OldCommand* c) { return c->stable.next; },
-                  [&](const OldCommand& c) { return MatchSession(f, *c.session); }, AppendCommand);
+      return Walk(
+          out, level, first, [](const OldCommand* c) { return c->stable.next; },
+          [&](const OldCommand& c) { return MatchSession(f, *c.session); }, AppendCommand);
     }
     case OldLevel::kSession: {
       const OldSession* first = store.sessions_newest();
@@ -312,21 +317,22 @@ void AnswerExport(const stats::OldStatsStore& store, const OldStatsRequest& req,
     case OldLevel::kDomain: {
       const OldDomain* first = store.domains_newest();
       if (first == nullptr) return out.push_back('\n');
-      return Walk(out, level, first, domain_next,
-                  [&](const OldDomain& x) { return MatchDomain(f, x); },
-                  [](std::string& o, const OldDomain& x) {
-                    AppendTabEscaped(o, x.name);
-                    AppendGroup(o, x);
-                  });
+      return Walk(
+          out, level, first, domain_next, [&](const OldDomain& x) { return MatchDomain(f, x); },
+          [](std::string& o, const OldDomain& x) {
+            AppendTabEscaped(o, x.name);
+            AppendGroup(o, x);
+          });
     }
     case OldLevel::kIp: {
       const OldIp* first = store.ips_newest();
       if (first == nullptr) return out.push_back('\n');
-      return Walk(out, level, first, ip_next, [&](const OldIp& x) { return MatchIp(f, x); },
-                  [](std::string& o, const OldIp& x) {
-                    o += x.ip.ToString();
-                    AppendGroup(o, x);
-                  });
+      return Walk(
+          out, level, first, ip_next, [&](const OldIp& x) { return MatchIp(f, x); },
+          [](std::string& o, const OldIp& x) {
+            o += x.ip.ToString();
+            AppendGroup(o, x);
+          });
     }
     case OldLevel::kGlobal: {
       AppendHeader(out, level);

@@ -12,7 +12,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::string kZeros = "0.0\t0.0\t0.0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0";
+const std::string kZeros =
+    "0.0\t0.0\t0.0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0\t0";
 
 std::string SessionPayload(std::int64_t user_cpu_us) {
   std::uint8_t buf[5 + 136] = {};
@@ -59,18 +60,20 @@ TEST_F(OldStatsQueryTest, RowsAreByteIdentical) {
   Feed("UPDATE-CMD\tHlsvK9Jgiu1/AAAB\t1\t\tSELECT\tIN\001tBOX\t" + SessionPayload(15));
   EXPECT_EQ(*Ask("EXPORT\tsession"),
             Header(stats::OldLevel::kSession) +
-                "HlsvK9Jgiu1/AAAB\tcarol@example.com\t127.0.0.1\timap\t11843\t1\t1795304657.000123\t1\t0.2863" +
+                "HlsvK9Jgiu1/"
+                "AAAB\tcarol@example.com\t127.0.0.1\timap\t11843\t1\t1795304657.000123\t1\t0.2863" +
                 kZeros.substr(3) + "\n\n");
   EXPECT_EQ(*Ask("EXPORT\tcommand"),
             Header(stats::OldLevel::kCommand) +
                 "SELECT\tIN\001tBOX\tHlsvK9Jgiu1/AAAB\tcarol@example.com\t1795304657.000123\t0.15" +
                 kZeros.substr(3) + "\n\n");
   EXPECT_EQ(*Ask("EXPORT\tdomain"),
-            Header(stats::OldLevel::kDomain) + "example.com\t1795304655\t1795304657.000123\t1\t1\t1\t0.2863" +
-                kZeros.substr(3) + "\n\n");
-  EXPECT_EQ(*Ask("EXPORT\tip"),
-            Header(stats::OldLevel::kIp) + "127.0.0.1\t1795304655\t1795304657.000123\t1\t1\t1\t0.2863" +
-                kZeros.substr(3) + "\n\n");
+            Header(stats::OldLevel::kDomain) +
+                "example.com\t1795304655\t1795304657.000123\t1\t1\t1\t0.2863" + kZeros.substr(3) +
+                "\n\n");
+  EXPECT_EQ(*Ask("EXPORT\tip"), Header(stats::OldLevel::kIp) +
+                                    "127.0.0.1\t1795304655\t1795304657.000123\t1\t1\t1\t0.2863" +
+                                    kZeros.substr(3) + "\n\n");
 }
 
 TEST_F(OldStatsQueryTest, FiltersFollowDovecot) {

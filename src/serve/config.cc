@@ -1,17 +1,16 @@
 #include "serve/config.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <sstream>
-
-#include <fmt/format.h>
 
 // Header-only, without exceptions: errors come back as values, and the
 // packaged library (built with exceptions) is not needed.
@@ -74,9 +73,11 @@ Setter AddressSetter(std::string Config::*member) {
     if (!s->empty()) {
       std::size_t colon = s->rfind(':');
       unsigned port = 0;
-      std::string_view p = colon == std::string::npos ? std::string_view() : std::string_view(*s).substr(colon + 1);
+      std::string_view p =
+          colon == std::string::npos ? std::string_view() : std::string_view(*s).substr(colon + 1);
       auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-      if (colon == std::string::npos || p.empty() || ec != std::errc() || ptr != p.data() + p.size() || port > 65535) {
+      if (colon == std::string::npos || p.empty() || ec != std::errc() ||
+          ptr != p.data() + p.size() || port > 65535) {
         return TypeError("expected \"ADDR:PORT\", got \"" + *s + "\"");
       }
     }
@@ -247,7 +248,8 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
   for (std::size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (std::size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     }
     std::swap(prev, cur);
   }
@@ -284,13 +286,14 @@ Status PrecheckToml(std::string_view text, std::string_view name) {
       continue;
     }
     if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
-      return InvalidArgument(fmt::format("{}:{}: control character 0x{:02x} is not allowed", name, line, c));
+      return InvalidArgument(
+          fmt::format("{}:{}: control character 0x{:02x} is not allowed", name, line, c));
     }
     if (line_start && c == '#') comment_line = true;
     if (c != ' ' && c != '\t') line_start = false;
     if (c >= 0x80 && !comment_line) {
-      return InvalidArgument(
-          fmt::format("{}:{}: non-ASCII character (allowed only in whole-line comments)", name, line));
+      return InvalidArgument(fmt::format(
+          "{}:{}: non-ASCII character (allowed only in whole-line comments)", name, line));
     }
   }
   return Status::Ok();
@@ -314,12 +317,18 @@ std::optional<std::uint64_t> ParseSize(std::string_view text) {
   std::uint64_t mul = 1;
   std::string u;
   for (char c : unit) u += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (u.empty() || u == "b") mul = 1;
-  else if (u == "k" || u == "kb" || u == "kib") mul = 1ull << 10;
-  else if (u == "m" || u == "mb" || u == "mib") mul = 1ull << 20;
-  else if (u == "g" || u == "gb" || u == "gib") mul = 1ull << 30;
-  else if (u == "t" || u == "tb" || u == "tib") mul = 1ull << 40;
-  else return std::nullopt;
+  if (u.empty() || u == "b")
+    mul = 1;
+  else if (u == "k" || u == "kb" || u == "kib")
+    mul = 1ull << 10;
+  else if (u == "m" || u == "mb" || u == "mib")
+    mul = 1ull << 20;
+  else if (u == "g" || u == "gb" || u == "gib")
+    mul = 1ull << 30;
+  else if (u == "t" || u == "tb" || u == "tib")
+    mul = 1ull << 40;
+  else
+    return std::nullopt;
   std::uint64_t out = 0;
   if (!MulOk(n, mul, out)) return std::nullopt;
   return out;
@@ -332,12 +341,18 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
   std::string u;
   for (char c : unit) u += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   std::uint64_t mul = 0;
-  if (u.empty() || u == "s" || u == "sec" || u == "secs" || u == "second" || u == "seconds") mul = 1;
-  else if (u == "m" || u == "min" || u == "mins" || u == "minute" || u == "minutes") mul = 60;
-  else if (u == "h" || u == "hour" || u == "hours") mul = 3600;
-  else if (u == "d" || u == "day" || u == "days") mul = 86400;
-  else if (u == "w" || u == "week" || u == "weeks") mul = 7 * 86400;
-  else return std::nullopt;
+  if (u.empty() || u == "s" || u == "sec" || u == "secs" || u == "second" || u == "seconds")
+    mul = 1;
+  else if (u == "m" || u == "min" || u == "mins" || u == "minute" || u == "minutes")
+    mul = 60;
+  else if (u == "h" || u == "hour" || u == "hours")
+    mul = 3600;
+  else if (u == "d" || u == "day" || u == "days")
+    mul = 86400;
+  else if (u == "w" || u == "week" || u == "weeks")
+    mul = 7 * 86400;
+  else
+    return std::nullopt;
   std::uint64_t out = 0;
   if (!MulOk(n, mul, out) || out > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
   return std::chrono::seconds(static_cast<std::int64_t>(out));
@@ -348,7 +363,8 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
   toml::parse_result parsed = toml::parse(toml_text, name);
   if (!parsed) {
     const auto& err = parsed.error();
-    return InvalidArgument(fmt::format("{}:{}: {}", name, err.source().begin.line, err.description()));
+    return InvalidArgument(
+        fmt::format("{}:{}: {}", name, err.source().begin.line, err.description()));
   }
   const toml::table& root = parsed.table();
   Config config;
@@ -361,8 +377,9 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
     if (table == nullptr) {
       std::string k(section_key.str());
       std::string hint = Closest(k);
-      fail(section, k, hint.empty() ? "unknown setting (settings live in tables such as [old_stats])"
-                                    : "unknown setting; did you mean " + hint + "?");
+      fail(section, k,
+           hint.empty() ? "unknown setting (settings live in tables such as [old_stats])"
+                        : "unknown setting; did you mean " + hint + "?");
       continue;
     }
     for (const auto& [key, value] : *table) {
@@ -372,7 +389,8 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
         if (full == e.meta.key) entry = &e;
       if (entry == nullptr) {
         std::string hint = Closest(full);
-        fail(value, full, hint.empty() ? "unknown setting" : "unknown setting; did you mean " + hint + "?");
+        fail(value, full,
+             hint.empty() ? "unknown setting" : "unknown setting; did you mean " + hint + "?");
         continue;
       }
       Status st = entry->set(config, value);
@@ -413,7 +431,8 @@ std::string DefaultDataDir() {
   if (const char* e = std::getenv("MAILSCOPE_DATA_DIR"); e && *e) return e;
   if (geteuid() == 0) return "/var/lib/mailscope";
   if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return std::string(x) + "/mailscope";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/state/mailscope";
+  if (const char* h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.local/state/mailscope";
   return fmt::format("/tmp/mailscope-data-{}", geteuid());
 }
 
@@ -432,11 +451,12 @@ std::string ConfigReferenceMarkdown() {
       "`$XDG_STATE_HOME/mailscope` or `~/.local/state/mailscope`.\n\n"
       "| key | default | reload | meaning |\n|---|---|---|---|\n";
   for (const Setting& s : Settings()) {
-    out += fmt::format("| `{}` | {} | {} | {} |\n", s.key, s.default_text, s.reloadable ? "reload" : "restart",
-                       s.help);
+    out += fmt::format("| `{}` | {} | {} | {} |\n", s.key, s.default_text,
+                       s.reloadable ? "reload" : "restart", s.help);
   }
   out +=
-      "\nExample:\n\n```toml\n[serve]\nhttp = \"127.0.0.1:9390\"\n\n[old_stats]\nmemory_limit = \"64M\"\n"
+      "\nExample:\n\n```toml\n[serve]\nhttp = \"127.0.0.1:9390\"\n\n[old_stats]\nmemory_limit = "
+      "\"64M\"\n"
       "user_min_time = \"2 hours\"\ncarbon_server = \"127.0.0.1:2003\"\ncarbon_name = \"mx1\"\n"
       "fifo_mode = \"0660\"\nfifo_group = \"vmail\"\n```\n";
   return out;

@@ -24,8 +24,8 @@ struct ListenerPerms {
 
 struct Config {
   // [serve]
-  std::string run_dir;           // sockets and FIFOs; empty: the default run directory
-  std::string data_dir;          // persistent data; empty: the default data directory
+  std::string run_dir;                  // sockets and FIFOs; empty: the default run directory
+  std::string data_dir;                 // persistent data; empty: the default data directory
   std::string http = "127.0.0.1:9390";  // HTTP listener ADDR:PORT; empty disables it
   std::string log_level = "info";       // trace, debug, info, warn, error
 
@@ -39,7 +39,7 @@ struct Config {
   std::string old_stats_carbon_server;  // host:port (port 2003 by default); empty disables
   std::string old_stats_carbon_name;    // the <name> in dovecot.<name>.global.*
   std::chrono::seconds old_stats_carbon_interval{30};
-  std::string old_stats_tcp;            // optional EXPORT listener ADDR:PORT
+  std::string old_stats_tcp;  // optional EXPORT listener ADDR:PORT
   ListenerPerms old_stats_fifo{"", "", 0666};
   ListenerPerms old_stats_socket{"", "", 0600};
 };
@@ -47,10 +47,10 @@ struct Config {
 enum class SettingType { kString, kSize, kDuration, kMode, kAddress, kLogLevel };
 
 struct Setting {
-  const char* key;            // "old_stats.memory_limit"
+  const char* key;  // "old_stats.memory_limit"
   SettingType type;
-  bool reloadable;            // applied on SIGHUP without a restart
-  const char* default_text;   // as documented
+  bool reloadable;           // applied on SIGHUP without a restart
+  const char* default_text;  // as documented
   const char* help;
 };
 

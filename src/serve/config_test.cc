@@ -61,11 +61,13 @@ socket_mode = 0o640
 }
 
 TEST(ConfigTest, ErrorsNameFileLineAndKey) {
-  auto c = ParseConfig("[old_stats]\nmemory_limit = \"lots\"\n\nuser_min_tme = \"1h\"\n", "bad.toml");
+  auto c =
+      ParseConfig("[old_stats]\nmemory_limit = \"lots\"\n\nuser_min_tme = \"1h\"\n", "bad.toml");
   ASSERT_FALSE(c.ok());
   const std::string& m = c.status().message();
   EXPECT_NE(m.find("bad.toml:2: old_stats.memory_limit: expected a size"), std::string::npos) << m;
-  EXPECT_NE(m.find("bad.toml:4: old_stats.user_min_tme: unknown setting; did you mean old_stats.user_min_time?"),
+  EXPECT_NE(m.find("bad.toml:4: old_stats.user_min_tme: unknown setting; did you mean "
+                   "old_stats.user_min_time?"),
             std::string::npos)
       << m;
 }

@@ -1,17 +1,16 @@
 #include "serve/daemon.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <csignal>
-#include <filesystem>
-#include <memory>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
+#include <csignal>
+#include <filesystem>
+#include <memory>
 
 #include "core/clock.h"
 #include "export/carbon.h"
@@ -101,8 +100,8 @@ Status Daemon::Start() {
   auto fifo_perms = net::ResolvePerms(config_.old_stats_fifo.user, config_.old_stats_fifo.group,
                                       config_.old_stats_fifo.mode);
   if (!fifo_perms.ok()) return fifo_perms.status();
-  auto socket_perms = net::ResolvePerms(config_.old_stats_socket.user, config_.old_stats_socket.group,
-                                        config_.old_stats_socket.mode);
+  auto socket_perms = net::ResolvePerms(
+      config_.old_stats_socket.user, config_.old_stats_socket.group, config_.old_stats_socket.mode);
   if (!socket_perms.ok()) return socket_perms.status();
 
   auto overflow = [this](std::size_t n) { OnOldStatsOverflow(n); };
@@ -123,13 +122,15 @@ Status Daemon::Start() {
   if (!unix_server.ok()) return unix_server.status();
   export_unix_ = std::move(*unix_server);
   if (!config_.old_stats_tcp.empty()) {
-    auto tcp = net::LineServer::ListenTcp(io_, config_.old_stats_tcp, query::kOldStatsMaxRequestBytes, handler);
+    auto tcp = net::LineServer::ListenTcp(io_, config_.old_stats_tcp,
+                                          query::kOldStatsMaxRequestBytes, handler);
     if (!tcp.ok()) return tcp.status();
     export_tcp_ = std::move(*tcp);
     spdlog::info("old-stats EXPORT on tcp {}", export_tcp_->local_address());
   }
   if (!config_.http.empty()) {
-    auto http = net::HttpServer::Listen(io_, config_.http, [this](const net::HttpRequest& r) { return OnHttp(r); });
+    auto http = net::HttpServer::Listen(io_, config_.http,
+                                        [this](const net::HttpRequest& r) { return OnHttp(r); });
     if (!http.ok()) return http.status();
     http_ = std::move(*http);
     spdlog::info("http listening on {}", http_->local_address());
@@ -159,8 +160,8 @@ void Daemon::OnOldStatsLine(ingest::DovecotOldStatsDecoder& decoder, std::span<c
 
 void Daemon::OnOldStatsOverflow(std::size_t bytes) {
   counters_.CountRejected(Source::kDovecotOldStats, "line_too_long");
-  reject_log_.Warn("dovecot_old_stats", fmt::format("line of {} bytes exceeds {} bytes, dropped", bytes,
-                                                    ingest::kOldStatsMaxLineBytes));
+  reject_log_.Warn("dovecot_old_stats", fmt::format("line of {} bytes exceeds {} bytes, dropped",
+                                                    bytes, ingest::kOldStatsMaxLineBytes));
 }
 
 bool Daemon::OnExportRequest(std::span<char> line, std::string& reply) {
@@ -187,15 +188,18 @@ net::HttpResponse Daemon::OnHttp(const net::HttpRequest& req) {
   if (path == "/metrics") {
     auto format = exporter::FormatFromAccept(req.accept);
     MetricsSources sources{store_, counters_, start_time_};
-    return {200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
+    return {
+        200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   }
   if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
   if (path == "/") {
-    return {200, "text/html; charset=utf-8",
-            "<!DOCTYPE html><html><head><title>mailscope</title></head><body><h1>mailscope</h1>"
-            "<ul><li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/healthz\">/healthz</a></li>"
-            "</ul></body></html>\n",
-            {}};
+    return {
+        200,
+        "text/html; charset=utf-8",
+        "<!DOCTYPE html><html><head><title>mailscope</title></head><body><h1>mailscope</h1>"
+        "<ul><li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/healthz\">/healthz</a></li>"
+        "</ul></body></html>\n",
+        {}};
   }
   return {404, "text/plain; charset=utf-8", "not found\n", {}};
 }
@@ -218,10 +222,12 @@ void Daemon::ScheduleCarbon() {
         !carbon_in_flight_) {
       std::string server = config_.old_stats_carbon_server;
       if (server.find(':') == std::string::npos) server += ":2003";
-      std::string block =
-          exporter::RenderCarbon(store_.global(), config_.old_stats_carbon_name, UnixSeconds(clock_.Now()));
+      std::string block = exporter::RenderCarbon(store_.global(), config_.old_stats_carbon_name,
+                                                 UnixSeconds(clock_.Now()));
       // As Dovecot: a fresh connection per interval, given 80% of the interval.
-      auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.old_stats_carbon_interval) * 8 / 10;
+      auto timeout =
+          std::chrono::duration_cast<std::chrono::milliseconds>(config_.old_stats_carbon_interval) *
+          8 / 10;
       carbon_in_flight_ = true;
       net::SendOnce(io_, server, std::move(block), timeout, [this, server](Status st) {
         carbon_in_flight_ = false;
@@ -255,7 +261,8 @@ void Daemon::Reload() {
   }
   auto fresh = LoadConfigFile(config_path_);
   if (!fresh.ok()) {
-    spdlog::error("reload failed, keeping the running configuration:\n{}", fresh.status().message());
+    spdlog::error("reload failed, keeping the running configuration:\n{}",
+                  fresh.status().message());
     return;
   }
   Config next = std::move(*fresh);

@@ -9,11 +9,11 @@
 namespace mailscope::serve {
 
 struct ServeFlags {
-  std::string config_path;                // empty: embedded defaults only
-  std::optional<std::string> run_dir;     // --run-dir
-  std::optional<std::string> data_dir;    // --data-dir
-  std::optional<std::string> http;        // --http
-  std::optional<std::string> log_level;   // --log-level
+  std::string config_path;               // empty: embedded defaults only
+  std::optional<std::string> run_dir;    // --run-dir
+  std::optional<std::string> data_dir;   // --data-dir
+  std::optional<std::string> http;       // --http
+  std::optional<std::string> log_level;  // --log-level
 };
 
 // Runs until SIGTERM or SIGINT. Returns the process exit code: 0 after a

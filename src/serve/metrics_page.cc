@@ -20,7 +20,8 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
            "seconds");
   w.Sample({}, static_cast<double>(UnixSeconds(src.start_time)));
 
-  w.Family("mailscope_events", "counter", "Events accepted, by source and the source's own event name");
+  w.Family("mailscope_events", "counter",
+           "Events accepted, by source and the source's own event name");
   src.counters.ForEachEvent([&](Source s, NameId name, std::uint64_t n) {
     w.Sample({{"source", SourceName(s)}, {"event", NameText(name)}}, n);
   });
@@ -29,10 +30,12 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
     w.Sample({{"source", SourceName(key.first)}, {"reason", key.second}}, n);
   }
 
-  w.Family("mailscope_memory_used_bytes", "gauge", "Memory held by a store, every byte counted", "bytes");
+  w.Family("mailscope_memory_used_bytes", "gauge", "Memory held by a store, every byte counted",
+           "bytes");
   w.Sample({{"store", "old_stats"}}, static_cast<std::uint64_t>(store.memory_used_bytes()));
   w.Family("mailscope_memory_limit_bytes", "gauge", "Memory limit of a store", "bytes");
-  w.Sample({{"store", "old_stats"}}, static_cast<std::uint64_t>(store.options().memory_limit_bytes));
+  w.Sample({{"store", "old_stats"}},
+           static_cast<std::uint64_t>(store.options().memory_limit_bytes));
   w.Family("mailscope_evicted", "counter", "Entries freed to stay within the memory limit");
   for (int i = 0; i < stats::kOldLevelCount - 1; ++i) {
     auto level = static_cast<stats::OldLevel>(i);
@@ -41,20 +44,24 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   w.Family("mailscope_old_stats_entries", "gauge", "Entries held per zoom level");
   for (int i = 0; i < stats::kOldLevelCount - 1; ++i) {
     auto level = static_cast<stats::OldLevel>(i);
-    w.Sample({{"level", stats::OldLevelName(level)}}, static_cast<std::uint64_t>(store.count(level)));
+    w.Sample({{"level", stats::OldLevelName(level)}},
+             static_cast<std::uint64_t>(store.count(level)));
   }
 
   // The old-stats global level (what Dovecot's carbon export sends), with
   // timevals in seconds. Counters restart from zero after a RESET.
   const stats::OldGlobal& g = store.global();
-  w.Family("mailscope_old_stats_logins", "counter", "Logins since the last reset (old-stats global)");
+  w.Family("mailscope_old_stats_logins", "counter",
+           "Logins since the last reset (old-stats global)");
   w.Sample({}, std::uint64_t{g.num_logins});
-  w.Family("mailscope_old_stats_commands", "counter", "IMAP commands since the last reset (old-stats global)");
+  w.Family("mailscope_old_stats_commands", "counter",
+           "IMAP commands since the last reset (old-stats global)");
   w.Sample({}, std::uint64_t{g.num_cmds});
-  w.Family("mailscope_old_stats_connected_sessions", "gauge", "Sessions connected now (old-stats global)");
+  w.Family("mailscope_old_stats_connected_sessions", "gauge",
+           "Sessions connected now (old-stats global)");
   w.Sample({}, std::uint64_t{g.num_connected_sessions});
-  w.Family("mailscope_old_stats_reset_timestamp_seconds", "gauge", "Time of the last old-stats reset",
-           "seconds");
+  w.Family("mailscope_old_stats_reset_timestamp_seconds", "gauge",
+           "Time of the last old-stats reset", "seconds");
   w.Sample({}, static_cast<double>(g.reset_timestamp));
   for (std::size_t i = 0; i < catalog::kOldStatsFields.size(); ++i) {
     const auto& f = catalog::kOldStatsFields[i];

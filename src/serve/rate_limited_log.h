@@ -3,13 +3,13 @@
 // reported as a count. Loop thread only.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
-
-#include <spdlog/spdlog.h>
 
 namespace mailscope::serve {
 

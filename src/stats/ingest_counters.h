@@ -32,7 +32,9 @@ class IngestCounters {
       for (std::size_t n = 0; n < events_[s].size(); ++n)
         if (events_[s][n] != 0) f(static_cast<Source>(s), static_cast<NameId>(n), events_[s][n]);
   }
-  const std::map<std::pair<Source, std::string>, std::uint64_t>& rejected() const { return rejected_; }
+  const std::map<std::pair<Source, std::string>, std::uint64_t>& rejected() const {
+    return rejected_;
+  }
 
   std::uint64_t events(Source source, NameId name) const {
     const auto& v = events_[static_cast<std::size_t>(source)];

@@ -22,19 +22,31 @@ class IntrusiveList {
   void PushBack(T* x) {
     (x->*H).prev = tail_;
     (x->*H).next = nullptr;
-    if (tail_ != nullptr) (tail_->*H).next = x; else head_ = x;
+    if (tail_ != nullptr)
+      (tail_->*H).next = x;
+    else
+      head_ = x;
     tail_ = x;
   }
   void PushFront(T* x) {
     (x->*H).prev = nullptr;
     (x->*H).next = head_;
-    if (head_ != nullptr) (head_->*H).prev = x; else tail_ = x;
+    if (head_ != nullptr)
+      (head_->*H).prev = x;
+    else
+      tail_ = x;
     head_ = x;
   }
   void Remove(T* x) {
     Hook<T>& h = x->*H;
-    if (h.prev != nullptr) (h.prev->*H).next = h.next; else head_ = h.next;
-    if (h.next != nullptr) (h.next->*H).prev = h.prev; else tail_ = h.prev;
+    if (h.prev != nullptr)
+      (h.prev->*H).next = h.next;
+    else
+      head_ = h.next;
+    if (h.next != nullptr)
+      (h.next->*H).prev = h.prev;
+    else
+      tail_ = h.prev;
     h.prev = h.next = nullptr;
   }
   void MoveToBack(T* x) {

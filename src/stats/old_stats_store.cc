@@ -15,7 +15,9 @@ constexpr auto kCommandTimeout = std::chrono::minutes(15);
 
 // What glibc malloc really hands out for a request of n bytes: an 8-byte
 // header, 16-byte alignment and a 32-byte minimum chunk.
-std::size_t MallocBytes(std::size_t n) { return std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15}); }
+std::size_t MallocBytes(std::size_t n) {
+  return std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
+}
 std::size_t StringBytes(const std::string& s) {
   return s.capacity() > 15 ? MallocBytes(s.capacity() + 1) : 0;
 }
@@ -31,7 +33,10 @@ void Prepend(T*& head, T* x) {
 template <typename T, Hook<T> T::*H>
 void Unlink(T*& head, T* x) {
   Hook<T>& h = x->*H;
-  if (h.prev != nullptr) (h.prev->*H).next = h.next; else head = h.next;
+  if (h.prev != nullptr)
+    (h.prev->*H).next = h.next;
+  else
+    head = h.next;
   if (h.next != nullptr) (h.next->*H).prev = h.prev;
   h.prev = h.next = nullptr;
 }
@@ -49,8 +54,9 @@ std::size_t IpBytes(const OldIp&) { return MallocBytes(sizeof(OldIp)); }
 template <typename Map>
 std::size_t MapBytes(const Map& m) {
   // Open addressing: one slot plus one metadata byte per bucket.
-  return m.bucket_count() == 0 ? 0
-                               : MallocBytes(m.bucket_count() * (sizeof(typename Map::value_type) + 1));
+  return m.bucket_count() == 0
+             ? 0
+             : MallocBytes(m.bucket_count() * (sizeof(typename Map::value_type) + 1));
 }
 
 }  // namespace
@@ -110,7 +116,8 @@ struct OldStatsStore::Parsed {
     for (std::size_t i = 0; i < OldStatsVector::kTimevals; ++i)
       if (columns & (1u << i)) v.tv[i] = values.tv[i];
     for (std::size_t i = OldStatsVector::kTimevals; i < OldStatsVector::kColumns; ++i)
-      if (columns & (1u << i)) v.n[i - OldStatsVector::kTimevals] = values.n[i - OldStatsVector::kTimevals];
+      if (columns & (1u << i))
+        v.n[i - OldStatsVector::kTimevals] = values.n[i - OldStatsVector::kTimevals];
     return v;
   }
 };
@@ -195,7 +202,8 @@ OldUser* OldStatsStore::LoginUser(std::string_view name) {
   }
   // The domain is what follows the first '@', or "" without one.
   std::size_t at = name.find('@');
-  OldDomain* domain = GetDomain(at == std::string_view::npos ? std::string_view() : name.substr(at + 1));
+  OldDomain* domain =
+      GetDomain(at == std::string_view::npos ? std::string_view() : name.substr(at + 1));
   auto* u = new OldUser();
   u->name.assign(name);
   u->reset_timestamp = UnixSeconds(now_);
@@ -360,7 +368,8 @@ Status OldStatsStore::UpdateCommand(const Parsed& p) {
     }
   }
   if (!p.continued) {
-    if (cmd != nullptr) return Rejected("duplicate_command", "UPDATE-CMD: Duplicate new command id");
+    if (cmd != nullptr)
+      return Rejected("duplicate_command", "UPDATE-CMD: Duplicate new command id");
     cmd = new OldCommand();
     cmd->name.assign(p.cmd_name);
     cmd->args.assign(p.cmd_args);
@@ -512,8 +521,8 @@ bool OldStatsStore::FreeSomething() {
 
 void OldStatsStore::FreeCommands() {
   while (OldCommand* c = commands_.head()) {
-    const bool eligible = c->id == 0 || c->session->disconnected ||
-                          now_ - c->last_update > kCommandTimeout;
+    const bool eligible =
+        c->id == 0 || c->session->disconnected || now_ - c->last_update > kCommandTimeout;
     if (!eligible) break;
     FreeCommand(c);
     ++evicted_[static_cast<int>(OldLevel::kCommand)];

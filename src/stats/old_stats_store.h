@@ -6,13 +6,12 @@
 // truly holds. Loop thread only; owns every entry.
 #pragma once
 
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "core/clock.h"
 #include "core/event.h"

@@ -14,7 +14,8 @@ namespace {
 using namespace std::chrono_literals;
 
 // Builds "mail\0" + struct mail_stats payloads as the plugin does.
-std::string MailPayload(std::int64_t user_cpu_us, std::uint32_t min_faults, std::uint64_t read_bytes) {
+std::string MailPayload(std::int64_t user_cpu_us, std::uint32_t min_faults,
+                        std::uint64_t read_bytes) {
   std::uint8_t buf[5 + 136] = {};
   std::memcpy(buf, "mail", 5);
   std::uint8_t* s = buf + 5;
@@ -110,9 +111,9 @@ TEST_F(OldStatsStoreTest, CommandsCountButKeepTheirOwnStatistics) {
 
 TEST_F(OldStatsStoreTest, BadPayloadStillCreatesTheCommand) {
   ASSERT_TRUE(Feed("CONNECT\ts1\tbob@example.org\timap\t1").ok());
-  EXPECT_EQ(Feed("UPDATE-CMD\ts1\t3\t\tSEARCH\tSUBJECT \"tab\there\"\t" + MailPayload(5, 5, 5))
-                .reason(),
-            "invalid_base64");
+  EXPECT_EQ(
+      Feed("UPDATE-CMD\ts1\t3\t\tSEARCH\tSUBJECT \"tab\there\"\t" + MailPayload(5, 5, 5)).reason(),
+      "invalid_base64");
   ASSERT_NE(store_.commands_oldest(), nullptr);
   EXPECT_EQ(store_.commands_oldest()->args, "SUBJECT \"tab");
   EXPECT_EQ(store_.commands_oldest()->stats, OldStatsVector{});
@@ -189,8 +190,8 @@ TEST_F(OldStatsStoreTest, EvictsOldestFinishedEntriesFirst) {
   store_.SetOptions(small);
   for (int i = 0; i < 2000; ++i) {
     std::string id = "s" + std::to_string(i);
-    ASSERT_TRUE(Feed("CONNECT\t" + id + "\tuser" + std::to_string(i) + "@d" + std::to_string(i % 7) +
-                     "\timap\t1\trip=10.0.0." + std::to_string(i % 200))
+    ASSERT_TRUE(Feed("CONNECT\t" + id + "\tuser" + std::to_string(i) + "@d" +
+                     std::to_string(i % 7) + "\timap\t1\trip=10.0.0." + std::to_string(i % 200))
                     .ok());
     ASSERT_TRUE(Feed("UPDATE-CMD\t" + id + "\t1\t\tNOOP\t\t" + MailPayload(1, 1, 1)).ok());
     ASSERT_TRUE(Feed("DISCONNECT\t" + id).ok());
@@ -211,7 +212,8 @@ TEST_F(OldStatsStoreTest, ConnectedSessionsAreNeverEvicted) {
   tiny.memory_limit_bytes = 1024;
   store_.SetOptions(tiny);
   for (int i = 0; i < 50; ++i)
-    ASSERT_TRUE(Feed("CONNECT\ts" + std::to_string(i) + "\tu" + std::to_string(i) + "\timap\t1").ok());
+    ASSERT_TRUE(
+        Feed("CONNECT\ts" + std::to_string(i) + "\tu" + std::to_string(i) + "\timap\t1").ok());
   EXPECT_EQ(store_.count(OldLevel::kSession), 50u);
   EXPECT_EQ(store_.global().num_connected_sessions, 50u);
 }
@@ -242,8 +244,12 @@ TEST_F(OldStatsStoreTest, MillionUsersStayWithinSixteenMegabytes) {
     }
     EXPECT_LE(peak, opts.memory_limit_bytes);
     EXPECT_GT(peak, opts.memory_limit_bytes * 9 / 10);  // the budget is really used
-    // Real heap growth includes the decoder's and the line's buffers (a few KiB).
+    // Real heap growth includes the decoder's and the line's buffers (a few
+    // KiB). Sanitizer allocators do not report through mallinfo2().
+#if !defined(__SANITIZE_ADDRESS__)
     EXPECT_LE(peak_heap, opts.memory_limit_bytes + 64 * 1024);
+    EXPECT_GT(peak_heap, opts.memory_limit_bytes / 2);
+#endif
     EXPECT_GT(store.evicted(OldLevel::kUser), 900'000u);
     EXPECT_EQ(store.global().stats.n[15], 1'000'000u);  // auth_successes: nothing lost
   }

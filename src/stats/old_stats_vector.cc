@@ -30,7 +30,8 @@ void OldStatsVector::Set(std::size_t col, const Value& v) {
 Status OldStatsVector::Diff(const OldStatsVector& old, const OldStatsVector& now,
                             OldStatsVector& diff) {
   for (std::size_t i = 0; i < kTimevals; ++i) {
-    std::int64_t us = (now.tv[i].sec - old.tv[i].sec) * 1'000'000 + (now.tv[i].usec - old.tv[i].usec);
+    std::int64_t us =
+        (now.tv[i].sec - old.tv[i].sec) * 1'000'000 + (now.tv[i].usec - old.tv[i].usec);
     if (us < 0) {
       return Rejected("stats_shrank",
                       fmt::format("stats shrank: {} {}.{} < {}.{}", kOldStatsFields[i].name,
@@ -40,9 +41,9 @@ Status OldStatsVector::Diff(const OldStatsVector& old, const OldStatsVector& now
   }
   for (std::size_t i = 0; i < now.n.size(); ++i) {
     if (now.n[i] < old.n[i]) {
-      return Rejected("stats_shrank", fmt::format("stats shrank: {} {} < {}",
-                                                  kOldStatsFields[i + kTimevals].name, now.n[i],
-                                                  old.n[i]));
+      return Rejected("stats_shrank",
+                      fmt::format("stats shrank: {} {} < {}", kOldStatsFields[i + kTimevals].name,
+                                  now.n[i], old.n[i]));
     }
     diff.n[i] = now.n[i] - old.n[i];
   }
@@ -84,7 +85,8 @@ void OldStatsVector::AppendAll(std::string& out) const {
 }
 
 double OldStatsVector::ColumnAsDouble(std::size_t col) const {
-  if (col < kTimevals) return static_cast<double>(tv[col].sec) + static_cast<double>(tv[col].usec) / 1e6;
+  if (col < kTimevals)
+    return static_cast<double>(tv[col].sec) + static_cast<double>(tv[col].usec) / 1e6;
   return static_cast<double>(n[col - kTimevals]);
 }
 

@@ -17,7 +17,7 @@ struct OldStatsVector {
   static constexpr std::size_t kColumns = catalog::kOldStatsFields.size();
   static constexpr std::size_t kTimevals = catalog::kOldStatsTimevalColumns;
 
-  std::array<Timeval, kTimevals> tv{};              // columns 0..2
+  std::array<Timeval, kTimevals> tv{};                  // columns 0..2
   std::array<std::uint64_t, kColumns - kTimevals> n{};  // columns 3..23
 
   // Sets column `col` from a decoded field value (u32 columns truncate).
