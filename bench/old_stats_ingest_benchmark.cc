@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
     }
   }
   if (g_stream.empty()) {
-    std::cerr << "usage: old_stats_ingest_benchmark --stream FILE (from old_stats_load --write-file)\n";
+    std::cerr
+        << "usage: old_stats_ingest_benchmark --stream FILE (from old_stats_load --write-file)\n";
     return 2;
   }
   benchmark::Initialize(&argc, argv);

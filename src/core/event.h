@@ -2,9 +2,9 @@
 // Every decoder produces Events; every consumer reads them and never parses bytes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string_view>
-#include <vector>
 
 #include "core/clock.h"
 #include "core/names.h"
@@ -104,6 +104,49 @@ struct Field {
   Value value;
 };
 
+// The fields of one event, stored inline: filling them never allocates.
+// Fields past the capacity are dropped and the list is marked truncated.
+class FieldList {
+ public:
+  static constexpr std::size_t kCapacity = 96;
+
+  void clear() {
+    size_ = 0;
+    truncated_ = false;
+  }
+  void push_back(const Field& f) {
+    if (size_ == kCapacity) {
+      truncated_ = true;
+      return;
+    }
+    data_[size_++] = f;
+  }
+  // Appends n default fields and returns them for filling in place, or
+  // nullptr (and marks the list truncated) when they do not fit.
+  Field* Append(std::size_t n) {
+    if (kCapacity - size_ < n) {
+      truncated_ = true;
+      return nullptr;
+    }
+    Field* f = data_.data() + size_;
+    size_ += n;
+    return f;
+  }
+  // REQUIRES: n <= size().
+  void resize(std::size_t n) { size_ = n; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  bool truncated() const { return truncated_; }
+  const Field* begin() const { return data_.data(); }
+  const Field* end() const { return data_.data() + size_; }
+  const Field& operator[](std::size_t i) const { return data_[i]; }
+
+ private:
+  std::array<Field, kCapacity> data_;
+  std::size_t size_ = 0;
+  bool truncated_ = false;
+};
+
 // Thread-compatible. Decoders reuse one Event per stream (clear + refill), so
 // the steady state allocates nothing.
 struct Event {
@@ -113,7 +156,7 @@ struct Event {
   TimePoint time{};  // when it happened, or when it was received
   std::uint64_t span_id = 0;
   std::uint64_t parent_id = 0;
-  std::vector<Field> fields;
+  FieldList fields;
 
   void Clear() {
     name = kNoName;

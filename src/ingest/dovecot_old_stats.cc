@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "catalog/dovecot_old_stats.h"
 #include "core/base64.h"
@@ -14,6 +15,39 @@ namespace {
 using catalog::kOldStatsFields;
 using catalog::kOldStatsItems;
 using catalog::OldStatsType;
+
+constexpr std::size_t kMailColumns = [] {
+  std::size_t n = 0;
+  for (const auto& f : kOldStatsFields) n += f.item == catalog::kOldStatsMailItem ? 1 : 0;
+  return n;
+}();
+static_assert(kMailColumns == 18);
+
+// Writes column First+I of the struct at `p` into slot I; the layout is a
+// compile-time table, so each column becomes straight-line code.
+template <std::size_t First, std::size_t... I>
+void WriteColumns(const std::uint8_t* p, const std::array<NameId, kOldStatsFields.size()>& ids,
+                  Field* slot, std::index_sequence<I...>) {
+  auto one = [&]<std::size_t Col>(Field& f) {
+    constexpr auto spec = kOldStatsFields[Col];
+    f.key = ids[Col];
+    if constexpr (spec.type == OldStatsType::kU32) {
+      std::uint32_t v;
+      std::memcpy(&v, p + spec.offset, sizeof v);
+      f.value = Value::Uint(v);
+    } else if constexpr (spec.type == OldStatsType::kU64) {
+      std::uint64_t v;
+      std::memcpy(&v, p + spec.offset, sizeof v);
+      f.value = Value::Uint(v);
+    } else {
+      Timeval tv;
+      std::memcpy(&tv.sec, p + spec.offset, 8);
+      std::memcpy(&tv.usec, p + spec.offset + 8, 8);
+      f.value = Value::Tv(tv);
+    }
+  };
+  (one.template operator()<First + I>(slot[I]), ...);
+}
 
 template <typename T>
 bool ParseDecimal(std::string_view s, T& out) {
@@ -44,7 +78,10 @@ DovecotOldStatsDecoder::DovecotOldStatsDecoder() {
 }
 
 Status DovecotOldStatsDecoder::DecodePayload(std::string_view base64, Event& out) {
-  if (!Base64Decode(base64, payload_)) return Rejected("invalid_base64", "Invalid base64 input");
+  payload_.resize(Base64DecodedSize(base64.size()));
+  std::ptrdiff_t decoded = Base64DecodeTo(base64, payload_.data());
+  if (decoded < 0) return Rejected("invalid_base64", "Invalid base64 input");
+  payload_.resize(static_cast<std::size_t>(decoded));
   // The payload is "name\0" + raw struct, repeated per item (stats_export()).
   const std::size_t first_field = out.fields.size();
   const auto& ids = catalog::OldStatsFieldIds();
@@ -72,21 +109,18 @@ Status DovecotOldStatsDecoder::DecodePayload(std::string_view base64, Event& out
       out.fields.resize(first_field);
       return Rejected("stats_too_small", std::string(name) + "_stats too small");
     }
-    for (std::size_t i = 0; i < kOldStatsFields.size(); ++i) {
-      const auto& f = kOldStatsFields[i];
-      if (f.item != item) continue;
-      const std::uint8_t* at = p + f.offset;
-      switch (f.type) {
-        case OldStatsType::kU32:
-          out.Add(ids[i], Value::Uint(Load<std::uint32_t>(at)));
-          break;
-        case OldStatsType::kU64:
-          out.Add(ids[i], Value::Uint(Load<std::uint64_t>(at)));
-          break;
-        case OldStatsType::kTimeval:
-          out.Add(ids[i], Value::Tv({Load<std::int64_t>(at), Load<std::int64_t>(at + 8)}));
-          break;
-      }
+    // An item's columns are contiguous in kOldStatsFields.
+    const bool mail = item == catalog::kOldStatsMailItem;
+    Field* slot = out.fields.Append(mail ? kMailColumns : kOldStatsFields.size() - kMailColumns);
+    if (slot == nullptr) {
+      out.fields.resize(first_field);
+      return Rejected("too_many_fields", "too many fields");
+    }
+    if (mail) {
+      WriteColumns<0>(p, ids, slot, std::make_index_sequence<kMailColumns>{});
+    } else {
+      WriteColumns<kMailColumns>(p, ids, slot,
+                                 std::make_index_sequence<kOldStatsFields.size() - kMailColumns>{});
     }
     p += size;
     left -= size;

@@ -88,6 +88,7 @@ struct FifoReader::State {
   explicit State(asio::io_context& io, std::size_t max_line) : fd(io), framer(max_line) {}
   asio::posix::stream_descriptor fd;
   ingest::LineFramer framer;
+  ReadHandler on_read;
   LineHandler on_line;
   OverflowHandler on_overflow;
   bool closed = false;
@@ -97,7 +98,7 @@ struct FifoReader::State {
 
 Result<std::unique_ptr<FifoReader>> FifoReader::Open(asio::io_context& io, const std::string& path,
                                                      const PathPerms& perms, std::size_t max_line,
-                                                     LineHandler on_line,
+                                                     ReadHandler on_read, LineHandler on_line,
                                                      OverflowHandler on_overflow) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -114,6 +115,7 @@ Result<std::unique_ptr<FifoReader>> FifoReader::Open(asio::io_context& io, const
   reader->path_ = path;
   auto state = std::make_shared<State>(io, max_line);
   state->fd.assign(fd);
+  state->on_read = std::move(on_read);
   state->on_line = std::move(on_line);
   state->on_overflow = std::move(on_overflow);
   reader->state_ = state;
@@ -126,6 +128,7 @@ Result<std::unique_ptr<FifoReader>> FifoReader::Open(asio::io_context& io, const
               co_await state->fd.async_read_some(asio::buffer(space.data(), space.size()), kTuple);
           if (ec || state->closed) co_return;
           state->framer.Commit(n);
+          state->on_read();
           state->Drain();
         }
       },
@@ -143,6 +146,7 @@ void FifoReader::Close() {
     ssize_t n = ::read(fd, space.data(), space.size());
     if (n <= 0) break;
     state_->framer.Commit(static_cast<std::size_t>(n));
+    state_->on_read();
     state_->Drain();
   }
   boost::system::error_code ec;

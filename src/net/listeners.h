@@ -31,6 +31,9 @@ Result<PathPerms> ResolvePerms(const std::string& user, const std::string& group
 using LineHandler = std::function<void(std::span<char> line)>;
 // Called with the size of each line dropped for exceeding the bound.
 using OverflowHandler = std::function<void(std::size_t bytes)>;
+// Called once per read, before its lines: like Dovecot's ioloop time, one
+// timestamp serves every line of a read.
+using ReadHandler = std::function<void()>;
 
 // Reads a FIFO forever. The FIFO is created (or reused) at `path` and held
 // open read-write, so there is always a writer and the reader never sees EOF:
@@ -40,8 +43,8 @@ class FifoReader {
  public:
   static Result<std::unique_ptr<FifoReader>> Open(boost::asio::io_context& io,
                                                   const std::string& path, const PathPerms& perms,
-                                                  std::size_t max_line, LineHandler on_line,
-                                                  OverflowHandler on_overflow);
+                                                  std::size_t max_line, ReadHandler on_read,
+                                                  LineHandler on_line, OverflowHandler on_overflow);
   ~FifoReader();
   // Stops reading and handles what is already buffered in the pipe. The FIFO
   // itself is left in place for the next start.

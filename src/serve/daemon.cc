@@ -77,6 +77,7 @@ class Daemon {
   stats::OldStatsStore store_;
   stats::IngestCounters counters_;
   TimePoint start_time_;
+  TimePoint read_time_{};  // time of the FIFO read being handled
   ingest::DovecotOldStatsDecoder mail_decoder_, user_decoder_;
   Event event_;
   RateLimitedLog reject_log_{10, 10s};
@@ -105,13 +106,14 @@ Status Daemon::Start() {
   if (!socket_perms.ok()) return socket_perms.status();
 
   auto overflow = [this](std::size_t n) { OnOldStatsOverflow(n); };
+  auto on_read = [this] { read_time_ = clock_.Now(); };
   auto mail = net::FifoReader::Open(
-      io_, run + "/old-stats-mail", *fifo_perms, ingest::kOldStatsMaxLineBytes,
+      io_, run + "/old-stats-mail", *fifo_perms, ingest::kOldStatsMaxLineBytes, on_read,
       [this](std::span<char> l) { OnOldStatsLine(mail_decoder_, l); }, overflow);
   if (!mail.ok()) return mail.status();
   mail_fifo_ = std::move(*mail);
   auto user = net::FifoReader::Open(
-      io_, run + "/old-stats-user", *fifo_perms, ingest::kOldStatsMaxLineBytes,
+      io_, run + "/old-stats-user", *fifo_perms, ingest::kOldStatsMaxLineBytes, on_read,
       [this](std::span<char> l) { OnOldStatsLine(user_decoder_, l); }, overflow);
   if (!user.ok()) return user.status();
   user_fifo_ = std::move(*user);
@@ -144,7 +146,7 @@ Status Daemon::Start() {
 }
 
 void Daemon::OnOldStatsLine(ingest::DovecotOldStatsDecoder& decoder, std::span<char> line) {
-  auto result = decoder.Decode(line, clock_.Now(), event_);
+  auto result = decoder.Decode(line, read_time_, event_);
   if (!result.status.ok()) {
     counters_.CountRejected(Source::kDovecotOldStats, result.status.reason());
     reject_log_.Warn("dovecot_old_stats", result.status.message());

@@ -67,6 +67,47 @@ std::string_view OldLevelName(OldLevel level) {
   return kNames[static_cast<int>(level)];
 }
 
+namespace {
+// Slots of the event keys the store reads: 0..23 are the statistics columns.
+enum KeySlot : std::int8_t {
+  kSlotNone = -1,
+  kSlotSession = OldStatsVector::kColumns,
+  kSlotUser,
+  kSlotService,
+  kSlotPid,
+  kSlotRip,
+  kSlotCmdId,
+  kSlotCmdName,
+  kSlotCmdArgs,
+  kSlotDone,
+  kSlotContinued,
+  kSlotPayloadError,
+};
+}  // namespace
+
+std::vector<std::int8_t> OldStatsStore::BuildKeySlots() {
+  const auto& k = catalog::OldStatsKeys();
+  const auto& cols = catalog::OldStatsFieldIds();
+  std::vector<std::pair<NameId, std::int8_t>> pairs = {{k.session, kSlotSession},
+                                                       {k.user, kSlotUser},
+                                                       {k.service, kSlotService},
+                                                       {k.pid, kSlotPid},
+                                                       {k.rip, kSlotRip},
+                                                       {k.cmd_id, kSlotCmdId},
+                                                       {k.cmd_name, kSlotCmdName},
+                                                       {k.cmd_args, kSlotCmdArgs},
+                                                       {k.done, kSlotDone},
+                                                       {k.continued, kSlotContinued},
+                                                       {k.payload_error, kSlotPayloadError}};
+  for (std::size_t i = 0; i < cols.size(); ++i)
+    pairs.emplace_back(cols[i], static_cast<std::int8_t>(i));
+  NameId max = 0;
+  for (const auto& [id, slot] : pairs) max = std::max(max, id);
+  std::vector<std::int8_t> table(max + 1, kSlotNone);
+  for (const auto& [id, slot] : pairs) table[id] = slot;
+  return table;
+}
+
 // The fields of one event, pulled out in a single pass.
 struct OldStatsStore::Parsed {
   std::string_view session, user, service, cmd_name, cmd_args, rip;
@@ -76,36 +117,51 @@ struct OldStatsStore::Parsed {
   std::uint32_t columns = 0;  // bit i: column i present in `values`
   OldStatsVector values;
 
-  explicit Parsed(const Event& e) {
-    const auto& k = catalog::OldStatsKeys();
+  Parsed(const Event& e, const std::vector<std::int8_t>& slots) {
     for (const Field& f : e.fields) {
-      int col = catalog::OldStatsColumnOf(f.key);
-      if (col >= 0) {
-        values.Set(static_cast<std::size_t>(col), f.value);
-        columns |= 1u << col;
-      } else if (f.key == k.session) {
-        session = f.value.as_string();
-      } else if (f.key == k.user) {
-        user = f.value.as_string();
-      } else if (f.key == k.service) {
-        service = f.value.as_string();
-      } else if (f.key == k.pid) {
-        pid = f.value.as_int();
-      } else if (f.key == k.rip) {
-        rip = f.value.as_string();
-        has_rip = true;
-      } else if (f.key == k.cmd_id) {
-        cmd_id = static_cast<std::uint32_t>(f.value.as_uint());
-      } else if (f.key == k.cmd_name) {
-        cmd_name = f.value.as_string();
-      } else if (f.key == k.cmd_args) {
-        cmd_args = f.value.as_string();
-      } else if (f.key == k.done) {
-        done = f.value.as_bool();
-      } else if (f.key == k.continued) {
-        continued = f.value.as_bool();
-      } else if (f.key == k.payload_error) {
-        payload_error = true;
+      const std::int8_t slot = f.key < slots.size() ? slots[f.key] : std::int8_t{kSlotNone};
+      if (slot >= 0 && slot < static_cast<std::int8_t>(OldStatsVector::kColumns)) {
+        values.Set(static_cast<std::size_t>(slot), f.value);
+        columns |= 1u << slot;
+        continue;
+      }
+      switch (slot) {
+        case kSlotSession:
+          session = f.value.as_string();
+          break;
+        case kSlotUser:
+          user = f.value.as_string();
+          break;
+        case kSlotService:
+          service = f.value.as_string();
+          break;
+        case kSlotPid:
+          pid = f.value.as_int();
+          break;
+        case kSlotRip:
+          rip = f.value.as_string();
+          has_rip = true;
+          break;
+        case kSlotCmdId:
+          cmd_id = static_cast<std::uint32_t>(f.value.as_uint());
+          break;
+        case kSlotCmdName:
+          cmd_name = f.value.as_string();
+          break;
+        case kSlotCmdArgs:
+          cmd_args = f.value.as_string();
+          break;
+        case kSlotDone:
+          done = f.value.as_bool();
+          break;
+        case kSlotContinued:
+          continued = f.value.as_bool();
+          break;
+        case kSlotPayloadError:
+          payload_error = true;
+          break;
+        default:
+          break;
       }
     }
   }
@@ -123,7 +179,7 @@ struct OldStatsStore::Parsed {
 };
 
 OldStatsStore::OldStatsStore(const OldStatsOptions& options, const Clock& clock)
-    : options_(options), clock_(clock) {
+    : options_(options), clock_(clock), key_slots_(BuildKeySlots()) {
   now_ = clock_.Now();
   global_.reset_timestamp = UnixSeconds(now_);
 }
@@ -140,9 +196,10 @@ std::size_t OldStatsStore::count(OldLevel level) const {
   return level == OldLevel::kGlobal ? 1 : counts_[static_cast<int>(level)];
 }
 
-std::size_t OldStatsStore::IndexBytes() const {
-  return MapBytes(sessions_by_id_) + MapBytes(users_by_name_) + MapBytes(domains_by_name_) +
-         MapBytes(ips_by_addr_);
+void OldStatsStore::UpdateIndexBytes() {
+  // Open-addressing tables only grow (on insert); erasing keeps their size.
+  index_bytes_ = MapBytes(sessions_by_id_) + MapBytes(users_by_name_) + MapBytes(domains_by_name_) +
+                 MapBytes(ips_by_addr_);
 }
 
 const OldUser* OldStatsStore::FindUser(std::string_view name) const {
@@ -160,7 +217,7 @@ const OldIp* OldStatsStore::FindIp(const IpAddress& ip) const {
 
 Status OldStatsStore::Apply(const Event& event) {
   now_ = event.time.time_since_epoch().count() != 0 ? event.time : clock_.Now();
-  const Parsed p(event);
+  const Parsed p(event, key_slots_);
   const auto& cmds = catalog::OldStatsCommands();
   Status st;
   if (event.name == cmds.connect) {
@@ -188,6 +245,7 @@ OldDomain* OldStatsStore::GetDomain(std::string_view name) {
   d->name.assign(name);
   d->reset_timestamp = UnixSeconds(now_);
   domains_by_name_.emplace(d->name, d);
+  UpdateIndexBytes();
   domains_stable_.PushFront(d);
   domains_lru_.PushBack(d);
   ++counts_[static_cast<int>(OldLevel::kDomain)];
@@ -210,6 +268,7 @@ OldUser* OldStatsStore::LoginUser(std::string_view name) {
   u->domain = domain;
   u->last_update = now_;
   users_by_name_.emplace(u->name, u);
+  UpdateIndexBytes();
   users_stable_.PushFront(u);
   users_lru_.PushBack(u);
   Prepend<OldUser, &OldUser::in_domain>(domain->users, u);
@@ -228,6 +287,7 @@ OldIp* OldStatsStore::LoginIp(const IpAddress& addr) {
     ip->ip = addr;
     ip->reset_timestamp = UnixSeconds(now_);
     ips_by_addr_.emplace(addr, ip);
+    UpdateIndexBytes();
     ips_stable_.PushFront(ip);
     ips_lru_.PushBack(ip);
     ++counts_[static_cast<int>(OldLevel::kIp)];
@@ -256,6 +316,7 @@ OldSession* OldStatsStore::CreateSession(std::string_view id, std::string_view u
   if (ip != nullptr) s->ip = LoginIp(*ip);
 
   sessions_by_id_.emplace(s->id, s);
+  UpdateIndexBytes();
   sessions_stable_.PushFront(s);
   sessions_lru_.PushBack(s);
   sessions_connected_.PushBack(s);

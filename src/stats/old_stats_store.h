@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/event.h"
@@ -129,7 +130,7 @@ class OldStatsStore {
   void SetOptions(const OldStatsOptions& options);
   const OldStatsOptions& options() const { return options_; }
 
-  std::size_t memory_used_bytes() const { return entry_bytes_ + IndexBytes(); }
+  std::size_t memory_used_bytes() const { return entry_bytes_ + index_bytes_; }
   std::uint64_t evicted(OldLevel level) const { return evicted_[static_cast<int>(level)]; }
   std::size_t count(OldLevel level) const;
 
@@ -184,7 +185,8 @@ class OldStatsStore {
   bool BelowLimit() const { return memory_used_bytes() < options_.memory_limit_bytes; }
   bool Younger(TimePoint last_update, std::chrono::seconds min_time) const;
 
-  std::size_t IndexBytes() const;
+  void UpdateIndexBytes();
+  static std::vector<std::int8_t> BuildKeySlots();
 
   OldStatsOptions options_;
   const Clock& clock_;
@@ -193,9 +195,15 @@ class OldStatsStore {
   struct IpHash {
     std::size_t operator()(const IpAddress& ip) const { return ip.Hash(); }
   };
-  boost::unordered_flat_map<std::string_view, OldSession*> sessions_by_id_;  // connected only
-  boost::unordered_flat_map<std::string_view, OldUser*> users_by_name_;
-  boost::unordered_flat_map<std::string_view, OldDomain*> domains_by_name_;
+  // libstdc++'s string hash reads 8 bytes a step; boost's default mixes byte by byte.
+  struct StrHash {
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  const std::vector<std::int8_t> key_slots_;  // event key -> what it carries
+  boost::unordered_flat_map<std::string_view, OldSession*, StrHash>
+      sessions_by_id_;  // connected only
+  boost::unordered_flat_map<std::string_view, OldUser*, StrHash> users_by_name_;
+  boost::unordered_flat_map<std::string_view, OldDomain*, StrHash> domains_by_name_;
   boost::unordered_flat_map<IpAddress, OldIp*, IpHash> ips_by_addr_;
 
   IntrusiveList<OldCommand, &OldCommand::stable> commands_;
@@ -212,6 +220,7 @@ class OldStatsStore {
   std::size_t counts_[kOldLevelCount] = {};
   std::uint64_t evicted_[kOldLevelCount] = {};
   std::size_t entry_bytes_ = 0;
+  std::size_t index_bytes_ = 0;
   OldGlobal global_;
 };
 

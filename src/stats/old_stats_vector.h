@@ -21,15 +21,45 @@ struct OldStatsVector {
   std::array<std::uint64_t, kColumns - kTimevals> n{};  // columns 3..23
 
   // Sets column `col` from a decoded field value (u32 columns truncate).
-  void Set(std::size_t col, const Value& v);
+  void Set(std::size_t col, const Value& v) {
+    if (col < kTimevals) {
+      tv[col] = v.type() == Value::Type::kTimeval ? v.as_timeval() : Timeval{};
+    } else {
+      n[col - kTimevals] =
+          (v.type() == Value::Type::kUint ? v.as_uint() : 0) & kMask[col - kTimevals];
+    }
+  }
 
   // diff = now - old per column (stats_diff). Fails, naming the column, if
   // any column shrank; `diff` is unspecified then.
-  static Status Diff(const OldStatsVector& old, const OldStatsVector& now, OldStatsVector& diff);
+  static Status Diff(const OldStatsVector& old, const OldStatsVector& now, OldStatsVector& diff) {
+    bool shrank = false;
+    for (std::size_t i = 0; i < kTimevals; ++i) {
+      std::int64_t us =
+          (now.tv[i].sec - old.tv[i].sec) * 1'000'000 + (now.tv[i].usec - old.tv[i].usec);
+      shrank |= us < 0;
+      diff.tv[i] = {us / 1'000'000, us % 1'000'000};
+    }
+    for (std::size_t i = 0; i < now.n.size(); ++i) {
+      shrank |= now.n[i] < old.n[i];
+      diff.n[i] = now.n[i] - old.n[i];
+    }
+    return shrank ? ShrankError(old, now) : Status::Ok();
+  }
 
   // this += d (stats_add): integers add (u32 columns wrap at 2^32); timevals
   // add both parts and carry only when usec > 1000000.
-  void Add(const OldStatsVector& d);
+  void Add(const OldStatsVector& d) {
+    for (std::size_t i = 0; i < kTimevals; ++i) {
+      tv[i].sec += d.tv[i].sec;
+      tv[i].usec += d.tv[i].usec;
+      if (tv[i].usec > 1'000'000) {
+        tv[i].usec -= 1'000'000;
+        tv[i].sec++;
+      }
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) n[i] = (n[i] + d.n[i]) & kMask[i];
+  }
 
   // Appends the column's text: u32/u64 decimal; timeval "<sec>.<usec>" with
   // usec NOT zero-padded, as Dovecot prints it ("%ld.%u").
@@ -40,6 +70,21 @@ struct OldStatsVector {
   double ColumnAsDouble(std::size_t col) const;
 
   friend bool operator==(const OldStatsVector&, const OldStatsVector&) = default;
+
+ private:
+  // Per integer column: all ones for u64, the low 32 bits for u32 columns,
+  // which wrap at 2^32 as in Dovecot.
+  static constexpr std::array<std::uint64_t, kColumns - kTimevals> kMask = [] {
+    std::array<std::uint64_t, kColumns - kTimevals> m{};
+    for (std::size_t i = 0; i < m.size(); ++i) {
+      m[i] = catalog::kOldStatsFields[i + kTimevals].type == catalog::OldStatsType::kU32
+                 ? 0xffffffffu
+                 : ~std::uint64_t{0};
+    }
+    return m;
+  }();
+  // The error naming the first column that shrank.
+  static Status ShrankError(const OldStatsVector& old, const OldStatsVector& now);
 };
 
 // The column names joined by TAB (the stats part of every EXPORT header).
