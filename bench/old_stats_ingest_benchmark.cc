@@ -3,6 +3,7 @@
 // --write-file FILE) to a store with Dovecot's default 16 MB limit.
 //   old_stats_ingest_benchmark --stream FILE [google benchmark flags]
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
 #include <cstring>
 #include <fstream>
@@ -45,6 +46,10 @@ void BM_OldStatsIngest(benchmark::State& state) {
           [](std::size_t) {});
     }
     state.PauseTiming();
+    struct mallinfo2 mi = mallinfo2();
+    state.counters["heap_used_MiB"] = static_cast<double>(mi.uordblks) / (1 << 20);
+    state.counters["heap_held_MiB"] = static_cast<double>(mi.arena + mi.hblkhd) / (1 << 20);
+    state.counters["accounted_MiB"] = static_cast<double>(store->memory_used_bytes()) / (1 << 20);
     store.reset();
     state.ResumeTiming();
   }

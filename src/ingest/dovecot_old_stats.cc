@@ -153,39 +153,7 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
     return {true, Status::Ok()};
   };
 
-  if (cmd == "CONNECT") {
-    // CONNECT <session> <user> <service> <pid> [lip=<ip>] [rip=<ip>] [...]
-    if (n < 4) return {false, Rejected("too_few_fields", "CONNECT: Too few parameters")};
-    std::int32_t pid = 0;
-    if (!ParseDecimal(arg(3), pid) || pid < 0) {
-      return {false, Rejected("invalid_pid", "CONNECT: Invalid pid " + Quote(arg(3)) +
-                                                 " for session ID " + Quote(arg(0)))};
-    }
-    out.name = cmds.connect;
-    out.Add(keys.session, Value::String(arg(0)));
-    out.Add(keys.user, Value::String(arg(1)));
-    out.Add(keys.service, Value::String(arg(2)));
-    out.Add(keys.pid, Value::Int(pid));
-    for (std::size_t i = 4; i < n; ++i) {
-      std::string_view a = arg(i);
-      if (a.starts_with("lip=")) out.Add(keys.lip, Value::String(a.substr(4)));
-      if (a.starts_with("rip=")) out.Add(keys.rip, Value::String(a.substr(4)));
-    }
-    return {true, Status::Ok()};
-  }
-  if (cmd == "DISCONNECT") {
-    if (n < 1) return {false, Rejected("too_few_fields", "DISCONNECT: Too few parameters")};
-    out.name = cmds.disconnect;
-    out.Add(keys.session, Value::String(arg(0)));
-    return {true, Status::Ok()};
-  }
-  if (cmd == "UPDATE-SESSION") {
-    // UPDATE-SESSION <session> <base64 stats>
-    if (n < 1) return {false, Rejected("too_few_fields", "UPDATE-SESSION: Too few parameters")};
-    out.name = cmds.update_session;
-    out.Add(keys.session, Value::String(arg(0)));
-    return with_payload(1);
-  }
+  // Most frequent first: every comparison of equal length costs a memcmp.
   if (cmd == "UPDATE-CMD") {
     // UPDATE-CMD <session> <id> <flags> <name> <args> <stats>   (new command)
     // UPDATE-CMD <session> <id> c[d] <stats>                    (continued)
@@ -218,6 +186,39 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
       return with_payload(5);
     }
     return with_payload(3);
+  }
+  if (cmd == "UPDATE-SESSION") {
+    // UPDATE-SESSION <session> <base64 stats>
+    if (n < 1) return {false, Rejected("too_few_fields", "UPDATE-SESSION: Too few parameters")};
+    out.name = cmds.update_session;
+    out.Add(keys.session, Value::String(arg(0)));
+    return with_payload(1);
+  }
+  if (cmd == "CONNECT") {
+    // CONNECT <session> <user> <service> <pid> [lip=<ip>] [rip=<ip>] [...]
+    if (n < 4) return {false, Rejected("too_few_fields", "CONNECT: Too few parameters")};
+    std::int32_t pid = 0;
+    if (!ParseDecimal(arg(3), pid) || pid < 0) {
+      return {false, Rejected("invalid_pid", "CONNECT: Invalid pid " + Quote(arg(3)) +
+                                                 " for session ID " + Quote(arg(0)))};
+    }
+    out.name = cmds.connect;
+    out.Add(keys.session, Value::String(arg(0)));
+    out.Add(keys.user, Value::String(arg(1)));
+    out.Add(keys.service, Value::String(arg(2)));
+    out.Add(keys.pid, Value::Int(pid));
+    for (std::size_t i = 4; i < n; ++i) {
+      std::string_view a = arg(i);
+      if (a.starts_with("lip=")) out.Add(keys.lip, Value::String(a.substr(4)));
+      if (a.starts_with("rip=")) out.Add(keys.rip, Value::String(a.substr(4)));
+    }
+    return {true, Status::Ok()};
+  }
+  if (cmd == "DISCONNECT") {
+    if (n < 1) return {false, Rejected("too_few_fields", "DISCONNECT: Too few parameters")};
+    out.name = cmds.disconnect;
+    out.Add(keys.session, Value::String(arg(0)));
+    return {true, Status::Ok()};
   }
   if (cmd == "ADD-USER") {
     // ADD-USER <user> <service> <base64 auth stats delta>

@@ -568,6 +568,53 @@ void OldStatsStore::EnforceLimit() {
   while (OverLimit()) {
     if (!FreeSomething()) break;
   }
+  if (OverLimit()) FreeUnderPressure();
+}
+
+// Dovecot's rounds stop at an ineligible oldest entry, and commands of a
+// connected session are never eligible (the "d" flag practically never
+// arrives), so with long sessions 2.3.19 grows past its limit. To make the
+// limit hold, this pass frees the oldest commands whatever their state (a
+// later continuation of one is then ignored as expired), and then the oldest
+// eligible sessions, users, IPs and domains behind ineligible ones. Connected
+// sessions and what they refer to are never freed.
+void OldStatsStore::FreeUnderPressure() {
+  while (OverLimit() && !commands_.empty()) {
+    FreeCommand(commands_.head());
+    ++evicted_[static_cast<int>(OldLevel::kCommand)];
+  }
+  for (OldSession* s = sessions_lru_.head(); s != nullptr && OverLimit();) {
+    OldSession* next = s->lru.next;
+    if (s->disconnected && s->num_commands == 0) {
+      FreeSession(s);
+      ++evicted_[static_cast<int>(OldLevel::kSession)];
+    }
+    s = next;
+  }
+  for (OldUser* u = users_lru_.head(); u != nullptr && OverLimit();) {
+    OldUser* next = u->lru.next;
+    if (u->num_sessions == 0) {
+      FreeUser(u);
+      ++evicted_[static_cast<int>(OldLevel::kUser)];
+    }
+    u = next;
+  }
+  for (OldIp* ip = ips_lru_.head(); ip != nullptr && OverLimit();) {
+    OldIp* next = ip->lru.next;
+    if (ip->num_sessions == 0) {
+      FreeIp(ip);
+      ++evicted_[static_cast<int>(OldLevel::kIp)];
+    }
+    ip = next;
+  }
+  for (OldDomain* d = domains_lru_.head(); d != nullptr && OverLimit();) {
+    OldDomain* next = d->lru.next;
+    if (d->num_users == 0) {
+      FreeDomain(d);
+      ++evicted_[static_cast<int>(OldLevel::kDomain)];
+    }
+    d = next;
+  }
 }
 
 bool OldStatsStore::FreeSomething() {

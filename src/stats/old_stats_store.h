@@ -2,8 +2,11 @@
 // (command, session, user, domain, IP, global) fed by dovecot_old_stats
 // events, with Dovecot 2.3.19's semantics for logins, connected sessions,
 // last_update and reset_timestamp, and its eviction order under a memory
-// limit — except that every byte an entry holds is counted, so the limit
-// truly holds. Loop thread only; owns every entry.
+// limit — except that every byte an entry holds is counted and, when
+// Dovecot's rounds cannot free enough, a further pass frees the oldest
+// entries that are not in use, so the limit truly holds. Connected sessions
+// (and the users, domains and IPs they refer to) are never freed: the limit
+// can only be exceeded by those. Loop thread only; owns every entry.
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -181,6 +184,7 @@ class OldStatsStore {
   void FreeUsers();
   void FreeIps();
   void FreeDomains();
+  void FreeUnderPressure();
   bool OverLimit() const { return memory_used_bytes() > options_.memory_limit_bytes; }
   bool BelowLimit() const { return memory_used_bytes() < options_.memory_limit_bytes; }
   bool Younger(TimePoint last_update, std::chrono::seconds min_time) const;

@@ -207,6 +207,27 @@ TEST_F(OldStatsStoreTest, EvictsOldestFinishedEntriesFirst) {
   EXPECT_EQ(store_.global().num_logins, 2000u);  // global is never evicted
 }
 
+// Commands of connected sessions are never eligible in Dovecot's rounds (the
+// "d" flag practically never arrives), so 2.3.19 grows past its limit with
+// long sessions. Here the oldest commands go anyway and the limit holds.
+TEST_F(OldStatsStoreTest, LimitHoldsWhileLongSessionsRunCommands) {
+  OldStatsOptions small;
+  small.memory_limit_bytes = 48 * 1024;
+  store_.SetOptions(small);
+  for (int s = 0; s < 4; ++s)
+    ASSERT_TRUE(Feed("CONNECT\tlong" + std::to_string(s) + "\tu" + std::to_string(s) + "\timap\t1").ok());
+  for (int i = 1; i <= 5000; ++i) {
+    std::string id = "long" + std::to_string(i % 4);
+    ASSERT_TRUE(Feed("UPDATE-CMD\t" + id + "\t" + std::to_string(i) + "\t\tNOOP\t\t" + MailPayload(1, 1, 1)).ok());
+    ASSERT_LE(store_.memory_used_bytes(), small.memory_limit_bytes);
+  }
+  EXPECT_EQ(store_.global().num_cmds, 5000u);
+  EXPECT_EQ(store_.global().num_connected_sessions, 4u);
+  EXPECT_GT(store_.evicted(OldLevel::kCommand), 4000u);
+  // The newest command is still there; a continuation of an evicted one is ignored.
+  EXPECT_EQ(Feed("UPDATE-CMD\tlong1\t1\tc\t" + MailPayload(2, 2, 2)).reason(), "expired_command");
+}
+
 TEST_F(OldStatsStoreTest, ConnectedSessionsAreNeverEvicted) {
   OldStatsOptions tiny;
   tiny.memory_limit_bytes = 1024;
