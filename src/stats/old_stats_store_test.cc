@@ -215,10 +215,13 @@ TEST_F(OldStatsStoreTest, LimitHoldsWhileLongSessionsRunCommands) {
   small.memory_limit_bytes = 48 * 1024;
   store_.SetOptions(small);
   for (int s = 0; s < 4; ++s)
-    ASSERT_TRUE(Feed("CONNECT\tlong" + std::to_string(s) + "\tu" + std::to_string(s) + "\timap\t1").ok());
+    ASSERT_TRUE(
+        Feed("CONNECT\tlong" + std::to_string(s) + "\tu" + std::to_string(s) + "\timap\t1").ok());
   for (int i = 1; i <= 5000; ++i) {
     std::string id = "long" + std::to_string(i % 4);
-    ASSERT_TRUE(Feed("UPDATE-CMD\t" + id + "\t" + std::to_string(i) + "\t\tNOOP\t\t" + MailPayload(1, 1, 1)).ok());
+    ASSERT_TRUE(
+        Feed("UPDATE-CMD\t" + id + "\t" + std::to_string(i) + "\t\tNOOP\t\t" + MailPayload(1, 1, 1))
+            .ok());
     ASSERT_LE(store_.memory_used_bytes(), small.memory_limit_bytes);
   }
   EXPECT_EQ(store_.global().num_cmds, 5000u);

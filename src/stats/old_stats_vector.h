@@ -38,7 +38,8 @@ struct OldStatsVector {
       std::int64_t us =
           (now.tv[i].sec - old.tv[i].sec) * 1'000'000 + (now.tv[i].usec - old.tv[i].usec);
       shrank |= us < 0;
-      diff.tv[i] = {us / 1'000'000, us % 1'000'000};
+      // Most differences are below a second: spare the divisions.
+      diff.tv[i] = us < 1'000'000 ? Timeval{0, us} : Timeval{us / 1'000'000, us % 1'000'000};
     }
     for (std::size_t i = 0; i < now.n.size(); ++i) {
       shrank |= now.n[i] < old.n[i];
