@@ -1,6 +1,7 @@
 #include "serve/daemon.h"
 
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -320,6 +321,8 @@ int RunServe(const ServeFlags& flags) {
   if (config.run_dir.empty()) config.run_dir = DefaultRunDir();
   if (config.data_dir.empty()) config.data_dir = DefaultDataDir();
 
+  // Logs go to stderr: stdout stays free for whoever runs serve in a pipeline.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("mailscope"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   std::signal(SIGPIPE, SIG_IGN);

@@ -65,10 +65,14 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   w.Sample({}, static_cast<double>(g.reset_timestamp));
   for (std::size_t i = 0; i < catalog::kOldStatsFields.size(); ++i) {
     const auto& f = catalog::kOldStatsFields[i];
-    bool seconds = f.type == catalog::OldStatsType::kTimeval;
-    std::string name = fmt::format("mailscope_old_stats_{}{}", f.name, seconds ? "_seconds" : "");
+    // Base units in the names, as Prometheus asks: timevals in seconds, and
+    // the disk figures (bytes, though Dovecot's names do not say so) in bytes.
+    const bool seconds = f.type == catalog::OldStatsType::kTimeval;
+    const bool disk = f.name == "disk_input" || f.name == "disk_output";
+    const bool bytes = disk || f.name.ends_with("_bytes");
+    std::string name = fmt::format("mailscope_old_stats_{}{}", f.name, seconds ? "_seconds" : disk ? "_bytes" : "");
     w.Family(name, "counter", fmt::format("Old-stats global {} since the last reset", f.name),
-             seconds ? "seconds" : "");
+             seconds ? "seconds" : bytes ? "bytes" : "");
     if (seconds) {
       w.Sample({}, g.stats.ColumnAsDouble(i));
     } else {
