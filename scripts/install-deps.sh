@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what mailscope needs on Debian 12, from Debian's packages.
 #   scripts/install-deps.sh            build dependencies
-#   scripts/install-deps.sh --test     also the real peers the tests start (Dovecot 2.3),
-#                                      clang's fuzzing runtime and tools
+#   scripts/install-deps.sh --test     also the real peers the tests start (Dovecot 2.3,
+#                                      Prometheus), clang's fuzzing runtime and tools
 # Uses sudo when not run as root. Installing a server package would start the
 # distribution's service: a policy-rc.d that denies service starts is put in
 # place for the duration of the install and removed afterwards.
@@ -12,7 +12,7 @@ want_test=0
 for arg in "$@"; do
   case "$arg" in
     --test) want_test=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -27,7 +27,7 @@ packages=(
 )
 if [ "$want_test" -eq 1 ]; then
   packages+=(clang libclang-rt-14-dev clang-format python3 curl socat
-             dovecot-core dovecot-imapd dovecot-pop3d)
+             dovecot-core dovecot-imapd dovecot-pop3d prometheus)
 fi
 
 missing=()

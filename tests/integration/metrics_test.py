@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""GET /metrics against the real Prometheus tooling.
+
+Starts `mailscope serve`, feeds old-stats lines (good and bad) into its FIFO,
+then checks:
+  * the Prometheus text format passes `promtool check metrics` (Prometheus'
+    own linter, from Debian's prometheus package),
+  * the OpenMetrics body (asked for with Accept) ends in "# EOF" and carries
+    the same samples, and a real Prometheus (which asks for OpenMetrics)
+    scrapes it with the target up and no error,
+  * the counters match what was fed: events per command, rejections per
+    reason, logins, auth successes,
+  * /healthz answers, unknown paths give 404, POST gives 405.
+
+Usage: metrics_test.py --mailscope PATH. Exits 0 on success, 1 on failure,
+77 when promtool is not installed.
+"""
+
+import argparse
+import base64
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+SKIP = 77
+
+
+def mail_payload(user_cpu_us: int, read_bytes: int) -> str:
+    """base64 of "mail\\0" + struct mail_stats (x86_64 layout, 136 bytes)."""
+    body = bytearray(136)
+    struct.pack_into("<qq", body, 0, user_cpu_us // 1_000_000, user_cpu_us % 1_000_000)
+    struct.pack_into("<Q", body, 88, read_bytes)
+    return base64.b64encode(b"mail\0" + bytes(body)).decode()
+
+
+def auth_payload(successes: int, failures: int) -> str:
+    return base64.b64encode(b"auth\0" + struct.pack("<6I", successes, 0, failures, 0, 0, 0)).decode()
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def check(self, name: str, ok: bool, detail: str = "") -> None:
+        print(f"{'PASS' if ok else 'FAIL'}: {name}" + (f" ({detail})" if detail and not ok else ""),
+              flush=True)
+        if not ok:
+            self.failed += 1
+
+
+def fetch(url: str, accept: str = "", method: str = "GET"):
+    req = urllib.request.Request(url, method=method)
+    if accept:
+        req.add_header("Accept", accept)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+
+def sample(body: str, name: str) -> float:
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", body, re.M)
+    return float(m.group(1)) if m else float("nan")
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape_with_prometheus(c: Checks, target: str, work: str) -> None:
+    """A real Prometheus scrapes /metrics (it asks for OpenMetrics first)."""
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        print("# note: prometheus not installed; real scrape skipped", flush=True)
+        return
+    import json
+    conf = os.path.join(work, "prometheus.yml")
+    with open(conf, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: mailscope\n    static_configs:\n"
+                f"      - targets: ['{target}']\n")
+    port = free_port()
+    plog = open(os.path.join(work, "prometheus.log"), "w")
+    prom = subprocess.Popen([prometheus, f"--config.file={conf}",
+                             f"--storage.tsdb.path={os.path.join(work, 'tsdb')}",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=plog, stderr=subprocess.STDOUT)
+    try:
+        health, error, samples = None, None, None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2) as r:
+                    active = json.load(r)["data"]["activeTargets"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if active and active[0].get("lastScrape", "").startswith("0001") is False:
+                health, error = active[0]["health"], active[0]["lastError"]
+                if health == "up":
+                    break
+        c.check("a real Prometheus scrapes mailscope with the target up", health == "up",
+                f"health={health} error={error}")
+        c.check("the scrape reports no error", error == "", str(error))
+        query = urllib.parse.quote('mailscope_old_stats_logins_total{job="mailscope"}')
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and samples is None:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/api/v1/query?query={query}", timeout=2) as r:
+                    result = json.load(r)["data"]["result"]
+                if result:
+                    samples = float(result[0]["value"][1])
+            except (OSError, ValueError, KeyError, IndexError):
+                pass
+            if samples is None:
+                time.sleep(0.5)
+        c.check("Prometheus holds mailscope's logins counter", samples == 2, str(samples))
+    finally:
+        prom.send_signal(signal.SIGTERM)
+        try:
+            prom.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+        plog.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mailscope", required=True)
+    args = ap.parse_args()
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        print("SKIP: promtool not installed (Debian package prometheus)")
+        return SKIP
+
+    c = Checks()
+    work = tempfile.mkdtemp(prefix="mailscope-metrics-")
+    run_dir = os.path.join(work, "run")
+    log = open(os.path.join(work, "serve.log"), "w+")
+    proc = subprocess.Popen([args.mailscope, "serve", "--run-dir", run_dir, "--data-dir",
+                             os.path.join(work, "data"), "--http", "127.0.0.1:0"],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        address = None
+        deadline = time.monotonic() + 10
+        while address is None and time.monotonic() < deadline:
+            log.seek(0)
+            m = re.search(r"http listening on (\S+)", log.read())
+            if m:
+                address = m.group(1)
+            else:
+                time.sleep(0.05)
+        c.check("serve announces its HTTP address", address is not None)
+        if address is None:
+            return 1
+        base = f"http://{address}"
+
+        lines = [
+            "CONNECT\ts1\talice@example.com\timap\t100\tlip=127.0.0.1\trip=127.0.0.1",
+            "CONNECT\ts2\tbob@example.org\tpop3\t101\trip=::1",
+            f"UPDATE-SESSION\ts1\t{mail_payload(2500, 4096)}",
+            f"UPDATE-CMD\ts1\t1\t\tSELECT\tINBOX\t{mail_payload(10, 1)}",
+            "UPDATE-SESSION\ts2\tnot-base64!",
+            "BOGUS\tline",
+            "DISCONNECT\ts2",
+        ]
+        with open(os.path.join(run_dir, "old-stats-mail"), "w") as fifo:
+            fifo.write("\n".join(lines) + "\n")
+        with open(os.path.join(run_dir, "old-stats-user"), "w") as fifo:
+            fifo.write(f"ADD-USER\talice@example.com\timap\t{auth_payload(1, 0)}\n")
+
+        # Wait (with a deadline) until every line is accounted.
+        body = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status, ctype, body = fetch(base + "/metrics")
+            if 'event="ADD-USER"} 1' in body and 'event="DISCONNECT"} 1' in body:
+                break
+            time.sleep(0.05)
+
+        c.check("text format content type", ctype.startswith("text/plain; version=0.0.4"), ctype)
+        lint = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
+                              capture_output=True)
+        c.check("promtool check metrics accepts the text format", lint.returncode == 0,
+                (lint.stdout + lint.stderr).strip()[:2000])
+
+        def ev(name: str) -> float:
+            return sample(body, f'mailscope_events_total{{source="dovecot_old_stats",event="{name}"}}')
+
+        c.check("CONNECT events counted", ev("CONNECT") == 2, str(ev("CONNECT")))
+        c.check("UPDATE-SESSION events counted (the bad payload one too)", ev("UPDATE-SESSION") == 2)
+        c.check("UPDATE-CMD events counted", ev("UPDATE-CMD") == 1)
+        c.check("ADD-USER events counted", ev("ADD-USER") == 1)
+        rej = lambda reason: sample(
+            body, f'mailscope_ingest_rejected_total{{source="dovecot_old_stats",reason="{reason}"}}')
+        c.check("bad base64 rejection counted", rej("invalid_base64") == 1)
+        c.check("unknown command rejection counted", rej("unknown_command") == 1)
+        c.check("global logins", sample(body, "mailscope_old_stats_logins_total") == 2)
+        c.check("global commands", sample(body, "mailscope_old_stats_commands_total") == 1)
+        c.check("connected sessions", sample(body, "mailscope_old_stats_connected_sessions") == 1)
+        c.check("auth successes", sample(body, "mailscope_old_stats_auth_successes_total") == 1)
+        c.check("user CPU in seconds", abs(sample(body, "mailscope_old_stats_user_cpu_seconds_total")
+                                           - 0.0025) < 1e-9)
+        c.check("read bytes", sample(body, "mailscope_old_stats_read_bytes_total") == 4096)
+        c.check("memory limit", sample(body, 'mailscope_memory_limit_bytes{store="old_stats"}')
+                == 16 * 1024 * 1024)
+
+        status, ctype, om = fetch(base + "/metrics", accept="application/openmetrics-text;version=1.0.0")
+        c.check("OpenMetrics content type", ctype.startswith("application/openmetrics-text"), ctype)
+        c.check("OpenMetrics body ends in # EOF", om.endswith("# EOF\n"))
+        c.check("OpenMetrics counter family without _total",
+                "# TYPE mailscope_events counter\n" in om)
+        c.check("OpenMetrics carries the same samples",
+                sample(om, "mailscope_old_stats_logins_total") == 2)
+        scrape_with_prometheus(c, address, work)
+
+        status, _, text = fetch(base + "/healthz")
+        c.check("/healthz answers ok", status == 200 and text == "ok\n")
+        status, _, _ = fetch(base + "/nowhere")
+        c.check("unknown path is 404", status == 404)
+        status, _, _ = fetch(base + "/metrics", method="POST")
+        c.check("POST is 405", status == 405)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = -1
+        c.check("serve exits 0 on SIGTERM", rc == 0, str(rc))
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{c.failed} failed")
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
