@@ -6,6 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -22,6 +23,9 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 // Requests larger than this are refused: every resource here is a short GET.
 constexpr std::size_t kMaxRequestBytes = 16 * 1024;
+// A connection that sends no complete request for this long is closed, so
+// idle or trickling clients cannot hold sockets forever.
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
 
 struct HttpServer::State {
   explicit State(asio::io_context& ctx) : io(ctx), acceptor(ctx) {}
