@@ -26,7 +26,7 @@ packages=(
   libncurses-dev libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [ "$want_test" -eq 1 ]; then
-  packages+=(clang libclang-rt-14-dev clang-format python3 curl socat
+  packages+=(clang libclang-rt-14-dev clang-format python3 curl socat tmux
              dovecot-core dovecot-imapd dovecot-pop3d prometheus)
 fi
 

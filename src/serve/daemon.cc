@@ -190,7 +190,7 @@ net::HttpResponse Daemon::OnHttp(const net::HttpRequest& req) {
   std::string_view path = req.target.substr(0, req.target.find('?'));
   if (path == "/metrics") {
     auto format = exporter::FormatFromAccept(req.accept);
-    MetricsSources sources{store_, counters_, start_time_};
+    MetricsSources sources{store_, counters_, start_time_, carbon_failures_};
     return {
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   }

@@ -30,6 +30,9 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
     w.Sample({{"source", SourceName(key.first)}, {"reason", key.second}}, n);
   }
 
+  w.Family("mailscope_export_failures", "counter", "Pushes to an exporter that failed");
+  w.Sample({{"exporter", "carbon"}}, src.carbon_failures);
+
   w.Family("mailscope_memory_used_bytes", "gauge", "Memory held by a store, every byte counted",
            "bytes");
   w.Sample({{"store", "old_stats"}}, static_cast<std::uint64_t>(store.memory_used_bytes()));
@@ -70,9 +73,14 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
     const bool seconds = f.type == catalog::OldStatsType::kTimeval;
     const bool disk = f.name == "disk_input" || f.name == "disk_output";
     const bool bytes = disk || f.name.ends_with("_bytes");
-    std::string name = fmt::format("mailscope_old_stats_{}{}", f.name, seconds ? "_seconds" : disk ? "_bytes" : "");
+    std::string name = fmt::format("mailscope_old_stats_{}{}", f.name,
+                                   seconds ? "_seconds"
+                                   : disk  ? "_bytes"
+                                           : "");
     w.Family(name, "counter", fmt::format("Old-stats global {} since the last reset", f.name),
-             seconds ? "seconds" : bytes ? "bytes" : "");
+             seconds ? "seconds"
+             : bytes ? "bytes"
+                     : "");
     if (seconds) {
       w.Sample({}, g.stats.ColumnAsDouble(i));
     } else {

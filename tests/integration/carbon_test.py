@@ -281,7 +281,7 @@ class Block:
 
 
 def line_terminator(raw: bytes) -> bytes | None:
-    """b"\\r\\n" or b"\\n" when every line of raw ends the same way, else None."""
+    """b"\\r\\n" or b"\\n" when all lines of raw end alike, else None."""
     if not raw.endswith(b"\n"):
         return None
     lf = raw.count(b"\n")
@@ -524,8 +524,9 @@ class CarbonTest:
     def run_dovecot(self) -> None:
         c = self.c
         sink = self.sink()
-        self.dovecot = CarbonDovecot(os.path.join(self.root, "dovecot"),
-                                     sink.port)
+        # The directory name becomes part of instance_name: keep it unique.
+        name = "dovecot-" + os.path.basename(self.root).rsplit("-", 1)[-1]
+        self.dovecot = CarbonDovecot(os.path.join(self.root, name), sink.port)
         os.makedirs(self.dovecot.root_dir)
         os.chmod(self.dovecot.root_dir, 0o755)
         self.dovecot.install()
@@ -557,7 +558,8 @@ class CarbonTest:
         self.dovecot_block = fed_blocks[-1]
         check_block(c, "dovecot", "dcref", self.dovecot_block, started)
         raw = self.dovecot_block.data
-        print(f"INFO: dovecot terminator {line_terminator(raw)!r}; first lines:")
+        print(f"INFO: dovecot terminator {line_terminator(raw)!r};"
+              " first lines:")
         for line in raw.splitlines(keepends=True)[:3]:
             print(f"INFO:   {line!r}")
         for line in raw.splitlines(keepends=True):
@@ -652,7 +654,8 @@ class CarbonTest:
             s.close()
 
     def print_logs(self) -> None:
-        logs = [("dovecot log", self.dovecot.log_text() if self.dovecot else "")]
+        logs = [("dovecot log",
+                 self.dovecot.log_text() if self.dovecot else "")]
         logs += [(f"mailscope log ({os.path.basename(m.root)})", m.log_text())
                  for m in self.servers]
         for title, text in logs:
@@ -683,7 +686,8 @@ def main(argv: list[str]) -> int:
     try:
         test.run()
     except Exception as err:  # report, clean up, fail
-        test.c.check("test ran to the end", False, f"{type(err).__name__}: {err}")
+        test.c.check("test ran to the end", False,
+                     f"{type(err).__name__}: {err}")
     finally:
         test.cleanup()
         if test.c.failures:
