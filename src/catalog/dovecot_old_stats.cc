@@ -38,7 +38,8 @@ const OldStatsKeyIds& OldStatsKeys() {
       InternName("session"), InternName("user"),      InternName("service"),
       InternName("pid"),     InternName("lip"),       InternName("rip"),
       InternName("cmd_id"),  InternName("cmd_name"),  InternName("cmd_args"),
-      InternName("done"),    InternName("continued"), InternName("payload_error")};
+      InternName("done"),    InternName("continued"), InternName("payload_error"),
+      InternName("mail"),    InternName("auth")};
   return ids;
 }
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "core/event.h"
 #include "core/names.h"
 
 namespace mailscope::catalog {
@@ -57,7 +58,32 @@ inline constexpr std::array<OldStatsField, 24> kOldStatsFields = {{
     {"auth_cache_hits", OldStatsType::kU32, 1, 16},
     {"auth_cache_misses", OldStatsType::kU32, 1, 20},
 }};
-inline constexpr int kOldStatsTimevalColumns = 3;  // the first three columns
+inline constexpr int kOldStatsTimevalColumns = 3;        // the first three columns
+inline constexpr std::size_t kOldStatsMailColumns = 18;  // columns 0..17 are the mail item's
+
+// The two items as record schemas (column order, struct offsets): a decoded
+// payload item is one field (key "mail" or "auth") with a record value.
+inline constexpr RecordColumn::Type ToRecordType(OldStatsType t) {
+  return t == OldStatsType::kU32   ? RecordColumn::Type::kU32
+         : t == OldStatsType::kU64 ? RecordColumn::Type::kU64
+                                   : RecordColumn::Type::kTimeval;
+}
+template <std::size_t First, std::size_t Count>
+constexpr std::array<RecordColumn, Count> MakeRecordColumns() {
+  std::array<RecordColumn, Count> c{};
+  for (std::size_t i = 0; i < Count; ++i) {
+    const auto& f = kOldStatsFields[First + i];
+    c[i] = {f.name, ToRecordType(f.type), f.offset};
+  }
+  return c;
+}
+inline constexpr auto kOldStatsMailRecordColumns = MakeRecordColumns<0, kOldStatsMailColumns>();
+inline constexpr auto kOldStatsAuthRecordColumns =
+    MakeRecordColumns<kOldStatsMailColumns, kOldStatsFields.size() - kOldStatsMailColumns>();
+inline constexpr RecordSchema kOldStatsMailRecord{"mail", 136, kOldStatsMailRecordColumns.data(),
+                                                  kOldStatsMailRecordColumns.size()};
+inline constexpr RecordSchema kOldStatsAuthRecord{"auth", 24, kOldStatsAuthRecordColumns.data(),
+                                                  kOldStatsAuthRecordColumns.size()};
 
 // Interned ids of the column names, in column order.
 const std::array<NameId, kOldStatsFields.size()>& OldStatsFieldIds();
@@ -74,7 +100,7 @@ const OldStatsCommandIds& OldStatsCommands();
 // Keys of the non-statistics fields the decoder emits.
 struct OldStatsKeyIds {
   NameId session, user, service, pid, lip, rip, cmd_id, cmd_name, cmd_args, done, continued,
-      payload_error;
+      payload_error, mail, auth;
 };
 const OldStatsKeyIds& OldStatsKeys();
 

@@ -1,5 +1,7 @@
 #include "core/event.h"
 
+#include <cstring>
+
 namespace mailscope {
 
 std::string_view SourceName(Source source) {
@@ -20,6 +22,41 @@ std::string_view SourceName(Source source) {
       return "stalwart_log";
   }
   return "unknown";
+}
+
+Value Value::RecordColumnValue(const RecordColumn& column) const {
+  const auto* p = static_cast<const unsigned char*>(u_.r.data) + column.offset;
+  switch (column.type) {
+    case RecordColumn::Type::kU32: {
+      std::uint32_t v;
+      std::memcpy(&v, p, sizeof v);
+      return Uint(v);
+    }
+    case RecordColumn::Type::kU64: {
+      std::uint64_t v;
+      std::memcpy(&v, p, sizeof v);
+      return Uint(v);
+    }
+    case RecordColumn::Type::kTimeval: {
+      Timeval tv;
+      std::memcpy(&tv.sec, p, sizeof tv.sec);
+      std::memcpy(&tv.usec, p + 8, sizeof tv.usec);
+      return Tv(tv);
+    }
+  }
+  return {};
+}
+
+Value Event::Lookup(std::string_view key) const {
+  for (const Field& f : fields)
+    if (NameText(f.key) == key) return f.value;
+  for (const Field& f : fields) {
+    if (f.value.type() != Value::Type::kRecord) continue;
+    const RecordSchema* schema = f.value.record_schema();
+    for (std::size_t i = 0; i < schema->column_count; ++i)
+      if (schema->columns[i].name == key) return f.value.RecordColumnValue(schema->columns[i]);
+  }
+  return {};
 }
 
 std::string_view LevelName(Level level) {

@@ -36,11 +36,28 @@ struct Timeval {
   friend bool operator==(const Timeval&, const Timeval&) = default;
 };
 
-// A typed field value. Strings are views into the decoder's buffer and are
-// valid only while the event is being dispatched. Trivially copyable, 24 bytes.
+// The layout of a record value: named, typed columns at fixed offsets of a
+// binary struct, as some wire formats carry them (Dovecot's old-stats
+// payload is a raw C struct). Schemas are static data (see src/catalog).
+struct RecordColumn {
+  enum class Type : std::uint8_t { kU32, kU64, kTimeval };
+  std::string_view name;
+  Type type;
+  std::size_t offset;
+};
+struct RecordSchema {
+  std::string_view name;
+  std::size_t size;  // bytes of the struct
+  const RecordColumn* columns;
+  std::size_t column_count;
+};
+
+// A typed field value. Strings and records are views into the decoder's
+// buffer and are valid only while the event is being dispatched. Trivially
+// copyable, 24 bytes.
 class Value {
  public:
-  enum class Type : std::uint8_t { kNone, kInt, kUint, kDouble, kString, kTimeval, kBool };
+  enum class Type : std::uint8_t { kNone, kInt, kUint, kDouble, kString, kTimeval, kBool, kRecord };
 
   Value() = default;
   static Value Int(std::int64_t v) {
@@ -73,6 +90,12 @@ class Value {
     x.u_.tv = tv;
     return x;
   }
+  // REQUIRES: `data` holds schema->size bytes, alive while the value is used.
+  static Value Record(const RecordSchema* schema, const void* data) {
+    Value x(Type::kRecord);
+    x.u_.r = {schema, data};
+    return x;
+  }
 
   Type type() const { return type_; }
   // REQUIRES: the matching type.
@@ -82,6 +105,10 @@ class Value {
   bool as_bool() const { return u_.u != 0; }
   std::string_view as_string() const { return {u_.s.data, u_.s.size}; }
   Timeval as_timeval() const { return u_.tv; }
+  const RecordSchema* record_schema() const { return u_.r.schema; }
+  const void* record_data() const { return u_.r.data; }
+  // A column of a record value, decoded (unaligned-safe).
+  Value RecordColumnValue(const RecordColumn& column) const;
 
  private:
   explicit Value(Type t) : type_(t) {}
@@ -89,12 +116,17 @@ class Value {
     const char* data;
     std::size_t size;
   };
+  struct Rec {
+    const RecordSchema* schema;
+    const void* data;
+  };
   union U {
     std::int64_t i;
     std::uint64_t u;
     double d;
     Str s;
     Timeval tv;
+    Rec r;
   } u_{};
   Type type_ = Type::kNone;
 };
@@ -172,6 +204,9 @@ struct Event {
       if (f.key == key) return &f;
     return nullptr;
   }
+  // Looks `key` up among the fields, then among the columns of record
+  // fields. A kNone value when absent.
+  Value Lookup(std::string_view key) const;
 };
 
 }  // namespace mailscope

@@ -16,50 +16,10 @@ using catalog::kOldStatsFields;
 using catalog::kOldStatsItems;
 using catalog::OldStatsType;
 
-constexpr std::size_t kMailColumns = [] {
-  std::size_t n = 0;
-  for (const auto& f : kOldStatsFields) n += f.item == catalog::kOldStatsMailItem ? 1 : 0;
-  return n;
-}();
-static_assert(kMailColumns == 18);
-
-// Writes column First+I of the struct at `p` into slot I; the layout is a
-// compile-time table, so each column becomes straight-line code.
-template <std::size_t First, std::size_t... I>
-void WriteColumns(const std::uint8_t* p, const std::array<NameId, kOldStatsFields.size()>& ids,
-                  Field* slot, std::index_sequence<I...>) {
-  auto one = [&]<std::size_t Col>(Field& f) {
-    constexpr auto spec = kOldStatsFields[Col];
-    f.key = ids[Col];
-    if constexpr (spec.type == OldStatsType::kU32) {
-      std::uint32_t v;
-      std::memcpy(&v, p + spec.offset, sizeof v);
-      f.value = Value::Uint(v);
-    } else if constexpr (spec.type == OldStatsType::kU64) {
-      std::uint64_t v;
-      std::memcpy(&v, p + spec.offset, sizeof v);
-      f.value = Value::Uint(v);
-    } else {
-      Timeval tv;
-      std::memcpy(&tv.sec, p + spec.offset, 8);
-      std::memcpy(&tv.usec, p + spec.offset + 8, 8);
-      f.value = Value::Tv(tv);
-    }
-  };
-  (one.template operator()<First + I>(slot[I]), ...);
-}
-
 template <typename T>
 bool ParseDecimal(std::string_view s, T& out) {
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return !s.empty() && ec == std::errc() && ptr == s.data() + s.size();
-}
-
-template <typename T>
-T Load(const std::uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
 }
 
 std::string Quote(std::string_view s) {
@@ -84,7 +44,7 @@ Status DovecotOldStatsDecoder::DecodePayload(std::string_view base64, Event& out
   payload_.resize(static_cast<std::size_t>(decoded));
   // The payload is "name\0" + raw struct, repeated per item (stats_export()).
   const std::size_t first_field = out.fields.size();
-  const auto& ids = catalog::OldStatsFieldIds();
+  const auto& keys = catalog::OldStatsKeys();
   const std::uint8_t* p = payload_.data();
   std::size_t left = payload_.size();
   while (left > 0) {
@@ -109,19 +69,11 @@ Status DovecotOldStatsDecoder::DecodePayload(std::string_view base64, Event& out
       out.fields.resize(first_field);
       return Rejected("stats_too_small", std::string(name) + "_stats too small");
     }
-    // An item's columns are contiguous in kOldStatsFields.
+    // The item's struct stays where it is: the event carries it as a record
+    // whose schema names and types its columns.
     const bool mail = item == catalog::kOldStatsMailItem;
-    Field* slot = out.fields.Append(mail ? kMailColumns : kOldStatsFields.size() - kMailColumns);
-    if (slot == nullptr) {
-      out.fields.resize(first_field);
-      return Rejected("too_many_fields", "too many fields");
-    }
-    if (mail) {
-      WriteColumns<0>(p, ids, slot, std::make_index_sequence<kMailColumns>{});
-    } else {
-      WriteColumns<kMailColumns>(p, ids, slot,
-                                 std::make_index_sequence<kOldStatsFields.size() - kMailColumns>{});
-    }
+    out.Add(mail ? keys.mail : keys.auth,
+            Value::Record(mail ? &catalog::kOldStatsMailRecord : &catalog::kOldStatsAuthRecord, p));
     p += size;
     left -= size;
   }

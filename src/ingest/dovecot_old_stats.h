@@ -2,8 +2,9 @@
 // imap_old_stats plugins) and auth (auth_stats = yes) write to the
 // old-stats FIFOs: CONNECT, DISCONNECT, UPDATE-SESSION, UPDATE-CMD, ADD-USER.
 // Produces one Event per line (source dovecot_old_stats, name = the command).
-// Statistics payloads become one typed field per column (user_cpu ...
-// auth_cache_misses) for the items present in the payload.
+// Each item of a statistics payload becomes one field, "mail" or "auth",
+// whose record value names and types the columns (user_cpu ...
+// auth_cache_misses; catalog/dovecot_old_stats.h) without copying them.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,8 @@
 #include "stats/old_stats_store.h"
 
 #include <algorithm>
+#include <cstring>
+#include <utility>
 
 #include "catalog/dovecot_old_stats.h"
 
@@ -82,7 +84,32 @@ enum KeySlot : std::int8_t {
   kSlotDone,
   kSlotContinued,
   kSlotPayloadError,
+  kSlotMail,
+  kSlotAuth,
 };
+
+// Copies the columns [First, First + N) of an old-stats record into `v`;
+// the offsets are compile-time constants, so this is straight-line code.
+template <std::size_t First, std::size_t... I>
+void ImportRecord(const unsigned char* p, OldStatsVector& v, std::index_sequence<I...>) {
+  auto one = [&]<std::size_t Col>() {
+    constexpr auto spec = catalog::kOldStatsFields[Col];
+    if constexpr (spec.type == catalog::OldStatsType::kTimeval) {
+      std::memcpy(&v.tv[Col].sec, p + spec.offset, 8);
+      std::memcpy(&v.tv[Col].usec, p + spec.offset + 8, 8);
+    } else if constexpr (spec.type == catalog::OldStatsType::kU32) {
+      std::uint32_t x;
+      std::memcpy(&x, p + spec.offset, 4);
+      v.n[Col - OldStatsVector::kTimevals] = x;
+    } else {
+      std::memcpy(&v.n[Col - OldStatsVector::kTimevals], p + spec.offset, 8);
+    }
+  };
+  (one.template operator()<First + I>(), ...);
+}
+constexpr std::uint32_t kMailColumnsMask = (1u << catalog::kOldStatsMailColumns) - 1;
+constexpr std::uint32_t kAuthColumnsMask =
+    ((1u << OldStatsVector::kColumns) - 1) & ~kMailColumnsMask;
 }  // namespace
 
 std::vector<std::int8_t> OldStatsStore::BuildKeySlots() {
@@ -98,7 +125,9 @@ std::vector<std::int8_t> OldStatsStore::BuildKeySlots() {
                                                        {k.cmd_args, kSlotCmdArgs},
                                                        {k.done, kSlotDone},
                                                        {k.continued, kSlotContinued},
-                                                       {k.payload_error, kSlotPayloadError}};
+                                                       {k.payload_error, kSlotPayloadError},
+                                                       {k.mail, kSlotMail},
+                                                       {k.auth, kSlotAuth}};
   for (std::size_t i = 0; i < cols.size(); ++i)
     pairs.emplace_back(cols[i], static_cast<std::int8_t>(i));
   NameId max = 0;
@@ -160,6 +189,24 @@ struct OldStatsStore::Parsed {
         case kSlotPayloadError:
           payload_error = true;
           break;
+        case kSlotMail:
+          if (f.value.type() == Value::Type::kRecord &&
+              f.value.record_schema() == &catalog::kOldStatsMailRecord) {
+            ImportRecord<0>(static_cast<const unsigned char*>(f.value.record_data()), values,
+                            std::make_index_sequence<catalog::kOldStatsMailColumns>{});
+            columns |= kMailColumnsMask;
+          }
+          break;
+        case kSlotAuth:
+          if (f.value.type() == Value::Type::kRecord &&
+              f.value.record_schema() == &catalog::kOldStatsAuthRecord) {
+            ImportRecord<catalog::kOldStatsMailColumns>(
+                static_cast<const unsigned char*>(f.value.record_data()), values,
+                std::make_index_sequence<OldStatsVector::kColumns -
+                                         catalog::kOldStatsMailColumns>{});
+            columns |= kAuthColumnsMask;
+          }
+          break;
         default:
           break;
       }
@@ -168,6 +215,15 @@ struct OldStatsStore::Parsed {
 
   // stats_import(): the stored values, overwritten by the items present.
   OldStatsVector ImportOver(const OldStatsVector& old) const {
+    // Whole items replace their columns at once (the usual case).
+    if (columns == (kMailColumnsMask | kAuthColumnsMask)) return values;
+    if (columns == kMailColumnsMask) {
+      OldStatsVector v = values;
+      std::copy(old.n.begin() + (catalog::kOldStatsMailColumns - OldStatsVector::kTimevals),
+                old.n.end(),
+                v.n.begin() + (catalog::kOldStatsMailColumns - OldStatsVector::kTimevals));
+      return v;
+    }
     OldStatsVector v = old;
     for (std::size_t i = 0; i < OldStatsVector::kTimevals; ++i)
       if (columns & (1u << i)) v.tv[i] = values.tv[i];
