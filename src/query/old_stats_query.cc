@@ -154,14 +154,27 @@ void AppendUser(std::string& out, const OldUser& u) {
   out += '\n';
 }
 
+// The columns shared by domain, ip and global rows.
 template <typename T>
 void AppendGroup(std::string& out, const T& x) {
-  fmt::format_to(std::back_inserter(out), "\t{}\t", x.reset_timestamp);
+  fmt::format_to(std::back_inserter(out), "{}\t", x.reset_timestamp);
   AppendTimeval(out, x.last_update);
   fmt::format_to(std::back_inserter(out), "\t{}\t{}\t{}\t", x.num_logins, x.num_cmds,
                  x.num_connected_sessions);
   x.stats.AppendAll(out);
   out += '\n';
+}
+
+void AppendDomain(std::string& out, const OldDomain& d) {
+  AppendTabEscaped(out, d.name);
+  out += '\t';
+  AppendGroup(out, d);
+}
+
+void AppendIp(std::string& out, const OldIp& ip) {
+  out += ip.ip.ToString();
+  out += '\t';
+  AppendGroup(out, ip);
 }
 
 // Walks a newest-first list from `first`, as Dovecot's export iterators do.
@@ -275,11 +288,7 @@ void AnswerExport(const stats::OldStatsStore& store, const OldStatsRequest& req,
       return Walk(out, level, ip->sessions, session_next, match_session, AppendSession);
     }
     return Walk(
-        out, level, ip, ip_next, [&](const OldIp& x) { return MatchIp(f, x); },
-        [](std::string& o, const OldIp& x) {
-          o += x.ip.ToString();
-          AppendGroup(o, x);
-        });
+        out, level, ip, ip_next, [&](const OldIp& x) { return MatchIp(f, x); }, AppendIp);
   }
   if (f.domain && !HasWildcardStar(f.domain) &&
       (level == OldLevel::kDomain || level == OldLevel::kUser)) {
@@ -290,10 +299,7 @@ void AnswerExport(const stats::OldStatsStore& store, const OldStatsRequest& req,
     }
     return Walk(
         out, level, d, domain_next, [&](const OldDomain& x) { return MatchDomain(f, x); },
-        [](std::string& o, const OldDomain& x) {
-          AppendTabEscaped(o, x.name);
-          AppendGroup(o, x);
-        });
+        AppendDomain);
   }
 
   switch (level) {
@@ -319,30 +325,18 @@ void AnswerExport(const stats::OldStatsStore& store, const OldStatsRequest& req,
       if (first == nullptr) return out.push_back('\n');
       return Walk(
           out, level, first, domain_next, [&](const OldDomain& x) { return MatchDomain(f, x); },
-          [](std::string& o, const OldDomain& x) {
-            AppendTabEscaped(o, x.name);
-            AppendGroup(o, x);
-          });
+          AppendDomain);
     }
     case OldLevel::kIp: {
       const OldIp* first = store.ips_newest();
       if (first == nullptr) return out.push_back('\n');
       return Walk(
-          out, level, first, ip_next, [&](const OldIp& x) { return MatchIp(f, x); },
-          [](std::string& o, const OldIp& x) {
-            o += x.ip.ToString();
-            AppendGroup(o, x);
-          });
+          out, level, first, ip_next, [&](const OldIp& x) { return MatchIp(f, x); }, AppendIp);
     }
     case OldLevel::kGlobal: {
       AppendHeader(out, level);
-      const stats::OldGlobal& g = store.global();
-      fmt::format_to(std::back_inserter(out), "{}\t", g.reset_timestamp);
-      AppendTimeval(out, g.last_update);
-      fmt::format_to(std::back_inserter(out), "\t{}\t{}\t{}\t", g.num_logins, g.num_cmds,
-                     g.num_connected_sessions);
-      g.stats.AppendAll(out);
-      out += "\n\n";
+      AppendGroup(out, store.global());
+      out += '\n';
       return;
     }
   }
