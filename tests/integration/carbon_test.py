@@ -22,95 +22,32 @@ is not installed or the test does not run as root.
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import dataclasses
-import errno
 import os
 import re
-import shutil
-import signal
 import socket
-import struct
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib_dovecot as ld  # noqa: E402
+import lib_mailscope as lm  # noqa: E402
+from lib_mailscope import (AUTH_FIELDS, MAIL_FIELDS,  # noqa: E402
+                           TIMEVAL_FIELDS, auth_payload, mail_payload, usec,
+                           write_fifo)
 
-SKIP = 77
 INTERVAL = 1.0
 
-MAIL_FIELDS = (
-    "user_cpu", "sys_cpu", "clock_time", "min_faults", "maj_faults", "vol_cs",
-    "invol_cs", "disk_input", "disk_output", "read_count", "read_bytes",
-    "write_count", "write_bytes", "mail_lookup_path", "mail_lookup_attr",
-    "mail_read_count", "mail_read_bytes", "mail_cache_hits")
-AUTH_FIELDS = (
-    "auth_successes", "auth_master_successes", "auth_failures",
-    "auth_db_tempfails", "auth_cache_hits", "auth_cache_misses")
-TIMEVAL_FIELDS = ("user_cpu", "sys_cpu", "clock_time")
 # The block: four global counters, then every stats column in column order.
 CARBON_FIELDS = (("logins", "cmds", "connected_sessions", "last_reset") +
                  MAIL_FIELDS + AUTH_FIELDS)
-
-# struct mail_stats on x86_64 (136 bytes). Note the struct order of
-# read_count/write_count/read_bytes/write_bytes differs from the column order.
-MAIL_STRUCT = struct.Struct("<qqqqqqIIIIQQIIQQIII4xQQ")
-MAIL_STRUCT_ORDER = (
-    "user_cpu", "sys_cpu", "clock_time", "min_faults", "maj_faults", "vol_cs",
-    "invol_cs", "disk_input", "disk_output", "read_count", "write_count",
-    "read_bytes", "write_bytes", "mail_lookup_path", "mail_lookup_attr",
-    "mail_read_count", "mail_read_bytes", "mail_cache_hits")
-AUTH_STRUCT = struct.Struct("<6I")
-assert MAIL_STRUCT.size == 136 and AUTH_STRUCT.size == 24
 
 # A stats timeval: "<sec>.<usec>", usec not zero-padded and, because Dovecot
 # carries into seconds only above 1000000, possibly 7 digits.
 TIMEVAL_RE = re.compile(r"^\d+\.(0|[1-9]\d{0,6})$")
 INTEGER_RE = re.compile(r"^\d+$")
-
-
-def mail_payload(values: dict[str, int]) -> str:
-    """base64 of b"mail\\0" + struct mail_stats; timevals given in usec."""
-    flat: list[int] = []
-    for name in MAIL_STRUCT_ORDER:
-        value = values.get(name, 0)
-        flat.extend(divmod(value, 1_000_000) if name in TIMEVAL_FIELDS
-                    else (value,))
-    raw = b"mail\0" + MAIL_STRUCT.pack(*flat)
-    return base64.b64encode(raw).decode("ascii")
-
-
-def decode_mail_payload(payload: str) -> dict[str, int]:
-    raw = base64.b64decode(payload)
-    if not raw.startswith(b"mail\0") or len(raw) != 5 + MAIL_STRUCT.size:
-        raise ValueError(f"not a mail stats payload: {payload!r}")
-    flat = list(MAIL_STRUCT.unpack(raw[5:]))
-    values = {}
-    for name in MAIL_STRUCT_ORDER:
-        if name in TIMEVAL_FIELDS:
-            sec, micro = flat.pop(0), flat.pop(0)
-            values[name] = sec * 1_000_000 + micro
-        else:
-            values[name] = flat.pop(0)
-    return values
-
-
-def auth_payload(values: dict[str, int]) -> str:
-    raw = b"auth\0" + AUTH_STRUCT.pack(*(values.get(n, 0) for n in AUTH_FIELDS))
-    return base64.b64encode(raw).decode("ascii")
-
-
-def usec(value: str) -> int:
-    """A stats timeval in microseconds; the part after the dot is a count."""
-    sec, _, micro = value.partition(".")
-    return int(sec) * 1_000_000 + int(micro or 0)
 
 
 # ---- the old-stats lines fed to both servers ---------------------------------
@@ -144,11 +81,11 @@ BUILT_STATS = {
 BUILT_LINES = (
     f"CONNECT\t{BUILT_SESSION}\tbob@example.org\tpop3\t4242\trip=127.0.0.2\n",
     f"UPDATE-CMD\t{BUILT_SESSION}\t1\t\tSELECT\tINBOX\t"
-    f"{mail_payload({'user_cpu': 120, 'read_count': 1})}\n",
-    f"UPDATE-SESSION\t{BUILT_SESSION}\t{mail_payload(BUILT_STATS)}\n",
+    f"{mail_payload(user_cpu=120, read_count=1)}\n",
+    f"UPDATE-SESSION\t{BUILT_SESSION}\t{mail_payload(**BUILT_STATS)}\n",
     f"DISCONNECT\t{BUILT_SESSION}\n")
 BUILT_ADD_USER = (f"ADD-USER\tbob@example.org\tpop3\t"
-                  f"{auth_payload({'auth_successes': 1, 'auth_cache_hits': 1})}"
+                  f"{auth_payload(auth_successes=1, auth_cache_hits=1)}"
                   "\n")
 
 MAIL_FIFO_LINES = (LIVE_CONNECT, LIVE_UPDATE) + BUILT_LINES
@@ -157,37 +94,13 @@ AUTH_FIFO_LINES = LIVE_ADD_USERS + (BUILT_ADD_USER,)
 
 def expected_global() -> dict[str, int]:
     """The global figures the fed lines produce (timevals in usec)."""
-    live = decode_mail_payload(LIVE_UPDATE_PAYLOAD)
+    live = lm.decode_mail_payload(LIVE_UPDATE_PAYLOAD)
     values = {n: live[n] + BUILT_STATS.get(n, 0) for n in MAIL_FIELDS}
     values.update(logins=2, cmds=1, connected_sessions=1,
                   auth_successes=2, auth_master_successes=0, auth_failures=1,
                   auth_db_tempfails=0, auth_cache_hits=1,
                   auth_cache_misses=0)
     return values
-
-
-def write_fifo(path: str, lines: tuple[str, ...], timeout: float = 5.0
-               ) -> None:
-    """Writes lines into a FIFO in one write(), as Dovecot's writers do."""
-    data = "".join(lines).encode("utf-8")
-    assert len(data) <= 4096, "keep it atomic (PIPE_BUF)"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError as err:
-            # ENXIO: no reader yet; ENOENT: not created yet.
-            if err.errno not in (errno.ENXIO, errno.ENOENT) or \
-                    time.monotonic() >= deadline:
-                raise
-            time.sleep(0.1)
-    try:
-        written = os.write(fd, data)
-    finally:
-        os.close(fd)
-    if written != len(data):
-        raise RuntimeError(f"short write to {path}: {written} of {len(data)}")
 
 
 # ---- the carbon sink -------------------------------------------------------
@@ -325,26 +238,7 @@ def blocks_with(sink: CarbonSink, needle: bytes) -> list[Received]:
 # ---- checks ----------------------------------------------------------------
 
 
-class Checks:
-    """Prints PASS/FAIL lines and remembers failures."""
-
-    def __init__(self) -> None:
-        self.failures: list[str] = []
-
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        if ok:
-            print(f"PASS: {name}", flush=True)
-        else:
-            self.failures.append(name)
-            print(f"FAIL: {name}{': ' + detail if detail else ''}", flush=True)
-        return ok
-
-    def equal(self, name: str, actual, expected) -> bool:
-        return self.check(name, actual == expected,
-                          f"got {actual!r}, expected {expected!r}")
-
-
-def check_block(c: Checks, who: str, name: str, rec: Received,
+def check_block(c: lm.Checks, who: str, name: str, rec: Received,
                 started: float) -> Block | None:
     """Structure checks every block must pass, Dovecot's and mailscope's."""
     block = parse_block(rec.data)
@@ -377,7 +271,7 @@ def check_block(c: Checks, who: str, name: str, rec: Received,
     return block
 
 
-def check_cadence(c: Checks, who: str, recs: list[Received]) -> None:
+def check_cadence(c: lm.Checks, who: str, recs: list[Received]) -> None:
     """One connection per interval, each carrying exactly one full block."""
     whole = [r for r in recs if r.eof]
     c.check(f"{who}: every connection is closed by the sender", len(whole) ==
@@ -416,77 +310,6 @@ service old-stats {{
 """
 
 
-class Mailscope:
-    """`mailscope serve --config` as a child process, stopped with SIGTERM."""
-
-    def __init__(self, binary: str, root: str, tag: str, config: str) -> None:
-        self.binary = binary
-        self.root = os.path.join(root, tag)
-        self.run_dir = os.path.join(self.root, "run")
-        self.data_dir = os.path.join(self.root, "data")
-        self.config_path = os.path.join(self.root, "mailscope.toml")
-        self.log_path = os.path.join(self.root, "mailscope.log")
-        self.proc: subprocess.Popen | None = None
-        self.http_port: int | None = None
-        for path in (self.run_dir, self.data_dir):
-            os.makedirs(path)
-        with open(self.config_path, "w", encoding="utf-8") as f:
-            f.write(config)
-
-    def start(self, timeout: float = 15.0) -> None:
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, "serve", "--run-dir", self.run_dir,
-                 "--data-dir", self.data_dir, "--config", self.config_path,
-                 "--http", "127.0.0.1:0"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        sock = os.path.join(self.run_dir, "old-stats")
-        up = lambda: (self.proc.poll() is not None or
-                      (ld.can_connect_unix(sock) and self._http_port()))
-        ld.wait_until(up, timeout)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"mailscope exited with {self.proc.returncode}:"
-                               f" {self.log_text()}")
-        self.http_port = self._http_port()
-        if self.http_port is None:
-            raise RuntimeError("mailscope did not log its HTTP port")
-
-    def _http_port(self) -> int | None:
-        m = re.search(r"http listening on 127\.0\.0\.1:(\d+)", self.log_text())
-        return int(m.group(1)) if m else None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-    def http_get(self, path: str) -> tuple[int, str]:
-        url = f"http://127.0.0.1:{self.http_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                return resp.status, resp.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as err:
-            return err.code, ""
-        except OSError as err:
-            return -1, str(err)
-
-    def log_text(self) -> str:
-        with contextlib.suppress(FileNotFoundError):
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        return ""
-
-
 def carbon_config(port: int, name: str) -> str:
     return (f'[old_stats]\ncarbon_server = "127.0.0.1:{port}"\n'
             f'carbon_name = "{name}"\ncarbon_interval = "1s"\n')
@@ -499,10 +322,10 @@ class CarbonTest:
     def __init__(self, binary: str, root: str) -> None:
         self.binary = binary
         self.root = root
-        self.c = Checks()
+        self.c = lm.Checks()
         self.sinks: list[CarbonSink] = []
         self.dovecot: CarbonDovecot | None = None
-        self.servers: list[Mailscope] = []
+        self.servers: list[lm.Mailscope] = []
         self.dovecot_block: Received | None = None
 
     def sink(self, port: int = 0) -> CarbonSink:
@@ -510,8 +333,8 @@ class CarbonTest:
         self.sinks.append(s)
         return s
 
-    def mailscope(self, tag: str, config: str) -> Mailscope:
-        m = Mailscope(self.binary, self.root, tag, config)
+    def mailscope(self, tag: str, config: str) -> lm.Mailscope:
+        m = lm.Mailscope(self.binary, os.path.join(self.root, tag), config)
         self.servers.append(m)
         return m
 
@@ -540,7 +363,7 @@ class CarbonTest:
         write_fifo(os.path.join(self.dovecot.base_dir, "old-stats-user"),
                    AUTH_FIFO_LINES)
         fed = b".global.auth_cache_hits 1 "
-        got = ld.wait_until(lambda: len(blocks_with(sink, fed)) >= 2, 10.0)
+        got = lm.wait_until(lambda: len(blocks_with(sink, fed)) >= 2, 10.0)
         recs = sink.received()
         c.check("dovecot: two blocks with the fed figures arrived", got,
                 f"{len(recs)} connections")
@@ -572,10 +395,10 @@ class CarbonTest:
         m = self.mailscope("fed", carbon_config(sink.port, "msref"))
         started = time.time()
         m.start()
-        write_fifo(os.path.join(m.run_dir, "old-stats-mail"), MAIL_FIFO_LINES)
-        write_fifo(os.path.join(m.run_dir, "old-stats-user"), AUTH_FIFO_LINES)
+        write_fifo(m.mail_fifo, MAIL_FIFO_LINES)
+        write_fifo(m.auth_fifo, AUTH_FIFO_LINES)
         fed = b".global.auth_cache_hits 1 "
-        got = ld.wait_until(lambda: len(blocks_with(sink, fed)) >= 2, 6.0)
+        got = lm.wait_until(lambda: len(blocks_with(sink, fed)) >= 2, 6.0)
         c.check("mailscope: two blocks with the fed figures arrived", got,
                 f"{len(sink.received())} connections")
         rc = m.stop()
@@ -612,13 +435,13 @@ class CarbonTest:
     # Receiver down at start: mailscope keeps serving and retries.
     def run_retry(self) -> None:
         c = self.c
-        port = ld.free_port()
+        port = lm.free_port()
         m = self.mailscope("retry", carbon_config(port, "msref"))
         m.start()
         http_ok = []
         deadline = time.monotonic() + 3.5 * INTERVAL
         while time.monotonic() < deadline:
-            http_ok.append(m.http_get("/metrics")[0])
+            http_ok.append(m.http("/metrics").status)
             time.sleep(0.25)
         c.check("retry: mailscope still runs with the receiver down",
                 m.alive(), m.log_text())
@@ -628,7 +451,7 @@ class CarbonTest:
                 re.search(r"carbon.*failed", m.log_text()) is not None,
                 m.log_text())
         sink = self.sink(port)
-        got = ld.wait_until(
+        got = lm.wait_until(
             lambda: len([r for r in sink.received() if r.eof]) >= 2,
             4.0 * INTERVAL)
         c.check("retry: blocks arrive once the receiver listens", got,
@@ -641,8 +464,8 @@ class CarbonTest:
                     block.paths()[-1].endswith(".auth_cache_misses") and
                     len(block.lines) == len(CARBON_FIELDS),
                     repr(recs[-1].data[:200]))
-        status, _ = m.http_get("/metrics")
-        c.equal("retry: /metrics answers after recovery", status, 200)
+        c.equal("retry: /metrics answers after recovery",
+                m.http("/metrics").status, 200)
         c.equal("retry: mailscope exits 0 on SIGTERM", m.stop(), 0)
 
     def cleanup(self) -> None:
@@ -673,34 +496,17 @@ def main(argv: list[str]) -> int:
     binary = os.path.abspath(args.mailscope)
     if os.geteuid() != 0:
         print("SKIP: needs root (Dovecot drops privileges itself)")
-        return SKIP
+        return lm.SKIP
     if not ld.dovecot_installed():
         print("SKIP: dovecot, doveadm or doveconf not on PATH")
-        return SKIP
+        return lm.SKIP
     if not os.access(binary, os.X_OK):
         print(f"FAIL: {binary} is not executable")
         return 1
     root = tempfile.mkdtemp(prefix="mailscope-carbon-")
     os.chmod(root, 0o755)
     test = CarbonTest(binary, root)
-    try:
-        test.run()
-    except Exception as err:  # report, clean up, fail
-        test.c.check("test ran to the end", False,
-                     f"{type(err).__name__}: {err}")
-    finally:
-        test.cleanup()
-        if test.c.failures:
-            test.print_logs()
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    if test.c.failures:
-        print(f"FAIL: {len(test.c.failures)} check(s) failed")
-        return 1
-    print("PASS: carbon export")
-    return 0
+    return lm.run_test(test, test.c, "carbon export", root, args.keep)
 
 
 if __name__ == "__main__":

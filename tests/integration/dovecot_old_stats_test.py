@@ -30,20 +30,17 @@ import contextlib
 import imaplib
 import os
 import re
-import shutil
-import signal
 import stat
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib_dovecot as ld  # noqa: E402
+import lib_mailscope as lm  # noqa: E402
+from lib_mailscope import (AUTH_FIELDS, MAIL_FIELDS,  # noqa: E402
+                           TIMEVAL_FIELDS, usec)
 
-SKIP = 77
 DOVEADM_TEMPFAIL = 75
 
 ALICE = ld.MailUser("alice@example.com", "alice-pw")
@@ -56,15 +53,6 @@ USERS = (ALICE, BOB, CAROL, DAVE)
 # commands because they never reach the command hooks.
 UNREPORTED = {"IDLE", "XYZZY"}
 
-MAIL_FIELDS = (
-    "user_cpu", "sys_cpu", "clock_time", "min_faults", "maj_faults", "vol_cs",
-    "invol_cs", "disk_input", "disk_output", "read_count", "read_bytes",
-    "write_count", "write_bytes", "mail_lookup_path", "mail_lookup_attr",
-    "mail_read_count", "mail_read_bytes", "mail_cache_hits")
-AUTH_FIELDS = (
-    "auth_successes", "auth_master_successes", "auth_failures",
-    "auth_db_tempfails", "auth_cache_hits", "auth_cache_misses")
-TIMEVAL_FIELDS = ("user_cpu", "sys_cpu", "clock_time")
 FIXED_COLUMNS = {
     "command": ["cmd", "args", "session", "user", "last_update"],
     "session": ["session", "user", "ip", "service", "pid", "connected",
@@ -85,106 +73,8 @@ STATS_TIMEVAL_RE = re.compile(r"^\d+\.(0|[1-9]\d{0,5})$")
 LAST_UPDATE_RE = re.compile(r"^\d+\.\d{6}$")
 
 
-def usec(value: str) -> int:
-    """A stats timeval in microseconds; the part after the dot is a count."""
-    sec, _, micro = value.partition(".")
-    return int(sec) * 1_000_000 + int(micro or 0)
-
-
 def field_value(row: dict[str, str], name: str) -> int:
     return usec(row[name]) if name in TIMEVAL_FIELDS else int(row[name])
-
-
-class Checks:
-    """Prints PASS/FAIL lines and remembers failures."""
-
-    def __init__(self) -> None:
-        self.failures: list[str] = []
-        self.count = 0
-
-    def check(self, name: str, ok: bool, detail: str = "",
-              raw: str | None = None) -> bool:
-        self.count += 1
-        if ok:
-            print(f"PASS: {name}", flush=True)
-            return True
-        self.failures.append(name)
-        print(f"FAIL: {name}{': ' + detail if detail else ''}", flush=True)
-        if raw is not None:
-            print("  raw output:")
-            for line in (raw.rstrip("\n").split("\n") if raw else ["<empty>"]):
-                print("  | " + line)
-        return False
-
-    def equal(self, name: str, actual, expected, raw: str | None = None
-              ) -> bool:
-        return self.check(name, actual == expected,
-                          f"got {actual!r}, expected {expected!r}", raw)
-
-
-class Mailscope:
-    """`mailscope serve` as a child process, stopped with SIGTERM."""
-
-    def __init__(self, binary: str, root: str) -> None:
-        self.binary = binary
-        self.run_dir = os.path.join(root, "mailscope-run")
-        self.data_dir = os.path.join(root, "mailscope-data")
-        self.log_path = os.path.join(root, "mailscope.log")
-        self.http_port = ld.free_port()
-        self.proc: subprocess.Popen | None = None
-        for path in (self.run_dir, self.data_dir):
-            os.makedirs(path)
-            os.chmod(path, 0o755)
-
-    @property
-    def socket_path(self) -> str:
-        return os.path.join(self.run_dir, "old-stats")
-
-    def start(self, timeout: float = 15.0) -> None:
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, "serve", "--run-dir", self.run_dir,
-                 "--data-dir", self.data_dir,
-                 "--http", f"127.0.0.1:{self.http_port}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        up = lambda: (self.proc.poll() is not None or
-                      ld.can_connect_unix(self.socket_path))
-        ld.wait_until(up, timeout)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"mailscope exited with {self.proc.returncode}"
-                               f" before {self.socket_path} accepted")
-        if not ld.can_connect_unix(self.socket_path):
-            raise RuntimeError(f"{self.socket_path} did not accept within"
-                               f" {timeout} s")
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM, then wait; returns the exit code (None if it hung)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-    def http_get(self, path: str) -> tuple[int, str]:
-        url = f"http://127.0.0.1:{self.http_port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                return resp.status, resp.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode("utf-8", "replace")
-        except OSError as err:
-            return -1, str(err)
-
-    def log_text(self) -> str:
-        with contextlib.suppress(FileNotFoundError):
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        return ""
 
 
 class Traffic:
@@ -207,16 +97,17 @@ class Test:
     def __init__(self, args: argparse.Namespace, root: str) -> None:
         self.args = args
         self.root = root
-        self.checks = Checks()
+        self.checks = lm.Checks()
         self.traffic = Traffic()
-        self.mailscope: Mailscope | None = None
+        self.mailscope: lm.Mailscope | None = None
         self.held: ld.RecordingIMAP | None = None  # carol, kept logged in
         self.since = 0  # unix time after which only carol's session acts
         self.sessions: ld.Dump | None = None  # session level, for sums
         self.users: ld.Dump | None = None  # user level, for sums
         against = args.against_dovecot
         if not against:
-            self.mailscope = Mailscope(args.mailscope, root)
+            self.mailscope = lm.Mailscope(args.mailscope,
+                                          os.path.join(root, "mailscope"))
         self.link_mode = None if against else args.auth_fifo
         dovecot_root = os.path.join(root, "dovecot")
         os.makedirs(dovecot_root)
@@ -402,7 +293,7 @@ class Test:
             except (KeyError, ValueError):
                 return False
 
-        ok = ld.wait_until(settled, 20.0, 0.25)
+        ok = lm.wait_until(settled, 20.0, 0.25)
         got = ({k: last[0].rows[0].get(k) for k in expected}
                if last and last[0].rows else None)
         self.checks.check("global counters settle", ok,
@@ -413,7 +304,7 @@ class Test:
     def touch_held_session_after_since(self) -> None:
         """Picks `since`, then lets only carol's session act after it."""
         self.since = int(time.time()) + 1
-        ld.wait_until(lambda: time.time() >= self.since + 0.05, 3.0, 0.02)
+        lm.wait_until(lambda: time.time() >= self.since + 0.05, 3.0, 0.02)
         self.held.noop()
         self.traffic.imap_cmds[CAROL.name] = list(self.held.sent_after_login)
         session = []
@@ -434,7 +325,7 @@ class Test:
                     cmds == len(self.traffic.reported(CAROL.name)) and
                     time.time() - updated >= 2.2)
 
-        ok = ld.wait_until(carol_quiet, 10.0, 0.2)
+        ok = lm.wait_until(carol_quiet, 10.0, 0.2)
         self.checks.check("held session updated after since, then idle", ok,
                           f"last row {session}")
 
@@ -753,7 +644,7 @@ class Test:
         if self.link_mode == "replace":
             # The master unlinks and re-creates every FIFO listener on
             # reload, replacing the symlink; put it back once that happened.
-            recreated = ld.wait_until(lambda: stat.S_ISFIFO(
+            recreated = lm.wait_until(lambda: stat.S_ISFIFO(
                 os.lstat(self.dovecot.auth_fifo_path).st_mode), 10.0, 0.05)
             c.check("reload replaces the symlink with Dovecot's FIFO",
                     recreated)
@@ -771,16 +662,16 @@ class Test:
             d = self.dump("global")
             return bool(d.rows) and (d.rows[0]["num_logins"],
                                      d.rows[0]["auth_successes"]) == ("1", "1")
-        ok = ld.wait_until(counted, 15.0, 0.25)
+        ok = lm.wait_until(counted, 15.0, 0.25)
         d = self.dump("global")
         c.check("after reload: a login counts num_logins and auth_successes",
                 ok, raw=None if ok else d.stdout)
 
     def check_http(self) -> None:
         c = self.checks
-        status, _ = self.mailscope.http_get("/healthz")
+        status, _, _ = self.mailscope.http("/healthz")
         c.equal("GET /healthz: 200", status, 200)
-        status, body = self.mailscope.http_get("/metrics")
+        status, _, body = self.mailscope.http("/metrics")
         c.equal("GET /metrics: 200", status, 200, body)
         m = re.search(r'^mailscope_events_total\{source="dovecot_old_stats",'
                       r'event="CONNECT"\} (\S+)$', body, re.MULTILINE)
@@ -870,12 +761,11 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if not ld.dovecot_installed():
         print("SKIP: dovecot not installed")
-        return SKIP
+        return lm.SKIP
     if os.geteuid() != 0:
         print("SKIP: needs root (Dovecot and a mail uid)")
-        return SKIP
+        return lm.SKIP
 
-    started = time.monotonic()
     root = tempfile.mkdtemp(prefix="mailscope-dovecot-")
     # mkdtemp makes 0700; the mail uid, dovecot and dovenull must traverse.
     os.chmod(root, 0o755)
@@ -883,26 +773,8 @@ def main(argv: list[str]) -> int:
         f"mailscope ({args.mailscope}, auth FIFO: {args.auth_fifo})")
     print(f"# testing {target} in {root}", flush=True)
     test = Test(args, root)
-    crashed = False
-    try:
-        test.run()
-    except Exception as err:  # report, then clean up below
-        crashed = True
-        test.checks.check("test ran to the end", False,
-                          f"{type(err).__name__}: {err}")
-    finally:
-        test.cleanup()
-        if test.checks.failures or crashed:
-            test.print_logs()
-        if args.keep:
-            print(f"# kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-
-    failures = test.checks.failures
-    print(f"# {test.checks.count - len(failures)} passed, {len(failures)}"
-          f" failed, {time.monotonic() - started:.1f} s")
-    return 1 if failures else 0
+    return lm.run_test(test, test.checks, "dovecot old stats", root,
+                       args.keep)
 
 
 if __name__ == "__main__":

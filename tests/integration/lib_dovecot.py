@@ -5,7 +5,8 @@ state_dir, the passwd-file, the mail homes and the log. The instance listens on
 127.0.0.1 only. Dovecot daemonizes, so it is tracked by the PID in
 base_dir/master.pid and stopped with a signal to that PID, never by name.
 
-Standard library only; needs root (Dovecot drops privileges itself).
+Standard library and lib_mailscope only; needs root (Dovecot drops privileges
+itself).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import poplib
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
-from typing import Callable, Iterable
+from typing import Iterable
+
+from lib_mailscope import free_port, wait_until
 
 # The unprivileged account that owns the test mailboxes. A dedicated system
 # account keeps the test away from real users' uids; it is created once
@@ -34,13 +36,6 @@ DOVECOT_BINARIES = ("dovecot", "doveadm", "doveconf")
 def dovecot_installed() -> bool:
     """True when the dovecot, doveadm and doveconf binaries are on PATH."""
     return all(shutil.which(name) for name in DOVECOT_BINARIES)
-
-
-def free_port() -> int:
-    """Returns a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_mail_user() -> tuple[int, int]:
@@ -57,18 +52,6 @@ def ensure_mail_user() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float,
-               interval: float = 0.1) -> bool:
-    """Polls predicate until it returns True or timeout seconds pass."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 def process_alive(pid: int) -> bool:
     """True while pid exists and is not a zombie (init may reap late)."""
     try:
@@ -77,17 +60,6 @@ def process_alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
     return state not in ("Z", "X")
-
-
-def can_connect_unix(path: str) -> bool:
-    """True when a UNIX stream socket at path accepts a connection."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(1.0)
-        try:
-            s.connect(path)
-        except OSError:
-            return False
-    return True
 
 
 def tcp_listening(port: int) -> bool:

@@ -17,55 +17,19 @@ Usage: metrics_test.py --mailscope PATH. Exits 0 on success, 1 on failure,
 """
 
 import argparse
-import base64
 import os
 import re
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 
-SKIP = 77
-
-
-def mail_payload(user_cpu_us: int, read_bytes: int) -> str:
-    """base64 of "mail\\0" + struct mail_stats (x86_64 layout, 136 bytes)."""
-    body = bytearray(136)
-    struct.pack_into("<qq", body, 0, user_cpu_us // 1_000_000, user_cpu_us % 1_000_000)
-    struct.pack_into("<Q", body, 88, read_bytes)
-    return base64.b64encode(b"mail\0" + bytes(body)).decode()
-
-
-def auth_payload(successes: int, failures: int) -> str:
-    return base64.b64encode(b"auth\0" + struct.pack("<6I", successes, 0, failures, 0, 0, 0)).decode()
-
-
-class Checks:
-    def __init__(self) -> None:
-        self.failed = 0
-
-    def check(self, name: str, ok: bool, detail: str = "") -> None:
-        print(f"{'PASS' if ok else 'FAIL'}: {name}" + (f" ({detail})" if detail and not ok else ""),
-              flush=True)
-        if not ok:
-            self.failed += 1
-
-
-def fetch(url: str, accept: str = "", method: str = "GET"):
-    req = urllib.request.Request(url, method=method)
-    if accept:
-        req.add_header("Accept", accept)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib_mailscope as lm  # noqa: E402
 
 
 def sample(body: str, name: str) -> float:
@@ -73,14 +37,7 @@ def sample(body: str, name: str) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def scrape_with_prometheus(c: Checks, target: str, work: str) -> None:
+def scrape_with_prometheus(c: lm.Checks, target: str, work: str) -> None:
     """A real Prometheus scrapes /metrics (it asks for OpenMetrics first)."""
     prometheus = shutil.which("prometheus")
     if prometheus is None:
@@ -92,7 +49,7 @@ def scrape_with_prometheus(c: Checks, target: str, work: str) -> None:
         f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                 "scrape_configs:\n  - job_name: mailscope\n    static_configs:\n"
                 f"      - targets: ['{target}']\n")
-    port = free_port()
+    port = lm.free_port()
     plog = open(os.path.join(work, "prometheus.log"), "w")
     prom = subprocess.Popen([prometheus, f"--config.file={conf}",
                              f"--storage.tsdb.path={os.path.join(work, 'tsdb')}",
@@ -145,49 +102,39 @@ def main() -> int:
     promtool = shutil.which("promtool")
     if promtool is None:
         print("SKIP: promtool not installed (Debian package prometheus)")
-        return SKIP
+        return lm.SKIP
 
-    c = Checks()
+    c = lm.Checks()
     work = tempfile.mkdtemp(prefix="mailscope-metrics-")
-    run_dir = os.path.join(work, "run")
-    log = open(os.path.join(work, "serve.log"), "w+")
-    proc = subprocess.Popen([args.mailscope, "serve", "--run-dir", run_dir, "--data-dir",
-                             os.path.join(work, "data"), "--http", "127.0.0.1:0"],
-                            stdout=subprocess.DEVNULL, stderr=log)
+    serve = lm.Mailscope(args.mailscope, os.path.join(work, "mailscope"))
     try:
-        address = None
-        deadline = time.monotonic() + 10
-        while address is None and time.monotonic() < deadline:
-            log.seek(0)
-            m = re.search(r"http listening on (\S+)", log.read())
-            if m:
-                address = m.group(1)
-            else:
-                time.sleep(0.05)
-        c.check("serve announces its HTTP address", address is not None)
-        if address is None:
+        error = ""
+        try:
+            serve.start(timeout=10)
+        except RuntimeError as err:
+            error = str(err)
+        c.check("serve announces its HTTP address", serve.http_address is not None, error)
+        if serve.http_address is None:
             return 1
-        base = f"http://{address}"
 
         lines = [
             "CONNECT\ts1\talice@example.com\timap\t100\tlip=127.0.0.1\trip=127.0.0.1",
             "CONNECT\ts2\tbob@example.org\tpop3\t101\trip=::1",
-            f"UPDATE-SESSION\ts1\t{mail_payload(2500, 4096)}",
-            f"UPDATE-CMD\ts1\t1\t\tSELECT\tINBOX\t{mail_payload(10, 1)}",
+            f"UPDATE-SESSION\ts1\t{lm.mail_payload(user_cpu=2500, read_bytes=4096)}",
+            f"UPDATE-CMD\ts1\t1\t\tSELECT\tINBOX\t{lm.mail_payload(user_cpu=10, read_bytes=1)}",
             "UPDATE-SESSION\ts2\tnot-base64!",
             "BOGUS\tline",
             "DISCONNECT\ts2",
         ]
-        with open(os.path.join(run_dir, "old-stats-mail"), "w") as fifo:
-            fifo.write("\n".join(lines) + "\n")
-        with open(os.path.join(run_dir, "old-stats-user"), "w") as fifo:
-            fifo.write(f"ADD-USER\talice@example.com\timap\t{auth_payload(1, 0)}\n")
+        lm.write_fifo(serve.mail_fifo, [line + "\n" for line in lines])
+        lm.write_fifo(serve.auth_fifo, [
+            f"ADD-USER\talice@example.com\timap\t{lm.auth_payload(auth_successes=1)}\n"])
 
         # Wait (with a deadline) until every line is accounted.
         body = ""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            status, ctype, body = fetch(base + "/metrics")
+            status, ctype, body = serve.http("/metrics")
             if 'event="ADD-USER"} 1' in body and 'event="DISCONNECT"} 1' in body:
                 break
             time.sleep(0.05)
@@ -219,33 +166,26 @@ def main() -> int:
         c.check("memory limit", sample(body, 'mailscope_memory_limit_bytes{store="old_stats"}')
                 == 16 * 1024 * 1024)
 
-        status, ctype, om = fetch(base + "/metrics", accept="application/openmetrics-text;version=1.0.0")
+        status, ctype, om = serve.http("/metrics", accept="application/openmetrics-text;version=1.0.0")
         c.check("OpenMetrics content type", ctype.startswith("application/openmetrics-text"), ctype)
         c.check("OpenMetrics body ends in # EOF", om.endswith("# EOF\n"))
         c.check("OpenMetrics counter family without _total",
                 "# TYPE mailscope_events counter\n" in om)
         c.check("OpenMetrics carries the same samples",
                 sample(om, "mailscope_old_stats_logins_total") == 2)
-        scrape_with_prometheus(c, address, work)
+        scrape_with_prometheus(c, serve.http_address, work)
 
-        status, _, text = fetch(base + "/healthz")
+        status, _, text = serve.http("/healthz")
         c.check("/healthz answers ok", status == 200 and text == "ok\n")
-        status, _, _ = fetch(base + "/nowhere")
+        status, _, _ = serve.http("/nowhere")
         c.check("unknown path is 404", status == 404)
-        status, _, _ = fetch(base + "/metrics", method="POST")
+        status, _, _ = serve.http("/metrics", method="POST")
         c.check("POST is 405", status == 405)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = -1
+        rc = serve.stop(timeout=10)
         c.check("serve exits 0 on SIGTERM", rc == 0, str(rc))
-        log.close()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{c.failed} failed")
-    return 1 if c.failed else 0
+    return c.summary("metrics")
 
 
 if __name__ == "__main__":

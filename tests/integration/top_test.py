@@ -22,28 +22,15 @@ root nor Dovecot.
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
-import errno
 import os
 import shlex
 import shutil
-import signal
-import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import lib_dovecot as ld  # noqa: E402
-
-# struct mail_stats on x86_64, in struct order (136 bytes): three timevals
-# (int64 sec, int64 usec), four u32 fault/switch counts, disk_input/output,
-# read_count, write_count, read_bytes, write_bytes, three u32 mail counters,
-# padding, mail_read_bytes, mail_cache_hits.
-MAIL_STRUCT = struct.Struct("<qqqqqqIIIIQQIIQQIII4xQQ")
-assert MAIL_STRUCT.size == 136
+import lib_mailscope as lm  # noqa: E402
 
 HEADER = ["USER", "SERVICE", "IP", "%CPU", "%SYS", "DISKIN/s", "DISKOUT/s",
           "CMDS/s", "READ/s", "WRITE/s"]
@@ -54,59 +41,17 @@ HEADER = ["USER", "SERVICE", "IP", "%CPU", "%SYS", "DISKIN/s", "DISKOUT/s",
 ALICE_SESSION = "zzzzAliceSess001"
 BOB_SESSION = "AAAABobSession01"
 
-
-def mail_payload(user_cpu_us: int = 0, sys_cpu_us: int = 0,
-                 disk_input: int = 0, disk_output: int = 0,
-                 read_bytes: int = 0, write_bytes: int = 0) -> str:
-    raw = MAIL_STRUCT.pack(
-        *divmod(user_cpu_us, 1_000_000), *divmod(sys_cpu_us, 1_000_000),
-        0, 1000,                  # clock_time
-        100, 0, 10, 2,            # min_faults maj_faults vol_cs invol_cs
-        disk_input, disk_output,
-        5, 6,                     # read_count write_count
-        read_bytes, write_bytes,
-        1, 0, 1,                  # mail_lookup_path/attr, mail_read_count
-        30, 1)                    # mail_read_bytes, mail_cache_hits
-    return base64.b64encode(b"mail\0" + raw).decode("ascii")
+# Figures every fed session carries besides CPU, disk and I/O bytes.
+BACKGROUND = {
+    "clock_time": 1000, "min_faults": 100, "vol_cs": 10, "invol_cs": 2,
+    "read_count": 5, "write_count": 6, "mail_lookup_path": 1,
+    "mail_read_count": 1, "mail_read_bytes": 30, "mail_cache_hits": 1}
 
 
-def write_fifo(path: str, lines: list[str], timeout: float = 5.0) -> None:
-    """Writes lines into a FIFO in one write(), as Dovecot's writers do."""
-    data = "".join(lines).encode("utf-8")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-            break
-        except OSError as err:
-            if err.errno not in (errno.ENXIO, errno.ENOENT) or \
-                    time.monotonic() >= deadline:
-                raise
-            time.sleep(0.1)
-    try:
-        if os.write(fd, data) != len(data):
-            raise RuntimeError(f"short write to {path}")
-    finally:
-        os.close(fd)
-
-
-class Checks:
-    """Prints PASS/FAIL lines and remembers failures."""
-
-    def __init__(self) -> None:
-        self.failures: list[str] = []
-
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        if ok:
-            print(f"PASS: {name}", flush=True)
-        else:
-            self.failures.append(name)
-            print(f"FAIL: {name}{': ' + detail if detail else ''}", flush=True)
-        return ok
-
-    def equal(self, name: str, actual, expected) -> bool:
-        return self.check(name, actual == expected,
-                          f"got {actual!r}, expected {expected!r}")
+def update(session: str, **figures: int) -> str:
+    """An UPDATE-SESSION line: the given figures on top of BACKGROUND."""
+    payload = lm.mail_payload(**{**BACKGROUND, **figures})
+    return f"UPDATE-SESSION\t{session}\t{payload}\n"
 
 
 # ---- parsing `top -b` output -------------------------------------------------
@@ -150,13 +95,9 @@ class TopTest:
     def __init__(self, binary: str, root: str) -> None:
         self.binary = binary
         self.root = root
-        self.run_dir = os.path.join(root, "run")
-        self.data_dir = os.path.join(root, "data")
-        self.log_path = os.path.join(root, "mailscope.log")
-        os.makedirs(self.run_dir)
-        os.makedirs(self.data_dir)
-        self.c = Checks()
-        self.serve: subprocess.Popen | None = None
+        self.serve = lm.Mailscope(binary, os.path.join(root, "mailscope"))
+        self.run_dir = self.serve.run_dir
+        self.c = lm.Checks()
         self.tmux_socket = os.path.join(root, "tmux.sock")
         self.tmux_started = False
 
@@ -166,21 +107,8 @@ class TopTest:
                               text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
 
-    def start_serve(self) -> None:
-        with open(self.log_path, "wb") as log:
-            self.serve = subprocess.Popen(
-                [self.binary, "serve", "--run-dir", self.run_dir,
-                 "--data-dir", self.data_dir, "--http", "127.0.0.1:0"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        sock = os.path.join(self.run_dir, "old-stats")
-        ld.wait_until(lambda: self.serve.poll() is not None or
-                      ld.can_connect_unix(sock), 15.0)
-        if not ld.can_connect_unix(sock):
-            raise RuntimeError(f"mailscope serve did not come up:"
-                               f" {self.log_text()}")
-
     def feed(self, lines: list[str]) -> None:
-        write_fifo(os.path.join(self.run_dir, "old-stats-mail"), lines)
+        lm.write_fifo(self.serve.mail_fifo, lines)
 
     def wait_sessions(self, n: int) -> bool:
         """Until `top -b -n 1` lists n sessions (the FIFO is read async)."""
@@ -188,7 +116,7 @@ class TopTest:
             out = self.top("-b", "-n", "1", "--run-dir", self.run_dir).stdout
             frames = parse_frames(out)
             return bool(frames) and len(frames[0]["rows"]) >= n
-        return ld.wait_until(ready, 5.0, 0.1)
+        return lm.wait_until(ready, 5.0, 0.1)
 
     def run(self) -> None:
         c = self.c
@@ -202,18 +130,18 @@ class TopTest:
                 missing.returncode != 0 and missing.stderr.strip() != "",
                 f"rc {missing.returncode}: {missing.stderr!r}")
 
-        self.start_serve()
+        self.serve.start()
         self.feed([
             f"CONNECT\t{ALICE_SESSION}\talice@example.com\timap\t101"
             "\tlip=127.0.0.1\trip=10.0.0.1\n",
             f"CONNECT\t{BOB_SESSION}\tbob@example.org\tpop3\t102"
             "\tlip=127.0.0.1\trip=10.0.0.2\n",
-            f"UPDATE-SESSION\t{ALICE_SESSION}\t"
-            f"{mail_payload(200_000, 50_000, 1024, 0, 4096, 512)}\n",
-            f"UPDATE-SESSION\t{BOB_SESSION}\t"
-            f"{mail_payload(10_000, 0, 4 << 20, 1 << 20, 8192, 2048)}\n"])
+            update(ALICE_SESSION, user_cpu=200_000, sys_cpu=50_000,
+                   disk_input=1024, read_bytes=4096, write_bytes=512),
+            update(BOB_SESSION, user_cpu=10_000, disk_input=4 << 20,
+                   disk_output=1 << 20, read_bytes=8192, write_bytes=2048)])
         c.check("both sessions are visible to top", self.wait_sessions(2),
-                self.log_text())
+                self.serve.log_text())
         self.check_batch()
         self.check_default_sort()
         self.check_interactive()
@@ -277,10 +205,11 @@ class TopTest:
                 first.append(line)
             # Cumulative totals: bob gains 0.5 s user CPU, alice 0.1 s.
             self.feed([
-                f"UPDATE-SESSION\t{ALICE_SESSION}\t"
-                f"{mail_payload(300_000, 50_000, 1024, 0, 4096, 512)}\n",
-                f"UPDATE-SESSION\t{BOB_SESSION}\t"
-                f"{mail_payload(510_000, 0, 4 << 20, 1 << 20, 8192, 2048)}\n"])
+                update(ALICE_SESSION, user_cpu=300_000, sys_cpu=50_000,
+                       disk_input=1024, read_bytes=4096, write_bytes=512),
+                update(BOB_SESSION, user_cpu=510_000, disk_input=4 << 20,
+                       disk_output=1 << 20, read_bytes=8192,
+                       write_bytes=2048)])
             rest, err = proc.communicate(timeout=15)
         finally:
             if proc.poll() is None:
@@ -348,7 +277,7 @@ class TopTest:
             print(new.stderr)
             return
         self.tmux_started = True
-        drawn = ld.wait_until(lambda: "alice@example.com" in self.screen() and
+        drawn = lm.wait_until(lambda: "alice@example.com" in self.screen() and
                               "bob@example.org" in self.screen(), 5.0)
         shown = self.screen()
         c.check("interactive: the view shows both users", drawn, shown)
@@ -366,7 +295,7 @@ class TopTest:
         c.check("interactive: runs on the alternate screen, cursor hidden",
                 self.pane_flags() == "1 0", self.pane_flags())
         self.tmux("send-keys", "-t", "top", "q")
-        quit_ok = ld.wait_until(lambda: os.path.exists(after), 5.0)
+        quit_ok = lm.wait_until(lambda: os.path.exists(after), 5.0)
         c.check("interactive: 'q' quits", quit_ok, self.screen())
         if not quit_ok:
             return
@@ -383,24 +312,16 @@ class TopTest:
 
     # ---- teardown ----------------------------------------------------------
 
-    def log_text(self) -> str:
-        with contextlib.suppress(FileNotFoundError):
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        return ""
-
     def cleanup(self) -> None:
         if self.tmux_started:
             # The server on this test's own socket; other tmux servers are not
             # touched.
             self.tmux("kill-server")
-        if self.serve is not None and self.serve.poll() is None:
-            self.serve.send_signal(signal.SIGTERM)
-            try:
-                self.serve.wait(15)
-            except subprocess.TimeoutExpired:
-                self.serve.kill()
-                self.serve.wait()
+        self.serve.stop()
+
+    def print_logs(self) -> None:
+        print("---- mailscope log ----")
+        print(self.serve.log_text().rstrip() or "<empty>")
 
 
 def main(argv: list[str]) -> int:
@@ -416,25 +337,7 @@ def main(argv: list[str]) -> int:
         return 1
     root = tempfile.mkdtemp(prefix="mailscope-top-")
     test = TopTest(binary, root)
-    try:
-        test.run()
-    except Exception as err:  # report, clean up, fail
-        test.c.check("test ran to the end", False,
-                     f"{type(err).__name__}: {err}")
-    finally:
-        test.cleanup()
-        if test.c.failures:
-            print("---- mailscope log ----")
-            print(test.log_text().rstrip() or "<empty>")
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    if test.c.failures:
-        print(f"FAIL: {len(test.c.failures)} check(s) failed")
-        return 1
-    print("PASS: mailscope top")
-    return 0
+    return lm.run_test(test, test.c, "mailscope top", root, args.keep)
 
 
 if __name__ == "__main__":
