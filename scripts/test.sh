@@ -4,7 +4,7 @@
 #      Dovecot 2.3 and doveadm (those need root; they are skipped otherwise)
 #   2. ASan+UBSan build: unit tests
 #   3. libFuzzer targets, each run for a short time from its seed corpus
-#   4. clang-format check
+#   4. clang-format check; the catalog data is what tools/catalog/generate.py makes
 # Set MAILSCOPE_FUZZ_SECONDS to change the fuzzing time per target (default 20).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +17,14 @@ step() { printf '\n==== %s\n' "$*"; }
 step "format"
 mapfile -t sources < <(git ls-files 'src/*.cc' 'src/*.h' 'fuzz/*.cc' 'bench/*.cc')
 clang-format --dry-run --Werror "${sources[@]}"
+
+step "catalog data"
+# The committed data must be what the generator makes from the documents.
+if [ -d ../shared/seeds ]; then
+  python3 tools/catalog/generate.py --shared ../shared --check
+else
+  echo "../shared not beside the repository: generator check skipped"
+fi
 
 step "debug build"
 cmake --preset debug -DMAILSCOPE_WERROR=ON >/dev/null

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   mailscope::cli::AddResetCommand(app, exit_code);
   mailscope::cli::AddTopCommand(app, exit_code);
   mailscope::cli::AddCheckConfigCommand(app, exit_code);
+  mailscope::cli::AddCatalogCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "catalog/event_control.h"
 #include "cli/commands.h"
 #include "serve/config.h"
 
@@ -45,6 +46,21 @@ void AddCheckConfigCommand(CLI::App& app, int& exit_code) {
                c.old_stats_command_min_time.count(), c.old_stats_session_min_time.count(),
                c.old_stats_user_min_time.count(), c.old_stats_domain_min_time.count(),
                c.old_stats_ip_min_time.count());
+    auto control = catalog::EventControl::Build(catalog::Catalog::Get(), c.events);
+    if (!control.ok()) {
+      fmt::print(stderr, "{}: {}\n", *path, control.status().message());
+      exit_code = 2;
+      return;
+    }
+    const auto& events = catalog::Catalog::Get().events();
+    std::size_t enabled = 0;
+    for (const auto& e : events) enabled += control->Enabled(e) ? 1 : 0;
+    fmt::print("events: {} of {} catalog events enabled\n", enabled, events.size());
+    for (const auto& [output, rules] : c.events.outputs) {
+      std::size_t wanted = 0;
+      for (const auto& e : events) wanted += control->Wanted(output, e) ? 1 : 0;
+      fmt::print("outputs.{}: level {}, takes {} events\n", output, LevelName(rules.level), wanted);
+    }
     if (!c.old_stats_carbon_server.empty()) {
       fmt::print("old_stats.carbon = {} as {} every {}s\n", c.old_stats_carbon_server,
                  c.old_stats_carbon_name, c.old_stats_carbon_interval.count());

@@ -13,5 +13,6 @@ void AddDumpCommand(CLI::App& app, int& exit_code);
 void AddResetCommand(CLI::App& app, int& exit_code);
 void AddTopCommand(CLI::App& app, int& exit_code);
 void AddCheckConfigCommand(CLI::App& app, int& exit_code);
+void AddCatalogCommand(CLI::App& app, int& exit_code);
 
 }  // namespace mailscope::cli

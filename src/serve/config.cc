@@ -238,6 +238,20 @@ const std::vector<Entry>& Entries() {
       {{"old_stats.socket_group", SettingType::kString, false, "\"\"",
         "Group of the query socket (empty: unchanged)."},
        OwnerSetter(&Config::old_stats_socket, &ListenerPerms::group)},
+      {{"events.disabled", SettingType::kEventList, false, "[]",
+        "Catalog events no output takes: \"system:name\" or a bare name for every system; "
+        "wildcards `*`, `pre*`, `*suf`. Unknown names are errors."},
+       nullptr},
+      {{"events.levels", SettingType::kEventLevels, false, "{}",
+        "Per-event level overrides, e.g. { \"stalwart:auth.failed\" = \"warn\" }; events "
+        "without a default level count as info."},
+       nullptr},
+      {{"outputs.<name>.level", SettingType::kLogLevel, false, "info",
+        "Least severe event level the output (metrics, log, tail) takes."},
+       nullptr},
+      {{"outputs.<name>.disabled", SettingType::kEventList, false, "[]",
+        "Catalog events this output does not take (same patterns as events.disabled)."},
+       nullptr},
   };
   return entries;
 }
@@ -372,8 +386,76 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
   auto fail = [&](const toml::node& n, std::string_view key, std::string_view msg) {
     errors.push_back(fmt::format("{}:{}: {}: {}", name, n.source().begin.line, key, msg));
   };
+  auto event_list = [&](const toml::node& node, std::string_view key, std::vector<std::string>& out) {
+    const toml::array* arr = node.as_array();
+    if (arr == nullptr) return fail(node, key, "expected an array of event names");
+    for (const toml::node& item : *arr) {
+      auto text = item.value<std::string>();
+      if (!text) {
+        fail(item, key, "expected a string");
+        continue;
+      }
+      Status st = catalog::EventControl::CheckPattern(catalog::Catalog::Get(), *text);
+      if (!st.ok()) {
+        fail(item, key, st.message());
+        continue;
+      }
+      out.push_back(*text);
+    }
+  };
+  auto level_of = [&](const toml::node& node, std::string_view key) -> std::optional<Level> {
+    auto text = node.value<std::string>();
+    auto level = text ? catalog::ParseLevel(*text) : std::nullopt;
+    if (!level) fail(node, key, "expected one of trace, debug, info, warn, error");
+    return level;
+  };
   for (const auto& [section_key, section] : root) {
     const toml::table* table = section.as_table();
+    if (table != nullptr && section_key.str() == "events") {
+      for (const auto& [key, value] : *table) {
+        std::string full = fmt::format("events.{}", key.str());
+        if (key.str() == "disabled") {
+          event_list(value, full, config.events.disabled);
+        } else if (key.str() == "levels" && value.is_table()) {
+          for (const auto& [event, level_node] : *value.as_table()) {
+            std::string k = fmt::format("events.levels.{}", event.str());
+            Status st = catalog::EventControl::CheckPattern(catalog::Catalog::Get(), event.str());
+            if (!st.ok()) {
+              fail(level_node, k, st.message());
+              continue;
+            }
+            if (auto level = level_of(level_node, k)) config.events.levels.emplace_back(event.str(), *level);
+          }
+        } else if (key.str() == "levels") {
+          fail(value, full, "expected a table of event = level");
+        } else {
+          fail(value, full, "unknown setting; [events] takes disabled and levels");
+        }
+      }
+      continue;
+    }
+    if (table != nullptr && section_key.str() == "outputs") {
+      for (const auto& [output, rules] : *table) {
+        std::string base = fmt::format("outputs.{}", output.str());
+        const toml::table* rt = rules.as_table();
+        if (rt == nullptr) {
+          fail(rules, base, "expected a table such as [outputs.metrics]");
+          continue;
+        }
+        catalog::OutputRules& r = config.events.outputs[std::string(output.str())];
+        for (const auto& [key, value] : *rt) {
+          std::string full = fmt::format("{}.{}", base, key.str());
+          if (key.str() == "level") {
+            if (auto level = level_of(value, full)) r.level = *level;
+          } else if (key.str() == "disabled") {
+            event_list(value, full, r.disabled);
+          } else {
+            fail(value, full, "unknown setting; an output takes level and disabled");
+          }
+        }
+      }
+      continue;
+    }
     if (table == nullptr) {
       std::string k(section_key.str());
       std::string hint = Closest(k);
@@ -386,7 +468,7 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
       std::string full = fmt::format("{}.{}", section_key.str(), key.str());
       const Entry* entry = nullptr;
       for (const Entry& e : Entries())
-        if (full == e.meta.key) entry = &e;
+        if (full == e.meta.key && e.set) entry = &e;
       if (entry == nullptr) {
         std::string hint = Closest(full);
         fail(value, full,
@@ -458,7 +540,11 @@ std::string ConfigReferenceMarkdown() {
       "\nExample:\n\n```toml\n[serve]\nhttp = \"127.0.0.1:9390\"\n\n[old_stats]\nmemory_limit = "
       "\"64M\"\n"
       "user_min_time = \"2 hours\"\ncarbon_server = \"127.0.0.1:2003\"\ncarbon_name = \"mx1\"\n"
-      "fifo_mode = \"0660\"\nfifo_group = \"vmail\"\n```\n";
+      "fifo_mode = \"0660\"\nfifo_group = \"vmail\"\n\n"
+      "[events]\ndisabled = [\"stalwart:acme.*\", \"dovecot:*_started\"]\n"
+      "levels = { \"stalwart:auth.failed\" = \"warn\" }\n\n"
+      "[outputs.metrics]\nlevel = \"debug\"\n\n[outputs.log]\nlevel = \"warn\"\n"
+      "disabled = [\"exim:tcp:*\"]\n```\n";
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/event_control.h"
 #include "core/status.h"
 
 namespace mailscope::serve {
@@ -42,9 +43,12 @@ struct Config {
   std::string old_stats_tcp;  // optional EXPORT listener ADDR:PORT
   ListenerPerms old_stats_fifo{"", "", 0666};
   ListenerPerms old_stats_socket{"", "", 0600};
+
+  // [events] and [outputs.NAME]: which catalog events are wanted, per output.
+  catalog::EventControlOptions events;
 };
 
-enum class SettingType { kString, kSize, kDuration, kMode, kAddress, kLogLevel };
+enum class SettingType { kString, kSize, kDuration, kMode, kAddress, kLogLevel, kEventList, kEventLevels };
 
 struct Setting {
   const char* key;  // "old_stats.memory_limit"

@@ -102,6 +102,52 @@ TEST(ConfigTest, SizesAndDurations) {
   EXPECT_FALSE(ParseDuration("soon"));
 }
 
+TEST(ConfigTest, EventControlSettings) {
+  auto c = ParseConfig(R"(
+[events]
+disabled = ["exim:msg:*", "stalwart:auth.failed"]
+levels = { "stalwart:auth.failed" = "warn" }
+[outputs.metrics]
+level = "debug"
+[outputs.log]
+level = "error"
+disabled = ["exim:msg:delivery"]
+)",
+                       "events.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->events.disabled, (std::vector<std::string>{"exim:msg:*", "stalwart:auth.failed"}));
+  ASSERT_EQ(c->events.levels.size(), 1u);
+  EXPECT_EQ(c->events.levels[0].second, Level::kWarn);
+  EXPECT_EQ(c->events.outputs.at("metrics").level, Level::kDebug);
+  EXPECT_EQ(c->events.outputs.at("log").disabled, (std::vector<std::string>{"exim:msg:delivery"}));
+}
+
+TEST(ConfigTest, UnknownEventsNameTheClosestKnownOnes) {
+  auto c = ParseConfig("[events]\ndisabled = [\n  \"exim:msg:delivery\",\n  \"stalwart:auth.faild\",\n]\n"
+                       "[outputs.log]\nlevel = \"loud\"\nsilent = true\n",
+                       "bad-events.toml");
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find("bad-events.toml:4: events.disabled: unknown event \"stalwart:auth.faild\"; closest: "
+                   "stalwart:auth.failed"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("bad-events.toml:7: outputs.log.level: expected one of"), std::string::npos) << m;
+  EXPECT_NE(m.find("bad-events.toml:8: outputs.log.silent: unknown setting"), std::string::npos) << m;
+}
+
+// The example in the configuration reference is a valid configuration.
+TEST(ConfigTest, DocumentedExampleParses) {
+  std::string doc = ConfigReferenceMarkdown();
+  std::size_t start = doc.find("```toml\n");
+  ASSERT_NE(start, std::string::npos);
+  start += 8;
+  std::size_t end = doc.find("```", start);
+  auto c = ParseConfig(doc.substr(start, end - start), "example.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->events.outputs.at("log").level, Level::kWarn);
+}
+
 // docs/configuration.md is generated from the schema table; it must not drift.
 TEST(ConfigTest, DocumentationMatchesSchema) {
   std::ifstream in(MAILSCOPE_SOURCE_DIR "/docs/configuration.md");

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "catalog/event_router.h"
 #include "core/clock.h"
 #include "export/carbon.h"
 #include "ingest/dovecot_old_stats.h"
@@ -77,6 +78,8 @@ class Daemon {
   std::string config_path_;
   stats::OldStatsStore store_;
   stats::IngestCounters counters_;
+  // Catalog lookup and per-event control for the events of the four systems.
+  std::unique_ptr<catalog::EventRouter> router_;
   TimePoint start_time_;
   TimePoint read_time_{};  // time of the FIFO read being handled
   ingest::DovecotOldStatsDecoder mail_decoder_, user_decoder_;
@@ -93,6 +96,10 @@ class Daemon {
 };
 
 Status Daemon::Start() {
+  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), config_.events);
+  if (!control.ok()) return control.status();
+  router_ = std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control));
+
   const std::string& run = config_.run_dir;
   MS_RETURN_IF_ERROR(MakeDirs(run));
   // Mail processes run as the mail users: they must be able to reach the FIFOs.
@@ -190,7 +197,7 @@ net::HttpResponse Daemon::OnHttp(const net::HttpRequest& req) {
   std::string_view path = req.target.substr(0, req.target.find('?'));
   if (path == "/metrics") {
     auto format = exporter::FormatFromAccept(req.accept);
-    MetricsSources sources{store_, counters_, start_time_, carbon_failures_};
+    MetricsSources sources{store_, counters_, start_time_, carbon_failures_, router_.get()};
     return {
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   }

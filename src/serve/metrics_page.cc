@@ -30,6 +30,15 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
     w.Sample({{"source", SourceName(key.first)}, {"reason", key.second}}, n);
   }
 
+  w.Family("mailscope_events_unknown", "counter",
+           "Events kept although the catalog does not know their name, by source");
+  if (src.router != nullptr) {
+    for (int s = 0; s < kSourceCount; ++s) {
+      auto source = static_cast<Source>(s);
+      if (catalog::SystemOf(source)) w.Sample({{"source", SourceName(source)}}, src.router->unknown(source));
+    }
+  }
+
   w.Family("mailscope_export_failures", "counter", "Pushes to an exporter that failed");
   w.Sample({{"exporter", "carbon"}}, src.carbon_failures);
 

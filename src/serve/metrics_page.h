@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "catalog/event_router.h"
 #include "core/clock.h"
 #include "export/openmetrics.h"
 #include "stats/ingest_counters.h"
@@ -17,6 +18,7 @@ struct MetricsSources {
   const stats::IngestCounters& counters;
   TimePoint start_time;
   std::uint64_t carbon_failures = 0;  // carbon blocks that could not be delivered
+  const catalog::EventRouter* router = nullptr;  // unknown-event counts, when present
 };
 
 std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);

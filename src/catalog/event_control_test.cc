@@ -1,0 +1,94 @@
+#include "catalog/event_control.h"
+
+#include <gtest/gtest.h>
+
+namespace mailscope::catalog {
+namespace {
+
+constexpr std::string_view kHeader =
+    "name\tsubsystem\tlevel\tfields\taliases\tattributes\tdescription\n";
+constexpr std::string_view kStalwart =
+    "name\tsubsystem\tlevel\tfields\taliases\tattributes\tdescription\n"
+    "auth.success\tauth\tinfo\t\t\t\t\n"
+    "auth.failed\tauth\tdebug\t\t\t\t\n"
+    "smtp.mail-from\tsmtp\tinfo\t\t\t\t\n"
+    "smtp.rcpt-to\tsmtp\tinfo\t\t\t\t\n"
+    "queue.message-queued\tqueue\tinfo\t\tqueue.queue-message\t\t\n"
+    "acme.error\tacme\terror\t\t\t\t\n";
+constexpr std::string_view kExim =
+    "name\tsubsystem\tlevel\tfields\taliases\tattributes\tdescription\n"
+    "msg:delivery\tmsg\t\t\t\t\t\n"
+    "msg:defer\tmsg\t\t\t\t\t\n";
+
+const Catalog& TestCatalog() {
+  static const Catalog c = [] {
+    std::string map = "system\tname\tkind\toutcome\tfields\n";
+    for (const char* n : {"auth.success", "auth.failed", "smtp.mail-from", "smtp.rcpt-to",
+                          "queue.message-queued", "acme.error"})
+      map += std::string("stalwart\t") + n + "\t-\t\t\n";
+    map += "exim\tmsg:delivery\t-\t\t\nexim\tmsg:defer\t-\t\t\n";
+    static const std::string m = map;
+    DataFiles files = {{"events.stalwart.tsv", kStalwart},
+                       {"events.dovecot.tsv", kHeader},
+                       {"events.exim.tsv", kExim},
+                       {"events.qmail.tsv", kHeader},
+                       {"taxonomy.tsv", "kind\toutcomes\tfields\tdescription\n"},
+                       {"taxonomy_map.tsv", m}};
+    auto parsed = Catalog::Parse(files);
+    EXPECT_TRUE(parsed.ok()) << parsed.status().message();
+    return std::move(*parsed);
+  }();
+  return c;
+}
+
+const EventInfo& Ev(System s, std::string_view name) { return *TestCatalog().Find(s, name); }
+
+TEST(EventControlTest, StalwartSemantics) {
+  EventControlOptions o;
+  o.disabled = {"stalwart:acme.*"};
+  o.levels = {{"stalwart:auth.failed", Level::kWarn}, {"exim:msg:defer", Level::kDebug}};
+  o.outputs["log"] = {Level::kInfo, {"*rcpt-to"}};
+  o.outputs["metrics"] = {Level::kTrace, {}};
+  auto c = EventControl::Build(TestCatalog(), o);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->EffectiveLevel(Ev(System::kStalwart, "auth.failed")), Level::kWarn);
+  EXPECT_EQ(c->EffectiveLevel(Ev(System::kStalwart, "auth.success")), Level::kInfo);
+  EXPECT_EQ(c->EffectiveLevel(Ev(System::kExim, "msg:delivery")), kDefaultEventLevel);
+  EXPECT_FALSE(c->Enabled(Ev(System::kStalwart, "acme.error")));
+  EXPECT_FALSE(c->Wanted("metrics", Ev(System::kStalwart, "acme.error")));
+  EXPECT_TRUE(c->Wanted("log", Ev(System::kStalwart, "auth.failed")));    // raised to warn
+  EXPECT_FALSE(c->Wanted("log", Ev(System::kStalwart, "smtp.rcpt-to")));  // suffix pattern
+  EXPECT_TRUE(c->Wanted("metrics", Ev(System::kStalwart, "smtp.rcpt-to")));
+  EXPECT_FALSE(c->Wanted("log", Ev(System::kExim, "msg:defer")));  // lowered to debug
+  EXPECT_TRUE(c->Wanted("metrics", Ev(System::kExim, "msg:defer")));
+  EXPECT_TRUE(c->Wanted("unconfigured", Ev(System::kExim, "msg:delivery")));
+}
+
+TEST(EventControlTest, PatternsMatchAliasesAndAllSystems) {
+  EventControlOptions o;
+  o.disabled = {"queue.queue-message", "msg:*"};  // an alias; a bare pattern over every system
+  auto c = EventControl::Build(TestCatalog(), o);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_FALSE(c->Enabled(Ev(System::kStalwart, "queue.message-queued")));
+  EXPECT_FALSE(c->Enabled(Ev(System::kExim, "msg:delivery")));
+  EXPECT_TRUE(c->Enabled(Ev(System::kStalwart, "smtp.mail-from")));
+}
+
+TEST(EventControlTest, UnknownNamesAreErrorsWithClosestNames) {
+  EventControlOptions o;
+  o.disabled = {"stalwart:auth.faild"};
+  auto c = EventControl::Build(TestCatalog(), o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find(
+                "unknown event \"stalwart:auth.faild\"; closest: stalwart:auth.failed"),
+            std::string::npos)
+      << c.status().message();
+  EXPECT_NE(
+      EventControl::CheckPattern(TestCatalog(), "nothing.*").message().find("no event matches"),
+      std::string::npos);
+  EXPECT_TRUE(EventControl::CheckPattern(TestCatalog(), "exim:msg:delivery").ok());
+  EXPECT_FALSE(EventControl::CheckPattern(TestCatalog(), "exim:").ok());
+}
+
+}  // namespace
+}  // namespace mailscope::catalog

@@ -1,0 +1,51 @@
+// EventRouter: the step between decoding and consuming for events of the
+// four systems. It looks each event up in the catalog (name or alias),
+// applies the configured control (effective level, per-output wishes), and
+// keeps events the catalog does not know: they pass on as unknown, at the
+// level their source gave, and are counted. Loop thread only.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "catalog/event_control.h"
+#include "core/event.h"
+
+namespace mailscope::catalog {
+
+// The catalog system a source's events belong to; none for protocol records
+// that are not catalog events (dovecot_old_stats).
+std::optional<System> SystemOf(Source source);
+
+class EventRouter {
+ public:
+  struct Routed {
+    const EventInfo* info = nullptr;  // nullptr: not in the catalog (kept, counted)
+    Level level = kDefaultEventLevel;
+  };
+
+  EventRouter(const Catalog& catalog, EventControl control);
+
+  // REQUIRES: SystemOf(event.source) has a value.
+  Routed Route(const Event& event);
+  // Whether `output` takes the event. Unknown events cannot be named in the
+  // configuration, so only the output's level applies to them.
+  bool Wanted(std::string_view output, const Routed& routed, Level output_level) const;
+
+  std::uint64_t unknown(Source source) const { return unknown_[static_cast<std::size_t>(source)]; }
+
+ private:
+  const Catalog& catalog_;
+  EventControl control_;
+  // Per system, by interned name: nullptr = not looked up yet, &kUnknown =
+  // not in the catalog, else the event.
+  static const EventInfo kUnknown;
+  std::array<std::vector<const EventInfo*>, 4> cache_;
+  std::array<std::uint64_t, kSourceCount> unknown_{};
+};
+
+}  // namespace mailscope::catalog
