@@ -71,6 +71,10 @@ std::string_view LevelName(Level level) {
       return "warn";
     case Level::kError:
       return "error";
+    case Level::kFatal:
+      return "fatal";
+    case Level::kPanic:
+      return "panic";
   }
   return "unknown";
 }

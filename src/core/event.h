@@ -25,7 +25,9 @@ enum class Source : std::uint8_t {
 inline constexpr int kSourceCount = 7;
 std::string_view SourceName(Source source);
 
-enum class Level : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError };
+// Severity, least first. kFatal and kPanic exist for Dovecot's log types;
+// Stalwart's levels stop at kError.
+enum class Level : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kFatal, kPanic };
 std::string_view LevelName(Level level);
 
 // A (sec, usec) pair kept exactly as a C struct timeval, because Dovecot's
@@ -179,6 +181,30 @@ class FieldList {
   bool truncated_ = false;
 };
 
+// The categories of one event (Dovecot's), stored inline. A decoder adds
+// each category together with all its ancestors, so a test for a category
+// matches its descendants too. Categories past the capacity are dropped.
+class CategoryList {
+ public:
+  static constexpr std::size_t kCapacity = 16;
+  void clear() { size_ = 0; }
+  void push_back(NameId c) {
+    if (size_ < kCapacity) data_[size_++] = c;
+  }
+  bool contains(NameId c) const {
+    for (std::size_t i = 0; i < size_; ++i)
+      if (data_[i] == c) return true;
+    return false;
+  }
+  std::size_t size() const { return size_; }
+  const NameId* begin() const { return data_.data(); }
+  const NameId* end() const { return data_.data() + size_; }
+
+ private:
+  std::array<NameId, kCapacity> data_{};
+  std::size_t size_ = 0;
+};
+
 // Thread-compatible. Decoders reuse one Event per stream (clear + refill), so
 // the steady state allocates nothing.
 struct Event {
@@ -189,6 +215,15 @@ struct Event {
   std::uint64_t span_id = 0;
   std::uint64_t parent_id = 0;
   FieldList fields;
+  CategoryList categories;
+  // Where lookups continue when a field or category is not on this event:
+  // the parent chain, then the global event and its parents (Dovecot's event
+  // model). Valid during dispatch only; nullptr when there is none.
+  const Event* parent = nullptr;
+  const Event* global = nullptr;
+  // Where the event was emitted, when the source says ("imap-client.c", 1016).
+  std::string_view source_file;
+  std::uint32_t source_line = 0;
 
   void Clear() {
     name = kNoName;
@@ -196,6 +231,10 @@ struct Event {
     time = {};
     span_id = parent_id = 0;
     fields.clear();
+    categories.clear();
+    parent = global = nullptr;
+    source_file = {};
+    source_line = 0;
   }
   void Add(NameId key, Value v) { fields.push_back({key, v}); }
   // Returns the first field with this key, or nullptr.
