@@ -386,7 +386,8 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
   auto fail = [&](const toml::node& n, std::string_view key, std::string_view msg) {
     errors.push_back(fmt::format("{}:{}: {}: {}", name, n.source().begin.line, key, msg));
   };
-  auto event_list = [&](const toml::node& node, std::string_view key, std::vector<std::string>& out) {
+  auto event_list = [&](const toml::node& node, std::string_view key,
+                        std::vector<std::string>& out) {
     const toml::array* arr = node.as_array();
     if (arr == nullptr) return fail(node, key, "expected an array of event names");
     for (const toml::node& item : *arr) {
@@ -424,7 +425,8 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
               fail(level_node, k, st.message());
               continue;
             }
-            if (auto level = level_of(level_node, k)) config.events.levels.emplace_back(event.str(), *level);
+            if (auto level = level_of(level_node, k))
+              config.events.levels.emplace_back(event.str(), *level);
           }
         } else if (key.str() == "levels") {
           fail(value, full, "expected a table of event = level");

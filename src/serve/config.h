@@ -48,7 +48,16 @@ struct Config {
   catalog::EventControlOptions events;
 };
 
-enum class SettingType { kString, kSize, kDuration, kMode, kAddress, kLogLevel, kEventList, kEventLevels };
+enum class SettingType {
+  kString,
+  kSize,
+  kDuration,
+  kMode,
+  kAddress,
+  kLogLevel,
+  kEventList,
+  kEventLevels
+};
 
 struct Setting {
   const char* key;  // "old_stats.memory_limit"

@@ -123,17 +123,21 @@ disabled = ["exim:msg:delivery"]
 }
 
 TEST(ConfigTest, UnknownEventsNameTheClosestKnownOnes) {
-  auto c = ParseConfig("[events]\ndisabled = [\n  \"exim:msg:delivery\",\n  \"stalwart:auth.faild\",\n]\n"
-                       "[outputs.log]\nlevel = \"loud\"\nsilent = true\n",
-                       "bad-events.toml");
+  auto c = ParseConfig(
+      "[events]\ndisabled = [\n  \"exim:msg:delivery\",\n  \"stalwart:auth.faild\",\n]\n"
+      "[outputs.log]\nlevel = \"loud\"\nsilent = true\n",
+      "bad-events.toml");
   ASSERT_FALSE(c.ok());
   const std::string& m = c.status().message();
-  EXPECT_NE(m.find("bad-events.toml:4: events.disabled: unknown event \"stalwart:auth.faild\"; closest: "
-                   "stalwart:auth.failed"),
-            std::string::npos)
+  EXPECT_NE(
+      m.find("bad-events.toml:4: events.disabled: unknown event \"stalwart:auth.faild\"; closest: "
+             "stalwart:auth.failed"),
+      std::string::npos)
       << m;
-  EXPECT_NE(m.find("bad-events.toml:7: outputs.log.level: expected one of"), std::string::npos) << m;
-  EXPECT_NE(m.find("bad-events.toml:8: outputs.log.silent: unknown setting"), std::string::npos) << m;
+  EXPECT_NE(m.find("bad-events.toml:7: outputs.log.level: expected one of"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("bad-events.toml:8: outputs.log.silent: unknown setting"), std::string::npos)
+      << m;
 }
 
 // The example in the configuration reference is a valid configuration.

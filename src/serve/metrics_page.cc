@@ -35,7 +35,8 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   if (src.router != nullptr) {
     for (int s = 0; s < kSourceCount; ++s) {
       auto source = static_cast<Source>(s);
-      if (catalog::SystemOf(source)) w.Sample({{"source", SourceName(source)}}, src.router->unknown(source));
+      if (catalog::SystemOf(source))
+        w.Sample({{"source", SourceName(source)}}, src.router->unknown(source));
     }
   }
 

@@ -17,7 +17,7 @@ struct MetricsSources {
   const stats::OldStatsStore& old_stats;
   const stats::IngestCounters& counters;
   TimePoint start_time;
-  std::uint64_t carbon_failures = 0;  // carbon blocks that could not be delivered
+  std::uint64_t carbon_failures = 0;             // carbon blocks that could not be delivered
   const catalog::EventRouter* router = nullptr;  // unknown-event counts, when present
 };
 
