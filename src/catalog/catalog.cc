@@ -213,8 +213,10 @@ Result<Catalog> Catalog::Parse(const DataFiles& files) {
       return InvalidArgument(fmt::format("{}: {} mapped twice", where, cols[1]));
     mapped[it->second] = true;
     if (cols[2] == "-") continue;
+    // (a named copy: clang 14 cannot capture structured bindings)
+    const std::string_view kind_name = cols[2];
     const bool known_kind = std::any_of(c.kinds_.begin(), c.kinds_.end(),
-                                        [&](const KindInfo& k) { return k.kind == cols[2]; });
+                                        [&](const KindInfo& k) { return k.kind == kind_name; });
     if (!known_kind) return InvalidArgument(fmt::format("{}: unknown kind \"{}\"", where, cols[2]));
     e.kind = cols[2];
     e.outcome = cols[3];
