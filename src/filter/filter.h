@@ -1,0 +1,128 @@
+// The event filter language of Dovecot 2.3.19 (reference §3.4), mailscope's
+// one filter language: metrics, exporters, `mailscope tail --filter` and rules
+// all select events of every source with it. Parse() turns text into a Filter;
+// Filter::Matches() tests one Event without allocating.
+//
+//   event=imap_command_finished AND (cmd_name=SELECT OR NOT category=storage)
+//
+// Two dialects share one grammar. kDovecot is 2.3.19 exactly: use it for all
+// text that comes from or goes to Dovecot (dovecot.conf metrics, FILTER lines).
+// kMailscope adds units to numbers, nothing else:
+//   sizes      k K kB KB = 1024, M MB = 1024^2, G GB = 1024^3
+//   durations  us, ms = 1000 us, s, min, h, d
+// A bare value of digits with an optional fraction and '-' sign followed by
+// one of these units becomes the whole number it stands for: `size>=1.5k`
+// is size>=1536, `duration>10ms` is duration>10000. Durations are converted
+// to microseconds because Dovecot's `duration` field and its `*_usecs` fields
+// count microseconds; a field kept in another unit needs a plain number. The
+// conversion applies to field comparisons only, also against string fields;
+// a quoted value ("10ms") is always literal text. Fractions that do not give
+// a whole number ("0.5us") and results beyond 64 bits are parse errors.
+// The one other difference: kMailscope rejects a quoted string left open at
+// the end of the text, which 2.3.19 drops silently (`a=1 "x` is a=1 there).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event.h"
+#include "core/status.h"
+
+namespace mailscope::filter {
+
+enum class Dialect {
+  kDovecot,    // Dovecot 2.3.19's language, no units
+  kMailscope,  // kDovecot plus size and duration units; never sent to Dovecot as typed
+};
+
+namespace internal {
+struct Program;
+}  // namespace internal
+
+// A parsed filter: a list of queries, matching an event when any query does
+// (one query per Parse(), several after Merge()). An empty filter has no
+// query and matches nothing. Immutable, so thread-safe; copies are cheap and
+// share the parsed form.
+//
+// Leaf semantics are Dovecot's (reference §3.4), on the Event model:
+//  - event=<mask>: the event's name, case-sensitive wildcard; unnamed events
+//    never match.
+//  - category=<name>: Event::categories of the event, its parents, the global
+//    event and its parents (decoders add ancestors, so descendants match).
+//    debug info warning error fatal panic test Event::level instead
+//    (Level::kWarn is "warning"; Level::kTrace has no Dovecot log type and
+//    matches none of them).
+//  - source_location=<file>[:<line>]: Event::source_file exactly, and
+//    source_line unless the line is 0 or absent.
+//  - any other key is a field, looked up in the event's fields, then the
+//    columns of its record fields, then the same on each parent, then on the
+//    global event and its parents. Missing: matches only "" (with any
+//    operator). Strings: '=' only, case-insensitive ASCII wildcard; an empty
+//    string matches only "". kInt, kUint and kBool (as 0/1): compared as
+//    numbers when the value is an integer greater than -2147483648 (Dovecot
+//    takes INT_MIN and below for "not a number"), else '=' against a wildcard
+//    on the decimal text; a value with neither wildcard nor number never
+//    matches (2.3.19 dereferences the integer as a string there). kDouble
+//    (not a Dovecot type): compared as numbers when the value is a number,
+//    else like integers. kTimeval and kRecord values never match. Dovecot's
+//    string lists have no Value type yet; when they get one, '=' should match
+//    when any element matches.
+//  - Like Dovecot, a filter whose every query requires an event name
+//    (RequiresEventName) never matches an unnamed event, even through NOT.
+class Filter {
+ public:
+  Filter() = default;  // empty
+
+  // Whether the event matches any query. Never allocates.
+  bool Matches(const Event& event) const;
+
+  bool empty() const;
+  std::size_t query_count() const;
+
+  // Dovecot's client-side rule (§3.3): a query requires a name if it is an
+  // event= test, NOT of a query that requires one, AND where either side
+  // does, or OR where both sides do. True when every query requires a name
+  // (and for the empty filter). Note that the 2.3.19 stats server never
+  // counts unnamed events at all, whatever this says, because merging never
+  // clears the flag; a metrics engine wanting that parity tests the name.
+  bool RequiresEventName() const;
+
+  // The filter in Dovecot's export format, as the stats server sends it in
+  // FILTER: queries joined by " OR ", each wrapped in "(...)"; inner nodes
+  // "(a AND b)", "(a OR b)", "(NOT a)"; leaves event="x", category="x" or
+  // bare log types (category=error), source_location="f:l", "key"="value";
+  // '"', '\' and '\'' escaped with a backslash. Units of a kMailscope filter
+  // appear as plain integers, so the text always parses in Dovecot 2.3.19
+  // (and in Parse(kDovecot)) with the same meaning, with the quirks of
+  // §3.4: a '\'' comes back as "\'", and a file name ending in ":<digits>"
+  // with no line re-parses as a line number.
+  std::string ExportDovecot() const;
+
+  // For diagnostics: the export text, or "(empty filter)".
+  std::string ToString() const;
+
+  // The union of the queries of `filters`, in order: one query per parsed
+  // filter, as the stats server builds its FILTER from the metrics.
+  // REQUIRES: no nullptr.
+  static Filter Merge(const std::vector<const Filter*>& filters);
+
+ private:
+  friend Result<Filter> Parse(std::string_view text, Dialect dialect);
+  explicit Filter(std::shared_ptr<const internal::Program> program);
+
+  std::shared_ptr<const internal::Program> program_;  // nullptr: empty
+};
+
+// Parses one filter. Whitespace only gives the empty filter. Errors are
+// kInvalidArgument naming the 1-based byte position and what was found, e.g.
+// "event filter: syntax error at 14, unexpected ')', expecting AND, OR or
+// end of filter", and "event filter: Only fields support inequality
+// comparisons ..." for < > <= >= on event, category or source_location.
+// Nesting deeper than kMaxDepth (after reading chains of one operator as one
+// level) is rejected; Dovecot accepts more, no real filter needs it.
+inline constexpr int kMaxDepth = 256;
+Result<Filter> Parse(std::string_view text, Dialect dialect);
+
+}  // namespace mailscope::filter

@@ -1,0 +1,396 @@
+// Leaf semantics of Filter::Matches() on constructed events. The Dovecot
+// cases agree with 2.3.19.1's event_filter_match() on the same events.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <limits>
+#include <new>
+#include <string_view>
+
+#include "filter/filter.h"
+
+// Counts heap allocations, for the test that matching allocates nothing.
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace mailscope::filter {
+namespace {
+
+Filter MustParse(std::string_view text, Dialect dialect = Dialect::kDovecot) {
+  auto f = Parse(text, dialect);
+  EXPECT_TRUE(f.ok()) << text << ": " << f.status().message();
+  return f.ok() ? *f : Filter();
+}
+
+bool Matches(std::string_view text, const Event& e, Dialect dialect = Dialect::kDovecot) {
+  return MustParse(text, dialect).Matches(e);
+}
+
+struct Expect {
+  std::string_view filter;
+  bool match;
+};
+
+void ExpectAll(const Event& e, const std::vector<Expect>& cases,
+               Dialect dialect = Dialect::kDovecot) {
+  for (const Expect& c : cases) EXPECT_EQ(Matches(c.filter, e, dialect), c.match) << c.filter;
+}
+
+Event Named(std::string_view name) {
+  Event e;
+  e.name = InternName(name);
+  return e;
+}
+
+TEST(FilterMatchTest, EventNameIsACaseSensitiveWildcard) {
+  const Event e = Named("imap_command_finished");
+  ExpectAll(e, {
+                   {"event=imap_command_finished", true},
+                   {"event=\"imap_command_finished\"", true},
+                   {"event=IMAP_command_finished", false},
+                   {"event=imap_*", true},
+                   {"event=*_finished", true},
+                   {"event=imap_command_finishe?", true},
+                   {"event=IMAP_*", false},
+                   {"event=*", true},
+                   {"event=imap", false},
+                   {"event=\"\"", false},
+               });
+}
+
+TEST(FilterMatchTest, UnnamedEventsNeverMatchNameTests) {
+  Event e;
+  e.Add(InternName("user"), Value::String("bob"));
+  ExpectAll(e, {
+                   {"event=*", false},
+                   {"event=\"\"", false},
+                   {"user=bob", true},
+                   {"event=* OR user=bob", true},
+               });
+}
+
+TEST(FilterMatchTest, FiltersThatRequireANameSkipUnnamedEventsEvenThroughNot) {
+  Event unnamed;
+  unnamed.categories.push_back(InternName("storage"));
+  ExpectAll(unnamed, {
+                         {"NOT event=foo", false},  // Dovecot's fast path decides
+                         {"NOT event=foo AND category=storage", false},
+                         {"NOT category=x", true},
+                         {"NOT event=foo OR a=\"\"", true},
+                     });
+  // A merged filter skips them only when every query requires a name.
+  const Filter named = MustParse("NOT event=foo"), unnamed_ok = MustParse("NOT category=x");
+  EXPECT_FALSE(Filter::Merge({&named}).Matches(unnamed));
+  EXPECT_TRUE(Filter::Merge({&named, &unnamed_ok}).Matches(unnamed));
+}
+
+TEST(FilterMatchTest, CategoriesOfTheEventParentsAndGlobalChain) {
+  Event global_parent, global, parent, e = Named("mail_expunged");
+  global_parent.categories.push_back(InternName("gparent"));
+  global.categories.push_back(InternName("service:imap"));
+  global.parent = &global_parent;
+  // A decoder adds each category with its ancestors: maildir under storage.
+  parent.categories.push_back(InternName("maildir"));
+  parent.categories.push_back(InternName("storage"));
+  e.categories.push_back(InternName("mailbox"));
+  e.parent = &parent;
+  e.global = &global;
+  ExpectAll(e, {
+                   {"category=mailbox", true},
+                   {"category=maildir", true},
+                   {"category=storage", true},
+                   {"category=service:imap", true},
+                   {"category=gparent", true},
+                   {"category=Storage", false},
+                   {"category=never_registered_category", false},
+                   {"category=\"\"", false},
+               });
+  EXPECT_FALSE(Matches("category=mailbox", parent));  // not inherited downwards
+}
+
+TEST(FilterMatchTest, LogTypeNamesTestTheLevel) {
+  Event e = Named("x");
+  e.categories.push_back(InternName("Error"));
+  struct {
+    Level level;
+    std::string_view name;
+  } levels[] = {{Level::kDebug, "debug"}, {Level::kInfo, "info"},   {Level::kWarn, "warning"},
+                {Level::kError, "error"}, {Level::kFatal, "fatal"}, {Level::kPanic, "panic"}};
+  for (const auto& l : levels) {
+    e.level = l.level;
+    for (const auto& other : levels)
+      EXPECT_EQ(Matches("category=" + std::string(other.name), e), other.level == l.level)
+          << "level " << l.name << " filter " << other.name;
+  }
+  e.level = Level::kTrace;  // no Dovecot log type
+  for (const auto& other : levels)
+    EXPECT_FALSE(Matches("category=" + std::string(other.name), e)) << other.name;
+  EXPECT_TRUE(Matches("category=Error", e));  // only the lower-case names are log types
+  EXPECT_FALSE(Matches("category=warn", e));
+}
+
+TEST(FilterMatchTest, SourceLocation) {
+  Event parent, e = Named("imap_command_finished");
+  e.source_file = "imap-client.c";
+  e.source_line = 1016;
+  parent.source_file = "main.c";
+  parent.source_line = 250;
+  e.parent = &parent;
+  ExpectAll(e, {
+                   {"source_location=imap-client.c", true},
+                   {"source_location=imap-client.c:1016", true},
+                   {"source_location=imap-client.c:0", true},
+                   {"source_location=imap-client.c:1017", false},
+                   {"source_location=IMAP-client.c", false},
+                   {"source_location=imap-*.c", false},  // exact, no wildcards
+                   {"source_location=main.c", false},    // the event's own location only
+               });
+  EXPECT_FALSE(Matches("source_location=\"\"", Named("x")));  // no location
+}
+
+TEST(FilterMatchTest, FieldsAreLookedUpThroughParentsThenTheGlobalChain) {
+  Event global_parent, global, grandparent, parent, e = Named("x");
+  global_parent.Add(InternName("only_global_parent"), Value::String("gp"));
+  global.Add(InternName("user"), Value::String("global-user"));
+  global.Add(InternName("only_global"), Value::String("g"));
+  global.parent = &global_parent;
+  grandparent.Add(InternName("user"), Value::String("grandparent-user"));
+  grandparent.Add(InternName("session"), Value::String("abc"));
+  parent.Add(InternName("user"), Value::String("parent-user"));
+  e.parent = &parent;
+  parent.parent = &grandparent;
+  e.global = &global;
+  ExpectAll(e, {
+                   {"user=parent-user", true},  // the nearest one wins
+                   {"user=grandparent-user", false},
+                   {"user=global-user", false},
+                   {"session=abc", true},
+                   {"only_global=g", true},
+                   {"only_global_parent=gp", true},
+               });
+  // The global event of the matched event is searched, not the parents' ones.
+  EXPECT_FALSE(Matches("only_global=g", parent));
+}
+
+struct Counters {
+  std::uint32_t read_count;
+  std::uint64_t read_bytes;
+  std::int64_t tv_sec, tv_usec;
+};
+constexpr RecordColumn kColumns[] = {
+    {"read_count", RecordColumn::Type::kU32, offsetof(Counters, read_count)},
+    {"read_bytes", RecordColumn::Type::kU64, offsetof(Counters, read_bytes)},
+    {"user_cpu", RecordColumn::Type::kTimeval, offsetof(Counters, tv_sec)},
+};
+constexpr RecordSchema kSchema = {"counters", sizeof(Counters), kColumns, 3};
+
+TEST(FilterMatchTest, FieldsIncludeRecordColumns) {
+  const Counters c{12, 4096, 1, 5};
+  Event parent, e = Named("x");
+  parent.Add(InternName("stats"), Value::Record(&kSchema, &c));
+  e.Add(InternName("read_count"), Value::Int(99));  // a plain field comes first
+  e.parent = &parent;
+  ExpectAll(e, {
+                   {"read_count=99", true},
+                   {"read_bytes>=4k", false},
+                   {"read_bytes=4096", true},
+                   {"read_bytes>4095 AND read_bytes<4097", true},
+                   {"user_cpu=*", false},  // timevals never match
+                   {"stats=*", false},     // nor does the record itself
+               });
+  EXPECT_TRUE(Matches("read_bytes>=4k", e, Dialect::kMailscope));
+  EXPECT_TRUE(Matches("read_count=12", parent));
+}
+
+TEST(FilterMatchTest, MissingFieldMatchesOnlyTheEmptyValue) {
+  const Event e = Named("x");
+  ExpectAll(e, {
+                   {"missing=\"\"", true},
+                   {"missing<\"\"", true},  // with any operator, as in 2.3.19
+                   {"missing=*", false},
+                   {"missing=0", false},
+                   {"NOT missing=x", true},
+                   {"\"\"=\"\"", true},  // no field has an empty key
+               });
+}
+
+TEST(FilterMatchTest, StringFields) {
+  Event e = Named("x");
+  e.Add(InternName("user"), Value::String("Alice@Example.com"));
+  e.Add(InternName("cmd_name"), Value::String("SELECT"));
+  e.Add(InternName("removed"), Value::String(""));
+  e.Add(InternName("size"), Value::String("1500"));
+  ExpectAll(e, {
+                   {"user=\"alice@example.com\"", true},  // case-insensitive
+                   {"user=ALICE*", true},
+                   {"user=\"*@example.COM\"", true},
+                   {"user=\"?lice@*\"", true},
+                   {"user=alice", false},
+                   {"user=*", true},
+                   {"user>a", false},  // only '=' on strings
+                   {"user>=\"Alice@Example.com\"", false},
+                   {"cmd_name=select", true},
+                   {"cmd_name=sel?ct", true},
+                   {"removed=\"\"", true},  // an empty string is a removed field
+                   {"removed=*", false},
+                   {"size=1500", true},
+                   {"size>1000", false},
+               });
+}
+
+TEST(FilterMatchTest, IntegerFields) {
+  Event e = Named("x");
+  e.Add(InternName("size"), Value::Int(1500));
+  e.Add(InternName("neg"), Value::Int(-5));
+  e.Add(InternName("min"), Value::Int(std::numeric_limits<std::int32_t>::min()));
+  ExpectAll(e, {
+                   {"size=1500", true},
+                   {"size=01500", true},
+                   {"size>1000", true},
+                   {"size<1000", false},
+                   {"size>=1500", true},
+                   {"size<=1500", true},
+                   {"size<=1499", false},
+                   {"size>-1", true},
+                   {"neg<-4", true},
+                   {"neg>-6 AND neg<-4", true},
+                   // Not a number: '=' against a wildcard on the decimal text.
+                   {"size=15*", true},
+                   {"size=1?00", true},
+                   {"size=2*", false},
+                   {"size>15*", false},
+                   {"neg=-*", true},
+                   // A literal that is not a number never matches (2.3.19 crashes).
+                   {"size=\"\"", false},
+                   {"size=1500x", false},
+                   {"size=0x5dc", false},
+                   {"size=99999999999999999999", false},
+                   // INT_MIN and below are "not a number" in 2.3.19.
+                   {"min=-2147483648", false},
+                   {"min>-2147483648", false},
+                   {"min>-3000000000", false},
+                   {"min>-2147483649", false},
+                   {"size>-2147483647", true},
+                   {"min=-2147483648*", true},
+               });
+}
+
+TEST(FilterMatchTest, UnsignedAndBoolFieldsAreIntegers) {
+  Event e = Named("x");
+  e.Add(InternName("big"), Value::Uint(std::numeric_limits<std::uint64_t>::max()));
+  e.Add(InternName("count"), Value::Uint(7));
+  e.Add(InternName("ok"), Value::Bool(true));
+  ExpectAll(e, {
+                   {"big>9223372036854775807", true},
+                   {"big>-5", true},
+                   {"big=18446744073709551615", false},  // beyond intmax: not a number
+                   {"big=1844674407370955161?", true},
+                   {"count=7", true},
+                   {"count<8", true},
+                   {"count>-1", true},
+                   {"count<-1", false},
+                   {"ok=1", true},
+                   {"ok=0", false},
+                   {"ok>0", true},
+                   {"ok=yes", false},
+               });
+}
+
+TEST(FilterMatchTest, DoubleFieldsCompareAsNumbers) {
+  Event e = Named("x");
+  e.Add(InternName("load"), Value::Double(0.75));
+  e.Add(InternName("nan"), Value::Double(std::numeric_limits<double>::quiet_NaN()));
+  ExpectAll(e, {
+                   {"load>0.5", true},
+                   {"load<1", true},
+                   {"load=0.75", true},
+                   {"load>=1", false},
+                   {"load=0.7*", true},
+                   {"load=abc", false},
+                   {"nan=0", false},
+                   {"nan>0", false},
+                   {"nan<0", false},
+               });
+}
+
+TEST(FilterMatchTest, TimevalsNeverMatch) {
+  Event e = Named("x");
+  e.Add(InternName("last_run_time"), Value::Tv({1795304655, 257107}));
+  ExpectAll(e, {
+                   {"last_run_time=*", false},
+                   {"last_run_time>0", false},
+                   {"last_run_time=\"\"", false},
+                   {"NOT last_run_time=*", true},
+               });
+}
+
+TEST(FilterMatchTest, UnitsCompareInMicrosecondsAndBytes) {
+  Event e = Named("imap_command_finished");
+  e.Add(InternName("duration"), Value::Int(15000));  // µs, as Dovecot's field
+  e.Add(InternName("bytes_out"), Value::Uint(3 * 1024 * 1024));
+  e.Add(InternName("label"), Value::String("10ms"));
+  ExpectAll(e,
+            {
+                {"duration>10ms", true},
+                {"duration>15ms", false},
+                {"duration>=0.015s", true},
+                {"bytes_out>=3M AND bytes_out<3.5MB", true},
+                {"label=10ms", false},  // the unit made it 10000
+                {"label=\"10ms\"", true},
+            },
+            Dialect::kMailscope);
+  // In Dovecot's dialect 10ms is text: never equal to an integer field.
+  ExpectAll(e, {{"duration>10ms", false}, {"label=10ms", true}});
+}
+
+TEST(FilterMatchTest, EmptyFilterMatchesNothing) {
+  EXPECT_FALSE(Filter().Matches(Named("x")));
+  EXPECT_FALSE(MustParse("").Matches(Named("x")));
+  EXPECT_TRUE(Filter().RequiresEventName());
+}
+
+TEST(FilterMatchTest, AnyQueryOfAMergedFilter) {
+  const Filter a = MustParse("event=a"), b = MustParse("event=b AND n>1");
+  const Filter merged = Filter::Merge({&a, &b});
+  Event e = Named("b");
+  e.Add(InternName("n"), Value::Int(2));
+  EXPECT_TRUE(merged.Matches(Named("a")));
+  EXPECT_TRUE(merged.Matches(e));
+  EXPECT_FALSE(merged.Matches(Named("b")));
+  EXPECT_FALSE(merged.Matches(Named("c")));
+}
+
+TEST(FilterMatchTest, MatchingDoesNotAllocate) {
+  Event global, parent, e = Named("imap_command_finished");
+  global.categories.push_back(InternName("service:imap"));
+  parent.Add(InternName("user"), Value::String("alice@example.com"));
+  e.Add(InternName("cmd_name"), Value::String("SELECT"));
+  e.Add(InternName("duration"), Value::Int(5000));
+  e.Add(InternName("load"), Value::Double(0.5));
+  e.parent = &parent;
+  e.global = &global;
+  const Filter f = MustParse(
+      "(event=imap_* AND cmd_name=sel* AND duration>1ms AND duration=5* AND load=0.* AND "
+      "user=\"*@example.com\" AND category=service:imap AND NOT missing=x AND category=debug) OR "
+      "source_location=x.c",
+      Dialect::kMailscope);
+  e.level = Level::kDebug;
+  const long before = g_allocations.load();
+  bool all = true;
+  for (int i = 0; i < 100; ++i) all = all && f.Matches(e);
+  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_TRUE(all);
+}
+
+}  // namespace
+}  // namespace mailscope::filter

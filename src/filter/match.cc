@@ -1,0 +1,212 @@
+// Filter::Matches(): Dovecot 2.3.19's leaf semantics (event-filter.c) on the
+// Event model. Nothing here allocates: names were interned at parse time and
+// numbers are formatted into stack buffers.
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+
+#include "core/wildcard.h"
+#include "filter/filter.h"
+#include "filter/program.h"
+
+namespace mailscope::filter {
+namespace internal {
+namespace {
+
+// Parent chains longer than this are cut: a bound instead of trusting every
+// decoder never to build a cycle.
+constexpr int kMaxChain = 256;
+
+char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool EqualsIcase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  return true;
+}
+
+// WildcardMatch() with ASCII case folding (wildcard_match_icase).
+bool WildcardMatchIcase(std::string_view data, std::string_view mask) {
+  std::size_t d = 0, m = 0;
+  std::size_t star = std::string_view::npos, star_d = 0;
+  while (d < data.size()) {
+    if (m < mask.size() && (mask[m] == '?' || Lower(mask[m]) == Lower(data[d]))) {
+      ++d;
+      ++m;
+    } else if (m < mask.size() && mask[m] == '*') {
+      star = m++;
+      star_d = d;
+    } else if (star != std::string_view::npos) {
+      m = star + 1;
+      d = ++star_d;
+    } else {
+      return false;
+    }
+  }
+  while (m < mask.size() && mask[m] == '*') ++m;
+  return m == mask.size();
+}
+
+bool HasCategory(const Event* e, NameId id) {
+  for (int hops = 0; e != nullptr && hops < kMaxChain; e = e->parent, ++hops)
+    if (e->categories.contains(id)) return true;
+  return false;
+}
+
+// The field `n` names on one event: its fields, then its record columns.
+bool FindOnEvent(const Event& e, const Node& n, Value& out) {
+  bool has_records = false;
+  for (const Field& f : e.fields) {
+    if (f.key == n.id && f.value.type() != Value::Type::kNone) {
+      out = f.value;
+      return true;
+    }
+    has_records |= f.value.type() == Value::Type::kRecord;
+  }
+  if (!has_records) return false;
+  for (const Field& f : e.fields) {
+    if (f.value.type() != Value::Type::kRecord) continue;
+    const RecordSchema* schema = f.value.record_schema();
+    for (std::size_t i = 0; i < schema->column_count; ++i) {
+      if (schema->columns[i].name == n.key) {
+        out = f.value.RecordColumnValue(schema->columns[i]);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// event_find_field_recursive(): the event and its parents, then the global
+// event and its parents.
+bool FindField(const Event& event, const Node& n, Value& out) {
+  if (n.id == kNoName) return false;  // no field has an empty key
+  for (const Event* chain : {&event, event.global}) {
+    int hops = 0;
+    for (const Event* e = chain; e != nullptr && hops < kMaxChain; e = e->parent, ++hops)
+      if (FindOnEvent(*e, n, out)) return true;
+  }
+  return false;
+}
+
+bool Compare(int order, Cmp cmp) {
+  switch (cmp) {
+    case Cmp::kEq:
+      return order == 0;
+    case Cmp::kGt:
+      return order > 0;
+    case Cmp::kLt:
+      return order < 0;
+    case Cmp::kGe:
+      return order >= 0;
+    case Cmp::kLe:
+      return order <= 0;
+  }
+  return false;
+}
+
+template <typename T>
+int Order(T a, T b) {
+  return (a > b) - (a < b);
+}
+
+// A number against a value that is not one: only '=' with a wildcard, on
+// the decimal text. A literal here never matches: 2.3.19 reads the integer
+// as a string pointer in that case.
+bool MatchNumberText(const Node& n, std::string_view text) {
+  return n.cmp == Cmp::kEq && !n.literal && WildcardMatchIcase(text, n.value);
+}
+
+template <typename T>
+bool MatchIntegerText(const Node& n, T v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return MatchNumberText(n, std::string_view(buf, static_cast<std::size_t>(end - buf)));
+}
+
+bool MatchField(const Node& n, const Event& e) {
+  Value v;
+  if (!FindField(e, n, v)) return n.value.empty();
+  switch (v.type()) {
+    case Value::Type::kString: {
+      if (n.cmp != Cmp::kEq) return false;
+      const std::string_view s = v.as_string();
+      if (s.empty()) return n.value.empty();
+      return n.literal ? EqualsIcase(s, n.value) : WildcardMatchIcase(s, n.value);
+    }
+    case Value::Type::kInt:
+      if (n.has_int) return Compare(Order(v.as_int(), n.int_value), n.cmp);
+      return MatchIntegerText(n, v.as_int());
+    case Value::Type::kUint:
+    case Value::Type::kBool: {
+      const std::uint64_t u = v.as_uint();
+      if (n.has_int) {
+        const int order = n.int_value < 0 ? 1 : Order(u, static_cast<std::uint64_t>(n.int_value));
+        return Compare(order, n.cmp);
+      }
+      return MatchIntegerText(n, u);
+    }
+    case Value::Type::kDouble: {
+      const double d = v.as_double();
+      if (std::isnan(d)) return false;
+      if (n.has_double) return Compare(Order(d, n.double_value), n.cmp);
+      char buf[32];
+      auto r = fmt::format_to_n(buf, sizeof buf, "{}", d);
+      return MatchNumberText(n, std::string_view(buf, r.size));
+    }
+    case Value::Type::kTimeval:  // "no point to support matching exact timestamps"
+    case Value::Type::kRecord:
+    case Value::Type::kNone:
+      return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool Eval(const Program& program, std::uint32_t node, const Event& e) {
+  const Node& n = program.nodes[node];
+  switch (n.kind) {
+    case Kind::kAnd:
+      for (std::uint32_t c : n.children)
+        if (!Eval(program, c, e)) return false;
+      return true;
+    case Kind::kOr:
+      for (std::uint32_t c : n.children)
+        if (Eval(program, c, e)) return true;
+      return false;
+    case Kind::kNot:
+      return !Eval(program, n.children[0], e);
+    case Kind::kEventName:
+      return n.id != kNoName && e.name == n.id;
+    case Kind::kEventWildcard:
+      return e.name != kNoName && WildcardMatch(NameText(e.name), n.value);
+    case Kind::kCategory:
+      return n.id != kNoName && (HasCategory(&e, n.id) || HasCategory(e.global, n.id));
+    case Kind::kLogType:
+      return e.level == n.level;
+    case Kind::kSourceLocation:
+      return !e.source_file.empty() && e.source_file == n.value &&
+             (n.line == 0 || e.source_line == n.line);
+    case Kind::kField:
+      return MatchField(n, e);
+  }
+  return false;
+}
+
+}  // namespace internal
+
+bool Filter::Matches(const Event& event) const {
+  if (program_ == nullptr) return false;
+  const internal::Program& p = *program_;
+  // Dovecot's fast path, which also decides: a filter whose every query
+  // requires a name skips unnamed events, even where NOT would match them.
+  if (p.requires_name && event.name == kNoName) return false;
+  for (const internal::Query& q : p.queries)
+    if (internal::Eval(p, q.root, event)) return true;
+  return false;
+}
+
+}  // namespace mailscope::filter
