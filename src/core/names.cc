@@ -1,21 +1,33 @@
 #include "core/names.h"
 
+#include <array>
+#include <atomic>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
-#include <vector>
 
 #include "core/check.h"
 
 namespace mailscope {
 namespace {
 
+// Ids index fixed-size chunks of views that never move once written, so
+// NameText() reads without a lock: an id only exists after its entry was
+// stored, and the chunk pointer is published with release semantics.
+constexpr std::size_t kChunkBits = 12;
+constexpr std::size_t kChunkSize = std::size_t{1} << kChunkBits;
+constexpr std::size_t kMaxChunks = 1 << 16;  // 268 million names
+
 struct Table {
-  std::mutex mu;
+  std::mutex mu;                    // guards interning
   std::deque<std::string> storage;  // deque: element addresses never move
-  std::vector<std::string_view> by_id{std::string_view()};
   std::unordered_map<std::string_view, NameId> ids;
+  std::array<std::atomic<std::string_view*>, kMaxChunks> chunks{};
+  std::atomic<std::uint32_t> count{1};  // id 0 is the empty name
+
+  Table() { chunks[0].store(new std::string_view[kChunkSize](), std::memory_order_release); }
 };
 
 Table& GetTable() {
@@ -30,10 +42,18 @@ NameId InternName(std::string_view name) {
   Table& t = GetTable();
   std::lock_guard lock(t.mu);
   if (auto it = t.ids.find(name); it != t.ids.end()) return it->second;
+  const std::uint32_t id = t.count.load(std::memory_order_relaxed);
+  const std::size_t chunk = id >> kChunkBits;
+  MS_CHECK(chunk < kMaxChunks);
+  std::string_view* views = t.chunks[chunk].load(std::memory_order_relaxed);
+  if (views == nullptr) {
+    views = new std::string_view[kChunkSize]();
+    t.chunks[chunk].store(views, std::memory_order_release);
+  }
   const std::string& stored = t.storage.emplace_back(name);
-  auto id = static_cast<NameId>(t.by_id.size());
-  t.by_id.push_back(stored);
+  views[id & (kChunkSize - 1)] = stored;
   t.ids.emplace(stored, id);
+  t.count.store(id + 1, std::memory_order_release);
   return id;
 }
 
@@ -47,15 +67,10 @@ NameId FindName(std::string_view name) {
 
 std::string_view NameText(NameId id) {
   Table& t = GetTable();
-  std::lock_guard lock(t.mu);
-  MS_CHECK(id < t.by_id.size());
-  return t.by_id[id];
+  MS_CHECK(id < t.count.load(std::memory_order_acquire));
+  return t.chunks[id >> kChunkBits].load(std::memory_order_acquire)[id & (kChunkSize - 1)];
 }
 
-std::uint32_t NameCount() {
-  Table& t = GetTable();
-  std::lock_guard lock(t.mu);
-  return static_cast<std::uint32_t>(t.by_id.size());
-}
+std::uint32_t NameCount() { return GetTable().count.load(std::memory_order_acquire); }
 
 }  // namespace mailscope

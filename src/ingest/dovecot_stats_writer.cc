@@ -1,0 +1,615 @@
+#include "ingest/dovecot_stats_writer.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+#include <utility>
+
+#include "core/check.h"
+#include "core/tab_escape.h"
+
+namespace mailscope::ingest {
+namespace {
+
+// Dovecot's connection.c: "VERSION\t<peer service>\t<major>\t<minor>"; the
+// stats server expects the peer `stats-client`, major 4, any minor.
+constexpr std::string_view kClientService = "stats-client";
+constexpr std::uint32_t kMajorVersion = 4;
+
+// Timestamps past the year 9999 are garbage; the bound also keeps
+// sec * 10^6 + usec far from overflowing in consumers.
+constexpr std::int64_t kMaxSeconds = 253'402'300'799;
+
+// Spare stored events kept for reuse; each holds an Event (~3 KiB).
+constexpr std::size_t kMaxSpare = 32;
+// A reused string buffer larger than this is given back instead.
+constexpr std::size_t kMaxKeptTextBytes = 64 * 1024;
+
+template <typename T>
+bool ParseDecimal(std::string_view s, T& out) {
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return !s.empty() && ec == std::errc() && ptr == s.data() + s.size();
+}
+
+std::string Quote(std::string_view s) {
+  constexpr std::size_t kMax = 64;  // keep log lines short on garbage input
+  std::string out(s.substr(0, kMax));
+  if (s.size() > kMax) out += "...";
+  return out;
+}
+
+// "<sec>" "<usec>" with usec 0..999999, as lib-event writes tv_created,
+// tv_last_sent and timeval fields.
+bool ParseTimeval(std::string_view sec, std::string_view usec, bool allow_negative, Timeval& out) {
+  std::uint32_t us = 0;
+  if (!ParseDecimal(sec, out.sec) || !ParseDecimal(usec, us) || us > 999'999) return false;
+  out.usec = us;
+  return out.sec <= kMaxSeconds && out.sec >= (allow_negative ? -kMaxSeconds : 0);
+}
+
+TimePoint ToTimePoint(Timeval tv) {
+  return TimePoint(std::chrono::seconds(tv.sec) + std::chrono::microseconds(tv.usec));
+}
+
+Level LevelOf(std::uint32_t log_type) {
+  static constexpr Level kLevels[] = {Level::kDebug, Level::kInfo,  Level::kWarn,
+                                      Level::kError, Level::kFatal, Level::kPanic};
+  return kLevels[log_type];
+}
+
+// Sets `key` among fields[0..n). A repeated key keeps its place and takes the
+// new value (lib-event: the last one wins). A new key is appended while n <
+// cap, else dropped; false then.
+bool SetField(Field* fields, std::size_t& n, std::size_t cap, NameId key, Value v) {
+  for (std::size_t i = 0; i < n; ++i) {
+    if (fields[i].key == key) {
+      fields[i].value = v;
+      return true;
+    }
+  }
+  if (n == cap) return false;
+  fields[n++] = {key, v};
+  return true;
+}
+
+// FieldList has no setter for its truncated mark: asking for more room than
+// it has sets it.
+void MarkTruncated(FieldList& fields) { (void)fields.Append(FieldList::kCapacity + 1); }
+
+Status Reject(std::string_view cmd, const char* reason, const std::string& msg) {
+  return Rejected(reason, std::string(cmd) + ": " + msg);
+}
+
+// "<id> <parent-id> [<log-type>]", which open BEGIN, UPDATE and EVENT
+// (client-writer.c). EVENT's id is its global event's, 0 for none.
+struct Header {
+  std::uint64_t id = 0;
+  std::uint64_t parent_id = 0;
+  Level level = Level::kDebug;
+};
+
+Result<Header> ParseHeader(std::span<const std::string_view> args, bool has_log_type) {
+  const std::string_view cmd = args[0];
+  Header h;
+  std::uint32_t log_type = 0;
+  if (args.size() < (has_log_type ? 4u : 3u)) {
+    return Reject(cmd, "too_few_fields", "Too few parameters");
+  }
+  if (!ParseDecimal(args[1], h.id)) {
+    return Reject(cmd, "invalid_id", "Invalid ID '" + Quote(args[1]) + "'");
+  }
+  if (!ParseDecimal(args[2], h.parent_id)) {
+    return Reject(cmd, "invalid_id", "Invalid parent ID '" + Quote(args[2]) + "'");
+  }
+  if (has_log_type && (!ParseDecimal(args[3], log_type) || log_type > 5)) {
+    return Reject(cmd, "invalid_log_type", "Invalid log type '" + Quote(args[3]) + "'");
+  }
+  h.level = LevelOf(log_type);
+  return h;
+}
+
+// The scalars of a parsed <event-export>, reset per line.
+struct ParsedHead {
+  Timeval created;
+  Timeval last_sent;  // sec 0: none, as in lib-event
+  bool has_source = false;
+  std::string_view source_file;
+  std::uint32_t source_line = 0;
+  bool has_name = false;
+  NameId name = kNoName;
+  CategoryList categories;
+  std::size_t field_count = 0;
+  bool truncated = false;  // fields were dropped
+};
+
+}  // namespace
+
+// One <event-export>, parsed; string values point into the line.
+struct DovecotStatsWriterDecoder::Parsed : ParsedHead {
+  std::array<Field, FieldList::kCapacity> fields;
+  std::array<Field, FieldList::kCapacity> merged;  // scratch for UPDATE
+
+  // Sets the `duration` field of BEGIN and EVENT (stats-metrics.c): last_sent -
+  // created in µs, 0 without last_sent. Dovecot asserts it is not negative; a
+  // client clock stepping back would make it so, and 0 keeps the event.
+  void AddDuration(NameId key) {
+    std::int64_t d = (last_sent.sec - created.sec) * 1'000'000 + (last_sent.usec - created.usec);
+    if (last_sent.sec == 0) d = 0;
+    SetField(fields.data(), field_count, fields.size(), key,
+             Value::Int(std::max<std::int64_t>(d, 0)));
+  }
+};
+
+// A BEGIN-ed event. Its Event's strings point into `text`.
+struct DovecotStatsWriterDecoder::Stored {
+  Event event;
+  std::vector<char> text;  // not a std::string: a swap must not move short strings
+  Stored* parent = nullptr;
+  std::size_t children = 0;  // held events whose parent this is
+  std::size_t slot = 0;      // index in held_
+  std::size_t bytes = 0;     // what this adds to state_bytes_
+  bool ended = false;        // ENDed, held only for its children
+};
+
+DovecotStatsWriterDecoder::DovecotStatsWriterDecoder(StatsWriterOptions options)
+    : options_(options),
+      duration_key_(InternName("duration")),
+      parsed_(std::make_unique<Parsed>()) {
+  args_.reserve(64);
+  event_.source = Source::kDovecot;
+}
+
+DovecotStatsWriterDecoder::~DovecotStatsWriterDecoder() = default;
+
+const Event& DovecotStatsWriterDecoder::event() const {
+  MS_CHECK(emitted_ != nullptr);
+  return *emitted_;
+}
+
+StatsWriterResult DovecotStatsWriterDecoder::Decode(std::span<char> line) {
+  using Emit = StatsWriterResult::Emit;
+  emitted_ = nullptr;
+  if (state_ == State::kClosed) {
+    return {Emit::kNone, Rejected("closed", "Line after the connection was to be closed"), true};
+  }
+  SplitTabEscaped(line, args_);
+  if (state_ == State::kAwaitingVersion) return Handshake(args_);
+
+  StatsWriterResult result;
+  std::span<const std::string_view> args(args_);
+  const std::string_view cmd = args.empty() ? std::string_view() : args[0];
+  // Most frequent first.
+  if (args.empty()) {
+    result.status = Rejected("empty_line", "Empty line");
+  } else if (cmd == "EVENT") {
+    result.status = EventLine(args, line);
+    if (result.status.ok()) result.emit = Emit::kEvent;
+  } else if (cmd == "BEGIN") {
+    result.status = Begin(args, line);
+    if (result.status.ok()) result.emit = Emit::kBegin;
+  } else if (cmd == "END") {
+    result.status = End(args);
+  } else if (cmd == "CATEGORY") {
+    result.status = Category(args);
+  } else if (cmd == "UPDATE") {
+    result.status = Update(args, line);
+  } else {
+    result.status = Rejected("unknown_command", "Unknown command: " + Quote(cmd));
+  }
+  if (!result.status.ok() && options_.close_on_error) {
+    result.close = true;
+    state_ = State::kClosed;
+  }
+  return result;
+}
+
+StatsWriterResult DovecotStatsWriterDecoder::Handshake(std::span<const std::string_view> args) {
+  StatsWriterResult result;
+  result.close = true;
+  state_ = State::kClosed;
+  std::uint32_t major = 0, minor = 0;
+  if (args.size() != 4 || args[0] != "VERSION" || !ParseDecimal(args[2], major) ||
+      !ParseDecimal(args[3], minor)) {
+    result.status = Rejected("invalid_handshake", "Expected a VERSION line, got '" +
+                                                      Quote(args.empty() ? "" : args[0]) + "'");
+  } else if (args[1] != kClientService) {
+    result.status = Rejected("wrong_service", "Connected to the stats-writer socket as '" +
+                                                  Quote(args[1]) + "', not stats-client");
+  } else if (major != kMajorVersion) {
+    result.status = Rejected("unsupported_version",
+                             "Client speaks major version " + std::to_string(major) + ", not 4");
+  } else {
+    result.close = false;
+    state_ = State::kReady;
+  }
+  return result;
+}
+
+// CATEGORY <name> [<parent name>]  (client-writer.c)
+Status DovecotStatsWriterDecoder::Category(std::span<const std::string_view> args) {
+  if (args.size() < 2 || args[1].empty()) {
+    return Reject("CATEGORY", "missing_category_name", "Missing category name");
+  }
+  const std::string_view name = args[1];
+  NameId parent = kNoName;
+  if (args.size() > 2) {
+    parent = FindName(args[2]);
+    if (parent == kNoName || !categories_.contains(parent)) {
+      return Reject("CATEGORY", "unknown_parent_category",
+                    "Unknown parent category '" + Quote(args[2]) + "'");
+    }
+  }
+  if (auto it = categories_.find(FindName(name)); it != categories_.end()) {
+    if (it->second != parent) {
+      return Reject("CATEGORY", "category_parent_changed",
+                    "Category " + Quote(name) + " parent '" + Quote(NameText(it->second)) +
+                        "' changed to '" + Quote(NameText(parent)) + "'");
+    }
+    return Status::Ok();  // a repeat
+  }
+  if (categories_.size() >= options_.max_categories) {
+    return {StatusCode::kResourceExhausted, "too_many_categories",
+            "CATEGORY: More than " + std::to_string(options_.max_categories) + " categories"};
+  }
+  categories_.emplace(InternName(name), parent);
+  return Status::Ok();
+}
+
+Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> args,
+                                              std::size_t from, std::span<char> line) {
+  Parsed& p = *parsed_;
+  static_cast<ParsedHead&>(p) = ParsedHead();
+  const std::string_view cmd = args[0];
+  if (args.size() < from + 2 || !ParseTimeval(args[from], args[from + 1], false, p.created)) {
+    return Reject(cmd, "invalid_timestamp", "Missing or invalid create timestamp");
+  }
+  // The line's own fields leave room for `duration`, which BEGIN and EVENT add.
+  constexpr std::size_t kFieldCap = FieldList::kCapacity - 1;
+  const std::size_t n = args.size();
+  std::size_t i = from + 2;
+  while (i < n) {
+    const std::string_view item = args[i];
+    // lib-event's importer skips an item with an unknown code letter.
+    const char code = item.empty() ? '\0' : item[0];
+    const std::string_view rest = item.empty() ? item : item.substr(1);
+    Value value;
+    std::size_t used = 1;  // tokens this item takes
+    switch (code) {
+      case 's':
+        if (i + 1 >= n || !ParseDecimal(args[i + 1], p.source_line)) {
+          return Reject(cmd, "invalid_source_line", "Missing or invalid source line number");
+        }
+        p.has_source = true;
+        p.source_file = rest;
+        i += 2;
+        continue;
+      case 'l':
+        if (i + 1 >= n || !ParseTimeval(rest, args[i + 1], false, p.last_sent)) {
+          return Reject(cmd, "invalid_timestamp", "Missing or invalid tv_last_sent");
+        }
+        i += 2;
+        continue;
+      case 'n':
+        p.has_name = true;
+        p.name = InternName(rest);
+        ++i;
+        continue;
+      case 'c': {
+        NameId c = FindName(rest);
+        if (c == kNoName || !categories_.contains(c)) {
+          return Reject(cmd, "unregistered_category",
+                        "Unregistered category: '" + Quote(rest) + "'");
+        }
+        // The category and its ancestors; the registry is a forest (a
+        // parent is registered first and never changes), the bound is a guard.
+        for (std::size_t depth = 0; c != kNoName && depth <= categories_.size(); ++depth) {
+          if (!p.categories.contains(c)) p.categories.push_back(c);
+          c = categories_.find(c)->second;
+        }
+        ++i;
+        continue;
+      }
+      case 'S':
+      case 'I':
+      case 'T':
+      case 'L':
+        break;
+      default:  // 'a' (always_log_source) and unknown codes carry nothing for us
+        ++i;
+        continue;
+    }
+    if (rest.empty()) return Reject(cmd, "missing_field_name", "Field name is missing");
+    if (i + 1 >= n) {
+      return Reject(cmd, "missing_field_value", "Field '" + Quote(rest) + "' value is missing");
+    }
+    const std::string_view arg = args[i + 1];
+    if (code == 'S') {
+      value = Value::String(arg);
+      used = 2;
+    } else if (code == 'I') {
+      std::int64_t v = 0;
+      if (!ParseDecimal(arg, v)) {
+        return Reject(cmd, "invalid_field_value",
+                      "Invalid number '" + Quote(arg) + "' for field '" + Quote(rest) + "'");
+      }
+      value = Value::Int(v);
+      used = 2;
+    } else if (code == 'T') {
+      Timeval tv;
+      if (i + 2 >= n || !ParseTimeval(arg, args[i + 2], true, tv)) {
+        return Reject(cmd, "invalid_field_value",
+                      "Missing or invalid timeval for field '" + Quote(rest) + "'");
+      }
+      value = Value::Tv(tv);
+      used = 3;
+    } else {  // 'L': <count> <v1> ... <vN>
+      std::uint32_t count = 0;
+      if (!ParseDecimal(arg, count)) {
+        return Reject(cmd, "invalid_list_count",
+                      "Invalid list count '" + Quote(arg) + "' for field '" + Quote(rest) + "'");
+      }
+      if (count > n - i - 2) {
+        return Reject(cmd, "list_too_few_values",
+                      "Field '" + Quote(rest) + "' has fewer values than its count");
+      }
+      // Join the elements with TAB in place: each element starts at or after
+      // where the joined text has reached, since unescaping only shrinks.
+      char* const dst = count == 0 ? nullptr : line.data() + (args[i + 2].data() - line.data());
+      std::size_t len = 0;
+      for (std::size_t k = 0; k < count; ++k) {
+        const std::string_view e = args[i + 2 + k];
+        MS_CHECK(e.data() >= dst + len + (k > 0) &&
+                 e.data() + e.size() <= line.data() + line.size());
+        if (k > 0) dst[len++] = '\t';
+        std::memmove(dst + len, e.data(), e.size());
+        len += e.size();
+      }
+      value = Value::String(std::string_view(dst, len));
+      used = 2 + count;
+    }
+    // Once full, keys are looked up, not interned: a line of many distinct
+    // keys must not grow the name table past what it can keep.
+    NameId key = p.field_count < kFieldCap ? InternName(rest) : FindName(rest);
+    if (key == kNoName || !SetField(p.fields.data(), p.field_count, kFieldCap, key, value)) {
+      p.truncated = true;
+    }
+    i += used;
+  }
+  return Status::Ok();
+}
+
+DovecotStatsWriterDecoder::Stored* DovecotStatsWriterDecoder::FindLive(std::uint64_t id) const {
+  auto it = live_.find(id);
+  return it == live_.end() ? nullptr : it->second;
+}
+
+Result<DovecotStatsWriterDecoder::Stored*> DovecotStatsWriterDecoder::LiveOrNone(
+    std::string_view cmd, std::uint64_t id, const char* reason, const char* what) const {
+  if (id == 0) return static_cast<Stored*>(nullptr);
+  if (Stored* s = FindLive(id)) return s;
+  return Reject(cmd, reason, std::string("Unknown ") + what + " event ID " + std::to_string(id));
+}
+
+// BEGIN <id> <parent-id> <log-type> <event-export>
+Status DovecotStatsWriterDecoder::Begin(std::span<const std::string_view> args,
+                                        std::span<char> line) {
+  Result<Header> h = ParseHeader(args, true);
+  if (!h.ok()) return h.status();
+  if (h->id == 0) return Reject("BEGIN", "invalid_id", "Invalid ID '0'");
+  if (FindLive(h->id) != nullptr) {
+    return Reject("BEGIN", "duplicate_event_id", "Duplicate event ID " + std::to_string(h->id));
+  }
+  Result<Stored*> parent = LiveOrNone("BEGIN", h->parent_id, "unknown_parent_event", "parent");
+  if (!parent.ok()) return parent.status();
+  if (held_.size() >= options_.max_events) {
+    return {StatusCode::kResourceExhausted, "too_many_events",
+            "BEGIN: More than " + std::to_string(options_.max_events) + " events held"};
+  }
+  MS_RETURN_IF_ERROR(ParseExport(args, 4, line));
+  parsed_->AddDuration(duration_key_);
+
+  auto s = spare_.empty() ? std::make_unique<Stored>() : std::move(spare_.back());
+  if (!spare_.empty()) spare_.pop_back();
+  s->event.Clear();
+  if (Status st = Store(*s, false); !st.ok()) {
+    spare_.push_back(std::move(s));
+    return st;
+  }
+  Event& e = s->event;
+  e.source = Source::kDovecot;
+  e.level = h->level;
+  e.span_id = h->id;
+  e.parent_id = h->parent_id;
+  s->parent = *parent;
+  if (s->parent != nullptr) {
+    e.parent = &s->parent->event;
+    ++s->parent->children;
+  }
+  s->slot = held_.size();
+  emitted_ = &e;
+  live_.emplace(h->id, s.get());
+  held_.push_back(std::move(s));
+  return Status::Ok();
+}
+
+Status DovecotStatsWriterDecoder::Store(Stored& s, bool merge) {
+  Parsed& p = *parsed_;
+  const Field* fields = p.fields.data();
+  std::size_t count = p.field_count;
+  bool truncated = p.truncated;
+  if (merge) {
+    // UPDATE: the stored fields, overwritten or extended by the line's.
+    count = s.event.fields.size();
+    truncated = truncated || s.event.fields.truncated();
+    std::copy(s.event.fields.begin(), s.event.fields.end(), p.merged.begin());
+    for (std::size_t i = 0; i < p.field_count; ++i) {
+      if (!SetField(p.merged.data(), count, p.merged.size(), p.fields[i].key, p.fields[i].value)) {
+        truncated = true;
+      }
+    }
+    fields = p.merged.data();
+  }
+  const std::string_view source_file = p.has_source ? p.source_file : s.event.source_file;
+  std::size_t text_bytes = source_file.size();
+  for (std::size_t i = 0; i < count; ++i) {
+    if (fields[i].value.type() == Value::Type::kString) {
+      text_bytes += fields[i].value.as_string().size();
+    }
+  }
+  const std::size_t bytes = sizeof(Stored) + text_bytes;
+  if (state_bytes_ - s.bytes + bytes > options_.max_state_bytes) {
+    return {StatusCode::kResourceExhausted, "state_limit",
+            std::string(merge ? "UPDATE" : "BEGIN") + ": Held events would pass " +
+                std::to_string(options_.max_state_bytes) + " bytes"};
+  }
+
+  // Copy every string into a buffer reserved up front, so the views taken
+  // while appending stay valid; then swap it in. The old buffer (which merged
+  // values may point into) becomes the next scratch.
+  if (text_.capacity() > 2 * text_bytes + 1024) std::vector<char>().swap(text_);
+  text_.clear();
+  text_.reserve(text_bytes);
+  auto own = [this](std::string_view v) {
+    const std::size_t at = text_.size();
+    text_.insert(text_.end(), v.begin(), v.end());
+    return std::string_view(text_.data() + at, v.size());
+  };
+  Event& e = s.event;
+  e.source_file = own(source_file);
+  if (p.has_source) e.source_line = p.source_line;
+  e.fields.clear();
+  Field* out = e.fields.Append(count);
+  MS_CHECK(out != nullptr);
+  for (std::size_t i = 0; i < count; ++i) {
+    out[i] = fields[i];
+    if (out[i].value.type() == Value::Type::kString) {
+      out[i].value = Value::String(own(out[i].value.as_string()));
+    }
+  }
+  if (truncated) MarkTruncated(e.fields);
+  MS_CHECK(text_.size() == text_bytes);
+  s.text.swap(text_);
+  // Categories are replaced by the line's list; the name only when sent.
+  e.categories = p.categories;
+  if (p.has_name || !merge) e.name = p.name;
+  e.time = ToTimePoint(p.created);
+  state_bytes_ = state_bytes_ - s.bytes + bytes;
+  s.bytes = bytes;
+  return Status::Ok();
+}
+
+// UPDATE <id> <parent-id> <event-export>   (no log type)
+Status DovecotStatsWriterDecoder::Update(std::span<const std::string_view> args,
+                                         std::span<char> line) {
+  Result<Header> h = ParseHeader(args, false);
+  if (!h.ok()) return h.status();
+  Stored* s = FindLive(h->id);
+  if (s == nullptr) return Reject("UPDATE", "unknown_event_id", "Unknown event ID");
+  if (h->parent_id != s->event.parent_id) {
+    return Reject("UPDATE", "parent_changed", "Event unexpectedly changed parent");
+  }
+  MS_RETURN_IF_ERROR(ParseExport(args, 3, line));
+  return Store(*s, true);
+}
+
+// EVENT <global-id> <parent-id> <log-type> <event-export>
+Status DovecotStatsWriterDecoder::EventLine(std::span<const std::string_view> args,
+                                            std::span<char> line) {
+  Result<Header> h = ParseHeader(args, true);
+  if (!h.ok()) return h.status();
+  Result<Stored*> global = LiveOrNone("EVENT", h->id, "unknown_global_event", "global");
+  if (!global.ok()) return global.status();
+  Result<Stored*> parent = LiveOrNone("EVENT", h->parent_id, "unknown_parent_event", "parent");
+  if (!parent.ok()) return parent.status();
+  MS_RETURN_IF_ERROR(ParseExport(args, 4, line));
+  Parsed& p = *parsed_;
+  p.AddDuration(duration_key_);
+
+  Event& e = event_;
+  e.Clear();
+  e.name = p.name;
+  e.level = h->level;
+  e.time = ToTimePoint(p.created);
+  e.parent_id = h->parent_id;
+  Field* out = e.fields.Append(p.field_count);
+  MS_CHECK(out != nullptr);
+  std::copy_n(p.fields.begin(), p.field_count, out);
+  if (p.truncated) MarkTruncated(e.fields);
+  e.categories = p.categories;
+  e.parent = *parent != nullptr ? &(*parent)->event : nullptr;
+  e.global = *global != nullptr ? &(*global)->event : nullptr;
+  e.source_file = p.source_file;
+  e.source_line = p.source_line;
+  emitted_ = &e;
+  return Status::Ok();
+}
+
+// END <id>
+Status DovecotStatsWriterDecoder::End(std::span<const std::string_view> args) {
+  std::uint64_t id = 0;
+  if (args.size() < 2) return Reject("END", "too_few_fields", "Too few parameters");
+  if (!ParseDecimal(args[1], id)) return Reject("END", "invalid_id", "Invalid ID");
+  auto it = live_.find(id);
+  if (it == live_.end()) return Reject("END", "unknown_event_id", "Unknown event ID");
+  Stored* s = it->second;
+  live_.erase(it);
+  // Dovecot's children hold a reference on their parent: an ENDed parent
+  // stays readable through them until the last one goes.
+  s->ended = true;
+  Release(s);
+  return Status::Ok();
+}
+
+void DovecotStatsWriterDecoder::Release(Stored* s) {
+  while (s != nullptr && s->ended && s->children == 0) {
+    Stored* parent = s->parent;
+    const std::size_t slot = s->slot;
+    MS_CHECK(slot < held_.size() && held_[slot].get() == s);
+    std::unique_ptr<Stored> owned = std::move(held_[slot]);
+    if (slot + 1 != held_.size()) {
+      held_[slot] = std::move(held_.back());
+      held_[slot]->slot = slot;
+    }
+    held_.pop_back();
+    state_bytes_ -= owned->bytes;
+    owned->bytes = 0;
+    owned->parent = nullptr;
+    owned->ended = false;
+    if (spare_.size() < kMaxSpare) {
+      if (owned->text.capacity() > kMaxKeptTextBytes) std::vector<char>().swap(owned->text);
+      spare_.push_back(std::move(owned));
+    }
+    if (parent != nullptr) --parent->children;
+    s = parent;
+  }
+}
+
+bool DovecotStatsWriterDecoder::CheckInvariantsForTesting() const {
+  std::unordered_map<const Stored*, std::size_t> children;
+  std::size_t bytes = 0, live = 0, with_parent = 0, linked = 0;
+  for (std::size_t i = 0; i < held_.size(); ++i) {
+    const Stored& s = *held_[i];
+    bytes += s.bytes;
+    live += s.ended ? 0 : 1;
+    if (s.parent != nullptr) {
+      ++children[s.parent];
+      ++with_parent;
+    }
+    if (s.slot != i || (s.ended && s.children == 0) ||  // an unheld ENDed event is freed
+        (s.parent == nullptr) != (s.event.parent_id == 0) ||
+        s.event.parent != (s.parent != nullptr ? &s.parent->event : nullptr) ||
+        (!s.ended && FindLive(s.event.span_id) != &s)) {
+      return false;
+    }
+  }
+  for (const auto& h : held_) {
+    if (h->children != children[h.get()]) return false;
+    linked += h->children;
+  }
+  return linked == with_parent &&  // so every parent is held
+         live == live_.size() && bytes == state_bytes_ && held_.size() <= options_.max_events &&
+         state_bytes_ <= options_.max_state_bytes && categories_.size() <= options_.max_categories;
+}
+
+}  // namespace mailscope::ingest

@@ -1,0 +1,157 @@
+// Decoder for one connection of Dovecot 2.3's stats-writer protocol: every
+// Dovecot process sends its events to the stats process over it (reference
+// dovecot-protocols.md §3.2). The decoder enforces the VERSION handshake,
+// keeps the connection's state (registered categories, BEGIN-ed events) and
+// turns each BEGIN and EVENT line into one Event, source dovecot:
+//   name      the `n` item, interned; kNoName for unnamed events
+//   level     the log type: 0..5 -> kDebug kInfo kWarn kError kFatal kPanic
+//   time      tv_created. The end is tv_last_sent = time + `duration`, an
+//             integer field in µs added as Dovecot's stats process does before
+//             filtering: last_sent - created, or 0 without an `l` item (most
+//             BEGINs; lmtp's do carry one) or when it would be negative
+//   fields    S -> kString, I -> kInt, T -> kTimeval, L (string list) -> kString
+//             with the elements joined by TAB (Value has no list type; an element
+//             holding a TAB is then ambiguous). A repeated key: the last value wins
+//   categories  each `c` item together with all its ancestors
+//   parent    the stored BEGIN-ed event named by parent-id, so lookups follow the
+//             chain; `global` likewise for EVENT's global-id
+//   span_id, parent_id  the line's event id (BEGIN only) and parent-id
+// Leniency: Dovecot closes the connection on any error, which drops every
+// BEGIN-ed event of the process until it reconnects. This decoder rejects the
+// bad line only: the line changes no state, and later lines decode against the
+// state as it was (reference §5 point 3). Only a failed handshake asks for the
+// connection to be closed, unless Options::close_on_error asks for parity.
+// Categories are registered per connection (Dovecot keeps one registry for the
+// whole process; every client announces all its categories on connect).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/event.h"
+#include "core/status.h"
+
+namespace mailscope::ingest {
+
+// Longest line worth accepting. Dovecot 2.3.19 closes writer connections at
+// 128 KiB, which long IMAP command arguments exceed (reference §5 point 4).
+inline constexpr std::size_t kStatsWriterMaxLineBytes = 1024 * 1024;
+
+// What the server sends as soon as a writer connects, before any FILTER line.
+inline constexpr std::string_view kStatsServerVersionLine = "VERSION\tstats-server\t4\t0\n";
+
+struct StatsWriterOptions {
+  // BEGIN-ed events held at once, including ended ones that live children
+  // still reference. A BEGIN past the bound is rejected (too_many_events).
+  std::size_t max_events = 4096;
+  // Registered categories. A new one past the bound: too_many_categories.
+  std::size_t max_categories = 1024;
+  // Bytes of held events: their Event objects plus their strings. A BEGIN or
+  // UPDATE that would pass the bound is rejected (state_limit).
+  std::size_t max_state_bytes = 16 * 1024 * 1024;
+  // Dovecot 2.3.19 parity: any rejected line closes the connection.
+  bool close_on_error = false;
+};
+
+struct StatsWriterResult {
+  enum class Emit : std::uint8_t {
+    kNone,   // nothing to dispatch
+    kBegin,  // a BEGIN: Dovecot runs it through metrics, but never counts it (unnamed)
+    kEvent,  // an EVENT
+  };
+  Emit emit = Emit::kNone;
+  // OK, or the rejection with its counter label: after VERSION failures
+  // invalid_handshake wrong_service unsupported_version, then closed; for
+  // commands empty_line unknown_command too_few_fields invalid_id
+  // invalid_log_type duplicate_event_id unknown_parent_event
+  // unknown_global_event unknown_event_id parent_changed invalid_timestamp
+  // invalid_source_line unregistered_category missing_field_name
+  // missing_field_value invalid_field_value invalid_list_count
+  // list_too_few_values missing_category_name unknown_parent_category
+  // category_parent_changed (all kInvalidArgument), and too_many_events
+  // too_many_categories state_limit (kResourceExhausted).
+  Status status;
+  // The server must close the connection: the handshake failed, or the
+  // line was rejected with Options::close_on_error set.
+  bool close = false;
+};
+
+// Thread-compatible: one decoder per writer connection, owned by the loop
+// thread that reads it. Owns the connection's categories and BEGIN-ed events.
+// An EVENT allocates nothing in the steady state; a BEGIN reuses the storage
+// of ENDed events and allocates one index node.
+class DovecotStatsWriterDecoder {
+ public:
+  explicit DovecotStatsWriterDecoder(StatsWriterOptions options = {});
+  ~DovecotStatsWriterDecoder();
+  DovecotStatsWriterDecoder(const DovecotStatsWriterDecoder&) = delete;
+  DovecotStatsWriterDecoder& operator=(const DovecotStatsWriterDecoder&) = delete;
+
+  // Decodes one line without its LF; the line is unescaped in place. After a
+  // result with close set, every further line is rejected (reason "closed").
+  StatsWriterResult Decode(std::span<char> line);
+
+  // The event of the last Decode() that emitted. Valid until the next
+  // Decode(); an EVENT's strings point into that call's line, which must stay
+  // unchanged meanwhile. The Events it points to (parent, global) are owned
+  // by this decoder. REQUIRES: the last Decode() emitted.
+  const Event& event() const;
+
+  bool handshake_done() const { return state_ == State::kReady; }
+  // BEGIN-ed events not yet ENDed.
+  std::size_t live_events() const { return live_.size(); }
+  // Live events plus ended ones kept because a held child references them.
+  std::size_t held_events() const { return held_.size(); }
+  std::size_t categories() const { return categories_.size(); }
+  // What Options::max_state_bytes bounds.
+  std::size_t state_bytes() const { return state_bytes_; }
+
+  // Walks the held events and checks the counts and links above; false on
+  // any inconsistency.
+  bool CheckInvariantsForTesting() const;
+
+ private:
+  enum class State : std::uint8_t { kAwaitingVersion, kReady, kClosed };
+  struct Stored;  // one held BEGIN-ed event
+  struct Parsed;  // one <event-export>, parsed
+
+  StatsWriterResult Handshake(std::span<const std::string_view> args);
+  Status Category(std::span<const std::string_view> args);
+  Status Begin(std::span<const std::string_view> args, std::span<char> line);
+  Status Update(std::span<const std::string_view> args, std::span<char> line);
+  Status EventLine(std::span<const std::string_view> args, std::span<char> line);
+  Status End(std::span<const std::string_view> args);
+  // Parses args[from..] (an <event-export>) into parsed_.
+  Status ParseExport(std::span<const std::string_view> args, std::size_t from,
+                     std::span<char> line);
+  // Copies parsed_ into `s`, merged with `s`'s fields when `merge` is set,
+  // and its strings into `s`'s own storage.
+  Status Store(Stored& s, bool merge);
+  Stored* FindLive(std::uint64_t id) const;
+  // FindLive(id), nullptr for id 0, or Rejected(reason) naming it `what`.
+  Result<Stored*> LiveOrNone(std::string_view cmd, std::uint64_t id, const char* reason,
+                             const char* what) const;
+  // Frees `s` and the ended ancestors it alone kept.
+  void Release(Stored* s);
+
+  StatsWriterOptions options_;
+  State state_ = State::kAwaitingVersion;
+  NameId duration_key_;
+  std::vector<std::string_view> args_;
+  std::unique_ptr<Parsed> parsed_;
+  Event event_;                                    // the last EVENT
+  const Event* emitted_ = nullptr;                 // event_ or a stored BEGIN
+  std::unordered_map<NameId, NameId> categories_;  // category -> parent, or kNoName
+  std::unordered_map<std::uint64_t, Stored*> live_;
+  std::vector<std::unique_ptr<Stored>> held_;
+  std::vector<std::unique_ptr<Stored>> spare_;  // freed events, reused by BEGIN
+  std::vector<char> text_;                      // scratch for Store()
+  std::size_t state_bytes_ = 0;
+};
+
+}  // namespace mailscope::ingest
