@@ -12,9 +12,11 @@
 #include "filter/filter.h"
 
 // Counts heap allocations, for the test that matching allocates nothing.
+// Sanitizer builds bring their own allocator, so the count is skipped there.
 namespace {
 std::atomic<long> g_allocations{0};
 }  // namespace
+#if !defined(__SANITIZE_ADDRESS__)
 void* operator new(std::size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
@@ -22,6 +24,8 @@ void* operator new(std::size_t n) {
 }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#define MAILSCOPE_COUNTS_ALLOCATIONS 1
+#endif
 
 namespace mailscope::filter {
 namespace {
@@ -371,6 +375,9 @@ TEST(FilterMatchTest, AnyQueryOfAMergedFilter) {
 }
 
 TEST(FilterMatchTest, MatchingDoesNotAllocate) {
+#if !defined(MAILSCOPE_COUNTS_ALLOCATIONS)
+  GTEST_SKIP() << "allocation counting is off in sanitizer builds";
+#endif
   Event global, parent, e = Named("imap_command_finished");
   global.categories.push_back(InternName("service:imap"));
   parent.Add(InternName("user"), Value::String("alice@example.com"));

@@ -160,6 +160,15 @@ FifoReader::~FifoReader() { Close(); }
 
 // --- LineServer
 
+// One open connection: its socket's closer and an ordered output queue, so
+// replies and broadcasts never interleave two writes on one socket.
+struct LineServer::Conn {
+  std::function<void()> close;
+  std::function<void()> start_write;  // drains `pending` unless already writing
+  std::string pending;
+  bool writing = false;
+};
+
 struct LineServer::State {
   explicit State(asio::io_context& ctx) : io(ctx) {}
   asio::io_context& io;
@@ -167,20 +176,50 @@ struct LineServer::State {
   std::optional<asio::ip::tcp::acceptor> tcp_acceptor;
   std::string unix_path;
   std::size_t max_line = 0;
-  RequestHandler handler;
+  ConnectionFactory factory;
   bool closed = false;
-  std::list<std::function<void()>> closers;  // one per open connection
+  std::list<std::shared_ptr<Conn>> conns;
 };
 
 namespace {
 
 template <typename Socket>
+awaitable<void> DrainOutput(std::shared_ptr<Socket> sock, std::shared_ptr<LineServer::Conn> conn) {
+  std::string buffer;
+  while (!conn->pending.empty()) {
+    buffer.swap(conn->pending);
+    conn->pending.clear();
+    auto [ec, n] = co_await asio::async_write(*sock, asio::buffer(buffer), kTuple);
+    buffer.clear();
+    if (ec) {
+      conn->pending.clear();
+      break;
+    }
+  }
+  conn->writing = false;
+}
+
+template <typename Socket>
 awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state, Socket sock) {
   auto self = std::make_shared<Socket>(std::move(sock));
-  auto closer_it = state->closers.insert(state->closers.end(), [self] {
+  auto conn = std::make_shared<LineServer::Conn>();
+  conn->close = [self] {
     boost::system::error_code ec;
     self->close(ec);
-  });
+  };
+  std::weak_ptr<LineServer::Conn> weak = conn;
+  conn->start_write = [state, self, weak] {
+    auto c = weak.lock();
+    if (!c || c->writing || c->pending.empty()) return;
+    c->writing = true;
+    asio::co_spawn(state->io, DrainOutput(self, c), asio::detached);
+  };
+  auto conn_it = state->conns.insert(state->conns.end(), conn);
+  LineConnection handler = state->factory();
+  if (!handler.greeting.empty()) {
+    conn->pending += handler.greeting;
+    conn->start_write();
+  }
   ingest::LineFramer framer(state->max_line, 4096);
   std::string reply;
   bool keep_open = true;
@@ -191,19 +230,24 @@ awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state, Socket sock
     framer.Commit(n);
     framer.Drain(
         [&](std::span<char> line) {
-          if (keep_open) keep_open = state->handler(line, reply);
+          if (keep_open) keep_open = handler.on_line(line, reply);
         },
         [&](std::size_t) { keep_open = false; });
     if (!reply.empty()) {
-      auto [wec, wn] = co_await asio::async_write(*self, asio::buffer(reply), kTuple);
-      if (wec) break;
+      conn->pending += reply;
       reply.clear();
+      conn->start_write();
     }
+  }
+  // Let queued replies go out before closing, as a request/response peer expects.
+  while (conn->writing && !state->closed) {
+    asio::steady_timer wait(state->io, std::chrono::milliseconds(1));
+    co_await wait.async_wait(kTuple);
   }
   if (!state->closed) {
     boost::system::error_code ec;
     self->close(ec);
-    state->closers.erase(closer_it);
+    state->conns.erase(conn_it);
   }
 }
 
@@ -227,6 +271,16 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
                                                            const PathPerms& perms,
                                                            std::size_t max_line,
                                                            RequestHandler handler) {
+  return ListenUnix(io, path, perms, max_line, [handler = std::move(handler)] {
+    return LineConnection{{}, handler};
+  });
+}
+
+Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
+                                                           const std::string& path,
+                                                           const PathPerms& perms,
+                                                           std::size_t max_line,
+                                                           ConnectionFactory factory) {
   using asio::local::stream_protocol;
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -239,7 +293,7 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
   }
   auto state = std::make_shared<State>(io);
   state->max_line = max_line;
-  state->handler = std::move(handler);
+  state->factory = std::move(factory);
   state->unix_path = path;
   boost::system::error_code ec;
   auto& acc = state->unix_acceptor.emplace(io);
@@ -267,7 +321,7 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenTcp(asio::io_context& io,
   if (ec) return InvalidArgument("bad address \"" + hp->first + "\": need an IP literal");
   auto state = std::make_shared<State>(io);
   state->max_line = max_line;
-  state->handler = std::move(handler);
+  state->factory = [handler = std::move(handler)] { return LineConnection{{}, handler}; };
   auto& acc = state->tcp_acceptor.emplace(io);
   tcp::endpoint ep(ip, hp->second);
   acc.open(ep.protocol(), ec);
@@ -291,14 +345,24 @@ std::string LineServer::local_address() const {
   return state_->unix_path;
 }
 
+void LineServer::Broadcast(std::string_view text) {
+  if (!state_ || state_->closed) return;
+  for (auto& conn : state_->conns) {
+    conn->pending.append(text);
+    conn->start_write();
+  }
+}
+
+std::size_t LineServer::connection_count() const { return state_ ? state_->conns.size() : 0; }
+
 void LineServer::Close() {
   if (!state_ || state_->closed) return;
   state_->closed = true;
   boost::system::error_code ec;
   if (state_->unix_acceptor) state_->unix_acceptor->close(ec);
   if (state_->tcp_acceptor) state_->tcp_acceptor->close(ec);
-  for (auto& close : state_->closers) close();
-  state_->closers.clear();
+  for (auto& conn : state_->conns) conn->close();
+  state_->conns.clear();
   if (!state_->unix_path.empty()) ::unlink(state_->unix_path.c_str());
 }
 

@@ -64,6 +64,15 @@ class FifoReader {
 // is written. Lines longer than max_line close the connection.
 using RequestHandler = std::function<bool(std::span<char> line, std::string& reply)>;
 
+// What a server does with one connection: a greeting sent at once on accept
+// (empty: none) and the handler of its lines, which may keep per-connection
+// state in its captures.
+struct LineConnection {
+  std::string greeting;
+  RequestHandler on_line;
+};
+using ConnectionFactory = std::function<LineConnection()>;
+
 class LineServer {
  public:
   // Listens on a UNIX stream socket (replacing a stale one) with `perms`.
@@ -72,6 +81,12 @@ class LineServer {
                                                         const PathPerms& perms,
                                                         std::size_t max_line,
                                                         RequestHandler handler);
+  // The same, with a greeting and state per connection.
+  static Result<std::unique_ptr<LineServer>> ListenUnix(boost::asio::io_context& io,
+                                                        const std::string& path,
+                                                        const PathPerms& perms,
+                                                        std::size_t max_line,
+                                                        ConnectionFactory factory);
   // Listens on TCP "ADDR:PORT".
   static Result<std::unique_ptr<LineServer>> ListenTcp(boost::asio::io_context& io,
                                                        const std::string& address,
@@ -79,9 +94,13 @@ class LineServer {
                                                        RequestHandler handler);
   ~LineServer();
   void Close();  // stops accepting, closes connections, unlinks a UNIX path
+  // Queues `text` to every open connection, after what each already has queued.
+  void Broadcast(std::string_view text);
+  std::size_t connection_count() const;
   std::string local_address() const;
 
   struct State;  // shared with the coroutines serving it
+  struct Conn;
 
  private:
   LineServer() = default;

@@ -15,15 +15,19 @@
 
 #include "catalog/event_router.h"
 #include "core/clock.h"
+#include "core/tab_escape.h"
 #include "export/carbon.h"
 #include "ingest/dovecot_old_stats.h"
+#include "ingest/dovecot_stats_writer.h"
 #include "net/http_server.h"
 #include "net/listeners.h"
 #include "query/old_stats_query.h"
+#include "query/stats_reader.h"
 #include "serve/config.h"
 #include "serve/metrics_page.h"
 #include "serve/rate_limited_log.h"
 #include "stats/ingest_counters.h"
+#include "stats/metrics_engine.h"
 #include "stats/old_stats_store.h"
 
 namespace mailscope::serve {
@@ -65,6 +69,10 @@ class Daemon {
   void OnOldStatsLine(ingest::DovecotOldStatsDecoder& decoder, std::span<char> line);
   void OnOldStatsOverflow(std::size_t bytes);
   bool OnExportRequest(std::span<char> line, std::string& reply);
+  net::LineConnection NewStatsWriter();
+  net::LineConnection NewStatsReader();
+  std::string FilterLine() const;
+  void SchedulePushFilter();
   net::HttpResponse OnHttp(const net::HttpRequest& req);
   void ScheduleTick();
   void ScheduleCarbon();
@@ -80,6 +88,8 @@ class Daemon {
   stats::IngestCounters counters_;
   // Catalog lookup and per-event control for the events of the four systems.
   std::unique_ptr<catalog::EventRouter> router_;
+  // Dovecot 2.3 statistics: metrics over the events of the stats-writer socket.
+  stats::MetricsEngine metrics_;
   TimePoint start_time_;
   TimePoint read_time_{};  // time of the FIFO read being handled
   ingest::DovecotOldStatsDecoder mail_decoder_, user_decoder_;
@@ -87,6 +97,9 @@ class Daemon {
   RateLimitedLog reject_log_{10, 10s};
   std::unique_ptr<net::FifoReader> mail_fifo_, user_fifo_;
   std::unique_ptr<net::LineServer> export_unix_, export_tcp_;
+  std::unique_ptr<net::LineServer> stats_writer_, stats_reader_;
+  asio::steady_timer filter_timer_{io_};
+  bool filter_push_pending_ = false;
   std::unique_ptr<net::HttpServer> http_;
   asio::steady_timer tick_timer_{io_};
   asio::steady_timer carbon_timer_{io_};
@@ -131,6 +144,20 @@ Status Daemon::Start() {
                                                  query::kOldStatsMaxRequestBytes, handler);
   if (!unix_server.ok()) return unix_server.status();
   export_unix_ = std::move(*unix_server);
+  // Dovecot 2.3's stats service: processes write events to stats-writer
+  // (they block up to 5 s for the handshake, so it is sent at once), doveadm
+  // reads and defines metrics on stats-reader.
+  auto writer = net::LineServer::ListenUnix(io_, run + "/stats-writer", *fifo_perms,
+                                            ingest::kStatsWriterMaxLineBytes,
+                                            [this] { return NewStatsWriter(); });
+  if (!writer.ok()) return writer.status();
+  stats_writer_ = std::move(*writer);
+  auto reader = net::LineServer::ListenUnix(io_, run + "/stats-reader", *socket_perms,
+                                            query::kStatsReaderMaxLineBytes,
+                                            [this] { return NewStatsReader(); });
+  if (!reader.ok()) return reader.status();
+  stats_reader_ = std::move(*reader);
+
   if (!config_.old_stats_tcp.empty()) {
     auto tcp = net::LineServer::ListenTcp(io_, config_.old_stats_tcp,
                                           query::kOldStatsMaxRequestBytes, handler);
@@ -172,6 +199,63 @@ void Daemon::OnOldStatsOverflow(std::size_t bytes) {
   counters_.CountRejected(Source::kDovecotOldStats, "line_too_long");
   reject_log_.Warn("dovecot_old_stats", fmt::format("line of {} bytes exceeds {} bytes, dropped",
                                                     bytes, ingest::kOldStatsMaxLineBytes));
+}
+
+std::string Daemon::FilterLine() const {
+  // The union of every metric's filter in Dovecot's syntax, tab-escaped as
+  // one field (an empty filter asks the clients for nothing).
+  std::string line = "FILTER\t";
+  AppendTabEscaped(line, metrics_.CombinedFilter().ExportDovecot());
+  line += '\n';
+  return line;
+}
+
+net::LineConnection Daemon::NewStatsWriter() {
+  auto decoder = std::make_shared<ingest::DovecotStatsWriterDecoder>();
+  std::string greeting(ingest::kStatsServerVersionLine);
+  greeting += FilterLine();
+  return {std::move(greeting), [this, decoder](std::span<char> line, std::string&) {
+            auto result = decoder->Decode(line);
+            if (!result.status.ok()) {
+              counters_.CountRejected(Source::kDovecot, result.status.reason());
+              reject_log_.Warn("dovecot", result.status.message());
+            }
+            if (result.emit != ingest::StatsWriterResult::Emit::kNone) {
+              const Event& event = decoder->event();
+              if (result.emit == ingest::StatsWriterResult::Emit::kEvent && event.name != kNoName) {
+                counters_.CountEvent(Source::kDovecot, event.name);
+                router_->Route(event);
+              }
+              metrics_.Process(event);
+            }
+            return !result.close;
+          }};
+}
+
+net::LineConnection Daemon::NewStatsReader() {
+  query::StatsReaderHooks hooks;
+  hooks.metrics_changed = [this] { SchedulePushFilter(); };
+  auto conn = std::make_shared<query::StatsReaderConnection>(metrics_, std::move(hooks));
+  return {std::string(query::StatsReaderGreeting()),
+          [conn](std::span<char> line, std::string& reply) {
+            std::string bytes(line.data(), line.size());
+            bytes += '\n';
+            bool open = conn->Feed(bytes, reply);
+            if (!open) spdlog::warn("stats-reader client: {}", conn->close_reason());
+            return open;
+          }};
+}
+
+void Daemon::SchedulePushFilter() {
+  // As Dovecot: every writer gets the new FILTER a second after a change.
+  if (filter_push_pending_) return;
+  filter_push_pending_ = true;
+  filter_timer_.expires_after(1s);
+  filter_timer_.async_wait([this](boost::system::error_code ec) {
+    filter_push_pending_ = false;
+    if (ec || !stats_writer_) return;
+    stats_writer_->Broadcast(FilterLine());
+  });
 }
 
 bool Daemon::OnExportRequest(std::span<char> line, std::string& reply) {
@@ -300,6 +384,9 @@ void Daemon::Shutdown() {
   if (user_fifo_) user_fifo_->Close();
   if (export_unix_) export_unix_->Close();
   if (export_tcp_) export_tcp_->Close();
+  if (stats_writer_) stats_writer_->Close();
+  if (stats_reader_) stats_reader_->Close();
+  filter_timer_.cancel();
   if (http_) http_->Close();
   tick_timer_.cancel();
   carbon_timer_.cancel();

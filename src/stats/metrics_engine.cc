@@ -1,0 +1,617 @@
+#include "stats/metrics_engine.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <optional>
+
+namespace mailscope::stats {
+namespace {
+
+// Parent chains longer than this are treated as cyclic and cut, like the filter does.
+constexpr int kMaxChain = 256;
+// Group values longer than this are keyed by a hash, so a metric grouped by
+// a long field (cmd_args) holds 17 bytes per key, not the whole value.
+constexpr std::size_t kMaxVerbatimKeyBytes = 64;
+// Dovecot's str_sanitize_utf8(value, 32) for sub-metric names.
+constexpr int kSubNameMaxCodePoints = 32;
+// Exponential bounds base^max must fit in int64.
+constexpr std::int64_t kMaxExponentBase2 = 62;
+constexpr std::int64_t kMaxExponentBase10 = 18;
+
+// Dovecot's t_strsplit_spaces(text, " "): runs of spaces separate, no empty tokens.
+std::vector<std::string_view> SplitSpaces(std::string_view text) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && text[i] == ' ') ++i;
+    std::size_t j = i;
+    while (j < text.size() && text[j] != ' ') ++j;
+    if (j > i) out.push_back(text.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+// Dovecot's t_strsplit(text, ":"): every separator splits, empty parts kept.
+std::vector<std::string_view> SplitColons(std::string_view text) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t colon = text.find(':', start);
+    out.push_back(text.substr(start, colon - start));
+    if (colon == std::string_view::npos) return out;
+    start = colon + 1;
+  }
+}
+
+// str_to_intmax(): an optional '-', then digits only, no overflow.
+std::optional<std::int64_t> ParseInt(std::string_view s) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::int64_t Power(std::int64_t base, std::int64_t exponent) {
+  std::int64_t v = 1;
+  for (std::int64_t i = 0; i < exponent; ++i) v *= base;
+  return v;
+}
+
+Result<GroupBy> ParseQuantized(GroupBy g, std::string_view func,
+                               std::span<const std::string_view> args) {
+  std::optional<std::int64_t> v[3];
+  if (args.size() == 3) {
+    for (int i = 0; i < 3; ++i) v[i] = ParseInt(args[i]);
+  }
+  if (args.size() != 3 || !v[0] || !v[1] || !v[2]) {
+    return InvalidArgument(fmt::format("group_by '{}' aggregate function takes 3 int args", func));
+  }
+  const std::int64_t min = *v[0], max = *v[1], other = *v[2];
+  if (min < 0 || max < 0 || other < 0) {
+    return InvalidArgument(
+        fmt::format("group_by '{}' aggregate function arguments must be >= 0", func));
+  }
+  if (min >= max) {
+    return InvalidArgument(fmt::format(
+        "group_by '{}' aggregate function min must be < max ({} must be < {})", func, min, max));
+  }
+  g.min = min;
+  g.max = max;
+  if (g.kind == GroupBy::Kind::kExponential) {
+    if (other != 2 && other != 10) {
+      return InvalidArgument(fmt::format(
+          "group_by 'exponential' aggregate function base must be one of: 2, 10 (base={})", other));
+    }
+    const std::int64_t limit = other == 2 ? kMaxExponentBase2 : kMaxExponentBase10;
+    if (max > limit) {
+      return InvalidArgument(fmt::format(
+          "group_by 'exponential' aggregate function max must be <= {} for base {}", limit, other));
+    }
+    g.base = other;
+    return g;
+  }
+  // Both are below 2^63, so their sum fits in u64.
+  const std::uint64_t min_plus_step = static_cast<std::uint64_t>(min) + other;
+  if (min_plus_step > static_cast<std::uint64_t>(max)) {
+    return InvalidArgument(
+        fmt::format("group_by 'linear' aggregate function min+step must be <= max "
+                    "({} must be <= {})",
+                    min_plus_step, max));
+  }
+  // 2.3.19 divides by the step, and panics on a value between the last step
+  // and max (no bucket holds it): reject both here.
+  if (other == 0) {
+    return InvalidArgument("group_by 'linear' aggregate function step must be > 0");
+  }
+  if ((max - min) % other != 0) {
+    return InvalidArgument(
+        fmt::format("group_by 'linear' aggregate function max-min must be a multiple of step "
+                    "({} is not a multiple of {})",
+                    max - min, other));
+  }
+  g.step = other;
+  return g;
+}
+
+// One UTF-8 sequence at s[i]: its length, -1 when invalid (including
+// overlong forms, surrogates and values past U+10FFFF), 0 when the text ends
+// inside it (Dovecot's uni_utf8_get_char()).
+int Utf8Length(std::string_view s, std::size_t i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  if (b < 0x80) return 1;
+  const int len = b >= 0xF8 ? 0 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
+  if (len == 0) return -1;  // a continuation byte or an obsolete 5/6-byte lead
+  std::uint32_t cp = b & (0x7F >> len);
+  for (int k = 1; k < len; ++k) {
+    if (i + k >= s.size()) return 0;
+    const auto c = static_cast<unsigned char>(s[i + k]);
+    if ((c & 0xC0) != 0x80) return -1;
+    cp = (cp << 6) | (c & 0x3F);
+  }
+  static constexpr std::uint32_t kLowest[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kLowest[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
+  return len;
+}
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+constexpr std::string_view kEllipsis = "\xE2\x80\xA6";     // U+2026
+
+// A 128-bit hash of a long group value: two 64-bit lanes with murmur3's finalizer.
+void AppendHash128(std::string& out, std::string_view s) {
+  auto mix = [](std::uint64_t h) {
+    h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdULL;
+    h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+  };
+  std::uint64_t h[2] = {0x9E3779B97F4A7C15ULL ^ s.size(), 0xC2B2AE3D27D4EB4FULL + s.size()};
+  for (std::size_t i = 0; i < s.size(); i += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, std::min<std::size_t>(8, s.size() - i));
+    h[0] = mix(h[0] ^ (w * 0x87c37b91114253d5ULL));
+    h[1] = mix(h[1] + (w * 0x4cf5ad432745937fULL)) ^ h[0];
+  }
+  out.append(reinterpret_cast<const char*>(h), sizeof h);
+}
+
+void EncodeKey(std::string& key, char kind, std::uint64_t v) {
+  key.assign(1, kind);
+  key.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+void EncodeStringKey(std::string& key, std::string_view s) {
+  if (s.size() <= kMaxVerbatimKeyBytes) {
+    key.assign(1, 's');
+    key.append(s);
+  } else {
+    key.assign(1, 'h');
+    AppendHash128(key, s);
+  }
+}
+
+// The field on one event: its fields, then the columns of its record fields.
+bool FindOnEvent(const Event& e, NameId id, std::string_view key, Value& out) {
+  bool has_records = false;
+  for (const Field& f : e.fields) {
+    if (f.key == id && f.value.type() != Value::Type::kNone) {
+      out = f.value;
+      return true;
+    }
+    has_records |= f.value.type() == Value::Type::kRecord;
+  }
+  if (!has_records) return false;
+  for (const Field& f : e.fields) {
+    if (f.value.type() != Value::Type::kRecord) continue;
+    const RecordSchema* schema = f.value.record_schema();
+    for (std::size_t i = 0; i < schema->column_count; ++i) {
+      if (schema->columns[i].name == key) {
+        out = f.value.RecordColumnValue(schema->columns[i]);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// Dovecot's event_find_field_recursive(): the event and its parents, then
+// the global event and its parents.
+bool FindField(const Event& event, NameId id, std::string_view key, Value& out) {
+  if (id == kNoName) return false;
+  for (const Event* chain : {&event, event.global}) {
+    int hops = 0;
+    for (const Event* e = chain; e != nullptr && hops < kMaxChain; e = e->parent, ++hops)
+      if (FindOnEvent(*e, id, key, out)) return true;
+  }
+  return false;
+}
+
+// stats_metric_event_field(): the number a field adds to a distribution.
+std::uint64_t ToNumber(const Value& v) {
+  switch (v.type()) {
+    case Value::Type::kInt:
+      return static_cast<std::uint64_t>(v.as_int());  // wraps like Dovecot's u64 samples
+    case Value::Type::kUint:
+      return v.as_uint();
+    case Value::Type::kBool:
+      return v.as_bool() ? 1 : 0;
+    case Value::Type::kDouble: {  // not a Dovecot type: truncated, saturated, NaN as 0
+      const double d = std::isnan(v.as_double()) ? 0 : std::clamp(v.as_double(), -9.2e18, 1.8e19);
+      return d >= 0 ? static_cast<std::uint64_t>(d)
+                    : static_cast<std::uint64_t>(static_cast<std::int64_t>(d));
+    }
+    case Value::Type::kTimeval: {
+      const Timeval tv = v.as_timeval();
+      return static_cast<std::uint64_t>(tv.sec) * 1000000ULL + static_cast<std::uint64_t>(tv.usec);
+    }
+    case Value::Type::kString:
+    case Value::Type::kRecord:
+    case Value::Type::kNone:
+      return 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+// ---- GroupBy ----
+
+std::size_t GroupBy::bucket_count() const {
+  switch (kind) {
+    case Kind::kDiscrete:
+      return 0;
+    case Kind::kLinear:
+      return static_cast<std::size_t>((max - min) / step) + 2;
+    case Kind::kExponential:
+      return static_cast<std::size_t>(max - min) + 2;
+  }
+  return 0;
+}
+
+std::int64_t GroupBy::Edge(std::size_t i) const {
+  const auto n = static_cast<std::int64_t>(i);
+  return kind == Kind::kLinear ? min + n * step : Power(base, min + n);
+}
+
+std::size_t GroupBy::BucketOf(std::int64_t value) const {
+  const std::size_t last = bucket_count() - 1;
+  if (kind == Kind::kLinear) {
+    if (value <= min) return 0;
+    if (value > max) return last;
+    return 1 + static_cast<std::size_t>((value - min - 1) / step);
+  }
+  for (std::size_t i = 0; i < last; ++i)
+    if (value <= Edge(i)) return i;
+  return last;
+}
+
+std::string GroupBy::BucketName(std::size_t bucket) const {
+  const std::size_t last = bucket_count() - 1;
+  if (bucket == 0) return fmt::format("{}_ninf_{}", field, Edge(0));
+  // Edges are >= 0, so +1 is done unsigned (max may be INT64_MAX).
+  const auto low = static_cast<std::uint64_t>(Edge(bucket - 1)) + 1;
+  if (bucket >= last) return fmt::format("{}_{}_inf", field, low);
+  return fmt::format("{}_{}_{}", field, low, Edge(bucket));
+}
+
+Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text) {
+  std::vector<GroupBy> out;
+  for (std::string_view spec : SplitSpaces(text)) {
+    std::vector<std::string_view> params = SplitColons(spec);
+    GroupBy g;
+    g.field = std::string(params[0]);
+    if (params.size() == 1) {
+      g.kind = GroupBy::Kind::kDiscrete;
+    } else if (params[1] == "discrete") {
+      if (params.size() > 2) {
+        return InvalidArgument("group_by 'discrete' aggregate function does not take any args");
+      }
+      g.kind = GroupBy::Kind::kDiscrete;
+    } else if (params[1] == "exponential" || params[1] == "linear") {
+      g.kind = params[1] == "linear" ? GroupBy::Kind::kLinear : GroupBy::Kind::kExponential;
+      auto q = ParseQuantized(std::move(g), params[1], std::span(params).subspan(2));
+      if (!q.ok()) return q.status();
+      g = std::move(*q);
+    } else {
+      return InvalidArgument(
+          fmt::format("unknown aggregation function '{}' on field '{}'", params[1], params[0]));
+    }
+    g.field_id = InternName(g.field);
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+std::string SubMetricName(std::string_view value) {
+  value = value.substr(0, value.find('\0'));  // Dovecot's values are C strings
+  std::string out;
+  std::size_t i = 0, last_pos = 0;
+  for (int cps = 0; cps < kSubNameMaxCodePoints && i < value.size(); ++cps) {
+    const int len = Utf8Length(value, i);
+    if (len == 0) break;  // cut inside a sequence
+    last_pos = out.size();
+    if (len < 0) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    if (static_cast<unsigned char>(value[i]) < 0x20) {
+      out += kReplacement;
+    } else {
+      out.append(value.substr(i, len));
+    }
+    i += len;
+  }
+  if (i < value.size()) {
+    out.resize(last_pos);
+    out += kEllipsis;
+  }
+  return out;
+}
+
+Result<MetricDefinition> MakeMetric(const MetricSettings& s) {
+  if (s.name.empty()) return InvalidArgument("Metric name can't be empty");
+  if (s.filter.empty()) {
+    return InvalidArgument(
+        fmt::format("metric {} {{ filter }} is empty - will not match anything", s.name));
+  }
+  auto filter = filter::Parse(s.filter, s.dialect);
+  if (!filter.ok()) return filter.status();
+  auto group_by = ParseGroupBy(s.group_by);
+  if (!group_by.ok()) return group_by.status();
+
+  MetricDefinition def;
+  def.name = s.name;
+  def.description = s.description;
+  def.filter_text = s.filter;
+  def.filter = std::move(*filter);
+  for (std::string_view f : SplitSpaces(s.fields)) {
+    def.fields.emplace_back(f);
+    def.field_ids.push_back(InternName(f));
+  }
+  def.group_by = std::move(*group_by);
+  def.exporter = s.exporter;
+  for (std::string_view f : SplitSpaces(s.exporter_include)) def.exporter_include.emplace_back(f);
+  return def;
+}
+
+// ---- Distribution ----
+
+void Distribution::Add(std::uint64_t value) {
+  if (count_ == 0 || value < min_) min_ = value;
+  if (count_ == 0 || value > max_) max_ = value;
+  ++count_;
+  sum_ += value;
+  sum_exact_ += value;
+  const U128 square = static_cast<U128>(value) * value;
+  if (!squares_overflow_ && __builtin_add_overflow(squares_, square, &squares_))
+    squares_overflow_ = true;
+  squares_approx_ += static_cast<long double>(value) * static_cast<long double>(value);
+  sketch_.Add(static_cast<double>(value));
+}
+
+void Distribution::Merge(const Distribution& other) {
+  if (other.count_ == 0) return;
+  if (count_ == 0 || other.min_ < min_) min_ = other.min_;
+  if (count_ == 0 || other.max_ > max_) max_ = other.max_;
+  count_ += other.count_;
+  sum_ += other.sum_;
+  sum_exact_ += other.sum_exact_;
+  if (other.squares_overflow_ || __builtin_add_overflow(squares_, other.squares_, &squares_))
+    squares_overflow_ = true;
+  squares_approx_ += other.squares_approx_;
+  sketch_.Merge(other.sketch_);
+}
+
+void Distribution::Reset() {
+  count_ = sum_ = min_ = max_ = 0;
+  sum_exact_ = squares_ = 0;
+  squares_approx_ = 0;
+  squares_overflow_ = false;
+  sketch_.Clear();
+}
+
+double Distribution::avg() const {
+  return count_ == 0 ? 0.0 : static_cast<double>(sum_) / static_cast<double>(count_);
+}
+
+// n*Σx² - (Σx)² over n² is exact in 128-bit integers for any realistic data;
+// only when a product overflows does it fall back to long double sums.
+double Distribution::variance() const {
+  if (count_ == 0) return 0;
+  const U128 n = count_;
+  U128 a, b;
+  if (!squares_overflow_ && !__builtin_mul_overflow(n, squares_, &a) &&
+      !__builtin_mul_overflow(sum_exact_, sum_exact_, &b)) {
+    const long double nn = static_cast<long double>(count_) * static_cast<long double>(count_);
+    return static_cast<double>(static_cast<long double>(a - b) / nn);
+  }
+  const long double mean = static_cast<long double>(sum_exact_) / count_;
+  const long double v = squares_approx_ / count_ - mean * mean;
+  return v > 0 ? static_cast<double>(v) : 0.0;
+}
+
+std::uint64_t Distribution::ValueAtRank(std::uint64_t r) const {
+  if (count_ == 0) return 0;
+  if (r == 0) return min_;
+  if (r >= count_ - 1) return max_;
+  // The sketch answers rank floor(q * (count-1)); aim at the middle of r.
+  const double q = (static_cast<double>(r) + 0.5) / static_cast<double>(count_ - 1);
+  const double v = std::clamp(sketch_.Quantile(q), 0.0, 0x1p64);
+  const std::uint64_t x = v >= 0x1p64   ? UINT64_MAX
+                          : v >= 0x1p63 ? static_cast<std::uint64_t>(v)
+                                        : static_cast<std::uint64_t>(v + 0.5);
+  return std::clamp(x, min_, max_);
+}
+
+std::uint64_t Distribution::median() const {
+  if (count_ == 0) return 0;
+  const U128 sum = static_cast<U128>(ValueAtRank((count_ - 1) / 2)) + ValueAtRank(count_ / 2);
+  return static_cast<std::uint64_t>(sum / 2);
+}
+
+// stats_dist_get_index(): Dovecot's fuzz for exact boundaries scales with its
+// sample count, which never exceeds its 480-sample reservoir.
+std::uint64_t Distribution::Percentile(double f) const {
+  if (count_ == 0) return 0;
+  if (!(f > 0)) return min_;
+  if (f >= 1) return max_;
+  const double n = static_cast<double>(count_);
+  const double idx_float = n * f;
+  auto idx = static_cast<std::uint64_t>(idx_float);
+  if (idx_float - static_cast<double>(idx) < 1e-8 * std::min(n, 480.0) && idx > 0) --idx;
+  return ValueAtRank(std::min(idx, count_ - 1));
+}
+
+std::size_t Distribution::memory_bytes() const {
+  return sizeof(*this) - sizeof(sketch_) + sketch_.memory_bytes();
+}
+
+// ---- MetricNode, Metric ----
+
+MetricNode::MetricNode(std::string sub_name, std::size_t depth, std::int64_t bucket,
+                       std::size_t fields, const QuantileSketch& prototype)
+    : sub_name_(std::move(sub_name)),
+      depth_(depth),
+      bucket_(bucket),
+      duration_(prototype),
+      fields_(fields, Distribution(prototype)) {}
+
+void MetricNode::Reset() {
+  duration_.Reset();
+  for (Distribution& d : fields_) d.Reset();
+  for (auto& child : children_) child->Reset();
+}
+
+std::size_t MetricNode::memory_bytes() const {
+  std::size_t n = sizeof(*this) + sub_name_.capacity() + duration_.memory_bytes() +
+                  children_.capacity() * sizeof(children_[0]);
+  for (const Distribution& d : fields_) n += d.memory_bytes();
+  // Flat map slots: the key object, its heap bytes, the index and a control byte.
+  n += index_.bucket_count() * (sizeof(std::string) + sizeof(std::uint32_t) + 1);
+  for (const auto& [key, index] : index_) n += key.capacity() > 15 ? key.capacity() : 0;
+  for (const auto& child : children_) n += child->memory_bytes();
+  return n;
+}
+
+Metric::Metric(MetricDefinition definition, bool configured, const QuantileSketch& prototype)
+    : definition_(std::move(definition)),
+      configured_(configured),
+      root_(new MetricNode("", 0, -1, definition_.fields.size(), prototype)) {}
+
+// ---- MetricsEngine ----
+
+MetricsEngine::MetricsEngine(MetricsOptions options)
+    : options_(options),
+      prototype_(options.relative_error, options.sketch_max_buckets),
+      duration_id_(InternName("duration")) {}
+
+const Metric* MetricsEngine::Find(std::string_view name) const {
+  for (const auto& m : metrics_)
+    if (m->name() == name) return m.get();
+  return nullptr;
+}
+
+Status MetricsEngine::Add(MetricDefinition definition, Origin origin) {
+  if (Find(definition.name) != nullptr) return AlreadyExists("Metric already exists");
+  const bool configured = origin == Origin::kConfig;
+  auto metric = std::unique_ptr<Metric>(new Metric(std::move(definition), configured, prototype_));
+  auto pos = metrics_.end();
+  if (configured) {
+    pos = std::find_if(metrics_.begin(), metrics_.end(),
+                       [](const auto& m) { return !m->configured(); });
+  }
+  metrics_.insert(pos, std::move(metric));
+  Rebuild();
+  return Status::Ok();
+}
+
+Status MetricsEngine::Remove(std::string_view name) {
+  auto it = std::find_if(metrics_.begin(), metrics_.end(),
+                         [&](const auto& m) { return m->name() == name; });
+  if (it == metrics_.end()) return NotFound(fmt::format("metrics '{}' not found", name));
+  metrics_.erase(it);
+  Rebuild();
+  return Status::Ok();
+}
+
+void MetricsEngine::Rebuild() {
+  std::vector<const filter::Filter*> filters;
+  filters.reserve(metrics_.size());
+  for (const auto& m : metrics_) filters.push_back(&m->definition().filter);
+  combined_ = filter::Filter::Merge(filters);
+}
+
+void MetricsEngine::Process(const Event& event) {
+  // The 2.3.19 server's merged filter keeps "requires an event name" set,
+  // so it drops every unnamed event before any metric sees it (§3.3).
+  if (event.name == kNoName) return;
+  for (const auto& m : metrics_) {
+    if (!m->definition().filter.Matches(event)) continue;
+    Feed(*m, *m->root_, event);
+    if (export_sink_ && !m->definition().exporter.empty()) export_sink_(*m, event);
+  }
+}
+
+void MetricsEngine::Feed(Metric& metric, MetricNode& node, const Event& event) {
+  const MetricDefinition& def = metric.definition_;
+  Value v;
+  // Dovecot adds duration (0 without an end time) to every event it counts.
+  node.duration_.Add(FindField(event, duration_id_, "duration", v) ? ToNumber(v) : 0);
+  for (std::size_t i = 0; i < def.fields.size(); ++i)
+    if (FindField(event, def.field_ids[i], def.fields[i], v)) node.fields_[i].Add(ToNumber(v));
+  if (node.depth_ < def.group_by.size()) GroupInto(metric, node, event);
+}
+
+void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& event) {
+  const GroupBy& g = metric.definition_.group_by[node.depth_];
+  Value v;
+  if (!FindField(event, g.field_id, g.field, v)) return;  // 2.3.19 ignores a missing field
+
+  if (v.type() == Value::Type::kTimeval || v.type() == Value::Type::kRecord) return;
+  const bool is_string = v.type() == Value::Type::kString;
+  const auto number = static_cast<std::int64_t>(ToNumber(v));
+  std::int64_t bucket = -1;
+  std::string_view text;
+  if (g.quantized()) {
+    if (is_string) return;  // quantizing applies to integers only
+    bucket = static_cast<std::int64_t>(g.BucketOf(number));
+    EncodeKey(key_, 'b', static_cast<std::uint64_t>(bucket));
+  } else if (!is_string) {
+    EncodeKey(key_, 'i', static_cast<std::uint64_t>(number));
+  } else {
+    text = v.as_string();
+    text = text.substr(0, text.find('\0'));
+    EncodeStringKey(key_, text);
+  }
+
+  MetricNode* child;
+  if (auto it = node.index_.find(key_); it != node.index_.end()) {
+    child = node.children_[it->second].get();
+  } else {
+    if (metric.sub_metric_count_ >= options_.max_sub_metrics) {
+      ++metric.sub_metrics_dropped_;
+      return;
+    }
+    std::string label;
+    if (bucket >= 0) {
+      label = g.BucketName(static_cast<std::size_t>(bucket));
+    } else if (!is_string) {
+      label = fmt::format("{}", static_cast<std::uint64_t>(number));  // Dovecot's dec2str()
+    } else {
+      label = std::string(text);
+    }
+    node.index_.emplace(key_, static_cast<std::uint32_t>(node.children_.size()));
+    node.children_.push_back(std::unique_ptr<MetricNode>(new MetricNode(
+        SubMetricName(label), node.depth_ + 1, bucket, node.fields_.size(), prototype_)));
+    ++metric.sub_metric_count_;
+    child = node.children_.back().get();
+  }
+  Feed(metric, *child, event);
+}
+
+void MetricsEngine::Reset() {
+  for (auto& m : metrics_) m->root_->Reset();
+}
+
+std::size_t MetricsEngine::memory_bytes() const {
+  std::size_t n = sizeof(*this) + metrics_.capacity() * sizeof(metrics_[0]);
+  for (const auto& m : metrics_) {
+    const MetricDefinition& d = m->definition();
+    n += sizeof(Metric) + d.name.capacity() + d.description.capacity() + d.filter_text.capacity() +
+         d.fields.size() * (sizeof(std::string) + sizeof(NameId)) +
+         d.group_by.size() * sizeof(GroupBy) + m->root().memory_bytes();
+  }
+  return n;
+}
+
+std::uint64_t MetricsEngine::sub_metrics_dropped() const {
+  std::uint64_t n = 0;
+  for (const auto& m : metrics_) n += m->sub_metrics_dropped();
+  return n;
+}
+
+}  // namespace mailscope::stats

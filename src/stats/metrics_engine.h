@@ -1,0 +1,309 @@
+// MetricsEngine: the metrics of Dovecot 2.3's stats process (reference
+// dovecot-protocols.md §3.3, §3.5, §3.6) over mailscope Events. Metrics are
+// defined by Dovecot's metric { } settings (from mailscope's config or
+// METRICS-ADD); Process() feeds each matching event into the metric's
+// duration and field distributions and its group_by sub-metrics. Readers
+// (stats-reader DUMP, OpenMetrics) walk the result with metrics() and
+// MetricNode. Pure logic: no I/O, no clock.
+//
+// Where it follows Dovecot 2.3.19 exactly: unnamed events are never counted;
+// `duration` and every configured field are looked up on the event, its
+// parents, then the global event and its parents; integers count as their
+// value (negative ones wrap to u64 as in Dovecot), timevals as sec*10^6+usec,
+// strings as 0, missing fields not at all; group_by sub-metrics, their names
+// and their creation order; count, sum, min, max and avg. Where it differs:
+//  - median and percentiles come from a QuantileSketch (1% relative error)
+//    at the sample ranks Dovecot uses, instead of a 480-sample reservoir; the
+//    rank 0 and the last rank are exact (min, max). Dovecot's own values are
+//    exact only below 480 events and random past that.
+//  - variance is the exact population variance over all values (kept as
+//    sums of values and squares), not Dovecot's reservoir estimate; equal to
+//    Dovecot's below 480 events up to floating-point rounding.
+//  - an event without any `duration` field counts with duration 0 (Dovecot's
+//    stats process always adds one; other sources may carry none).
+//  - a linear group_by whose max-min is not a multiple of step, a step of 0,
+//    and exponential bounds beyond 64 bits are rejected at definition time
+//    (2.3.19 panics, divides by zero or overflows on them).
+//  - sub-metrics per metric are capped (MetricsOptions); Dovecot has no bound.
+//  - string lists: Value has no list type (the stats-writer decoder joins
+//    the elements with TAB), so a list groups as one string value.
+//  - long string group values are keyed by a 128-bit hash (Dovecot: SHA-1).
+//  - Value types Dovecot lacks: kUint as its value, kBool as 0/1, kDouble as
+//    its integer part (saturated); record columns are fields like the filter's.
+#pragma once
+
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event.h"
+#include "core/status.h"
+#include "filter/filter.h"
+#include "stats/sketch.h"
+
+namespace mailscope::stats {
+
+// One level of a metric's group_by setting (reference §3.5).
+struct GroupBy {
+  enum class Kind { kDiscrete, kLinear, kExponential };
+
+  std::string field;
+  NameId field_id = kNoName;
+  Kind kind = Kind::kDiscrete;
+  // kLinear: min, max, step. kExponential: min, max (exponents), base (2|10).
+  std::int64_t min = 0;
+  std::int64_t max = 0;
+  std::int64_t step = 0;
+  std::int64_t base = 0;
+
+  bool quantized() const { return kind != Kind::kDiscrete; }
+  // Buckets of a quantized level: bucket 0 is (-inf, Edge(0)], bucket i is
+  // (Edge(i-1), Edge(i)], the last one (Edge(last), +inf). 0 for kDiscrete.
+  std::size_t bucket_count() const;
+  // REQUIRES: quantized(), i < bucket_count() - 1.
+  std::int64_t Edge(std::size_t i) const;
+  // The bucket holding `value`. REQUIRES: quantized().
+  std::size_t BucketOf(std::int64_t value) const;
+  // Dovecot's bucket label: "<field>_ninf_<max>", "<field>_<min+1>_<max>",
+  // "<field>_<min+1>_inf" (e.g. duration_101_1000). REQUIRES: quantized().
+  std::string BucketName(std::size_t bucket) const;
+};
+
+// Parses Dovecot's group_by setting: specs separated by spaces, each
+// `<field>`, `<field>:discrete`, `<field>:linear:<min>:<max>:<step>` or
+// `<field>:exponential:<min>:<max>:<base>`. kInvalidArgument with Dovecot's
+// texts ("group_by 'linear' aggregate function takes 3 int args", "...
+// arguments must be >= 0", "... min must be < max (5 must be < 3)", "...
+// min+step must be <= max (...)", "group_by 'exponential' aggregate function
+// base must be one of: 2, 10 (base=3)", "unknown aggregation function 'x' on
+// field 'f'", "group_by 'discrete' aggregate function does not take any
+// args") plus ours for what 2.3.19 cannot survive: "group_by 'linear'
+// aggregate function step must be > 0", "... max-min must be a multiple of
+// step (10 is not a multiple of 3)", "group_by 'exponential' aggregate
+// function max must be <= 18 for base 10" (62 for base 2).
+Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text);
+
+// Dovecot's sub-metric name for a value: UTF-8 sanitized to at most 32 code
+// points (control characters and invalid bytes become U+FFFD; a longer value
+// keeps 31 code points and gets U+2026), cut at the first NUL.
+std::string SubMetricName(std::string_view value);
+
+// The metric { } settings as Dovecot text (dovecot.conf, METRICS-ADD).
+struct MetricSettings {
+  std::string name;
+  std::string description;
+  std::string filter;
+  std::string fields;    // space-separated field names
+  std::string group_by;  // see ParseGroupBy
+  std::string exporter;  // an event_exporter name, or empty
+  std::string exporter_include = "name hostname timestamps categories fields";
+  // kDovecot for anything that comes from or goes to Dovecot.
+  filter::Dialect dialect = filter::Dialect::kDovecot;
+};
+
+// A validated metric definition. Immutable once added.
+struct MetricDefinition {
+  std::string name;
+  std::string description;
+  std::string filter_text;
+  filter::Filter filter;
+  std::vector<std::string> fields;
+  std::vector<NameId> field_ids;  // parallel to `fields`
+  std::vector<GroupBy> group_by;
+  std::string exporter;
+  std::vector<std::string> exporter_include;
+};
+
+// Validates like Dovecot's settings check. kInvalidArgument with its texts:
+// "Metric name can't be empty", "metric <name> { filter } is empty - will
+// not match anything", the filter parser's "event filter: ..." and
+// ParseGroupBy's errors. Whether `exporter` exists is the caller's check.
+Result<MetricDefinition> MakeMetric(const MetricSettings& settings);
+
+// count, sum, min, max exactly; median and percentiles through a sketch;
+// exact variance. Values are u64 as in Dovecot's stats_dist. Thread-compatible.
+class Distribution {
+ public:
+  Distribution() = default;
+  // With a copy of `empty_sketch` (its relative error and bucket bound).
+  explicit Distribution(const QuantileSketch& empty_sketch) : sketch_(empty_sketch) {}
+
+  void Add(std::uint64_t value);
+  // REQUIRES: same relative_error.
+  void Merge(const Distribution& other);
+  // Empties it; keeps its allocations.
+  void Reset();
+
+  std::uint64_t count() const { return count_; }
+  std::uint64_t sum() const { return sum_; }  // wraps at 2^64 like Dovecot's
+  std::uint64_t min() const { return min_; }  // 0 when empty
+  std::uint64_t max() const { return max_; }  // 0 when empty
+  double avg() const;                         // sum/count, 0 when empty
+  // Population variance of all values, 0 when empty.
+  double variance() const;
+  // Dovecot's median: the mean of the two middle ranks (truncated).
+  std::uint64_t median() const;
+  // Dovecot's percentile for fraction f (0.95 for %95): the value at rank
+  // floor(n*f), one lower on exact boundaries; f <= 0 (or NaN) gives min,
+  // f >= 1 max. 0 when empty.
+  std::uint64_t Percentile(double f) const;
+  // Estimate of the value at 0-based rank r (r = 0 and r >= count-1 exact).
+  std::uint64_t ValueAtRank(std::uint64_t r) const;
+  const QuantileSketch& sketch() const { return sketch_; }
+  std::size_t memory_bytes() const;
+
+ private:
+  __extension__ typedef unsigned __int128 U128;
+
+  std::uint64_t count_ = 0;
+  std::uint64_t sum_ = 0;
+  std::uint64_t min_ = 0;
+  std::uint64_t max_ = 0;
+  U128 sum_exact_ = 0;
+  U128 squares_ = 0;
+  long double squares_approx_ = 0;  // used once squares_ overflowed
+  bool squares_overflow_ = false;
+  QuantileSketch sketch_;
+};
+
+// A metric or one of its sub-metrics. Owned by its Metric.
+class MetricNode {
+ public:
+  // Sanitized group value or bucket name; empty for the metric itself.
+  const std::string& sub_name() const { return sub_name_; }
+  // 0 for the metric; a sub-metric of group_by level k has depth k+1.
+  std::size_t depth() const { return depth_; }
+  // The bucket of a quantized level's sub-metric, else -1.
+  std::int64_t bucket() const { return bucket_; }
+  const Distribution& duration() const { return duration_; }
+  // Parallel to MetricDefinition::fields.
+  std::span<const Distribution> fields() const { return fields_; }
+  // Sub-metrics in creation order.
+  std::span<const std::unique_ptr<MetricNode>> children() const { return children_; }
+
+ private:
+  friend class MetricsEngine;
+  friend class Metric;
+  MetricNode(std::string sub_name, std::size_t depth, std::int64_t bucket, std::size_t fields,
+             const QuantileSketch& prototype);
+  void Reset();
+  std::size_t memory_bytes() const;
+
+  std::string sub_name_;
+  std::size_t depth_;
+  std::int64_t bucket_;
+  Distribution duration_;
+  std::vector<Distribution> fields_;
+  std::vector<std::unique_ptr<MetricNode>> children_;
+  // Encoded group value -> index in children_.
+  boost::unordered_flat_map<std::string, std::uint32_t> index_;
+};
+
+// One metric: its definition and its tree of nodes. Owned by the MetricsEngine.
+class Metric {
+ public:
+  const MetricDefinition& definition() const { return definition_; }
+  const std::string& name() const { return definition_.name; }
+  const MetricNode& root() const { return *root_; }
+  bool configured() const { return configured_; }
+  // Sub-metrics at all levels.
+  std::size_t sub_metric_count() const { return sub_metric_count_; }
+  // Times a new group value got no sub-metric because of
+  // MetricsOptions::max_sub_metrics (once per event and level).
+  std::uint64_t sub_metrics_dropped() const { return sub_metrics_dropped_; }
+
+ private:
+  friend class MetricsEngine;
+  Metric(MetricDefinition definition, bool configured, const QuantileSketch& prototype);
+
+  MetricDefinition definition_;
+  bool configured_;
+  std::unique_ptr<MetricNode> root_;
+  std::size_t sub_metric_count_ = 0;
+  std::uint64_t sub_metrics_dropped_ = 0;
+};
+
+struct MetricsOptions {
+  // Sub-metrics (all group_by levels together) per metric. Past it, events
+  // still count in the existing nodes, but new group values get no node and
+  // are counted in Metric::sub_metrics_dropped(). Dovecot has no bound; a
+  // node costs ~300 bytes plus ~200 bytes and up to 16 KiB of sketch per
+  // distribution (duration and each field).
+  std::size_t max_sub_metrics = 1000;
+  // Of every distribution's quantile sketch.
+  double relative_error = QuantileSketch::kDefaultRelativeError;
+  int sketch_max_buckets = QuantileSketch::kDefaultMaxBuckets;
+};
+
+// Loop thread only. Owns the metrics and all their state.
+class MetricsEngine {
+ public:
+  enum class Origin { kConfig, kDynamic };
+  // Called for each matching metric that has an exporter, after counting.
+  // It must not add or remove metrics.
+  using ExportSink = std::function<void(const Metric&, const Event&)>;
+
+  explicit MetricsEngine(MetricsOptions options = {});
+
+  // Configured metrics go after the other configured ones and before the
+  // dynamic ones; dynamic ones go last. kAlreadyExists "Metric already
+  // exists" when the name is taken.
+  Status Add(MetricDefinition definition, Origin origin = Origin::kDynamic);
+  // Removes a metric of either origin. kNotFound "metrics '<name>' not found".
+  Status Remove(std::string_view name);
+  const Metric* Find(std::string_view name) const;
+
+  // Counts one event (Dovecot: a BEGIN or EVENT) in every matching metric.
+  // Unnamed events are ignored, as the 2.3.19 stats server does.
+  void Process(const Event& event);
+  // DUMP-RESET: every distribution emptied; sub-metrics stay.
+  void Reset();
+
+  // All metric filters merged in metric order: Dovecot's FILTER for writers.
+  const filter::Filter& CombinedFilter() const { return combined_; }
+  // In order: configured, then dynamic.
+  std::span<const std::unique_ptr<Metric>> metrics() const { return metrics_; }
+  // Calls visit(const Metric&, const MetricNode&) for every metric and then
+  // its sub-metrics depth-first in creation order (DUMP's line order).
+  template <typename Visit>
+  void ForEachNode(Visit&& visit) const;
+
+  void set_export_sink(ExportSink sink) { export_sink_ = std::move(sink); }
+  std::size_t memory_bytes() const;
+  std::uint64_t sub_metrics_dropped() const;
+
+ private:
+  void Feed(Metric& metric, MetricNode& node, const Event& event);
+  void GroupInto(Metric& metric, MetricNode& node, const Event& event);
+  MetricNode* Child(Metric& metric, MetricNode& node, std::string_view label, std::int64_t bucket);
+  void Rebuild();
+  template <typename Visit>
+  static void Walk(const Metric& metric, const MetricNode& node, Visit& visit);
+
+  MetricsOptions options_;
+  QuantileSketch prototype_;  // empty; copied into new distributions
+  NameId duration_id_;
+  std::vector<std::unique_ptr<Metric>> metrics_;
+  filter::Filter combined_;
+  ExportSink export_sink_;
+  std::string key_;  // scratch: the encoded group value
+};
+
+template <typename Visit>
+void MetricsEngine::Walk(const Metric& metric, const MetricNode& node, Visit& visit) {
+  visit(metric, node);
+  for (const auto& child : node.children()) Walk(metric, *child, visit);
+}
+
+template <typename Visit>
+void MetricsEngine::ForEachNode(Visit&& visit) const {
+  for (const auto& m : metrics_) Walk(*m, m->root(), visit);
+}
+
+}  // namespace mailscope::stats
