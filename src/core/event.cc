@@ -59,6 +59,39 @@ Value Event::Lookup(std::string_view key) const {
   return {};
 }
 
+bool Event::FindHere(NameId id, std::string_view key, Value& out) const {
+  bool has_records = false;
+  for (const Field& f : fields) {
+    if (f.key == id && f.value.type() != Value::Type::kNone) {
+      out = f.value;
+      return true;
+    }
+    has_records |= f.value.type() == Value::Type::kRecord;
+  }
+  if (!has_records) return false;
+  for (const Field& f : fields) {
+    if (f.value.type() != Value::Type::kRecord) continue;
+    const RecordSchema* schema = f.value.record_schema();
+    for (std::size_t i = 0; i < schema->column_count; ++i) {
+      if (schema->columns[i].name == key) {
+        out = f.value.RecordColumnValue(schema->columns[i]);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+bool Event::FindInChain(NameId id, std::string_view key, Value& out) const {
+  if (id == kNoName) return false;  // no field has an empty key
+  for (const Event* chain : {this, global}) {
+    int hops = 0;
+    for (const Event* e = chain; e != nullptr && hops < kMaxChain; e = e->parent, ++hops)
+      if (e->FindHere(id, key, out)) return true;
+  }
+  return false;
+}
+
 std::string_view LevelName(Level level) {
   switch (level) {
     case Level::kTrace:

@@ -246,6 +246,15 @@ struct Event {
   // Looks `key` up among the fields, then among the columns of record
   // fields. A kNone value when absent.
   Value Lookup(std::string_view key) const;
+
+  // Dovecot's event_find_field_recursive(): the field on this event (its
+  // fields, then the columns of its record fields), then on each parent, then
+  // on the global event and its parents. `key` is NameText(id). Chains are
+  // followed for at most kMaxChain events. Never allocates.
+  static constexpr int kMaxChain = 256;
+  bool FindInChain(NameId id, std::string_view key, Value& out) const;
+  // The same on this event alone.
+  bool FindHere(NameId id, std::string_view key, Value& out) const;
 };
 
 }  // namespace mailscope

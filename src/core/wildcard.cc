@@ -1,14 +1,19 @@
 #include "core/wildcard.h"
 
 namespace mailscope {
+namespace {
 
-bool WildcardMatch(std::string_view data, std::string_view mask) {
-  // Greedy with one backtrack point: the last '*' seen. Linear in practice,
-  // O(n*m) at worst, never recursive.
+char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// Greedy with one backtrack point: the last '*' seen. Linear in practice,
+// O(n*m) at worst, never recursive.
+template <bool kIgnoreCase>
+bool Match(std::string_view data, std::string_view mask) {
   std::size_t d = 0, m = 0;
   std::size_t star = std::string_view::npos, star_d = 0;
+  auto same = [](char a, char b) { return kIgnoreCase ? Lower(a) == Lower(b) : a == b; };
   while (d < data.size()) {
-    if (m < mask.size() && (mask[m] == '?' || mask[m] == data[d])) {
+    if (m < mask.size() && (mask[m] == '?' || same(mask[m], data[d]))) {
       ++d;
       ++m;
     } else if (m < mask.size() && mask[m] == '*') {
@@ -23,6 +28,16 @@ bool WildcardMatch(std::string_view data, std::string_view mask) {
   }
   while (m < mask.size() && mask[m] == '*') ++m;
   return m == mask.size();
+}
+
+}  // namespace
+
+bool WildcardMatch(std::string_view data, std::string_view mask) {
+  return Match<false>(data, mask);
+}
+
+bool WildcardMatchIcase(std::string_view data, std::string_view mask) {
+  return Match<true>(data, mask);
 }
 
 }  // namespace mailscope

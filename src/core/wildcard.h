@@ -7,5 +7,7 @@
 namespace mailscope {
 
 bool WildcardMatch(std::string_view data, std::string_view mask);
+// The same with ASCII case folding (Dovecot's wildcard_match_icase).
+bool WildcardMatchIcase(std::string_view data, std::string_view mask);
 
 }  // namespace mailscope

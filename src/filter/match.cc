@@ -14,10 +14,6 @@ namespace mailscope::filter {
 namespace internal {
 namespace {
 
-// Parent chains longer than this are cut: a bound instead of trusting every
-// decoder never to build a cycle.
-constexpr int kMaxChain = 256;
-
 char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 bool EqualsIcase(std::string_view a, std::string_view b) {
@@ -27,68 +23,15 @@ bool EqualsIcase(std::string_view a, std::string_view b) {
   return true;
 }
 
-// WildcardMatch() with ASCII case folding (wildcard_match_icase).
-bool WildcardMatchIcase(std::string_view data, std::string_view mask) {
-  std::size_t d = 0, m = 0;
-  std::size_t star = std::string_view::npos, star_d = 0;
-  while (d < data.size()) {
-    if (m < mask.size() && (mask[m] == '?' || Lower(mask[m]) == Lower(data[d]))) {
-      ++d;
-      ++m;
-    } else if (m < mask.size() && mask[m] == '*') {
-      star = m++;
-      star_d = d;
-    } else if (star != std::string_view::npos) {
-      m = star + 1;
-      d = ++star_d;
-    } else {
-      return false;
-    }
-  }
-  while (m < mask.size() && mask[m] == '*') ++m;
-  return m == mask.size();
-}
-
 bool HasCategory(const Event* e, NameId id) {
-  for (int hops = 0; e != nullptr && hops < kMaxChain; e = e->parent, ++hops)
+  for (int hops = 0; e != nullptr && hops < Event::kMaxChain; e = e->parent, ++hops)
     if (e->categories.contains(id)) return true;
   return false;
 }
 
-// The field `n` names on one event: its fields, then its record columns.
-bool FindOnEvent(const Event& e, const Node& n, Value& out) {
-  bool has_records = false;
-  for (const Field& f : e.fields) {
-    if (f.key == n.id && f.value.type() != Value::Type::kNone) {
-      out = f.value;
-      return true;
-    }
-    has_records |= f.value.type() == Value::Type::kRecord;
-  }
-  if (!has_records) return false;
-  for (const Field& f : e.fields) {
-    if (f.value.type() != Value::Type::kRecord) continue;
-    const RecordSchema* schema = f.value.record_schema();
-    for (std::size_t i = 0; i < schema->column_count; ++i) {
-      if (schema->columns[i].name == n.key) {
-        out = f.value.RecordColumnValue(schema->columns[i]);
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
-// event_find_field_recursive(): the event and its parents, then the global
-// event and its parents.
+// event_find_field_recursive(), on the Event model.
 bool FindField(const Event& event, const Node& n, Value& out) {
-  if (n.id == kNoName) return false;  // no field has an empty key
-  for (const Event* chain : {&event, event.global}) {
-    int hops = 0;
-    for (const Event* e = chain; e != nullptr && hops < kMaxChain; e = e->parent, ++hops)
-      if (FindOnEvent(*e, n, out)) return true;
-  }
-  return false;
+  return event.FindInChain(n.id, n.key, out);
 }
 
 bool Compare(int order, Cmp cmp) {

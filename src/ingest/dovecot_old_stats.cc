@@ -8,6 +8,7 @@
 #include "catalog/dovecot_old_stats.h"
 #include "core/base64.h"
 #include "core/tab_escape.h"
+#include "ingest/text.h"
 
 namespace mailscope::ingest {
 namespace {
@@ -15,19 +16,6 @@ namespace {
 using catalog::kOldStatsFields;
 using catalog::kOldStatsItems;
 using catalog::OldStatsType;
-
-template <typename T>
-bool ParseDecimal(std::string_view s, T& out) {
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return !s.empty() && ec == std::errc() && ptr == s.data() + s.size();
-}
-
-std::string Quote(std::string_view s) {
-  constexpr std::size_t kMax = 64;  // keep log lines short on garbage input
-  std::string out(s.substr(0, kMax));
-  if (s.size() > kMax) out += "...";
-  return out;
-}
 
 }  // namespace
 
@@ -60,7 +48,7 @@ Status DovecotOldStatsDecoder::DecodePayload(std::string_view base64, Event& out
       if (kOldStatsItems[i].name == name) item = static_cast<int>(i);
     if (item < 0) {
       out.fields.resize(first_field);
-      return Rejected("unknown_stats_item", "Unknown stats name: '" + Quote(name) + "'");
+      return Rejected("unknown_stats_item", "Unknown stats name: '" + QuoteForLog(name) + "'");
     }
     left -= name.size() + 1;
     p += name.size() + 1;
@@ -100,7 +88,7 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
     if (!st.ok()) {
       out.Add(keys.payload_error, Value::String(st.reason()));
       return {true, Status(st.code(), st.reason().data(),
-                           std::string(cmd) + " " + Quote(arg(0)) + ": " + st.message())};
+                           std::string(cmd) + " " + QuoteForLog(arg(0)) + ": " + st.message())};
     }
     return {true, Status::Ok()};
   };
@@ -151,8 +139,8 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
     if (n < 4) return {false, Rejected("too_few_fields", "CONNECT: Too few parameters")};
     std::int32_t pid = 0;
     if (!ParseDecimal(arg(3), pid) || pid < 0) {
-      return {false, Rejected("invalid_pid", "CONNECT: Invalid pid " + Quote(arg(3)) +
-                                                 " for session ID " + Quote(arg(0)))};
+      return {false, Rejected("invalid_pid", "CONNECT: Invalid pid " + QuoteForLog(arg(3)) +
+                                                 " for session ID " + QuoteForLog(arg(0)))};
     }
     out.name = cmds.connect;
     out.Add(keys.session, Value::String(arg(0)));
@@ -180,7 +168,7 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
     out.Add(keys.service, Value::String(arg(1)));
     return with_payload(2);
   }
-  return {false, Rejected("unknown_command", "Unknown command: " + Quote(cmd))};
+  return {false, Rejected("unknown_command", "Unknown command: " + QuoteForLog(cmd))};
 }
 
 }  // namespace mailscope::ingest

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/tab_escape.h"
+#include "ingest/text.h"
 
 namespace mailscope::ingest {
 namespace {
@@ -25,19 +26,6 @@ constexpr std::int64_t kMaxSeconds = 253'402'300'799;
 constexpr std::size_t kMaxSpare = 32;
 // A reused string buffer larger than this is given back instead.
 constexpr std::size_t kMaxKeptTextBytes = 64 * 1024;
-
-template <typename T>
-bool ParseDecimal(std::string_view s, T& out) {
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return !s.empty() && ec == std::errc() && ptr == s.data() + s.size();
-}
-
-std::string Quote(std::string_view s) {
-  constexpr std::size_t kMax = 64;  // keep log lines short on garbage input
-  std::string out(s.substr(0, kMax));
-  if (s.size() > kMax) out += "...";
-  return out;
-}
 
 // "<sec>" "<usec>" with usec 0..999999, as lib-event writes tv_created,
 // tv_last_sent and timeval fields.
@@ -97,13 +85,13 @@ Result<Header> ParseHeader(std::span<const std::string_view> args, bool has_log_
     return Reject(cmd, "too_few_fields", "Too few parameters");
   }
   if (!ParseDecimal(args[1], h.id)) {
-    return Reject(cmd, "invalid_id", "Invalid ID '" + Quote(args[1]) + "'");
+    return Reject(cmd, "invalid_id", "Invalid ID '" + QuoteForLog(args[1]) + "'");
   }
   if (!ParseDecimal(args[2], h.parent_id)) {
-    return Reject(cmd, "invalid_id", "Invalid parent ID '" + Quote(args[2]) + "'");
+    return Reject(cmd, "invalid_id", "Invalid parent ID '" + QuoteForLog(args[2]) + "'");
   }
   if (has_log_type && (!ParseDecimal(args[3], log_type) || log_type > 5)) {
-    return Reject(cmd, "invalid_log_type", "Invalid log type '" + Quote(args[3]) + "'");
+    return Reject(cmd, "invalid_log_type", "Invalid log type '" + QuoteForLog(args[3]) + "'");
   }
   h.level = LevelOf(log_type);
   return h;
@@ -195,7 +183,7 @@ StatsWriterResult DovecotStatsWriterDecoder::Decode(std::span<char> line) {
   } else if (cmd == "UPDATE") {
     result.status = Update(args, line);
   } else {
-    result.status = Rejected("unknown_command", "Unknown command: " + Quote(cmd));
+    result.status = Rejected("unknown_command", "Unknown command: " + QuoteForLog(cmd));
   }
   if (!result.status.ok() && options_.close_on_error) {
     result.close = true;
@@ -211,11 +199,12 @@ StatsWriterResult DovecotStatsWriterDecoder::Handshake(std::span<const std::stri
   std::uint32_t major = 0, minor = 0;
   if (args.size() != 4 || args[0] != "VERSION" || !ParseDecimal(args[2], major) ||
       !ParseDecimal(args[3], minor)) {
-    result.status = Rejected("invalid_handshake", "Expected a VERSION line, got '" +
-                                                      Quote(args.empty() ? "" : args[0]) + "'");
+    result.status =
+        Rejected("invalid_handshake",
+                 "Expected a VERSION line, got '" + QuoteForLog(args.empty() ? "" : args[0]) + "'");
   } else if (args[1] != kClientService) {
     result.status = Rejected("wrong_service", "Connected to the stats-writer socket as '" +
-                                                  Quote(args[1]) + "', not stats-client");
+                                                  QuoteForLog(args[1]) + "', not stats-client");
   } else if (major != kMajorVersion) {
     result.status = Rejected("unsupported_version",
                              "Client speaks major version " + std::to_string(major) + ", not 4");
@@ -237,14 +226,15 @@ Status DovecotStatsWriterDecoder::Category(std::span<const std::string_view> arg
     parent = FindName(args[2]);
     if (parent == kNoName || !categories_.contains(parent)) {
       return Reject("CATEGORY", "unknown_parent_category",
-                    "Unknown parent category '" + Quote(args[2]) + "'");
+                    "Unknown parent category '" + QuoteForLog(args[2]) + "'");
     }
   }
   if (auto it = categories_.find(FindName(name)); it != categories_.end()) {
     if (it->second != parent) {
       return Reject("CATEGORY", "category_parent_changed",
-                    "Category " + Quote(name) + " parent '" + Quote(NameText(it->second)) +
-                        "' changed to '" + Quote(NameText(parent)) + "'");
+                    "Category " + QuoteForLog(name) + " parent '" +
+                        QuoteForLog(NameText(it->second)) + "' changed to '" +
+                        QuoteForLog(NameText(parent)) + "'");
     }
     return Status::Ok();  // a repeat
   }
@@ -299,7 +289,7 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
         NameId c = FindName(rest);
         if (c == kNoName || !categories_.contains(c)) {
           return Reject(cmd, "unregistered_category",
-                        "Unregistered category: '" + Quote(rest) + "'");
+                        "Unregistered category: '" + QuoteForLog(rest) + "'");
         }
         // The category and its ancestors; the registry is a forest (a
         // parent is registered first and never changes), the bound is a guard.
@@ -321,7 +311,8 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
     }
     if (rest.empty()) return Reject(cmd, "missing_field_name", "Field name is missing");
     if (i + 1 >= n) {
-      return Reject(cmd, "missing_field_value", "Field '" + Quote(rest) + "' value is missing");
+      return Reject(cmd, "missing_field_value",
+                    "Field '" + QuoteForLog(rest) + "' value is missing");
     }
     const std::string_view arg = args[i + 1];
     if (code == 'S') {
@@ -330,8 +321,9 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
     } else if (code == 'I') {
       std::int64_t v = 0;
       if (!ParseDecimal(arg, v)) {
-        return Reject(cmd, "invalid_field_value",
-                      "Invalid number '" + Quote(arg) + "' for field '" + Quote(rest) + "'");
+        return Reject(
+            cmd, "invalid_field_value",
+            "Invalid number '" + QuoteForLog(arg) + "' for field '" + QuoteForLog(rest) + "'");
       }
       value = Value::Int(v);
       used = 2;
@@ -339,19 +331,20 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
       Timeval tv;
       if (i + 2 >= n || !ParseTimeval(arg, args[i + 2], true, tv)) {
         return Reject(cmd, "invalid_field_value",
-                      "Missing or invalid timeval for field '" + Quote(rest) + "'");
+                      "Missing or invalid timeval for field '" + QuoteForLog(rest) + "'");
       }
       value = Value::Tv(tv);
       used = 3;
     } else {  // 'L': <count> <v1> ... <vN>
       std::uint32_t count = 0;
       if (!ParseDecimal(arg, count)) {
-        return Reject(cmd, "invalid_list_count",
-                      "Invalid list count '" + Quote(arg) + "' for field '" + Quote(rest) + "'");
+        return Reject(
+            cmd, "invalid_list_count",
+            "Invalid list count '" + QuoteForLog(arg) + "' for field '" + QuoteForLog(rest) + "'");
       }
       if (count > n - i - 2) {
         return Reject(cmd, "list_too_few_values",
-                      "Field '" + Quote(rest) + "' has fewer values than its count");
+                      "Field '" + QuoteForLog(rest) + "' has fewer values than its count");
       }
       // Join the elements with TAB in place: each element starts at or after
       // where the joined text has reached, since unescaping only shrinks.

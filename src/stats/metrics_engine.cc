@@ -11,8 +11,6 @@
 namespace mailscope::stats {
 namespace {
 
-// Parent chains longer than this are treated as cyclic and cut, like the filter does.
-constexpr int kMaxChain = 256;
 // Group values longer than this are keyed by a hash, so a metric grouped by
 // a long field (cmd_args) holds 17 bytes per key, not the whole value.
 constexpr std::size_t kMaxVerbatimKeyBytes = 64;
@@ -173,40 +171,8 @@ void EncodeStringKey(std::string& key, std::string_view s) {
   }
 }
 
-// The field on one event: its fields, then the columns of its record fields.
-bool FindOnEvent(const Event& e, NameId id, std::string_view key, Value& out) {
-  bool has_records = false;
-  for (const Field& f : e.fields) {
-    if (f.key == id && f.value.type() != Value::Type::kNone) {
-      out = f.value;
-      return true;
-    }
-    has_records |= f.value.type() == Value::Type::kRecord;
-  }
-  if (!has_records) return false;
-  for (const Field& f : e.fields) {
-    if (f.value.type() != Value::Type::kRecord) continue;
-    const RecordSchema* schema = f.value.record_schema();
-    for (std::size_t i = 0; i < schema->column_count; ++i) {
-      if (schema->columns[i].name == key) {
-        out = f.value.RecordColumnValue(schema->columns[i]);
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
-// Dovecot's event_find_field_recursive(): the event and its parents, then
-// the global event and its parents.
 bool FindField(const Event& event, NameId id, std::string_view key, Value& out) {
-  if (id == kNoName) return false;
-  for (const Event* chain : {&event, event.global}) {
-    int hops = 0;
-    for (const Event* e = chain; e != nullptr && hops < kMaxChain; e = e->parent, ++hops)
-      if (FindOnEvent(*e, id, key, out)) return true;
-  }
-  return false;
+  return event.FindInChain(id, key, out);
 }
 
 // stats_metric_event_field(): the number a field adds to a distribution.
