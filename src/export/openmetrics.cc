@@ -45,11 +45,10 @@ void MetricsWriter::Family(std::string_view name, std::string_view type, std::st
     out_ += fmt::format("# UNIT {} {}\n", name, unit);
 }
 
-void MetricsWriter::SampleName(std::initializer_list<Label> labels) {
+void MetricsWriter::SampleName(std::span<const Label> labels, std::string_view suffix) {
   out_ += family_;
-  if (type_ == "counter") out_ += "_total";
-  if (type_ == "info") out_ += "_info";
-  if (labels.size() == 0) return;
+  out_ += suffix;
+  if (labels.empty()) return;
   out_ += '{';
   bool first = true;
   for (const auto& [k, v] : labels) {
@@ -72,8 +71,7 @@ void MetricsWriter::SampleName(std::initializer_list<Label> labels) {
   out_ += '}';
 }
 
-void MetricsWriter::Sample(std::initializer_list<Label> labels, double value) {
-  SampleName(labels);
+void MetricsWriter::Value(double value) {
   if (std::isnan(value))
     out_ += " NaN\n";
   else if (std::isinf(value))
@@ -82,9 +80,35 @@ void MetricsWriter::Sample(std::initializer_list<Label> labels, double value) {
     out_ += fmt::format(" {}\n", value);
 }
 
-void MetricsWriter::Sample(std::initializer_list<Label> labels, std::uint64_t value) {
-  SampleName(labels);
+namespace {
+std::string_view SuffixOf(std::string_view type) {
+  if (type == "counter") return "_total";
+  if (type == "info") return "_info";
+  return {};
+}
+}  // namespace
+
+void MetricsWriter::Sample(std::span<const Label> labels, double value) {
+  SampleName(labels, SuffixOf(type_));
+  Value(value);
+}
+
+void MetricsWriter::Sample(std::span<const Label> labels, std::uint64_t value) {
+  SampleName(labels, SuffixOf(type_));
   out_ += fmt::format(" {}\n", value);
+}
+
+void MetricsWriter::Sample(std::initializer_list<Label> labels, double value) {
+  Sample(std::span<const Label>(labels.begin(), labels.size()), value);
+}
+
+void MetricsWriter::Sample(std::initializer_list<Label> labels, std::uint64_t value) {
+  Sample(std::span<const Label>(labels.begin(), labels.size()), value);
+}
+
+void MetricsWriter::Suffixed(std::string_view suffix, std::span<const Label> labels, double value) {
+  SampleName(labels, suffix);
+  Value(value);
 }
 
 std::string MetricsWriter::Finish() {

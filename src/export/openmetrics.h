@@ -5,6 +5,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,18 +24,23 @@ class MetricsWriter {
  public:
   explicit MetricsWriter(MetricsFormat format) : format_(format) {}
 
-  // Starts a family. `type` is "counter", "gauge" or "info".
+  // Starts a family. `type` is "counter", "gauge", "info" or "histogram".
   void Family(std::string_view name, std::string_view type, std::string_view help,
               std::string_view unit = {});
   // A sample of the current family. Label values are escaped.
   void Sample(std::initializer_list<Label> labels, double value);
   void Sample(std::initializer_list<Label> labels, std::uint64_t value);
+  void Sample(std::span<const Label> labels, double value);
+  void Sample(std::span<const Label> labels, std::uint64_t value);
+  // A sample named family + suffix ("_bucket", "_sum", "_count"), for histograms.
+  void Suffixed(std::string_view suffix, std::span<const Label> labels, double value);
 
   // Finishes (OpenMetrics: "# EOF") and returns the body.
   std::string Finish();
 
  private:
-  void SampleName(std::initializer_list<Label> labels);
+  void SampleName(std::span<const Label> labels, std::string_view suffix);
+  void Value(double value);
 
   MetricsFormat format_;
   std::string out_;

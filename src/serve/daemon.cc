@@ -281,7 +281,8 @@ net::HttpResponse Daemon::OnHttp(const net::HttpRequest& req) {
   std::string_view path = req.target.substr(0, req.target.find('?'));
   if (path == "/metrics") {
     auto format = exporter::FormatFromAccept(req.accept);
-    MetricsSources sources{store_, counters_, start_time_, carbon_failures_, router_.get()};
+    MetricsSources sources{store_,           counters_,     start_time_,
+                           carbon_failures_, router_.get(), &metrics_};
     return {
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   }

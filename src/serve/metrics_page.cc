@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "catalog/dovecot_old_stats.h"
+#include "export/dovecot_metrics.h"
 
 namespace mailscope::serve {
 
@@ -97,6 +98,7 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
       w.Sample({}, g.stats.n[i - stats::OldStatsVector::kTimevals]);
     }
   }
+  if (src.dovecot_metrics != nullptr) exporter::RenderDovecotMetrics(*src.dovecot_metrics, w);
   return w.Finish();
 }
 

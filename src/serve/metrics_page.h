@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "export/openmetrics.h"
 #include "stats/ingest_counters.h"
+#include "stats/metrics_engine.h"
 #include "stats/old_stats_store.h"
 
 namespace mailscope::serve {
@@ -19,6 +20,7 @@ struct MetricsSources {
   TimePoint start_time;
   std::uint64_t carbon_failures = 0;             // carbon blocks that could not be delivered
   const catalog::EventRouter* router = nullptr;  // unknown-event counts, when present
+  const stats::MetricsEngine* dovecot_metrics = nullptr;  // Dovecot 2.3 metrics, when present
 };
 
 std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);

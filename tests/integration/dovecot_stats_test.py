@@ -16,6 +16,7 @@ Usage: dovecot_stats_test.py --mailscope PATH [--keep]. Exits 0 on success,
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -97,6 +98,9 @@ class DovecotStatsTest:
         r = self.doveadm_reader("add", "auth_fail",
                                 "event=auth_request_finished AND NOT success=yes")
         c.equal("doveadm stats add auth_fail exits 0", r.returncode, 0)
+        r = self.doveadm_reader("add", "--group-by", "duration:exponential:1:5:10", "imap_hist",
+                                "event=imap_command_finished")
+        c.equal("doveadm stats add imap_hist exits 0", r.returncode, 0)
         r = self.doveadm_reader("add", "imap_cmd", "event=imap_command_finished")
         c.check("adding an existing metric is refused", "Metric already exists" in r.stderr,
                 r.stderr)
@@ -149,6 +153,20 @@ class DovecotStatsTest:
         value = next((ln.split()[-1] for ln in body.splitlines() if ln.startswith(line)), None)
         c.check("/metrics counts the events by name", value is not None and int(value) >= total,
                 str(value))
+
+        def sample(name: str) -> str | None:
+            return next((ln.split()[-1] for ln in body.splitlines()
+                         if ln.split(" ")[0] == name), None)
+        c.equal("/metrics: dovecot_imap_cmd_total", sample("dovecot_imap_cmd_total"), str(total))
+        c.equal("/metrics: NOOP sub-metric", sample('dovecot_imap_cmd_total{cmd_name="NOOP"}'), "4")
+        c.equal("/metrics: histogram count", sample("dovecot_imap_hist_count"), str(total))
+        c.equal("/metrics: +Inf bucket", sample('dovecot_imap_hist_bucket{le="+Inf"}'), str(total))
+        promtool = shutil.which("promtool")
+        if promtool:
+            lint = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
+                                  capture_output=True)
+            c.check("promtool check metrics accepts the Dovecot metrics", lint.returncode == 0,
+                    (lint.stdout + lint.stderr)[:2000])
 
     def cleanup(self) -> None:
         self.dv.stop()

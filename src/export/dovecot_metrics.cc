@@ -1,0 +1,153 @@
+#include "export/dovecot_metrics.h"
+
+#include <fmt/format.h>
+
+#include <string>
+#include <vector>
+
+namespace mailscope::exporter {
+namespace {
+
+using stats::GroupBy;
+using stats::MetricDefinition;
+using stats::MetricNode;
+
+bool ValidName(std::string_view s, bool colon_ok) {
+  if (s.empty()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool alpha =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon_ok && c == ':');
+    const bool digit = c >= '0' && c <= '9';
+    if (!(alpha || (i > 0 && digit))) return false;
+  }
+  return true;
+}
+
+std::string Help(std::string_view what, const MetricDefinition& d) {
+  std::string help(what);
+  if (!d.description.empty()) {
+    help += " of ";
+    help += d.description;
+  }
+  return help;
+}
+
+// Labels of a path from the metric down to a node, outer level first.
+using LabelPath = std::vector<std::pair<std::string, std::string>>;
+
+std::vector<Label> View(const LabelPath& path) {
+  std::vector<Label> v;
+  v.reserve(path.size());
+  for (const auto& [k, val] : path) v.emplace_back(k, val);
+  return v;
+}
+
+// Pre-order through discrete levels with valid label names, as Dovecot walks.
+template <typename Emit>
+void WalkDiscrete(const MetricDefinition& d, const MetricNode& node, LabelPath& path, Emit&& emit) {
+  emit(node, path);
+  const std::size_t level = node.depth();
+  if (level >= d.group_by.size()) return;
+  const GroupBy& g = d.group_by[level];
+  if (g.quantized() || !ValidName(g.field, false)) return;
+  for (const auto& child : node.children()) {
+    path.emplace_back(g.field, child->sub_name());
+    WalkDiscrete(d, *child, path, emit);
+    path.pop_back();
+  }
+}
+
+void RenderCounters(const MetricDefinition& d, const MetricNode& root, MetricsWriter& w) {
+  const std::string name = "dovecot_" + d.name;
+  LabelPath path;
+  w.Family(name, "counter", Help("Total number of all events of this kind", d));
+  WalkDiscrete(d, root, path, [&](const MetricNode& n, const LabelPath& p) {
+    w.Sample(std::span<const Label>(View(p)), n.duration().count());
+  });
+  w.Family(name + "_duration_seconds", "counter",
+           Help("Total duration of all events of this kind", d), "seconds");
+  WalkDiscrete(d, root, path, [&](const MetricNode& n, const LabelPath& p) {
+    w.Sample(std::span<const Label>(View(p)), static_cast<double>(n.duration().sum()) / 1e6);
+  });
+}
+
+// One histogram group: the quantized children of `parent`.
+void RenderHistogramGroup(const MetricDefinition& d, const MetricNode& parent,
+                          const LabelPath& outer, MetricsWriter& w) {
+  const GroupBy& g = d.group_by.back();
+  const bool seconds = g.field == "duration";
+  const std::size_t buckets = g.bucket_count();
+  std::vector<std::uint64_t> counts(buckets, 0);
+  std::uint64_t total = 0;
+  double sum = 0;
+  bool have_sum = seconds;
+  int field_index = -1;
+  for (std::size_t i = 0; i < d.fields.size(); ++i)
+    if (d.fields[i] == g.field) field_index = static_cast<int>(i);
+  have_sum = have_sum || field_index >= 0;
+  for (const auto& child : parent.children()) {
+    if (child->bucket() < 0 || static_cast<std::size_t>(child->bucket()) >= buckets) continue;
+    const std::uint64_t n = child->duration().count();
+    counts[static_cast<std::size_t>(child->bucket())] += n;
+    total += n;
+    if (seconds) {
+      sum += static_cast<double>(child->duration().sum()) / 1e6;
+    } else if (field_index >= 0) {
+      sum += static_cast<double>(child->fields()[static_cast<std::size_t>(field_index)].sum());
+    }
+  }
+  std::vector<Label> labels = View(outer);
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < buckets; ++b) {
+    cumulative += counts[b];
+    std::string le;
+    if (b + 1 == buckets) {
+      le = "+Inf";
+    } else {
+      const double edge = static_cast<double>(g.Edge(b));
+      le = seconds ? fmt::format("{}", edge / 1e6) : fmt::format("{}", edge);
+    }
+    labels.emplace_back("le", le);
+    w.Suffixed("_bucket", labels, static_cast<double>(cumulative));
+    labels.pop_back();
+  }
+  if (have_sum) w.Suffixed("_sum", labels, sum);
+  w.Suffixed("_count", labels, static_cast<double>(total));
+}
+
+void RenderHistogram(const MetricDefinition& d, const MetricNode& node, LabelPath& path,
+                     MetricsWriter& w) {
+  const std::size_t level = node.depth();
+  if (level + 1 == d.group_by.size()) {
+    RenderHistogramGroup(d, node, path, w);
+    return;
+  }
+  const GroupBy& g = d.group_by[level];
+  for (const auto& child : node.children()) {
+    path.emplace_back(g.field, child->sub_name());
+    RenderHistogram(d, *child, path, w);
+    path.pop_back();
+  }
+}
+
+}  // namespace
+
+void RenderDovecotMetrics(const stats::MetricsEngine& engine, MetricsWriter& w) {
+  for (const auto& metric : engine.metrics()) {
+    const MetricDefinition& d = metric->definition();
+    if (!ValidName(d.name, true)) continue;
+    bool histogram = !d.group_by.empty() && d.group_by.back().quantized();
+    for (std::size_t i = 0; histogram && i + 1 < d.group_by.size(); ++i)
+      histogram = !d.group_by[i].quantized() && ValidName(d.group_by[i].field, false);
+    if (!histogram) {
+      RenderCounters(d, metric->root(), w);
+      continue;
+    }
+    w.Family("dovecot_" + d.name, "histogram", Help("Histogram", d));
+    LabelPath path;
+    RenderHistogram(d, metric->root(), path, w);
+  }
+}
+
+}  // namespace mailscope::exporter
