@@ -48,21 +48,14 @@ Value Value::RecordColumnValue(const RecordColumn& column) const {
 }
 
 Value Event::Lookup(std::string_view key) const {
-  for (const Field& f : fields)
-    if (NameText(f.key) == key) return f.value;
-  for (const Field& f : fields) {
-    if (f.value.type() != Value::Type::kRecord) continue;
-    const RecordSchema* schema = f.value.record_schema();
-    for (std::size_t i = 0; i < schema->column_count; ++i)
-      if (schema->columns[i].name == key) return f.value.RecordColumnValue(schema->columns[i]);
-  }
-  return {};
+  Value v;
+  return FindHere(FindName(key), key, v) ? v : Value{};
 }
 
 bool Event::FindHere(NameId id, std::string_view key, Value& out) const {
   bool has_records = false;
   for (const Field& f : fields) {
-    if (f.key == id && f.value.type() != Value::Type::kNone) {
+    if (id != kNoName && f.key == id && f.value.type() != Value::Type::kNone) {
       out = f.value;
       return true;
     }

@@ -189,10 +189,7 @@ bool StatsReaderConnection::Feed(std::string_view bytes, std::string& out) {
       Close("line too long");
       break;
     }
-    std::span<char> line(pending_.data() + start, len);
-    // Dovecot's i_stream_next_line() drops the CR of a CRLF.
-    if (!line.empty() && line.back() == '\r') line = line.first(len - 1);
-    HandleLine(line, out);
+    FeedLine(std::span<char>(pending_.data() + start, len), out);
     start = lf + 1;
   }
   if (open_) {
@@ -204,6 +201,14 @@ bool StatsReaderConnection::Feed(std::string_view bytes, std::string& out) {
     pending_.clear();
     pending_.shrink_to_fit();
   }
+  return open_;
+}
+
+bool StatsReaderConnection::FeedLine(std::span<char> line, std::string& out) {
+  if (!open_) return false;
+  // Dovecot's i_stream_next_line() drops the CR of a CRLF.
+  if (!line.empty() && line.back() == '\r') line = line.first(line.size() - 1);
+  HandleLine(line, out);
   return open_;
 }
 

@@ -68,6 +68,10 @@ class StatsReaderConnection {
   // a line over the limit and a METRICS-ADD or METRICS-REMOVE with too few
   // arguments, as Dovecot does.
   bool Feed(std::string_view bytes, std::string& out);
+  // The same for one line already framed by the caller (without its LF;
+  // unescaped in place). REQUIRES: the caller enforces the line limit, i.e.
+  // at most kStatsReaderMaxLineBytes - 1 bytes.
+  bool FeedLine(std::span<char> line, std::string& out);
 
   bool open() const { return open_; }
   // Why the connection was closed, for the log; empty while open.

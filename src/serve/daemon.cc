@@ -152,8 +152,9 @@ Status Daemon::Start() {
                                             [this] { return NewStatsWriter(); });
   if (!writer.ok()) return writer.status();
   stats_writer_ = std::move(*writer);
+  // The reader's line limit counts the LF, the framer's does not.
   auto reader = net::LineServer::ListenUnix(io_, run + "/stats-reader", *socket_perms,
-                                            query::kStatsReaderMaxLineBytes,
+                                            query::kStatsReaderMaxLineBytes - 1,
                                             [this] { return NewStatsReader(); });
   if (!reader.ok()) return reader.status();
   stats_reader_ = std::move(*reader);
@@ -238,9 +239,7 @@ net::LineConnection Daemon::NewStatsReader() {
   auto conn = std::make_shared<query::StatsReaderConnection>(metrics_, std::move(hooks));
   return {std::string(query::StatsReaderGreeting()),
           [conn](std::span<char> line, std::string& reply) {
-            std::string bytes(line.data(), line.size());
-            bytes += '\n';
-            bool open = conn->Feed(bytes, reply);
+            bool open = conn->FeedLine(line, reply);
             if (!open) spdlog::warn("stats-reader client: {}", conn->close_reason());
             return open;
           }};
