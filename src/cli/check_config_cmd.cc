@@ -61,6 +61,18 @@ void AddCheckConfigCommand(CLI::App& app, int& exit_code) {
       for (const auto& e : events) wanted += control->Wanted(output, e) ? 1 : 0;
       fmt::print("outputs.{}: level {}, takes {} events\n", output, LevelName(rules.level), wanted);
     }
+    for (const serve::MetricConfig& m : c.metrics) {
+      // Validated by LoadConfigFile; printed with the filter Dovecot's processes get.
+      auto def = stats::MakeMetric(m.settings);
+      fmt::print("metric {} ({}): filter {}{}{}\n", m.settings.name, m.where,
+                 def.ok() ? def->filter.ExportDovecot() : m.settings.filter,
+                 m.settings.group_by.empty() ? "" : ", group_by " + m.settings.group_by,
+                 m.settings.exporter.empty() ? "" : ", exporter " + m.settings.exporter);
+    }
+    for (const serve::ExporterConfig& e : c.exporters) {
+      fmt::print("exporter {} ({}): {} over {}{}\n", e.name, e.where, e.format, e.transport,
+                 e.transport_args.empty() ? "" : " " + e.transport_args);
+    }
     if (!c.old_stats_carbon_server.empty()) {
       fmt::print("old_stats.carbon = {} as {} every {}s\n", c.old_stats_carbon_server,
                  c.old_stats_carbon_name, c.old_stats_carbon_interval.count());

@@ -8,8 +8,10 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 
 // Header-only, without exceptions: errors come back as values, and the
@@ -20,6 +22,8 @@
 // as "[= 1"): its assertions are turned off so bad configs give errors.
 #define TOML_ASSERT(expr) static_assert(true)
 #include <toml++/toml.h>
+
+#include "serve/dovecot_conf.h"
 
 namespace mailscope::serve {
 namespace {
@@ -171,6 +175,49 @@ Setter LogLevelSetter() {
   };
 }
 
+// A string, or an array of strings joined with spaces (Dovecot's lists).
+std::optional<std::string> AsWords(const toml::node& n) {
+  if (auto s = AsText(n)) return s;
+  const toml::array* arr = n.as_array();
+  if (arr == nullptr) return std::nullopt;
+  std::string out;
+  for (const toml::node& item : *arr) {
+    auto s = AsText(item);
+    if (!s) return std::nullopt;
+    if (!out.empty()) out += ' ';
+    out += *s;
+  }
+  return out;
+}
+
+Setter PathListSetter(std::vector<std::string> Config::*member) {
+  return [member](Config& c, const toml::node& n) -> Status {
+    std::vector<std::string> paths;
+    if (auto s = AsText(n)) {
+      paths.push_back(*s);
+    } else if (const toml::array* arr = n.as_array()) {
+      for (const toml::node& item : *arr) {
+        auto p = AsText(item);
+        if (!p) return TypeError("expected a path or an array of paths");
+        paths.push_back(*p);
+      }
+    } else {
+      return TypeError("expected a path or an array of paths");
+    }
+    c.*member = std::move(paths);
+    return Status::Ok();
+  };
+}
+
+Setter CountSetter(std::uint64_t Config::*member) {
+  return [member](Config& c, const toml::node& n) -> Status {
+    auto i = n.value<std::int64_t>();
+    if (!i || !n.is_integer() || *i <= 0) return TypeError("expected a positive integer");
+    c.*member = static_cast<std::uint64_t>(*i);
+    return Status::Ok();
+  };
+}
+
 const std::vector<Entry>& Entries() {
   static const std::vector<Entry> entries = {
       {{"serve.run_dir", SettingType::kString, false, "(see below)",
@@ -251,6 +298,51 @@ const std::vector<Entry>& Entries() {
        nullptr},
       {{"outputs.<name>.disabled", SettingType::kEventList, false, "[]",
         "Catalog events this output does not take (same patterns as events.disabled)."},
+       nullptr},
+      {{"stats.dovecot_config", SettingType::kStringList, true, "[]",
+        "dovecot.conf files (or snippets of one) whose `metric { }` and `event_exporter { }` "
+        "blocks are taken as they are, in Dovecot's filter language; `!include` is followed, "
+        "everything else skipped. Relative paths start at this file's directory."},
+       PathListSetter(&Config::stats_dovecot_config)},
+      {{"stats.max_sub_metrics", SettingType::kCount, true, "1000",
+        "Sub-metrics (group_by values, all levels) per metric; new values past it are "
+        "counted in mailscope_metric_sub_metrics_dropped_total and not kept."},
+       CountSetter(&Config::stats_max_sub_metrics)},
+      {{"metrics.<name>.filter", SettingType::kFilter, true, "(required)",
+        "Events the metric counts, in the event filter language with mailscope's size and "
+        "duration units (docs/filter.md)."},
+       nullptr},
+      {{"metrics.<name>.fields", SettingType::kStringList, true, "[]",
+        "Numeric fields whose count, sum, min, max, avg and quantiles are kept besides "
+        "`duration` (array, or one string of space-separated names)."},
+       nullptr},
+      {{"metrics.<name>.group_by", SettingType::kStringList, true, "[]",
+        "Sub-metrics per field value, nested in order: `field`, `field:discrete`, "
+        "`field:linear:MIN:MAX:STEP`, `field:exponential:MIN:MAX:BASE` (Dovecot's group_by)."},
+       nullptr},
+      {{"metrics.<name>.description", SettingType::kString, true, "\"\"",
+        "Text of the metric's HELP line on /metrics."},
+       nullptr},
+      {{"metrics.<name>.exporter", SettingType::kString, true, "\"\"",
+        "Name of an exporter that gets every event the metric counts."},
+       nullptr},
+      {{"metrics.<name>.exporter_include", SettingType::kStringList, true,
+        "name hostname timestamps categories fields", "Parts of the event the exporter sends."},
+       nullptr},
+      {{"exporters.<name>.format", SettingType::kString, true, "(required)",
+        "`json`, `tab-text` or `none`, as Dovecot's event_exporter."},
+       nullptr},
+      {{"exporters.<name>.format_args", SettingType::kString, true, "\"\"",
+        "`time-rfc3339` or `time-unix` (required for json and tab-text)."},
+       nullptr},
+      {{"exporters.<name>.transport", SettingType::kString, true, "(required)",
+        "`drop`, `log`, `http-post`, `file` or `unix`."},
+       nullptr},
+      {{"exporters.<name>.transport_args", SettingType::kString, true, "\"\"",
+        "http-post: the http:// URL; file: the path; unix: the socket path."},
+       nullptr},
+      {{"exporters.<name>.transport_timeout", SettingType::kDuration, true, "250 ms",
+        "How long one delivery may take; a bare number counts milliseconds."},
        nullptr},
   };
   return entries;
@@ -372,6 +464,117 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
   return std::chrono::seconds(static_cast<std::int64_t>(out));
 }
 
+std::string* ExporterField(ExporterConfig& e, std::string_view key) {
+  if (key == "format") return &e.format;
+  if (key == "format_args") return &e.format_args;
+  if (key == "transport") return &e.transport;
+  if (key == "transport_args") return &e.transport_args;
+  if (key == "transport_timeout") return &e.transport_timeout;
+  return nullptr;
+}
+
+Status CheckExporter(const ExporterConfig& e) {
+  if (e.format != "none" && e.format != "json" && e.format != "tab-text") {
+    return InvalidArgument(fmt::format(
+        "event_exporter {}: Unknown format '{}' (none, json, tab-text)", e.name, e.format));
+  }
+  if (e.format != "none" && e.format_args != "time-rfc3339" && e.format_args != "time-unix") {
+    return InvalidArgument(fmt::format(
+        "event_exporter {}: format_args must be time-rfc3339 or time-unix for format {}", e.name,
+        e.format));
+  }
+  static const char* kTransports[] = {"drop", "log", "http-post", "file", "unix"};
+  if (std::find(std::begin(kTransports), std::end(kTransports), e.transport) ==
+      std::end(kTransports)) {
+    return InvalidArgument(
+        fmt::format("event_exporter {}: Unknown transport '{}' (drop, log, http-post, file, unix)",
+                    e.name, e.transport));
+  }
+  if ((e.transport == "http-post" || e.transport == "file" || e.transport == "unix") &&
+      e.transport_args.empty()) {
+    return InvalidArgument(
+        fmt::format("event_exporter {}: transport {} needs transport_args", e.name, e.transport));
+  }
+  return Status::Ok();
+}
+
+// The metric { } and event_exporter { } blocks of a dovecot.conf, with
+// Dovecot's setting names and its "Unknown setting" error.
+void AddDovecotBlocks(const DovecotConf& conf, Config& config, std::vector<std::string>& errors) {
+  for (const DovecotConfSection& section : conf.sections) {
+    if (section.type == "metric") {
+      MetricConfig m;
+      m.settings.name = section.name;
+      m.settings.dialect = filter::Dialect::kDovecot;
+      m.where = section.where;
+      for (const DovecotConfSetting& s : section.settings) {
+        if (s.key == "filter") {
+          m.settings.filter = s.value;
+        } else if (s.key == "fields") {
+          m.settings.fields = s.value;
+        } else if (s.key == "group_by") {
+          m.settings.group_by = s.value;
+        } else if (s.key == "description") {
+          m.settings.description = s.value;
+        } else if (s.key == "exporter") {
+          m.settings.exporter = s.value;
+        } else if (s.key == "exporter_include") {
+          m.settings.exporter_include = s.value;
+        } else if (s.key == "metric_name") {
+          m.settings.name = s.value;
+        } else {
+          errors.push_back(fmt::format("{}: Unknown setting: {}", s.where, s.key));
+        }
+      }
+      config.metrics.push_back(std::move(m));
+      continue;
+    }
+    ExporterConfig e;
+    e.name = section.name;
+    e.where = section.where;
+    for (const DovecotConfSetting& s : section.settings) {
+      if (std::string* target = ExporterField(e, s.key)) {
+        *target = s.value;
+      } else if (s.key == "name") {
+        e.name = s.value;
+      } else {
+        errors.push_back(fmt::format("{}: Unknown setting: {}", s.where, s.key));
+      }
+    }
+    config.exporters.push_back(std::move(e));
+  }
+}
+
+// Every metric valid as Dovecot checks it, names unique, exporters named by
+// metrics defined, exporter settings valid.
+void CheckStats(Config& config, std::vector<std::string>& errors) {
+  std::set<std::string, std::less<>> exporters;
+  for (const ExporterConfig& e : config.exporters) {
+    if (!exporters.insert(e.name).second) {
+      errors.push_back(fmt::format("{}: event_exporter '{}' is defined twice", e.where, e.name));
+    }
+    Status st = CheckExporter(e);
+    if (!st.ok()) errors.push_back(fmt::format("{}: {}", e.where, st.message()));
+  }
+  std::set<std::string, std::less<>> names;
+  for (const MetricConfig& m : config.metrics) {
+    if (!names.insert(m.settings.name).second) {
+      errors.push_back(fmt::format("{}: metric '{}' is defined twice", m.where, m.settings.name));
+      continue;
+    }
+    auto def = stats::MakeMetric(m.settings);
+    if (!def.ok()) {
+      errors.push_back(
+          fmt::format("{}: metric {}: {}", m.where, m.settings.name, def.status().message()));
+      continue;
+    }
+    if (!m.settings.exporter.empty() && !exporters.contains(m.settings.exporter)) {
+      errors.push_back(fmt::format("{}: metric {}: Unknown event_exporter '{}'", m.where,
+                                   m.settings.name, m.settings.exporter));
+    }
+  }
+}
+
 Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
   MS_RETURN_IF_ERROR(PrecheckToml(toml_text, name));
   toml::parse_result parsed = toml::parse(toml_text, name);
@@ -458,6 +661,86 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
       }
       continue;
     }
+    if (table != nullptr && section_key.str() == "metrics") {
+      for (const auto& [metric_name, body] : *table) {
+        std::string base = fmt::format("metrics.{}", metric_name.str());
+        const toml::table* mt = body.as_table();
+        if (mt == nullptr) {
+          fail(body, base, "expected a table such as [metrics.imap_command]");
+          continue;
+        }
+        MetricConfig m;
+        m.settings.name = std::string(metric_name.str());
+        m.settings.dialect = filter::Dialect::kMailscope;
+        m.where = fmt::format("{}:{}", name, body.source().begin.line);
+        for (const auto& [key, value] : *mt) {
+          std::string full = fmt::format("{}.{}", base, key.str());
+          std::string* target = nullptr;
+          bool words = false;
+          if (key.str() == "filter") {
+            target = &m.settings.filter;
+          } else if (key.str() == "description") {
+            target = &m.settings.description;
+          } else if (key.str() == "exporter") {
+            target = &m.settings.exporter;
+          } else if (key.str() == "fields") {
+            target = &m.settings.fields, words = true;
+          } else if (key.str() == "group_by") {
+            target = &m.settings.group_by, words = true;
+          } else if (key.str() == "exporter_include") {
+            target = &m.settings.exporter_include, words = true;
+          } else {
+            fail(value, full,
+                 "unknown setting; a metric takes filter, fields, group_by, description, "
+                 "exporter and exporter_include");
+            continue;
+          }
+          auto text = words ? AsWords(value) : AsText(value);
+          if (!text) {
+            fail(value, full,
+                 words ? "expected a string or an array of strings" : "expected a string");
+            continue;
+          }
+          *target = *text;
+        }
+        config.metrics.push_back(std::move(m));
+      }
+      continue;
+    }
+    if (table != nullptr && section_key.str() == "exporters") {
+      for (const auto& [exporter_name, body] : *table) {
+        std::string base = fmt::format("exporters.{}", exporter_name.str());
+        const toml::table* et = body.as_table();
+        if (et == nullptr) {
+          fail(body, base, "expected a table such as [exporters.siem]");
+          continue;
+        }
+        ExporterConfig e;
+        e.name = std::string(exporter_name.str());
+        e.where = fmt::format("{}:{}", name, body.source().begin.line);
+        for (const auto& [key, value] : *et) {
+          std::string full = fmt::format("{}.{}", base, key.str());
+          std::string* target = ExporterField(e, key.str());
+          if (target == nullptr) {
+            fail(value, full,
+                 "unknown setting; an exporter takes format, format_args, transport, "
+                 "transport_args and transport_timeout");
+            continue;
+          }
+          std::optional<std::string> text = AsText(value);
+          if (!text && key.str() == "transport_timeout" && value.is_integer()) {
+            text = std::to_string(*value.value<std::int64_t>());
+          }
+          if (!text) {
+            fail(value, full, "expected a string");
+            continue;
+          }
+          *target = *text;
+        }
+        config.exporters.push_back(std::move(e));
+      }
+      continue;
+    }
     if (table == nullptr) {
       std::string k(section_key.str());
       std::string hint = Closest(k);
@@ -480,6 +763,19 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
       Status st = entry->set(config, value);
       if (!st.ok()) fail(value, full, st.message());
     }
+  }
+  if (errors.empty()) {
+    for (const std::string& path : config.stats_dovecot_config) {
+      std::filesystem::path p(path);
+      if (p.is_relative()) p = std::filesystem::path(name).parent_path() / p;
+      auto conf = LoadDovecotConf(p.string());
+      if (!conf.ok()) {
+        errors.push_back(conf.status().message());
+        continue;
+      }
+      AddDovecotBlocks(*conf, config, errors);
+    }
+    CheckStats(config, errors);
   }
   if (!config.old_stats_carbon_name.empty() &&
       config.old_stats_carbon_name.find('.') != std::string::npos) {
@@ -533,6 +829,14 @@ std::string ConfigReferenceMarkdown() {
       "else `$XDG_RUNTIME_DIR/mailscope`, else `/tmp/mailscope-<uid>`. The default data\n"
       "directory is `$MAILSCOPE_DATA_DIR`, else `/var/lib/mailscope` for root, else\n"
       "`$XDG_STATE_HOME/mailscope` or `~/.local/state/mailscope`.\n\n"
+      "Dovecot 2.3 metrics come from `[metrics.NAME]` tables (the filter may use mailscope's\n"
+      "size and duration units), from the `metric { }` blocks of the dovecot.conf files named\n"
+      "by `stats.dovecot_config` (Dovecot's own filter language, exactly), and at run time from\n"
+      "`doveadm stats add`. Exporters come from `[exporters.NAME]` tables and `event_exporter { "
+      "}`\n"
+      "blocks. Names are unique across all of them. On SIGHUP, metrics whose definition did not\n"
+      "change keep their counts; changed ones start again from zero. Metrics added at run time\n"
+      "come after the configured ones and, as in Dovecot, do not survive a restart.\n\n"
       "| key | default | reload | meaning |\n|---|---|---|---|\n";
   for (const Setting& s : Settings()) {
     out += fmt::format("| `{}` | {} | {} | {} |\n", s.key, s.default_text,
@@ -546,7 +850,14 @@ std::string ConfigReferenceMarkdown() {
       "[events]\ndisabled = [\"stalwart:acme.*\", \"dovecot:*_started\"]\n"
       "levels = { \"stalwart:auth.failed\" = \"warn\" }\n\n"
       "[outputs.metrics]\nlevel = \"debug\"\n\n[outputs.log]\nlevel = \"warn\"\n"
-      "disabled = [\"exim:tcp:*\"]\n```\n";
+      "disabled = [\"exim:tcp:*\"]\n\n"
+      "[metrics.imap_command]\ndescription = \"IMAP commands by name and reply state\"\n"
+      "filter = \"event=imap_command_finished\"\nfields = [\"bytes_in\", \"bytes_out\"]\n"
+      "group_by = [\"cmd_name\", \"tagged_reply_state\"]\n\n"
+      "[metrics.slow_logins]\nfilter = \"event=auth_request_finished AND duration > 500ms\"\n"
+      "group_by = \"duration:exponential:5:7:10\"\nexporter = \"slow\"\n\n"
+      "[exporters.slow]\nformat = \"json\"\nformat_args = \"time-rfc3339\"\n"
+      "transport = \"file\"\ntransport_args = \"/var/log/mailscope/slow-logins.json\"\n```\n";
   return out;
 }
 

@@ -13,6 +13,7 @@
 
 #include "catalog/event_control.h"
 #include "core/status.h"
+#include "stats/metrics_engine.h"
 
 namespace mailscope::serve {
 
@@ -21,6 +22,25 @@ struct ListenerPerms {
   std::string user;   // empty: the user mailscope runs as
   std::string group;  // empty: that user's primary group
   mode_t mode = 0600;
+};
+
+// A metric of the configuration: a [metrics.NAME] table (mailscope's filter
+// dialect) or a metric { } block of a dovecot.conf (Dovecot's).
+struct MetricConfig {
+  stats::MetricSettings settings;
+  std::string where;  // "file:line" of its definition
+};
+
+// An event_exporter: [exporters.NAME] or an event_exporter { } block. The
+// values are Dovecot's setting texts.
+struct ExporterConfig {
+  std::string name;
+  std::string format;             // none, json, tab-text
+  std::string format_args;        // time-unix, time-rfc3339
+  std::string transport;          // drop, log, http-post, file, unix
+  std::string transport_args;     // URL or path
+  std::string transport_timeout;  // Dovecot duration; a bare number is milliseconds
+  std::string where;
 };
 
 struct Config {
@@ -46,6 +66,14 @@ struct Config {
 
   // [events] and [outputs.NAME]: which catalog events are wanted, per output.
   catalog::EventControlOptions events;
+
+  // [stats]: Dovecot 2.3 statistics.
+  std::vector<std::string> stats_dovecot_config;  // dovecot.conf files to take metrics from
+  std::uint64_t stats_max_sub_metrics = 1000;
+  // [metrics.NAME], then the metric { } blocks of stats_dovecot_config, in
+  // file order; names are unique. Exporters likewise.
+  std::vector<MetricConfig> metrics;
+  std::vector<ExporterConfig> exporters;
 };
 
 enum class SettingType {
@@ -56,7 +84,10 @@ enum class SettingType {
   kAddress,
   kLogLevel,
   kEventList,
-  kEventLevels
+  kEventLevels,
+  kCount,
+  kStringList,
+  kFilter,
 };
 
 struct Setting {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -161,6 +162,98 @@ TEST(ConfigTest, DocumentationMatchesSchema) {
   ss << in.rdbuf();
   EXPECT_EQ(ss.str(), ConfigReferenceMarkdown())
       << "regenerate: mailscope check-config --help-config --markdown > docs/configuration.md";
+}
+
+}  // namespace
+}  // namespace mailscope::serve
+
+namespace mailscope::serve {
+namespace {
+
+TEST(ConfigMetricsTest, TomlMetricsAndExporters) {
+  auto c = ParseConfig(R"([metrics.imap_command]
+description = "IMAP commands"
+filter = "event=imap_command_finished AND duration > 1ms"
+fields = ["bytes_in", "bytes_out"]
+group_by = "cmd_name tagged_reply_state"
+exporter = "siem"
+exporter_include = ["name", "fields"]
+
+[exporters.siem]
+format = "json"
+format_args = "time-rfc3339"
+transport = "file"
+transport_args = "/var/log/mailscope/events.json"
+transport_timeout = 500
+)",
+                       "m.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  ASSERT_EQ(c->metrics.size(), 1u);
+  const auto& m = c->metrics[0].settings;
+  EXPECT_EQ(m.name, "imap_command");
+  EXPECT_EQ(m.fields, "bytes_in bytes_out");
+  EXPECT_EQ(m.exporter_include, "name fields");
+  EXPECT_EQ(m.dialect, filter::Dialect::kMailscope);
+  EXPECT_EQ(c->metrics[0].where, "m.toml:1");
+  // The unit makes it a mailscope filter; what goes to Dovecot is plain.
+  auto def = stats::MakeMetric(m);
+  ASSERT_TRUE(def.ok());
+  EXPECT_NE(def->filter.ExportDovecot().find("\"duration\">\"1000\""), std::string::npos)
+      << def->filter.ExportDovecot();
+  ASSERT_EQ(c->exporters.size(), 1u);
+  EXPECT_EQ(c->exporters[0].transport_timeout, "500");
+}
+
+TEST(ConfigMetricsTest, ErrorsNameFileLineAndMetric) {
+  struct Case {
+    const char* toml;
+    const char* error;
+  } cases[] = {
+      {"[metrics.a]\nfields = \"x\"\n", "e.toml:1: metric a: metric a { filter } is empty"},
+      {"[metrics.a]\nfilter = \"event=\"\n", "e.toml:1: metric a: event filter:"},
+      {"[metrics.a]\nfilter = \"event=x\"\ngroup_by = \"d:linear:5:3:1\"\n",
+       "e.toml:1: metric a: group_by 'linear' aggregate function min must be < max"},
+      {"[metrics.a]\nfilter = \"event=x\"\nfilters = \"y\"\n",
+       "e.toml:3: metrics.a.filters: unknown setting"},
+      {"[metrics.a]\nfilter = 1\n", "e.toml:2: metrics.a.filter: expected a string"},
+      {"[metrics.a]\nfilter = \"event=x\"\nfields = [1]\n",
+       "e.toml:3: metrics.a.fields: expected a string or an array of strings"},
+      {"[metrics.a]\nfilter = \"event=x\"\nexporter = \"nope\"\n",
+       "e.toml:1: metric a: Unknown event_exporter 'nope'"},
+      {"[exporters.x]\nformat = \"xml\"\ntransport = \"drop\"\n",
+       "e.toml:1: event_exporter x: Unknown format 'xml'"},
+      {"[exporters.x]\nformat = \"json\"\ntransport = \"drop\"\n",
+       "e.toml:1: event_exporter x: format_args must be"},
+      {"[exporters.x]\nformat = \"none\"\ntransport = \"http-post\"\n",
+       "transport http-post needs transport_args"},
+      {"[metrics]\na = 1\n", "e.toml:2: metrics.a: expected a table"},
+      {"[stats]\ndovecot_config = \"/nonexistent/dovecot.conf\"\n",
+       "/nonexistent/dovecot.conf: cannot open"},
+      {"[stats]\nmax_sub_metrics = 0\n", "stats.max_sub_metrics: expected a positive integer"},
+  };
+  for (const Case& c : cases) {
+    auto r = ParseConfig(c.toml, "e.toml");
+    ASSERT_FALSE(r.ok()) << c.toml;
+    EXPECT_NE(r.status().message().find(c.error), std::string::npos)
+        << c.toml << "\n -> " << r.status().message();
+  }
+}
+
+TEST(ConfigMetricsTest, DovecotBlocksUseDovecotsRules) {
+  auto dir = std::filesystem::temp_directory_path() / "mailscope-config-dovecot-test";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "metrics.conf") << "metric a {\n  filter = event=x\n  colour = red\n}\n"
+                                      << "metric b {\n  filter = event=x AND\n}\n";
+  std::ofstream(dir / "m.toml") << "[stats]\ndovecot_config = \"metrics.conf\"\n"
+                                << "[metrics.a]\nfilter = \"event=y\"\n";
+  auto r = LoadConfigFile((dir / "m.toml").string());
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(r.ok());
+  const std::string& msg = r.status().message();
+  EXPECT_NE(msg.find("metrics.conf:3: Unknown setting: colour"), std::string::npos) << msg;
+  // The filter is parsed in Dovecot's language.
+  EXPECT_NE(msg.find("metrics.conf:5: metric b: event filter:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("metrics.conf:1: metric 'a' is defined twice"), std::string::npos) << msg;
 }
 
 }  // namespace

@@ -47,6 +47,12 @@ stats::OldStatsOptions OldStatsOptionsFrom(const Config& c) {
   return o;
 }
 
+stats::MetricsOptions MetricsOptionsFrom(const Config& c) {
+  stats::MetricsOptions o;
+  o.max_sub_metrics = c.stats_max_sub_metrics;
+  return o;
+}
+
 Status MakeDirs(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -60,6 +66,7 @@ class Daemon {
       : config_(std::move(config)),
         config_path_(std::move(config_path)),
         store_(OldStatsOptionsFrom(config_), clock_),
+        metrics_(MetricsOptionsFrom(config_)),
         start_time_(clock_.Now()) {}
 
   Status Start();
@@ -78,6 +85,10 @@ class Daemon {
   void ScheduleCarbon();
   void WaitSignals();
   void Reload();
+  // Makes the configured metrics those of `wanted`: changed and dropped ones
+  // are removed, new and changed ones added; unchanged ones keep counting.
+  void ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
+                              const std::vector<MetricConfig>& wanted);
   void Shutdown();
 
   asio::io_context io_{1};
@@ -112,6 +123,7 @@ Status Daemon::Start() {
   auto control = catalog::EventControl::Build(catalog::Catalog::Get(), config_.events);
   if (!control.ok()) return control.status();
   router_ = std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control));
+  ApplyConfiguredMetrics({}, config_.metrics);
 
   const std::string& run = config_.run_dir;
   MS_RETURN_IF_ERROR(MakeDirs(run));
@@ -177,7 +189,8 @@ Status Daemon::Start() {
   ScheduleTick();
   ScheduleCarbon();
   WaitSignals();
-  spdlog::info("mailscope ready (memory_limit {} bytes)", config_.old_stats_memory_limit);
+  spdlog::info("mailscope ready (memory_limit {} bytes, {} metrics)",
+               config_.old_stats_memory_limit, metrics_.metrics().size());
   return Status::Ok();
 }
 
@@ -368,6 +381,8 @@ void Daemon::Reload() {
   next.old_stats_fifo = config_.old_stats_fifo;
   next.old_stats_socket = config_.old_stats_socket;
   spdlog::set_level(spdlog::level::from_str(next.log_level));
+  metrics_.set_max_sub_metrics(next.stats_max_sub_metrics);
+  ApplyConfiguredMetrics(config_.metrics, next.metrics);
   const bool interval_changed = next.old_stats_carbon_interval != config_.old_stats_carbon_interval;
   config_ = std::move(next);
   store_.SetOptions(OldStatsOptionsFrom(config_));
@@ -376,6 +391,42 @@ void Daemon::Reload() {
     ScheduleCarbon();
   }
   spdlog::info("configuration reloaded from {}", config_path_);
+}
+
+void Daemon::ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
+                                    const std::vector<MetricConfig>& wanted) {
+  auto find = [](const std::vector<MetricConfig>& list, const std::string& name) {
+    auto it = std::find_if(list.begin(), list.end(),
+                           [&](const MetricConfig& m) { return m.settings.name == name; });
+    return it == list.end() ? nullptr : &*it;
+  };
+  bool changed = false;
+  for (const MetricConfig& old : previous) {
+    const MetricConfig* next = find(wanted, old.settings.name);
+    if (next != nullptr && next->settings == old.settings) continue;
+    const stats::Metric* running = metrics_.Find(old.settings.name);
+    if (running != nullptr && running->configured()) {
+      (void)metrics_.Remove(old.settings.name);
+      changed = true;
+    }
+  }
+  for (const MetricConfig& m : wanted) {
+    const stats::Metric* running = metrics_.Find(m.settings.name);
+    if (running != nullptr && running->configured()) continue;  // unchanged
+    auto def = stats::MakeMetric(m.settings);
+    if (!def.ok()) {  // validated with the config; only a bug gets here
+      spdlog::error("{}: metric {}: {}", m.where, m.settings.name, def.status().message());
+      continue;
+    }
+    Status st = metrics_.Add(std::move(*def), stats::MetricsEngine::Origin::kConfig);
+    if (!st.ok()) {
+      spdlog::warn("{}: metric {} not added: a metric of that name was added at run time", m.where,
+                   m.settings.name);
+      continue;
+    }
+    changed = true;
+  }
+  if (changed) SchedulePushFilter();
 }
 
 void Daemon::Shutdown() {

@@ -105,6 +105,8 @@ struct MetricSettings {
   std::string exporter_include = "name hostname timestamps categories fields";
   // kDovecot for anything that comes from or goes to Dovecot.
   filter::Dialect dialect = filter::Dialect::kDovecot;
+
+  friend bool operator==(const MetricSettings&, const MetricSettings&) = default;
 };
 
 // A validated metric definition. Immutable once added.
@@ -275,6 +277,8 @@ class MetricsEngine {
   void ForEachNode(Visit&& visit) const;
 
   void set_export_sink(ExportSink sink) { export_sink_ = std::move(sink); }
+  // Applies to sub-metrics created from now on.
+  void set_max_sub_metrics(std::size_t n) { options_.max_sub_metrics = n; }
   std::size_t memory_bytes() const;
   std::uint64_t sub_metrics_dropped() const;
 

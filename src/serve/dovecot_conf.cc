@@ -1,0 +1,247 @@
+#include "serve/dovecot_conf.h"
+
+#include <fmt/format.h>
+#include <glob.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace mailscope::serve {
+namespace {
+
+constexpr int kMaxIncludeDepth = 16;
+constexpr std::size_t kMaxFileBytes = 16u << 20;
+
+bool IsWhite(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (IsWhite(s.front()) || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (IsWhite(s.back()) || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// Cuts a comment that starts outside quotes.
+std::string_view StripComment(std::string_view line) {
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (c == '"' || c == '\'') {
+      for (++i; i < line.size() && line[i] != c; ++i) {
+        if (line[i] == '\\' && i + 1 < line.size()) ++i;
+      }
+      if (i >= line.size()) break;
+    } else if (c == '#') {
+      return line.substr(0, i);
+    }
+  }
+  return line;
+}
+
+// A value wholly enclosed in matching quotes loses them, and each backslash
+// keeps only the character after it, as Dovecot's str_unescape().
+std::string Unquote(std::string_view v) {
+  if (v.size() < 2 || (v.front() != '"' && v.front() != '\'') || v.back() != v.front()) {
+    return std::string(v);
+  }
+  std::string out;
+  v = v.substr(1, v.size() - 2);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size()) ++i;
+    out += v[i];
+  }
+  return out;
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().size() > kMaxFileBytes) {
+    return InvalidArgument(fmt::format("{}: larger than {} bytes", path, kMaxFileBytes));
+  }
+  return ss.str();
+}
+
+class Parser {
+ public:
+  Status Parse(std::string_view text, const std::string& file, int depth);
+  // Every section must be closed at the end of the top-level file.
+  Status Finish() const {
+    if (open_.empty()) return Status::Ok();
+    return InvalidArgument(fmt::format("{}: section '{}' is not closed with '}}'",
+                                       open_.back().where, open_.back().type));
+  }
+
+  DovecotConf conf;
+
+ private:
+  Status Line(std::string_view line, const std::string& file, int line_no, int depth);
+  Status Include(std::string_view pattern, bool must_exist, const std::string& file,
+                 const std::string& where, int depth);
+
+  // Open sections, outermost first; only a top-level metric or
+  // event_exporter section collects settings.
+  struct Open {
+    std::string type;
+    std::string where;
+    bool collect;
+  };
+  std::vector<Open> open_;
+};
+
+Status Parser::Parse(std::string_view text, const std::string& file, int depth) {
+  std::string joined;  // a line continued with a trailing backslash
+  int line_no = 0, joined_start = 0;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view raw = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    std::string_view line = Trim(raw);
+    if (line.empty() || line.front() == '#') {
+      if (joined.empty()) continue;
+      line = {};
+    }
+    line = Trim(StripComment(line));
+    if (!line.empty() && line.back() == '\\') {
+      if (joined.empty()) joined_start = line_no;
+      joined += Trim(line.substr(0, line.size() - 1));
+      joined += ' ';
+      continue;
+    }
+    int at = line_no;
+    if (!joined.empty()) {
+      joined += line;
+      at = joined_start;
+      MS_RETURN_IF_ERROR(Line(Trim(joined), file, at, depth));
+      joined.clear();
+      continue;
+    }
+    MS_RETURN_IF_ERROR(Line(line, file, at, depth));
+  }
+  if (!joined.empty()) MS_RETURN_IF_ERROR(Line(Trim(joined), file, joined_start, depth));
+  return Status::Ok();
+}
+
+Status Parser::Line(std::string_view line, const std::string& file, int line_no, int depth) {
+  if (line.empty()) return Status::Ok();
+  const std::string where = fmt::format("{}:{}", file, line_no);
+  auto error = [&](std::string_view msg) {
+    return InvalidArgument(fmt::format("{}: {}", where, msg));
+  };
+  if (line == "}") {
+    if (open_.empty()) return error("Unexpected '}'");
+    open_.pop_back();
+    return Status::Ok();
+  }
+  std::size_t key_end = 0;
+  while (key_end < line.size() && !IsWhite(line[key_end]) && line[key_end] != '=' &&
+         line[key_end] != '{') {
+    ++key_end;
+  }
+  std::string_view key = line.substr(0, key_end);
+  std::string_view rest = Trim(line.substr(key_end));
+  if (key == "!include" || key == "!include_try") {
+    return Include(Unquote(rest), key == "!include", file, where, depth);
+  }
+  if (!rest.empty() && rest.front() == '=') {
+    if (key.empty()) return error("Missing setting name before '='");
+    std::string_view raw = Trim(rest.substr(1));
+    std::string value;
+    if (!raw.empty() && raw.front() == '<') {
+      std::filesystem::path p(std::string(Trim(raw.substr(1))));
+      if (p.is_relative()) p = std::filesystem::path(file).parent_path() / p;
+      auto content = ReadFile(p.string());
+      if (!content.ok()) return error(content.status().message());
+      value = std::string(Trim(*content));
+      while (!value.empty() && value.back() == '\n') value.pop_back();
+    } else {
+      value = Unquote(raw);
+    }
+    if (!open_.empty() && open_.back().collect && open_.size() == 1) {
+      conf.sections.back().settings.push_back({std::string(key), std::move(value), where});
+    } else if (open_.size() == 1 && !open_.back().collect) {
+      ++conf.skipped_settings;
+    } else if (!open_.empty() && open_.front().collect) {
+      return error(
+          fmt::format("Unexpected setting inside a nested section of {}", open_.front().type));
+    } else {
+      ++conf.skipped_settings;
+    }
+    return Status::Ok();
+  }
+  // A section: type [name] {
+  if (line.back() != '{') {
+    return error(fmt::format("Expecting '=' after '{}'", key));
+  }
+  std::string_view name = Trim(rest.substr(0, rest.size() - 1));
+  if (key.empty()) return error("Missing section type before '{'");
+  std::string section_name = Unquote(name);
+  const bool stats_block = open_.empty() && (key == "metric" || key == "event_exporter");
+  if (!open_.empty() && open_.front().collect) {
+    return error(fmt::format("Unexpected section '{}' inside {}", key, open_.front().type));
+  }
+  if (stats_block) {
+    if (section_name.empty()) return error(fmt::format("{} {{ }} needs a name", key));
+    conf.sections.push_back({std::string(key), section_name, where, {}});
+  }
+  open_.push_back({std::string(key), where, stats_block});
+  return Status::Ok();
+}
+
+Status Parser::Include(std::string_view pattern, bool must_exist, const std::string& file,
+                       const std::string& where, int depth) {
+  if (depth >= kMaxIncludeDepth) {
+    return InvalidArgument(fmt::format("{}: !include nested more than {} deep", where, depth));
+  }
+  if (pattern.empty()) return InvalidArgument(fmt::format("{}: !include needs a path", where));
+  std::filesystem::path p{std::string(pattern)};
+  if (p.is_relative()) p = std::filesystem::path(file).parent_path() / p;
+  glob_t g{};
+  int rc = ::glob(p.c_str(), 0, nullptr, &g);
+  std::vector<std::string> paths;
+  for (std::size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) paths.emplace_back(g.gl_pathv[i]);
+  globfree(&g);
+  if (paths.empty()) {
+    if (!must_exist) return Status::Ok();
+    // A pattern without wildcards names one file: say why it cannot be read.
+    if (pattern.find_first_of("*?[") == std::string_view::npos) {
+      auto missing = ReadFile(p.string());
+      if (!missing.ok())
+        return InvalidArgument(fmt::format("{}: {}", where, missing.status().message()));
+    }
+    return InvalidArgument(fmt::format("{}: !include {}: no such file", where, p.string()));
+  }
+  for (const std::string& path : paths) {
+    auto text = ReadFile(path);
+    if (!text.ok()) {
+      if (!must_exist) continue;
+      return InvalidArgument(fmt::format("{}: {}", where, text.status().message()));
+    }
+    MS_RETURN_IF_ERROR(Parse(*text, path, depth + 1));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<DovecotConf> ParseDovecotConf(std::string_view text, std::string_view file_name) {
+  Parser parser;
+  std::string file(file_name);
+  MS_RETURN_IF_ERROR(parser.Parse(text, file, 0));
+  MS_RETURN_IF_ERROR(parser.Finish());
+  return std::move(parser.conf);
+}
+
+Result<DovecotConf> LoadDovecotConf(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return InvalidArgument(text.status().message());
+  return ParseDovecotConf(*text, path);
+}
+
+}  // namespace mailscope::serve

@@ -1,0 +1,147 @@
+#include "serve/dovecot_conf.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "serve/config.h"
+
+namespace mailscope::serve {
+namespace {
+
+const std::string kCaptured = MAILSCOPE_SOURCE_DIR "/tests/data/dovecot-2.3.19/dovecot.conf";
+
+std::string Value(const DovecotConfSection& s, std::string_view key) {
+  for (const auto& kv : s.settings)
+    if (kv.key == key) return kv.value;
+  return "<missing>";
+}
+
+TEST(DovecotConfTest, ReadsTheStatsBlocksOfARealConfig) {
+  auto conf = LoadDovecotConf(kCaptured);
+  ASSERT_TRUE(conf.ok()) << conf.status().message();
+  std::vector<std::string> metrics, exporters;
+  for (const auto& s : conf->sections) (s.type == "metric" ? metrics : exporters).push_back(s.name);
+  EXPECT_EQ(metrics.size(), 12u);
+  EXPECT_EQ(exporters, (std::vector<std::string>{"json_http", "tab_http", "json_log", "tab_log",
+                                                 "none_http"}));
+  // Services, listeners, passdbs and plain settings are skipped.
+  EXPECT_GT(conf->skipped_settings, 20u);
+  const DovecotConfSection* special = nullptr;
+  for (const auto& s : conf->sections)
+    if (s.name == "imap_command_special") special = &s;
+  ASSERT_NE(special, nullptr);
+  EXPECT_EQ(Value(*special, "filter"),
+            "event=imap_command_finished AND (cmd_name=SEARCH OR cmd_name=STORE OR "
+            "tagged_reply_state=BAD OR tagged_reply_state=NO)");
+  EXPECT_EQ(Value(*special, "description"), "selected IMAP commands with all fields");
+  EXPECT_EQ(special->where, kCaptured + ":151");
+}
+
+TEST(DovecotConfTest, Syntax) {
+  auto conf = ParseDovecotConf(R"(# a comment
+protocols = imap lmtp
+service stats {
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+metric quoted {
+  filter = "event=\"x\" AND a=1" # trailing comment
+  description = 'it\'s'
+  fields = a \
+    b
+  group_by = c:exponential:1:5:10
+}
+   event_exporter   e1   {
+  format=json
+  transport = drop
+}
+)",
+                               "/tmp/x.conf");
+  ASSERT_TRUE(conf.ok()) << conf.status().message();
+  ASSERT_EQ(conf->sections.size(), 2u);
+  const auto& m = conf->sections[0];
+  EXPECT_EQ(m.name, "quoted");
+  EXPECT_EQ(m.where, "/tmp/x.conf:8");
+  EXPECT_EQ(Value(m, "filter"), "event=\"x\" AND a=1");
+  EXPECT_EQ(Value(m, "description"), "it's");
+  EXPECT_EQ(Value(m, "fields"), "a b");
+  EXPECT_EQ(m.settings[2].where, "/tmp/x.conf:11");
+  EXPECT_EQ(Value(m, "group_by"), "c:exponential:1:5:10");
+  EXPECT_EQ(conf->sections[1].name, "e1");
+  EXPECT_EQ(Value(conf->sections[1], "format"), "json");
+  EXPECT_EQ(conf->skipped_settings, 2u);
+}
+
+TEST(DovecotConfTest, ErrorsNameFileAndLine) {
+  struct Case {
+    const char* text;
+    const char* error;
+  } cases[] = {
+      {"metric a {\n filter = x\n", "c.conf:1: section 'metric' is not closed"},
+      {"}\n", "c.conf:1: Unexpected '}'"},
+      {"metric a {\n filter\n}\n", "c.conf:2: Expecting '=' after 'filter'"},
+      {"metric {\n}\n", "c.conf:1: metric { } needs a name"},
+      {"metric a {\n  sub {\n  }\n}\n", "c.conf:2: Unexpected section 'sub' inside metric"},
+      {"!include nothing-here.conf\n", "c.conf:1: "},
+      {"a = <no-such-file\n", "c.conf:1: "},
+      {"= 1\n", "c.conf:1: Missing setting name"},
+  };
+  for (const Case& c : cases) {
+    auto conf = ParseDovecotConf(c.text, "/nonexistent-dir/c.conf");
+    ASSERT_FALSE(conf.ok()) << c.text;
+    EXPECT_NE(conf.status().message().find(c.error), std::string::npos)
+        << c.text << " -> " << conf.status().message();
+  }
+  // !include_try of nothing is fine.
+  EXPECT_TRUE(ParseDovecotConf("!include_try /nonexistent-dir/*.conf\n", "c.conf").ok());
+}
+
+TEST(DovecotConfTest, IncludesAndFileValues) {
+  auto dir = std::filesystem::temp_directory_path() / "mailscope-dovecot-conf-test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "conf.d");
+  std::ofstream(dir / "conf.d" / "10-a.conf") << "metric a {\n  filter = event=a\n}\n";
+  std::ofstream(dir / "conf.d" / "20-b.conf") << "metric b {\n  filter = <b.filter\n}\n";
+  std::ofstream(dir / "conf.d" / "b.filter") << "event=b\n";
+  std::ofstream(dir / "dovecot.conf") << "!include conf.d/*.conf\n";
+  auto conf = LoadDovecotConf((dir / "dovecot.conf").string());
+  ASSERT_TRUE(conf.ok()) << conf.status().message();
+  ASSERT_EQ(conf->sections.size(), 2u);
+  EXPECT_EQ(conf->sections[0].name, "a");
+  EXPECT_EQ(Value(conf->sections[1], "filter"), "event=b");
+  EXPECT_NE(conf->sections[1].where.find("20-b.conf:1"), std::string::npos);
+  // An include loop stops at the depth limit instead of recursing forever.
+  std::ofstream(dir / "loop.conf") << "!include loop.conf\n";
+  auto loop = LoadDovecotConf((dir / "loop.conf").string());
+  ASSERT_FALSE(loop.ok());
+  EXPECT_NE(loop.status().message().find("nested more than"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DovecotConfTest, ConfigTakesTheCapturedMetrics) {
+  auto dir = std::filesystem::temp_directory_path() / "mailscope-dovecot-conf-test2";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "mailscope.toml")
+      << "[stats]\ndovecot_config = \"" << kCaptured
+      << "\"\n\n[metrics.auth_fail]\nfilter = "
+         "'event=auth_request_finished AND duration > 2ms'\n"
+         "group_by = [\"mechanism\", \"duration:exponential:1:5:10\"]\n";
+  auto config = LoadConfigFile((dir / "mailscope.toml").string());
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  ASSERT_EQ(config->metrics.size(), 13u);
+  EXPECT_EQ(config->metrics[0].settings.name, "auth_fail");
+  EXPECT_EQ(config->metrics[0].settings.dialect, filter::Dialect::kMailscope);
+  EXPECT_EQ(config->metrics[0].settings.group_by, "mechanism duration:exponential:1:5:10");
+  EXPECT_EQ(config->metrics[1].settings.name, "imap_command");
+  EXPECT_EQ(config->metrics[1].settings.dialect, filter::Dialect::kDovecot);
+  EXPECT_EQ(config->metrics[1].settings.exporter, "json_http");
+  EXPECT_EQ(config->exporters.size(), 5u);
+  EXPECT_EQ(config->exporters[0].transport_timeout, "2 secs");
+}
+
+}  // namespace
+}  // namespace mailscope::serve
