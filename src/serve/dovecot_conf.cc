@@ -7,7 +7,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 namespace mailscope::serve {
 namespace {
@@ -54,15 +53,26 @@ std::string Unquote(std::string_view v) {
   return out;
 }
 
+// Regular files only (a FIFO or /dev/zero would block or never end), and
+// at most kMaxFileBytes of them.
 Result<std::string> ReadFile(const std::string& path) {
+  std::error_code ec;
+  auto status = std::filesystem::status(path, ec);
+  if (ec) return NotFound(fmt::format("{}: cannot open: {}", path, ec.message()));
+  if (!std::filesystem::is_regular_file(status)) {
+    return InvalidArgument(fmt::format("{}: not a regular file", path));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (ss.str().size() > kMaxFileBytes) {
-    return InvalidArgument(fmt::format("{}: larger than {} bytes", path, kMaxFileBytes));
+  std::string text;
+  char chunk[65536];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxFileBytes) {
+      return InvalidArgument(fmt::format("{}: larger than {} bytes", path, kMaxFileBytes));
+    }
   }
-  return ss.str();
+  return text;
 }
 
 class Parser {
