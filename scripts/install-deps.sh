@@ -27,7 +27,7 @@ packages=(
 )
 if [ "$want_test" -eq 1 ]; then
   packages+=(clang libclang-rt-14-dev clang-format python3 curl socat tmux
-             dovecot-core dovecot-imapd dovecot-pop3d prometheus)
+             dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd prometheus)
 fi
 
 missing=()

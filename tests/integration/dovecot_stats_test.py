@@ -3,12 +3,17 @@
 
 A private loopback Dovecot 2.3.19 sends its events to mailscope's
 stats-writer socket (stats_writer_socket_path names a link to it in Dovecot's
-base_dir); the real doveadm adds and removes metrics on mailscope's
-stats-reader (doveadm stats add takes no -s, so it runs with
--o base_dir=<mailscope run dir>) and dumps them with -s. Checks that the
-metrics count exactly the IMAP traffic sent (per command, grouped by command
-name), the logins (good and bad), that a removed metric disappears, and that
-/metrics counts the events per name.
+base_dir). Metrics come from three places: `metric { }` blocks as pasted
+from a dovecot.conf (IMAP commands by command and reply state, auth
+successes and failures, an exponential duration histogram, LMTP
+deliveries), a [metrics.NAME] table of mailscope's config (with a size
+unit), and the real doveadm adding and removing metrics at run time on
+mailscope's stats-reader (doveadm stats add takes no -s, so it runs with
+-o base_dir=<mailscope run dir>). Real clients log in over IMAP (good and
+bad passwords), run commands and deliver two messages over LMTP; then
+`doveadm stats dump -s` must show exactly that traffic, /metrics must carry
+it under Dovecot's names and pass promtool, and a real Prometheus must
+scrape it with the target up and hold the same numbers.
 
 Usage: dovecot_stats_test.py --mailscope PATH [--keep]. Exits 0 on success,
 1 on failure, 77 when not root or Dovecot is not installed.
@@ -27,6 +32,45 @@ import lib_mailscope as lm
 
 WRITER_LINK = "mailscope-stats-writer"
 
+# As pasted from a dovecot.conf: Dovecot's own syntax and filter language.
+DOVECOT_METRICS = """\
+# metrics of the stats service, pasted from dovecot.conf
+metric imap_command {
+  description = IMAP commands by name and reply state
+  filter = event=imap_command_finished
+  fields = bytes_in bytes_out
+  group_by = cmd_name tagged_reply_state
+}
+metric auth_success {
+  description = successful authentications
+  filter = event=auth_request_finished AND success=yes
+}
+metric auth_failure {
+  description = failed authentications
+  filter = event=auth_request_finished AND NOT success=yes
+}
+metric imap_duration {
+  description = IMAP command duration
+  filter = event=imap_command_finished
+  group_by = duration:exponential:1:7:10
+}
+metric mail_delivery {
+  description = LMTP deliveries
+  filter = event=mail_delivery_finished
+  fields = message_size
+}
+"""
+
+CONFIG = """\
+[stats]
+dovecot_config = "dovecot-metrics.conf"
+
+[metrics.big_delivery]
+description = "deliveries of 1 KiB or more"
+filter = "event=mail_delivery_finished AND message_size >= 1k"
+"""
+CONFIGURED = ["imap_command", "auth_success", "auth_failure", "imap_duration", "mail_delivery"]
+
 
 class StatsDovecot(ld.Dovecot):
     """Dovecot whose processes write events to mailscope, not to its own stats."""
@@ -39,10 +83,13 @@ class DovecotStatsTest:
     def __init__(self, binary: str, root: str) -> None:
         self.c = lm.Checks()
         self.root = root
-        self.ms = lm.Mailscope(binary, os.path.join(root, "mailscope"))
+        self.ms = lm.Mailscope(binary, os.path.join(root, "mailscope"), config=CONFIG)
+        with open(os.path.join(self.ms.root, "dovecot-metrics.conf"), "w") as f:
+            f.write(DOVECOT_METRICS)
         self.users = [ld.MailUser("alice@example.com", "alice-pw"),
                       ld.MailUser("bob@example.org", "bob-pw")]
-        self.dv = StatsDovecot(os.path.join(root, "dovecot"), self.users)
+        self.dv = StatsDovecot(os.path.join(root, "dovecot"), self.users, lmtp=True)
+        self.dump_order: list[str] = []
 
     # ---- helpers ------------------------------------------------------------
 
@@ -59,6 +106,7 @@ class DovecotStatsTest:
                            capture_output=True, text=True, timeout=30)
         self.c.equal("doveadm stats dump exits 0", r.returncode, 0)
         rows: dict[tuple[str, str], list[str]] = {}
+        self.dump_order = []
         lines = r.stdout.splitlines()
         if lines:
             self.c.equal("dump header",
@@ -68,6 +116,8 @@ class DovecotStatsTest:
         for line in lines[1:]:
             cols = line.split("\t")
             rows[(cols[0], cols[1])] = cols[2:]
+            if cols[0] not in self.dump_order:
+                self.dump_order.append(cols[0])
         return rows
 
     def count(self, rows: dict, metric: str) -> int:
@@ -126,6 +176,16 @@ class DovecotStatsTest:
         except Exception:  # imaplib raises on NO
             c.check("a wrong password is refused", True)
 
+        small = "From: carol@example.net\r\nSubject: small\r\n\r\nhello\r\n"
+        big = "From: carol@example.net\r\nSubject: big\r\n\r\n" + "x" * 70 + "\r\n"
+        big += ("y" * 70 + "\r\n") * 40
+        refused = ld.lmtp_deliver(self.dv.lmtp_port, "carol@example.net",
+                                  ["alice@example.com"], small)
+        c.equal("LMTP delivers the small message", refused, {})
+        refused = ld.lmtp_deliver(self.dv.lmtp_port, "carol@example.net",
+                                  ["bob@example.org"], big)
+        c.equal("LMTP delivers the big message", refused, {})
+
         expected = {"SELECT": 2, "NOOP": 4, "LOGOUT": 2}
         total = sum(expected.values())
         ok = ld.wait_until(lambda: self.count(self.dump(), "imap_cmd") >= total, 20.0)
@@ -139,6 +199,26 @@ class DovecotStatsTest:
         cols = rows.get(("imap_cmd", "duration"), ["0"] * 8)
         c.check("durations are plausible (sum >= max >= min > 0)",
                 int(cols[1]) >= int(cols[3]) >= int(cols[2]) > 0, str(cols))
+
+        # The metrics of the configuration, pasted Dovecot blocks first.
+        c.equal("configured metrics come first in the dump, in file order",
+                [m for m in self.dump_order if m in CONFIGURED + ["big_delivery"]][:6],
+                ["big_delivery"] + CONFIGURED)
+        c.equal("imap_command counts every IMAP command", self.count(rows, "imap_command"), total)
+        for cmd, n in expected.items():
+            c.equal(f"imap_command_{cmd}_OK count", self.count(rows, f"imap_command_{cmd}_OK"), n)
+        c.equal("auth_success counts the two good logins", self.count(rows, "auth_success"), 2)
+        c.equal("auth_failure counts the bad login", self.count(rows, "auth_failure"), 1)
+        buckets = {m: self.count(rows, m) for (m, f) in rows
+                   if m.startswith("imap_duration_duration_") and f == "duration"}
+        c.equal("the duration histogram's buckets hold every command",
+                sum(buckets.values()), total, str(buckets))
+        c.equal("mail_delivery counts both LMTP deliveries", self.count(rows, "mail_delivery"), 2)
+        size = rows.get(("mail_delivery", "message_size"), ["0"] * 8)
+        c.check("message_size: two values, the big one over 1 KiB, the small one under",
+                size[0] == "2" and int(size[3]) >= 1024 > int(size[2]) > 0, str(size))
+        c.equal("big_delivery (mailscope units: >= 1k) counts the big one",
+                self.count(rows, "big_delivery"), 1)
 
         r = self.doveadm_reader("remove", "auth_fail")
         c.equal("doveadm stats remove exits 0", r.returncode, 0)
@@ -161,12 +241,45 @@ class DovecotStatsTest:
         c.equal("/metrics: NOOP sub-metric", sample('dovecot_imap_cmd_total{cmd_name="NOOP"}'), "4")
         c.equal("/metrics: histogram count", sample("dovecot_imap_hist_count"), str(total))
         c.equal("/metrics: +Inf bucket", sample('dovecot_imap_hist_bucket{le="+Inf"}'), str(total))
+        c.equal("/metrics: auth_success", sample("dovecot_auth_success_total"), "2")
+        c.equal("/metrics: auth_failure", sample("dovecot_auth_failure_total"), "1")
+        c.equal("/metrics: NOOP/OK sub-metric",
+                sample('dovecot_imap_command_total{cmd_name="NOOP",tagged_reply_state="OK"}'), "4")
+        c.equal("/metrics: deliveries", sample("dovecot_mail_delivery_total"), "2")
+        c.equal("/metrics: duration histogram count", sample("dovecot_imap_duration_count"),
+                str(total))
         promtool = shutil.which("promtool")
         if promtool:
             lint = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
                                   capture_output=True)
             c.check("promtool check metrics accepts the Dovecot metrics", lint.returncode == 0,
                     (lint.stdout + lint.stderr)[:2000])
+        prometheus = shutil.which("prometheus")
+        if prometheus is None:
+            print("# note: prometheus not installed; real scrape skipped", flush=True)
+            return
+        with lm.Prometheus(prometheus, self.ms.http_address, self.root) as prom:
+            health, error = prom.wait_scraped()
+            c.check("a real Prometheus scrapes the Dovecot metrics with the target up",
+                    health == "up", f"health={health} error={error}")
+            c.check("the scrape reports no error", error == "", str(error))
+            for expr, want in [
+                ('dovecot_imap_command_total{cmd_name="NOOP",tagged_reply_state="OK"}', 4),
+                ('dovecot_imap_command_total{cmd_name="SELECT",tagged_reply_state="OK"}', 2),
+                ("dovecot_auth_success_total", 2),
+                ("dovecot_auth_failure_total", 1),
+                ("dovecot_mail_delivery_total", 2),
+                ("dovecot_big_delivery_total", 1),
+                ("dovecot_imap_duration_count", total),
+                ('dovecot_imap_duration_bucket{le="+Inf"}', total),
+                # The family holds the metric and its sub-metrics: sum the labelled ones.
+                ('sum(dovecot_imap_cmd_total{cmd_name!=""})', total),
+            ]:
+                value = prom.query(expr, want=want)
+                c.equal(f"Prometheus: {expr}", value, want)
+            median = prom.query("histogram_quantile(0.5, dovecot_imap_duration_bucket)")
+            c.check("Prometheus computes a median from the duration histogram",
+                    median is not None and 0 < median < 10, str(median))
 
     def cleanup(self) -> None:
         self.dv.stop()

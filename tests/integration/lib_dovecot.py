@@ -16,6 +16,7 @@ import dataclasses
 import imaplib
 import os
 import poplib
+import smtplib
 import pwd
 import shutil
 import signal
@@ -101,8 +102,9 @@ class Dovecot:
 
     def __init__(self, root_dir: str, users: Iterable[MailUser],
                  notify_path: str | None = None,
-                 auth_listener_path: str | None = None) -> None:
+                 auth_listener_path: str | None = None, lmtp: bool = False) -> None:
         self.root_dir = root_dir
+        self.lmtp = lmtp
         self.users = list(users)
         self.notify_path = notify_path
         self.auth_listener_path = auth_listener_path
@@ -114,6 +116,7 @@ class Dovecot:
         self.log_path = os.path.join(root_dir, "dovecot.log")
         self.imap_port = free_port()
         self.pop3_port = free_port()
+        self.lmtp_port = free_port() if lmtp else 0
         self.master_pid: int | None = None
         self.uid, self.gid = ensure_mail_user()
         # Debian's dovecot-core creates both accounts.
@@ -149,6 +152,16 @@ class Dovecot:
         notify = ""
         if self.notify_path is not None:
             notify = f"  old_stats_notify_path = {self.notify_path}\n"
+        protocols = "imap pop3 lmtp" if self.lmtp else "imap pop3"
+        lmtp_service = ""
+        if self.lmtp:
+            lmtp_service = f"""service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {self.lmtp_port}
+  }}
+}}
+"""
         auth_path = ""
         if self.auth_listener_path is not None:
             auth_path = f"    path = {self.auth_listener_path}\n"
@@ -160,7 +173,7 @@ state_dir = {self.state_dir}
 log_path = {self.log_path}
 info_log_path = {self.log_path}
 listen = 127.0.0.1
-protocols = imap pop3
+protocols = {protocols}
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
@@ -199,7 +212,7 @@ service pop3-login {{
     port = 0
   }}
 }}
-service old-stats {{
+{lmtp_service}service old-stats {{
   fifo_listener old-stats-mail {{
     mode = 0666
   }}
@@ -398,3 +411,10 @@ def pop3_session(port: int, user: MailUser) -> tuple[int, int]:
     finally:
         client.quit()
     return count, size
+
+
+def lmtp_deliver(port: int, sender: str, recipients: list[str], message: str) -> dict:
+    """One LMTP transaction (LHLO, MAIL, RCPT..., DATA). Returns smtplib's map
+    of refused recipients; raises when every recipient is refused."""
+    with smtplib.LMTP("127.0.0.1", port, timeout=15.0) as client:
+        return client.sendmail(sender, recipients, message.encode())

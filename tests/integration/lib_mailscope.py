@@ -364,3 +364,79 @@ class Mailscope:
             with open(self.log_path, encoding="utf-8", errors="replace") as f:
                 return f.read()
         return ""
+
+
+# ---- a real Prometheus ---------------------------------------------------------
+
+
+class Prometheus:
+    """A private Prometheus scraping one target every second (it asks for
+    OpenMetrics first), with its API on a free loopback port. Used as a
+    context manager; stopped by PID with SIGTERM on exit."""
+
+    def __init__(self, binary: str, target: str, work: str) -> None:
+        import json  # noqa: F401  (checked here: the API answers JSON)
+        self.work = work
+        self.port = free_port()
+        conf = os.path.join(work, "prometheus.yml")
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                    "scrape_configs:\n  - job_name: mailscope\n    static_configs:\n"
+                    f"      - targets: ['{target}']\n")
+        self.log = open(os.path.join(work, "prometheus.log"), "w", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={conf}",
+             f"--storage.tsdb.path={os.path.join(work, 'tsdb')}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> "Prometheus":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def _get(self, path: str) -> Any:
+        import json
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+            return json.load(r)["data"]
+
+    def wait_scraped(self, timeout: float = 30.0) -> tuple[str | None, str | None]:
+        """(health, lastError) of the target once it was scraped successfully,
+        or the last seen ones at the deadline."""
+        health = error = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                active = self._get("/api/v1/targets")["activeTargets"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if active and not active[0].get("lastScrape", "").startswith("0001"):
+                health, error = active[0]["health"], active[0]["lastError"]
+                if health == "up":
+                    break
+        return health, error
+
+    def query(self, expr: str, want: float | None = None, timeout: float = 10.0) -> float | None:
+        """The value of an instant query with one result; waits until it equals
+        `want` (when given) or the deadline passes."""
+        import urllib.parse
+        value = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                result = self._get("/api/v1/query?query=" + urllib.parse.quote(expr))["result"]
+                value = float(result[0]["value"][1]) if result else None
+            except (OSError, ValueError, KeyError, IndexError):
+                value = None
+            if value is not None and (want is None or value == want):
+                break
+            time.sleep(0.5)
+        return value

@@ -20,13 +20,10 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib_mailscope as lm  # noqa: E402
@@ -43,56 +40,13 @@ def scrape_with_prometheus(c: lm.Checks, target: str, work: str) -> None:
     if prometheus is None:
         print("# note: prometheus not installed; real scrape skipped", flush=True)
         return
-    import json
-    conf = os.path.join(work, "prometheus.yml")
-    with open(conf, "w") as f:
-        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                "scrape_configs:\n  - job_name: mailscope\n    static_configs:\n"
-                f"      - targets: ['{target}']\n")
-    port = lm.free_port()
-    plog = open(os.path.join(work, "prometheus.log"), "w")
-    prom = subprocess.Popen([prometheus, f"--config.file={conf}",
-                             f"--storage.tsdb.path={os.path.join(work, 'tsdb')}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=plog, stderr=subprocess.STDOUT)
-    try:
-        health, error, samples = None, None, None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2) as r:
-                    active = json.load(r)["data"]["activeTargets"]
-            except (OSError, ValueError, KeyError):
-                continue
-            if active and active[0].get("lastScrape", "").startswith("0001") is False:
-                health, error = active[0]["health"], active[0]["lastError"]
-                if health == "up":
-                    break
+    with lm.Prometheus(prometheus, target, work) as prom:
+        health, error = prom.wait_scraped()
         c.check("a real Prometheus scrapes mailscope with the target up", health == "up",
                 f"health={health} error={error}")
         c.check("the scrape reports no error", error == "", str(error))
-        query = urllib.parse.quote('mailscope_old_stats_logins_total{job="mailscope"}')
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and samples is None:
-            try:
-                with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/api/v1/query?query={query}", timeout=2) as r:
-                    result = json.load(r)["data"]["result"]
-                if result:
-                    samples = float(result[0]["value"][1])
-            except (OSError, ValueError, KeyError, IndexError):
-                pass
-            if samples is None:
-                time.sleep(0.5)
-        c.check("Prometheus holds mailscope's logins counter", samples == 2, str(samples))
-    finally:
-        prom.send_signal(signal.SIGTERM)
-        try:
-            prom.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            prom.kill()
-        plog.close()
+        value = prom.query('mailscope_old_stats_logins_total{job="mailscope"}', want=2)
+        c.check("Prometheus holds mailscope's logins counter", value == 2, str(value))
 
 
 def main() -> int:
