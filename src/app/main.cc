@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   mailscope::cli::AddTopCommand(app, exit_code);
   mailscope::cli::AddCheckConfigCommand(app, exit_code);
   mailscope::cli::AddCatalogCommand(app, exit_code);
+  mailscope::cli::AddTailCommand(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

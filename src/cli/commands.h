@@ -14,5 +14,6 @@ void AddResetCommand(CLI::App& app, int& exit_code);
 void AddTopCommand(CLI::App& app, int& exit_code);
 void AddCheckConfigCommand(CLI::App& app, int& exit_code);
 void AddCatalogCommand(CLI::App& app, int& exit_code);
+void AddTailCommand(CLI::App& app, int& exit_code);
 
 }  // namespace mailscope::cli

@@ -169,6 +169,30 @@ struct LineServer::Conn {
   bool writing = false;
 };
 
+// What a Pusher reaches: the connection while it is open.
+struct Pusher::Impl {
+  std::weak_ptr<LineServer::Conn> conn;
+};
+
+bool Pusher::alive() const {
+  auto impl = impl_.lock();
+  return impl && !impl->conn.expired();
+}
+
+std::size_t Pusher::pending_bytes() const {
+  auto impl = impl_.lock();
+  auto conn = impl ? impl->conn.lock() : nullptr;
+  return conn ? conn->pending.size() : 0;
+}
+
+void Pusher::Send(std::string_view text) {
+  auto impl = impl_.lock();
+  auto conn = impl ? impl->conn.lock() : nullptr;
+  if (!conn) return;
+  conn->pending.append(text);
+  conn->start_write();
+}
+
 struct LineServer::State {
   explicit State(asio::io_context& ctx) : io(ctx) {}
   asio::io_context& io;
@@ -220,6 +244,9 @@ awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state, Socket sock
     conn->pending += handler.greeting;
     conn->start_write();
   }
+  // The Pusher's target lives exactly as long as this coroutine serves.
+  auto push_target = std::make_shared<Pusher::Impl>(Pusher::Impl{conn});
+  if (handler.on_open) handler.on_open(Pusher(push_target));
   ingest::LineFramer framer(state->max_line, 4096);
   std::string reply;
   bool keep_open = true;
@@ -244,6 +271,8 @@ awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state, Socket sock
     asio::steady_timer wait(state->io, std::chrono::milliseconds(1));
     co_await wait.async_wait(kTuple);
   }
+  push_target.reset();
+  if (handler.on_close) handler.on_close();
   if (!state->closed) {
     boost::system::error_code ec;
     self->close(ec);
@@ -272,7 +301,7 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
                                                            std::size_t max_line,
                                                            RequestHandler handler) {
   return ListenUnix(io, path, perms, max_line, [handler = std::move(handler)] {
-    return LineConnection{{}, handler};
+    return LineConnection{{}, handler, {}, {}};
   });
 }
 
@@ -321,7 +350,7 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenTcp(asio::io_context& io,
   if (ec) return InvalidArgument("bad address \"" + hp->first + "\": need an IP literal");
   auto state = std::make_shared<State>(io);
   state->max_line = max_line;
-  state->factory = [handler = std::move(handler)] { return LineConnection{{}, handler}; };
+  state->factory = [handler = std::move(handler)] { return LineConnection{{}, handler, {}, {}}; };
   auto& acc = state->tcp_acceptor.emplace(io);
   tcp::endpoint ep(ip, hp->second);
   acc.open(ep.protocol(), ec);

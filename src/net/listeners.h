@@ -64,12 +64,34 @@ class FifoReader {
 // is written. Lines longer than max_line close the connection.
 using RequestHandler = std::function<bool(std::span<char> line, std::string& reply)>;
 
+class LineServer;
+
+// A handle for writing to one connection of a LineServer outside the
+// request/reply rhythm (streams such as `mailscope tail`). Cheap to copy;
+// once the connection is gone, alive() is false and Send does nothing.
+class Pusher {
+ public:
+  struct Impl;  // the connection's side; internal to LineServer
+  Pusher() = default;
+  explicit Pusher(std::weak_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  bool alive() const;
+  // Bytes queued and not yet handed to the socket: how far the peer is behind.
+  std::size_t pending_bytes() const;
+  void Send(std::string_view text);
+
+ private:
+  std::weak_ptr<Impl> impl_;
+};
+
 // What a server does with one connection: a greeting sent at once on accept
 // (empty: none) and the handler of its lines, which may keep per-connection
-// state in its captures.
+// state in its captures. on_open, when set, gets the connection's Pusher
+// right after the greeting is queued; on_close is called once when it ends.
 struct LineConnection {
   std::string greeting;
   RequestHandler on_line;
+  std::function<void(Pusher)> on_open;
+  std::function<void()> on_close;
 };
 using ConnectionFactory = std::function<LineConnection()>;
 

@@ -17,12 +17,14 @@
 #include "core/clock.h"
 #include "core/tab_escape.h"
 #include "export/carbon.h"
+#include "export/event_text.h"
 #include "ingest/dovecot_old_stats.h"
 #include "ingest/dovecot_stats_writer.h"
 #include "net/http_server.h"
 #include "net/listeners.h"
 #include "query/old_stats_query.h"
 #include "query/stats_reader.h"
+#include "query/tail.h"
 #include "serve/config.h"
 #include "serve/metrics_page.h"
 #include "serve/rate_limited_log.h"
@@ -78,6 +80,9 @@ class Daemon {
   bool OnExportRequest(std::span<char> line, std::string& reply);
   net::LineConnection NewStatsWriter();
   net::LineConnection NewStatsReader();
+  net::LineConnection NewTail();
+  // Sends the event to every `mailscope tail` client whose filter matches.
+  void Tail(const Event& event);
   std::string FilterLine() const;
   void SchedulePushFilter();
   net::HttpResponse OnHttp(const net::HttpRequest& req);
@@ -109,6 +114,18 @@ class Daemon {
   std::unique_ptr<net::FifoReader> mail_fifo_, user_fifo_;
   std::unique_ptr<net::LineServer> export_unix_, export_tcp_;
   std::unique_ptr<net::LineServer> stats_writer_, stats_reader_;
+  // `mailscope tail` streams. A client more than kTailMaxBacklog behind
+  // loses events (counted) until it catches up.
+  struct TailClient {
+    query::TailRequest request;
+    net::Pusher out;
+    std::uint64_t dropped = 0;  // since its last D line
+  };
+  static constexpr std::size_t kTailMaxBacklog = 4u << 20;
+  std::unique_ptr<net::LineServer> tail_server_;
+  std::vector<std::shared_ptr<TailClient>> tails_;
+  std::uint64_t tail_dropped_ = 0;
+  std::string tail_line_;  // scratch
   asio::steady_timer filter_timer_{io_};
   bool filter_push_pending_ = false;
   std::unique_ptr<net::HttpServer> http_;
@@ -170,6 +187,10 @@ Status Daemon::Start() {
                                             [this] { return NewStatsReader(); });
   if (!reader.ok()) return reader.status();
   stats_reader_ = std::move(*reader);
+  auto tail = net::LineServer::ListenUnix(
+      io_, run + "/tail", *socket_perms, query::kTailMaxRequestBytes, [this] { return NewTail(); });
+  if (!tail.ok()) return tail.status();
+  tail_server_ = std::move(*tail);
 
   if (!config_.old_stats_tcp.empty()) {
     auto tcp = net::LineServer::ListenTcp(io_, config_.old_stats_tcp,
@@ -202,6 +223,7 @@ void Daemon::OnOldStatsLine(ingest::DovecotOldStatsDecoder& decoder, std::span<c
   }
   if (!result.emit) return;
   counters_.CountEvent(Source::kDovecotOldStats, event_.name);
+  Tail(event_);
   Status st = store_.Apply(event_);
   if (!st.ok()) {
     counters_.CountRejected(Source::kDovecotOldStats, st.reason());
@@ -216,10 +238,15 @@ void Daemon::OnOldStatsOverflow(std::size_t bytes) {
 }
 
 std::string Daemon::FilterLine() const {
-  // The union of every metric's filter in Dovecot's syntax, tab-escaped as
-  // one field (an empty filter asks the clients for nothing).
+  // The union of every metric's filter and every tail client's, in Dovecot's
+  // syntax, tab-escaped as one field (an empty filter asks for nothing).
+  static const filter::Filter kAnyNamedEvent = *filter::Parse("event=*", filter::Dialect::kDovecot);
+  std::vector<const filter::Filter*> wanted{&metrics_.CombinedFilter()};
+  for (const auto& client : tails_) {
+    wanted.push_back(client->request.match_all ? &kAnyNamedEvent : &client->request.filter);
+  }
   std::string line = "FILTER\t";
-  AppendTabEscaped(line, metrics_.CombinedFilter().ExportDovecot());
+  AppendTabEscaped(line, filter::Filter::Merge(wanted).ExportDovecot());
   line += '\n';
   return line;
 }
@@ -228,34 +255,95 @@ net::LineConnection Daemon::NewStatsWriter() {
   auto decoder = std::make_shared<ingest::DovecotStatsWriterDecoder>();
   std::string greeting(ingest::kStatsServerVersionLine);
   greeting += FilterLine();
-  return {std::move(greeting), [this, decoder](std::span<char> line, std::string&) {
-            auto result = decoder->Decode(line);
-            if (!result.status.ok()) {
-              counters_.CountRejected(Source::kDovecot, result.status.reason());
-              reject_log_.Warn("dovecot", result.status.message());
-            }
-            if (result.emit != ingest::StatsWriterResult::Emit::kNone) {
-              const Event& event = decoder->event();
-              if (result.emit == ingest::StatsWriterResult::Emit::kEvent && event.name != kNoName) {
-                counters_.CountEvent(Source::kDovecot, event.name);
-                router_->Route(event);
-              }
-              metrics_.Process(event);
-            }
-            return !result.close;
-          }};
+  net::LineConnection conn;
+  conn.greeting = std::move(greeting);
+  conn.on_line = [this, decoder](std::span<char> line, std::string&) {
+    auto result = decoder->Decode(line);
+    if (!result.status.ok()) {
+      counters_.CountRejected(Source::kDovecot, result.status.reason());
+      reject_log_.Warn("dovecot", result.status.message());
+    }
+    if (result.emit != ingest::StatsWriterResult::Emit::kNone) {
+      const Event& event = decoder->event();
+      if (result.emit == ingest::StatsWriterResult::Emit::kEvent && event.name != kNoName) {
+        counters_.CountEvent(Source::kDovecot, event.name);
+        router_->Route(event);
+        Tail(event);
+      }
+      metrics_.Process(event);
+    }
+    return !result.close;
+  };
+  return conn;
 }
 
 net::LineConnection Daemon::NewStatsReader() {
   query::StatsReaderHooks hooks;
   hooks.metrics_changed = [this] { SchedulePushFilter(); };
-  auto conn = std::make_shared<query::StatsReaderConnection>(metrics_, std::move(hooks));
-  return {std::string(query::StatsReaderGreeting()),
-          [conn](std::span<char> line, std::string& reply) {
-            bool open = conn->FeedLine(line, reply);
-            if (!open) spdlog::warn("stats-reader client: {}", conn->close_reason());
-            return open;
-          }};
+  auto reader = std::make_shared<query::StatsReaderConnection>(metrics_, std::move(hooks));
+  net::LineConnection conn;
+  conn.greeting = std::string(query::StatsReaderGreeting());
+  conn.on_line = [reader](std::span<char> line, std::string& reply) {
+    bool open = reader->FeedLine(line, reply);
+    if (!open) spdlog::warn("stats-reader client: {}", reader->close_reason());
+    return open;
+  };
+  return conn;
+}
+
+net::LineConnection Daemon::NewTail() {
+  auto client = std::make_shared<TailClient>();
+  net::LineConnection conn;
+  conn.on_open = [client](net::Pusher out) { client->out = std::move(out); };
+  conn.on_line = [this, client](std::span<char> line, std::string& reply) {
+    if (std::find(tails_.begin(), tails_.end(), client) != tails_.end()) {
+      return true;  // streaming: nothing more is expected from the client
+    }
+    auto request = query::ParseTailRequest(line);
+    if (!request.ok()) {
+      reply += "ERROR\t";
+      AppendTabEscaped(reply, request.status().message());
+      reply += '\n';
+      return false;
+    }
+    if (request->format != query::TailFormat::kText) {
+      reply += "ERROR\tonly the text format is served\n";
+      return false;
+    }
+    client->request = std::move(*request);
+    tails_.push_back(client);
+    SchedulePushFilter();  // Dovecot's processes must now send these events too
+    reply += "OK\n";
+    spdlog::debug("tail client: {} events matching {}",
+                  query::TailFormatName(client->request.format),
+                  client->request.filter_text.empty() ? "(all)" : client->request.filter_text);
+    return true;
+  };
+  conn.on_close = [this, client] {
+    if (std::erase(tails_, client) != 0) SchedulePushFilter();
+  };
+  return conn;
+}
+
+void Daemon::Tail(const Event& event) {
+  for (const auto& client : tails_) {
+    const query::TailRequest& req = client->request;
+    if (!req.match_all && !req.filter.Matches(event)) continue;
+    if (client->out.pending_bytes() > kTailMaxBacklog) {
+      ++client->dropped;
+      ++tail_dropped_;
+      continue;
+    }
+    tail_line_.clear();
+    if (client->dropped != 0) {
+      fmt::format_to(std::back_inserter(tail_line_), "D\t{}\n", client->dropped);
+      client->dropped = 0;
+    }
+    tail_line_ += "E\t";
+    exporter::AppendEventText(event, tail_line_);
+    tail_line_ += '\n';
+    client->out.Send(tail_line_);
+  }
 }
 
 void Daemon::SchedulePushFilter() {
@@ -293,8 +381,8 @@ net::HttpResponse Daemon::OnHttp(const net::HttpRequest& req) {
   std::string_view path = req.target.substr(0, req.target.find('?'));
   if (path == "/metrics") {
     auto format = exporter::FormatFromAccept(req.accept);
-    MetricsSources sources{store_,           counters_,     start_time_,
-                           carbon_failures_, router_.get(), &metrics_};
+    MetricsSources sources{store_,        counters_, start_time_,   carbon_failures_,
+                           router_.get(), &metrics_, tails_.size(), tail_dropped_};
     return {
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   }
@@ -437,6 +525,7 @@ void Daemon::Shutdown() {
   if (export_tcp_) export_tcp_->Close();
   if (stats_writer_) stats_writer_->Close();
   if (stats_reader_) stats_reader_->Close();
+  if (tail_server_) tail_server_->Close();
   filter_timer_.cancel();
   if (http_) http_->Close();
   tick_timer_.cancel();

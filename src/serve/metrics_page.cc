@@ -44,6 +44,12 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   w.Family("mailscope_export_failures", "counter", "Pushes to an exporter that failed");
   w.Sample({{"exporter", "carbon"}}, src.carbon_failures);
 
+  w.Family("mailscope_tail_clients", "gauge", "Open `mailscope tail` streams");
+  w.Sample({}, src.tail_clients);
+  w.Family("mailscope_tail_dropped", "counter",
+           "Events not sent to a `mailscope tail` client because it fell behind");
+  w.Sample({}, src.tail_dropped);
+
   w.Family("mailscope_memory_used_bytes", "gauge", "Memory held by a store, every byte counted",
            "bytes");
   w.Sample({{"store", "old_stats"}}, static_cast<std::uint64_t>(store.memory_used_bytes()));

@@ -21,6 +21,8 @@ struct MetricsSources {
   std::uint64_t carbon_failures = 0;             // carbon blocks that could not be delivered
   const catalog::EventRouter* router = nullptr;  // unknown-event counts, when present
   const stats::MetricsEngine* dovecot_metrics = nullptr;  // Dovecot 2.3 metrics, when present
+  std::uint64_t tail_clients = 0;  // `mailscope tail` streams open
+  std::uint64_t tail_dropped = 0;  // events not sent to a tail client that fell behind
 };
 
 std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);

@@ -1,0 +1,57 @@
+#include "query/tail.h"
+
+#include <gtest/gtest.h>
+
+namespace mailscope::query {
+namespace {
+
+Result<TailRequest> Parse(std::string line) {
+  return ParseTailRequest(std::span<char>(line.data(), line.size()));
+}
+
+TEST(TailTest, RequestRoundTrip) {
+  std::string line =
+      TailRequestLine(TailFormat::kJson, filter::Dialect::kMailscope,
+                      "event=imap_command_finished AND duration > 1ms AND x=\"a\tb\"");
+  ASSERT_EQ(line.back(), '\n');
+  line.pop_back();
+  auto req = Parse(line);
+  ASSERT_TRUE(req.ok()) << req.status().message();
+  EXPECT_EQ(req->format, TailFormat::kJson);
+  EXPECT_EQ(req->filter_text, "event=imap_command_finished AND duration > 1ms AND x=\"a\tb\"");
+  EXPECT_FALSE(req->match_all);
+  EXPECT_NE(req->filter.ExportDovecot().find("\"1000\""), std::string::npos);
+}
+
+TEST(TailTest, EmptyFilterMatchesAll) {
+  auto req = Parse("TAIL\t1\ttext\tdovecot\t");
+  ASSERT_TRUE(req.ok());
+  EXPECT_TRUE(req->match_all);
+  EXPECT_EQ(req->dialect, filter::Dialect::kDovecot);
+}
+
+TEST(TailTest, BadRequests) {
+  struct Case {
+    const char* line;
+    const char* error;
+  } cases[] = {
+      {"", "expected a TAIL request"},
+      {"EXPORT\tglobal", "expected a TAIL request"},
+      {"TAIL\t1\ttext", "TAIL takes 4 arguments, got 2"},
+      {"TAIL\t2\ttext\tmailscope\t", "unsupported tail protocol version '2'"},
+      {"TAIL\t1\txml\tmailscope\t", "unknown format 'xml'"},
+      {"TAIL\t1\ttext\tsieve\t", "unknown filter dialect 'sieve'"},
+      {"TAIL\t1\ttext\tmailscope\tevent=(", "event filter: syntax error at"},
+      // Units belong to mailscope's dialect only.
+      {"TAIL\t1\ttext\tdovecot\tsize > 1k AND", "event filter: syntax error"},
+  };
+  for (const Case& c : cases) {
+    auto req = Parse(c.line);
+    ASSERT_FALSE(req.ok()) << c.line;
+    EXPECT_NE(req.status().message().find(c.error), std::string::npos)
+        << c.line << " -> " << req.status().message();
+  }
+}
+
+}  // namespace
+}  // namespace mailscope::query
