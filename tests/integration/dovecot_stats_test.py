@@ -176,6 +176,13 @@ class DovecotStatsTest:
         except Exception:  # imaplib raises on NO
             c.check("a wrong password is refused", True)
 
+        # A tail for events no metric wants: Dovecot's processes must be asked
+        # for them (a new FILTER), and they must reach the tail.
+        tail = subprocess.Popen(
+            [self.ms.binary, "tail", "--run-dir", self.ms.run_dir, "-n", "2", "--timeout", "30",
+             "--filter", "event=smtp_server_command_finished AND cmd_name=RCPT"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
         small = "From: carol@example.net\r\nSubject: small\r\n\r\nhello\r\n"
         big = "From: carol@example.net\r\nSubject: big\r\n\r\n" + "x" * 70 + "\r\n"
         big += ("y" * 70 + "\r\n") * 40
@@ -185,6 +192,24 @@ class DovecotStatsTest:
         refused = ld.lmtp_deliver(self.dv.lmtp_port, "carol@example.net",
                                   ["bob@example.org"], big)
         c.equal("LMTP delivers the big message", refused, {})
+
+        try:
+            out, err = tail.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            tail.kill()
+            out, err = tail.communicate()
+        c.equal("mailscope tail exits 0 after -n 2 events", tail.returncode, 0, err)
+        lines = out.splitlines()
+        c.check("tail prints the two LMTP RCPT commands in order, with their parents' fields",
+                len(lines) == 2
+                and all(" dovecot smtp_server_command_finished categories=" in ln
+                        and " cmd_name=RCPT " in ln and " protocol=lmtp" in ln for ln in lines)
+                and "TO:<alice@example.com>" in lines[0] and "TO:<bob@example.org>" in lines[-1],
+                out)
+        bad = subprocess.run([self.ms.binary, "tail", "--run-dir", self.ms.run_dir,
+                              "--filter", "event=("], capture_output=True, text=True)
+        c.check("tail rejects a bad filter naming the position",
+                bad.returncode == 2 and "syntax error at 7" in bad.stderr, bad.stderr)
 
         expected = {"SELECT": 2, "NOOP": 4, "LOGOUT": 2}
         total = sum(expected.values())
