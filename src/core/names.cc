@@ -26,6 +26,10 @@ struct Table {
   std::unordered_map<std::string_view, NameId> ids;
   std::array<std::atomic<std::string_view*>, kMaxChunks> chunks{};
   std::atomic<std::uint32_t> count{1};  // id 0 is the empty name
+  std::size_t bytes = 0;                // text of every name
+  std::uint32_t max_names = 1'000'000;  // TryInternName's budget
+  std::size_t max_bytes = 64u << 20;
+  std::atomic<std::uint64_t> refused{0};
 
   Table() { chunks[0].store(new std::string_view[kChunkSize](), std::memory_order_release); }
 };
@@ -35,13 +39,8 @@ Table& GetTable() {
   return *table;
 }
 
-}  // namespace
-
-NameId InternName(std::string_view name) {
-  if (name.empty()) return kNoName;
-  Table& t = GetTable();
-  std::lock_guard lock(t.mu);
-  if (auto it = t.ids.find(name); it != t.ids.end()) return it->second;
+// REQUIRES: t.mu held, `name` not interned yet and not empty.
+NameId AddLocked(Table& t, std::string_view name) {
   const std::uint32_t id = t.count.load(std::memory_order_relaxed);
   const std::size_t chunk = id >> kChunkBits;
   MS_CHECK(chunk < kMaxChunks);
@@ -53,9 +52,42 @@ NameId InternName(std::string_view name) {
   const std::string& stored = t.storage.emplace_back(name);
   views[id & (kChunkSize - 1)] = stored;
   t.ids.emplace(stored, id);
+  t.bytes += name.size();
   t.count.store(id + 1, std::memory_order_release);
   return id;
 }
+
+}  // namespace
+
+NameId InternName(std::string_view name) {
+  if (name.empty()) return kNoName;
+  Table& t = GetTable();
+  std::lock_guard lock(t.mu);
+  if (auto it = t.ids.find(name); it != t.ids.end()) return it->second;
+  return AddLocked(t, name);
+}
+
+NameId TryInternName(std::string_view name) {
+  if (name.empty()) return kNoName;
+  Table& t = GetTable();
+  std::lock_guard lock(t.mu);
+  if (auto it = t.ids.find(name); it != t.ids.end()) return it->second;
+  if (t.count.load(std::memory_order_relaxed) >= t.max_names ||
+      t.bytes + name.size() > t.max_bytes) {
+    t.refused.fetch_add(1, std::memory_order_relaxed);
+    return kNoName;
+  }
+  return AddLocked(t, name);
+}
+
+void SetNameBudget(std::uint32_t max_names, std::size_t max_bytes) {
+  Table& t = GetTable();
+  std::lock_guard lock(t.mu);
+  t.max_names = max_names;
+  t.max_bytes = max_bytes;
+}
+
+std::uint64_t NamesRefused() { return GetTable().refused.load(std::memory_order_relaxed); }
 
 NameId FindName(std::string_view name) {
   if (name.empty()) return kNoName;

@@ -15,6 +15,21 @@ inline constexpr NameId kNoName = 0;  // the empty name
 // Thread-safe.
 NameId InternName(std::string_view name);
 
+// For names that come from outside (decoders): like InternName while the
+// table is within its budget, else the id of an already interned name or
+// kNoName for a new one. Names are never freed, so input that makes up names
+// (a writer sending a new field key per event) must not grow the table
+// without bound. Thread-safe.
+NameId TryInternName(std::string_view name);
+
+// The budget TryInternName keeps: at most `max_names` names holding at most
+// `max_bytes` bytes of text in all. Defaults: 1,000,000 names, 64 MiB.
+// InternName (catalog, configuration) is not limited. Thread-safe.
+void SetNameBudget(std::uint32_t max_names, std::size_t max_bytes);
+
+// Names TryInternName refused since the start. Thread-safe.
+std::uint64_t NamesRefused();
+
 // Returns the id of `name` if it was interned, else kNoName. Thread-safe.
 NameId FindName(std::string_view name);
 

@@ -242,7 +242,12 @@ Status DovecotStatsWriterDecoder::Category(std::span<const std::string_view> arg
     return {StatusCode::kResourceExhausted, "too_many_categories",
             "CATEGORY: More than " + std::to_string(options_.max_categories) + " categories"};
   }
-  categories_.emplace(InternName(name), parent);
+  NameId id = TryInternName(name);
+  if (id == kNoName) {
+    return {StatusCode::kResourceExhausted, "name_table_full",
+            "CATEGORY: no room for the new name " + QuoteForLog(name)};
+  }
+  categories_.emplace(id, parent);
   return Status::Ok();
 }
 
@@ -282,7 +287,11 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
         continue;
       case 'n':
         p.has_name = true;
-        p.name = InternName(rest);
+        p.name = TryInternName(rest);
+        if (p.name == kNoName && !rest.empty()) {
+          return Reject(cmd, "name_table_full",
+                        "No room for the new event name '" + QuoteForLog(rest) + "'");
+        }
         ++i;
         continue;
       case 'c': {
@@ -363,7 +372,7 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
     }
     // Once full, keys are looked up, not interned: a line of many distinct
     // keys must not grow the name table past what it can keep.
-    NameId key = p.field_count < kFieldCap ? InternName(rest) : FindName(rest);
+    NameId key = p.field_count < kFieldCap ? TryInternName(rest) : FindName(rest);
     if (key == kNoName || !SetField(p.fields.data(), p.field_count, kFieldCap, key, value)) {
       p.truncated = true;
     }

@@ -44,6 +44,13 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   w.Family("mailscope_export_failures", "counter", "Pushes to an exporter that failed");
   w.Sample({{"exporter", "carbon"}}, src.carbon_failures);
 
+  w.Family("mailscope_names", "gauge",
+           "Interned names: event names, field keys and categories seen so far");
+  w.Sample({}, static_cast<std::uint64_t>(NameCount()));
+  w.Family("mailscope_names_refused", "counter",
+           "New names from input refused because the name table is at its budget");
+  w.Sample({}, NamesRefused());
+
   w.Family("mailscope_tail_clients", "gauge", "Open `mailscope tail` streams");
   w.Sample({}, src.tail_clients);
   w.Family("mailscope_tail_dropped", "counter",
