@@ -21,8 +21,8 @@ namespace http = boost::beast::http;
 using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-// Requests larger than this are refused: every resource here is a short GET.
-constexpr std::size_t kMaxRequestBytes = 16 * 1024;
+// Request headers larger than this are refused.
+constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
 // A connection that sends no complete request for this long is closed, so
 // idle or trickling clients cannot hold sockets forever.
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
@@ -41,35 +41,58 @@ namespace {
 asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
                             std::shared_ptr<tcp::socket> sock) {
   auto it = state->connections.insert(state->connections.end(), sock);
-  boost::beast::flat_buffer buffer(kMaxRequestBytes);
+  boost::beast::flat_buffer buffer(kMaxHeaderBytes + kMaxBodyBytes);
+  asio::steady_timer idle(state->io);
   for (;;) {
     http::request_parser<http::string_body> parser;
-    parser.body_limit(kMaxRequestBytes);
-    parser.header_limit(kMaxRequestBytes);
+    parser.body_limit(kMaxBodyBytes);
+    parser.header_limit(kMaxHeaderBytes);
+    idle.expires_after(kIdleTimeout);
+    idle.async_wait([sock](boost::system::error_code ec) {
+      if (!ec) {  // expired, not cancelled
+        boost::system::error_code ignored;
+        sock->close(ignored);
+      }
+    });
     auto [ec, n] = co_await http::async_read(*sock, buffer, parser, kTuple);
-    if (ec || state->closed) break;
-    const auto& req = parser.get();
-    HttpRequest r{
-        std::string_view(req.method_string().data(), req.method_string().size()),
-        std::string_view(req.target().data(), req.target().size()),
-        std::string_view(req[http::field::accept].data(), req[http::field::accept].size())};
-    HttpResponse resp = state->handler(r);
-    http::response<http::string_body> out(static_cast<http::status>(resp.status), req.version());
+    idle.cancel();
+    if (state->closed) break;
+    HttpResponse resp;
+    bool keep_alive = false;
+    unsigned version = 11;
+    bool head = false;
+    if (ec == http::error::body_limit) {
+      resp = {413,
+              "text/plain; charset=utf-8",
+              fmt::format("request body larger than {} bytes\n", kMaxBodyBytes),
+              {}};
+    } else if (ec) {
+      break;
+    } else {
+      const auto& req = parser.get();
+      auto view = [](boost::beast::string_view v) { return std::string_view(v.data(), v.size()); };
+      HttpRequest r{view(req.method_string()), view(req.target()), view(req[http::field::accept]),
+                    view(req[http::field::content_type]), req.body()};
+      resp = state->handler(r);
+      keep_alive = req.keep_alive();
+      version = req.version();
+      head = req.method() == http::verb::head;
+    }
+    http::response<http::string_body> out(static_cast<http::status>(resp.status), version);
     out.set(http::field::server, "mailscope");
     out.set(http::field::content_type, resp.content_type);
     if (!resp.allow.empty()) out.set(http::field::allow, resp.allow);
-    out.keep_alive(req.keep_alive());
-    if (req.method() == http::verb::head) {
+    out.keep_alive(keep_alive);
+    if (head) {
       out.content_length(resp.body.size());
     } else {
       out.body() = std::move(resp.body);
       out.prepare_payload();
     }
     http::serializer<false, http::string_body> sr(out);
-    if (req.method() == http::verb::head) sr.split(true);
-    auto [wec, wn] = req.method() == http::verb::head
-                         ? co_await http::async_write_header(*sock, sr, kTuple)
-                         : co_await http::async_write(*sock, sr, kTuple);
+    if (head) sr.split(true);
+    auto [wec, wn] = head ? co_await http::async_write_header(*sock, sr, kTuple)
+                          : co_await http::async_write(*sock, sr, kTuple);
     if (wec || !out.keep_alive() || state->closed) break;
   }
   if (!state->closed) {

@@ -1,5 +1,8 @@
-// A small HTTP/1.1 server (Boost.Beast) on the loop thread: keep-alive, GET
-// and HEAD, one handler for every request. Used for /metrics and /healthz.
+// A small HTTP/1.1 server (Boost.Beast) on the loop thread: keep-alive, one
+// handler for every request. Used for /metrics, /healthz and the POSTs of
+// Dovecot's event exporters. Requests are bounded (16 KiB of headers,
+// kMaxBodyBytes of body: larger ones get 413 and the connection closes); a
+// connection that sends no complete request for 30 seconds is closed.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -12,10 +15,14 @@
 
 namespace mailscope::net {
 
+inline constexpr std::size_t kMaxBodyBytes = 1u << 20;
+
 struct HttpRequest {
   std::string_view method;
   std::string_view target;
   std::string_view accept;
+  std::string_view content_type;
+  std::string_view body;
 };
 
 struct HttpResponse {
