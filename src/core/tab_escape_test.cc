@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace mailscope {
 namespace {
 
@@ -31,6 +33,53 @@ TEST(TabEscapeTest, EscapeRoundTrips) {
   auto v = Split(esc);
   ASSERT_EQ(v.size(), 1u);
   EXPECT_EQ(v[0], raw);
+}
+
+// The specification, one byte at a time: split on TAB, then unescape.
+std::vector<std::string> ReferenceSplit(const std::string& s) {
+  std::vector<std::string> out;
+  if (s.empty()) return out;
+  std::string field;
+  for (std::size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == '\t') {
+      std::string u;
+      for (std::size_t k = 0; k < field.size(); ++k) {
+        if (field[k] != '\001') {
+          u += field[k];
+        } else if (k + 1 < field.size()) {
+          const char e = field[++k];
+          u += e == '0'   ? '\0'
+               : e == '1' ? '\001'
+               : e == 't' ? '\t'
+               : e == 'r' ? '\r'
+               : e == 'n' ? '\n'
+                          : e;
+        }
+      }
+      out.push_back(u);
+      field.clear();
+    } else {
+      field += s[i];
+    }
+  }
+  return out;
+}
+
+// Lines of every length around the 16-byte blocks, TABs and escapes at every position.
+TEST(TabEscapeTest, SplitMatchesByteByByteReference) {
+  std::mt19937 rng(7);
+  const char alphabet[] = {'a', 'b', '\t', '\t', '\001', 't', '1', 'n', '0', 'x'};
+  for (int round = 0; round < 20000; ++round) {
+    const std::size_t len = rng() % 70;
+    std::string s;
+    const bool plain = round % 2 == 0;  // half without any escape byte
+    for (std::size_t i = 0; i < len; ++i) {
+      char c = alphabet[rng() % sizeof alphabet];
+      if (plain && c == '\001') c = 'e';
+      s += c;
+    }
+    ASSERT_EQ(Split(s), ReferenceSplit(s)) << "line of " << len << " bytes, round " << round;
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <unordered_map>
 #include <utility>
 
 #include "core/check.h"
@@ -61,6 +62,44 @@ bool SetField(Field* fields, std::size_t& n, std::size_t cap, NameId key, Value 
   return true;
 }
 
+// Cheap hash of a short text for the name cache: length, first and last 8
+// bytes (fewer when shorter).
+std::size_t NameCacheSlot(std::string_view s, std::size_t slots) {
+  std::uint64_t a = 0, b = 0;
+  const std::size_t n = s.size();
+  if (n >= 8) {
+    std::memcpy(&a, s.data(), 8);
+    std::memcpy(&b, s.data() + n - 8, 8);
+  } else if (n >= 4) {
+    std::uint32_t x = 0, y = 0;
+    std::memcpy(&x, s.data(), 4);
+    std::memcpy(&y, s.data() + n - 4, 4);
+    a = x;
+    b = y;
+  } else {
+    for (const char c : s) a = (a << 8) | static_cast<unsigned char>(c);
+  }
+  const std::uint64_t h = ((a ^ n) * 0x9e3779b97f4a7c15ULL) ^ (b * 0xc2b2ae3d27d4eb4fULL);
+  return static_cast<std::size_t>(h >> 32) & (slots - 1);
+}
+
+// a[0..b.size()) == b for the short texts of names: first and last words
+// compared inline, memcmp only for the middle of long ones.
+bool SameBytes(const char* a, std::string_view b) {
+  const std::size_t n = b.size();
+  if (n >= 8) {
+    std::uint64_t x0, y0, x1, y1;
+    std::memcpy(&x0, a, 8);
+    std::memcpy(&y0, b.data(), 8);
+    std::memcpy(&x1, a + n - 8, 8);
+    std::memcpy(&y1, b.data() + n - 8, 8);
+    return x0 == y0 && x1 == y1 && (n <= 16 || std::memcmp(a + 8, b.data() + 8, n - 16) == 0);
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 // FieldList has no setter for its truncated mark: asking for more room than
 // it has sets it.
 void MarkTruncated(FieldList& fields) { (void)fields.Append(FieldList::kCapacity + 1); }
@@ -108,7 +147,8 @@ struct ParsedHead {
   NameId name = kNoName;
   CategoryList categories;
   std::size_t field_count = 0;
-  bool truncated = false;  // fields were dropped
+  bool truncated = false;      // fields were dropped
+  std::uint64_t key_bits = 0;  // bit (key % 64) of every key in fields
 };
 
 }  // namespace
@@ -117,6 +157,22 @@ struct ParsedHead {
 struct DovecotStatsWriterDecoder::Parsed : ParsedHead {
   std::array<Field, FieldList::kCapacity> fields;
   std::array<Field, FieldList::kCapacity> merged;  // scratch for UPDATE
+
+  // The field of `key` among the line's fields, appended while fewer than
+  // `cap`, else nullptr. A repeated key keeps its place (lib-event: the last
+  // value wins). key_bits spares the scan for keys not seen yet.
+  Field* FieldFor(NameId key, std::size_t cap) {
+    const std::uint64_t bit = std::uint64_t{1} << (key % 64);
+    if ((key_bits & bit) != 0) {
+      for (std::size_t i = 0; i < field_count; ++i)
+        if (fields[i].key == key) return &fields[i];
+    }
+    if (field_count == cap) return nullptr;
+    key_bits |= bit;
+    Field& f = fields[field_count++];
+    f.key = key;
+    return &f;
+  }
 
   // Sets the `duration` field of BEGIN and EVENT (stats-metrics.c): last_sent -
   // created in µs, 0 without last_sent. Dovecot asserts it is not negative; a
@@ -268,8 +324,6 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
     // lib-event's importer skips an item with an unknown code letter.
     const char code = item.empty() ? '\0' : item[0];
     const std::string_view rest = item.empty() ? item : item.substr(1);
-    Value value;
-    std::size_t used = 1;  // tokens this item takes
     switch (code) {
       case 's':
         if (i + 1 >= n || !ParseDecimal(args[i + 1], p.source_line)) {
@@ -287,7 +341,7 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
         continue;
       case 'n':
         p.has_name = true;
-        p.name = TryInternName(rest);
+        p.name = Intern(rest);
         if (p.name == kNoName && !rest.empty()) {
           return Reject(cmd, "name_table_full",
                         "No room for the new event name '" + QuoteForLog(rest) + "'");
@@ -295,7 +349,7 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
         ++i;
         continue;
       case 'c': {
-        NameId c = FindName(rest);
+        NameId c = Find(rest);
         if (c == kNoName || !categories_.contains(c)) {
           return Reject(cmd, "unregistered_category",
                         "Unregistered category: '" + QuoteForLog(rest) + "'");
@@ -324,27 +378,25 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
                     "Field '" + QuoteForLog(rest) + "' value is missing");
     }
     const std::string_view arg = args[i + 1];
-    if (code == 'S') {
-      value = Value::String(arg);
-      used = 2;
-    } else if (code == 'I') {
-      std::int64_t v = 0;
-      if (!ParseDecimal(arg, v)) {
+    // The value is parsed first, then stored straight into its field: a
+    // Value built aside and copied in costs more than the parse.
+    std::string_view text = arg;
+    std::int64_t number = 0;
+    Timeval tv;
+    std::size_t used = 2;  // tokens this item takes
+    if (code == 'I') {
+      if (!ParseDecimal(arg, number)) {
         return Reject(
             cmd, "invalid_field_value",
             "Invalid number '" + QuoteForLog(arg) + "' for field '" + QuoteForLog(rest) + "'");
       }
-      value = Value::Int(v);
-      used = 2;
     } else if (code == 'T') {
-      Timeval tv;
       if (i + 2 >= n || !ParseTimeval(arg, args[i + 2], true, tv)) {
         return Reject(cmd, "invalid_field_value",
                       "Missing or invalid timeval for field '" + QuoteForLog(rest) + "'");
       }
-      value = Value::Tv(tv);
       used = 3;
-    } else {  // 'L': <count> <v1> ... <vN>
+    } else if (code == 'L') {  // <count> <v1> ... <vN>
       std::uint32_t count = 0;
       if (!ParseDecimal(arg, count)) {
         return Reject(
@@ -367,18 +419,53 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
         std::memmove(dst + len, e.data(), e.size());
         len += e.size();
       }
-      value = Value::String(std::string_view(dst, len));
+      text = std::string_view(dst, len);
       used = 2 + count;
     }
     // Once full, keys are looked up, not interned: a line of many distinct
     // keys must not grow the name table past what it can keep.
-    NameId key = p.field_count < kFieldCap ? TryInternName(rest) : FindName(rest);
-    if (key == kNoName || !SetField(p.fields.data(), p.field_count, kFieldCap, key, value)) {
+    const NameId key = p.field_count < kFieldCap ? Intern(rest) : Find(rest);
+    Field* f = key == kNoName ? nullptr : p.FieldFor(key, kFieldCap);
+    if (f == nullptr) {
       p.truncated = true;
+    } else if (code == 'I') {
+      f->value = Value::Int(number);
+    } else if (code == 'T') {
+      f->value = Value::Tv(tv);
+    } else {  // 'S', and 'L' joined
+      f->value = Value::String(text);
     }
     i += used;
   }
   return Status::Ok();
+}
+
+// The one slot `name` may be cached in.
+DovecotStatsWriterDecoder::CachedName* DovecotStatsWriterDecoder::CacheSlot(std::string_view name) {
+  return &name_cache_[NameCacheSlot(name, kNameCacheSlots)];
+}
+
+NameId DovecotStatsWriterDecoder::Intern(std::string_view name) {
+  if (name.empty()) return kNoName;
+  CachedName* slot = CacheSlot(name);
+  if (slot->size == name.size() && SameBytes(slot->text, name)) return slot->id;
+  const NameId id = TryInternName(name);
+  if (id == kNoName) return kNoName;  // the name table is at its budget
+  const std::string_view text = NameText(id);
+  *slot = {text.data(), static_cast<std::uint32_t>(text.size()), id};
+  return id;
+}
+
+NameId DovecotStatsWriterDecoder::Find(std::string_view name) {
+  if (name.empty()) return kNoName;
+  CachedName* slot = CacheSlot(name);
+  if (slot->size == name.size() && SameBytes(slot->text, name)) return slot->id;
+  const NameId id = FindName(name);
+  if (id != kNoName) {  // a miss is not kept: the name may be interned later
+    const std::string_view text = NameText(id);
+    *slot = {text.data(), static_cast<std::uint32_t>(text.size()), id};
+  }
+  return id;
 }
 
 DovecotStatsWriterDecoder::Stored* DovecotStatsWriterDecoder::FindLive(std::uint64_t id) const {

@@ -25,12 +25,13 @@
 // whole process; every client announces all its categories on connect).
 #pragma once
 
+#include <array>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/event.h"
@@ -138,16 +139,31 @@ class DovecotStatsWriterDecoder {
                              const char* what) const;
   // Frees `s` and the ended ancestors it alone kept.
   void Release(Stored* s);
+  // TryInternName() and FindName() through name_cache_: the same field keys and
+  // event names come on every line, and the global table hashes under a lock.
+  NameId Intern(std::string_view name);
+  NameId Find(std::string_view name);
+
+  // Direct-mapped: slot = hash of the text; a slot holds an id and its
+  // (permanent) text, compared before use, so a collision only costs a miss.
+  struct CachedName {
+    const char* text = nullptr;
+    std::uint32_t size = 0;
+    NameId id = kNoName;
+  };
+  static constexpr std::size_t kNameCacheSlots = 512;
+  CachedName* CacheSlot(std::string_view name);
 
   StatsWriterOptions options_;
   State state_ = State::kAwaitingVersion;
   NameId duration_key_;
   std::vector<std::string_view> args_;
   std::unique_ptr<Parsed> parsed_;
-  Event event_;                                    // the last EVENT
-  const Event* emitted_ = nullptr;                 // event_ or a stored BEGIN
-  std::unordered_map<NameId, NameId> categories_;  // category -> parent, or kNoName
-  std::unordered_map<std::uint64_t, Stored*> live_;
+  Event event_;                     // the last EVENT
+  const Event* emitted_ = nullptr;  // event_ or a stored BEGIN
+  std::array<CachedName, kNameCacheSlots> name_cache_{};
+  boost::unordered_flat_map<NameId, NameId> categories_;  // category -> parent, or kNoName
+  boost::unordered_flat_map<std::uint64_t, Stored*> live_;
   std::vector<std::unique_ptr<Stored>> held_;
   std::vector<std::unique_ptr<Stored>> spare_;  // freed events, reused by BEGIN
   std::vector<char> text_;                      // scratch for Store()

@@ -489,12 +489,44 @@ void MetricsEngine::Rebuild() {
   filters.reserve(metrics_.size());
   for (const auto& m : metrics_) filters.push_back(&m->definition().filter);
   combined_ = filter::Filter::Merge(filters);
+
+  lookups_.clear();
+  for (auto& m : metrics_) {
+    const MetricDefinition& def = m->definition_;
+    m->duration_slot_ = SlotOf(duration_id_, "duration");
+    m->field_slots_.clear();
+    for (std::size_t i = 0; i < def.fields.size(); ++i)
+      m->field_slots_.push_back(SlotOf(def.field_ids[i], def.fields[i]));
+    m->group_slots_.clear();
+    for (const GroupBy& g : def.group_by) m->group_slots_.push_back(SlotOf(g.field_id, g.field));
+  }
+}
+
+std::uint32_t MetricsEngine::SlotOf(NameId id, std::string_view name) {
+  for (std::size_t i = 0; i < lookups_.size(); ++i)
+    if (lookups_[i].id == id && lookups_[i].name == name) return static_cast<std::uint32_t>(i);
+  Lookup l;
+  l.id = id;
+  l.name = std::string(name);
+  l.stamp = stamp_;  // stale: stamp_ moves on before the next event is looked at
+  lookups_.push_back(std::move(l));
+  return static_cast<std::uint32_t>(lookups_.size() - 1);
+}
+
+const Value* MetricsEngine::Field(std::uint32_t slot, const Event& event) {
+  Lookup& l = lookups_[slot];
+  if (l.stamp != stamp_) {
+    l.stamp = stamp_;
+    l.found = FindField(event, l.id, l.name, l.value);
+  }
+  return l.found ? &l.value : nullptr;
 }
 
 void MetricsEngine::Process(const Event& event) {
   // The 2.3.19 server's merged filter keeps "requires an event name" set,
   // so it drops every unnamed event before any metric sees it (§3.3).
   if (event.name == kNoName) return;
+  ++stamp_;  // the lookups of the previous event are stale
   for (const auto& m : metrics_) {
     if (!m->definition().filter.Matches(event)) continue;
     Feed(*m, *m->root_, event);
@@ -504,18 +536,19 @@ void MetricsEngine::Process(const Event& event) {
 
 void MetricsEngine::Feed(Metric& metric, MetricNode& node, const Event& event) {
   const MetricDefinition& def = metric.definition_;
-  Value v;
   // Dovecot adds duration (0 without an end time) to every event it counts.
-  node.duration_.Add(FindField(event, duration_id_, "duration", v) ? ToNumber(v) : 0);
+  const Value* duration = Field(metric.duration_slot_, event);
+  node.duration_.Add(duration != nullptr ? ToNumber(*duration) : 0);
   for (std::size_t i = 0; i < def.fields.size(); ++i)
-    if (FindField(event, def.field_ids[i], def.fields[i], v)) node.fields_[i].Add(ToNumber(v));
+    if (const Value* f = Field(metric.field_slots_[i], event)) node.fields_[i].Add(ToNumber(*f));
   if (node.depth_ < def.group_by.size()) GroupInto(metric, node, event);
 }
 
 void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& event) {
   const GroupBy& g = metric.definition_.group_by[node.depth_];
-  Value v;
-  if (!FindField(event, g.field_id, g.field, v)) return;  // 2.3.19 ignores a missing field
+  const Value* found = Field(metric.group_slots_[node.depth_], event);
+  if (found == nullptr) return;  // 2.3.19 ignores a missing field
+  const Value v = *found;
 
   if (v.type() == Value::Type::kTimeval || v.type() == Value::Type::kRecord) return;
   const bool is_string = v.type() == Value::Type::kString;

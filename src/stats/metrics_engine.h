@@ -229,6 +229,11 @@ class Metric {
   std::unique_ptr<MetricNode> root_;
   std::size_t sub_metric_count_ = 0;
   std::uint64_t sub_metrics_dropped_ = 0;
+  // Slots of the engine's per-event lookups (MetricsEngine::Rebuild()): of
+  // duration, of each of definition_.fields and of each group_by level.
+  std::uint32_t duration_slot_ = 0;
+  std::vector<std::uint32_t> field_slots_;
+  std::vector<std::uint32_t> group_slots_;
 };
 
 struct MetricsOptions {
@@ -283,8 +288,22 @@ class MetricsEngine {
   std::uint64_t sub_metrics_dropped() const;
 
  private:
+  // One field that some metric counts or groups by, looked up in the event
+  // chain at most once per Process() call: most events feed several metrics
+  // and nodes that all want `duration` and the same few fields.
+  struct Lookup {
+    NameId id = kNoName;
+    std::string name;
+    std::uint64_t stamp = 0;  // == stamp_ when found and value are this event's
+    bool found = false;
+    Value value;
+  };
+
   void Feed(Metric& metric, MetricNode& node, const Event& event);
   void GroupInto(Metric& metric, MetricNode& node, const Event& event);
+  // The field of lookups_[slot] for the current event; nullptr when missing.
+  const Value* Field(std::uint32_t slot, const Event& event);
+  std::uint32_t SlotOf(NameId id, std::string_view name);
   MetricNode* Child(Metric& metric, MetricNode& node, std::string_view label, std::int64_t bucket);
   void Rebuild();
   template <typename Visit>
@@ -295,6 +314,8 @@ class MetricsEngine {
   NameId duration_id_;
   std::vector<std::unique_ptr<Metric>> metrics_;
   filter::Filter combined_;
+  std::vector<Lookup> lookups_;
+  std::uint64_t stamp_ = 0;  // counts Process() calls
   ExportSink export_sink_;
   std::string key_;  // scratch: the encoded group value
 };
