@@ -1,11 +1,15 @@
 #include "ingest/line_framer.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace mailscope::ingest {
 
 LineFramer::LineFramer(std::size_t max_line_bytes, std::size_t read_chunk)
-    : max_line_(max_line_bytes), chunk_(read_chunk), buf_(max_line_bytes + 1 + 2 * read_chunk) {}
+    : max_line_(max_line_bytes),
+      chunk_(read_chunk),
+      max_size_(max_line_bytes + 1 + 2 * read_chunk),
+      buf_(std::min(max_size_, kInitialChunks * read_chunk)) {}
 
 void LineFramer::Compact() {
   if (begin_ == 0) return;
@@ -15,8 +19,19 @@ void LineFramer::Compact() {
 }
 
 std::span<char> LineFramer::WriteSpace() {
-  if (buf_.size() - end_ < chunk_) Compact();
-  // After Compact() at most max_line_ bytes are held, so a chunk always fits.
+  if (begin_ == end_ && buf_.size() > kShrinkChunks * chunk_) {
+    // The long line that grew the buffer is gone: give the memory back.
+    std::vector<char>(std::min(max_size_, kInitialChunks * chunk_)).swap(buf_);
+    begin_ = end_ = 0;
+  }
+  if (buf_.size() - end_ < chunk_) {
+    Compact();
+    if (buf_.size() - end_ < chunk_) {
+      // After Compact() at most max_line_ bytes are held, so growing up to
+      // max_size_ always leaves room for a chunk.
+      buf_.resize(std::min(max_size_, std::max(buf_.size() * 2, end_ + chunk_)));
+    }
+  }
   return {buf_.data() + end_, buf_.size() - end_};
 }
 

@@ -1,7 +1,10 @@
 // LineFramer: turns a byte stream (FIFO, socket) into LF-terminated lines
 // with a bound on line length. Lines longer than the bound are skipped up to
 // their LF and reported once each, so a giant line never costs its
-// neighbours. Thread-compatible; owned by one reader.
+// neighbours. The buffer starts at two read chunks and grows only while a
+// long line is being read (to at most the bound plus two chunks), so an
+// idle connection costs a few KiB whatever its bound. Thread-compatible;
+// owned by one reader.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +18,8 @@ class LineFramer {
   // `max_line_bytes` excludes the LF.
   explicit LineFramer(std::size_t max_line_bytes, std::size_t read_chunk = 64 * 1024);
 
-  // Space to read into; always at least `read_chunk` bytes.
+  // Space to read into; always at least `read_chunk` bytes. May move the
+  // held bytes (spans from earlier Drain calls are invalid afterwards).
   std::span<char> WriteSpace();
   // Marks `n` bytes of WriteSpace() as filled.
   void Commit(std::size_t n);
@@ -28,12 +32,18 @@ class LineFramer {
 
   // Bytes held of an incomplete last line.
   std::size_t pending_bytes() const { return end_ - begin_; }
+  // Bytes of buffer allocated.
+  std::size_t buffer_bytes() const { return buf_.size(); }
 
  private:
   void Compact();
 
+  static constexpr std::size_t kInitialChunks = 2;
+  static constexpr std::size_t kShrinkChunks = 16;  // shrink back when empty past this
+
   std::size_t max_line_;
   std::size_t chunk_;
+  std::size_t max_size_;
   std::vector<char> buf_;
   std::size_t begin_ = 0;    // first unconsumed byte
   std::size_t end_ = 0;      // one past the last filled byte

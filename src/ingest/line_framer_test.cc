@@ -52,5 +52,27 @@ TEST(LineFramerTest, ExactBoundIsAccepted) {
   EXPECT_EQ(c.overflows.size(), 1u);
 }
 
+// A connection with a 1 MiB bound costs two read chunks until a long line
+// comes, and gets the memory back once that line is gone.
+TEST(LineFramerTest, BufferGrowsForLongLinesOnly) {
+  LineFramer f(1 << 20, 4096);
+  EXPECT_EQ(f.buffer_bytes(), 8192u);
+  Collected c;
+  for (int i = 0; i < 1000; ++i) Feed(f, "EVENT\t0\t1\t0\t1\t0\tnx\n", c);
+  EXPECT_EQ(f.buffer_bytes(), 8192u);
+  std::string long_line(300 * 1024, 'y');
+  for (std::size_t at = 0; at < long_line.size(); at += 4096) {
+    Feed(f, std::string_view(long_line).substr(at, 4096), c);
+  }
+  EXPECT_GE(f.buffer_bytes(), long_line.size());
+  Feed(f, "\nshort\n", c);
+  ASSERT_EQ(c.lines.size(), 1002u);
+  EXPECT_EQ(c.lines[1000], long_line);
+  EXPECT_EQ(c.lines[1001], "short");
+  Feed(f, "next\n", c);  // the next read finds the buffer empty and shrinks it
+  EXPECT_EQ(f.buffer_bytes(), 8192u);
+  EXPECT_EQ(c.lines.back(), "next");
+}
+
 }  // namespace
 }  // namespace mailscope::ingest
