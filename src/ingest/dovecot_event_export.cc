@@ -181,6 +181,7 @@ std::optional<TimePoint> ParseExportTime(std::string_view text) {
       return std::nullopt;
     }
     const std::int64_t sec = DaysFromCivil(y, mo, d) * 86'400 + h * 3600 + mi * 60 + s - offset;
+    if (sec < -kMaxSeconds || sec > kMaxSeconds) return std::nullopt;
     return FromTimeval(sec, usec);
   }
   // time-unix: "%ld.%06u", the usec part belonging to the timeval as is.
