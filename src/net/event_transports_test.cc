@@ -501,12 +501,13 @@ TEST(HttpPostTransportTest, AppliesTheTransportTimeout) {
 
 TEST(HttpPostTransportTest, CountsConnectionFailures) {
   asio::io_context io;
-  std::string url;
+  unsigned short port = 0;
   {
-    HttpSink gone(io);
-    url = gone.url("/");
-  }  // the port is closed now
-  auto t = MakeEventTransport(io, Settings("json", "http-post", url));
+    tcp::acceptor gone(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    port = gone.local_endpoint().port();
+  }  // closed: nothing listens there now
+  auto t = MakeEventTransport(
+      io, Settings("json", "http-post", "http://127.0.0.1:" + std::to_string(port) + "/"));
   t->Send("{}");
   ASSERT_TRUE(RunUntil(io, [&] { return t->counters().failed == 1; }));
 }
