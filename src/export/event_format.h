@@ -63,7 +63,7 @@ struct FormatSpec {
   ExporterInclude include;
   // The metric's `fields`; empty exports all fields.
   std::span<const std::string> fields;
-  // The exported "hostname" (Dovecot: my_hostname, the short host name).
+  // The exported "hostname" (Dovecot: my_hostname, what gethostname() gives).
   std::string_view hostname;
   // 0: values are never cut (see ExporterSettings::max_field_bytes).
   std::size_t max_field_bytes = 0;
