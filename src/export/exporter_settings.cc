@@ -1,5 +1,7 @@
 #include "export/exporter_settings.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -79,7 +81,7 @@ std::string_view MimeType(EventFormat format) {
 }
 
 Result<HttpUrl> ParseHttpUrl(std::string_view url) {
-  const std::string quoted = "'" + std::string(url) + "'";
+  const std::string quoted = fmt::format("'{}'", url);
   if (StartsWithNoCase(url, "https://")) {
     return InvalidArgument("https is not supported (" + quoted +
                            "): the http-post transport speaks plain http:// only");
@@ -139,19 +141,19 @@ Result<HttpUrl> ParseHttpUrl(std::string_view url) {
     }
   }
   out.host = std::string(host);
-  out.target = target.empty()          ? "/"
-               : target.front() == '?' ? "/" + std::string(target)
-                                       : std::string(target);
+  // A query without a path gets the root path before it.
+  if (target.empty() || target.front() == '?') out.target.push_back('/');
+  out.target.append(target.data(), target.size());
   return out;
 }
 
 Result<std::chrono::milliseconds> ParseDovecotMillis(std::string_view text) {
-  const std::string invalid = "Invalid time interval: " + std::string(text);
+  const std::string invalid = fmt::format("Invalid time interval: {}", text);
   std::uint64_t num = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), num);
   if (ptr == text.data() || ec == std::errc::invalid_argument) return InvalidArgument(invalid);
   if (ec == std::errc::result_out_of_range) {
-    return InvalidArgument("Time interval is too large: " + std::string(text));
+    return InvalidArgument(fmt::format("Time interval is too large: {}", text));
   }
   std::string_view unit = text.substr(static_cast<std::size_t>(ptr - text.data()));
   unit.remove_prefix(std::min(unit.find_first_not_of(' '), unit.size()));
@@ -173,7 +175,7 @@ Result<std::chrono::milliseconds> ParseDovecotMillis(std::string_view text) {
     multiply = it->ms;
   }
   if (num > std::numeric_limits<std::uint32_t>::max() / multiply) {
-    return InvalidArgument("Time interval is too large: " + std::string(text));
+    return InvalidArgument(fmt::format("Time interval is too large: {}", text));
   }
   return std::chrono::milliseconds(num * multiply);
 }
@@ -226,7 +228,7 @@ Result<ExporterSettings> ParseExporterSettings(const ExporterSettingsText& text)
     } else if (arg == "time-unix") {
       f = TimeFormat::kUnix;
     } else {
-      error = "Unknown exporter format arg: " + std::string(arg);
+      error = fmt::format("Unknown exporter format arg: {}", arg);
       return;
     }
     if (has_time && out.time_format != f) {
@@ -295,8 +297,8 @@ Status CheckMetricExporter(std::string_view metric, std::string_view exporter,
   for (const ExporterSettings& e : exporters) {
     if (e.name == exporter) return Status::Ok();
   }
-  return InvalidArgument("metric " + std::string(metric) + " refers to non-existent exporter '" +
-                         std::string(exporter) + "'");
+  return InvalidArgument(
+      fmt::format("metric {} refers to non-existent exporter '{}'", metric, exporter));
 }
 
 }  // namespace mailscope::exporter

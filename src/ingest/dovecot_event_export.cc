@@ -349,8 +349,11 @@ Status DovecotEventExportDecoder::DecodeJson(TimePoint received) {
         s = TrimJsonSpace(value.raw_json_token());
       }
       std::optional<TimePoint> t = ParseExportTime(s);
-      if (!t)
-        return Reject("bad_time", "Invalid " + std::string(key) + " '" + QuoteForLog(s) + "'");
+      if (!t) {
+        std::string msg = "Invalid ";
+        msg.append(key).append(" '").append(QuoteForLog(s)).append("'");
+        return Reject("bad_time", std::move(msg));
+      }
       parts_.timestamps = true;
       if (key == "end_time") {
         end_time_ = t;
