@@ -1,0 +1,430 @@
+#include "net/event_transports.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+#include <utility>
+
+#include "core/check.h"
+#include "core/thread_annotations.h"
+#include "net/http_post_transport.h"
+
+namespace mailscope::net {
+
+namespace asio = boost::asio;
+using exporter::ExporterSettings;
+using exporter::ExporterTransport;
+using Clock = std::chrono::steady_clock;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
+// event-exporter-transport-file.c: open and write errors are logged at most
+// once a minute (EXPORTER_LAST_ERROR_DELAY).
+constexpr auto kErrorLogInterval = std::chrono::seconds(60);
+
+namespace {
+
+// Thread-safe counters.
+struct Counters {
+  std::atomic<std::uint64_t> sent{0}, dropped{0}, failed{0};
+  TransportCounters Get() const {
+    return {sent.load(kRelaxed), dropped.load(kRelaxed), failed.load(kRelaxed)};
+  }
+};
+
+class DropTransport final : public EventTransport {
+ public:
+  explicit DropTransport(const ExporterSettings& s) : EventTransport(s.name, s.transport) {}
+  void Send(std::string_view) override {
+    (closed_ ? counters_.dropped : counters_.sent).fetch_add(1, kRelaxed);
+  }
+  void Close() override { closed_ = true; }
+  TransportCounters counters() const override { return counters_.Get(); }
+  std::size_t queued() const override { return 0; }
+
+ private:
+  Counters counters_;
+  bool closed_ = false;
+};
+
+// Dovecot's log transport: i_info("%s", payload).
+class LogTransport final : public EventTransport {
+ public:
+  explicit LogTransport(const ExporterSettings& s) : EventTransport(s.name, s.transport) {}
+  void Send(std::string_view payload) override {
+    if (closed_) {
+      counters_.dropped.fetch_add(1, kRelaxed);
+      return;
+    }
+    spdlog::info("{}", payload);
+    counters_.sent.fetch_add(1, kRelaxed);
+  }
+  void Close() override { closed_ = true; }
+  TransportCounters counters() const override { return counters_.Get(); }
+  std::size_t queued() const override { return 0; }
+
+ private:
+  Counters counters_;
+  bool closed_ = false;
+};
+
+// --- file ------------------------------------------------------------------
+
+// Lines go into `pending_` under the mutex; the writer thread swaps it with its
+// own buffer and writes that with one write() per batch. Both buffers keep
+// their capacity, so the steady state allocates nothing.
+class FileTransport final : public EventTransport {
+ public:
+  FileTransport(const ExporterSettings& s, const EventTransportOptions& options)
+      : EventTransport(s.name, s.transport),
+        path_(s.path),
+        options_(options),
+        thread_([this](std::stop_token stop) { Run(stop); }) {}
+  ~FileTransport() override { Close(); }
+
+  void Send(std::string_view payload) override {
+    {
+      std::lock_guard lock(mu_);
+      if (closed_ || pending_events_ >= options_.max_queue_events ||
+          pending_.size() + payload.size() + 1 > options_.max_queue_bytes) {
+        counters_.dropped.fetch_add(1, kRelaxed);
+        return;
+      }
+      pending_.append(payload);
+      pending_ += '\n';
+      ++pending_events_;
+    }
+    wake_.notify_one();
+  }
+
+  void Reopen() override {
+    {
+      std::lock_guard lock(mu_);
+      reopen_ = true;
+    }
+    wake_.notify_one();
+  }
+
+  void Close() override {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    thread_.request_stop();  // the thread writes what is queued, then ends
+    if (thread_.joinable()) thread_.join();
+  }
+
+  TransportCounters counters() const override { return counters_.Get(); }
+  std::size_t queued() const override {
+    std::lock_guard lock(mu_);
+    return pending_events_ + writing_events_;
+  }
+
+  bool WaitIdle(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return idle_.wait_for(lock, timeout,
+                          [this] { return pending_events_ == 0 && writing_events_ == 0; });
+  }
+
+ private:
+  void Run(std::stop_token stop) {
+    std::string writing;
+    for (;;) {
+      bool reopen = false;
+      std::size_t events = 0;
+      {
+        std::unique_lock lock(mu_);
+        wake_.wait(lock, stop, [this] { return !pending_.empty() || reopen_; });
+        if (pending_.empty() && !reopen_) break;  // stop requested, all written
+        writing.swap(pending_);
+        events = std::exchange(pending_events_, 0);
+        writing_events_ = events;
+        reopen = std::exchange(reopen_, false);
+      }
+      if (reopen && fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+      }
+      if (!writing.empty()) {
+        (Write(writing) ? counters_.sent : counters_.failed).fetch_add(events, kRelaxed);
+        writing.clear();
+      }
+      {
+        std::lock_guard lock(mu_);
+        writing_events_ = 0;
+      }
+      idle_.notify_all();
+    }
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  // Writer thread only. O_NONBLOCK: opening a FIFO without a reader must
+  // fail, not hang the thread (and with it Close()).
+  bool Write(const std::string& data) {
+    if (fd_ < 0) {
+      fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
+      if (fd_ < 0) {
+        LogError("open");
+        return false;
+      }
+    }
+    const char* p = data.data();
+    std::size_t left = data.size();
+    while (left > 0) {
+      const ssize_t n = ::write(fd_, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        LogError("write");
+        ::close(fd_);  // reopened for the next batch, as Dovecot does
+        fd_ = -1;
+        return false;
+      }
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  void LogError(const char* what) {
+    const int err = errno;
+    const auto now = Clock::now();
+    if (logged_ && now - last_log_ < kErrorLogInterval) return;
+    logged_ = true;
+    last_log_ = now;
+    spdlog::warn("event_exporter {}: {}({}) failed: {}", name(), what, path_, std::strerror(err));
+  }
+
+  const std::string path_;
+  const EventTransportOptions options_;
+  Counters counters_;
+  mutable std::mutex mu_;
+  std::condition_variable_any wake_;  // pending_ or reopen_ changed, or stop
+  std::condition_variable_any idle_;  // a batch was written
+  std::string pending_ MS_GUARDED_BY(mu_);
+  std::size_t pending_events_ MS_GUARDED_BY(mu_) = 0;
+  std::size_t writing_events_ MS_GUARDED_BY(mu_) = 0;
+  bool reopen_ MS_GUARDED_BY(mu_) = false;
+  bool closed_ MS_GUARDED_BY(mu_) = false;
+  // The writer thread's own.
+  int fd_ = -1;
+  bool logged_ = false;
+  Clock::time_point last_log_{};
+  std::jthread thread_;  // last: started after everything above exists
+};
+
+// --- unix --------------------------------------------------------------------
+
+using UnixSocket = asio::local::stream_protocol::socket;
+
+// Shared with the coroutines serving it, so the transport can go while one
+// is suspended. Loop thread only, except the counters.
+struct UnixState {
+  enum class Phase { kIdle, kConnecting, kConnected, kWaiting };
+
+  UnixState(asio::io_context& ctx, const ExporterSettings& s, const EventTransportOptions& o)
+      : io(ctx),
+        name(s.name),
+        path(s.path),
+        timeout(s.transport_timeout),
+        options(o),
+        socket(ctx),
+        timer(ctx),
+        backoff(o.reconnect_min) {}
+
+  asio::io_context& io;
+  const std::string name;
+  const std::string path;
+  const std::chrono::milliseconds timeout;
+  const EventTransportOptions options;
+  UnixSocket socket;
+  asio::steady_timer timer;  // the connect timeout
+  Phase phase = Phase::kIdle;
+  std::uint64_t generation = 0;  // of the connection; bumped when one ends
+  Clock::time_point retry_at{};
+  std::chrono::milliseconds backoff;
+  std::string pending, writing;
+  std::size_t pending_events = 0, writing_events = 0;
+  bool writing_active = false;
+  bool closed = false;
+  std::array<char, 512> discard{};
+  bool logged = false;
+  Clock::time_point last_log{};
+  Counters counters;
+
+  // The connection failed or ended: what is queued cannot go; wait before
+  // the next attempt.
+  void Disconnect(std::string_view what, const boost::system::error_code& ec) {
+    ++generation;
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    timer.cancel();
+    phase = Phase::kWaiting;
+    retry_at = Clock::now() + backoff;
+    backoff = std::min(backoff * 2, options.reconnect_max);
+    counters.dropped.fetch_add(std::exchange(pending_events, 0), kRelaxed);
+    pending.clear();
+    const auto now = Clock::now();
+    if (!logged || now - last_log >= kErrorLogInterval) {
+      logged = true;
+      last_log = now;
+      spdlog::warn("event_exporter {}: {}({}) failed: {}", name, what, path,
+                   ec ? ec.message() : std::string("Connection closed by peer"));
+    }
+  }
+};
+
+// REQUIRES: s->writing_active was set by StartUnixWrite().
+asio::awaitable<void> UnixWrite(std::shared_ptr<UnixState> s) {
+  const std::uint64_t gen = s->generation;
+  while (!s->pending.empty() && s->phase == UnixState::Phase::kConnected && s->generation == gen) {
+    s->writing.swap(s->pending);
+    s->writing_events = std::exchange(s->pending_events, 0);
+    auto [ec, n] = co_await asio::async_write(s->socket, asio::buffer(s->writing), kTuple);
+    const std::size_t events = std::exchange(s->writing_events, 0);
+    s->writing.clear();
+    if (ec) {
+      (s->closed ? s->counters.dropped : s->counters.failed).fetch_add(events, kRelaxed);
+      if (!s->closed && s->generation == gen) s->Disconnect("write", ec);
+      break;
+    }
+    s->counters.sent.fetch_add(events, kRelaxed);
+  }
+  s->writing_active = false;
+}
+
+void StartUnixWrite(const std::shared_ptr<UnixState>& s) {
+  if (s->writing_active) return;
+  s->writing_active = true;
+  asio::co_spawn(s->io, UnixWrite(s), asio::detached);
+}
+
+// The peer is not expected to send anything: reading only notices when it goes.
+asio::awaitable<void> UnixWatch(std::shared_ptr<UnixState> s) {
+  const std::uint64_t gen = s->generation;
+  for (;;) {
+    auto [ec, n] = co_await s->socket.async_read_some(asio::buffer(s->discard), kTuple);
+    if (s->closed || s->generation != gen) co_return;
+    if (ec) {
+      s->Disconnect("read", ec == asio::error::eof ? boost::system::error_code() : ec);
+      co_return;
+    }
+  }
+}
+
+// REQUIRES: phase kConnecting, set by the caller. The socket is closed (never
+// opened, or closed by Disconnect()); async_connect opens it.
+asio::awaitable<void> UnixConnect(std::shared_ptr<UnixState> s) {
+  const std::uint64_t gen = ++s->generation;
+  if (s->timeout.count() > 0) {
+    s->timer.expires_after(s->timeout);
+    s->timer.async_wait([s, gen](boost::system::error_code ec) {
+      if (ec || s->generation != gen || s->phase != UnixState::Phase::kConnecting) return;
+      boost::system::error_code ignored;
+      s->socket.close(ignored);  // the connect fails with operation_aborted
+    });
+  }
+  auto [ec] =
+      co_await s->socket.async_connect(asio::local::stream_protocol::endpoint(s->path), kTuple);
+  if (s->closed || s->generation != gen) co_return;
+  s->timer.cancel();
+  if (ec) {
+    s->Disconnect("connect", ec == asio::error::operation_aborted ? asio::error::timed_out : ec);
+    co_return;
+  }
+  s->phase = UnixState::Phase::kConnected;
+  s->backoff = s->options.reconnect_min;
+  asio::co_spawn(s->io, UnixWatch(s), asio::detached);
+  if (!s->pending.empty()) StartUnixWrite(s);
+}
+
+class UnixTransport final : public EventTransport {
+ public:
+  UnixTransport(asio::io_context& io, const ExporterSettings& s,
+                const EventTransportOptions& options)
+      : EventTransport(s.name, s.transport), s_(std::make_shared<UnixState>(io, s, options)) {}
+  ~UnixTransport() override { Close(); }
+
+  void Send(std::string_view payload) override {
+    UnixState& s = *s_;
+    if (s.phase == UnixState::Phase::kWaiting && Clock::now() >= s.retry_at) {
+      s.phase = UnixState::Phase::kIdle;
+    }
+    if (s.closed || s.phase == UnixState::Phase::kWaiting ||
+        s.pending_events >= s.options.max_queue_events ||
+        s.pending.size() + payload.size() + 1 > s.options.max_queue_bytes) {
+      s.counters.dropped.fetch_add(1, kRelaxed);
+      return;
+    }
+    s.pending.append(payload);
+    s.pending += '\n';
+    ++s.pending_events;
+    if (s.phase == UnixState::Phase::kIdle) {
+      s.phase = UnixState::Phase::kConnecting;
+      asio::co_spawn(s.io, UnixConnect(s_), asio::detached);
+    } else if (s.phase == UnixState::Phase::kConnected) {
+      StartUnixWrite(s_);
+    }
+  }
+
+  void Close() override {
+    UnixState& s = *s_;
+    if (s.closed) return;
+    s.closed = true;
+    ++s.generation;
+    boost::system::error_code ignored;
+    s.timer.cancel();
+    s.socket.close(ignored);
+    s.counters.dropped.fetch_add(std::exchange(s.pending_events, 0), kRelaxed);
+    s.pending.clear();
+  }
+
+  TransportCounters counters() const override { return s_->counters.Get(); }
+  std::size_t queued() const override { return s_->pending_events + s_->writing_events; }
+
+ private:
+  std::shared_ptr<UnixState> s_;
+};
+
+}  // namespace
+
+std::unique_ptr<EventTransport> MakeEventTransport(asio::io_context& io,
+                                                   const ExporterSettings& settings,
+                                                   const EventTransportOptions& options) {
+  switch (settings.transport) {
+    case ExporterTransport::kDrop:
+      return std::make_unique<DropTransport>(settings);
+    case ExporterTransport::kLog:
+      return std::make_unique<LogTransport>(settings);
+    case ExporterTransport::kFile:
+      return std::make_unique<FileTransport>(settings, options);
+    case ExporterTransport::kUnix:
+      return std::make_unique<UnixTransport>(io, settings, options);
+    case ExporterTransport::kHttpPost:
+      return MakeHttpPostTransport(io, settings, options);
+  }
+  return std::make_unique<DropTransport>(settings);
+}
+
+bool WaitFileIdleForTesting(EventTransport& transport, std::chrono::milliseconds timeout) {
+  MS_CHECK(transport.kind() == ExporterTransport::kFile);
+  return static_cast<FileTransport&>(transport).WaitIdle(timeout);
+}
+
+}  // namespace mailscope::net
