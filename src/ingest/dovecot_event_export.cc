@@ -269,7 +269,10 @@ Status DovecotEventExportDecoder::SetName(std::string_view name) {
     return Exhausted("name_too_long", "Event name of " + std::to_string(name.size()) + " bytes");
   }
   parts_.name = true;
-  event_.name = name.empty() ? kNoName : InternName(name);
+  event_.name = name.empty() ? kNoName : TryInternName(name);
+  if (event_.name == kNoName && !name.empty()) {
+    return Exhausted("name_table_full", "No room for the new event name");
+  }
   return Status::Ok();
 }
 
@@ -279,7 +282,8 @@ Status DovecotEventExportDecoder::AddCategory(std::string_view name) {
   if (name.size() > options_.max_name_bytes) {
     return Exhausted("name_too_long", "Category name of " + std::to_string(name.size()) + " bytes");
   }
-  const NameId id = InternName(name);
+  const NameId id = TryInternName(name);
+  if (id == kNoName) return Exhausted("name_table_full", "No room for the new category name");
   if (event_.categories.contains(id)) return Status::Ok();
   if (event_.categories.size() == CategoryList::kCapacity) {
     return Exhausted("too_many_categories",
@@ -294,7 +298,8 @@ Status DovecotEventExportDecoder::AddField(std::string_view key, Value value) {
   if (key.size() > options_.max_name_bytes) {
     return Exhausted("name_too_long", "Field key of " + std::to_string(key.size()) + " bytes");
   }
-  const NameId id = InternName(key);
+  const NameId id = TryInternName(key);
+  if (id == kNoName) return Status::Ok();  // the name table is full: the field is left out
   for (Field& f : fields_) {
     if (f.key == id) {
       f.value = value;

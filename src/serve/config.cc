@@ -473,28 +473,15 @@ std::string* ExporterField(ExporterConfig& e, std::string_view key) {
   return nullptr;
 }
 
-Status CheckExporter(const ExporterConfig& e) {
-  if (e.format != "none" && e.format != "json" && e.format != "tab-text") {
-    return InvalidArgument(fmt::format(
-        "event_exporter {}: Unknown format '{}' (none, json, tab-text)", e.name, e.format));
+// Dovecot's checks of an event_exporter, with its messages.
+Status CheckExporter(ExporterConfig& e) {
+  exporter::ExporterSettingsText text{e.name,      e.format,         e.format_args,
+                                      e.transport, e.transport_args, e.transport_timeout};
+  auto parsed = exporter::ParseExporterSettings(text);
+  if (!parsed.ok()) {
+    return InvalidArgument(fmt::format("event_exporter {}: {}", e.name, parsed.status().message()));
   }
-  if (e.format != "none" && e.format_args != "time-rfc3339" && e.format_args != "time-unix") {
-    return InvalidArgument(fmt::format(
-        "event_exporter {}: format_args must be time-rfc3339 or time-unix for format {}", e.name,
-        e.format));
-  }
-  static const char* kTransports[] = {"drop", "log", "http-post", "file", "unix"};
-  if (std::find(std::begin(kTransports), std::end(kTransports), e.transport) ==
-      std::end(kTransports)) {
-    return InvalidArgument(
-        fmt::format("event_exporter {}: Unknown transport '{}' (drop, log, http-post, file, unix)",
-                    e.name, e.transport));
-  }
-  if ((e.transport == "http-post" || e.transport == "file" || e.transport == "unix") &&
-      e.transport_args.empty()) {
-    return InvalidArgument(
-        fmt::format("event_exporter {}: transport {} needs transport_args", e.name, e.transport));
-  }
+  e.parsed = std::move(*parsed);
   return Status::Ok();
 }
 
@@ -549,7 +536,7 @@ void AddDovecotBlocks(const DovecotConf& conf, Config& config, std::vector<std::
 // metrics defined, exporter settings valid.
 void CheckStats(Config& config, std::vector<std::string>& errors) {
   std::set<std::string, std::less<>> exporters;
-  for (const ExporterConfig& e : config.exporters) {
+  for (ExporterConfig& e : config.exporters) {
     if (!exporters.insert(e.name).second) {
       errors.push_back(fmt::format("{}: event_exporter '{}' is defined twice", e.where, e.name));
     }
@@ -569,7 +556,7 @@ void CheckStats(Config& config, std::vector<std::string>& errors) {
       continue;
     }
     if (!m.settings.exporter.empty() && !exporters.contains(m.settings.exporter)) {
-      errors.push_back(fmt::format("{}: metric {}: Unknown event_exporter '{}'", m.where,
+      errors.push_back(fmt::format("{}: metric {} refers to non-existent exporter '{}'", m.where,
                                    m.settings.name, m.settings.exporter));
     }
   }

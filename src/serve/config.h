@@ -13,6 +13,7 @@
 
 #include "catalog/event_control.h"
 #include "core/status.h"
+#include "export/exporter_settings.h"
 #include "stats/metrics_engine.h"
 
 namespace mailscope::serve {
@@ -41,6 +42,14 @@ struct ExporterConfig {
   std::string transport_args;     // URL or path
   std::string transport_timeout;  // Dovecot duration; a bare number is milliseconds
   std::string where;
+  // Validated from the texts above when the configuration is loaded.
+  exporter::ExporterSettings parsed;
+
+  bool SameSettings(const ExporterConfig& o) const {
+    return name == o.name && format == o.format && format_args == o.format_args &&
+           transport == o.transport && transport_args == o.transport_args &&
+           transport_timeout == o.transport_timeout;
+  }
 };
 
 struct Config {

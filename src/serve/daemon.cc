@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <csignal>
 #include <filesystem>
 #include <memory>
@@ -17,9 +18,12 @@
 #include "core/clock.h"
 #include "core/tab_escape.h"
 #include "export/carbon.h"
+#include "export/event_format.h"
 #include "export/event_text.h"
+#include "ingest/dovecot_event_export.h"
 #include "ingest/dovecot_old_stats.h"
 #include "ingest/dovecot_stats_writer.h"
+#include "net/event_transports.h"
 #include "net/http_server.h"
 #include "net/listeners.h"
 #include "query/old_stats_query.h"
@@ -94,6 +98,14 @@ class Daemon {
   // are removed, new and changed ones added; unchanged ones keep counting.
   void ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
                               const std::vector<MetricConfig>& wanted);
+  // Makes the exporters those of `wanted`, keeping the transports of the
+  // unchanged ones.
+  void ApplyExporters(const std::vector<ExporterConfig>& wanted);
+  // The metrics engine's export sink: `event` matched `metric`, which names an exporter.
+  void Export(const stats::Metric& metric, const Event& event);
+  // One event of Dovecot, from the stats-writer socket or an exporter's POST.
+  void OnDovecotEvent(const Event& event);
+  net::HttpResponse OnDovecotEventPost(const net::HttpRequest& req);
   void Shutdown();
 
   asio::io_context io_{1};
@@ -126,6 +138,23 @@ class Daemon {
   std::vector<std::shared_ptr<TailClient>> tails_;
   std::uint64_t tail_dropped_ = 0;
   std::string tail_line_;  // scratch
+  // Event exporters, in configuration order, and per metric how it exports
+  // (built on first use, dropped whenever metrics or exporters change).
+  struct Exporter {
+    ExporterConfig config;
+    std::unique_ptr<net::EventTransport> transport;
+  };
+  struct MetricExport {
+    const Exporter* exporter = nullptr;  // nullptr: the metric's exporter is gone
+    exporter::FormatSpec spec;
+  };
+  std::vector<std::unique_ptr<Exporter>> exporters_;
+  boost::unordered_flat_map<const stats::Metric*, MetricExport> metric_exports_;
+  exporter::EventFormatter formatter_;
+  std::string export_buf_;
+  std::string hostname_;
+  // POST /dovecot/events: the bodies of Dovecot's http-post exporters.
+  ingest::DovecotEventExportDecoder export_decoder_;
   asio::steady_timer filter_timer_{io_};
   bool filter_push_pending_ = false;
   std::unique_ptr<net::HttpServer> http_;
@@ -140,6 +169,10 @@ Status Daemon::Start() {
   auto control = catalog::EventControl::Build(catalog::Catalog::Get(), config_.events);
   if (!control.ok()) return control.status();
   router_ = std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control));
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0) hostname_ = host;
+  metrics_.set_export_sink([this](const stats::Metric& m, const Event& e) { Export(m, e); });
+  ApplyExporters(config_.exporters);
   ApplyConfiguredMetrics({}, config_.metrics);
 
   const std::string& run = config_.run_dir;
@@ -266,11 +299,10 @@ net::LineConnection Daemon::NewStatsWriter() {
     if (result.emit != ingest::StatsWriterResult::Emit::kNone) {
       const Event& event = decoder->event();
       if (result.emit == ingest::StatsWriterResult::Emit::kEvent && event.name != kNoName) {
-        counters_.CountEvent(Source::kDovecot, event.name);
-        router_->Route(event);
-        Tail(event);
+        OnDovecotEvent(event);
+      } else {
+        metrics_.Process(event);
       }
-      metrics_.Process(event);
     }
     return !result.close;
   };
@@ -279,7 +311,14 @@ net::LineConnection Daemon::NewStatsWriter() {
 
 net::LineConnection Daemon::NewStatsReader() {
   query::StatsReaderHooks hooks;
-  hooks.metrics_changed = [this] { SchedulePushFilter(); };
+  hooks.metrics_changed = [this] {
+    metric_exports_.clear();
+    SchedulePushFilter();
+  };
+  hooks.exporter_exists = [this](std::string_view name) {
+    return std::any_of(exporters_.begin(), exporters_.end(),
+                       [&](const auto& e) { return e->config.name == name; });
+  };
   auto reader = std::make_shared<query::StatsReaderConnection>(metrics_, std::move(hooks));
   net::LineConnection conn;
   conn.greeting = std::string(query::StatsReaderGreeting());
@@ -304,10 +343,6 @@ net::LineConnection Daemon::NewTail() {
       reply += "ERROR\t";
       AppendTabEscaped(reply, request.status().message());
       reply += '\n';
-      return false;
-    }
-    if (request->format != query::TailFormat::kText) {
-      reply += "ERROR\tonly the text format is served\n";
       return false;
     }
     client->request = std::move(*request);
@@ -340,7 +375,18 @@ void Daemon::Tail(const Event& event) {
       client->dropped = 0;
     }
     tail_line_ += "E\t";
-    exporter::AppendEventText(event, tail_line_);
+    if (req.format == query::TailFormat::kText) {
+      exporter::AppendEventText(event, tail_line_);
+    } else {
+      // Dovecot's exporter formats with every part, times in RFC 3339.
+      exporter::FormatSpec spec;
+      spec.format = req.format == query::TailFormat::kJson ? exporter::EventFormat::kJson
+                                                           : exporter::EventFormat::kTabText;
+      spec.time_format = exporter::TimeFormat::kRfc3339;
+      spec.hostname = hostname_;
+      formatter_.Format(event, spec, clock_.Now(), export_buf_);
+      tail_line_ += export_buf_;
+    }
     tail_line_ += '\n';
     client->out.Send(tail_line_);
   }
@@ -375,14 +421,25 @@ bool Daemon::OnExportRequest(std::span<char> line, std::string& reply) {
 }
 
 net::HttpResponse Daemon::OnHttp(const net::HttpRequest& req) {
+  std::string_view path = req.target.substr(0, req.target.find('?'));
+  if (path == "/dovecot/events") {
+    if (req.method != "POST") {
+      return {405, "text/plain; charset=utf-8", "method not allowed\n", "POST"};
+    }
+    return OnDovecotEventPost(req);
+  }
   if (req.method != "GET" && req.method != "HEAD") {
     return {405, "text/plain; charset=utf-8", "method not allowed\n", "GET, HEAD"};
   }
-  std::string_view path = req.target.substr(0, req.target.find('?'));
   if (path == "/metrics") {
     auto format = exporter::FormatFromAccept(req.accept);
-    MetricsSources sources{store_,        counters_, start_time_,   carbon_failures_,
-                           router_.get(), &metrics_, tails_.size(), tail_dropped_};
+    MetricsSources sources{store_,           counters_,     start_time_,
+                           carbon_failures_, router_.get(), &metrics_,
+                           tails_.size(),    tail_dropped_, {}};
+    for (const auto& e : exporters_) {
+      net::TransportCounters n = e->transport->counters();
+      sources.exporters.push_back({e->config.name, n.sent, n.dropped, n.failed});
+    }
     return {
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   }
@@ -470,6 +527,8 @@ void Daemon::Reload() {
   next.old_stats_socket = config_.old_stats_socket;
   spdlog::set_level(spdlog::level::from_str(next.log_level));
   metrics_.set_max_sub_metrics(next.stats_max_sub_metrics);
+  ApplyExporters(next.exporters);
+  for (const auto& e : exporters_) e->transport->Reopen();  // log rotation
   ApplyConfiguredMetrics(config_.metrics, next.metrics);
   const bool interval_changed = next.old_stats_carbon_interval != config_.old_stats_carbon_interval;
   config_ = std::move(next);
@@ -488,6 +547,7 @@ void Daemon::ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
                            [&](const MetricConfig& m) { return m.settings.name == name; });
     return it == list.end() ? nullptr : &*it;
   };
+  metric_exports_.clear();
   bool changed = false;
   for (const MetricConfig& old : previous) {
     const MetricConfig* next = find(wanted, old.settings.name);
@@ -517,6 +577,77 @@ void Daemon::ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
   if (changed) SchedulePushFilter();
 }
 
+void Daemon::ApplyExporters(const std::vector<ExporterConfig>& wanted) {
+  metric_exports_.clear();
+  std::vector<std::unique_ptr<Exporter>> next;
+  for (const ExporterConfig& config : wanted) {
+    auto same = std::find_if(exporters_.begin(), exporters_.end(), [&](const auto& e) {
+      return e != nullptr && e->config.SameSettings(config);
+    });
+    if (same != exporters_.end()) {
+      next.push_back(std::move(*same));
+      continue;
+    }
+    auto e = std::make_unique<Exporter>();
+    e->config = config;
+    e->transport = net::MakeEventTransport(io_, config.parsed);
+    spdlog::info("exporter {}: {} over {}{}", config.name, config.format, config.transport,
+                 config.transport_args.empty() ? "" : " " + config.transport_args);
+    next.push_back(std::move(e));
+  }
+  for (const auto& old : exporters_) {
+    if (old != nullptr) old->transport->Close();
+  }
+  exporters_ = std::move(next);
+}
+
+void Daemon::Export(const stats::Metric& metric, const Event& event) {
+  auto it = metric_exports_.find(&metric);
+  if (it == metric_exports_.end()) {
+    const stats::MetricDefinition& def = metric.definition();
+    MetricExport x;
+    for (const auto& e : exporters_) {
+      if (e->config.name == def.exporter) x.exporter = e.get();
+    }
+    if (x.exporter != nullptr) {
+      exporter::ParsedInclude include = exporter::ParseExporterInclude(def.exporter_include);
+      for (const std::string& word : include.unknown) {
+        spdlog::warn("metric {}: Ignoring unknown exporter include '{}'", def.name, word);
+      }
+      x.spec = exporter::MakeFormatSpec(x.exporter->config.parsed, include.include, def.fields,
+                                        hostname_);
+    }
+    it = metric_exports_.emplace(&metric, x).first;
+  }
+  const MetricExport& x = it->second;
+  if (x.exporter == nullptr) return;
+  formatter_.Format(event, x.spec, clock_.Now(), export_buf_);
+  x.exporter->transport->Send(export_buf_);
+}
+
+void Daemon::OnDovecotEvent(const Event& event) {
+  counters_.CountEvent(Source::kDovecot, event.name);
+  router_->Route(event);
+  Tail(event);
+  metrics_.Process(event);
+}
+
+net::HttpResponse Daemon::OnDovecotEventPost(const net::HttpRequest& req) {
+  Status st = export_decoder_.Decode(req.content_type, req.body, clock_.Now());
+  if (!st.ok()) {
+    counters_.CountRejected(Source::kDovecot, st.reason());
+    reject_log_.Warn("dovecot", fmt::format("POST /dovecot/events: {}", st.message()));
+    const std::string_view reason = st.reason();
+    const unsigned code = reason == "unsupported_content_type" ? 415
+                          : reason == "body_too_large"         ? 413
+                                                               : 400;
+    return {code, "text/plain; charset=utf-8", st.message() + "\n", {}};
+  }
+  const Event& event = export_decoder_.event();
+  if (event.name != kNoName) OnDovecotEvent(event);  // format none carries nothing
+  return {204, "text/plain; charset=utf-8", {}, {}};
+}
+
 void Daemon::Shutdown() {
   // FIFOs first: what writers already sent is read and accounted.
   if (mail_fifo_) mail_fifo_->Close();
@@ -526,6 +657,8 @@ void Daemon::Shutdown() {
   if (stats_writer_) stats_writer_->Close();
   if (stats_reader_) stats_reader_->Close();
   if (tail_server_) tail_server_->Close();
+  // The file transport writes what is queued; the network ones drop it.
+  for (const auto& e : exporters_) e->transport->Close();
   filter_timer_.cancel();
   if (http_) http_->Close();
   tick_timer_.cancel();

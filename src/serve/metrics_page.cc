@@ -44,6 +44,14 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   w.Family("mailscope_export_failures", "counter", "Pushes to an exporter that failed");
   w.Sample({{"exporter", "carbon"}}, src.carbon_failures);
 
+  w.Family("mailscope_exporter_events", "counter",
+           "Events handed to an event exporter, by what became of them (sent, dropped, failed)");
+  for (const ExporterFigures& e : src.exporters) {
+    w.Sample({{"exporter", e.name}, {"result", "sent"}}, e.sent);
+    w.Sample({{"exporter", e.name}, {"result", "dropped"}}, e.dropped);
+    w.Sample({{"exporter", e.name}, {"result", "failed"}}, e.failed);
+  }
+
   w.Family("mailscope_names", "gauge",
            "Interned names: event names, field keys and categories seen so far");
   w.Sample({}, static_cast<std::uint64_t>(NameCount()));

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "catalog/event_router.h"
 #include "core/clock.h"
@@ -14,6 +16,14 @@
 
 namespace mailscope::serve {
 
+// What became of one exporter's events.
+struct ExporterFigures {
+  std::string_view name;
+  std::uint64_t sent = 0;
+  std::uint64_t dropped = 0;
+  std::uint64_t failed = 0;
+};
+
 struct MetricsSources {
   const stats::OldStatsStore& old_stats;
   const stats::IngestCounters& counters;
@@ -21,8 +31,9 @@ struct MetricsSources {
   std::uint64_t carbon_failures = 0;             // carbon blocks that could not be delivered
   const catalog::EventRouter* router = nullptr;  // unknown-event counts, when present
   const stats::MetricsEngine* dovecot_metrics = nullptr;  // Dovecot 2.3 metrics, when present
-  std::uint64_t tail_clients = 0;  // `mailscope tail` streams open
+  std::uint64_t tail_clients = 0;                         // `mailscope tail` streams open
   std::uint64_t tail_dropped = 0;  // events not sent to a tail client that fell behind
+  std::vector<ExporterFigures> exporters = {};
 };
 
 std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);

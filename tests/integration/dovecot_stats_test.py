@@ -72,13 +72,6 @@ filter = "event=mail_delivery_finished AND message_size >= 1k"
 CONFIGURED = ["imap_command", "auth_success", "auth_failure", "imap_duration", "mail_delivery"]
 
 
-class StatsDovecot(ld.Dovecot):
-    """Dovecot whose processes write events to mailscope, not to its own stats."""
-
-    def config_text(self) -> str:
-        return super().config_text() + f"\nstats_writer_socket_path = {WRITER_LINK}\n"
-
-
 class DovecotStatsTest:
     def __init__(self, binary: str, root: str) -> None:
         self.c = lm.Checks()
@@ -88,7 +81,8 @@ class DovecotStatsTest:
             f.write(DOVECOT_METRICS)
         self.users = [ld.MailUser("alice@example.com", "alice-pw"),
                       ld.MailUser("bob@example.org", "bob-pw")]
-        self.dv = StatsDovecot(os.path.join(root, "dovecot"), self.users, lmtp=True)
+        self.dv = ld.StatsDovecot(os.path.join(root, "dovecot"), self.users, WRITER_LINK,
+                                  lmtp=True)
         self.dump_order: list[str] = []
 
     # ---- helpers ------------------------------------------------------------
@@ -130,9 +124,7 @@ class DovecotStatsTest:
         c = self.c
         self.ms.start()
         self.dv.install()
-        os.makedirs(self.dv.base_dir, exist_ok=True)
-        os.symlink(os.path.join(self.ms.run_dir, "stats-writer"),
-                   os.path.join(self.dv.base_dir, WRITER_LINK))
+        self.dv.link_writer(os.path.join(self.ms.run_dir, "stats-writer"))
         self.dv.start()
 
         r = self.doveadm_reader("add", "--group-by", "cmd_name",

@@ -418,3 +418,26 @@ def lmtp_deliver(port: int, sender: str, recipients: list[str], message: str) ->
     of refused recipients; raises when every recipient is refused."""
     with smtplib.LMTP("127.0.0.1", port, timeout=15.0) as client:
         return client.sendmail(sender, recipients, message.encode())
+
+
+class StatsDovecot(Dovecot):
+    """Dovecot whose processes write their events to mailscope's stats-writer
+    (through a link named `writer_link` in base_dir, made by link_writer())
+    instead of to Dovecot's own stats process. `extra` is appended to the
+    configuration (metric and event_exporter blocks, say)."""
+
+    def __init__(self, root_dir: str, users: Iterable[MailUser], writer_link: str | None,
+                 extra: str = "", lmtp: bool = False) -> None:
+        super().__init__(root_dir, users, lmtp=lmtp)
+        self.writer_link = writer_link
+        self.extra = extra
+
+    def config_text(self) -> str:
+        text = super().config_text()
+        if self.writer_link is not None:
+            text += f"\nstats_writer_socket_path = {self.writer_link}\n"
+        return text + self.extra
+
+    def link_writer(self, target: str) -> None:
+        os.makedirs(self.base_dir, exist_ok=True)
+        os.symlink(target, os.path.join(self.base_dir, self.writer_link))
