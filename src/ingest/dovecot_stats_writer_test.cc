@@ -428,23 +428,22 @@ TEST(DovecotStatsWriterDecoderTest, NamesPastTheBudgetAreRefused) {
   InternName("user");
   SetNameBudget(NameCount(), 64u << 20);  // full now
   std::uint64_t refused = NamesRefused();
-  auto cat = c.Feed("CATEGORY	budget-test-new-category");
+  auto cat = c.Feed("CATEGORY\tbudget-test-new-category");
   EXPECT_EQ(cat.status.reason(), "name_table_full");
-  auto ev = c.Feed(
-      "EVENT	0	0	0	1	0	nbudget_test_new_event	Suser	x");
+  auto ev = c.Feed("EVENT\t0\t0\t0\t1\t0\tnbudget_test_new_event\tSuser\tx");
   EXPECT_EQ(ev.status.reason(), "name_table_full");
   EXPECT_EQ(ev.emit, Emit::kNone);
   // A known name with a new field key: the event stays, the field goes.
   ev = c.Feed(
-      "EVENT	0	0	0	1	0	nimap_command_finished	"
-      "Sbudget_test_new_key	x	Suser	y");
+      "EVENT\t0\t0\t0\t1\t0\tnimap_command_finished\t"
+      "Sbudget_test_new_key\tx\tSuser\ty");
   EXPECT_TRUE(ev.status.ok()) << ev.status.ToString();
   EXPECT_EQ(ev.emit, Emit::kEvent);
   EXPECT_EQ(Get(c.event(), "user").as_string(), "y");
   EXPECT_EQ(FindName("budget_test_new_key"), kNoName);
   EXPECT_EQ(NamesRefused(), refused + 3);
   SetNameBudget(1'000'000, 64u << 20);
-  c.FeedOk({"CATEGORY	budget-test-new-category"});
+  c.FeedOk({"CATEGORY\tbudget-test-new-category"});
 }
 
 TEST(DovecotStatsWriterDecoderTest, EndedParentStaysReadableThroughItsChildren) {
