@@ -14,6 +14,7 @@
 
 #include "core/check.h"
 #include "export/event_format.h"
+#include "export/json_writer.h"
 #include "ingest/dovecot_event_export.h"
 
 namespace {
@@ -61,7 +62,7 @@ bool Utf8Names(const Shape& s, std::string_view host) {
   };
   auto valid = [&](std::string_view t) {
     std::string out;
-    mailscope::exporter::AppendDovecotJsonEscaped(out, t);
+    mailscope::exporter::AppendJsonEscaped(out, t);
     return replacements(out) == replacements(t);
   };
   if (!valid(mailscope::NameText(s.name)) || !valid(host)) return false;

@@ -110,12 +110,6 @@ class EventFormatter {
   std::string scratch_;              // scratch: a tab-text list before its second escaping
 };
 
-// Appends `s` as Dovecot's json_append_escaped() writes it (no quotes):
-// \" \\ \b \f \n \r \t, other controls as \u00XX, U+2028 and U+2029 as
-// \u2028 \u2029, valid UTF-8 as is, and U+FFFD for each byte that does not
-// start a valid UTF-8 sequence. Never allocates beyond `out`'s growth.
-void AppendDovecotJsonEscaped(std::string& out, std::string_view s);
-
 // Appends a time as Dovecot's exporters write it: "<sec>.<usec:06>" or
 // "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (no quotes). The usec part is printed as given.
 void AppendExportTime(std::string& out, Timeval tv, TimeFormat format);

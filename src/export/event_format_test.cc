@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "export/json_writer.h"
+
 // Counts heap allocations, so a test can show the steady state makes none.
 // Not under AddressSanitizer, whose own operator new must stay in place.
 // GCC inlines these into gtest's `new TestClass` and then takes malloc/free
@@ -288,7 +290,7 @@ TEST(EventFormatTest, JsonEscapingFollowsDovecot) {
   };
   for (const Case& c : cases) {
     std::string out;
-    AppendDovecotJsonEscaped(out, c.in);
+    AppendJsonEscaped(out, c.in);
     EXPECT_EQ(out, c.want);
   }
 }
