@@ -48,31 +48,17 @@ struct Counters {
   }
 };
 
-class DropTransport final : public EventTransport {
+// drop, and Dovecot's log transport (i_info("%s", payload)): nothing is
+// queued, so a payload is done with when Send() returns.
+class InlineTransport final : public EventTransport {
  public:
-  explicit DropTransport(const ExporterSettings& s) : EventTransport(s.name, s.transport) {}
-  void Send(std::string_view) override {
-    (closed_ ? counters_.dropped : counters_.sent).fetch_add(1, kRelaxed);
-  }
-  void Close() override { closed_ = true; }
-  TransportCounters counters() const override { return counters_.Get(); }
-  std::size_t queued() const override { return 0; }
-
- private:
-  Counters counters_;
-  bool closed_ = false;
-};
-
-// Dovecot's log transport: i_info("%s", payload).
-class LogTransport final : public EventTransport {
- public:
-  explicit LogTransport(const ExporterSettings& s) : EventTransport(s.name, s.transport) {}
+  explicit InlineTransport(const ExporterSettings& s) : EventTransport(s.name, s.transport) {}
   void Send(std::string_view payload) override {
     if (closed_) {
       counters_.dropped.fetch_add(1, kRelaxed);
       return;
     }
-    spdlog::info("{}", payload);
+    if (kind() == ExporterTransport::kLog) spdlog::info("{}", payload);
     counters_.sent.fetch_add(1, kRelaxed);
   }
   void Close() override { closed_ = true; }
@@ -409,9 +395,8 @@ std::unique_ptr<EventTransport> MakeEventTransport(asio::io_context& io,
                                                    const EventTransportOptions& options) {
   switch (settings.transport) {
     case ExporterTransport::kDrop:
-      return std::make_unique<DropTransport>(settings);
     case ExporterTransport::kLog:
-      return std::make_unique<LogTransport>(settings);
+      return std::make_unique<InlineTransport>(settings);
     case ExporterTransport::kFile:
       return std::make_unique<FileTransport>(settings, options);
     case ExporterTransport::kUnix:
@@ -419,7 +404,7 @@ std::unique_ptr<EventTransport> MakeEventTransport(asio::io_context& io,
     case ExporterTransport::kHttpPost:
       return MakeHttpPostTransport(io, settings, options);
   }
-  return std::make_unique<DropTransport>(settings);
+  return std::make_unique<InlineTransport>(settings);
 }
 
 bool WaitFileIdleForTesting(EventTransport& transport, std::chrono::milliseconds timeout) {
