@@ -162,8 +162,11 @@ Status Parser::Line(std::string_view line, const std::string& file, int line_no,
   if (!rest.empty() && rest.front() == '=') {
     if (key.empty()) return error("Missing setting name before '='");
     std::string_view raw = Trim(rest.substr(1));
+    const bool collect = !open_.empty() && open_.back().collect && open_.size() == 1;
     std::string value;
-    if (!raw.empty() && raw.front() == '<') {
+    // Settings outside the stats blocks are skipped unread: `ssl_key = </path`
+    // names files mailscope has no business opening.
+    if (collect && !raw.empty() && raw.front() == '<') {
       std::filesystem::path p(std::string(Trim(raw.substr(1))));
       if (p.is_relative()) p = std::filesystem::path(file).parent_path() / p;
       auto content = ReadFile(p.string());
@@ -173,7 +176,7 @@ Status Parser::Line(std::string_view line, const std::string& file, int line_no,
     } else {
       value = Unquote(raw);
     }
-    if (!open_.empty() && open_.back().collect && open_.size() == 1) {
+    if (collect) {
       conf.sections.back().settings.push_back({std::string(key), std::move(value), where});
     } else if (open_.size() == 1 && !open_.back().collect) {
       ++conf.skipped_settings;

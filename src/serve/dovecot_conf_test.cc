@@ -106,7 +106,9 @@ TEST(DovecotConfTest, IncludesAndFileValues) {
   std::ofstream(dir / "conf.d" / "10-a.conf") << "metric a {\n  filter = event=a\n}\n";
   std::ofstream(dir / "conf.d" / "20-b.conf") << "metric b {\n  filter = <b.filter\n}\n";
   std::ofstream(dir / "conf.d" / "b.filter") << "event=b\n";
-  std::ofstream(dir / "dovecot.conf") << "!include conf.d/*.conf\n";
+  // A file value outside the stats blocks is not read (Debian's ssl_key = </etc/...).
+  std::ofstream(dir / "dovecot.conf") << "ssl_key = </nonexistent/key.pem\n"
+                                      << "!include conf.d/*.conf\n";
   auto conf = LoadDovecotConf((dir / "dovecot.conf").string());
   ASSERT_TRUE(conf.ok()) << conf.status().message();
   ASSERT_EQ(conf->sections.size(), 2u);

@@ -3,11 +3,11 @@
 
 A private loopback Dovecot 2.3.19 sends its events to mailscope's
 stats-writer socket (stats_writer_socket_path names a link to it in Dovecot's
-base_dir). Metrics come from three places: `metric { }` blocks as pasted
-from a dovecot.conf (IMAP commands by command and reply state, auth
-successes and failures, an exponential duration histogram, LMTP
-deliveries), a [metrics.NAME] table of mailscope's config (with a size
-unit), and the real doveadm adding and removing metrics at run time on
+base_dir). Metrics come from three places: the `metric { }` blocks of that
+Dovecot's own dovecot.conf, which mailscope reads whole (IMAP commands by
+command and reply state, auth successes and failures, an exponential
+duration histogram, LMTP deliveries), a [metrics.NAME] table of mailscope's
+config (with a size unit), and the real doveadm adding and removing metrics at run time on
 mailscope's stats-reader (doveadm stats add takes no -s, so it runs with
 -o base_dir=<mailscope run dir>). Real clients log in over IMAP (good and
 bad passwords), run commands and deliver two messages over LMTP; then
@@ -32,9 +32,11 @@ import lib_mailscope as lm
 
 WRITER_LINK = "mailscope-stats-writer"
 
-# As pasted from a dovecot.conf: Dovecot's own syntax and filter language.
+# Metric blocks in Dovecot's own syntax and filter language. They are part of
+# the test Dovecot's dovecot.conf (so Dovecot itself checks them when it
+# starts), and mailscope reads that whole file through stats.dovecot_config.
 DOVECOT_METRICS = """\
-# metrics of the stats service, pasted from dovecot.conf
+# metrics of the stats service
 metric imap_command {
   description = IMAP commands by name and reply state
   filter = event=imap_command_finished
@@ -63,7 +65,7 @@ metric mail_delivery {
 
 CONFIG = """\
 [stats]
-dovecot_config = "dovecot-metrics.conf"
+dovecot_config = "{dovecot_conf}"
 
 [metrics.big_delivery]
 description = "deliveries of 1 KiB or more"
@@ -76,13 +78,12 @@ class DovecotStatsTest:
     def __init__(self, binary: str, root: str) -> None:
         self.c = lm.Checks()
         self.root = root
-        self.ms = lm.Mailscope(binary, os.path.join(root, "mailscope"), config=CONFIG)
-        with open(os.path.join(self.ms.root, "dovecot-metrics.conf"), "w") as f:
-            f.write(DOVECOT_METRICS)
         self.users = [ld.MailUser("alice@example.com", "alice-pw"),
                       ld.MailUser("bob@example.org", "bob-pw")]
         self.dv = ld.StatsDovecot(os.path.join(root, "dovecot"), self.users, WRITER_LINK,
-                                  lmtp=True)
+                                  extra=DOVECOT_METRICS, lmtp=True)
+        self.ms = lm.Mailscope(binary, os.path.join(root, "mailscope"),
+                               config=CONFIG.replace("{dovecot_conf}", self.dv.config_path))
         self.dump_order: list[str] = []
 
     # ---- helpers ------------------------------------------------------------
@@ -122,8 +123,8 @@ class DovecotStatsTest:
 
     def run(self) -> None:
         c = self.c
+        self.dv.install()  # mailscope reads its dovecot.conf, so it is written first
         self.ms.start()
-        self.dv.install()
         self.dv.link_writer(os.path.join(self.ms.run_dir, "stats-writer"))
         self.dv.start()
 
@@ -218,7 +219,7 @@ class DovecotStatsTest:
                 int(cols[1]) >= int(cols[3]) >= int(cols[2]) > 0, str(cols))
 
         # The metrics of the configuration, pasted Dovecot blocks first.
-        c.equal("configured metrics come first in the dump, in file order",
+        c.equal("configured metrics (the TOML table, then dovecot.conf's blocks) come first",
                 [m for m in self.dump_order if m in CONFIGURED + ["big_delivery"]][:6],
                 ["big_delivery"] + CONFIGURED)
         c.equal("imap_command counts every IMAP command", self.count(rows, "imap_command"), total)
