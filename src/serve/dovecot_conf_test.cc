@@ -86,7 +86,7 @@ TEST(DovecotConfTest, ErrorsNameFileAndLine) {
       {"metric {\n}\n", "c.conf:1: metric { } needs a name"},
       {"metric a {\n  sub {\n  }\n}\n", "c.conf:2: Unexpected section 'sub' inside metric"},
       {"!include nothing-here.conf\n", "c.conf:1: "},
-      {"a = <no-such-file\n", "c.conf:1: "},
+      {"metric m {\n  filter = <no-such-file\n}\n", "c.conf:2: "},
       {"= 1\n", "c.conf:1: Missing setting name"},
   };
   for (const Case& c : cases) {
