@@ -490,6 +490,27 @@ void MetricsEngine::Rebuild() {
   for (const auto& m : metrics_) filters.push_back(&m->definition().filter);
   combined_ = filter::Filter::Merge(filters);
 
+  by_name_.clear();
+  any_name_.clear();
+  std::vector<std::optional<filter::Filter::EventNames>> names;
+  names.reserve(metrics_.size());
+  for (auto& m : metrics_) {
+    names.push_back(m->definition().filter.RequiredEventNames());
+    m->name_decides_ = names.back() && names.back()->exact;
+    if (!names.back()) any_name_.push_back(m.get());
+    for (NameId id : names.back() ? names.back()->names : std::vector<NameId>{}) {
+      by_name_.try_emplace(id);
+    }
+  }
+  for (auto& [id, list] : by_name_) {
+    for (std::size_t i = 0; i < metrics_.size(); ++i) {
+      const auto& n = names[i];
+      if (!n || std::binary_search(n->names.begin(), n->names.end(), id)) {
+        list.push_back(metrics_[i].get());
+      }
+    }
+  }
+
   lookups_.clear();
   for (auto& m : metrics_) {
     const MetricDefinition& def = m->definition_;
@@ -527,8 +548,9 @@ void MetricsEngine::Process(const Event& event) {
   // so it drops every unnamed event before any metric sees it (§3.3).
   if (event.name == kNoName) return;
   ++stamp_;  // the lookups of the previous event are stale
-  for (const auto& m : metrics_) {
-    if (!m->definition().filter.Matches(event)) continue;
+  const auto it = by_name_.find(event.name);
+  for (Metric* m : it != by_name_.end() ? it->second : any_name_) {
+    if (!m->name_decides_ && !m->definition().filter.Matches(event)) continue;
     Feed(*m, *m->root_, event);
     if (export_sink_ && !m->definition().exporter.empty()) export_sink_(*m, event);
   }

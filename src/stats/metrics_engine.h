@@ -234,6 +234,9 @@ class Metric {
   std::uint32_t duration_slot_ = 0;
   std::vector<std::uint32_t> field_slots_;
   std::vector<std::uint32_t> group_slots_;
+  // The filter matches a named event exactly when its name is one the
+  // filter lists (Filter::EventNames::exact), so the name index decides.
+  bool name_decides_ = false;
 };
 
 struct MetricsOptions {
@@ -315,6 +318,11 @@ class MetricsEngine {
   std::vector<std::unique_ptr<Metric>> metrics_;
   filter::Filter combined_;
   std::vector<Lookup> lookups_;
+  // Which metrics an event can match, by its name, in metric order: those
+  // whose filter can match that name (Filter::RequiredEventNames()) and those
+  // that can match any name. Names no filter lists get any_name_.
+  boost::unordered_flat_map<NameId, std::vector<Metric*>> by_name_;
+  std::vector<Metric*> any_name_;
   std::uint64_t stamp_ = 0;  // counts Process() calls
   ExportSink export_sink_;
   std::string key_;  // scratch: the encoded group value

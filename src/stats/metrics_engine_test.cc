@@ -565,6 +565,48 @@ TEST_F(MetricsEngineTest, ResetEmptiesCountsAndKeepsSubMetrics) {
   EXPECT_EQ(Node("m", {"x"})->duration().max(), 4u);
 }
 
+// Metrics are picked by event name before their filters run; the result and
+// the order (seen by the export sink) are those of testing every filter.
+TEST_F(MetricsEngineTest, NameIndexKeepsMetricOrderAndFilterResults) {
+  const std::pair<const char*, const char*> defs[] = {
+      {"a", "event=a"},
+      {"any", "x=1"},
+      {"a_x", "event=a AND x=1"},
+      {"ab", "event=a OR event=b"},
+      {"wild", "event=a*"},
+      {"not_a", "NOT event=a"},
+      {"b_or_x", "event=b OR x=1"},
+      {"none", "event=a AND event=b"},
+  };
+  for (const auto& [name, filter] : defs) {
+    ASSERT_TRUE(engine_.Add(Def(name, filter, "", "", "exp")).ok());
+  }
+  std::vector<std::string> seen;
+  engine_.set_export_sink([&](const Metric& m, const Event&) { seen.push_back(m.name()); });
+  auto run = [&](std::string_view event_name, int x) {
+    seen.clear();
+    Ev ev(event_name);
+    if (x != 0) ev.Int("x", x);
+    engine_.Process(ev.e);
+    std::string out;
+    for (const std::string& s : seen) out += s + " ";
+    return out;
+  };
+  EXPECT_EQ(run("a", 0), "a ab wild ");
+  EXPECT_EQ(run("a", 1), "a any a_x ab wild b_or_x ");
+  EXPECT_EQ(run("b", 0), "ab not_a b_or_x ");
+  EXPECT_EQ(run("b", 1), "any ab not_a b_or_x ");
+  EXPECT_EQ(run("abc", 1), "any wild not_a b_or_x ");
+  EXPECT_EQ(run("c", 0), "not_a ");
+  ASSERT_TRUE(engine_.Remove("ab").ok());
+  ASSERT_TRUE(engine_.Add(Def("c", "event=c AND NOT x=2", "", "", "exp")).ok());
+  EXPECT_EQ(run("a", 0), "a wild ");
+  EXPECT_EQ(run("c", 0), "not_a c ");
+  EXPECT_EQ(run("c", 2), "not_a ");
+  EXPECT_EQ(engine_.Find("a")->root().duration().count(), 3u);
+  EXPECT_EQ(engine_.Find("none")->root().duration().count(), 0u);
+}
+
 TEST_F(MetricsEngineTest, ExportSinkSeesExportedMetricsOnly) {
   ASSERT_TRUE(engine_.Add(Def("plain", "event=e")).ok());
   ASSERT_TRUE(engine_.Add(Def("exported", "event=e", "", "", "json_http")).ok());
