@@ -11,6 +11,8 @@
 namespace mailscope::stats {
 namespace {
 
+__extension__ typedef unsigned __int128 Uint128;
+
 // Group values longer than this are keyed by a hash, so a metric grouped by
 // a long field (cmd_args) holds 17 bytes per key, not the whole value.
 constexpr std::size_t kMaxVerbatimKeyBytes = 64;
@@ -156,20 +158,35 @@ void AppendHash128(std::string& out, std::string_view s) {
   out.append(reinterpret_cast<const char*>(h), sizeof h);
 }
 
-void EncodeKey(std::string& key, char kind, std::uint64_t v) {
-  key.assign(1, kind);
-  key.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-
-void EncodeStringKey(std::string& key, std::string_view s) {
-  if (s.size() <= kMaxVerbatimKeyBytes) {
-    key.assign(1, 's');
-    key.append(s);
-  } else {
-    key.assign(1, 'h');
-    AppendHash128(key, s);
+// A group value's key in MetricNode::index_: a kind byte, then the value.
+// Written into a caller's buffer, so a lookup allocates nothing.
+class GroupKey {
+ public:
+  // 'b' bucket or 'i' integer, with the 8 bytes of v.
+  GroupKey(char kind, std::uint64_t v) : size_(1 + sizeof v) {
+    buf_[0] = kind;
+    std::memcpy(buf_ + 1, &v, sizeof v);
   }
-}
+  // 's' and the text up to kMaxVerbatimKeyBytes, else 'h' and its hash.
+  explicit GroupKey(std::string_view s) {
+    if (s.size() <= kMaxVerbatimKeyBytes) {
+      buf_[0] = 's';
+      std::memcpy(buf_ + 1, s.data(), s.size());
+      size_ = 1 + s.size();
+    } else {
+      buf_[0] = 'h';
+      std::string h;
+      AppendHash128(h, s);
+      std::memcpy(buf_ + 1, h.data(), h.size());
+      size_ = 1 + h.size();
+    }
+  }
+  std::string_view view() const { return {buf_, size_}; }
+
+ private:
+  char buf_[1 + kMaxVerbatimKeyBytes];
+  std::size_t size_;
+};
 
 bool FindField(const Event& event, NameId id, std::string_view key, Value& out) {
   return event.FindInChain(id, key, out);
@@ -418,6 +435,40 @@ std::size_t Distribution::memory_bytes() const {
 
 // ---- MetricNode, Metric ----
 
+// Keys are short (9 bytes for numbers, up to 65 for strings): two words per
+// 16 bytes, mixed; the map adds its own mixing on top.
+std::size_t MetricNode::KeyHash::operator()(std::string_view key) const noexcept {
+  const char* p = key.data();
+  const std::size_t n = key.size();
+  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
+  auto word = [](const char* at) {
+    std::uint64_t w;
+    std::memcpy(&w, at, sizeof w);
+    return w;
+  };
+  auto mix = [&h](std::uint64_t a, std::uint64_t b) {
+    const auto m =
+        static_cast<Uint128>(h ^ a ^ 0xa0761d6478bd642fULL) * (b ^ 0xe7037ed1a0b428dbULL);
+    h = static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
+  };
+  if (n >= 8) {
+    std::size_t i = 0;
+    for (; i + 16 < n; i += 16) mix(word(p + i), word(p + i + 8));
+    // The last 16 bytes (or 8..16), overlapping what came before.
+    mix(word(p + (n >= 16 ? n - 16 : 0)), word(p + n - 8));
+  } else if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    mix(a, b);
+  } else {
+    std::uint64_t a = 0;
+    for (std::size_t i = 0; i < n; ++i) a = (a << 8) | static_cast<unsigned char>(p[i]);
+    mix(a, 0);
+  }
+  return static_cast<std::size_t>(h);
+}
+
 MetricNode::MetricNode(std::string sub_name, std::size_t depth, std::int64_t bucket,
                        std::size_t fields, const QuantileSketch& prototype)
     : sub_name_(std::move(sub_name)),
@@ -577,20 +628,21 @@ void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& eve
   const auto number = static_cast<std::int64_t>(ToNumber(v));
   std::int64_t bucket = -1;
   std::string_view text;
-  if (g.quantized()) {
-    if (is_string) return;  // quantizing applies to integers only
-    bucket = static_cast<std::int64_t>(g.BucketOf(number));
-    EncodeKey(key_, 'b', static_cast<std::uint64_t>(bucket));
-  } else if (!is_string) {
-    EncodeKey(key_, 'i', static_cast<std::uint64_t>(number));
-  } else {
+  auto make_key = [&]() {
+    if (g.quantized()) {
+      bucket = static_cast<std::int64_t>(g.BucketOf(number));
+      return GroupKey('b', static_cast<std::uint64_t>(bucket));
+    }
+    if (!is_string) return GroupKey('i', static_cast<std::uint64_t>(number));
     text = v.as_string();
     text = text.substr(0, text.find('\0'));
-    EncodeStringKey(key_, text);
-  }
+    return GroupKey(text);
+  };
+  if (g.quantized() && is_string) return;  // quantizing applies to integers only
+  const GroupKey key = make_key();
 
   MetricNode* child;
-  if (auto it = node.index_.find(key_); it != node.index_.end()) {
+  if (auto it = node.index_.find(key.view()); it != node.index_.end()) {
     child = node.children_[it->second].get();
   } else {
     if (metric.sub_metric_count_ >= options_.max_sub_metrics) {
@@ -605,7 +657,7 @@ void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& eve
     } else {
       label = std::string(text);
     }
-    node.index_.emplace(key_, static_cast<std::uint32_t>(node.children_.size()));
+    node.index_.emplace(std::string(key.view()), static_cast<std::uint32_t>(node.children_.size()));
     node.children_.push_back(std::unique_ptr<MetricNode>(new MetricNode(
         SubMetricName(label), node.depth_ + 1, bucket, node.fields_.size(), prototype_)));
     ++metric.sub_metric_count_;

@@ -203,8 +203,18 @@ class MetricNode {
   Distribution duration_;
   std::vector<Distribution> fields_;
   std::vector<std::unique_ptr<MetricNode>> children_;
+  // Hashes encoded group values; looked up by string_view, so finding a
+  // child builds no std::string.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept;
+  };
+  struct KeyEqual {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+  };
   // Encoded group value -> index in children_.
-  boost::unordered_flat_map<std::string, std::uint32_t> index_;
+  boost::unordered_flat_map<std::string, std::uint32_t, KeyHash, KeyEqual> index_;
 };
 
 // One metric: its definition and its tree of nodes. Owned by the MetricsEngine.
@@ -325,7 +335,6 @@ class MetricsEngine {
   std::vector<Metric*> any_name_;
   std::uint64_t stamp_ = 0;  // counts Process() calls
   ExportSink export_sink_;
-  std::string key_;  // scratch: the encoded group value
 };
 
 template <typename Visit>
