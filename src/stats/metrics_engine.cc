@@ -353,7 +353,25 @@ void Distribution::Add(std::uint64_t value) {
   if (!squares_overflow_ && __builtin_add_overflow(squares_, square, &squares_))
     squares_overflow_ = true;
   squares_approx_ += static_cast<long double>(value) * static_cast<long double>(value);
-  sketch_.Add(static_cast<double>(value));
+  pending_[pending_count_++] = value;
+  if (pending_count_ == kPendingValues) FoldPending();
+}
+
+void Distribution::FoldPending() {
+  sketch_.AddValues(std::span(pending_, pending_count_));
+  pending_count_ = 0;
+}
+
+const QuantileSketch& Distribution::Folded(QuantileSketch& scratch) const {
+  if (pending_count_ == 0) return sketch_;
+  scratch = sketch_;
+  scratch.AddValues(std::span(pending_, pending_count_));
+  return scratch;
+}
+
+QuantileSketch Distribution::sketch() const {
+  QuantileSketch scratch;
+  return Folded(scratch);
 }
 
 void Distribution::Merge(const Distribution& other) {
@@ -366,7 +384,9 @@ void Distribution::Merge(const Distribution& other) {
   if (other.squares_overflow_ || __builtin_add_overflow(squares_, other.squares_, &squares_))
     squares_overflow_ = true;
   squares_approx_ += other.squares_approx_;
+  FoldPending();
   sketch_.Merge(other.sketch_);
+  sketch_.AddValues(std::span(other.pending_, other.pending_count_));
 }
 
 void Distribution::Reset() {
@@ -374,6 +394,7 @@ void Distribution::Reset() {
   sum_exact_ = squares_ = 0;
   squares_approx_ = 0;
   squares_overflow_ = false;
+  pending_count_ = 0;
   sketch_.Clear();
 }
 
@@ -403,7 +424,8 @@ std::uint64_t Distribution::ValueAtRank(std::uint64_t r) const {
   if (r >= count_ - 1) return max_;
   // The sketch answers rank floor(q * (count-1)); aim at the middle of r.
   const double q = (static_cast<double>(r) + 0.5) / static_cast<double>(count_ - 1);
-  const double v = std::clamp(sketch_.Quantile(q), 0.0, 0x1p64);
+  QuantileSketch scratch;
+  const double v = std::clamp(Folded(scratch).Quantile(q), 0.0, 0x1p64);
   const std::uint64_t x = v >= 0x1p64   ? UINT64_MAX
                           : v >= 0x1p63 ? static_cast<std::uint64_t>(v)
                                         : static_cast<std::uint64_t>(v + 0.5);

@@ -157,11 +157,21 @@ class Distribution {
   std::uint64_t Percentile(double f) const;
   // Estimate of the value at 0-based rank r (r = 0 and r >= count-1 exact).
   std::uint64_t ValueAtRank(std::uint64_t r) const;
-  const QuantileSketch& sketch() const { return sketch_; }
+  // The sketch of every value added (a copy when values wait to be folded in).
+  QuantileSketch sketch() const;
   std::size_t memory_bytes() const;
 
  private:
   __extension__ typedef unsigned __int128 U128;
+  // Values wait here and go into sketch_ a batch at a time: a sketch's
+  // buckets span KiBs, so one value costs about a cache miss, and a batch
+  // lets those misses overlap (values of one field often share buckets).
+  // The sketch does not depend on the order of its values, so quantiles are
+  // the same as adding each value at once.
+  static constexpr std::uint32_t kPendingValues = 16;
+  void FoldPending();
+  // sketch_ and pending_: a copy when values are pending, else sketch_.
+  const QuantileSketch& Folded(QuantileSketch& scratch) const;
 
   std::uint64_t count_ = 0;
   std::uint64_t sum_ = 0;
@@ -171,6 +181,8 @@ class Distribution {
   U128 squares_ = 0;
   long double squares_approx_ = 0;  // used once squares_ overflowed
   bool squares_overflow_ = false;
+  std::uint32_t pending_count_ = 0;
+  std::uint64_t pending_[kPendingValues] = {};
   QuantileSketch sketch_;
 };
 

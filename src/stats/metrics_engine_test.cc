@@ -323,6 +323,31 @@ TEST(MetricsDistributionTest, ResetAndMerge) {
   EXPECT_EQ(empty.min(), 5u);
 }
 
+// Values reach the sketch in batches; every read sees all of them.
+TEST(MetricsDistributionTest, QuantilesSeeEveryValueWhateverTheBatching) {
+  for (int n : {1, 7, 15, 16, 17, 33, 100}) {
+    Distribution d, a, b;
+    QuantileSketch all;
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t v = (static_cast<std::uint64_t>(i) * 7919) % 1000 + (i % 3 == 0 ? 0 : 5);
+      d.Add(v);
+      (i % 2 == 0 ? a : b).Add(v);
+      all.Add(static_cast<double>(v));
+    }
+    a.Merge(b);
+    for (const Distribution* x : {&d, &a}) {
+      const QuantileSketch s = x->sketch();
+      EXPECT_EQ(s.count(), all.count());
+      for (int r = 0; r < n; ++r) {
+        const double q = (r + 0.5) / (n > 1 ? n - 1 : 1);
+        EXPECT_EQ(s.Quantile(q), all.Quantile(q)) << n << " " << r;
+      }
+      EXPECT_EQ(x->median(), d.median());
+      EXPECT_EQ(x->Percentile(0.9), d.Percentile(0.9));
+    }
+  }
+}
+
 TEST(MetricsDistributionTest, HugeValuesKeepAFiniteVariance) {
   Distribution d;
   for (int i = 0; i < 4; ++i) d.Add(UINT64_MAX - i);  // squares overflow 128 bits
