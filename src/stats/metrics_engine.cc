@@ -352,14 +352,23 @@ void Distribution::Add(std::uint64_t value) {
   const U128 square = static_cast<U128>(value) * value;
   if (!squares_overflow_ && __builtin_add_overflow(squares_, square, &squares_))
     squares_overflow_ = true;
-  squares_approx_ += static_cast<long double>(value) * static_cast<long double>(value);
   pending_[pending_count_++] = value;
   if (pending_count_ == kPendingValues) FoldPending();
 }
 
 void Distribution::FoldPending() {
+  squares_approx_ = SquaresApprox();
   sketch_.AddValues(std::span(pending_, pending_count_));
   pending_count_ = 0;
+}
+
+// Summed value by value in the order added, as if each Add() had done it.
+long double Distribution::SquaresApprox() const {
+  long double sum = squares_approx_;
+  for (std::uint32_t i = 0; i < pending_count_; ++i) {
+    sum += static_cast<long double>(pending_[i]) * static_cast<long double>(pending_[i]);
+  }
+  return sum;
 }
 
 const QuantileSketch& Distribution::Folded(QuantileSketch& scratch) const {
@@ -376,6 +385,7 @@ QuantileSketch Distribution::sketch() const {
 
 void Distribution::Merge(const Distribution& other) {
   if (other.count_ == 0) return;
+  FoldPending();
   if (count_ == 0 || other.min_ < min_) min_ = other.min_;
   if (count_ == 0 || other.max_ > max_) max_ = other.max_;
   count_ += other.count_;
@@ -383,8 +393,7 @@ void Distribution::Merge(const Distribution& other) {
   sum_exact_ += other.sum_exact_;
   if (other.squares_overflow_ || __builtin_add_overflow(squares_, other.squares_, &squares_))
     squares_overflow_ = true;
-  squares_approx_ += other.squares_approx_;
-  FoldPending();
+  squares_approx_ += other.SquaresApprox();
   sketch_.Merge(other.sketch_);
   sketch_.AddValues(std::span(other.pending_, other.pending_count_));
 }
@@ -414,7 +423,7 @@ double Distribution::variance() const {
     return static_cast<double>(static_cast<long double>(a - b) / nn);
   }
   const long double mean = static_cast<long double>(sum_exact_) / count_;
-  const long double v = squares_approx_ / count_ - mean * mean;
+  const long double v = SquaresApprox() / count_ - mean * mean;
   return v > 0 ? static_cast<double>(v) : 0.0;
 }
 
