@@ -93,7 +93,14 @@ bool SameBytes(const char* a, std::string_view b) {
     std::memcpy(&y0, b.data(), 8);
     std::memcpy(&x1, a + n - 8, 8);
     std::memcpy(&y1, b.data() + n - 8, 8);
-    return x0 == y0 && x1 == y1 && (n <= 16 || std::memcmp(a + 8, b.data() + 8, n - 16) == 0);
+    if (x0 != y0 || x1 != y1) return false;
+    // The middle word by word; the last one overlaps the tail compared above.
+    for (std::size_t i = 8; i + 8 < n; i += 8) {
+      std::memcpy(&x0, a + i, 8);
+      std::memcpy(&y0, b.data() + i, 8);
+      if (x0 != y0) return false;
+    }
+    return true;
   }
   for (std::size_t i = 0; i < n; ++i)
     if (a[i] != b[i]) return false;
