@@ -246,8 +246,13 @@ std::size_t GroupBy::BucketOf(std::int64_t value) const {
     if (value > max) return last;
     return 1 + static_cast<std::size_t>((value - min - 1) / step);
   }
-  for (std::size_t i = 0; i < last; ++i)
-    if (value <= Edge(i)) return i;
+  // Edge(i) = base^(min+i), built up by multiplying: the largest edge,
+  // base^max, fits in int64 (ParseGroupBy), and no product goes past it.
+  std::int64_t edge = Edge(0);
+  for (std::size_t i = 0; i < last; ++i) {
+    if (value <= edge) return i;
+    if (i + 1 < last) edge *= base;
+  }
   return last;
 }
 
