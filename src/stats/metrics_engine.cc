@@ -599,6 +599,7 @@ void MetricsEngine::Rebuild() {
   }
 
   lookups_.clear();
+  lookup_bits_ = 0;
   for (auto& m : metrics_) {
     const MetricDefinition& def = m->definition_;
     m->duration_slot_ = SlotOf(duration_id_, "duration");
@@ -616,12 +617,35 @@ std::uint32_t MetricsEngine::SlotOf(NameId id, std::string_view name) {
   Lookup l;
   l.id = id;
   l.name = std::string(name);
+  lookup_bits_ |= std::uint64_t{1} << (id % 64);
   l.stamp = stamp_;  // stale: stamp_ moves on before the next event is looked at
   lookups_.push_back(std::move(l));
   return static_cast<std::uint32_t>(lookups_.size() - 1);
 }
 
+void MetricsEngine::ScanOwnFields(const Event& event) {
+  scanned_stamp_ = stamp_;
+  for (const mailscope::Field& f : event.fields) {
+    // Record columns are fields too, found after all plain ones: leave
+    // such events to FindInChain().
+    if (f.value.type() == Value::Type::kRecord) return;
+  }
+  for (const mailscope::Field& f : event.fields) {
+    if ((lookup_bits_ & (std::uint64_t{1} << (f.key % 64))) == 0) continue;
+    if (f.value.type() == Value::Type::kNone) continue;  // as FindHere() skips them
+    for (Lookup& l : lookups_) {
+      // The first field of a key is the one found, as in FindHere().
+      if (l.id == f.key && l.id != kNoName && l.stamp != stamp_) {
+        l.stamp = stamp_;
+        l.found = true;
+        l.value = f.value;
+      }
+    }
+  }
+}
+
 const Value* MetricsEngine::Field(std::uint32_t slot, const Event& event) {
+  if (scanned_stamp_ != stamp_) ScanOwnFields(event);
   Lookup& l = lookups_[slot];
   if (l.stamp != stamp_) {
     l.stamp = stamp_;

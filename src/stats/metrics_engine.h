@@ -331,6 +331,9 @@ class MetricsEngine {
   void GroupInto(Metric& metric, MetricNode& node, const Event& event);
   // The field of lookups_[slot] for the current event; nullptr when missing.
   const Value* Field(std::uint32_t slot, const Event& event);
+  // One pass over the event's own fields settles every lookup they hold,
+  // instead of a scan of them per lookup; the rest go through FindInChain().
+  void ScanOwnFields(const Event& event);
   std::uint32_t SlotOf(NameId id, std::string_view name);
   MetricNode* Child(Metric& metric, MetricNode& node, std::string_view label, std::int64_t bucket);
   void Rebuild();
@@ -348,7 +351,9 @@ class MetricsEngine {
   // that can match any name. Names no filter lists get any_name_.
   boost::unordered_flat_map<NameId, std::vector<Metric*>> by_name_;
   std::vector<Metric*> any_name_;
-  std::uint64_t stamp_ = 0;  // counts Process() calls
+  std::uint64_t stamp_ = 0;          // counts Process() calls
+  std::uint64_t scanned_stamp_ = 0;  // == stamp_ once ScanOwnFields() ran for this event
+  std::uint64_t lookup_bits_ = 0;    // bit (id % 64) of every lookups_ id
   ExportSink export_sink_;
 };
 

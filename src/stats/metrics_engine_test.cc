@@ -480,6 +480,22 @@ TEST_F(MetricsEngineTest, FieldsAreLookedUpRecursively) {
   EXPECT_EQ(n.duration().min(), 0u);
 }
 
+// As FindInChain(): the first field of a key with a value, then the parents.
+TEST_F(MetricsEngineTest, OwnFieldsFirstValuedOneWins) {
+  ASSERT_TRUE(engine_.Add(Def("m", "event=e", "a b c")).ok());
+  Ev parent;
+  parent.Int("a", 100).Int("b", 200).Int("c", 300);
+  Ev ev("e");
+  ev.e.Add(InternName("a"), Value());  // no value: looked past
+  ev.Int("b", 2).Int("a", 1).Int("b", 3);
+  ev.e.parent = &parent.e;
+  engine_.Process(ev.e);
+  const auto fields = engine_.Find("m")->root().fields();
+  EXPECT_EQ(fields[0].sum(), 1u);
+  EXPECT_EQ(fields[1].sum(), 2u);
+  EXPECT_EQ(fields[2].sum(), 300u);
+}
+
 TEST_F(MetricsEngineTest, RecordColumnsAreFields) {
   static const RecordColumn kColumns[] = {{"rec_a", RecordColumn::Type::kU32, 0},
                                           {"rec_tv", RecordColumn::Type::kTimeval, 8}};
