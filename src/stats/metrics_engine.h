@@ -268,7 +268,7 @@ struct MetricsOptions {
   // Sub-metrics (all group_by levels together) per metric. Past it, events
   // still count in the existing nodes, but new group values get no node and
   // are counted in Metric::sub_metrics_dropped(). Dovecot has no bound; a
-  // node costs ~300 bytes plus ~200 bytes and up to 16 KiB of sketch per
+  // node costs ~300 bytes plus ~340 bytes and up to 16 KiB of sketch per
   // distribution (duration and each field).
   std::size_t max_sub_metrics = 1000;
   // Of every distribution's quantile sketch.
