@@ -99,6 +99,23 @@ class Value {
     return x;
   }
 
+  // The same as assigning Int(v), Tv(tv), String(v), written in place:
+  // decoders fill fields with these, and a temporary copied in costs a
+  // store-forwarding stall per field.
+  void set_int(std::int64_t v) {
+    u_.tv = {};
+    u_.i = v;
+    type_ = Type::kInt;
+  }
+  void set_timeval(Timeval tv) {
+    u_.tv = tv;
+    type_ = Type::kTimeval;
+  }
+  void set_string(std::string_view v) {
+    u_.s = {v.data(), v.size()};
+    type_ = Type::kString;
+  }
+
   Type type() const { return type_; }
   // REQUIRES: the matching type.
   std::int64_t as_int() const { return u_.i; }

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,6 +89,18 @@ class Filter {
   // counts unnamed events at all, whatever this says, because merging never
   // clears the flag; a metrics engine wanting that parity tests the name.
   bool RequiresEventName() const;
+
+  // The event names that can match, when the filter pins them down: a named
+  // event whose name is not in `names` never matches. `exact`: a named event
+  // matches exactly when its name is in `names` (the filter tests nothing
+  // else). nullopt when some query can match a named event of any name (a
+  // wildcard, NOT, or a query without an event= test on every path). The
+  // empty filter gives an empty, exact set. Unnamed events are not covered.
+  struct EventNames {
+    std::vector<NameId> names;  // sorted, unique
+    bool exact = true;
+  };
+  std::optional<EventNames> RequiredEventNames() const;
 
   // The filter in Dovecot's export format, as the stats server sends it in
   // FILTER: queries joined by " OR ", each wrapped in "(...)"; inner nodes

@@ -2,12 +2,15 @@
 // cases agree with 2.3.19.1's event_filter_match() on the same events.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <limits>
 #include <new>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "filter/filter.h"
 
@@ -372,6 +375,78 @@ TEST(FilterMatchTest, AnyQueryOfAMergedFilter) {
   EXPECT_TRUE(merged.Matches(e));
   EXPECT_FALSE(merged.Matches(Named("b")));
   EXPECT_FALSE(merged.Matches(Named("c")));
+}
+
+// The names RequiredEventNames() gives, "*" for nullopt, and "=" when exact.
+std::string NamesOf(const Filter& f) {
+  const auto names = f.RequiredEventNames();
+  if (!names) return "*";
+  std::vector<std::string_view> texts;
+  for (NameId id : names->names) texts.push_back(NameText(id));
+  std::sort(texts.begin(), texts.end());
+  std::string out = names->exact ? "=" : "";
+  for (std::string_view t : texts) out += std::string(t) + ",";
+  return out;
+}
+
+TEST(FilterMatchTest, RequiredEventNames) {
+  const struct {
+    std::string_view filter;
+    std::string_view names;
+  } cases[] = {
+      {"event=a", "=a,"},
+      {"event=a AND x=1", "a,"},
+      {"x=1 AND event=a", "a,"},
+      {"event=a OR event=b", "=a,b,"},
+      {"event=a OR x=1", "*"},
+      {"(event=a OR event=b) AND event=b", "=b,"},
+      {"event=a AND event=b", "="},
+      {"event=a AND (event=b OR x=1)", "a,"},
+      {"event=a*", "*"},
+      {"event=a AND event=a*", "a,"},
+      {"NOT event=a", "*"},
+      {"event=a AND NOT event=b", "a,"},
+      {"category=storage AND event=mail_opened", "mail_opened,"},
+      {"event=a AND (cmd_name=SEARCH OR tagged_reply_state=BAD)", "a,"},
+      {"x=1", "*"},
+      {"event=\"\"", "="},
+  };
+  for (const auto& c : cases) EXPECT_EQ(NamesOf(MustParse(c.filter)), c.names) << c.filter;
+  EXPECT_EQ(NamesOf(Filter()), "=");
+  const Filter a = MustParse("event=a"), b = MustParse("event=b AND x=1"), c = MustParse("x=1");
+  EXPECT_EQ(NamesOf(Filter::Merge({&a, &b})), "a,b,");
+  EXPECT_EQ(NamesOf(Filter::Merge({&a, &c})), "*");
+}
+
+// Whatever RequiredEventNames() says, Matches() agrees on named events.
+TEST(FilterMatchTest, RequiredEventNamesAgreeWithMatches) {
+  const std::string_view filters[] = {
+      "event=a",
+      "event=a AND x=1",
+      "event=a OR event=b",
+      "(event=a OR event=b) AND x=1",
+      "event=a AND NOT x=1",
+      "event=b OR (event=a AND x=2)",
+      "event=a AND event=b",
+  };
+  for (std::string_view text : filters) {
+    const Filter f = MustParse(text);
+    const auto names = f.RequiredEventNames();
+    ASSERT_TRUE(names.has_value()) << text;
+    for (std::string_view name : {"a", "b", "c"}) {
+      for (int x : {0, 1, 2}) {
+        Event e = Named(name);
+        if (x != 0) e.Add(InternName("x"), Value::Int(x));
+        const bool in = std::binary_search(names->names.begin(), names->names.end(), e.name);
+        if (!in) {
+          EXPECT_FALSE(f.Matches(e)) << text << " " << name << " " << x;
+        }
+        if (names->exact) {
+          EXPECT_EQ(f.Matches(e), in) << text << " " << name << " " << x;
+        }
+      }
+    }
+  }
 }
 
 TEST(FilterMatchTest, MatchingDoesNotAllocate) {

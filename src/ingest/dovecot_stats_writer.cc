@@ -93,7 +93,14 @@ bool SameBytes(const char* a, std::string_view b) {
     std::memcpy(&y0, b.data(), 8);
     std::memcpy(&x1, a + n - 8, 8);
     std::memcpy(&y1, b.data() + n - 8, 8);
-    return x0 == y0 && x1 == y1 && (n <= 16 || std::memcmp(a + 8, b.data() + 8, n - 16) == 0);
+    if (x0 != y0 || x1 != y1) return false;
+    // The middle word by word; the last one overlaps the tail compared above.
+    for (std::size_t i = 8; i + 8 < n; i += 8) {
+      std::memcpy(&x0, a + i, 8);
+      std::memcpy(&y0, b.data() + i, 8);
+      if (x0 != y0) return false;
+    }
+    return true;
   }
   for (std::size_t i = 0; i < n; ++i)
     if (a[i] != b[i]) return false;
@@ -149,6 +156,20 @@ struct ParsedHead {
   std::size_t field_count = 0;
   bool truncated = false;      // fields were dropped
   std::uint64_t key_bits = 0;  // bit (key % 64) of every key in fields
+
+  // As assigning ParsedHead(), without rewriting the categories' storage.
+  void Reset() {
+    created = last_sent = {};
+    has_source = false;
+    source_file = {};
+    source_line = 0;
+    has_name = false;
+    name = kNoName;
+    categories.clear();
+    field_count = 0;
+    truncated = false;
+    key_bits = 0;
+  }
 };
 
 }  // namespace
@@ -310,7 +331,7 @@ Status DovecotStatsWriterDecoder::Category(std::span<const std::string_view> arg
 Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> args,
                                               std::size_t from, std::span<char> line) {
   Parsed& p = *parsed_;
-  static_cast<ParsedHead&>(p) = ParsedHead();
+  p.Reset();
   const std::string_view cmd = args[0];
   if (args.size() < from + 2 || !ParseTimeval(args[from], args[from + 1], false, p.created)) {
     return Reject(cmd, "invalid_timestamp", "Missing or invalid create timestamp");
@@ -429,11 +450,11 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
     if (f == nullptr) {
       p.truncated = true;
     } else if (code == 'I') {
-      f->value = Value::Int(number);
+      f->value.set_int(number);
     } else if (code == 'T') {
-      f->value = Value::Tv(tv);
+      f->value.set_timeval(tv);
     } else {  // 'S', and 'L' joined
-      f->value = Value::String(text);
+      f->value.set_string(text);
     }
     i += used;
   }

@@ -5,10 +5,13 @@
 
 namespace mailscope::ingest {
 
-LineFramer::LineFramer(std::size_t max_line_bytes, std::size_t read_chunk)
+LineFramer::LineFramer(std::size_t max_line_bytes, std::size_t read_chunk,
+                       std::size_t max_read_chunk)
     : max_line_(max_line_bytes),
+      base_chunk_(read_chunk),
+      max_chunk_(std::max(read_chunk, max_read_chunk)),
       chunk_(read_chunk),
-      max_size_(max_line_bytes + 1 + 2 * read_chunk),
+      max_size_(max_line_bytes + 1 + 2 * max_chunk_),
       buf_(std::min(max_size_, kInitialChunks * read_chunk)) {}
 
 void LineFramer::Compact() {
@@ -19,9 +22,9 @@ void LineFramer::Compact() {
 }
 
 std::span<char> LineFramer::WriteSpace() {
-  if (begin_ == end_ && buf_.size() > kShrinkChunks * chunk_) {
-    // The long line that grew the buffer is gone: give the memory back.
-    std::vector<char>(std::min(max_size_, kInitialChunks * chunk_)).swap(buf_);
+  if (begin_ == end_ && chunk_ == base_chunk_ && buf_.size() > kShrinkChunks * base_chunk_) {
+    // The long line or the burst that grew the buffer is gone: give the memory back.
+    std::vector<char>(std::min(max_size_, kInitialChunks * base_chunk_)).swap(buf_);
     begin_ = end_ = 0;
   }
   if (buf_.size() - end_ < chunk_) {
@@ -32,9 +35,14 @@ std::span<char> LineFramer::WriteSpace() {
       buf_.resize(std::min(max_size_, std::max(buf_.size() * 2, end_ + chunk_)));
     }
   }
-  return {buf_.data() + end_, buf_.size() - end_};
+  offered_ = buf_.size() - end_;
+  return {buf_.data() + end_, offered_};
 }
 
-void LineFramer::Commit(std::size_t n) { end_ += n; }
+void LineFramer::Commit(std::size_t n) {
+  end_ += n;
+  // A read that filled the space: more is waiting, so read more at a time.
+  chunk_ = n >= offered_ ? std::min(max_chunk_, 2 * chunk_) : base_chunk_;
+}
 
 }  // namespace mailscope::ingest

@@ -3,8 +3,11 @@
 // their LF and reported once each, so a giant line never costs its
 // neighbours. The buffer starts at two read chunks and grows only while a
 // long line is being read (to at most the bound plus two chunks), so an
-// idle connection costs a few KiB whatever its bound. Thread-compatible;
-// owned by one reader.
+// idle connection costs a few KiB whatever its bound. A busy stream gets
+// larger reads: while reads fill all the space offered, the read chunk
+// doubles up to a maximum, and it falls back after the first read that does
+// not (then an empty, grown buffer is given back as after a long line).
+// Thread-compatible; owned by one reader.
 #pragma once
 
 #include <cstddef>
@@ -15,10 +18,12 @@ namespace mailscope::ingest {
 
 class LineFramer {
  public:
-  // `max_line_bytes` excludes the LF.
-  explicit LineFramer(std::size_t max_line_bytes, std::size_t read_chunk = 64 * 1024);
+  // `max_line_bytes` excludes the LF. `max_read_chunk` (at least
+  // `read_chunk`; 0 means `read_chunk`) bounds the read chunk of a busy stream.
+  explicit LineFramer(std::size_t max_line_bytes, std::size_t read_chunk = 64 * 1024,
+                      std::size_t max_read_chunk = 0);
 
-  // Space to read into; always at least `read_chunk` bytes. May move the
+  // Space to read into; always at least the current read chunk. May move the
   // held bytes (spans from earlier Drain calls are invalid afterwards).
   std::span<char> WriteSpace();
   // Marks `n` bytes of WriteSpace() as filled.
@@ -34,6 +39,8 @@ class LineFramer {
   std::size_t pending_bytes() const { return end_ - begin_; }
   // Bytes of buffer allocated.
   std::size_t buffer_bytes() const { return buf_.size(); }
+  // The space WriteSpace() guarantees now.
+  std::size_t read_chunk() const { return chunk_; }
 
  private:
   void Compact();
@@ -42,7 +49,10 @@ class LineFramer {
   static constexpr std::size_t kShrinkChunks = 16;  // shrink back when empty past this
 
   std::size_t max_line_;
-  std::size_t chunk_;
+  std::size_t base_chunk_;
+  std::size_t max_chunk_;
+  std::size_t chunk_;        // base_chunk_ .. max_chunk_
+  std::size_t offered_ = 0;  // bytes the last WriteSpace() returned
   std::size_t max_size_;
   std::vector<char> buf_;
   std::size_t begin_ = 0;    // first unconsumed byte

@@ -74,5 +74,33 @@ TEST(LineFramerTest, BufferGrowsForLongLinesOnly) {
   EXPECT_EQ(c.lines.back(), "next");
 }
 
+TEST(LineFramerTest, BusyStreamsReadMoreAtATimeAndGiveItBack) {
+  LineFramer f(1 << 20, 4096, 64 * 1024);
+  Collected c;
+  const std::string line = "EVENT\t0\t1\t0\t1\t0\tnx\n";
+  std::string stream;
+  while (stream.size() < 1024 * 1024) stream += line;
+  std::size_t reads = 0, at = 0;
+  while (at < stream.size()) {  // a socket that always has more than the space
+    auto space = f.WriteSpace();
+    const std::size_t n = std::min(space.size(), stream.size() - at);
+    std::memcpy(space.data(), stream.data() + at, n);
+    f.Commit(n);
+    at += n;
+    ++reads;
+    f.Drain([&](std::span<char> l) { c.lines.emplace_back(l.data(), l.size()); },
+            [&](std::size_t dropped) { c.overflows.push_back(dropped); });
+  }
+  EXPECT_EQ(c.lines.size(), stream.size() / line.size());
+  EXPECT_TRUE(c.overflows.empty());
+  EXPECT_LT(reads, stream.size() / 16384);  // not one read per 8 KiB
+  EXPECT_LE(f.buffer_bytes(), 4u * 64 * 1024);
+  Feed(f, line, c);  // a short read: the chunk falls back, the empty buffer shrinks
+  EXPECT_EQ(f.read_chunk(), 4096u);
+  Feed(f, line, c);
+  EXPECT_EQ(f.buffer_bytes(), 8192u);
+  EXPECT_EQ(c.lines.back(), "EVENT\t0\t1\t0\t1\t0\tnx");
+}
+
 }  // namespace
 }  // namespace mailscope::ingest

@@ -2,8 +2,11 @@
 #pragma once
 
 #include <charconv>
+#include <cstddef>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace mailscope::ingest {
 
@@ -11,6 +14,22 @@ namespace mailscope::ingest {
 // spaces, no trailing bytes); false if it is not one or does not fit.
 template <typename T>
 bool ParseDecimal(std::string_view s, T& out) {
+  // Fast path, the same answer as from_chars: digits (after a '-' for signed
+  // T) too few to overflow. The numbers of the wire protocols are short.
+  if constexpr (std::is_integral_v<T>) {
+    const bool negative = std::is_signed_v<T> && !s.empty() && s[0] == '-';
+    const std::size_t digits = s.size() - (negative ? 1 : 0);
+    if (digits >= 1 && digits <= static_cast<std::size_t>(std::numeric_limits<T>::digits10)) {
+      T v = 0;
+      for (std::size_t i = s.size() - digits; i < s.size(); ++i) {
+        const auto d = static_cast<unsigned>(static_cast<unsigned char>(s[i]) - '0');
+        if (d > 9) return false;
+        v = static_cast<T>(v * 10 + static_cast<T>(d));
+      }
+      out = negative ? static_cast<T>(0 - v) : v;
+      return true;
+    }
+  }
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return !s.empty() && ec == std::errc() && ptr == s.data() + s.size();
 }

@@ -247,7 +247,9 @@ awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state, Socket sock
   // The Pusher's target lives exactly as long as this coroutine serves.
   auto push_target = std::make_shared<Pusher::Impl>(Pusher::Impl{conn});
   if (handler.on_open) handler.on_open(Pusher(push_target));
-  ingest::LineFramer framer(state->max_line, 4096);
+  // 4 KiB reads for a quiet connection, up to 64 KiB while a writer keeps
+  // the socket full (fewer system calls per byte).
+  ingest::LineFramer framer(state->max_line, 4096, 64 * 1024);
   std::string reply;
   bool keep_open = true;
   while (keep_open && !state->closed) {

@@ -11,6 +11,8 @@
 namespace mailscope::stats {
 namespace {
 
+__extension__ typedef unsigned __int128 Uint128;
+
 // Group values longer than this are keyed by a hash, so a metric grouped by
 // a long field (cmd_args) holds 17 bytes per key, not the whole value.
 constexpr std::size_t kMaxVerbatimKeyBytes = 64;
@@ -156,20 +158,35 @@ void AppendHash128(std::string& out, std::string_view s) {
   out.append(reinterpret_cast<const char*>(h), sizeof h);
 }
 
-void EncodeKey(std::string& key, char kind, std::uint64_t v) {
-  key.assign(1, kind);
-  key.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-
-void EncodeStringKey(std::string& key, std::string_view s) {
-  if (s.size() <= kMaxVerbatimKeyBytes) {
-    key.assign(1, 's');
-    key.append(s);
-  } else {
-    key.assign(1, 'h');
-    AppendHash128(key, s);
+// A group value's key in MetricNode::index_: a kind byte, then the value.
+// Written into a caller's buffer, so a lookup allocates nothing.
+class GroupKey {
+ public:
+  // 'b' bucket or 'i' integer, with the 8 bytes of v.
+  GroupKey(char kind, std::uint64_t v) : size_(1 + sizeof v) {
+    buf_[0] = kind;
+    std::memcpy(buf_ + 1, &v, sizeof v);
   }
-}
+  // 's' and the text up to kMaxVerbatimKeyBytes, else 'h' and its hash.
+  explicit GroupKey(std::string_view s) {
+    if (s.size() <= kMaxVerbatimKeyBytes) {
+      buf_[0] = 's';
+      std::memcpy(buf_ + 1, s.data(), s.size());
+      size_ = 1 + s.size();
+    } else {
+      buf_[0] = 'h';
+      std::string h;
+      AppendHash128(h, s);
+      std::memcpy(buf_ + 1, h.data(), h.size());
+      size_ = 1 + h.size();
+    }
+  }
+  std::string_view view() const { return {buf_, size_}; }
+
+ private:
+  char buf_[1 + kMaxVerbatimKeyBytes];
+  std::size_t size_;
+};
 
 bool FindField(const Event& event, NameId id, std::string_view key, Value& out) {
   return event.FindInChain(id, key, out);
@@ -229,8 +246,13 @@ std::size_t GroupBy::BucketOf(std::int64_t value) const {
     if (value > max) return last;
     return 1 + static_cast<std::size_t>((value - min - 1) / step);
   }
-  for (std::size_t i = 0; i < last; ++i)
-    if (value <= Edge(i)) return i;
+  // Edge(i) = base^(min+i), built up by multiplying: the largest edge,
+  // base^max, fits in int64 (ParseGroupBy), and no product goes past it.
+  std::int64_t edge = Edge(0);
+  for (std::size_t i = 0; i < last; ++i) {
+    if (value <= edge) return i;
+    if (i + 1 < last) edge *= base;
+  }
   return last;
 }
 
@@ -335,12 +357,40 @@ void Distribution::Add(std::uint64_t value) {
   const U128 square = static_cast<U128>(value) * value;
   if (!squares_overflow_ && __builtin_add_overflow(squares_, square, &squares_))
     squares_overflow_ = true;
-  squares_approx_ += static_cast<long double>(value) * static_cast<long double>(value);
-  sketch_.Add(static_cast<double>(value));
+  pending_[pending_count_++] = value;
+  if (pending_count_ == kPendingValues) FoldPending();
+}
+
+void Distribution::FoldPending() {
+  squares_approx_ = SquaresApprox();
+  sketch_.AddValues(std::span(pending_, pending_count_));
+  pending_count_ = 0;
+}
+
+// Summed value by value in the order added, as if each Add() had done it.
+long double Distribution::SquaresApprox() const {
+  long double sum = squares_approx_;
+  for (std::uint32_t i = 0; i < pending_count_; ++i) {
+    sum += static_cast<long double>(pending_[i]) * static_cast<long double>(pending_[i]);
+  }
+  return sum;
+}
+
+const QuantileSketch& Distribution::Folded(QuantileSketch& scratch) const {
+  if (pending_count_ == 0) return sketch_;
+  scratch = sketch_;
+  scratch.AddValues(std::span(pending_, pending_count_));
+  return scratch;
+}
+
+QuantileSketch Distribution::sketch() const {
+  QuantileSketch scratch;
+  return Folded(scratch);
 }
 
 void Distribution::Merge(const Distribution& other) {
   if (other.count_ == 0) return;
+  FoldPending();
   if (count_ == 0 || other.min_ < min_) min_ = other.min_;
   if (count_ == 0 || other.max_ > max_) max_ = other.max_;
   count_ += other.count_;
@@ -348,8 +398,9 @@ void Distribution::Merge(const Distribution& other) {
   sum_exact_ += other.sum_exact_;
   if (other.squares_overflow_ || __builtin_add_overflow(squares_, other.squares_, &squares_))
     squares_overflow_ = true;
-  squares_approx_ += other.squares_approx_;
+  squares_approx_ += other.SquaresApprox();
   sketch_.Merge(other.sketch_);
+  sketch_.AddValues(std::span(other.pending_, other.pending_count_));
 }
 
 void Distribution::Reset() {
@@ -357,6 +408,7 @@ void Distribution::Reset() {
   sum_exact_ = squares_ = 0;
   squares_approx_ = 0;
   squares_overflow_ = false;
+  pending_count_ = 0;
   sketch_.Clear();
 }
 
@@ -376,7 +428,7 @@ double Distribution::variance() const {
     return static_cast<double>(static_cast<long double>(a - b) / nn);
   }
   const long double mean = static_cast<long double>(sum_exact_) / count_;
-  const long double v = squares_approx_ / count_ - mean * mean;
+  const long double v = SquaresApprox() / count_ - mean * mean;
   return v > 0 ? static_cast<double>(v) : 0.0;
 }
 
@@ -386,7 +438,8 @@ std::uint64_t Distribution::ValueAtRank(std::uint64_t r) const {
   if (r >= count_ - 1) return max_;
   // The sketch answers rank floor(q * (count-1)); aim at the middle of r.
   const double q = (static_cast<double>(r) + 0.5) / static_cast<double>(count_ - 1);
-  const double v = std::clamp(sketch_.Quantile(q), 0.0, 0x1p64);
+  QuantileSketch scratch;
+  const double v = std::clamp(Folded(scratch).Quantile(q), 0.0, 0x1p64);
   const std::uint64_t x = v >= 0x1p64   ? UINT64_MAX
                           : v >= 0x1p63 ? static_cast<std::uint64_t>(v)
                                         : static_cast<std::uint64_t>(v + 0.5);
@@ -417,6 +470,40 @@ std::size_t Distribution::memory_bytes() const {
 }
 
 // ---- MetricNode, Metric ----
+
+// Keys are short (9 bytes for numbers, up to 65 for strings): two words per
+// 16 bytes, mixed; the map adds its own mixing on top.
+std::size_t MetricNode::KeyHash::operator()(std::string_view key) const noexcept {
+  const char* p = key.data();
+  const std::size_t n = key.size();
+  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
+  auto word = [](const char* at) {
+    std::uint64_t w;
+    std::memcpy(&w, at, sizeof w);
+    return w;
+  };
+  auto mix = [&h](std::uint64_t a, std::uint64_t b) {
+    const auto m =
+        static_cast<Uint128>(h ^ a ^ 0xa0761d6478bd642fULL) * (b ^ 0xe7037ed1a0b428dbULL);
+    h = static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
+  };
+  if (n >= 8) {
+    std::size_t i = 0;
+    for (; i + 16 < n; i += 16) mix(word(p + i), word(p + i + 8));
+    // The last 16 bytes (or 8..16), overlapping what came before.
+    mix(word(p + (n >= 16 ? n - 16 : 0)), word(p + n - 8));
+  } else if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    mix(a, b);
+  } else {
+    std::uint64_t a = 0;
+    for (std::size_t i = 0; i < n; ++i) a = (a << 8) | static_cast<unsigned char>(p[i]);
+    mix(a, 0);
+  }
+  return static_cast<std::size_t>(h);
+}
 
 MetricNode::MetricNode(std::string sub_name, std::size_t depth, std::int64_t bucket,
                        std::size_t fields, const QuantileSketch& prototype)
@@ -490,7 +577,29 @@ void MetricsEngine::Rebuild() {
   for (const auto& m : metrics_) filters.push_back(&m->definition().filter);
   combined_ = filter::Filter::Merge(filters);
 
+  by_name_.clear();
+  any_name_.clear();
+  std::vector<std::optional<filter::Filter::EventNames>> names;
+  names.reserve(metrics_.size());
+  for (auto& m : metrics_) {
+    names.push_back(m->definition().filter.RequiredEventNames());
+    m->name_decides_ = names.back() && names.back()->exact;
+    if (!names.back()) any_name_.push_back(m.get());
+    for (NameId id : names.back() ? names.back()->names : std::vector<NameId>{}) {
+      by_name_.try_emplace(id);
+    }
+  }
+  for (auto& [id, list] : by_name_) {
+    for (std::size_t i = 0; i < metrics_.size(); ++i) {
+      const auto& n = names[i];
+      if (!n || std::binary_search(n->names.begin(), n->names.end(), id)) {
+        list.push_back(metrics_[i].get());
+      }
+    }
+  }
+
   lookups_.clear();
+  lookup_bits_ = 0;
   for (auto& m : metrics_) {
     const MetricDefinition& def = m->definition_;
     m->duration_slot_ = SlotOf(duration_id_, "duration");
@@ -508,12 +617,35 @@ std::uint32_t MetricsEngine::SlotOf(NameId id, std::string_view name) {
   Lookup l;
   l.id = id;
   l.name = std::string(name);
+  lookup_bits_ |= std::uint64_t{1} << (id % 64);
   l.stamp = stamp_;  // stale: stamp_ moves on before the next event is looked at
   lookups_.push_back(std::move(l));
   return static_cast<std::uint32_t>(lookups_.size() - 1);
 }
 
+void MetricsEngine::ScanOwnFields(const Event& event) {
+  scanned_stamp_ = stamp_;
+  for (const mailscope::Field& f : event.fields) {
+    // Record columns are fields too, found after all plain ones: leave
+    // such events to FindInChain().
+    if (f.value.type() == Value::Type::kRecord) return;
+  }
+  for (const mailscope::Field& f : event.fields) {
+    if ((lookup_bits_ & (std::uint64_t{1} << (f.key % 64))) == 0) continue;
+    if (f.value.type() == Value::Type::kNone) continue;  // as FindHere() skips them
+    for (Lookup& l : lookups_) {
+      // The first field of a key is the one found, as in FindHere().
+      if (l.id == f.key && l.id != kNoName && l.stamp != stamp_) {
+        l.stamp = stamp_;
+        l.found = true;
+        l.value = f.value;
+      }
+    }
+  }
+}
+
 const Value* MetricsEngine::Field(std::uint32_t slot, const Event& event) {
+  if (scanned_stamp_ != stamp_) ScanOwnFields(event);
   Lookup& l = lookups_[slot];
   if (l.stamp != stamp_) {
     l.stamp = stamp_;
@@ -527,8 +659,9 @@ void MetricsEngine::Process(const Event& event) {
   // so it drops every unnamed event before any metric sees it (§3.3).
   if (event.name == kNoName) return;
   ++stamp_;  // the lookups of the previous event are stale
-  for (const auto& m : metrics_) {
-    if (!m->definition().filter.Matches(event)) continue;
+  const auto it = by_name_.find(event.name);
+  for (Metric* m : it != by_name_.end() ? it->second : any_name_) {
+    if (!m->name_decides_ && !m->definition().filter.Matches(event)) continue;
     Feed(*m, *m->root_, event);
     if (export_sink_ && !m->definition().exporter.empty()) export_sink_(*m, event);
   }
@@ -555,20 +688,21 @@ void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& eve
   const auto number = static_cast<std::int64_t>(ToNumber(v));
   std::int64_t bucket = -1;
   std::string_view text;
-  if (g.quantized()) {
-    if (is_string) return;  // quantizing applies to integers only
-    bucket = static_cast<std::int64_t>(g.BucketOf(number));
-    EncodeKey(key_, 'b', static_cast<std::uint64_t>(bucket));
-  } else if (!is_string) {
-    EncodeKey(key_, 'i', static_cast<std::uint64_t>(number));
-  } else {
+  auto make_key = [&]() {
+    if (g.quantized()) {
+      bucket = static_cast<std::int64_t>(g.BucketOf(number));
+      return GroupKey('b', static_cast<std::uint64_t>(bucket));
+    }
+    if (!is_string) return GroupKey('i', static_cast<std::uint64_t>(number));
     text = v.as_string();
     text = text.substr(0, text.find('\0'));
-    EncodeStringKey(key_, text);
-  }
+    return GroupKey(text);
+  };
+  if (g.quantized() && is_string) return;  // quantizing applies to integers only
+  const GroupKey key = make_key();
 
   MetricNode* child;
-  if (auto it = node.index_.find(key_); it != node.index_.end()) {
+  if (auto it = node.index_.find(key.view()); it != node.index_.end()) {
     child = node.children_[it->second].get();
   } else {
     if (metric.sub_metric_count_ >= options_.max_sub_metrics) {
@@ -583,7 +717,7 @@ void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& eve
     } else {
       label = std::string(text);
     }
-    node.index_.emplace(key_, static_cast<std::uint32_t>(node.children_.size()));
+    node.index_.emplace(std::string(key.view()), static_cast<std::uint32_t>(node.children_.size()));
     node.children_.push_back(std::unique_ptr<MetricNode>(new MetricNode(
         SubMetricName(label), node.depth_ + 1, bucket, node.fields_.size(), prototype_)));
     ++metric.sub_metric_count_;

@@ -157,11 +157,24 @@ class Distribution {
   std::uint64_t Percentile(double f) const;
   // Estimate of the value at 0-based rank r (r = 0 and r >= count-1 exact).
   std::uint64_t ValueAtRank(std::uint64_t r) const;
-  const QuantileSketch& sketch() const { return sketch_; }
+  // The sketch of every value added (a copy when values wait to be folded in).
+  QuantileSketch sketch() const;
   std::size_t memory_bytes() const;
 
  private:
   __extension__ typedef unsigned __int128 U128;
+  // Values wait here and go into sketch_ and squares_approx_ a batch at a
+  // time: a sketch's buckets span KiBs, so one value costs about a cache
+  // miss, and a batch lets those misses overlap (values of one field often
+  // share buckets); the long double sum stays in a register. The sketch does
+  // not depend on the order of its values, and the sum is taken in the order
+  // added, so every result is the same as adding each value at once.
+  static constexpr std::uint32_t kPendingValues = 16;
+  void FoldPending();
+  // squares_approx_ with the pending values.
+  long double SquaresApprox() const;
+  // sketch_ and pending_: a copy when values are pending, else sketch_.
+  const QuantileSketch& Folded(QuantileSketch& scratch) const;
 
   std::uint64_t count_ = 0;
   std::uint64_t sum_ = 0;
@@ -169,8 +182,10 @@ class Distribution {
   std::uint64_t max_ = 0;
   U128 sum_exact_ = 0;
   U128 squares_ = 0;
-  long double squares_approx_ = 0;  // used once squares_ overflowed
+  long double squares_approx_ = 0;  // used once squares_ overflowed; without pending_
   bool squares_overflow_ = false;
+  std::uint32_t pending_count_ = 0;
+  std::uint64_t pending_[kPendingValues] = {};
   QuantileSketch sketch_;
 };
 
@@ -203,8 +218,18 @@ class MetricNode {
   Distribution duration_;
   std::vector<Distribution> fields_;
   std::vector<std::unique_ptr<MetricNode>> children_;
+  // Hashes encoded group values; looked up by string_view, so finding a
+  // child builds no std::string.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept;
+  };
+  struct KeyEqual {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+  };
   // Encoded group value -> index in children_.
-  boost::unordered_flat_map<std::string, std::uint32_t> index_;
+  boost::unordered_flat_map<std::string, std::uint32_t, KeyHash, KeyEqual> index_;
 };
 
 // One metric: its definition and its tree of nodes. Owned by the MetricsEngine.
@@ -234,13 +259,16 @@ class Metric {
   std::uint32_t duration_slot_ = 0;
   std::vector<std::uint32_t> field_slots_;
   std::vector<std::uint32_t> group_slots_;
+  // The filter matches a named event exactly when its name is one the
+  // filter lists (Filter::EventNames::exact), so the name index decides.
+  bool name_decides_ = false;
 };
 
 struct MetricsOptions {
   // Sub-metrics (all group_by levels together) per metric. Past it, events
   // still count in the existing nodes, but new group values get no node and
   // are counted in Metric::sub_metrics_dropped(). Dovecot has no bound; a
-  // node costs ~300 bytes plus ~200 bytes and up to 16 KiB of sketch per
+  // node costs ~300 bytes plus ~340 bytes and up to 16 KiB of sketch per
   // distribution (duration and each field).
   std::size_t max_sub_metrics = 1000;
   // Of every distribution's quantile sketch.
@@ -303,6 +331,9 @@ class MetricsEngine {
   void GroupInto(Metric& metric, MetricNode& node, const Event& event);
   // The field of lookups_[slot] for the current event; nullptr when missing.
   const Value* Field(std::uint32_t slot, const Event& event);
+  // One pass over the event's own fields settles every lookup they hold,
+  // instead of a scan of them per lookup; the rest go through FindInChain().
+  void ScanOwnFields(const Event& event);
   std::uint32_t SlotOf(NameId id, std::string_view name);
   MetricNode* Child(Metric& metric, MetricNode& node, std::string_view label, std::int64_t bucket);
   void Rebuild();
@@ -315,9 +346,15 @@ class MetricsEngine {
   std::vector<std::unique_ptr<Metric>> metrics_;
   filter::Filter combined_;
   std::vector<Lookup> lookups_;
-  std::uint64_t stamp_ = 0;  // counts Process() calls
+  // Which metrics an event can match, by its name, in metric order: those
+  // whose filter can match that name (Filter::RequiredEventNames()) and those
+  // that can match any name. Names no filter lists get any_name_.
+  boost::unordered_flat_map<NameId, std::vector<Metric*>> by_name_;
+  std::vector<Metric*> any_name_;
+  std::uint64_t stamp_ = 0;          // counts Process() calls
+  std::uint64_t scanned_stamp_ = 0;  // == stamp_ once ScanOwnFields() ran for this event
+  std::uint64_t lookup_bits_ = 0;    // bit (id % 64) of every lookups_ id
   ExportSink export_sink_;
-  std::string key_;  // scratch: the encoded group value
 };
 
 template <typename Visit>

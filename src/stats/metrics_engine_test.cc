@@ -323,6 +323,57 @@ TEST(MetricsDistributionTest, ResetAndMerge) {
   EXPECT_EQ(empty.min(), 5u);
 }
 
+// Values reach the sketch in batches; every read sees all of them.
+TEST(MetricsDistributionTest, QuantilesSeeEveryValueWhateverTheBatching) {
+  for (int n : {1, 7, 15, 16, 17, 33, 100}) {
+    Distribution d, a, b;
+    QuantileSketch all;
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t v = (static_cast<std::uint64_t>(i) * 7919) % 1000 + (i % 3 == 0 ? 0 : 5);
+      d.Add(v);
+      (i % 2 == 0 ? a : b).Add(v);
+      all.Add(static_cast<double>(v));
+    }
+    a.Merge(b);
+    for (const Distribution* x : {&d, &a}) {
+      const QuantileSketch s = x->sketch();
+      EXPECT_EQ(s.count(), all.count());
+      for (int r = 0; r < n; ++r) {
+        const double q = (r + 0.5) / (n > 1 ? n - 1 : 1);
+        EXPECT_EQ(s.Quantile(q), all.Quantile(q)) << n << " " << r;
+      }
+      EXPECT_EQ(x->median(), d.median());
+      EXPECT_EQ(x->Percentile(0.9), d.Percentile(0.9));
+    }
+  }
+}
+
+// Past 128 bits of squares the variance comes from a long double sum taken
+// value by value in order, whatever the batching.
+TEST(MetricsDistributionTest, OverflowVarianceSumsInOrder) {
+  __extension__ typedef unsigned __int128 U128;
+  for (int n : {3, 16, 17, 40}) {
+    Distribution d, a, b;
+    U128 sum = 0;
+    long double squares = 0, squares_a = 0, squares_b = 0;
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t v = UINT64_MAX - static_cast<std::uint64_t>(i) * 977;
+      d.Add(v);
+      (i < n / 2 ? a : b).Add(v);
+      sum += v;
+      const long double sq = static_cast<long double>(v) * static_cast<long double>(v);
+      squares += sq;
+      (i < n / 2 ? squares_a : squares_b) += sq;
+    }
+    a.Merge(b);
+    const long double mean = static_cast<long double>(sum) / n;
+    const long double v = squares / n - mean * mean;
+    EXPECT_EQ(d.variance(), v > 0 ? static_cast<double>(v) : 0.0) << n;
+    const long double vm = (squares_a + squares_b) / n - mean * mean;
+    EXPECT_EQ(a.variance(), vm > 0 ? static_cast<double>(vm) : 0.0) << n;
+  }
+}
+
 TEST(MetricsDistributionTest, HugeValuesKeepAFiniteVariance) {
   Distribution d;
   for (int i = 0; i < 4; ++i) d.Add(UINT64_MAX - i);  // squares overflow 128 bits
@@ -427,6 +478,22 @@ TEST_F(MetricsEngineTest, FieldsAreLookedUpRecursively) {
   engine_.Process(Ev("e").e);
   EXPECT_EQ(n.duration().count(), 2u);
   EXPECT_EQ(n.duration().min(), 0u);
+}
+
+// As FindInChain(): the first field of a key with a value, then the parents.
+TEST_F(MetricsEngineTest, OwnFieldsFirstValuedOneWins) {
+  ASSERT_TRUE(engine_.Add(Def("m", "event=e", "a b c")).ok());
+  Ev parent;
+  parent.Int("a", 100).Int("b", 200).Int("c", 300);
+  Ev ev("e");
+  ev.e.Add(InternName("a"), Value());  // no value: looked past
+  ev.Int("b", 2).Int("a", 1).Int("b", 3);
+  ev.e.parent = &parent.e;
+  engine_.Process(ev.e);
+  const auto fields = engine_.Find("m")->root().fields();
+  EXPECT_EQ(fields[0].sum(), 1u);
+  EXPECT_EQ(fields[1].sum(), 2u);
+  EXPECT_EQ(fields[2].sum(), 300u);
 }
 
 TEST_F(MetricsEngineTest, RecordColumnsAreFields) {
@@ -563,6 +630,48 @@ TEST_F(MetricsEngineTest, ResetEmptiesCountsAndKeepsSubMetrics) {
   EXPECT_GT(before, 0u);
   engine_.Process(Ev("e").Str("g", "x").Int("duration", 4).e);
   EXPECT_EQ(Node("m", {"x"})->duration().max(), 4u);
+}
+
+// Metrics are picked by event name before their filters run; the result and
+// the order (seen by the export sink) are those of testing every filter.
+TEST_F(MetricsEngineTest, NameIndexKeepsMetricOrderAndFilterResults) {
+  const std::pair<const char*, const char*> defs[] = {
+      {"a", "event=a"},
+      {"any", "x=1"},
+      {"a_x", "event=a AND x=1"},
+      {"ab", "event=a OR event=b"},
+      {"wild", "event=a*"},
+      {"not_a", "NOT event=a"},
+      {"b_or_x", "event=b OR x=1"},
+      {"none", "event=a AND event=b"},
+  };
+  for (const auto& [name, filter] : defs) {
+    ASSERT_TRUE(engine_.Add(Def(name, filter, "", "", "exp")).ok());
+  }
+  std::vector<std::string> seen;
+  engine_.set_export_sink([&](const Metric& m, const Event&) { seen.push_back(m.name()); });
+  auto run = [&](std::string_view event_name, int x) {
+    seen.clear();
+    Ev ev(event_name);
+    if (x != 0) ev.Int("x", x);
+    engine_.Process(ev.e);
+    std::string out;
+    for (const std::string& s : seen) out += s + " ";
+    return out;
+  };
+  EXPECT_EQ(run("a", 0), "a ab wild ");
+  EXPECT_EQ(run("a", 1), "a any a_x ab wild b_or_x ");
+  EXPECT_EQ(run("b", 0), "ab not_a b_or_x ");
+  EXPECT_EQ(run("b", 1), "any ab not_a b_or_x ");
+  EXPECT_EQ(run("abc", 1), "any wild not_a b_or_x ");
+  EXPECT_EQ(run("c", 0), "not_a ");
+  ASSERT_TRUE(engine_.Remove("ab").ok());
+  ASSERT_TRUE(engine_.Add(Def("c", "event=c AND NOT x=2", "", "", "exp")).ok());
+  EXPECT_EQ(run("a", 0), "a wild ");
+  EXPECT_EQ(run("c", 0), "not_a c ");
+  EXPECT_EQ(run("c", 2), "not_a ");
+  EXPECT_EQ(engine_.Find("a")->root().duration().count(), 3u);
+  EXPECT_EQ(engine_.Find("none")->root().duration().count(), 0u);
 }
 
 TEST_F(MetricsEngineTest, ExportSinkSeesExportedMetricsOnly) {

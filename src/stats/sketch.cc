@@ -49,7 +49,10 @@ void QuantileSketch::Add(double value, std::uint64_t count) {
     return;
   }
   if (value >= min_indexable_) {
-    buckets_[SlotFor(Index(std::min(value, max_indexable_)))] += count;
+    const int index = Index(std::min(value, max_indexable_));
+    // Most values land inside the current window; SlotFor() moves it.
+    const auto slot = static_cast<std::size_t>(std::int64_t{index} - offset_);
+    buckets_[slot < buckets_.size() ? slot : SlotFor(index)] += count;
   } else {
     if (!(value > 0)) {
       value = 0;  // negative or NaN
@@ -63,6 +66,55 @@ void QuantileSketch::Add(double value, std::uint64_t count) {
     max_ = std::max(max_, value);
   }
   count_ += count;
+}
+
+void QuantileSketch::AddValues(std::span<const std::uint64_t> values) {
+  constexpr std::size_t kBatch = 16;
+  constexpr int kZero = std::numeric_limits<int>::min();  // goes to zero_count_
+  int index[kBatch];
+  while (!values.empty()) {
+    const std::size_t n = std::min(values.size(), kBatch);
+    const std::span<const std::uint64_t> batch = values.first(n);
+    values = values.subspan(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto v = static_cast<double>(batch[i]);
+      if (!(v >= min_indexable_)) {
+        index[i] = kZero;
+      } else if (i > 0 && batch[i] == batch[i - 1]) {
+        index[i] = index[i - 1];  // repeated values are common: no second log()
+      } else {
+        index[i] = Index(std::min(v, max_indexable_));
+      }
+    }
+    const auto size = static_cast<std::int64_t>(buckets_.size());
+    bool in_window = true;
+    for (std::size_t i = 0; i < n; ++i) {
+      in_window = in_window && (index[i] == kZero ||
+                                (index[i] >= offset_ && std::int64_t{index[i]} - offset_ < size));
+    }
+    if (!in_window) {  // the window moves: one at a time
+      for (const std::uint64_t v : batch) Add(static_cast<double>(v));
+      continue;
+    }
+    double lo = static_cast<double>(batch[0]), hi = lo;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (index[i] == kZero) {
+        ++zero_count_;
+      } else {
+        ++buckets_[static_cast<std::size_t>(index[i] - offset_)];
+      }
+      lo = std::min(lo, static_cast<double>(batch[i]));
+      hi = std::max(hi, static_cast<double>(batch[i]));
+    }
+    if (count_ == 0) {
+      min_ = lo;
+      max_ = hi;
+    } else {
+      min_ = std::min(min_, lo);
+      max_ = std::max(max_, hi);
+    }
+    count_ += n;
+  }
 }
 
 void QuantileSketch::Reserve(std::size_t n) {

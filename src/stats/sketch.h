@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace mailscope::stats {
@@ -28,6 +29,9 @@ class QuantileSketch {
   // max_indexable() (including +inf) share the highest bucket, outside the
   // error bound; max() still records them.
   void Add(double value, std::uint64_t count = 1);
+  // Add(v) for each value, with their buckets found first and then counted,
+  // so the memory accesses of a batch overlap.
+  void AddValues(std::span<const std::uint64_t> values);
   // REQUIRES: same relative_error (MS_CHECK). Adds `other`'s counts to this
   // sketch, which keeps its max_buckets. Unless `other` has fewer
   // max_buckets, the result equals the sketch of both inputs' values.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -304,6 +305,35 @@ TEST(QuantileSketchTest, ClearEmptiesAndKeepsAllocation) {
   EXPECT_EQ(s.memory_bytes(), bytes);
   s.Add(7);
   EXPECT_EQ(s.Quantile(0.5), 7);
+}
+
+TEST(QuantileSketchTest, AddValuesEqualsAddOfEach) {
+  // Zeros, repeats, a window that grows both ways and collapses (few buckets).
+  std::vector<std::uint64_t> values;
+  std::uint64_t x = 88172645463325252ULL;
+  for (int i = 0; i < 5000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const int kind = static_cast<int>(x % 8);
+    values.push_back(kind == 0   ? 0
+                     : kind == 1 ? 2
+                     : kind == 2 ? UINT64_MAX - x % 1000
+                                 : (x >> (x % 60)) % 1000000);
+    if (kind == 3) values.push_back(values.back());
+  }
+  for (int max_buckets : {2048, 100, 1}) {
+    QuantileSketch each(0.01, max_buckets), batched(0.01, max_buckets);
+    for (std::uint64_t v : values) each.Add(static_cast<double>(v));
+    for (std::size_t at = 0, n = 1; at < values.size(); at += n, n = n % 37 + 1) {
+      batched.AddValues(std::span(values).subspan(at, std::min(n, values.size() - at)));
+    }
+    ExpectSameSketch(each, batched);
+    EXPECT_EQ(each.memory_bytes(), batched.memory_bytes());
+  }
+  QuantileSketch empty;
+  empty.AddValues({});
+  EXPECT_EQ(empty.count(), 0u);
 }
 
 }  // namespace
