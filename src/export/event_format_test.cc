@@ -2,45 +2,14 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
-#include <new>
 #include <string>
 #include <vector>
 
+#include "core/allocation_counter_testing.h"
 #include "export/json_writer.h"
-
-// Counts heap allocations, so a test can show the steady state makes none.
-// Not under AddressSanitizer, whose own operator new must stay in place.
-// GCC inlines these into gtest's `new TestClass` and then takes malloc/free
-// for a mismatch with new/delete; they are the replacements, so they match.
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-#if defined(__SANITIZE_ADDRESS__)
-#define MAILSCOPE_COUNTS_ALLOCATIONS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MAILSCOPE_COUNTS_ALLOCATIONS 0
-#endif
-#endif
-#ifndef MAILSCOPE_COUNTS_ALLOCATIONS
-#define MAILSCOPE_COUNTS_ALLOCATIONS 1
-#endif
-#if MAILSCOPE_COUNTS_ALLOCATIONS
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
-#endif
 
 namespace mailscope::exporter {
 namespace {
@@ -398,7 +367,7 @@ TEST(EventFormatTest, FollowsChainsOnlySoFar) {
 }
 
 TEST(EventFormatTest, SteadyStateAllocatesNothing) {
-  if (!MAILSCOPE_COUNTS_ALLOCATIONS) GTEST_SKIP() << "allocations are not counted under ASan";
+  if (!kCountsAllocations) GTEST_SKIP() << "allocations are not counted under ASan";
   Event parent = Make("",
                       {{"user", Value::String("alice@example.com")},
                        {"session", Value::String("3V9HK9Jgju1/AAAB")}},
@@ -426,11 +395,11 @@ TEST(EventFormatTest, SteadyStateAllocatesNothing) {
     }
   }
   for (const FormatSpec& s : specs) formatter.Format(e, s, kNow, out);  // warm up
-  const long before = g_allocations.load();
+  const long before = HeapAllocationsForTesting();
   for (int round = 0; round < 3; ++round) {
     for (const FormatSpec& s : specs) formatter.Format(e, s, kNow, out);
   }
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(HeapAllocationsForTesting() - before, 0);
 }
 
 }  // namespace

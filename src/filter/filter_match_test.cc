@@ -3,32 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <limits>
-#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/allocation_counter_testing.h"
 #include "filter/filter.h"
-
-// Counts heap allocations, for the test that matching allocates nothing.
-// Sanitizer builds bring their own allocator, so the count is skipped there.
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-#if !defined(__SANITIZE_ADDRESS__)
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#define MAILSCOPE_COUNTS_ALLOCATIONS 1
-#endif
 
 namespace mailscope::filter {
 namespace {
@@ -450,9 +433,7 @@ TEST(FilterMatchTest, RequiredEventNamesAgreeWithMatches) {
 }
 
 TEST(FilterMatchTest, MatchingDoesNotAllocate) {
-#if !defined(MAILSCOPE_COUNTS_ALLOCATIONS)
-  GTEST_SKIP() << "allocation counting is off in sanitizer builds";
-#endif
+  if (!kCountsAllocations) GTEST_SKIP() << "allocation counting is off in sanitizer builds";
   Event global, parent, e = Named("imap_command_finished");
   global.categories.push_back(InternName("service:imap"));
   parent.Add(InternName("user"), Value::String("alice@example.com"));
@@ -467,10 +448,10 @@ TEST(FilterMatchTest, MatchingDoesNotAllocate) {
       "source_location=x.c",
       Dialect::kMailscope);
   e.level = Level::kDebug;
-  const long before = g_allocations.load();
+  const long before = HeapAllocationsForTesting();
   bool all = true;
   for (int i = 0; i < 100; ++i) all = all && f.Matches(e);
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(HeapAllocationsForTesting() - before, 0);
   EXPECT_TRUE(all);
 }
 

@@ -2,44 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstdlib>
-#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/allocation_counter_testing.h"
 #include "ingest/exporter_captures_testing.h"
-
-// Counts heap allocations, so a test can show the steady state makes none.
-// Not under AddressSanitizer, whose own operator new must stay in place.
-// GCC inlines these into gtest's `new TestClass` and then takes malloc/free
-// for a mismatch with new/delete; they are the replacements, so they match.
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-#if defined(__SANITIZE_ADDRESS__)
-#define MAILSCOPE_COUNTS_ALLOCATIONS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MAILSCOPE_COUNTS_ALLOCATIONS 0
-#endif
-#endif
-#ifndef MAILSCOPE_COUNTS_ALLOCATIONS
-#define MAILSCOPE_COUNTS_ALLOCATIONS 1
-#endif
-#if MAILSCOPE_COUNTS_ALLOCATIONS
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
-#endif
 
 namespace mailscope::ingest {
 namespace {
@@ -325,7 +294,7 @@ TEST(DovecotEventExportTest, StringsAreOwnedByTheDecoder) {
 }
 
 TEST(DovecotEventExportTest, SteadyStateAllocatesNothing) {
-  if (!MAILSCOPE_COUNTS_ALLOCATIONS) GTEST_SKIP() << "allocations are not counted under ASan";
+  if (!kCountsAllocations) GTEST_SKIP() << "allocations are not counted under ASan";
   const auto json = ReadCapturedRequestsForTesting("event-exporter-json.txt");
   const auto tab = ReadCapturedRequestsForTesting("event-exporter-tabtext.txt");
   ASSERT_FALSE(json.empty());
@@ -334,10 +303,10 @@ TEST(DovecotEventExportTest, SteadyStateAllocatesNothing) {
   // Warm up: the buffers grow to the largest body, names are interned.
   for (const auto& r : json) ASSERT_TRUE(decoder.Decode(Format::kJson, r.body, kReceived).ok());
   for (const auto& r : tab) ASSERT_TRUE(decoder.Decode(Format::kTabText, r.body, kReceived).ok());
-  const long before = g_allocations.load();
+  const long before = HeapAllocationsForTesting();
   for (const auto& r : json) (void)decoder.Decode(Format::kJson, r.body, kReceived);
   for (const auto& r : tab) (void)decoder.Decode(Format::kTabText, r.body, kReceived);
-  EXPECT_EQ(g_allocations.load() - before, 0);
+  EXPECT_EQ(HeapAllocationsForTesting() - before, 0);
 }
 
 // --- Content types and times -----------------------------------------------
