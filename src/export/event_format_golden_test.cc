@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "export/event_format.h"
+#include "ingest/dovecot_captures_testing.h"
 #include "ingest/dovecot_event_export.h"
 #include "ingest/dovecot_stats_writer.h"
-#include "ingest/exporter_captures_testing.h"
 
 namespace mailscope::exporter {
 namespace {
@@ -114,32 +114,11 @@ std::string SortCategories(const std::string& body) {
 const std::vector<std::vector<std::string>> kMetricFields = {
     {}, {"bytes_in", "bytes_out"}, {"message_size", "message_vsize"}};
 
-// Undoes unixproxy.py's escaping: \t \n \r \\ and \xNN.
-std::string Unescape(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i] == '\\' && i + 1 < s.size() ? s[++i] : '\0';
-    if (c == '\0') {
-      out += s[i];
-    } else if (c == 'x') {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c;
-    }
-  }
-  return out;
-}
-
 // What each stats-writer connection sent, in order.
 std::map<int, std::string> ClientStreams() {
   std::map<int, std::string> streams;
-  std::istringstream in(ingest::ReadTestDataForTesting("stats-writer-wire.txt"));
-  for (std::string line; std::getline(in, line);) {
-    int conn = 0, at = 0;
-    std::size_t len = 0;
-    if (std::sscanf(line.c_str(), "#%d %*s C>S len=%zu%n", &conn, &len, &at) != 2) continue;
-    streams[conn] += Unescape(std::string_view(line).substr(at + 1));
+  for (const ingest::CapturedChunk& c : ingest::ReadStatsWriterChunksForTesting()) {
+    streams[c.connection] += c.bytes;
   }
   return streams;
 }

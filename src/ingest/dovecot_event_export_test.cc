@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/allocation_counter_testing.h"
-#include "ingest/exporter_captures_testing.h"
+#include "ingest/dovecot_captures_testing.h"
 
 namespace mailscope::ingest {
 namespace {

@@ -2,14 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "ingest/dovecot_captures_testing.h"
 
 namespace mailscope::ingest {
 namespace {
@@ -574,57 +573,18 @@ TEST(DovecotStatsWriterDecoderTest, CloseOnErrorGivesDovecotParity) {
 
 // --- The whole capture, connection by connection ---------------------------
 
-std::string ReadCapture() {
-  const char* rel = "tests/data/dovecot-2.3.19/stats-writer-wire.txt";
-  // The source tree: above this file, else above the working directory.
-  std::vector<std::filesystem::path> dirs = {std::filesystem::path(__FILE__).parent_path() /
-                                             "../.."};
-  for (auto d = std::filesystem::current_path(); d != d.parent_path(); d = d.parent_path()) {
-    dirs.push_back(d);
-  }
-  for (const auto& d : dirs) {
-    if (std::ifstream in(d / rel, std::ios::binary); in) {
-      return std::string(std::istreambuf_iterator<char>(in), {});
-    }
-  }
-  ADD_FAILURE() << "cannot find " << rel;
-  return {};
-}
-
-// Undoes the capture tool's escaping: \t \n \r \\ and \xNN.
-std::string Unescape(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i] == '\\' && i + 1 < s.size() ? s[++i] : '\0';
-    if (c == '\0') {
-      out += s[i];
-    } else if (c == 'x') {
-      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-      i += 2;
-    } else {
-      out += c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c;
-    }
-  }
-  return out;
-}
-
-// What each connection sent: "#<conn> <time> C>S len=<n> <escaped bytes>".
-std::map<int, std::string> ClientStreams(const std::string& capture) {
+// What each connection sent, in order.
+std::map<int, std::string> ClientStreams() {
   std::map<int, std::string> streams;
-  std::istringstream in(capture);
-  for (std::string line; std::getline(in, line);) {
-    int conn = 0, at = 0;
-    std::size_t len = 0;
-    if (std::sscanf(line.c_str(), "#%d %*s C>S len=%zu%n", &conn, &len, &at) != 2) continue;
-    const std::string bytes = Unescape(std::string_view(line).substr(at + 1));
-    EXPECT_EQ(bytes.size(), len) << line;
-    streams[conn] += bytes;
+  for (const CapturedChunk& c : ReadStatsWriterChunksForTesting()) {
+    EXPECT_EQ(c.bytes.size(), c.declared_length) << "#" << c.connection;
+    streams[c.connection] += c.bytes;
   }
   return streams;
 }
 
 TEST(DovecotStatsWriterDecoderTest, EveryLineOfTheRealCaptureDecodes) {
-  const auto streams = ClientStreams(ReadCapture());
+  const auto streams = ClientStreams();
   ASSERT_EQ(streams.size(), 88u);
   std::size_t begins = 0, events = 0, lines = 0;
   for (const auto& [conn, stream] : streams) {

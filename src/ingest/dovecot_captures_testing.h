@@ -1,8 +1,11 @@
-// Test-only: the requests and log lines Dovecot 2.3.19.1's event exporters
-// produced, as recorded in tests/data/dovecot-2.3.19/event-exporter-*.txt.
-// Shared by the decoder's tests and the formatter's golden tests.
+// Test-only: readers of the Dovecot 2.3.19.1 recordings in
+// tests/data/dovecot-2.3.19: what the stats-writer clients sent
+// (stats-writer-wire.txt) and what the event exporters produced
+// (event-exporter-*.txt). Shared by the decoders' tests and the formatter's
+// golden tests.
 #pragma once
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -37,6 +40,47 @@ inline std::string ReadTestDataForTesting(std::string_view name) {
     }
   }
   return {};
+}
+
+// Undoes the socket proxy's escaping: \t \n \r \\ and \xNN.
+inline std::string UnescapeProxyCaptureForTesting(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i] == '\\' && i + 1 < s.size() ? s[++i] : '\0';
+    if (c == '\0') {
+      out += s[i];
+    } else if (c == 'x') {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c;
+    }
+  }
+  return out;
+}
+
+// One chunk a stats-writer client sent: "#<conn> <time> C>S len=<n> <escaped bytes>".
+struct CapturedChunk {
+  int connection = 0;
+  std::size_t declared_length = 0;  // the proxy's len=, to check the unescaping against
+  std::string bytes;
+};
+
+// The client chunks of stats-writer-wire.txt, in order.
+inline std::vector<CapturedChunk> ReadStatsWriterChunksForTesting() {
+  std::vector<CapturedChunk> out;
+  std::istringstream in(ReadTestDataForTesting("stats-writer-wire.txt"));
+  for (std::string line; std::getline(in, line);) {
+    CapturedChunk c;
+    int at = 0;
+    if (std::sscanf(line.c_str(), "#%d %*s C>S len=%zu%n", &c.connection, &c.declared_length,
+                    &at) != 2) {
+      continue;
+    }
+    c.bytes = UnescapeProxyCaptureForTesting(std::string_view(line).substr(at + 1));
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 // Undoes Python's bytes repr(): b'...' or b"..." with \\ \' \" \t \n \r \xNN.
