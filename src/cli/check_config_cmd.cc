@@ -62,16 +62,16 @@ void AddCheckConfigCommand(CLI::App& app, int& exit_code) {
       fmt::print("outputs.{}: level {}, takes {} events\n", output, LevelName(rules.level), wanted);
     }
     for (const serve::MetricConfig& m : c.metrics) {
-      // Validated by LoadConfigFile; printed with the filter Dovecot's processes get.
-      auto def = stats::MakeMetric(m.settings);
+      // With the filter Dovecot's processes get.
       fmt::print("metric {} ({}): filter {}{}{}\n", m.settings.name, m.where,
-                 def.ok() ? def->filter.ExportDovecot() : m.settings.filter,
+                 m.definition.filter.ExportDovecot(),
                  m.settings.group_by.empty() ? "" : ", group_by " + m.settings.group_by,
                  m.settings.exporter.empty() ? "" : ", exporter " + m.settings.exporter);
     }
     for (const serve::ExporterConfig& e : c.exporters) {
-      fmt::print("exporter {} ({}): {} over {}{}\n", e.name, e.where, e.format, e.transport,
-                 e.transport_args.empty() ? "" : " " + e.transport_args);
+      const exporter::ExporterSettingsText& t = e.text;
+      fmt::print("exporter {} ({}): {} over {}{}\n", t.name, e.where, t.format, t.transport,
+                 t.transport_args.empty() ? "" : " " + t.transport_args);
     }
     if (!c.old_stats_carbon_server.empty()) {
       fmt::print("old_stats.carbon = {} as {} every {}s\n", c.old_stats_carbon_server,

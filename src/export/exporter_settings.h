@@ -65,6 +65,8 @@ struct ExporterSettingsText {
   std::string transport;
   std::string transport_args;
   std::string transport_timeout;  // empty: Dovecot's default, 250 ms
+
+  friend bool operator==(const ExporterSettingsText&, const ExporterSettingsText&) = default;
 };
 
 // A validated exporter. Immutable once made.

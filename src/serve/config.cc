@@ -464,25 +464,27 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
   return std::chrono::seconds(static_cast<std::int64_t>(out));
 }
 
-std::string* ExporterField(ExporterConfig& e, std::string_view key) {
+// The setting `key` of a metric, or nullptr. `words`: a list, which TOML may
+// also give as an array.
+std::string* MetricField(stats::MetricSettings& m, std::string_view key, bool& words) {
+  words = key == "fields" || key == "group_by" || key == "exporter_include";
+  if (key == "filter") return &m.filter;
+  if (key == "description") return &m.description;
+  if (key == "exporter") return &m.exporter;
+  if (key == "fields") return &m.fields;
+  if (key == "group_by") return &m.group_by;
+  if (key == "exporter_include") return &m.exporter_include;
+  return nullptr;
+}
+
+// The setting `key` of an event_exporter (its name aside), or nullptr.
+std::string* ExporterField(exporter::ExporterSettingsText& e, std::string_view key) {
   if (key == "format") return &e.format;
   if (key == "format_args") return &e.format_args;
   if (key == "transport") return &e.transport;
   if (key == "transport_args") return &e.transport_args;
   if (key == "transport_timeout") return &e.transport_timeout;
   return nullptr;
-}
-
-// Dovecot's checks of an event_exporter, with its messages.
-Status CheckExporter(ExporterConfig& e) {
-  exporter::ExporterSettingsText text{e.name,      e.format,         e.format_args,
-                                      e.transport, e.transport_args, e.transport_timeout};
-  auto parsed = exporter::ParseExporterSettings(text);
-  if (!parsed.ok()) {
-    return InvalidArgument(fmt::format("event_exporter {}: {}", e.name, parsed.status().message()));
-  }
-  e.parsed = std::move(*parsed);
-  return Status::Ok();
 }
 
 // The metric { } and event_exporter { } blocks of a dovecot.conf, with
@@ -495,18 +497,9 @@ void AddDovecotBlocks(const DovecotConf& conf, Config& config, std::vector<std::
       m.settings.dialect = filter::Dialect::kDovecot;
       m.where = section.where;
       for (const DovecotConfSetting& s : section.settings) {
-        if (s.key == "filter") {
-          m.settings.filter = s.value;
-        } else if (s.key == "fields") {
-          m.settings.fields = s.value;
-        } else if (s.key == "group_by") {
-          m.settings.group_by = s.value;
-        } else if (s.key == "description") {
-          m.settings.description = s.value;
-        } else if (s.key == "exporter") {
-          m.settings.exporter = s.value;
-        } else if (s.key == "exporter_include") {
-          m.settings.exporter_include = s.value;
+        bool words = false;
+        if (std::string* target = MetricField(m.settings, s.key, words)) {
+          *target = s.value;
         } else if (s.key == "metric_name") {
           m.settings.name = s.value;
         } else {
@@ -517,13 +510,13 @@ void AddDovecotBlocks(const DovecotConf& conf, Config& config, std::vector<std::
       continue;
     }
     ExporterConfig e;
-    e.name = section.name;
+    e.text.name = section.name;
     e.where = section.where;
     for (const DovecotConfSetting& s : section.settings) {
-      if (std::string* target = ExporterField(e, s.key)) {
+      if (std::string* target = ExporterField(e.text, s.key)) {
         *target = s.value;
       } else if (s.key == "name") {
-        e.name = s.value;
+        e.text.name = s.value;
       } else {
         errors.push_back(fmt::format("{}: Unknown setting: {}", s.where, s.key));
       }
@@ -537,14 +530,20 @@ void AddDovecotBlocks(const DovecotConf& conf, Config& config, std::vector<std::
 void CheckStats(Config& config, std::vector<std::string>& errors) {
   std::set<std::string, std::less<>> exporters;
   for (ExporterConfig& e : config.exporters) {
-    if (!exporters.insert(e.name).second) {
-      errors.push_back(fmt::format("{}: event_exporter '{}' is defined twice", e.where, e.name));
+    const std::string& name = e.text.name;
+    if (!exporters.insert(name).second) {
+      errors.push_back(fmt::format("{}: event_exporter '{}' is defined twice", e.where, name));
     }
-    Status st = CheckExporter(e);
-    if (!st.ok()) errors.push_back(fmt::format("{}: {}", e.where, st.message()));
+    auto parsed = exporter::ParseExporterSettings(e.text);
+    if (!parsed.ok()) {
+      errors.push_back(
+          fmt::format("{}: event_exporter {}: {}", e.where, name, parsed.status().message()));
+      continue;
+    }
+    e.parsed = std::move(*parsed);
   }
   std::set<std::string, std::less<>> names;
-  for (const MetricConfig& m : config.metrics) {
+  for (MetricConfig& m : config.metrics) {
     if (!names.insert(m.settings.name).second) {
       errors.push_back(fmt::format("{}: metric '{}' is defined twice", m.where, m.settings.name));
       continue;
@@ -559,6 +558,7 @@ void CheckStats(Config& config, std::vector<std::string>& errors) {
       errors.push_back(fmt::format("{}: metric {} refers to non-existent exporter '{}'", m.where,
                                    m.settings.name, m.settings.exporter));
     }
+    m.definition = std::move(*def);
   }
 }
 
@@ -662,21 +662,9 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
         m.where = fmt::format("{}:{}", name, body.source().begin.line);
         for (const auto& [key, value] : *mt) {
           std::string full = fmt::format("{}.{}", base, key.str());
-          std::string* target = nullptr;
           bool words = false;
-          if (key.str() == "filter") {
-            target = &m.settings.filter;
-          } else if (key.str() == "description") {
-            target = &m.settings.description;
-          } else if (key.str() == "exporter") {
-            target = &m.settings.exporter;
-          } else if (key.str() == "fields") {
-            target = &m.settings.fields, words = true;
-          } else if (key.str() == "group_by") {
-            target = &m.settings.group_by, words = true;
-          } else if (key.str() == "exporter_include") {
-            target = &m.settings.exporter_include, words = true;
-          } else {
+          std::string* target = MetricField(m.settings, key.str(), words);
+          if (target == nullptr) {
             fail(value, full,
                  "unknown setting; a metric takes filter, fields, group_by, description, "
                  "exporter and exporter_include");
@@ -703,11 +691,11 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
           continue;
         }
         ExporterConfig e;
-        e.name = std::string(exporter_name.str());
+        e.text.name = std::string(exporter_name.str());
         e.where = fmt::format("{}:{}", name, body.source().begin.line);
         for (const auto& [key, value] : *et) {
           std::string full = fmt::format("{}.{}", base, key.str());
-          std::string* target = ExporterField(e, key.str());
+          std::string* target = ExporterField(e.text, key.str());
           if (target == nullptr) {
             fail(value, full,
                  "unknown setting; an exporter takes format, format_args, transport, "

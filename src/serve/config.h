@@ -30,26 +30,17 @@ struct ListenerPerms {
 struct MetricConfig {
   stats::MetricSettings settings;
   std::string where;  // "file:line" of its definition
+  // Made from `settings` when the configuration is loaded.
+  stats::MetricDefinition definition;
 };
 
-// An event_exporter: [exporters.NAME] or an event_exporter { } block. The
-// values are Dovecot's setting texts.
+// An event_exporter: [exporters.NAME] or an event_exporter { } block, as
+// Dovecot's setting texts (a bare transport_timeout counts milliseconds).
 struct ExporterConfig {
-  std::string name;
-  std::string format;             // none, json, tab-text
-  std::string format_args;        // time-unix, time-rfc3339
-  std::string transport;          // drop, log, http-post, file, unix
-  std::string transport_args;     // URL or path
-  std::string transport_timeout;  // Dovecot duration; a bare number is milliseconds
+  exporter::ExporterSettingsText text;
   std::string where;
-  // Validated from the texts above when the configuration is loaded.
+  // Made from `text` when the configuration is loaded.
   exporter::ExporterSettings parsed;
-
-  bool SameSettings(const ExporterConfig& o) const {
-    return name == o.name && format == o.format && format_args == o.format_args &&
-           transport == o.transport && transport_args == o.transport_args &&
-           transport_timeout == o.transport_timeout;
-  }
 };
 
 struct Config {

@@ -201,7 +201,7 @@ transport_timeout = 500
   EXPECT_NE(def->filter.ExportDovecot().find("\"duration\">\"1000\""), std::string::npos)
       << def->filter.ExportDovecot();
   ASSERT_EQ(c->exporters.size(), 1u);
-  EXPECT_EQ(c->exporters[0].transport_timeout, "500");
+  EXPECT_EQ(c->exporters[0].text.transport_timeout, "500");
 }
 
 TEST(ConfigMetricsTest, ErrorsNameFileLineAndMetric) {

@@ -317,7 +317,7 @@ net::LineConnection Daemon::NewStatsReader() {
   };
   hooks.exporter_exists = [this](std::string_view name) {
     return std::any_of(exporters_.begin(), exporters_.end(),
-                       [&](const auto& e) { return e->config.name == name; });
+                       [&](const auto& e) { return e->config.text.name == name; });
   };
   auto reader = std::make_shared<query::StatsReaderConnection>(metrics_, std::move(hooks));
   net::LineConnection conn;
@@ -438,7 +438,7 @@ net::HttpResponse Daemon::OnHttp(const net::HttpRequest& req) {
                            tails_.size(),    tail_dropped_, {}};
     for (const auto& e : exporters_) {
       net::TransportCounters n = e->transport->counters();
-      sources.exporters.push_back({e->config.name, n.sent, n.dropped, n.failed});
+      sources.exporters.push_back({e->config.text.name, n.sent, n.dropped, n.failed});
     }
     return {
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
@@ -561,12 +561,7 @@ void Daemon::ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
   for (const MetricConfig& m : wanted) {
     const stats::Metric* running = metrics_.Find(m.settings.name);
     if (running != nullptr && running->configured()) continue;  // unchanged
-    auto def = stats::MakeMetric(m.settings);
-    if (!def.ok()) {  // validated with the config; only a bug gets here
-      spdlog::error("{}: metric {}: {}", m.where, m.settings.name, def.status().message());
-      continue;
-    }
-    Status st = metrics_.Add(std::move(*def), stats::MetricsEngine::Origin::kConfig);
+    Status st = metrics_.Add(m.definition, stats::MetricsEngine::Origin::kConfig);
     if (!st.ok()) {
       spdlog::warn("{}: metric {} not added: a metric of that name was added at run time", m.where,
                    m.settings.name);
@@ -582,7 +577,7 @@ void Daemon::ApplyExporters(const std::vector<ExporterConfig>& wanted) {
   std::vector<std::unique_ptr<Exporter>> next;
   for (const ExporterConfig& config : wanted) {
     auto same = std::find_if(exporters_.begin(), exporters_.end(), [&](const auto& e) {
-      return e != nullptr && e->config.SameSettings(config);
+      return e != nullptr && e->config.text == config.text;
     });
     if (same != exporters_.end()) {
       next.push_back(std::move(*same));
@@ -591,8 +586,9 @@ void Daemon::ApplyExporters(const std::vector<ExporterConfig>& wanted) {
     auto e = std::make_unique<Exporter>();
     e->config = config;
     e->transport = net::MakeEventTransport(io_, config.parsed);
-    spdlog::info("exporter {}: {} over {}{}", config.name, config.format, config.transport,
-                 config.transport_args.empty() ? "" : " " + config.transport_args);
+    const exporter::ExporterSettingsText& t = config.text;
+    spdlog::info("exporter {}: {} over {}{}", t.name, t.format, t.transport,
+                 t.transport_args.empty() ? "" : " " + t.transport_args);
     next.push_back(std::move(e));
   }
   for (const auto& old : exporters_) {
@@ -607,7 +603,7 @@ void Daemon::Export(const stats::Metric& metric, const Event& event) {
     const stats::MetricDefinition& def = metric.definition();
     MetricExport x;
     for (const auto& e : exporters_) {
-      if (e->config.name == def.exporter) x.exporter = e.get();
+      if (e->config.text.name == def.exporter) x.exporter = e.get();
     }
     if (x.exporter != nullptr) {
       exporter::ParsedInclude include = exporter::ParseExporterInclude(def.exporter_include);

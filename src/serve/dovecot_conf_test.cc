@@ -142,7 +142,7 @@ TEST(DovecotConfTest, ConfigTakesTheCapturedMetrics) {
   EXPECT_EQ(config->metrics[1].settings.dialect, filter::Dialect::kDovecot);
   EXPECT_EQ(config->metrics[1].settings.exporter, "json_http");
   EXPECT_EQ(config->exporters.size(), 5u);
-  EXPECT_EQ(config->exporters[0].transport_timeout, "2 secs");
+  EXPECT_EQ(config->exporters[0].text.transport_timeout, "2 secs");
 }
 
 }  // namespace
