@@ -18,14 +18,12 @@ Usage: dovecot_exporters_test.py --mailscope PATH [--keep]. Exits 0 on
 success, 1 on failure, 77 when not root or Dovecot is not installed.
 """
 
-import argparse
 import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -348,28 +346,11 @@ class DovecotExportersTest:
         paths = [self.ms.log_path, self.writer.log_path]
         if self.posting is not None:
             paths.append(self.posting.log_path)
-        for path in paths:
-            if os.path.exists(path):
-                print(f"# ---- {path}")
-                with open(path, errors="replace") as f:
-                    print(f.read()[-4000:])
+        lm.print_log_tails(paths)
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--mailscope", required=True)
-    p.add_argument("--keep", action="store_true")
-    args = p.parse_args(argv)
-    if os.geteuid() != 0:
-        print("SKIP: needs root (it starts private Dovecot instances)")
-        return lm.SKIP
-    if not ld.dovecot_installed():
-        print("SKIP: dovecot not installed")
-        return lm.SKIP
-    root = tempfile.mkdtemp(prefix="mailscope-dovecot-exporters-")
-    os.chmod(root, 0o755)
-    test = DovecotExportersTest(os.path.abspath(args.mailscope), root)
-    return lm.run_test(test, test.c, "dovecot exporters", root, args.keep)
+    return ld.run_dovecot_test(argv, __doc__, "mailscope-dovecot-exporters-", "dovecot exporters", DovecotExportersTest)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ itself).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import imaplib
@@ -21,10 +22,11 @@ import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
-from lib_mailscope import free_port, wait_until
+from lib_mailscope import SKIP, free_port, run_test, wait_until
 
 # The unprivileged account that owns the test mailboxes. A dedicated system
 # account keeps the test away from real users' uids; it is created once
@@ -441,3 +443,24 @@ class StatsDovecot(Dovecot):
     def link_writer(self, target: str) -> None:
         os.makedirs(self.base_dir, exist_ok=True)
         os.symlink(target, os.path.join(self.base_dir, self.writer_link))
+
+
+def run_dovecot_test(argv: list[str], doc: str, prefix: str, what: str,
+                     make_test: Callable[[str, str], Any]) -> int:
+    """main() of a test that starts private Dovecot instances: parses
+    --mailscope and --keep, skips (77) unless root with Dovecot installed, and
+    runs make_test(mailscope_binary, root) under a fresh directory."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--mailscope", required=True)
+    p.add_argument("--keep", action="store_true")
+    args = p.parse_args(argv)
+    if os.geteuid() != 0:
+        print("SKIP: needs root (it starts private Dovecot instances)")
+        return SKIP
+    if not dovecot_installed():
+        print("SKIP: dovecot not installed")
+        return SKIP
+    root = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(root, 0o755)
+    test = make_test(os.path.abspath(args.mailscope), root)
+    return run_test(test, test.c, what, root, args.keep)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ import struct
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any, Callable, Iterable, NamedTuple, Protocol
 
@@ -247,6 +249,15 @@ def run_test(test: Test, checks: Checks, what: str, root: str,
     return checks.summary(what)
 
 
+def print_log_tails(paths: Iterable[str], size: int = 4000) -> None:
+    """Prints the last `size` bytes of each log that exists, for a failed test."""
+    for path in paths:
+        if os.path.exists(path):
+            print(f"# ---- {path}")
+            with open(path, errors="replace") as f:
+                print(f.read()[-size:])
+
+
 # ---- mailscope serve -------------------------------------------------------
 
 
@@ -375,7 +386,6 @@ class Prometheus:
     context manager; stopped by PID with SIGTERM on exit."""
 
     def __init__(self, binary: str, target: str, work: str) -> None:
-        import json  # noqa: F401  (checked here: the API answers JSON)
         self.work = work
         self.port = free_port()
         conf = os.path.join(work, "prometheus.yml")
@@ -403,7 +413,6 @@ class Prometheus:
         self.log.close()
 
     def _get(self, path: str) -> Any:
-        import json
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
             return json.load(r)["data"]
 
@@ -427,7 +436,6 @@ class Prometheus:
     def query(self, expr: str, want: float | None = None, timeout: float = 10.0) -> float | None:
         """The value of an instant query with one result; waits until it equals
         `want` (when given) or the deadline passes."""
-        import urllib.parse
         value = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
