@@ -54,8 +54,8 @@ Result<TailRequest> ParseTailRequest(std::span<char> line) {
   req.filter_text = std::string(args[4]);
   auto parsed = filter::Parse(req.filter_text, req.dialect);
   if (!parsed.ok()) return parsed.status();
+  if (parsed->empty()) parsed = filter::Parse("event=*", filter::Dialect::kDovecot);
   req.filter = std::move(*parsed);
-  req.match_all = req.filter.empty();
   return req;
 }
 

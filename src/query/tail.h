@@ -34,8 +34,8 @@ struct TailRequest {
   TailFormat format = TailFormat::kText;
   filter::Dialect dialect = filter::Dialect::kMailscope;
   std::string filter_text;
-  filter::Filter filter;  // parsed; empty: every named event
-  bool match_all = false;
+  // Parsed. No filter text asks for every named event: `event=*`.
+  filter::Filter filter;
 };
 
 inline constexpr std::size_t kTailMaxRequestBytes = 64 * 1024;

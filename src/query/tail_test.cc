@@ -19,14 +19,16 @@ TEST(TailTest, RequestRoundTrip) {
   ASSERT_TRUE(req.ok()) << req.status().message();
   EXPECT_EQ(req->format, TailFormat::kJson);
   EXPECT_EQ(req->filter_text, "event=imap_command_finished AND duration > 1ms AND x=\"a\tb\"");
-  EXPECT_FALSE(req->match_all);
   EXPECT_NE(req->filter.ExportDovecot().find("\"1000\""), std::string::npos);
 }
 
 TEST(TailTest, EmptyFilterMatchesAll) {
   auto req = Parse("TAIL\t1\ttext\tdovecot\t");
   ASSERT_TRUE(req.ok());
-  EXPECT_TRUE(req->match_all);
+  Event e;
+  e.name = InternName("any_event_at_all");
+  EXPECT_TRUE(req->filter.Matches(e));
+  EXPECT_EQ(req->filter.ExportDovecot(), "(event=\"*\")");
   EXPECT_EQ(req->dialect, filter::Dialect::kDovecot);
 }
 

@@ -273,10 +273,9 @@ void Daemon::OnOldStatsOverflow(std::size_t bytes) {
 std::string Daemon::FilterLine() const {
   // The union of every metric's filter and every tail client's, in Dovecot's
   // syntax, tab-escaped as one field (an empty filter asks for nothing).
-  static const filter::Filter kAnyNamedEvent = *filter::Parse("event=*", filter::Dialect::kDovecot);
   std::vector<const filter::Filter*> wanted{&metrics_.CombinedFilter()};
   for (const auto& client : tails_) {
-    wanted.push_back(client->request.match_all ? &kAnyNamedEvent : &client->request.filter);
+    wanted.push_back(&client->request.filter);
   }
   std::string line = "FILTER\t";
   AppendTabEscaped(line, filter::Filter::Merge(wanted).ExportDovecot());
@@ -363,7 +362,7 @@ net::LineConnection Daemon::NewTail() {
 void Daemon::Tail(const Event& event) {
   for (const auto& client : tails_) {
     const query::TailRequest& req = client->request;
-    if (!req.match_all && !req.filter.Matches(event)) continue;
+    if (!req.filter.Matches(event)) continue;
     if (client->out.pending_bytes() > kTailMaxBacklog) {
       ++client->dropped;
       ++tail_dropped_;
