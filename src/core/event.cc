@@ -77,12 +77,7 @@ bool Event::FindHere(NameId id, std::string_view key, Value& out) const {
 
 bool Event::FindInChain(NameId id, std::string_view key, Value& out) const {
   if (id == kNoName) return false;  // no field has an empty key
-  for (const Event* chain : {this, global}) {
-    int hops = 0;
-    for (const Event* e = chain; e != nullptr && hops < kMaxChain; e = e->parent, ++hops)
-      if (e->FindHere(id, key, out)) return true;
-  }
-  return false;
+  return VisitChain([&](const Event& e) { return e.FindHere(id, key, out); });
 }
 
 std::string_view LevelName(Level level) {

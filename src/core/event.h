@@ -270,6 +270,20 @@ struct Event {
   // followed for at most kMaxChain events. Never allocates.
   static constexpr int kMaxChain = 256;
   bool FindInChain(NameId id, std::string_view key, Value& out) const;
+
+  // Dovecot's lookup order: calls visit(const Event&) on this event and its
+  // parents, then on the global event and its parents (at most kMaxChain
+  // events of each chain), until visit returns true. Returns whether it did.
+  template <typename Visit>
+  bool VisitChain(Visit&& visit) const {
+    for (const Event* chain : {this, global}) {
+      int hops = 0;
+      for (const Event* e = chain; e != nullptr && hops < kMaxChain; e = e->parent, ++hops) {
+        if (visit(*e)) return true;
+      }
+    }
+    return false;
+  }
   // The same on this event alone.
   bool FindHere(NameId id, std::string_view key, Value& out) const;
 };

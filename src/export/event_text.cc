@@ -127,8 +127,8 @@ void AppendCategories(const Event& event, std::string& out) {
   std::size_t written = 0;
   std::array<NameId, 64> seen{};
   std::size_t seen_count = 0;
-  auto visit = [&](const Event* e) {
-    for (NameId c : e->categories) {
+  event.VisitChain([&](const Event& e) {
+    for (NameId c : e.categories) {
       bool dup = false;
       for (std::size_t i = 0; i < seen_count; ++i) dup = dup || seen[i] == c;
       if (dup) continue;
@@ -136,13 +136,8 @@ void AppendCategories(const Event& event, std::string& out) {
       out += written++ == 0 ? " categories=" : ",";
       out += NameText(c);
     }
-  };
-  int depth = 0;
-  for (const Event* e = &event; e != nullptr && depth < Event::kMaxChain; e = e->parent, ++depth)
-    visit(e);
-  for (const Event* e = event.global; e != nullptr && depth < Event::kMaxChain;
-       e = e->parent, ++depth)
-    visit(e);
+    return false;
+  });
 }
 
 }  // namespace
@@ -154,14 +149,10 @@ void AppendEventText(const Event& event, std::string& out) {
   out += event.name == kNoName ? std::string_view("-") : NameText(event.name);
   AppendCategories(event, out);
   KeySet seen;
-  int depth = 0;
-  for (const Event* e = &event; e != nullptr && depth < Event::kMaxChain; e = e->parent, ++depth) {
-    for (const Field& f : e->fields) AppendField(NameText(f.key), f.value, seen, out);
-  }
-  for (const Event* e = event.global; e != nullptr && depth < Event::kMaxChain;
-       e = e->parent, ++depth) {
-    for (const Field& f : e->fields) AppendField(NameText(f.key), f.value, seen, out);
-  }
+  event.VisitChain([&](const Event& e) {
+    for (const Field& f : e.fields) AppendField(NameText(f.key), f.value, seen, out);
+    return false;
+  });
 }
 
 }  // namespace mailscope::exporter

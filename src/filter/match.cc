@@ -23,12 +23,6 @@ bool EqualsIcase(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool HasCategory(const Event* e, NameId id) {
-  for (int hops = 0; e != nullptr && hops < Event::kMaxChain; e = e->parent, ++hops)
-    if (e->categories.contains(id)) return true;
-  return false;
-}
-
 // event_find_field_recursive(), on the Event model.
 bool FindField(const Event& event, const Node& n, Value& out) {
   return event.FindInChain(n.id, n.key, out);
@@ -127,7 +121,8 @@ bool Eval(const Program& program, std::uint32_t node, const Event& e) {
     case Kind::kEventWildcard:
       return e.name != kNoName && WildcardMatch(NameText(e.name), n.value);
     case Kind::kCategory:
-      return n.id != kNoName && (HasCategory(&e, n.id) || HasCategory(e.global, n.id));
+      return n.id != kNoName &&
+             e.VisitChain([&](const Event& x) { return x.categories.contains(n.id); });
     case Kind::kLogType:
       return e.level == n.level;
     case Kind::kSourceLocation:
