@@ -85,6 +85,7 @@ Result<EventControl> EventControl::Build(const Catalog& catalog,
       wanted[i] = w;
     }
     c.wanted_.emplace(name, std::move(wanted));
+    c.output_level_.emplace(name, rules.level);
   }
   return c;
 }
@@ -102,6 +103,11 @@ bool EventControl::Wanted(std::string_view output, const EventInfo& event) const
   auto it = wanted_.find(output);
   if (it == wanted_.end()) return enabled_[i] && level_[i] >= kDefaultEventLevel;
   return it->second[i];
+}
+
+Level EventControl::OutputLevel(std::string_view output) const {
+  auto it = output_level_.find(output);
+  return it == output_level_.end() ? kDefaultEventLevel : it->second;
 }
 
 }  // namespace mailscope::catalog

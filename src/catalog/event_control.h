@@ -49,6 +49,8 @@ class EventControl {
   // Enabled, not disabled for `output`, and at or above its level. An output
   // without rules takes every enabled event at kDefaultEventLevel or above.
   bool Wanted(std::string_view output, const EventInfo& event) const;
+  // The least severe level `output` takes.
+  Level OutputLevel(std::string_view output) const;
 
  private:
   std::size_t Index(const EventInfo& event) const;
@@ -57,6 +59,7 @@ class EventControl {
   std::vector<Level> level_;                                      // by event index
   std::vector<bool> enabled_;                                     // by event index
   std::map<std::string, std::vector<bool>, std::less<>> wanted_;  // by output, by event index
+  std::map<std::string, Level, std::less<>> output_level_;
 };
 
 }  // namespace mailscope::catalog

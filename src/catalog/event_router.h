@@ -36,6 +36,8 @@ class EventRouter {
   // configuration, so only the output's level applies to them.
   bool Wanted(std::string_view output, const Routed& routed, Level output_level) const;
 
+  const Catalog& catalog() const { return catalog_; }
+  const EventControl& control() const { return control_; }
   std::uint64_t unknown(Source source) const { return unknown_[static_cast<std::size_t>(source)]; }
 
  private:

@@ -1,0 +1,70 @@
+#include "pipeline/dispatcher.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+
+namespace mailscope::pipeline {
+
+Dispatcher::Dispatcher(stats::IngestCounters& counters,
+                       std::unique_ptr<catalog::EventRouter> router)
+    : counters_(counters), router_(std::move(router)) {
+  MS_CHECK(router_ != nullptr);
+}
+
+void Dispatcher::Register(std::string_view name, Consumer& consumer, SourceSet sources) {
+  MS_CHECK(OutputIndex(name) < 0);
+  MS_CHECK(outputs_.size() < kMaxOutputs);
+  const catalog::EventControl& control = router_->control();
+  const auto& events = router_->catalog().events();
+  Output out{std::string(name), &consumer, sources, std::vector<bool>(events.size()), false};
+  // Each output's wishes are settled here once per catalog event, so that
+  // dispatching looks a bit up instead of a name.
+  for (std::size_t i = 0; i < events.size(); ++i) out.wanted[i] = control.Wanted(name, events[i]);
+  out.takes_unknown = catalog::kDefaultEventLevel >= control.OutputLevel(name);
+  outputs_.push_back(std::move(out));
+}
+
+int Dispatcher::OutputIndex(std::string_view name) const {
+  for (std::size_t i = 0; i < outputs_.size(); ++i)
+    if (outputs_[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+bool Dispatcher::Takes(std::string_view name, const catalog::EventInfo& event) const {
+  const int i = OutputIndex(name);
+  if (i < 0) return false;
+  const auto& events = router_->catalog().events();
+  return outputs_[static_cast<std::size_t>(i)]
+      .wanted[static_cast<std::size_t>(&event - events.data())];
+}
+
+std::string_view Dispatcher::Dispatch(Event& event) {
+  counters_.CountEvent(event.source, event.name);
+  // Records of sources outside the catalog (old-stats) are not catalog
+  // events: no event control applies, only the outputs' levels.
+  catalog::EventRouter::Routed routed;
+  if (catalog::SystemOf(event.source).has_value()) routed = router_->Route(event);
+  std::size_t index = 0;
+  if (routed.info != nullptr) {
+    index = static_cast<std::size_t>(routed.info - router_->catalog().events().data());
+  }
+  std::uint32_t mask = 0;
+  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+    const Output& out = outputs_[i];
+    if (!out.sources.contains(event.source)) continue;
+    const bool takes = routed.info != nullptr ? out.wanted[index] : out.takes_unknown;
+    if (takes) mask |= 1u << i;
+  }
+  current_mask_ = mask;
+  std::string_view verdict;
+  for (std::size_t i = 0; mask != 0 && i < outputs_.size(); ++i) {
+    if (((mask >> i) & 1u) == 0) continue;
+    std::string_view v = outputs_[i].consumer->Consume(event);
+    if (verdict.empty()) verdict = v;
+  }
+  current_mask_ = 0;
+  return verdict;
+}
+
+}  // namespace mailscope::pipeline

@@ -1,0 +1,91 @@
+// Dispatcher: the one seam between decoding and consuming (DESIGN.md,
+// "Dispatch"). Every source hands each decoded Event to Dispatch(), which
+// counts it, routes it through the catalog with the configured event control
+// (a disabled event reaches no output), and calls the consumers registered
+// for it, each a named output, in registration order. A consumer may answer
+// with a verdict; Dispatch() returns the first non-empty one to the source.
+// Loop thread only. Owns the router; consumers and counters are borrowed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "catalog/event_router.h"
+#include "core/event.h"
+#include "stats/ingest_counters.h"
+
+namespace mailscope::pipeline {
+
+// One output of the pipeline: old-stats zoom levels, metrics, tail, ...
+class Consumer {
+ public:
+  virtual ~Consumer() = default;
+  // Takes one event. Returns a verdict for the source that sent it, or an
+  // empty view; the text stays valid until the consumer is called again.
+  virtual std::string_view Consume(const Event& event) = 0;
+};
+
+// A set of sources, for consumers that only make sense for some of them.
+class SourceSet {
+ public:
+  static SourceSet All() { return SourceSet((1u << kSourceCount) - 1); }
+  static SourceSet Only(Source s) { return SourceSet(1u << static_cast<unsigned>(s)); }
+  bool contains(Source s) const { return (bits_ >> static_cast<unsigned>(s)) & 1u; }
+
+ private:
+  explicit SourceSet(std::uint32_t bits) : bits_(bits) {}
+  std::uint32_t bits_;
+};
+
+class Dispatcher {
+ public:
+  // Outputs per event are tracked in a 32-bit mask.
+  static constexpr std::size_t kMaxOutputs = 32;
+
+  Dispatcher(stats::IngestCounters& counters, std::unique_ptr<catalog::EventRouter> router);
+
+  // Registers `consumer` as the output `name` (one of catalog::kOutputNames)
+  // for events of `sources`. Consumers are called in registration order.
+  // REQUIRES: the name is not registered yet; fewer than kMaxOutputs outputs.
+  void Register(std::string_view name, Consumer& consumer, SourceSet sources = SourceSet::All());
+
+  // Counts the event in mailscope_events_total and, when the catalog maps it
+  // to a kind, in the taxonomy counters; sets its taxonomy; then hands it to
+  // every output that takes it. Returns the first non-empty verdict, or an
+  // empty view. Allocates nothing once every name has been seen.
+  // REQUIRES: event.name != kNoName.
+  std::string_view Dispatch(Event& event);
+
+  // During a Consume() call: whether the output `index` (registration order)
+  // also takes the event being dispatched. Lets a consumer whose work feeds
+  // another output (metrics feeding the exporters) honour that output's rules.
+  bool CurrentEventTakenBy(std::size_t index) const { return (current_mask_ >> index) & 1u; }
+  // The registration index of output `name`, or -1.
+  int OutputIndex(std::string_view name) const;
+
+  // Whether the output `name` takes the catalog event: for the FILTER asked
+  // of Dovecot's processes, which must not send what no output takes.
+  // An unregistered output takes nothing.
+  bool Takes(std::string_view name, const catalog::EventInfo& event) const;
+
+  const catalog::EventRouter& router() const { return *router_; }
+
+ private:
+  struct Output {
+    std::string name;
+    Consumer* consumer;
+    SourceSet sources;
+    std::vector<bool> wanted;  // by catalog event index
+    bool takes_unknown;        // events the catalog does not know, at the default level
+  };
+
+  stats::IngestCounters& counters_;
+  std::unique_ptr<catalog::EventRouter> router_;
+  std::vector<Output> outputs_;
+  std::uint32_t current_mask_ = 0;
+};
+
+}  // namespace mailscope::pipeline

@@ -1,0 +1,207 @@
+#include "pipeline/dispatcher.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "core/allocation_counter_testing.h"
+
+namespace mailscope::pipeline {
+namespace {
+
+// Records the names it was given and answers a fixed verdict.
+class Recorder : public Consumer {
+ public:
+  explicit Recorder(std::string verdict = {}) : verdict_(std::move(verdict)) {}
+  std::string_view Consume(const Event& event) override {
+    if (record_) seen.emplace_back(NameText(event.name));
+    ++calls;
+    return verdict_;
+  }
+  std::vector<std::string> seen;
+  long calls = 0;
+  bool record_ = true;
+
+ private:
+  std::string verdict_;
+};
+
+std::unique_ptr<catalog::EventRouter> Router(const catalog::EventControlOptions& options) {
+  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), options);
+  EXPECT_TRUE(control.ok()) << control.status().message();
+  return std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control));
+}
+
+Event Make(Source source, std::string_view name) {
+  Event e;
+  e.source = source;
+  e.name = InternName(name);
+  return e;
+}
+
+TEST(DispatcherTest, CountsEveryEventAndCallsOutputsInOrder) {
+  stats::IngestCounters counters;
+  Dispatcher d(counters, Router({}));
+  std::vector<std::string> order;
+  struct Tagged : Consumer {
+    Tagged(std::vector<std::string>& o, std::string t) : order(o), tag(std::move(t)) {}
+    std::string_view Consume(const Event&) override {
+      order.push_back(tag);
+      return {};
+    }
+    std::vector<std::string>& order;
+    std::string tag;
+  } a(order, "metrics"), b(order, "tail");
+  d.Register("metrics", a);
+  d.Register("tail", b);
+  Event e = Make(Source::kDovecot, "imap_command_finished");
+  EXPECT_EQ(d.Dispatch(e), "");
+  EXPECT_EQ(order, (std::vector<std::string>{"metrics", "tail"}));
+  EXPECT_EQ(counters.events(Source::kDovecot, e.name), 1u);
+  EXPECT_EQ(d.OutputIndex("tail"), 1);
+  EXPECT_EQ(d.OutputIndex("records"), -1);
+}
+
+TEST(DispatcherTest, DisabledEventReachesNoOutputButIsCounted) {
+  stats::IngestCounters counters;
+  catalog::EventControlOptions o;
+  o.disabled = {"dovecot:imap_command_finished"};
+  Dispatcher d(counters, Router(o));
+  Recorder metrics, tail;
+  d.Register("metrics", metrics);
+  d.Register("tail", tail);
+  Event off = Make(Source::kDovecot, "imap_command_finished");
+  Event on = Make(Source::kDovecot, "auth_request_finished");
+  d.Dispatch(off);
+  d.Dispatch(on);
+  EXPECT_EQ(metrics.seen, std::vector<std::string>{"auth_request_finished"});
+  EXPECT_EQ(tail.seen, std::vector<std::string>{"auth_request_finished"});
+  EXPECT_EQ(counters.events(Source::kDovecot, off.name), 1u);
+  const auto* info =
+      catalog::Catalog::Get().Find(catalog::System::kDovecot, "imap_command_finished");
+  ASSERT_NE(info, nullptr);
+  EXPECT_FALSE(d.Takes("metrics", *info));
+  EXPECT_FALSE(d.Takes("records", *info));  // not registered
+}
+
+TEST(DispatcherTest, PerOutputRulesApplyToThatOutputOnly) {
+  stats::IngestCounters counters;
+  catalog::EventControlOptions o;
+  o.outputs["tail"].disabled = {"dovecot:auth_*"};
+  Dispatcher d(counters, Router(o));
+  Recorder metrics, tail;
+  d.Register("metrics", metrics);
+  d.Register("tail", tail);
+  Event e = Make(Source::kDovecot, "auth_request_finished");
+  d.Dispatch(e);
+  EXPECT_EQ(metrics.calls, 1);
+  EXPECT_EQ(tail.calls, 0);
+}
+
+TEST(DispatcherTest, OutputLevelsUseTheCatalogLevel) {
+  stats::IngestCounters counters;
+  catalog::EventControlOptions o;
+  o.outputs["metrics"].level = Level::kTrace;
+  o.outputs["tail"].level = Level::kInfo;
+  Dispatcher d(counters, Router(o));
+  Recorder metrics, tail;
+  d.Register("metrics", metrics);
+  d.Register("tail", tail);
+  // Stalwart's auth.failed defaults to debug.
+  Event e = Make(Source::kStalwart, "auth.failed");
+  d.Dispatch(e);
+  EXPECT_EQ(metrics.calls, 1);
+  EXPECT_EQ(tail.calls, 0);
+}
+
+TEST(DispatcherTest, UnknownEventsCountAtTheDefaultLevel) {
+  stats::IngestCounters counters;
+  catalog::EventControlOptions o;
+  o.outputs["tail"].level = Level::kWarn;
+  Dispatcher d(counters, Router(o));
+  Recorder metrics, tail;
+  d.Register("metrics", metrics);
+  d.Register("tail", tail);
+  // Dovecot sends most events with log type debug; that is no severity.
+  Event e = Make(Source::kDovecot, "my_plugin_event_finished");
+  e.level = Level::kDebug;
+  d.Dispatch(e);
+  EXPECT_EQ(metrics.calls, 1);
+  EXPECT_EQ(tail.calls, 0);
+  EXPECT_EQ(d.router().unknown(Source::kDovecot), 1u);
+}
+
+TEST(DispatcherTest, SourcesLimitAnOutput) {
+  stats::IngestCounters counters;
+  Dispatcher d(counters, Router({}));
+  Recorder old_stats, tail;
+  d.Register("old_stats", old_stats, SourceSet::Only(Source::kDovecotOldStats));
+  d.Register("tail", tail);
+  Event record = Make(Source::kDovecotOldStats, "connect");
+  Event event = Make(Source::kDovecot, "imap_command_finished");
+  d.Dispatch(record);
+  d.Dispatch(event);
+  EXPECT_EQ(old_stats.seen, std::vector<std::string>{"connect"});
+  EXPECT_EQ(tail.seen, (std::vector<std::string>{"connect", "imap_command_finished"}));
+  EXPECT_EQ(counters.events(Source::kDovecotOldStats, record.name), 1u);
+}
+
+TEST(DispatcherTest, FirstNonEmptyVerdictWinsAndEveryOutputRuns) {
+  stats::IngestCounters counters;
+  Dispatcher d(counters, Router({}));
+  Recorder silent, first("defer: busy"), second("deny");
+  d.Register("metrics", silent);
+  d.Register("tail", first);
+  d.Register("exporters", second);
+  Event e = Make(Source::kExim, "tcp:connect");
+  EXPECT_EQ(d.Dispatch(e), "defer: busy");
+  EXPECT_EQ(second.calls, 1);
+}
+
+TEST(DispatcherTest, ConsumersSeeWhichOtherOutputsTakeTheEvent) {
+  stats::IngestCounters counters;
+  catalog::EventControlOptions o;
+  o.outputs["exporters"].disabled = {"dovecot:imap_*"};
+  Dispatcher d(counters, Router(o));
+  struct Probe : Consumer {
+    explicit Probe(const Dispatcher& disp) : d(disp) {}
+    std::string_view Consume(const Event&) override {
+      exported.push_back(d.CurrentEventTakenBy(1));
+      return {};
+    }
+    const Dispatcher& d;
+    std::vector<bool> exported;
+  } metrics(d);
+  Recorder exporters;
+  d.Register("metrics", metrics);
+  d.Register("exporters", exporters);
+  Event a = Make(Source::kDovecot, "imap_command_finished");
+  Event b = Make(Source::kDovecot, "auth_request_finished");
+  d.Dispatch(a);
+  d.Dispatch(b);
+  EXPECT_EQ(metrics.exported, (std::vector<bool>{false, true}));
+  EXPECT_FALSE(d.CurrentEventTakenBy(1));  // outside a dispatch
+}
+
+TEST(DispatcherTest, SteadyStateAllocatesNothing) {
+  stats::IngestCounters counters;
+  Dispatcher d(counters, Router({}));
+  Recorder metrics, tail;
+  metrics.record_ = tail.record_ = false;
+  d.Register("metrics", metrics);
+  d.Register("tail", tail);
+  Event known = Make(Source::kDovecot, "imap_command_finished");
+  Event unknown = Make(Source::kStalwart, "no.such-event");
+  Event record = Make(Source::kDovecotOldStats, "connect");
+  for (Event* e : {&known, &unknown, &record}) d.Dispatch(*e);
+  const long before = HeapAllocationsForTesting();
+  for (int i = 0; i < 1000; ++i) {
+    for (Event* e : {&known, &unknown, &record}) d.Dispatch(*e);
+  }
+  EXPECT_EQ(HeapAllocationsForTesting() - before, 0);
+  EXPECT_EQ(metrics.calls, 3003);
+}
+
+}  // namespace
+}  // namespace mailscope::pipeline
