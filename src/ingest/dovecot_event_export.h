@@ -99,6 +99,7 @@ class DovecotEventExportDecoder {
 
   // REQUIRES: the last Decode() returned OK.
   const Event& event() const { return event_; }
+  Event& mutable_event() { return event_; }  // for the dispatcher's annotations
   // The body's hostname; empty when it had none. Valid like event().
   std::string_view hostname() const { return hostname_; }
   // The body's end_time (Dovecot's time of export), if it had one.

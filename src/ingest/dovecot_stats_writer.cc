@@ -232,6 +232,11 @@ const Event& DovecotStatsWriterDecoder::event() const {
   return *emitted_;
 }
 
+Event& DovecotStatsWriterDecoder::mutable_event() {
+  MS_CHECK(emitted_ != nullptr);
+  return *emitted_;
+}
+
 StatsWriterResult DovecotStatsWriterDecoder::Decode(std::span<char> line) {
   using Emit = StatsWriterResult::Emit;
   emitted_ = nullptr;

@@ -102,6 +102,9 @@ class DovecotStatsWriterDecoder {
   // unchanged meanwhile. The Events it points to (parent, global) are owned
   // by this decoder. REQUIRES: the last Decode() emitted.
   const Event& event() const;
+  // The same, for the one step after decoding that annotates it (the
+  // dispatcher sets its taxonomy).
+  Event& mutable_event();
 
   bool handshake_done() const { return state_ == State::kReady; }
   // BEGIN-ed events not yet ENDed.
@@ -159,8 +162,8 @@ class DovecotStatsWriterDecoder {
   NameId duration_key_;
   std::vector<std::string_view> args_;
   std::unique_ptr<Parsed> parsed_;
-  Event event_;                     // the last EVENT
-  const Event* emitted_ = nullptr;  // event_ or a stored BEGIN
+  Event event_;               // the last EVENT
+  Event* emitted_ = nullptr;  // event_ or a stored BEGIN
   std::array<CachedName, kNameCacheSlots> name_cache_{};
   boost::unordered_flat_map<NameId, NameId> categories_;  // category -> parent, or kNoName
   boost::unordered_flat_map<std::uint64_t, Stored*> live_;

@@ -40,6 +40,7 @@ bool Dispatcher::Takes(std::string_view name, const catalog::EventInfo& event) c
 }
 
 std::string_view Dispatcher::Dispatch(Event& event) {
+  ++sequence_;
   counters_.CountEvent(event.source, event.name);
   // Records of sources outside the catalog (old-stats) are not catalog
   // events: no event control applies, only the outputs' levels.

@@ -63,6 +63,9 @@ class Dispatcher {
   // also takes the event being dispatched. Lets a consumer whose work feeds
   // another output (metrics feeding the exporters) honour that output's rules.
   bool CurrentEventTakenBy(std::size_t index) const { return (current_mask_ >> index) & 1u; }
+  // Counts Dispatch() calls; during one, the number of that call. Lets one
+  // output tell whether what another output left is about the current event.
+  std::uint64_t sequence() const { return sequence_; }
   // The registration index of output `name`, or -1.
   int OutputIndex(std::string_view name) const;
 
@@ -86,6 +89,7 @@ class Dispatcher {
   std::unique_ptr<catalog::EventRouter> router_;
   std::vector<Output> outputs_;
   std::uint32_t current_mask_ = 0;
+  std::uint64_t sequence_ = 0;
 };
 
 }  // namespace mailscope::pipeline

@@ -1,10 +1,16 @@
-// The `mailscope serve` daemon: the only place that knows every module. It
-// owns the loop, the old-stats store and every listener, and wires decoded
-// events to consumers. Single-threaded: everything runs on the loop thread.
+// The `mailscope serve` daemon: the one place that knows every module. It
+// only wires: the listener registry, the sources (listener + decoder), the
+// dispatcher and the outputs registered with it (old-stats zoom levels,
+// metrics, tail, exporters), the readers (old-stats EXPORT, stats-reader,
+// HTTP), timers and signals. Everything runs on one loop thread.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
+
+#include "core/status.h"
+#include "serve/config.h"
 
 namespace mailscope::serve {
 
@@ -19,5 +25,34 @@ struct ServeFlags {
 // Runs until SIGTERM or SIGINT. Returns the process exit code: 0 after a
 // clean shutdown, 2 for configuration errors, 1 when a listener cannot start.
 int RunServe(const ServeFlags& flags);
+
+class Daemon {
+ public:
+  struct Options {
+    // SIGTERM and SIGINT stop it, SIGHUP reloads `config_path`. Off for a
+    // daemon run inside another program (tests).
+    bool handle_signals = true;
+  };
+
+  // `config` complete (run and data directories set); `config_path` is what
+  // SIGHUP reloads, empty for none.
+  Daemon(Config config, std::string config_path, Options options);
+  ~Daemon();
+
+  // Opens every listener. kInvalidArgument for settings that cannot work,
+  // kUnavailable when a listener cannot be opened.
+  Status Start();
+  // Runs the loop until Stop() or a stop signal.
+  void Run();
+  // Stops it: may be called from any thread.
+  void Stop();
+  // The HTTP listener's address ("127.0.0.1:PORT"); empty without one.
+  std::string http_address() const;
+
+  struct State;
+
+ private:
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace mailscope::serve

@@ -1,0 +1,76 @@
+#include "serve/dovecot_sources.h"
+
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "ingest/dovecot_stats_writer.h"
+
+namespace mailscope::serve {
+
+void SourceContext::Reject(Source source, const Status& status, std::string_view where) const {
+  counters.CountRejected(source, status.reason());
+  reject_log.Warn(SourceName(source), where.empty()
+                                          ? status.message()
+                                          : fmt::format("{}: {}", where, status.message()));
+}
+
+Status DovecotOldStatsSource::Open(ListenerRegistry& listeners, const std::string& run_dir,
+                                   const net::PathPerms& perms) {
+  auto overflow = [this](std::size_t bytes) {
+    context_.Reject(
+        Source::kDovecotOldStats,
+        Rejected("line_too_long", fmt::format("line of {} bytes exceeds {} bytes, dropped", bytes,
+                                              ingest::kOldStatsMaxLineBytes)));
+  };
+  // Like Dovecot's ioloop time, one timestamp serves every line of a read.
+  auto on_read = [this] { read_time_ = context_.clock.Now(); };
+  MS_RETURN_IF_ERROR(listeners.OpenFifo(
+      run_dir + "/old-stats-mail", perms, ingest::kOldStatsMaxLineBytes, on_read,
+      [this](std::span<char> l) { OnLine(mail_decoder_, l); }, overflow));
+  return listeners.OpenFifo(
+      run_dir + "/old-stats-user", perms, ingest::kOldStatsMaxLineBytes, on_read,
+      [this](std::span<char> l) { OnLine(user_decoder_, l); }, overflow);
+}
+
+void DovecotOldStatsSource::OnLine(ingest::DovecotOldStatsDecoder& decoder, std::span<char> line) {
+  auto result = decoder.Decode(line, read_time_, event_);
+  if (!result.status.ok()) context_.Reject(Source::kDovecotOldStats, result.status);
+  if (result.emit) context_.dispatcher.Dispatch(event_);
+}
+
+net::LineConnection DovecotStatsWriterSource::NewConnection() {
+  auto decoder = std::make_shared<ingest::DovecotStatsWriterDecoder>();
+  net::LineConnection conn;
+  // Writers block up to 5 s for the handshake, so it is sent at once.
+  conn.greeting = std::string(ingest::kStatsServerVersionLine) + filter_line_();
+  conn.on_line = [this, decoder](std::span<char> line, std::string&) {
+    auto result = decoder->Decode(line);
+    if (!result.status.ok()) context_.Reject(Source::kDovecot, result.status);
+    // A BEGIN declares a parent for later events and carries no name; the
+    // stats process counts named EVENTs only.
+    if (result.emit == ingest::StatsWriterResult::Emit::kEvent) {
+      Event& event = decoder->mutable_event();
+      if (event.name != kNoName) context_.dispatcher.Dispatch(event);
+    }
+    return !result.close;
+  };
+  return conn;
+}
+
+net::HttpResponse DovecotEventPostSource::Handle(const net::HttpRequest& request) {
+  Status st = decoder_.Decode(request.content_type, request.body, context_.clock.Now());
+  if (!st.ok()) {
+    context_.Reject(Source::kDovecot, st, "POST /dovecot/events");
+    const std::string_view reason = st.reason();
+    const unsigned code = reason == "unsupported_content_type" ? 415
+                          : reason == "body_too_large"         ? 413
+                                                               : 400;
+    return {code, "text/plain; charset=utf-8", st.message() + "\n", {}};
+  }
+  Event& event = decoder_.mutable_event();
+  if (event.name != kNoName) context_.dispatcher.Dispatch(event);  // format none carries nothing
+  return {204, "text/plain; charset=utf-8", {}, {}};
+}
+
+}  // namespace mailscope::serve

@@ -1,0 +1,54 @@
+// ListenerRegistry: every FIFO and socket the daemon reads or serves, opened
+// and closed in one place. Sources and readers ask it for their listeners;
+// at shutdown it closes the FIFOs first (what writers already sent is read
+// and accounted), then everything else in the order opened. Loop thread
+// only. Owns the listeners.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "net/http_server.h"
+#include "net/listeners.h"
+
+namespace mailscope::serve {
+
+class ListenerRegistry {
+ public:
+  explicit ListenerRegistry(boost::asio::io_context& io) : io_(io) {}
+  ~ListenerRegistry() { CloseAll(); }
+
+  boost::asio::io_context& io() { return io_; }
+
+  Status OpenFifo(const std::string& path, const net::PathPerms& perms, std::size_t max_line,
+                  net::ReadHandler on_read, net::LineHandler on_line,
+                  net::OverflowHandler on_overflow);
+  Result<net::LineServer*> ListenUnix(const std::string& path, const net::PathPerms& perms,
+                                      std::size_t max_line, net::ConnectionFactory factory);
+  Result<net::LineServer*> ListenUnix(const std::string& path, const net::PathPerms& perms,
+                                      std::size_t max_line, net::RequestHandler handler);
+  Result<net::LineServer*> ListenTcp(const std::string& address, std::size_t max_line,
+                                     net::RequestHandler handler);
+  Result<net::HttpServer*> ListenHttp(const std::string& address, net::HttpHandler handler);
+
+  // Closes every listener; idempotent.
+  void CloseAll();
+
+ private:
+  struct Entry {
+    bool fifo;
+    std::shared_ptr<void> owner;
+    std::function<void()> close;
+  };
+  template <typename T>
+  T* Keep(std::unique_ptr<T> listener, bool fifo);
+
+  boost::asio::io_context& io_;
+  std::vector<Entry> entries_;
+};
+
+}  // namespace mailscope::serve

@@ -1,0 +1,57 @@
+// TailHub: the `tail` output. Holds the `mailscope tail` clients of the tail
+// socket (query/tail.h), sends each the events that match its filter, and
+// drops (and counts) events for a client that falls more than
+// kMaxBacklogBytes behind. Its clients' filters join the FILTER asked of
+// Dovecot's processes; `on_change` is called whenever that set changes.
+// Loop thread only.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "export/event_format.h"
+#include "filter/filter.h"
+#include "net/listeners.h"
+#include "pipeline/dispatcher.h"
+#include "query/tail.h"
+
+namespace mailscope::serve {
+
+class TailHub : public pipeline::Consumer {
+ public:
+  static constexpr std::size_t kMaxBacklogBytes = 4u << 20;
+
+  TailHub(const Clock& clock, std::string hostname, std::function<void()> on_change)
+      : clock_(clock), hostname_(std::move(hostname)), on_change_(std::move(on_change)) {}
+
+  // The handler of one connection of the tail socket.
+  net::LineConnection NewConnection();
+
+  std::string_view Consume(const Event& event) override;
+
+  // The filters of the streaming clients.
+  std::vector<const filter::Filter*> Filters() const;
+  std::size_t client_count() const { return clients_.size(); }
+  // Events not sent to a client that had fallen behind, since start.
+  std::uint64_t dropped() const { return dropped_; }
+
+ private:
+  struct Client {
+    query::TailRequest request;
+    net::Pusher out;
+    std::uint64_t dropped = 0;  // since its last D line
+  };
+
+  const Clock& clock_;
+  std::string hostname_;
+  std::function<void()> on_change_;
+  std::vector<std::shared_ptr<Client>> clients_;
+  std::uint64_t dropped_ = 0;
+  exporter::EventFormatter formatter_;
+  std::string line_, buf_;  // scratch
+};
+
+}  // namespace mailscope::serve
