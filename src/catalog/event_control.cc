@@ -73,6 +73,11 @@ Result<EventControl> EventControl::Build(const Catalog& catalog,
       if (Matches(p, catalog.events()[i])) c.enabled_[i] = false;
   }
   for (const auto& [name, rules] : options.outputs) {
+    if (!IsOutputName(name)) {
+      return InvalidArgument(fmt::format("unknown output \"{}\"; the outputs are {}", name,
+                                         fmt::join(kOutputNames, ", ")));
+    }
+    const Level least = rules.level.value_or(DefaultOutputLevel(name));
     std::vector<bool> wanted(n);
     std::vector<Pattern> off;
     for (const std::string& spec : rules.disabled) {
@@ -80,7 +85,7 @@ Result<EventControl> EventControl::Build(const Catalog& catalog,
       off.push_back(Split(spec));
     }
     for (std::size_t i = 0; i < n; ++i) {
-      bool w = c.enabled_[i] && c.level_[i] >= rules.level;
+      bool w = c.enabled_[i] && c.level_[i] >= least;
       for (const Pattern& p : off) w = w && !Matches(p, catalog.events()[i]);
       wanted[i] = w;
     }
@@ -101,7 +106,7 @@ bool EventControl::Enabled(const EventInfo& event) const { return enabled_[Index
 bool EventControl::Wanted(std::string_view output, const EventInfo& event) const {
   const std::size_t i = Index(event);
   auto it = wanted_.find(output);
-  if (it == wanted_.end()) return enabled_[i] && level_[i] >= kDefaultEventLevel;
+  if (it == wanted_.end()) return enabled_[i] && level_[i] >= DefaultOutputLevel(output);
   return it->second[i];
 }
 

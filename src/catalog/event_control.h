@@ -2,11 +2,13 @@
 // with Stalwart's tracer semantics applied to every source: start from every
 // event, remove the disabled ones (exact names or wildcards: `*`, `pre*`,
 // `*suf`, any `*`/`?` mix), then keep an event only when its effective level
-// (a per-event override, else the default) is at least the output's level.
+// (a per-event override, else the default) is at least the output's level
+// (configured, else the output's default level).
 // Built once from the configuration; immutable and thread-safe afterwards.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -17,8 +19,27 @@
 
 namespace mailscope::catalog {
 
+// The outputs events are dispatched to, in dispatch order. The configuration
+// ([outputs.NAME]) and the dispatcher name outputs only from this list.
+inline constexpr std::string_view kOutputNames[] = {"old_stats", "metrics", "tail", "exporters"};
+
+// Whether `name` is one of kOutputNames.
+constexpr bool IsOutputName(std::string_view name) {
+  for (std::string_view n : kOutputNames)
+    if (n == name) return true;
+  return false;
+}
+
+// The least severe level an output takes when the configuration sets none.
+// old_stats and metrics count every event: Stalwart's metrics ignore levels,
+// and 269 of its 605 events default to debug. tail and exporters show or send
+// events one by one, so they start at info. Any other name: info.
+constexpr Level DefaultOutputLevel(std::string_view output) {
+  return output == "old_stats" || output == "metrics" ? Level::kTrace : Level::kInfo;
+}
+
 struct OutputRules {
-  Level level = Level::kInfo;         // least severe level the output takes
+  std::optional<Level> level;         // least severe level taken; none: DefaultOutputLevel
   std::vector<std::string> disabled;  // event patterns the output never takes
 };
 
@@ -27,7 +48,7 @@ struct EventControlOptions {
   // e.g. "stalwart:smtp.*", "exim:msg:*", "*_started".
   std::vector<std::string> disabled;                  // for every output
   std::vector<std::pair<std::string, Level>> levels;  // per-event level overrides
-  std::map<std::string, OutputRules> outputs;         // by output name
+  std::map<std::string, OutputRules> outputs;         // by name, one of kOutputNames
 };
 
 // Events without a default level (all but Stalwart's) count as this level.
@@ -37,7 +58,7 @@ class EventControl {
  public:
   // Checks every pattern against the catalog. An exact name that is unknown,
   // or a wildcard that matches nothing, is an error naming the closest known
-  // events.
+  // events; an output name not in kOutputNames is an error naming them.
   static Result<EventControl> Build(const Catalog& catalog, const EventControlOptions& options);
 
   // Checks one pattern; the error names the closest known events.
@@ -47,7 +68,8 @@ class EventControl {
   // Not disabled for every output.
   bool Enabled(const EventInfo& event) const;
   // Enabled, not disabled for `output`, and at or above its level. An output
-  // without rules takes every enabled event at kDefaultEventLevel or above.
+  // without rules takes every enabled event at DefaultOutputLevel(output) or
+  // above.
   bool Wanted(std::string_view output, const EventInfo& event) const;
   // The least severe level `output` takes.
   Level OutputLevel(std::string_view output) const;

@@ -47,7 +47,7 @@ TEST(EventControlTest, StalwartSemantics) {
   EventControlOptions o;
   o.disabled = {"stalwart:acme.*"};
   o.levels = {{"stalwart:auth.failed", Level::kWarn}, {"exim:msg:defer", Level::kDebug}};
-  o.outputs["log"] = {Level::kInfo, {"*rcpt-to"}};
+  o.outputs["tail"] = {Level::kInfo, {"*rcpt-to"}};
   o.outputs["metrics"] = {Level::kTrace, {}};
   auto c = EventControl::Build(TestCatalog(), o);
   ASSERT_TRUE(c.ok()) << c.status().message();
@@ -56,12 +56,12 @@ TEST(EventControlTest, StalwartSemantics) {
   EXPECT_EQ(c->EffectiveLevel(Ev(System::kExim, "msg:delivery")), kDefaultEventLevel);
   EXPECT_FALSE(c->Enabled(Ev(System::kStalwart, "acme.error")));
   EXPECT_FALSE(c->Wanted("metrics", Ev(System::kStalwart, "acme.error")));
-  EXPECT_TRUE(c->Wanted("log", Ev(System::kStalwart, "auth.failed")));    // raised to warn
-  EXPECT_FALSE(c->Wanted("log", Ev(System::kStalwart, "smtp.rcpt-to")));  // suffix pattern
+  EXPECT_TRUE(c->Wanted("tail", Ev(System::kStalwart, "auth.failed")));    // raised to warn
+  EXPECT_FALSE(c->Wanted("tail", Ev(System::kStalwart, "smtp.rcpt-to")));  // suffix pattern
   EXPECT_TRUE(c->Wanted("metrics", Ev(System::kStalwart, "smtp.rcpt-to")));
-  EXPECT_FALSE(c->Wanted("log", Ev(System::kExim, "msg:defer")));  // lowered to debug
+  EXPECT_FALSE(c->Wanted("tail", Ev(System::kExim, "msg:defer")));  // lowered to debug
   EXPECT_TRUE(c->Wanted("metrics", Ev(System::kExim, "msg:defer")));
-  EXPECT_TRUE(c->Wanted("unconfigured", Ev(System::kExim, "msg:delivery")));
+  EXPECT_TRUE(c->Wanted("exporters", Ev(System::kExim, "msg:delivery")));  // unconfigured
 }
 
 TEST(EventControlTest, PatternsMatchAliasesAndAllSystems) {
@@ -88,6 +88,54 @@ TEST(EventControlTest, UnknownNamesAreErrorsWithClosestNames) {
       std::string::npos);
   EXPECT_TRUE(EventControl::CheckPattern(TestCatalog(), "exim:msg:delivery").ok());
   EXPECT_FALSE(EventControl::CheckPattern(TestCatalog(), "exim:").ok());
+}
+
+static_assert(IsOutputName("old_stats") && IsOutputName("exporters") && !IsOutputName("log"));
+static_assert(DefaultOutputLevel("old_stats") == Level::kTrace);
+static_assert(DefaultOutputLevel("metrics") == Level::kTrace);
+static_assert(DefaultOutputLevel("tail") == Level::kInfo);
+static_assert(DefaultOutputLevel("exporters") == Level::kInfo);
+
+// Without rules, old_stats and metrics take every level, tail and exporters
+// info and up; a disabled event reaches none of them.
+TEST(EventControlTest, OutputsWithoutRulesUseTheirDefaultLevel) {
+  EventControlOptions o;
+  o.disabled = {"stalwart:acme.*"};
+  auto c = EventControl::Build(TestCatalog(), o);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const EventInfo& debug = Ev(System::kStalwart, "auth.failed");
+  const EventInfo& info = Ev(System::kStalwart, "auth.success");
+  ASSERT_EQ(c->EffectiveLevel(debug), Level::kDebug);
+  EXPECT_TRUE(c->Wanted("old_stats", debug));
+  EXPECT_TRUE(c->Wanted("metrics", debug));
+  EXPECT_FALSE(c->Wanted("tail", debug));
+  EXPECT_FALSE(c->Wanted("exporters", debug));
+  for (std::string_view output : kOutputNames) {
+    EXPECT_TRUE(c->Wanted(output, info)) << output;
+    EXPECT_FALSE(c->Wanted(output, Ev(System::kStalwart, "acme.error"))) << output;
+  }
+}
+
+// Rules without a level keep the output's default level.
+TEST(EventControlTest, RulesWithoutLevelKeepTheDefaultLevel) {
+  EventControlOptions o;
+  o.outputs["metrics"].disabled = {"smtp.*"};
+  o.outputs["tail"].disabled = {"smtp.*"};
+  auto c = EventControl::Build(TestCatalog(), o);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->Wanted("metrics", Ev(System::kStalwart, "auth.failed")));
+  EXPECT_FALSE(c->Wanted("tail", Ev(System::kStalwart, "auth.failed")));
+  EXPECT_FALSE(c->Wanted("metrics", Ev(System::kStalwart, "smtp.rcpt-to")));
+  EXPECT_TRUE(c->Wanted("old_stats", Ev(System::kStalwart, "smtp.rcpt-to")));
+}
+
+TEST(EventControlTest, UnknownOutputsAreErrorsNamingTheKnownOnes) {
+  EventControlOptions o;
+  o.outputs["log"].level = Level::kWarn;
+  auto c = EventControl::Build(TestCatalog(), o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "unknown output \"log\"; the outputs are old_stats, metrics, tail, exporters");
 }
 
 }  // namespace

@@ -56,10 +56,13 @@ void AddCheckConfigCommand(CLI::App& app, int& exit_code) {
     std::size_t enabled = 0;
     for (const auto& e : events) enabled += control->Enabled(e) ? 1 : 0;
     fmt::print("events: {} of {} catalog events enabled\n", enabled, events.size());
-    for (const auto& [output, rules] : c.events.outputs) {
+    for (std::string_view output : catalog::kOutputNames) {
+      auto rules = c.events.outputs.find(std::string(output));
+      Level level = catalog::DefaultOutputLevel(output);
+      if (rules != c.events.outputs.end() && rules->second.level) level = *rules->second.level;
       std::size_t wanted = 0;
       for (const auto& e : events) wanted += control->Wanted(output, e) ? 1 : 0;
-      fmt::print("outputs.{}: level {}, takes {} events\n", output, LevelName(rules.level), wanted);
+      fmt::print("outputs.{}: level {}, takes {} events\n", output, LevelName(level), wanted);
     }
     for (const serve::MetricConfig& m : c.metrics) {
       // With the filter Dovecot's processes get.

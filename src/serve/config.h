@@ -1,6 +1,6 @@
-// Config: every setting of `mailscope serve`, with its default, and the one
-// schema table that parsing, validation, `check-config`, `--help-config` and
-// docs/configuration.md all come from.
+// Config: every setting of `mailscope serve`, with its default, and the
+// schema (config_schema.h) that parsing, validation, `check-config`,
+// `--help-config` and docs/configuration.md all come from.
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +14,7 @@
 #include "catalog/event_control.h"
 #include "core/status.h"
 #include "export/exporter_settings.h"
+#include "serve/config_schema.h"
 #include "stats/metrics_engine.h"
 
 namespace mailscope::serve {
@@ -64,7 +65,8 @@ struct Config {
   ListenerPerms old_stats_fifo{"", "", 0666};
   ListenerPerms old_stats_socket{"", "", 0600};
 
-  // [events] and [outputs.NAME]: which catalog events are wanted, per output.
+  // [events] and [outputs.NAME]: which catalog events are wanted, per output
+  // (NAME one of catalog::kOutputNames).
   catalog::EventControlOptions events;
 
   // [stats]: Dovecot 2.3 statistics.
@@ -76,29 +78,23 @@ struct Config {
   std::vector<ExporterConfig> exporters;
 };
 
-enum class SettingType {
-  kString,
-  kSize,
-  kDuration,
-  kMode,
-  kAddress,
-  kLogLevel,
-  kEventList,
-  kEventLevels,
-  kCount,
-  kStringList,
-  kFilter,
-};
+// mailscope's block kinds, in documentation order: [serve], [old_stats],
+// [events], [outputs.NAME], [stats], [metrics.NAME], [exporters.NAME].
+//
+// A source adds its settings as a block of its own: a plain struct of the
+// settings it reads (with in-class defaults), a field of that type in Config,
+// and a kind added to the schema in config.cc:
+//   schema.Add(BlockKind<Config, StalwartSource>{
+//       .path = "sources.stalwart",
+//       .open = [](Config& c, const BlockStart&) -> StalwartSource& { return c.stalwart; },
+//       .keys = {{"listen", SettingType::kAddress, false, "\"\"", "...",
+//                 Store(&StalwartSource::listen, ReadAddress)}}});
+// A source with several instances (several log files) uses
+// BlockShape::kArrayOfTables, [[sources.NAME]], into a vector field.
+// Dovecot's blocks keep their names: [old_stats], [stats].
+const ConfigSchema<Config>& Schema();
 
-struct Setting {
-  const char* key;  // "old_stats.memory_limit"
-  SettingType type;
-  bool reloadable;           // applied on SIGHUP without a restart
-  const char* default_text;  // as documented
-  const char* help;
-};
-
-// The schema table, in documentation order.
+// Every documented key of Schema(), in documentation order.
 const std::vector<Setting>& Settings();
 
 // Parses a TOML file over the defaults. Errors name file:line:key and the
@@ -106,11 +102,6 @@ const std::vector<Setting>& Settings();
 Result<Config> LoadConfigFile(const std::string& path);
 // Same, from text (for tests); `name` stands for the file name in errors.
 Result<Config> ParseConfig(std::string_view toml_text, std::string_view name);
-
-// "16M", "16 M", "512k", "1G", "1048576" -> bytes.
-std::optional<std::uint64_t> ParseSize(std::string_view text);
-// Dovecot-style durations: "30s", "30 secs", "1 min", "12 hours", "1d", "90" (seconds).
-std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
 
 // The defaults when no run/data directory is configured: $MAILSCOPE_RUN_DIR,
 // else /run/mailscope for root, else $XDG_RUNTIME_DIR/mailscope, else

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -110,9 +111,11 @@ disabled = ["exim:msg:*", "stalwart:auth.failed"]
 levels = { "stalwart:auth.failed" = "warn" }
 [outputs.metrics]
 level = "debug"
-[outputs.log]
+[outputs.tail]
 level = "error"
 disabled = ["exim:msg:delivery"]
+[outputs.exporters]
+disabled = ["exim:msg:*"]
 )",
                        "events.toml");
   ASSERT_TRUE(c.ok()) << c.status().message();
@@ -120,13 +123,33 @@ disabled = ["exim:msg:delivery"]
   ASSERT_EQ(c->events.levels.size(), 1u);
   EXPECT_EQ(c->events.levels[0].second, Level::kWarn);
   EXPECT_EQ(c->events.outputs.at("metrics").level, Level::kDebug);
-  EXPECT_EQ(c->events.outputs.at("log").disabled, (std::vector<std::string>{"exim:msg:delivery"}));
+  EXPECT_EQ(c->events.outputs.at("tail").disabled, (std::vector<std::string>{"exim:msg:delivery"}));
+  // No level: the output's default applies when the control is built.
+  EXPECT_FALSE(c->events.outputs.at("exporters").level.has_value());
+  EXPECT_FALSE(c->events.outputs.contains("old_stats"));
+}
+
+TEST(ConfigTest, OutputsAreAClosedSet) {
+  auto c = ParseConfig("[outputs.metric]\nlevel = \"info\"\n[outputs.log]\nlevel = \"warn\"\n",
+                       "outputs.toml");
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  // In file order, though "log" sorts first.
+  EXPECT_LT(m.find("outputs.toml:1:"), m.find("outputs.toml:3:")) << m;
+  EXPECT_NE(m.find("outputs.toml:3: outputs.log: unknown output; the outputs are old_stats, "
+                   "metrics, tail, exporters"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("outputs.toml:1: outputs.metric: unknown output; did you mean "
+                   "[outputs.metrics]? The outputs are"),
+            std::string::npos)
+      << m;
 }
 
 TEST(ConfigTest, UnknownEventsNameTheClosestKnownOnes) {
   auto c = ParseConfig(
       "[events]\ndisabled = [\n  \"exim:msg:delivery\",\n  \"stalwart:auth.faild\",\n]\n"
-      "[outputs.log]\nlevel = \"loud\"\nsilent = true\n",
+      "[outputs.tail]\nlevel = \"loud\"\nsilent = true\n",
       "bad-events.toml");
   ASSERT_FALSE(c.ok());
   const std::string& m = c.status().message();
@@ -135,10 +158,67 @@ TEST(ConfigTest, UnknownEventsNameTheClosestKnownOnes) {
              "stalwart:auth.failed"),
       std::string::npos)
       << m;
-  EXPECT_NE(m.find("bad-events.toml:7: outputs.log.level: expected one of"), std::string::npos)
+  EXPECT_NE(m.find("bad-events.toml:7: outputs.tail.level: expected one of"), std::string::npos)
       << m;
-  EXPECT_NE(m.find("bad-events.toml:8: outputs.log.silent: unknown setting"), std::string::npos)
+  EXPECT_NE(m.find("bad-events.toml:8: outputs.tail.silent: unknown setting; [outputs.tail] takes "
+                   "level, disabled"),
+            std::string::npos)
       << m;
+}
+
+TEST(ConfigTest, UnknownTablesAndKeysSuggestTheClosest) {
+  auto c = ParseConfig(
+      "[old_stat]\nmemory_limit = \"1M\"\n"  // 1
+      "[output.tail]\nlevel = \"warn\"\n"    // 3
+      "[serve]\nmemory_limit = \"1M\"\n"     // 5
+      "[metrics.a]\nfilter = \"event=x\"\ngroupby = \"x\"\n",
+      "t.toml");
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find("t.toml:1: old_stat: unknown table; did you mean [old_stats]?"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("t.toml:3: output: unknown table; did you mean [outputs.NAME]?"),
+            std::string::npos)
+      << m;
+  // Within a block, only that block's keys are suggested.
+  EXPECT_NE(m.find("t.toml:6: serve.memory_limit: unknown setting; [serve] takes run_dir, "
+                   "data_dir, http, log_level"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(
+      m.find("t.toml:9: metrics.a.groupby: unknown setting; did you mean metrics.a.group_by?"),
+      std::string::npos)
+      << m;
+}
+
+TEST(ConfigTest, KeysOutsideTablesNameTheirTable) {
+  auto c = ParseConfig("memory_limit = \"1M\"\ncolour = 1\nold_stats = 5\n", "t.toml");
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find("t.toml:1: memory_limit: unknown setting; did you mean old_stats.memory_limit?"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("t.toml:2: colour: unknown setting (settings live in tables such as "
+                   "[old_stats])"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("t.toml:3: old_stats: expected a table [old_stats]"), std::string::npos) << m;
+}
+
+// Every block kind's keys are documented under the kind's path.
+TEST(ConfigTest, SettingsComeFromTheBlockKinds) {
+  std::vector<std::string> keys;
+  for (const Setting& s : Settings()) keys.push_back(s.key);
+  for (const char* key :
+       {"serve.http", "old_stats.memory_limit", "events.levels", "outputs.<name>.level",
+        "stats.max_sub_metrics", "metrics.<name>.filter", "exporters.<name>.transport_timeout"}) {
+    EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
+  }
+  ASSERT_NE(Schema().Find("outputs"), nullptr);
+  EXPECT_EQ(Schema().Find("outputs")->names,
+            (std::vector<std::string>{"old_stats", "metrics", "tail", "exporters"}));
+  EXPECT_EQ(Schema().Find("sources"), nullptr);
 }
 
 // The example in the configuration reference is a valid configuration.
@@ -150,7 +230,7 @@ TEST(ConfigTest, DocumentedExampleParses) {
   std::size_t end = doc.find("```", start);
   auto c = ParseConfig(doc.substr(start, end - start), "example.toml");
   ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_EQ(c->events.outputs.at("log").level, Level::kWarn);
+  EXPECT_EQ(c->events.outputs.at("tail").level, Level::kWarn);
 }
 
 // docs/configuration.md is generated from the schema table; it must not drift.
