@@ -90,7 +90,7 @@ Result<EventControl> EventControl::Build(const Catalog& catalog,
       wanted[i] = w;
     }
     c.wanted_.emplace(name, std::move(wanted));
-    c.output_level_.emplace(name, rules.level);
+    c.output_level_.emplace(name, least);
   }
   return c;
 }
@@ -112,7 +112,7 @@ bool EventControl::Wanted(std::string_view output, const EventInfo& event) const
 
 Level EventControl::OutputLevel(std::string_view output) const {
   auto it = output_level_.find(output);
-  return it == output_level_.end() ? kDefaultEventLevel : it->second;
+  return it == output_level_.end() ? DefaultOutputLevel(output) : it->second;
 }
 
 }  // namespace mailscope::catalog
