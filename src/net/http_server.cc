@@ -8,7 +8,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 #include <list>
 
@@ -23,6 +25,9 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 // Request headers larger than this are refused.
 constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
+// The read buffer holds a header and one read of the body at a time; bodies
+// go straight into the message.
+constexpr std::size_t kReadBufferBytes = kMaxHeaderBytes + 64 * 1024;
 // A connection that sends no complete request for this long is closed, so
 // idle or trickling clients cannot hold sockets forever.
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
@@ -31,22 +36,50 @@ struct HttpServer::State {
   explicit State(asio::io_context& ctx) : io(ctx), acceptor(ctx) {}
   asio::io_context& io;
   tcp::acceptor acceptor;
-  HttpHandler handler;
+  HttpRouter router;
   bool closed = false;
   std::list<std::shared_ptr<tcp::socket>> connections;
 };
 
 namespace {
 
+std::string_view View(boost::beast::string_view v) { return {v.data(), v.size()}; }
+
+// Header lookup straight on the parsed message: Beast compares field names
+// case-insensitively.
+class BeastHeaders final : public HttpHeaderSource {
+ public:
+  explicit BeastHeaders(const http::fields& fields) : fields_(fields) {}
+  std::string_view Find(std::string_view name) const override {
+    auto it = fields_.find(boost::beast::string_view(name.data(), name.size()));
+    return it == fields_.end() ? std::string_view() : View(it->value());
+  }
+
+ private:
+  const http::fields& fields_;
+};
+
+HttpResponse TooLarge(const HttpRouteOptions& options) {
+  return HttpError(413, fmt::format("request body larger than {} bytes", options.max_body_bytes),
+                   options.api);
+}
+
+bool ExpectsContinue(const http::request<http::string_body>& req) {
+  return req.version() >= 11 &&
+         boost::beast::iequals(req[http::field::expect], boost::beast::string_view("100-continue"));
+}
+
 asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
                             std::shared_ptr<tcp::socket> sock) {
   auto it = state->connections.insert(state->connections.end(), sock);
-  boost::beast::flat_buffer buffer(kMaxHeaderBytes + kMaxBodyBytes);
+  boost::beast::flat_buffer buffer(kReadBufferBytes);
   asio::steady_timer idle(state->io);
   for (;;) {
     http::request_parser<http::string_body> parser;
-    parser.body_limit(kMaxBodyBytes);
     parser.header_limit(kMaxHeaderBytes);
+    // The route sets the body limit once the header is in; until then none,
+    // or Beast would hold Content-Length against its own 1 MB default.
+    parser.body_limit(boost::none);
     idle.expires_after(kIdleTimeout);
     idle.async_wait([sock](boost::system::error_code ec) {
       if (!ec) {  // expired, not cancelled
@@ -54,35 +87,77 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
         sock->close(ignored);
       }
     });
-    auto [ec, n] = co_await http::async_read(*sock, buffer, parser, kTuple);
-    idle.cancel();
+    auto [ec, n] = co_await http::async_read_header(*sock, buffer, parser, kTuple);
     if (state->closed) break;
-    HttpResponse resp;
-    bool keep_alive = false;
-    unsigned version = 11;
-    bool head = false;
-    if (ec == http::error::body_limit) {
-      resp = {413,
-              "text/plain; charset=utf-8",
-              fmt::format("request body larger than {} bytes\n", kMaxBodyBytes),
-              {}};
-    } else if (ec) {
+    if (ec) {
+      idle.cancel();
       break;
-    } else {
-      const auto& req = parser.get();
-      auto view = [](boost::beast::string_view v) { return std::string_view(v.data(), v.size()); };
-      HttpRequest r{view(req.method_string()), view(req.target()), view(req[http::field::accept]),
-                    view(req[http::field::content_type]), req.body()};
-      resp = state->handler(r);
-      keep_alive = req.keep_alive();
-      version = req.version();
-      head = req.method() == http::verb::head;
     }
-    http::response<http::string_body> out(static_cast<http::status>(resp.status), version);
+    const auto& req = parser.get();
+    const std::string_view target = View(req.target());
+    const std::string_view path = TargetPath(target);
+    HttpRouter::Match match = state->router.Find(View(req.method_string()), path);
+    HttpResponse resp;
+    if (match.route == nullptr) {
+      resp = std::move(match.error);
+    } else {
+      const HttpRouter::Route& route = *match.route;
+      const auto length = parser.content_length();
+      if (length && *length > route.options.max_body_bytes) {
+        resp = TooLarge(route.options);
+      } else if (!parser.is_done() &&
+                 !route.AcceptsContentType(View(req[http::field::content_type]))) {
+        resp = HttpError(415, "unsupported content type", route.options.api);
+      } else if (!parser.is_done()) {
+        parser.body_limit(route.options.max_body_bytes);
+        if (ExpectsContinue(req)) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          auto [cec, cn] = co_await asio::async_write(
+              *sock, asio::buffer(kContinue.data(), kContinue.size()), kTuple);
+          if (state->closed || cec) {
+            idle.cancel();
+            break;
+          }
+        }
+        auto [bec, bn] = co_await http::async_read(*sock, buffer, parser, kTuple);
+        if (state->closed) break;
+        if (bec == http::error::body_limit) {
+          resp = TooLarge(route.options);
+        } else if (bec) {
+          idle.cancel();
+          break;
+        }
+      }
+      if (parser.is_done()) {
+        BeastHeaders headers(req);
+        const HttpRequest request{.method = View(req.method_string()),
+                                  .target = target,
+                                  .path = path,
+                                  .query = TargetQuery(target),
+                                  .subpath = match.subpath,
+                                  .accept = View(req[http::field::accept]),
+                                  .content_type = View(req[http::field::content_type]),
+                                  .body = req.body(),
+                                  .headers = &headers,
+                                  .api = route.options.api};
+        resp = route.handler(request);
+      }
+    }
+    idle.cancel();
+    // A body left unread (refused early, or past the limit) makes the rest of
+    // the stream unparseable: close.
+    const bool keep_alive = req.keep_alive() && parser.is_done() && resp.status != 413;
+    const bool head = req.method() == http::verb::head;
+    http::response<http::string_body> out(static_cast<http::status>(resp.status), req.version());
     out.set(http::field::server, "mailscope");
     out.set(http::field::content_type, resp.content_type);
-    if (!resp.allow.empty()) out.set(http::field::allow, resp.allow);
+    for (const auto& h : resp.headers) {
+      out.insert(boost::beast::string_view(h.name), boost::beast::string_view(h.value));
+    }
     out.keep_alive(keep_alive);
+    // These statuses carry no body (RFC 9110 15.3.5, 15.4.5); Beast throws
+    // rather than send one, so a handler's stray body is dropped here.
+    if (resp.status < 200 || resp.status == 204 || resp.status == 304) resp.body.clear();
     if (head) {
       out.content_length(resp.body.size());
     } else {
@@ -93,7 +168,7 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
     if (head) sr.split(true);
     auto [wec, wn] = head ? co_await http::async_write_header(*sock, sr, kTuple)
                           : co_await http::async_write(*sock, sr, kTuple);
-    if (wec || !out.keep_alive() || state->closed) break;
+    if (wec || !keep_alive || state->closed) break;
   }
   if (!state->closed) {
     boost::system::error_code ignored;
@@ -107,14 +182,14 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
                                                        const std::string& address,
-                                                       HttpHandler handler) {
+                                                       HttpRouter router) {
   auto hp = SplitHostPort(address);
   if (!hp.ok()) return hp.status();
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(hp->first, ec);
   if (ec) return InvalidArgument("bad HTTP address \"" + hp->first + "\": need an IP literal");
   auto state = std::make_shared<State>(io);
-  state->handler = std::move(handler);
+  state->router = std::move(router);
   tcp::endpoint ep(ip, hp->second);
   state->acceptor.open(ep.protocol(), ec);
   if (!ec) state->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -136,6 +211,14 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
       },
       asio::detached);
   return server;
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
+                                                       const std::string& address,
+                                                       HttpHandler handler) {
+  HttpRouter router;
+  router.AddPrefix({}, "/", std::move(handler));
+  return Listen(io, address, std::move(router));
 }
 
 std::string HttpServer::local_address() const {

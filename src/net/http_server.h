@@ -1,46 +1,35 @@
-// A small HTTP/1.1 server (Boost.Beast) on the loop thread: keep-alive, one
-// handler for every request. Used for /metrics, /healthz and the POSTs of
-// Dovecot's event exporters. Requests are bounded (16 KiB of headers,
-// kMaxBodyBytes of body: larger ones get 413 and the connection closes); a
-// connection that sends no complete request for 30 seconds is closed.
+// A small HTTP/1.1 server (Boost.Beast) on the loop thread: keep-alive, an
+// HttpRouter choosing the handler. Used for /metrics, /healthz and the POSTs
+// of event sources. The header (at most 16 KiB) is read first and the route
+// resolved, so 404, 405, 415 and an oversized Content-Length (413) are
+// answered before any body is read; such a response closes the connection,
+// as does every 413. A connection that sends no complete request for 30
+// seconds is closed. HEAD gets the GET response's headers without its body.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "core/status.h"
+#include "net/http_router.h"
 
 namespace mailscope::net {
 
-inline constexpr std::size_t kMaxBodyBytes = 1u << 20;
-
-struct HttpRequest {
-  std::string_view method;
-  std::string_view target;
-  std::string_view accept;
-  std::string_view content_type;
-  std::string_view body;
-};
-
-struct HttpResponse {
-  unsigned status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
-  std::string body;
-  std::string allow;  // the Allow header of a 405
-};
-
-using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
-
+// Owns the listening socket and its connections; loop thread only.
 class HttpServer {
  public:
-  // Listens on "ADDR:PORT" (port 0 picks one; see local_address()).
+  // Listens on "ADDR:PORT" (port 0 picks one; see local_address()) and serves
+  // `router`. Errors: kInvalidArgument for a bad address, kUnavailable when
+  // the socket cannot be bound.
+  static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io,
+                                                    const std::string& address, HttpRouter router);
+  // One handler for every method and path, with the default body limit.
   static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io,
                                                     const std::string& address,
                                                     HttpHandler handler);
   ~HttpServer();
+  // Stops accepting and closes every connection; idempotent.
   void Close();
   std::string local_address() const;
 

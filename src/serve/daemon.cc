@@ -286,12 +286,12 @@ net::HttpResponse Daemon::State::OnHttp(const net::HttpRequest& req) {
   std::string_view path = req.target.substr(0, req.target.find('?'));
   if (path == "/dovecot/events") {
     if (req.method != "POST") {
-      return {405, "text/plain; charset=utf-8", "method not allowed\n", "POST"};
+      return {405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "POST"}}};
     }
     return event_post_source->Handle(req);
   }
   if (req.method != "GET" && req.method != "HEAD") {
-    return {405, "text/plain; charset=utf-8", "method not allowed\n", "GET, HEAD"};
+    return {405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "GET, HEAD"}}};
   }
   if (path == "/metrics") {
     auto format = exporter::FormatFromAccept(req.accept);
