@@ -3,16 +3,20 @@
 // filter parses again in Dovecot's dialect. Where the export avoids the two
 // round-trip quirks of 2.3.19 (a '\'' gains a backslash; a file name ending in
 // ":<digits>" turns into a line), the re-parsed filter matches the same events.
+// The analyses for rewriting a filter hold too: the export with nothing
+// relaxed is the export, and a relaxed query matches what the query matches.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include "core/check.h"
+#include "filter/analysis.h"
 #include "filter/filter.h"
 
 namespace {
 
 using mailscope::Event;
+using mailscope::FieldAlias;
 using mailscope::InternName;
 using mailscope::Level;
 using mailscope::Value;
@@ -21,6 +25,8 @@ using mailscope::filter::Filter;
 
 struct Events {
   Event global, parent, named, unnamed;
+  FieldAlias aliases[2] = {{InternName("remote_ip"), InternName("cmd_name")},
+                           {InternName("size_alias"), InternName("size")}};
   Events() {
     global.categories.push_back(InternName("service:imap"));
     global.Add(InternName("user"), Value::String("global@example.com"));
@@ -41,6 +47,9 @@ struct Events {
     named.Add(InternName("load"), Value::Double(0.5));
     named.Add(InternName("empty"), Value::String(""));
     named.Add(InternName("last_run_time"), Value::Tv({1795304655, 257107}));
+    // The pipeline's keys: source, kind, outcome and normalized names.
+    named.source = mailscope::Source::kExim;
+    named.taxonomy = {InternName("auth"), InternName("failure"), aliases, 2};
     unnamed.level = Level::kWarn;
     unnamed.parent = &parent;
     unnamed.global = &global;
@@ -63,6 +72,26 @@ void Check(const Filter& f) {
     MS_CHECK(again->Matches(events.named) == named);
     MS_CHECK(again->Matches(events.unnamed) == unnamed);
     MS_CHECK(again->ExportDovecot() == exported);
+  }
+  using mailscope::filter::Leaf;
+  using mailscope::filter::Truth;
+  for (std::size_t q = 0; q < f.query_count(); ++q) {
+    const auto same = mailscope::filter::ExportRelaxed(f, q, [](const Leaf&) { return false; });
+    MS_CHECK(same.truth == Truth::kUnknown && "(" + same.text + ")" == exported);
+    // Without its fields, the query asks for at least what it matched.
+    const auto relaxed = mailscope::filter::ExportRelaxed(
+        f, q, [](const Leaf& l) { return l.type() == Leaf::Type::kField; });
+    if (relaxed.truth == Truth::kFalse) {
+      MS_CHECK(!named && !unnamed);
+    } else if (relaxed.truth == Truth::kUnknown) {
+      auto loose = mailscope::filter::Parse(relaxed.text, Dialect::kDovecot);
+      MS_CHECK(loose.ok());
+      if (relaxed.text.find('\'') == std::string::npos &&
+          relaxed.text.find("source_location") == std::string::npos) {
+        // (Unnamed events: the relaxed query may require a name the query did not.)
+        MS_CHECK(!named || loose->Matches(events.named));
+      }
+    }
   }
 }
 

@@ -89,7 +89,42 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
+// "field:<name>=<value>><outcome>,<value>><outcome>,..." (data/README.md).
+Status ParseOutcomeRules(EventInfo& e, const KindInfo& kind, std::string_view where) {
+  auto known = [&](std::string_view outcome) {
+    return std::find(kind.outcomes.begin(), kind.outcomes.end(), outcome) != kind.outcomes.end();
+  };
+  std::string_view text = e.outcome;
+  if (!text.starts_with("field:")) {
+    if (!known(text))
+      return InvalidArgument(
+          fmt::format("{}: \"{}\" is not an outcome of kind {}", where, text, kind.kind));
+    return Status::Ok();
+  }
+  text.remove_prefix(6);
+  const std::size_t eq = text.find('=');
+  if (eq == 0 || eq == std::string_view::npos)
+    return InvalidArgument(fmt::format("{}: expected field:<name>=<rules>", where));
+  e.outcome_field = text.substr(0, eq);
+  for (std::string_view rule : Split(text.substr(eq + 1), ',')) {
+    const std::size_t gt = rule.rfind('>');
+    if (gt == std::string_view::npos || !known(rule.substr(gt + 1))) {
+      return InvalidArgument(fmt::format(
+          "{}: outcome rule \"{}\" must be <value>><outcome of kind {}>", where, rule, kind.kind));
+    }
+    e.outcome_rules.push_back({std::string(rule.substr(0, gt)), std::string(rule.substr(gt + 1))});
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+bool OutcomeRule::Matches(std::string_view value) const {
+  if (pattern == "*") return true;
+  if (pattern.ends_with('*'))
+    return value.starts_with(std::string_view(pattern).substr(0, pattern.size() - 1));
+  return value == pattern;
+}
 
 std::string_view SystemName(System system) {
   switch (system) {
@@ -215,11 +250,13 @@ Result<Catalog> Catalog::Parse(const DataFiles& files) {
     if (cols[2] == "-") continue;
     // (a named copy: clang 14 cannot capture structured bindings)
     const std::string_view kind_name = cols[2];
-    const bool known_kind = std::any_of(c.kinds_.begin(), c.kinds_.end(),
-                                        [&](const KindInfo& k) { return k.kind == kind_name; });
-    if (!known_kind) return InvalidArgument(fmt::format("{}: unknown kind \"{}\"", where, cols[2]));
+    const auto kind = std::find_if(c.kinds_.begin(), c.kinds_.end(),
+                                   [&](const KindInfo& k) { return k.kind == kind_name; });
+    if (kind == c.kinds_.end())
+      return InvalidArgument(fmt::format("{}: unknown kind \"{}\"", where, cols[2]));
     e.kind = cols[2];
     e.outcome = cols[3];
+    MS_RETURN_IF_ERROR(ParseOutcomeRules(e, *kind, where));
     auto fields = Pairs(cols[4], where);
     if (!fields.ok()) return fields.status();
     e.normalized_fields = std::move(*fields);

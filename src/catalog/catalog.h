@@ -27,6 +27,16 @@ std::optional<Level> ParseLevel(std::string_view name);
 
 using Attributes = std::vector<std::pair<std::string, std::string>>;
 
+// One rule of an outcome read from a field (data/README.md): the first rule
+// whose pattern matches the field's text gives the outcome.
+struct OutcomeRule {
+  std::string pattern;  // "*" anything, "<prefix>*" by prefix, "" absent or empty, else exact
+  std::string outcome;
+
+  // `value`: the field's text, empty when the field is absent.
+  bool Matches(std::string_view value) const;
+};
+
 struct EventInfo {
   System system = System::kDovecot;
   std::string name;            // the system's own identifier
@@ -38,7 +48,9 @@ struct EventInfo {
   std::string description;
   // Taxonomy (taxonomy_map.tsv): kind empty when the event has no counterpart.
   std::string kind;
-  std::string outcome;           // constant, or "field:<name>" rules; see data/README.md
+  std::string outcome;        // constant, or "field:<name>" rules; see data/README.md
+  std::string outcome_field;  // the field the rules read; empty when the outcome is constant
+  std::vector<OutcomeRule> outcome_rules;
   Attributes normalized_fields;  // normalized name -> source field
 
   // The attribute's value, or empty.

@@ -58,6 +58,14 @@ TEST(CatalogTest, ParsesEventsAliasesAndTaxonomy) {
   ASSERT_NE(dovecot, nullptr);
   EXPECT_FALSE(dovecot->level.has_value());
   EXPECT_EQ(dovecot->Attribute("since"), "2.3.0");
+  EXPECT_EQ(dovecot->outcome_field, "success");
+  ASSERT_EQ(dovecot->outcome_rules.size(), 2u);
+  EXPECT_TRUE(dovecot->outcome_rules[0].Matches("yes"));
+  EXPECT_FALSE(dovecot->outcome_rules[0].Matches("Yes"));
+  EXPECT_FALSE(dovecot->outcome_rules[0].Matches(""));
+  EXPECT_EQ(dovecot->outcome_rules[1].outcome, "failure");
+  EXPECT_TRUE(dovecot->outcome_rules[1].Matches(""));
+  EXPECT_TRUE(failed->outcome_rules.empty());
   EXPECT_TRUE(c->Find(System::kStalwart, "queue.message-queued")->kind.empty());
   auto counterparts = c->Counterparts(*failed);
   ASSERT_EQ(counterparts.size(), 1u);
@@ -85,6 +93,14 @@ TEST(CatalogTest, DataErrorsNameFileAndLine) {
        "taxonomy_map.tsv:2: unknown kind \"magic\""},
       {kStalwart, "system\tname\tkind\toutcome\tfields\nstalwart\tqueue.queue-message\t-\t\t\n",
        "is an alias; map the main name"},
+      {kStalwart, "system\tname\tkind\toutcome\tfields\nstalwart\tauth.failed\tauth\tmaybe\t\n",
+       "taxonomy_map.tsv:2: \"maybe\" is not an outcome of kind auth"},
+      {kStalwart,
+       "system\tname\tkind\toutcome\tfields\nstalwart\tauth.failed\tauth\tfield:ok=1>success,"
+       "*>maybe\t\n",
+       "taxonomy_map.tsv:2: outcome rule \"*>maybe\""},
+      {kStalwart, "system\tname\tkind\toutcome\tfields\nstalwart\tauth.failed\tauth\tfield:ok\t\n",
+       "taxonomy_map.tsv:2: expected field:<name>=<rules>"},
   };
   for (const Case& c : cases) {
     auto parsed = Catalog::Parse(Files(c.stalwart, c.map, kDovecot));

@@ -2,7 +2,10 @@
 // four systems. It looks each event up in the catalog (name or alias),
 // applies the configured control (effective level, per-output wishes), and
 // keeps events the catalog does not know: they pass on as unknown, at the
-// level their source gave, and are counted. Loop thread only.
+// level their source gave, and are counted. It also gives each event its
+// place in the taxonomy (kind, outcome, normalized fields), precompiled at
+// construction so that routing allocates nothing once each event name has
+// been seen. Loop thread only.
 #pragma once
 
 #include <array>
@@ -26,10 +29,17 @@ class EventRouter {
   struct Routed {
     const EventInfo* info = nullptr;  // nullptr: not in the catalog (kept, counted)
     Level level = kDefaultEventLevel;
+    // Kind, the outcome of this very event and the normalized field names;
+    // empty for unknown events and events without a kind. Copy it onto the
+    // event (`event.taxonomy = routed.taxonomy`) before consumers see it.
+    // The aliases stay valid while the router lives.
+    Taxonomy taxonomy;
   };
 
   EventRouter(const Catalog& catalog, EventControl control);
 
+  // Looks fields up with the event's chain (Event::FindInChain) to decide an
+  // outcome read from a field. Allocates only on the first sight of a name.
   // REQUIRES: SystemOf(event.source) has a value.
   Routed Route(const Event& event);
   // Whether `output` takes the event. Unknown events cannot be named in the
@@ -41,8 +51,18 @@ class EventRouter {
   std::uint64_t unknown(Source source) const { return unknown_[static_cast<std::size_t>(source)]; }
 
  private:
+  // The taxonomy of one catalog event, with names interned and rules read.
+  struct CompiledTaxonomy {
+    Taxonomy base;  // kind, constant outcome, aliases
+    NameId outcome_field = kNoName;
+    std::vector<NameId> rule_outcomes;  // by EventInfo::outcome_rules index
+  };
+  Taxonomy TaxonomyOf(const EventInfo& info, const Event& event) const;
+
   const Catalog& catalog_;
   EventControl control_;
+  std::vector<CompiledTaxonomy> taxonomy_;  // by index in catalog_.events()
+  std::vector<FieldAlias> aliases_;         // every event's, back to back
   // Per system, by interned name: nullptr = not looked up yet, &kUnknown =
   // not in the catalog, else the event.
   static const EventInfo kUnknown;

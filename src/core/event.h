@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 #include "core/clock.h"
 #include "core/names.h"
@@ -222,6 +223,33 @@ class CategoryList {
   std::size_t size_ = 0;
 };
 
+// A normalized field name of the taxonomy ("remote_ip") and the field of the
+// source system that carries it ("sender_host_address").
+struct FieldAlias {
+  NameId normalized = kNoName;
+  NameId field = kNoName;
+};
+
+// Where an event sits in the catalog's common taxonomy (src/catalog): its
+// kind ("auth"), its outcome ("failure") and its normalized field names.
+// kNoName when unknown or not applicable. Filled by the catalog's router
+// before any consumer sees the event; `aliases` points into the router's
+// tables and stays valid while the router lives. Trivially copyable.
+struct Taxonomy {
+  NameId kind = kNoName;
+  NameId outcome = kNoName;
+  const FieldAlias* aliases = nullptr;
+  std::uint32_t alias_count = 0;
+
+  // The source field a normalized name maps to, or kNoName.
+  NameId FieldFor(NameId normalized) const {
+    for (std::uint32_t i = 0; i < alias_count; ++i)
+      if (aliases[i].normalized == normalized) return aliases[i].field;
+    return kNoName;
+  }
+};
+static_assert(std::is_trivially_copyable_v<Taxonomy>);
+
 // Thread-compatible. Decoders reuse one Event per stream (clear + refill), so
 // the steady state allocates nothing.
 struct Event {
@@ -241,6 +269,7 @@ struct Event {
   // Where the event was emitted, when the source says ("imap-client.c", 1016).
   std::string_view source_file;
   std::uint32_t source_line = 0;
+  Taxonomy taxonomy;  // set by routing; empty until then
 
   void Clear() {
     name = kNoName;
@@ -252,6 +281,7 @@ struct Event {
     parent = global = nullptr;
     source_file = {};
     source_line = 0;
+    taxonomy = {};
   }
   void Add(NameId key, Value v) { fields.push_back({key, v}); }
   // Returns the first field with this key, or nullptr.

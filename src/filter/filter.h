@@ -40,6 +40,7 @@ enum class Dialect {
 
 namespace internal {
 struct Program;
+struct Access;  // analysis.cc
 }  // namespace internal
 
 // A parsed filter: a list of queries, matching an event when any query does
@@ -70,6 +71,16 @@ struct Program;
 //    else like integers. kTimeval and kRecord values never match. Dovecot's
 //    string lists have no Value type yet; when they get one, '=' should match
 //    when any element matches.
+//  - Keys the pipeline defines, tested only when the event chain has no field
+//    of that name (the event's own field wins: Dovecot events carry `user`):
+//    `source` is SourceName(Event::source) ("dovecot", "exim", ...); `kind`
+//    and `outcome` are the names in Event::taxonomy, missing when kNoName;
+//    a normalized name of the taxonomy (`remote_ip`, `user`, `reason`, ...)
+//    is the source field its alias names on this event, looked up like any
+//    field. The first two compare as strings; an aliased field compares as
+//    its own type. An event routed without a kind has none of them but
+//    `source`. So `kind=auth AND outcome=failure` selects failed logins of
+//    every source.
 //  - Like Dovecot, a filter whose every query requires an event name
 //    (RequiresEventName) never matches an unnamed event, even through NOT.
 class Filter {
@@ -123,6 +134,7 @@ class Filter {
 
  private:
   friend Result<Filter> Parse(std::string_view text, Dialect dialect);
+  friend struct internal::Access;
   explicit Filter(std::shared_ptr<const internal::Program> program);
 
   std::shared_ptr<const internal::Program> program_;  // nullptr: empty

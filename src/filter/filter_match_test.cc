@@ -432,6 +432,94 @@ TEST(FilterMatchTest, RequiredEventNamesAgreeWithMatches) {
   }
 }
 
+// An Exim auth:fail as the router leaves it: its taxonomy points at
+// `aliases`, which must outlive it.
+Event EximAuthFailure(const FieldAlias (&aliases)[3]) {
+  Event e = Named("auth:fail");
+  e.source = Source::kExim;
+  e.taxonomy = {InternName("auth"), InternName("failure"), aliases, 3};
+  e.Add(InternName("sender_host_address"), Value::String("192.0.2.7"));
+  e.Add(InternName("authenticated_fail_id"), Value::String("Mallory@example.com"));
+  e.Add(InternName("event_data"), Value::String("535 Incorrect authentication data"));
+  e.Add(InternName("port"), Value::Int(587));
+  return e;
+}
+
+const FieldAlias kEximAuthAliases[3] = {
+    {InternName("remote_ip"), InternName("sender_host_address")},
+    {InternName("user"), InternName("authenticated_fail_id")},
+    {InternName("smtp_port"), InternName("port")},
+};
+
+TEST(FilterMatchTest, SourceKindAndOutcomeAreStrings) {
+  const Event e = EximAuthFailure(kEximAuthAliases);
+  ExpectAll(e, {
+                   {"source=exim", true},
+                   {"source=EXIM", true},
+                   {"source=ex*", true},
+                   {"source=dovecot", false},
+                   {"source=\"\"", false},
+                   {"kind=auth", true},
+                   {"kind=auth AND outcome=failure", true},
+                   {"kind=auth AND outcome=success", false},
+                   {"kind=a*", true},
+                   {"outcome=\"\"", false},
+                   {"NOT kind=delivery", true},
+                   {"kind>a", false},  // strings compare with '=' only
+                   {"event=auth:fail AND kind=auth", true},
+               });
+  // No taxonomy: no kind or outcome (they match only ""), but a source.
+  Event plain = Named("imap_command_finished");
+  plain.source = Source::kDovecot;
+  ExpectAll(plain, {
+                       {"kind=auth", false},
+                       {"kind=\"\"", true},
+                       {"outcome=*", false},
+                       {"source=dovecot", true},
+                   });
+  Event old_stats;
+  ExpectAll(old_stats, {{"source=dovecot_old_stats", true}});
+}
+
+TEST(FilterMatchTest, NormalizedNamesResolveThroughTheAliases) {
+  const Event e = EximAuthFailure(kEximAuthAliases);
+  ExpectAll(e, {
+                   {"remote_ip=192.0.2.7", true},
+                   {"remote_ip=192.0.2.*", true},
+                   {"remote_ip=10.*", false},
+                   {"user=\"mallory@example.com\"", true},  // as strings: case-insensitive
+                   {"smtp_port=587", true},                 // the aliased field's own type
+                   {"smtp_port>500", true},
+                   {"smtp_port<500", false},
+                   {"recipient=*", false},  // not mapped for this event: missing
+                   {"recipient=\"\"", true},
+                   {"sender_host_address=192.0.2.7", true},
+               });
+  // The event's own field of that name wins over the alias, also on a parent.
+  Event own = EximAuthFailure(kEximAuthAliases);
+  own.Add(InternName("user"), Value::String("alice"));
+  ExpectAll(own, {{"user=alice", true}, {"user=\"mallory@example.com\"", false}});
+  Event child = Named("child");
+  child.taxonomy = own.taxonomy;
+  Event parent;
+  parent.Add(InternName("remote_ip"), Value::String("198.51.100.1"));
+  parent.Add(InternName("sender_host_address"), Value::String("192.0.2.7"));
+  child.parent = &parent;
+  ExpectAll(child, {{"remote_ip=198.51.100.1", true}, {"remote_ip=192.0.2.7", false}});
+  // The aliased field is looked up through the chain as well.
+  Event via_parent = Named("child");
+  via_parent.taxonomy = own.taxonomy;
+  Event p2;
+  p2.Add(InternName("sender_host_address"), Value::String("192.0.2.7"));
+  via_parent.parent = &p2;
+  ExpectAll(via_parent, {{"remote_ip=192.0.2.7", true}});
+  // An event's own `kind` or `source` field wins too.
+  Event shadow = EximAuthFailure(kEximAuthAliases);
+  shadow.Add(InternName("kind"), Value::String("other"));
+  shadow.Add(InternName("source"), Value::String("elsewhere"));
+  ExpectAll(shadow, {{"kind=auth", false}, {"kind=other", true}, {"source=elsewhere", true}});
+}
+
 TEST(FilterMatchTest, MatchingDoesNotAllocate) {
   if (!kCountsAllocations) GTEST_SKIP() << "allocation counting is off in sanitizer builds";
   Event global, parent, e = Named("imap_command_finished");
@@ -445,12 +533,14 @@ TEST(FilterMatchTest, MatchingDoesNotAllocate) {
   const Filter f = MustParse(
       "(event=imap_* AND cmd_name=sel* AND duration>1ms AND duration=5* AND load=0.* AND "
       "user=\"*@example.com\" AND category=service:imap AND NOT missing=x AND category=debug) OR "
-      "source_location=x.c",
+      "source_location=x.c OR (kind=auth AND outcome=failure AND remote_ip=192.* AND "
+      "source=exim)",
       Dialect::kMailscope);
   e.level = Level::kDebug;
+  const Event exim = EximAuthFailure(kEximAuthAliases);
   const long before = HeapAllocationsForTesting();
   bool all = true;
-  for (int i = 0; i < 100; ++i) all = all && f.Matches(e);
+  for (int i = 0; i < 100; ++i) all = all && f.Matches(e) && f.Matches(exim);
   EXPECT_EQ(HeapAllocationsForTesting() - before, 0);
   EXPECT_TRUE(all);
 }

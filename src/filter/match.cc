@@ -28,6 +28,31 @@ bool FindField(const Event& event, const Node& n, Value& out) {
   return event.FindInChain(n.id, n.key, out);
 }
 
+bool NameValue(NameId id, Value& out) {
+  if (id == kNoName) return false;
+  out.set_string(NameText(id));
+  return true;
+}
+
+// What the pipeline says when the event chain lacks the field: the source
+// and the taxonomy the router set, or the source field a normalized name
+// stands for on this event.
+bool FindPipelineField(const Event& event, const Node& n, Value& out) {
+  switch (n.pipeline) {
+    case PipelineKey::kSource:
+      out.set_string(SourceName(event.source));
+      return true;
+    case PipelineKey::kKind:
+      return NameValue(event.taxonomy.kind, out);
+    case PipelineKey::kOutcome:
+      return NameValue(event.taxonomy.outcome, out);
+    case PipelineKey::kNone:
+      break;
+  }
+  const NameId field = event.taxonomy.FieldFor(n.id);
+  return field != kNoName && event.FindInChain(field, NameText(field), out);
+}
+
 bool Compare(int order, Cmp cmp) {
   switch (cmp) {
     case Cmp::kEq:
@@ -65,7 +90,7 @@ bool MatchIntegerText(const Node& n, T v) {
 
 bool MatchField(const Node& n, const Event& e) {
   Value v;
-  if (!FindField(e, n, v)) return n.value.empty();
+  if (!FindField(e, n, v) && !FindPipelineField(e, n, v)) return n.value.empty();
   switch (v.type()) {
     case Value::Type::kString: {
       if (n.cmp != Cmp::kEq) return false;

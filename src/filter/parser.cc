@@ -335,6 +335,9 @@ class Parser {
     n.kind = Kind::kField;
     n.key = std::move(key.text);
     n.id = InternName(n.key);
+    if (n.key == "source") n.pipeline = internal::PipelineKey::kSource;
+    if (n.key == "kind") n.pipeline = internal::PipelineKey::kKind;
+    if (n.key == "outcome") n.pipeline = internal::PipelineKey::kOutcome;
     if (dialect_ == Dialect::kMailscope && t.type == TokenType::kWord)
       MS_RETURN_IF_ERROR(ApplyUnit(value, t.pos));
     n.literal = IsLiteral(value);

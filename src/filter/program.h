@@ -25,15 +25,19 @@ enum class Kind : std::uint8_t {
 
 enum class Cmp : std::uint8_t { kEq, kGt, kLt, kGe, kLe };
 
+// Field keys the pipeline gives a meaning when the event lacks the field.
+enum class PipelineKey : std::uint8_t { kNone, kSource, kKind, kOutcome };
+
 struct Node {
   Kind kind = Kind::kAnd;
   Cmp cmp = Cmp::kEq;
-  bool literal = true;         // kField: the value has no '*' or '?'
-  bool has_int = false;        // kField: the value is a Dovecot integer (int_value)
-  bool has_double = false;     // kField: the value is a number (double_value)
-  Level level = Level::kInfo;  // kLogType
-  std::uint16_t depth = 1;     // levels of nodes below and including this one
-  NameId id = kNoName;         // event name, category or field key
+  bool literal = true;                        // kField: the value has no '*' or '?'
+  bool has_int = false;                       // kField: the value is a Dovecot integer (int_value)
+  bool has_double = false;                    // kField: the value is a number (double_value)
+  PipelineKey pipeline = PipelineKey::kNone;  // kField
+  Level level = Level::kInfo;                 // kLogType
+  std::uint16_t depth = 1;                    // levels of nodes below and including this one
+  NameId id = kNoName;                        // event name, category or field key
   std::int64_t int_value = 0;
   double double_value = 0;
   std::uint64_t line = 0;               // kSourceLocation; 0 = any line

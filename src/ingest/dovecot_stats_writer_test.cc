@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "catalog/event_router.h"
+#include "filter/filter.h"
 #include "ingest/dovecot_captures_testing.h"
 
 namespace mailscope::ingest {
@@ -609,6 +611,44 @@ TEST(DovecotStatsWriterDecoderTest, EveryLineOfTheRealCaptureDecodes) {
   EXPECT_EQ(lines, 641u);
   EXPECT_EQ(begins, 74u);
   EXPECT_EQ(events, 190u);
+}
+
+// Real 2.3.19 logins, routed through the compiled-in catalog: a success
+// carries success=yes, a failure no success field at all.
+TEST(DovecotStatsWriterDecoderTest, RealLoginsGetKindAndOutcome) {
+  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), {});
+  ASSERT_TRUE(control.ok());
+  catalog::EventRouter router(catalog::Catalog::Get(), std::move(*control));
+  auto failed = filter::Parse("kind=auth AND outcome=failure", filter::Dialect::kMailscope);
+  auto from = filter::Parse("source=dovecot AND remote_ip=127.0.0.1 AND protocol=imap",
+                            filter::Dialect::kMailscope);
+  ASSERT_TRUE(failed.ok() && from.ok());
+  const NameId auth = InternName("auth_request_finished");
+  int successes = 0, failures = 0;
+  for (const auto& [conn, stream] : ClientStreams()) {
+    DovecotStatsWriterDecoder decoder;
+    std::istringstream in(stream);
+    for (std::string line; std::getline(in, line);) {
+      if (decoder.Decode(line).emit != Emit::kEvent || decoder.event().name != auth) continue;
+      Event e = decoder.event();
+      e.source = Source::kDovecot;
+      e.taxonomy = router.Route(e).taxonomy;
+      EXPECT_EQ(NameText(e.taxonomy.kind), "auth");
+      const bool success = Lookup(e, "success").type() == Value::Type::kString &&
+                           Lookup(e, "success").as_string() == "yes";
+      EXPECT_EQ(NameText(e.taxonomy.outcome), success ? "success" : "failure");
+      EXPECT_EQ(failed->Matches(e), !success);
+      // `protocol` is the `service` field.
+      const Value service = Lookup(e, "service"), ip = Lookup(e, "remote_ip");
+      ASSERT_EQ(service.type(), Value::Type::kString);
+      EXPECT_EQ(from->Matches(e), service.as_string() == "imap" &&
+                                      ip.type() == Value::Type::kString &&
+                                      ip.as_string() == "127.0.0.1");
+      ++(success ? successes : failures);
+    }
+  }
+  EXPECT_GT(successes, 0);
+  EXPECT_GT(failures, 0);
 }
 
 }  // namespace
