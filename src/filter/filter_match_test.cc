@@ -488,11 +488,13 @@ TEST(FilterMatchTest, MatchingDoesNotAllocate) {
   e.Add(InternName("cmd_name"), Value::String("SELECT"));
   e.Add(InternName("duration"), Value::Int(5000));
   e.Add(InternName("load"), Value::Double(0.5));
+  e.Add(InternName("elapsed"), Value::Int(15).WithUnit(Unit::kMilliseconds));
   e.parent = &parent;
   e.global = &global;
   const Filter f = MustParse(
       "(event=imap_* AND cmd_name=sel* AND duration>1ms AND duration=5* AND load=0.* AND "
-      "user=\"*@example.com\" AND category=service:imap AND NOT missing=x AND category=debug) OR "
+      "elapsed>10ms AND user=\"*@example.com\" AND category=service:imap AND NOT missing=x AND "
+      "category=debug) OR "
       "source_location=x.c",
       Dialect::kMailscope);
   e.level = Level::kDebug;
