@@ -24,6 +24,22 @@ std::string_view SourceName(Source source) {
   return "unknown";
 }
 
+std::string_view UnitName(Unit unit) {
+  switch (unit) {
+    case Unit::kNone:
+      return "";
+    case Unit::kMicroseconds:
+      return "us";
+    case Unit::kMilliseconds:
+      return "ms";
+    case Unit::kSeconds:
+      return "s";
+    case Unit::kBytes:
+      return "bytes";
+  }
+  return "";
+}
+
 Value Value::RecordColumnValue(const RecordColumn& column) const {
   const auto* p = static_cast<const unsigned char*>(u_.r.data) + column.offset;
   switch (column.type) {

@@ -55,9 +55,34 @@ struct RecordSchema {
   std::size_t column_count;
 };
 
-// A typed field value. Strings and records are views into the decoder's
-// buffer and are valid only while the event is being dispatched. Trivially
-// copyable, 24 bytes.
+// The unit a source gives a number in. Decoders tag the numbers whose unit
+// their source defines (Dovecot's `duration` counts microseconds, Stalwart's
+// `elapsed` milliseconds); everything else stays kNone and means "as sent".
+// Units of one kind convert to one another through the kind's base unit.
+enum class Unit : std::uint8_t { kNone, kMicroseconds, kMilliseconds, kSeconds, kBytes };
+enum class UnitKind : std::uint8_t { kNone, kTime, kSize };
+std::string_view UnitName(Unit unit);  // "us", "ms", "s", "bytes"; "" for kNone
+constexpr UnitKind KindOf(Unit unit) {
+  return unit == Unit::kNone    ? UnitKind::kNone
+         : unit == Unit::kBytes ? UnitKind::kSize
+                                : UnitKind::kTime;
+}
+// The base unit of a kind: microseconds for time (Dovecot's unit, and what a
+// duration literal of the filter language converts to), bytes for size.
+constexpr Unit BaseUnit(UnitKind kind) {
+  return kind == UnitKind::kTime   ? Unit::kMicroseconds
+         : kind == UnitKind::kSize ? Unit::kBytes
+                                   : Unit::kNone;
+}
+// What one `unit` is in its kind's base unit; 1 for kNone.
+constexpr std::uint64_t BaseFactor(Unit unit) {
+  return unit == Unit::kMilliseconds ? 1000 : unit == Unit::kSeconds ? 1000 * 1000 : 1;
+}
+
+// A typed field value, with the unit its source gave it (kNone unless a
+// decoder tags it; meaningful for numbers only). Strings and records are
+// views into the decoder's buffer and are valid only while the event is
+// being dispatched. Trivially copyable, 24 bytes.
 class Value {
  public:
   enum class Type : std::uint8_t { kNone, kInt, kUint, kDouble, kString, kTimeval, kBool, kRecord };
@@ -100,24 +125,35 @@ class Value {
     return x;
   }
 
-  // The same as assigning Int(v), Tv(tv), String(v), written in place:
-  // decoders fill fields with these, and a temporary copied in costs a
-  // store-forwarding stall per field.
-  void set_int(std::int64_t v) {
+  // The same value tagged with `unit`.
+  Value WithUnit(Unit unit) const {
+    Value x = *this;
+    x.unit_ = unit;
+    return x;
+  }
+
+  // The same as assigning Int(v).WithUnit(unit), Tv(tv), String(v), written
+  // in place: decoders fill fields with these, and a temporary copied in
+  // costs a store-forwarding stall per field.
+  void set_int(std::int64_t v, Unit unit = Unit::kNone) {
     u_.tv = {};
     u_.i = v;
     type_ = Type::kInt;
+    unit_ = unit;
   }
   void set_timeval(Timeval tv) {
     u_.tv = tv;
     type_ = Type::kTimeval;
+    unit_ = Unit::kNone;
   }
   void set_string(std::string_view v) {
     u_.s = {v.data(), v.size()};
     type_ = Type::kString;
+    unit_ = Unit::kNone;
   }
 
   Type type() const { return type_; }
+  Unit unit() const { return unit_; }
   // REQUIRES: the matching type.
   std::int64_t as_int() const { return u_.i; }
   std::uint64_t as_uint() const { return u_.u; }
@@ -149,7 +185,10 @@ class Value {
     Rec r;
   } u_{};
   Type type_ = Type::kNone;
+  Unit unit_ = Unit::kNone;  // in the padding after type_
 };
+static_assert(sizeof(Value) == 24);
+static_assert(std::is_trivially_copyable_v<Value>);
 
 struct Field {
   NameId key = kNoName;

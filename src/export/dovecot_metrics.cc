@@ -58,8 +58,10 @@ void WalkDiscrete(const MetricDefinition& d, const MetricNode& node, LabelPath& 
   }
 }
 
-void RenderCounters(const MetricDefinition& d, const MetricNode& root, MetricsWriter& w) {
-  const std::string name = "dovecot_" + d.name;
+// Durations count microseconds in both kinds of metric (Dovecot's values
+// as sent; mailscope's in base units), so the layout is the same.
+void RenderCounters(const MetricDefinition& d, const std::string& name, const MetricNode& root,
+                    MetricsWriter& w) {
   LabelPath path;
   w.Family(name, "counter", Help("Total number of all events of this kind", d));
   WalkDiscrete(d, root, path, [&](const MetricNode& n, const LabelPath& p) {
@@ -72,16 +74,17 @@ void RenderCounters(const MetricDefinition& d, const MetricNode& root, MetricsWr
   });
 }
 
-// One histogram group: the quantized children of `parent`.
+// One histogram group: the quantized children of `parent`. `seconds`: the
+// grouped numbers count microseconds, shown in seconds.
 void RenderHistogramGroup(const MetricDefinition& d, const MetricNode& parent,
-                          const LabelPath& outer, MetricsWriter& w) {
+                          const LabelPath& outer, bool seconds, MetricsWriter& w) {
   const GroupBy& g = d.group_by.back();
-  const bool seconds = g.field == "duration";
+  const bool is_duration = g.field == "duration";
   const std::size_t buckets = g.bucket_count();
   std::vector<std::uint64_t> counts(buckets, 0);
   std::uint64_t total = 0;
   double sum = 0;
-  bool have_sum = seconds;
+  bool have_sum = is_duration;
   int field_index = -1;
   for (std::size_t i = 0; i < d.fields.size(); ++i)
     if (d.fields[i] == g.field) field_index = static_cast<int>(i);
@@ -91,10 +94,12 @@ void RenderHistogramGroup(const MetricDefinition& d, const MetricNode& parent,
     const std::uint64_t n = child->duration().count();
     counts[static_cast<std::size_t>(child->bucket())] += n;
     total += n;
-    if (seconds) {
+    if (is_duration) {
       sum += static_cast<double>(child->duration().sum()) / 1e6;
     } else if (field_index >= 0) {
-      sum += static_cast<double>(child->fields()[static_cast<std::size_t>(field_index)].sum());
+      const double v =
+          static_cast<double>(child->fields()[static_cast<std::size_t>(field_index)].sum());
+      sum += seconds ? v / 1e6 : v;
     }
   }
   std::vector<Label> labels = View(outer);
@@ -117,36 +122,41 @@ void RenderHistogramGroup(const MetricDefinition& d, const MetricNode& parent,
 }
 
 void RenderHistogram(const MetricDefinition& d, const MetricNode& node, LabelPath& path,
-                     MetricsWriter& w) {
+                     bool seconds, MetricsWriter& w) {
   const std::size_t level = node.depth();
   if (level + 1 == d.group_by.size()) {
-    RenderHistogramGroup(d, node, path, w);
+    RenderHistogramGroup(d, node, path, seconds, w);
     return;
   }
   const GroupBy& g = d.group_by[level];
   for (const auto& child : node.children()) {
     path.emplace_back(g.field, child->sub_name());
-    RenderHistogram(d, *child, path, w);
+    RenderHistogram(d, *child, path, seconds, w);
     path.pop_back();
   }
 }
 
 }  // namespace
 
-void RenderDovecotMetrics(const stats::MetricsEngine& engine, MetricsWriter& w) {
+void RenderMetrics(const stats::MetricsEngine& engine, MetricsWriter& w) {
   for (const auto& metric : engine.metrics()) {
     const MetricDefinition& d = metric->definition();
-    if (!ValidName(d.name, true)) continue;
+    // Dovecot's names as Dovecot checks them; an override is valid already.
+    if (d.openmetrics_name.empty() && !ValidName(d.name, true)) continue;
+    const std::string name = d.OpenMetricsName();
     bool histogram = !d.group_by.empty() && d.group_by.back().quantized();
     for (std::size_t i = 0; histogram && i + 1 < d.group_by.size(); ++i)
       histogram = !d.group_by[i].quantized() && ValidName(d.group_by[i].field, false);
     if (!histogram) {
-      RenderCounters(d, metric->root(), w);
+      RenderCounters(d, name, metric->root(), w);
       continue;
     }
-    w.Family("dovecot_" + d.name, "histogram", Help("Histogram", d));
+    const std::size_t last = d.group_by.size() - 1;
+    const bool seconds = d.group_by[last].field == "duration" ||
+                         (d.base_units() && KindOf(metric->group_unit(last)) == UnitKind::kTime);
+    w.Family(name, "histogram", Help("Histogram", d));
     LabelPath path;
-    RenderHistogram(d, metric->root(), path, w);
+    RenderHistogram(d, metric->root(), path, seconds, w);
   }
 }
 

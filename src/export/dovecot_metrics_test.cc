@@ -49,7 +49,7 @@ TEST(DovecotMetricsTest, CountersWithGroupByAndHistograms) {
   Command(engine, "NOOP", "OK", 50, 2000);
 
   MetricsWriter w(MetricsFormat::kPrometheus);
-  RenderDovecotMetrics(engine, w);
+  RenderMetrics(engine, w);
   EXPECT_EQ(
       w.Finish(),
       "# HELP dovecot_imap_cmd_total Total number of all events of this kind of IMAP commands\n"
@@ -94,6 +94,92 @@ TEST(DovecotMetricsTest, CountersWithGroupByAndHistograms) {
       "# HELP dovecot_plain_duration_seconds_total Total duration of all events of this kind\n"
       "# TYPE dovecot_plain_duration_seconds_total counter\n"
       "dovecot_plain_duration_seconds_total 0\n");
+}
+
+stats::MetricDefinition Mailscope(std::string name, std::string filter, std::string group_by,
+                                  std::string fields = "", std::string openmetrics_name = "") {
+  stats::MetricSettings s;
+  s.name = std::move(name);
+  s.filter = std::move(filter);
+  s.group_by = std::move(group_by);
+  s.fields = std::move(fields);
+  s.dialect = filter::Dialect::kMailscope;
+  s.openmetrics_name = std::move(openmetrics_name);
+  auto d = stats::MakeMetric(s);
+  EXPECT_TRUE(d.ok()) << d.status().message();
+  return std::move(*d);
+}
+
+// Deliveries as Stalwart reports them: elapsed milliseconds, size in bytes.
+void Delivery(stats::MetricsEngine& engine, std::string_view status, double elapsed_ms,
+              std::uint64_t size) {
+  Event e;
+  e.source = Source::kStalwart;
+  e.name = InternName("delivery.completed");
+  e.Add(InternName("status"), Value::String(status));
+  e.Add(InternName("elapsed"), Value::Double(elapsed_ms).WithUnit(Unit::kMilliseconds));
+  e.Add(InternName("size"), Value::Uint(size).WithUnit(Unit::kBytes));
+  engine.Process(e);
+}
+
+TEST(DovecotMetricsTest, MailscopeMetricsInBaseUnits) {
+  stats::MetricsEngine engine;
+  ASSERT_TRUE(engine
+                  .Add(Mailscope("delivery_time", "event=delivery.completed",
+                                 "elapsed:exponential:3:5:10", "elapsed"))
+                  .ok());
+  ASSERT_TRUE(engine
+                  .Add(Mailscope("delivery_size", "event=delivery.completed",
+                                 "size:linear:0:2048:1024", "size"))
+                  .ok());
+  ASSERT_TRUE(
+      engine
+          .Add(Mailscope("deliveries", "event=delivery.completed", "status", "", "mail_deliveries"))
+          .ok());
+  // A Dovecot event in a mailscope metric: its microseconds become seconds.
+  ASSERT_TRUE(engine.Add(Mailscope("imap", "event=imap_command_finished", "")).ok());
+  Delivery(engine, "ok", 0.5, 100);
+  Delivery(engine, "ok", 20, 1500);
+  Delivery(engine, "failed", 2500, 4096);
+  Command(engine, "NOOP", "OK", 1500, 10);
+
+  MetricsWriter w(MetricsFormat::kPrometheus);
+  RenderMetrics(engine, w);
+  EXPECT_EQ(w.Finish(),
+            "# HELP mailscope_delivery_time Histogram\n"
+            "# TYPE mailscope_delivery_time histogram\n"
+            "mailscope_delivery_time_bucket{le=\"0.001\"} 1\n"
+            "mailscope_delivery_time_bucket{le=\"0.01\"} 1\n"
+            "mailscope_delivery_time_bucket{le=\"0.1\"} 2\n"
+            "mailscope_delivery_time_bucket{le=\"+Inf\"} 3\n"
+            "mailscope_delivery_time_sum 2.5205\n"
+            "mailscope_delivery_time_count 3\n"
+            "# HELP mailscope_delivery_size Histogram\n"
+            "# TYPE mailscope_delivery_size histogram\n"
+            "mailscope_delivery_size_bucket{le=\"0\"} 0\n"
+            "mailscope_delivery_size_bucket{le=\"1024\"} 1\n"
+            "mailscope_delivery_size_bucket{le=\"2048\"} 2\n"
+            "mailscope_delivery_size_bucket{le=\"+Inf\"} 3\n"
+            "mailscope_delivery_size_sum 5696\n"
+            "mailscope_delivery_size_count 3\n"
+            "# HELP mail_deliveries_total Total number of all events of this kind\n"
+            "# TYPE mail_deliveries_total counter\n"
+            "mail_deliveries_total 3\n"
+            "mail_deliveries_total{status=\"ok\"} 2\n"
+            "mail_deliveries_total{status=\"failed\"} 1\n"
+            "# HELP mail_deliveries_duration_seconds_total Total duration of all events of this "
+            "kind\n"
+            "# TYPE mail_deliveries_duration_seconds_total counter\n"
+            "mail_deliveries_duration_seconds_total 0\n"
+            "mail_deliveries_duration_seconds_total{status=\"ok\"} 0\n"
+            "mail_deliveries_duration_seconds_total{status=\"failed\"} 0\n"
+            "# HELP mailscope_imap_total Total number of all events of this kind\n"
+            "# TYPE mailscope_imap_total counter\n"
+            "mailscope_imap_total 1\n"
+            "# HELP mailscope_imap_duration_seconds_total Total duration of all events of this "
+            "kind\n"
+            "# TYPE mailscope_imap_duration_seconds_total counter\n"
+            "mailscope_imap_duration_seconds_total 0.0015\n");
 }
 
 }  // namespace

@@ -18,8 +18,10 @@ std::string_view ContentType(MetricsFormat format) {
              : "text/plain; version=0.0.4; charset=utf-8";
 }
 
-void MetricsWriter::Family(std::string_view name, std::string_view type, std::string_view help,
+bool MetricsWriter::Family(std::string_view name, std::string_view type, std::string_view help,
                            std::string_view unit) {
+  skip_ = !families_.emplace(name).second;
+  if (skip_) return false;
   family_ = name;
   type_ = type;
   // The Prometheus text format has no info type: an info family is a gauge
@@ -43,6 +45,7 @@ void MetricsWriter::Family(std::string_view name, std::string_view type, std::st
   out_ += fmt::format("\n# TYPE {} {}\n", shown_name, shown_type);
   if (!unit.empty() && format_ == MetricsFormat::kOpenMetrics)
     out_ += fmt::format("# UNIT {} {}\n", name, unit);
+  return true;
 }
 
 void MetricsWriter::SampleName(std::span<const Label> labels, std::string_view suffix) {
@@ -89,11 +92,13 @@ std::string_view SuffixOf(std::string_view type) {
 }  // namespace
 
 void MetricsWriter::Sample(std::span<const Label> labels, double value) {
+  if (skip_) return;
   SampleName(labels, SuffixOf(type_));
   Value(value);
 }
 
 void MetricsWriter::Sample(std::span<const Label> labels, std::uint64_t value) {
+  if (skip_) return;
   SampleName(labels, SuffixOf(type_));
   out_ += fmt::format(" {}\n", value);
 }
@@ -107,6 +112,7 @@ void MetricsWriter::Sample(std::initializer_list<Label> labels, std::uint64_t va
 }
 
 void MetricsWriter::Suffixed(std::string_view suffix, std::span<const Label> labels, double value) {
+  if (skip_) return;
   SampleName(labels, suffix);
   Value(value);
 }

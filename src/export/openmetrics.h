@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 
 namespace mailscope::exporter {
@@ -25,7 +26,9 @@ class MetricsWriter {
   explicit MetricsWriter(MetricsFormat format) : format_(format) {}
 
   // Starts a family. `type` is "counter", "gauge", "info" or "histogram".
-  void Family(std::string_view name, std::string_view type, std::string_view help,
+  // A name already started makes the family and its samples go unwritten
+  // (a repeated family invalidates the whole exposition): false then.
+  bool Family(std::string_view name, std::string_view type, std::string_view help,
               std::string_view unit = {});
   // A sample of the current family. Label values are escaped.
   void Sample(std::initializer_list<Label> labels, double value);
@@ -46,6 +49,8 @@ class MetricsWriter {
   std::string out_;
   std::string family_;
   std::string type_;
+  bool skip_ = false;  // the current family repeats an earlier one
+  std::unordered_set<std::string> families_;
 };
 
 }  // namespace mailscope::exporter

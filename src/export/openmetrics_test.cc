@@ -42,6 +42,24 @@ TEST(OpenMetricsTest, OpenMetricsLayout) {
             "# EOF\n");
 }
 
+TEST(OpenMetricsTest, ARepeatedFamilyIsLeftOut) {
+  MetricsWriter w(MetricsFormat::kPrometheus);
+  EXPECT_TRUE(w.Family("mailscope_events", "counter", "Events accepted"));
+  w.Sample({}, std::uint64_t{3});
+  EXPECT_FALSE(w.Family("mailscope_events", "histogram", "A metric of the same name"));
+  w.Sample({}, std::uint64_t{4});
+  w.Suffixed("_count", {}, 4.0);
+  EXPECT_TRUE(w.Family("mailscope_other", "gauge", "Other"));
+  w.Sample({}, std::uint64_t{5});
+  EXPECT_EQ(w.Finish(),
+            "# HELP mailscope_events_total Events accepted\n"
+            "# TYPE mailscope_events_total counter\n"
+            "mailscope_events_total 3\n"
+            "# HELP mailscope_other Other\n"
+            "# TYPE mailscope_other gauge\n"
+            "mailscope_other 5\n");
+}
+
 TEST(OpenMetricsTest, NegotiatesFormat) {
   EXPECT_EQ(FormatFromAccept("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
             MetricsFormat::kOpenMetrics);

@@ -14,12 +14,18 @@
 // one of these units becomes the whole number it stands for: `size>=1.5k`
 // is size>=1536, `duration>10ms` is duration>10000. Durations are converted
 // to microseconds because Dovecot's `duration` field and its `*_usecs` fields
-// count microseconds; a field kept in another unit needs a plain number. The
-// conversion applies to field comparisons only, also against string fields;
-// a quoted value ("10ms") is always literal text. Fractions that do not give
-// a whole number ("0.5us") and results beyond 64 bits are parse errors.
-// The one other difference: kMailscope rejects a quoted string left open at
-// the end of the text, which 2.3.19 drops silently (`a=1 "x` is a=1 there).
+// count microseconds. A number value that its decoder tagged with a unit
+// (Value::unit()) is compared in its kind's base unit, microseconds or bytes,
+// whatever the literal: Stalwart's `elapsed` of 15 (ms) matches
+// `elapsed>10ms` and `elapsed>10000`; a literal with a unit of the other kind
+// (`elapsed>1k`) never matches it. Untagged values compare as they are, so a
+// field the decoder does not tag needs a number in its own unit. The
+// conversion of literals applies to field comparisons only, also against
+// string fields; a quoted value ("10ms") is always literal text. kDovecot
+// ignores units on values (Dovecot's own fields count µs and bytes already). Fractions that do not
+// give a whole number ("0.5us") and results beyond 64 bits are parse errors. The one other
+// difference: kMailscope rejects a quoted string left open at the end of the text, which 2.3.19
+// drops silently (`a=1 "x` is a=1 there).
 #pragma once
 
 #include <memory>

@@ -343,6 +343,54 @@ TEST(FilterMatchTest, UnitsCompareInMicrosecondsAndBytes) {
   ExpectAll(e, {{"duration>10ms", false}, {"label=10ms", true}});
 }
 
+TEST(FilterMatchTest, TaggedValuesCompareInTheirBaseUnit) {
+  Event e = Named("smtp_delivery");
+  e.Add(InternName("elapsed"), Value::Int(15).WithUnit(Unit::kMilliseconds));
+  e.Add(InternName("wait"), Value::Uint(2).WithUnit(Unit::kSeconds));
+  e.Add(InternName("ratio"), Value::Double(1.5).WithUnit(Unit::kMilliseconds));
+  e.Add(InternName("duration"), Value::Int(15000).WithUnit(Unit::kMicroseconds));
+  e.Add(InternName("size"), Value::Uint(2048).WithUnit(Unit::kBytes));
+  e.Add(InternName("huge"), Value::Int(INT64_MAX / 10).WithUnit(Unit::kSeconds));
+  e.Add(InternName("plain"), Value::Int(15));
+  ExpectAll(e,
+            {
+                {"elapsed>10ms", true},
+                {"elapsed>15ms", false},
+                {"elapsed=15ms", true},
+                {"elapsed=15000", true},  // a plain number counts microseconds
+                {"elapsed>10", true},
+                {"elapsed=15", false},
+                {"elapsed=15*", true},  // the text of 15000
+                {"elapsed<0.016s", true},
+                {"wait=2s", true},
+                {"wait>1999ms", true},
+                {"wait>=2001ms", false},
+                {"ratio=1500", true},
+                {"ratio>1ms AND ratio<2ms", true},
+                {"duration>10ms", true},
+                {"duration=15ms", true},
+                {"size>=2k", true},
+                {"size=2048", true},
+                {"huge>1000000d", true},  // saturated, not wrapped
+                // A unit of the other kind never matches a tagged value.
+                {"elapsed>1k", false},
+                {"NOT elapsed>1k", true},
+                {"size>1us", false},
+                // Untagged values compare as they are.
+                {"plain>10ms", false},
+                {"plain=15", true},
+            },
+            Dialect::kMailscope);
+  // Dovecot's dialect knows no units: values compare as sent.
+  ExpectAll(e, {
+                   {"elapsed=15", true},
+                   {"elapsed>10", true},
+                   {"elapsed=15000", false},
+                   {"wait=2", true},
+                   {"duration=15000", true},
+               });
+}
+
 TEST(FilterMatchTest, EmptyFilterMatchesNothing) {
   EXPECT_FALSE(Filter().Matches(Named("x")));
   EXPECT_FALSE(MustParse("").Matches(Named("x")));
@@ -528,11 +576,13 @@ TEST(FilterMatchTest, MatchingDoesNotAllocate) {
   e.Add(InternName("cmd_name"), Value::String("SELECT"));
   e.Add(InternName("duration"), Value::Int(5000));
   e.Add(InternName("load"), Value::Double(0.5));
+  e.Add(InternName("elapsed"), Value::Int(15).WithUnit(Unit::kMilliseconds));
   e.parent = &parent;
   e.global = &global;
   const Filter f = MustParse(
       "(event=imap_* AND cmd_name=sel* AND duration>1ms AND duration=5* AND load=0.* AND "
-      "user=\"*@example.com\" AND category=service:imap AND NOT missing=x AND category=debug) OR "
+      "elapsed>10ms AND user=\"*@example.com\" AND category=service:imap AND NOT missing=x AND "
+      "category=debug) OR "
       "source_location=x.c OR (kind=auth AND outcome=failure AND remote_ip=192.* AND "
       "source=exim)",
       Dialect::kMailscope);

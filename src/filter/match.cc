@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 
 #include "core/wildcard.h"
 #include "filter/filter.h"
@@ -88,9 +89,7 @@ bool MatchIntegerText(const Node& n, T v) {
   return MatchNumberText(n, std::string_view(buf, static_cast<std::size_t>(end - buf)));
 }
 
-bool MatchField(const Node& n, const Event& e) {
-  Value v;
-  if (!FindField(e, n, v) && !FindPipelineField(e, n, v)) return n.value.empty();
+bool MatchValue(const Node& n, const Value& v) {
   switch (v.type()) {
     case Value::Type::kString: {
       if (n.cmp != Cmp::kEq) return false;
@@ -124,6 +123,38 @@ bool MatchField(const Node& n, const Event& e) {
       return false;
   }
   return false;
+}
+
+// kMailscope, a number tagged with a unit: compared in its kind's base unit
+// (what the literal counts in), saturated; a literal of the other kind
+// (`bytes_out>10ms`) never matches it.
+bool MatchInBaseUnit(const Node& n, const Value& v) {
+  const Value::Type t = v.type();
+  if (t != Value::Type::kInt && t != Value::Type::kUint && t != Value::Type::kDouble)
+    return MatchValue(n, v);
+  if (n.unit != Unit::kNone && KindOf(n.unit) != KindOf(v.unit())) return false;
+  const std::uint64_t factor = BaseFactor(v.unit());
+  if (factor == 1) return MatchValue(n, v);
+  if (t == Value::Type::kInt) {
+    std::int64_t x = 0;
+    if (__builtin_mul_overflow(v.as_int(), static_cast<std::int64_t>(factor), &x))
+      x = v.as_int() < 0 ? INT64_MIN : INT64_MAX;
+    return MatchValue(n, Value::Int(x));
+  }
+  if (t == Value::Type::kUint) {
+    std::uint64_t x = 0;
+    if (__builtin_mul_overflow(v.as_uint(), factor, &x)) x = UINT64_MAX;
+    return MatchValue(n, Value::Uint(x));
+  }
+  return MatchValue(n, Value::Double(v.as_double() * static_cast<double>(factor)));
+}
+
+bool MatchField(const Node& n, const Event& e) {
+  Value v;
+  if (!FindField(e, n, v) && !FindPipelineField(e, n, v)) return n.value.empty();
+  // Untagged values, and every value under kDovecot, compare as sent.
+  if (n.base_units && v.unit() != Unit::kNone) return MatchInBaseUnit(n, v);
+  return MatchValue(n, v);
 }
 
 }  // namespace

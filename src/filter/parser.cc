@@ -72,22 +72,25 @@ struct Unit {
   std::string_view suffix;
   std::uint64_t factor;
   std::string_view what;  // for "not a whole number of ..."
+  mailscope::Unit base;   // what the number becomes
 };
+constexpr auto kBytes = mailscope::Unit::kBytes;
+constexpr auto kUsecs = mailscope::Unit::kMicroseconds;
 constexpr std::array<Unit, 14> kUnits = {{
-    {"k", 1024, "bytes"},
-    {"K", 1024, "bytes"},
-    {"kB", 1024, "bytes"},
-    {"KB", 1024, "bytes"},
-    {"M", 1024 * 1024, "bytes"},
-    {"MB", 1024 * 1024, "bytes"},
-    {"G", 1024 * 1024 * 1024, "bytes"},
-    {"GB", 1024 * 1024 * 1024, "bytes"},
-    {"us", 1, "microseconds"},
-    {"ms", 1000, "microseconds"},
-    {"s", 1000 * 1000, "microseconds"},
-    {"min", 60ull * 1000 * 1000, "microseconds"},
-    {"h", 3600ull * 1000 * 1000, "microseconds"},
-    {"d", 86400ull * 1000 * 1000, "microseconds"},
+    {"k", 1024, "bytes", kBytes},
+    {"K", 1024, "bytes", kBytes},
+    {"kB", 1024, "bytes", kBytes},
+    {"KB", 1024, "bytes", kBytes},
+    {"M", 1024 * 1024, "bytes", kBytes},
+    {"MB", 1024 * 1024, "bytes", kBytes},
+    {"G", 1024 * 1024 * 1024, "bytes", kBytes},
+    {"GB", 1024 * 1024 * 1024, "bytes", kBytes},
+    {"us", 1, "microseconds", kUsecs},
+    {"ms", 1000, "microseconds", kUsecs},
+    {"s", 1000 * 1000, "microseconds", kUsecs},
+    {"min", 60ull * 1000 * 1000, "microseconds", kUsecs},
+    {"h", 3600ull * 1000 * 1000, "microseconds", kUsecs},
+    {"d", 86400ull * 1000 * 1000, "microseconds", kUsecs},
 }};
 
 // The value of `digits` (all decimal digits) times `factor`, if it fits.
@@ -338,8 +341,9 @@ class Parser {
     if (n.key == "source") n.pipeline = internal::PipelineKey::kSource;
     if (n.key == "kind") n.pipeline = internal::PipelineKey::kKind;
     if (n.key == "outcome") n.pipeline = internal::PipelineKey::kOutcome;
+    n.base_units = dialect_ == Dialect::kMailscope;
     if (dialect_ == Dialect::kMailscope && t.type == TokenType::kWord)
-      MS_RETURN_IF_ERROR(ApplyUnit(value, t.pos));
+      MS_RETURN_IF_ERROR(ApplyUnit(value, t.pos, n.unit));
     n.literal = IsLiteral(value);
     if (auto v = ParseDovecotInt(value)) {
       // 2.3.19 marks "not a number" with INT_MIN, so it and anything below
@@ -360,8 +364,8 @@ class Parser {
   static bool IsLiteral(std::string_view s) { return s.find_first_of("*?") == s.npos; }
 
   // kMailscope: "<digits>[.<digits>]<unit>", with an optional '-', becomes
-  // the whole number it stands for. Anything else stays as it is.
-  Status ApplyUnit(std::string& value, std::size_t pos) {
+  // the whole number it stands for, in `base`. Anything else stays as it is.
+  Status ApplyUnit(std::string& value, std::size_t pos, mailscope::Unit& base) {
     std::string_view s = value;
     const bool negative = !s.empty() && s[0] == '-';
     if (negative) s.remove_prefix(1);
@@ -400,6 +404,7 @@ class Parser {
       return invalid("is too large");
     const auto signed_v = static_cast<std::int64_t>(v);
     value = std::to_string(negative ? -signed_v : signed_v);
+    base = unit->base;
     return Status::Ok();
   }
 

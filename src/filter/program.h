@@ -31,9 +31,13 @@ enum class PipelineKey : std::uint8_t { kNone, kSource, kKind, kOutcome };
 struct Node {
   Kind kind = Kind::kAnd;
   Cmp cmp = Cmp::kEq;
-  bool literal = true;                        // kField: the value has no '*' or '?'
-  bool has_int = false;                       // kField: the value is a Dovecot integer (int_value)
-  bool has_double = false;                    // kField: the value is a number (double_value)
+  bool literal = true;      // kField: the value has no '*' or '?'
+  bool has_int = false;     // kField: the value is a Dovecot integer (int_value)
+  bool has_double = false;  // kField: the value is a number (double_value)
+  // kField, kMailscope: values tagged with a unit compare in their kind's
+  // base unit; `unit` is the literal's (kMicroseconds or kBytes), if any.
+  bool base_units = false;
+  Unit unit = Unit::kNone;
   PipelineKey pipeline = PipelineKey::kNone;  // kField
   Level level = Level::kInfo;                 // kLogType
   std::uint16_t depth = 1;                    // levels of nodes below and including this one

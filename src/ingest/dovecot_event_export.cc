@@ -10,6 +10,7 @@
 
 #include "core/check.h"
 #include "core/tab_escape.h"
+#include "ingest/dovecot_field_units.h"
 #include "ingest/text.h"
 
 namespace mailscope::ingest {
@@ -300,6 +301,9 @@ Status DovecotEventExportDecoder::AddField(std::string_view key, Value value) {
   }
   const NameId id = TryInternName(key);
   if (id == kNoName) return Status::Ok();  // the name table is full: the field is left out
+  const Value::Type t = value.type();
+  if (t == Value::Type::kInt || t == Value::Type::kUint || t == Value::Type::kDouble)
+    value = value.WithUnit(DovecotFieldUnit(key));
   for (Field& f : fields_) {
     if (f.key == id) {
       f.value = value;

@@ -239,6 +239,29 @@ TEST(DovecotEventExportTest, JsonValueTypes) {
   EXPECT_FALSE(decoder.end_time().has_value());
 }
 
+TEST(DovecotEventExportTest, NumbersOfKnownFieldsCarryTheirUnit) {
+  DovecotEventExportDecoder decoder;
+  ASSERT_TRUE(decoder
+                  .Decode(Format::kJson,
+                          R"({"event":"x","fields":{"duration":3350,"running_usecs":12,)"
+                          R"("bytes_out":1e3,"idle_secs":4,"bytes_in":"7","n":5}})",
+                          kReceived)
+                  .ok());
+  const Event& e = decoder.event();
+  EXPECT_EQ(Get(e, "duration").unit(), Unit::kMicroseconds);
+  EXPECT_EQ(Get(e, "running_usecs").unit(), Unit::kMicroseconds);
+  EXPECT_EQ(Get(e, "bytes_out").unit(), Unit::kBytes);  // a double too
+  EXPECT_EQ(Get(e, "idle_secs").unit(), Unit::kSeconds);
+  EXPECT_EQ(Get(e, "bytes_in").unit(), Unit::kNone);  // strings carry none
+  EXPECT_EQ(Get(e, "n").unit(), Unit::kNone);
+
+  const auto requests = ReadCapturedRequestsForTesting("event-exporter-tabtext.txt");
+  ASSERT_FALSE(requests.empty());
+  ASSERT_TRUE(decoder.Decode(Format::kTabText, requests[0].body, kReceived).ok());
+  EXPECT_EQ(Get(decoder.event(), "duration").unit(), Unit::kMicroseconds);
+  EXPECT_EQ(Get(decoder.event(), "local_port").unit(), Unit::kNone);
+}
+
 TEST(DovecotEventExportTest, TabTextIntegersMustBeCanonical) {
   DovecotEventExportDecoder decoder;
   ASSERT_TRUE(decoder

@@ -9,6 +9,7 @@
 
 #include "core/check.h"
 #include "core/tab_escape.h"
+#include "ingest/dovecot_field_units.h"
 #include "ingest/text.h"
 
 namespace mailscope::ingest {
@@ -202,7 +203,7 @@ struct DovecotStatsWriterDecoder::Parsed : ParsedHead {
     std::int64_t d = (last_sent.sec - created.sec) * 1'000'000 + (last_sent.usec - created.usec);
     if (last_sent.sec == 0) d = 0;
     SetField(fields.data(), field_count, fields.size(), key,
-             Value::Int(std::max<std::int64_t>(d, 0)));
+             Value::Int(std::max<std::int64_t>(d, 0)).WithUnit(Unit::kMicroseconds));
   }
 };
 
@@ -450,12 +451,13 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
     }
     // Once full, keys are looked up, not interned: a line of many distinct
     // keys must not grow the name table past what it can keep.
-    const NameId key = p.field_count < kFieldCap ? Intern(rest) : Find(rest);
+    Unit unit = Unit::kNone;
+    const NameId key = p.field_count < kFieldCap ? Intern(rest, &unit) : Find(rest, &unit);
     Field* f = key == kNoName ? nullptr : p.FieldFor(key, kFieldCap);
     if (f == nullptr) {
       p.truncated = true;
     } else if (code == 'I') {
-      f->value.set_int(number);
+      f->value.set_int(number, unit);
     } else if (code == 'T') {
       f->value.set_timeval(tv);
     } else {  // 'S', and 'L' joined
@@ -471,26 +473,37 @@ DovecotStatsWriterDecoder::CachedName* DovecotStatsWriterDecoder::CacheSlot(std:
   return &name_cache_[NameCacheSlot(name, kNameCacheSlots)];
 }
 
-NameId DovecotStatsWriterDecoder::Intern(std::string_view name) {
+NameId DovecotStatsWriterDecoder::Intern(std::string_view name, Unit* unit) {
   if (name.empty()) return kNoName;
   CachedName* slot = CacheSlot(name);
-  if (slot->size == name.size() && SameBytes(slot->text, name)) return slot->id;
+  if (slot->size == name.size() && SameBytes(slot->text, name)) {
+    if (unit != nullptr) *unit = slot->unit;
+    return slot->id;
+  }
   const NameId id = TryInternName(name);
   if (id == kNoName) return kNoName;  // the name table is at its budget
+  const Unit u = DovecotFieldUnit(name);
+  if (unit != nullptr) *unit = u;
   const std::string_view text = NameText(id);
-  *slot = {text.data(), static_cast<std::uint32_t>(text.size()), id};
+  if (text.size() <= UINT16_MAX)
+    *slot = {text.data(), static_cast<std::uint16_t>(text.size()), u, id};
   return id;
 }
 
-NameId DovecotStatsWriterDecoder::Find(std::string_view name) {
+NameId DovecotStatsWriterDecoder::Find(std::string_view name, Unit* unit) {
   if (name.empty()) return kNoName;
   CachedName* slot = CacheSlot(name);
-  if (slot->size == name.size() && SameBytes(slot->text, name)) return slot->id;
-  const NameId id = FindName(name);
-  if (id != kNoName) {  // a miss is not kept: the name may be interned later
-    const std::string_view text = NameText(id);
-    *slot = {text.data(), static_cast<std::uint32_t>(text.size()), id};
+  if (slot->size == name.size() && SameBytes(slot->text, name)) {
+    if (unit != nullptr) *unit = slot->unit;
+    return slot->id;
   }
+  const NameId id = FindName(name);
+  if (id == kNoName) return id;  // a miss is not kept: the name may be interned later
+  const Unit u = DovecotFieldUnit(name);
+  if (unit != nullptr) *unit = u;
+  const std::string_view text = NameText(id);
+  if (text.size() <= UINT16_MAX)
+    *slot = {text.data(), static_cast<std::uint16_t>(text.size()), u, id};
   return id;
 }
 

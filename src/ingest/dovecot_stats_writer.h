@@ -144,14 +144,19 @@ class DovecotStatsWriterDecoder {
   void Release(Stored* s);
   // TryInternName() and FindName() through name_cache_: the same field keys and
   // event names come on every line, and the global table hashes under a lock.
-  NameId Intern(std::string_view name);
-  NameId Find(std::string_view name);
+  // `unit`, when given, receives the field unit of the name
+  // (DovecotFieldUnit()), kept in the cache with the id.
+  NameId Intern(std::string_view name, Unit* unit = nullptr);
+  NameId Find(std::string_view name, Unit* unit = nullptr);
 
   // Direct-mapped: slot = hash of the text; a slot holds an id and its
   // (permanent) text, compared before use, so a collision only costs a miss.
+  // Names longer than 64 KiB are not cached (size is 16 bits, to keep the
+  // unit within 16 bytes a slot).
   struct CachedName {
     const char* text = nullptr;
-    std::uint32_t size = 0;
+    std::uint16_t size = 0;
+    Unit unit = Unit::kNone;
     NameId id = kNoName;
   };
   static constexpr std::size_t kNameCacheSlots = 512;

@@ -292,6 +292,27 @@ TEST(DovecotStatsWriterDecoderTest, Duration) {
                      "430\tcservice:lmtp\tclmtp")
                   .status.ok());
   EXPECT_EQ(Get(c.event(), "duration").as_int(), 755430 - 754632);
+  EXPECT_EQ(Get(c.event(), "duration").unit(), Unit::kMicroseconds);
+}
+
+TEST(DovecotStatsWriterDecoderTest, IntegersOfKnownFieldsCarryTheirUnit) {
+  Connection c;
+  c.Start();
+  // Twice: the second line finds the names (and units) in the cache.
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(c.Feed("EVENT\t0\t0\t0\t1795305645\t856132\tnx\tIrunning_usecs\t5\t"
+                       "Ibytes_out\t9\tIidle_secs\t2\tIcount\t3\tSbytes_in\t4\t"
+                       "Tlock_wait_usecs\t1\t2")
+                    .status.ok());
+    const Event& e = c.event();
+    EXPECT_EQ(Get(e, "duration").unit(), Unit::kMicroseconds);
+    EXPECT_EQ(Get(e, "running_usecs").unit(), Unit::kMicroseconds);
+    EXPECT_EQ(Get(e, "bytes_out").unit(), Unit::kBytes);
+    EXPECT_EQ(Get(e, "idle_secs").unit(), Unit::kSeconds);
+    EXPECT_EQ(Get(e, "count").unit(), Unit::kNone);
+    EXPECT_EQ(Get(e, "bytes_in").unit(), Unit::kNone);         // a string
+    EXPECT_EQ(Get(e, "lock_wait_usecs").unit(), Unit::kNone);  // a timeval
+  }
 }
 
 TEST(DovecotStatsWriterDecoderTest, TabEscapedValuesAndLists) {

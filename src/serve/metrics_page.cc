@@ -119,7 +119,25 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
       w.Sample({}, g.stats.n[i - stats::OldStatsVector::kTimevals]);
     }
   }
-  if (src.dovecot_metrics != nullptr) exporter::RenderDovecotMetrics(*src.dovecot_metrics, w);
+  // Per metric of the engine, labelled with the metric's configured name
+  // (not its /metrics family name): what it could not keep.
+  w.Family("mailscope_metric_sub_metrics_dropped", "counter",
+           "Events whose group_by value got no sub-metric because the metric holds "
+           "stats.max_sub_metrics sub-metrics already (once per event and level)");
+  if (src.dovecot_metrics != nullptr) {
+    for (const auto& m : src.dovecot_metrics->metrics())
+      w.Sample({{"metric", m->name()}}, m->sub_metrics_dropped());
+  }
+  w.Family("mailscope_metric_unit_conflicts", "counter",
+           "Values a metric left out because their unit kind (time or size) differs from the "
+           "one its field learned first");
+  if (src.dovecot_metrics != nullptr) {
+    for (const auto& m : src.dovecot_metrics->metrics())
+      if (m->definition().base_units()) w.Sample({{"metric", m->name()}}, m->unit_conflicts());
+  }
+  // Last, so that a metric named like one of the families above is the one
+  // left out (MetricsWriter::Family()).
+  if (src.dovecot_metrics != nullptr) exporter::RenderMetrics(*src.dovecot_metrics, w);
   return w.Finish();
 }
 

@@ -1,5 +1,6 @@
 // Renders GET /metrics: mailscope's own figures (events, rejections, memory,
-// evictions) and the old-stats global figures, from the daemon's state.
+// evictions), the old-stats global figures and the metrics engine's metrics
+// with their sub-metric drop counts, from the daemon's state.
 // Loop thread only.
 #pragma once
 
@@ -30,8 +31,9 @@ struct MetricsSources {
   TimePoint start_time;
   std::uint64_t carbon_failures = 0;             // carbon blocks that could not be delivered
   const catalog::EventRouter* router = nullptr;  // unknown-event counts, when present
-  const stats::MetricsEngine* dovecot_metrics = nullptr;  // Dovecot 2.3 metrics, when present
-  std::uint64_t tail_clients = 0;                         // `mailscope tail` streams open
+  // The metrics engine (Dovecot's metrics and mailscope's), when present.
+  const stats::MetricsEngine* dovecot_metrics = nullptr;
+  std::uint64_t tail_clients = 0;  // `mailscope tail` streams open
   std::uint64_t tail_dropped = 0;  // events not sent to a tail client that fell behind
   std::vector<ExporterFigures> exporters = {};
 };

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -218,6 +219,49 @@ std::uint64_t ToNumber(const Value& v) {
   return 0;
 }
 
+// ToNumber() in the base unit of the value's unit kind, saturated.
+std::uint64_t ToBaseNumber(const Value& v) {
+  const std::uint64_t factor = BaseFactor(v.unit());
+  if (factor == 1) return ToNumber(v);
+  switch (v.type()) {
+    case Value::Type::kInt: {
+      std::int64_t x = 0;
+      if (__builtin_mul_overflow(v.as_int(), static_cast<std::int64_t>(factor), &x))
+        x = v.as_int() < 0 ? INT64_MIN : INT64_MAX;
+      return static_cast<std::uint64_t>(x);
+    }
+    case Value::Type::kUint: {
+      std::uint64_t x = 0;
+      return __builtin_mul_overflow(v.as_uint(), factor, &x) ? UINT64_MAX : x;
+    }
+    case Value::Type::kDouble:
+      return ToNumber(Value::Double(v.as_double() * static_cast<double>(factor)));
+    default:
+      return ToNumber(v);
+  }
+}
+
+// Whether a value tagged `unit` may count where `learned` is the unit
+// learned so far; the first tagged value decides it.
+bool AcceptUnit(Unit& learned, Unit unit) {
+  const UnitKind kind = KindOf(unit);
+  if (kind == UnitKind::kNone) return true;
+  if (learned == Unit::kNone) learned = BaseUnit(kind);
+  return KindOf(learned) == kind;
+}
+
+bool ValidMetricName(std::string_view s) {
+  if (s.empty()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    if (!(alpha || (i > 0 && c >= '0' && c <= '9'))) return false;
+  }
+  for (std::string_view reserved : {"_total", "_created", "_bucket", "_count", "_sum", "_info"})
+    if (s.ends_with(reserved)) return false;
+  return true;
+}
+
 }  // namespace
 
 // ---- GroupBy ----
@@ -330,6 +374,10 @@ Result<MetricDefinition> MakeMetric(const MetricSettings& s) {
   if (!filter.ok()) return filter.status();
   auto group_by = ParseGroupBy(s.group_by);
   if (!group_by.ok()) return group_by.status();
+  if (!s.openmetrics_name.empty() && !ValidMetricName(s.openmetrics_name)) {
+    return InvalidArgument(
+        fmt::format("openmetrics_name '{}' is not a valid metric name", s.openmetrics_name));
+  }
 
   MetricDefinition def;
   def.name = s.name;
@@ -343,7 +391,14 @@ Result<MetricDefinition> MakeMetric(const MetricSettings& s) {
   def.group_by = std::move(*group_by);
   def.exporter = s.exporter;
   for (std::string_view f : SplitSpaces(s.exporter_include)) def.exporter_include.emplace_back(f);
+  def.dialect = s.dialect;
+  def.openmetrics_name = s.openmetrics_name;
   return def;
+}
+
+std::string MetricDefinition::OpenMetricsName() const {
+  if (!openmetrics_name.empty()) return openmetrics_name;
+  return (base_units() ? "mailscope_" : "dovecot_") + name;
 }
 
 // ---- Distribution ----
@@ -533,7 +588,11 @@ std::size_t MetricNode::memory_bytes() const {
 Metric::Metric(MetricDefinition definition, bool configured, const QuantileSketch& prototype)
     : definition_(std::move(definition)),
       configured_(configured),
-      root_(new MetricNode("", 0, -1, definition_.fields.size(), prototype)) {}
+      root_(new MetricNode("", 0, -1, definition_.fields.size(), prototype)),
+      units_(1 + definition_.fields.size() + definition_.group_by.size(), Unit::kNone) {
+  // Dovecot's duration counts microseconds; a source without one gets 0.
+  if (definition_.base_units()) units_[0] = Unit::kMicroseconds;
+}
 
 // ---- MetricsEngine ----
 
@@ -668,12 +727,43 @@ void MetricsEngine::Process(const Event& event) {
 }
 
 void MetricsEngine::Feed(Metric& metric, MetricNode& node, const Event& event) {
+  if (metric.definition_.base_units()) {
+    FeedBaseUnits(metric, node, event);
+    return;
+  }
   const MetricDefinition& def = metric.definition_;
   // Dovecot adds duration (0 without an end time) to every event it counts.
   const Value* duration = Field(metric.duration_slot_, event);
   node.duration_.Add(duration != nullptr ? ToNumber(*duration) : 0);
   for (std::size_t i = 0; i < def.fields.size(); ++i)
     if (const Value* f = Field(metric.field_slots_[i], event)) node.fields_[i].Add(ToNumber(*f));
+  if (node.depth_ < def.group_by.size()) GroupInto(metric, node, event);
+}
+
+// The same walk, each number in its base unit. A node's values meet the
+// units Feed() learned at the root already, so only the root counts conflicts.
+void MetricsEngine::FeedBaseUnits(Metric& metric, MetricNode& node, const Event& event) {
+  const MetricDefinition& def = metric.definition_;
+  const bool root = node.depth_ == 0;
+  const Value* duration = Field(metric.duration_slot_, event);
+  std::uint64_t d = 0;
+  if (duration != nullptr) {
+    if (AcceptUnit(metric.units_[0], duration->unit())) {
+      d = ToBaseNumber(*duration);
+    } else if (root) {
+      ++metric.unit_conflicts_;
+    }
+  }
+  node.duration_.Add(d);
+  for (std::size_t i = 0; i < def.fields.size(); ++i) {
+    const Value* f = Field(metric.field_slots_[i], event);
+    if (f == nullptr) continue;
+    if (AcceptUnit(metric.units_[1 + i], f->unit())) {
+      node.fields_[i].Add(ToBaseNumber(*f));
+    } else if (root) {
+      ++metric.unit_conflicts_;
+    }
+  }
   if (node.depth_ < def.group_by.size()) GroupInto(metric, node, event);
 }
 
@@ -685,7 +775,18 @@ void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& eve
 
   if (v.type() == Value::Type::kTimeval || v.type() == Value::Type::kRecord) return;
   const bool is_string = v.type() == Value::Type::kString;
-  const auto number = static_cast<std::int64_t>(ToNumber(v));
+  std::int64_t number;
+  if (!metric.definition_.base_units()) {
+    number = static_cast<std::int64_t>(ToNumber(v));
+  } else if (is_string) {
+    number = 0;
+  } else if (AcceptUnit(metric.units_[1 + metric.definition_.fields.size() + node.depth_],
+                        v.unit())) {
+    number = static_cast<std::int64_t>(ToBaseNumber(v));
+  } else {
+    ++metric.unit_conflicts_;
+    return;
+  }
   std::int64_t bucket = -1;
   std::string_view text;
   auto make_key = [&]() {
@@ -735,6 +836,7 @@ std::size_t MetricsEngine::memory_bytes() const {
   for (const auto& m : metrics_) {
     const MetricDefinition& d = m->definition();
     n += sizeof(Metric) + d.name.capacity() + d.description.capacity() + d.filter_text.capacity() +
+         d.openmetrics_name.capacity() + m->units_.capacity() * sizeof(Unit) +
          d.fields.size() * (sizeof(std::string) + sizeof(NameId)) +
          d.group_by.size() * sizeof(GroupBy) + m->root().memory_bytes();
   }

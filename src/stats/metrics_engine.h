@@ -30,6 +30,22 @@
 //  - long string group values are keyed by a 128-bit hash (Dovecot: SHA-1).
 //  - Value types Dovecot lacks: kUint as its value, kBool as 0/1, kDouble as
 //    its integer part (saturated); record columns are fields like the filter's.
+//
+// Units. A metric of Dovecot's dialect (dovecot.conf, METRICS-ADD) counts
+// every value as sent, so `doveadm stats dump` shows what Dovecot shows; its
+// only extra cost is one branch per event. A metric of mailscope's dialect
+// ([metrics.NAME]) serves every source, so it counts each number that its
+// decoder tagged with a unit (Value::unit()) in the base unit of the unit's
+// kind: microseconds for time, bytes for size (15 tagged ms counts 15000,
+// 1.5 tagged s 1500000; saturated, a double truncated after the scaling).
+// This applies to `duration`, the metric's fields and the numbers its
+// group_by levels group by (quantized bounds count base units too). Each of
+// these learns its unit from the first tagged value it gets (`duration` is
+// microseconds from the start) and keeps it: a later value of the other kind
+// (bytes into a time field) is not counted there (a `duration` counts as 0,
+// so the event count stays right; a group_by level leaves the event in the
+// parent node) and is counted once per event in Metric::unit_conflicts().
+// Untagged values count as they are, taken to be in the base unit already.
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -103,8 +119,12 @@ struct MetricSettings {
   std::string group_by;  // see ParseGroupBy
   std::string exporter;  // an event_exporter name, or empty
   std::string exporter_include = "name hostname timestamps categories fields";
-  // kDovecot for anything that comes from or goes to Dovecot.
+  // kDovecot for anything that comes from or goes to Dovecot. Also decides
+  // units (see the top of this file) and naming on /metrics:
+  // dovecot_<name> for kDovecot, mailscope_<name> for kMailscope.
   filter::Dialect dialect = filter::Dialect::kDovecot;
+  // The metric's name on /metrics instead of the prefixed one; empty: none.
+  std::string openmetrics_name;
 
   friend bool operator==(const MetricSettings&, const MetricSettings&) = default;
 };
@@ -120,12 +140,23 @@ struct MetricDefinition {
   std::vector<GroupBy> group_by;
   std::string exporter;
   std::vector<std::string> exporter_include;
+  filter::Dialect dialect = filter::Dialect::kDovecot;
+  std::string openmetrics_name;  // as set, empty when none
+
+  // Whether values count in base units (kMailscope; see the top of this file).
+  bool base_units() const { return dialect == filter::Dialect::kMailscope; }
+  // The family name on /metrics: openmetrics_name, else "dovecot_<name>"
+  // (kDovecot) or "mailscope_<name>" (kMailscope). Not checked for validity.
+  std::string OpenMetricsName() const;
 };
 
 // Validates like Dovecot's settings check. kInvalidArgument with its texts:
 // "Metric name can't be empty", "metric <name> { filter } is empty - will
 // not match anything", the filter parser's "event filter: ..." and
-// ParseGroupBy's errors. Whether `exporter` exists is the caller's check.
+// ParseGroupBy's errors; and ours: "openmetrics_name '<x>' is not a valid
+// metric name" unless it matches [a-zA-Z_:][a-zA-Z0-9_:]* and ends in none
+// of the suffixes the formats reserve (_total, _created, _bucket, _count,
+// _sum, _info). Whether `exporter` exists is the caller's check.
 Result<MetricDefinition> MakeMetric(const MetricSettings& settings);
 
 // count, sum, min, max exactly; median and percentiles through a sketch;
@@ -245,6 +276,19 @@ class Metric {
   // MetricsOptions::max_sub_metrics (once per event and level).
   std::uint64_t sub_metrics_dropped() const { return sub_metrics_dropped_; }
 
+  // The unit the distributions count in: the base unit of the kind learned
+  // (kMicroseconds, kBytes), kNone while unknown and always for a metric
+  // that counts values as sent (!definition().base_units()).
+  Unit duration_unit() const { return units_[0]; }
+  // REQUIRES: i < definition().fields.size().
+  Unit field_unit(std::size_t i) const { return units_[1 + i]; }
+  // Of the numbers group_by level `level` groups by.
+  // REQUIRES: level < definition().group_by.size().
+  Unit group_unit(std::size_t level) const { return units_[1 + definition_.fields.size() + level]; }
+  // Values not counted because their unit kind differs from the one learned
+  // (once per event and field, duration or level).
+  std::uint64_t unit_conflicts() const { return unit_conflicts_; }
+
  private:
   friend class MetricsEngine;
   Metric(MetricDefinition definition, bool configured, const QuantileSketch& prototype);
@@ -254,6 +298,9 @@ class Metric {
   std::unique_ptr<MetricNode> root_;
   std::size_t sub_metric_count_ = 0;
   std::uint64_t sub_metrics_dropped_ = 0;
+  // duration, then each field, then each group_by level.
+  std::vector<Unit> units_;
+  std::uint64_t unit_conflicts_ = 0;
   // Slots of the engine's per-event lookups (MetricsEngine::Rebuild()): of
   // duration, of each of definition_.fields and of each group_by level.
   std::uint32_t duration_slot_ = 0;
@@ -328,6 +375,8 @@ class MetricsEngine {
   };
 
   void Feed(Metric& metric, MetricNode& node, const Event& event);
+  // Feed() for metrics counting in base units.
+  void FeedBaseUnits(Metric& metric, MetricNode& node, const Event& event);
   void GroupInto(Metric& metric, MetricNode& node, const Event& event);
   // The field of lookups_[slot] for the current event; nullptr when missing.
   const Value* Field(std::uint32_t slot, const Event& event);

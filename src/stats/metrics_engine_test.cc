@@ -7,8 +7,12 @@
 #include <cmath>
 #include <random>
 
+#include "core/allocation_counter_testing.h"
+
 namespace mailscope::stats {
 namespace {
+
+constexpr auto kMailscope = filter::Dialect::kMailscope;
 
 // An event with interned keys; string values must outlive it.
 struct Ev {
@@ -22,6 +26,10 @@ struct Ev {
     e.Add(InternName(key), Value::String(v));
     return *this;
   }
+  Ev& Num(std::string_view key, Value v) {
+    e.Add(InternName(key), v);
+    return *this;
+  }
   Ev& Tv(std::string_view key, std::int64_t sec, std::int64_t usec) {
     e.Add(InternName(key), Value::Tv({sec, usec}));
     return *this;
@@ -29,8 +37,10 @@ struct Ev {
 };
 
 MetricDefinition Def(std::string name, std::string filter, std::string fields = "",
-                     std::string group_by = "", std::string exporter = "") {
+                     std::string group_by = "", std::string exporter = "",
+                     filter::Dialect dialect = filter::Dialect::kDovecot) {
   MetricSettings s;
+  s.dialect = dialect;
   s.name = std::move(name);
   s.filter = std::move(filter);
   s.fields = std::move(fields);
@@ -71,6 +81,27 @@ TEST(MetricsSettingsTest, MakeMetricRejectsLikeDovecot) {
   EXPECT_EQ(def->group_by[1].field, "tagged_reply_state");
   EXPECT_EQ(def->exporter_include, (std::vector<std::string>{"name", "fields"}));
   EXPECT_EQ(def->filter_text, "event=x");
+}
+
+TEST(MetricsSettingsTest, OpenMetricsNameAndPrefix) {
+  MetricSettings s;
+  s.name = "imap";
+  s.filter = "event=x";
+  EXPECT_EQ(MakeMetric(s)->OpenMetricsName(), "dovecot_imap");
+  EXPECT_FALSE(MakeMetric(s)->base_units());
+  s.dialect = kMailscope;
+  EXPECT_EQ(MakeMetric(s)->OpenMetricsName(), "mailscope_imap");
+  EXPECT_TRUE(MakeMetric(s)->base_units());
+  for (const char* ok : {"imap_commands", "mail:delivery_seconds", "_x", "a1"}) {
+    s.openmetrics_name = ok;
+    ASSERT_TRUE(MakeMetric(s).ok()) << ok;
+    EXPECT_EQ(MakeMetric(s)->OpenMetricsName(), ok);
+  }
+  for (const char* bad : {"1a", "a-b", "a b", "é", "x_total", "x_bucket", "x_count", "x_sum",
+                          "x_created", "x_info"}) {
+    s.openmetrics_name = bad;
+    EXPECT_EQ(MakeError(s), fmt::format("openmetrics_name '{}' is not a valid metric name", bad));
+  }
 }
 
 TEST(MetricsGroupByTest, ErrorsAreDovecotsTexts) {
@@ -618,6 +649,112 @@ TEST_F(MetricsEngineTest, SubMetricCapDropsNewValues) {
   EXPECT_EQ(engine.sub_metrics_dropped(), 2u);
   EXPECT_EQ(m->root().duration().count(), 4u);
   EXPECT_EQ(m->root().children()[0]->children()[0]->duration().count(), 2u);
+}
+
+// Dovecot's metrics count values as sent, whatever their unit.
+TEST_F(MetricsEngineTest, DovecotMetricsIgnoreUnits) {
+  ASSERT_TRUE(engine_.Add(Def("m", "event=e", "elapsed size", "elapsed:linear:0:100:10")).ok());
+  engine_.Process(Ev("e")
+                      .Num("duration", Value::Int(7).WithUnit(Unit::kSeconds))
+                      .Num("elapsed", Value::Int(15).WithUnit(Unit::kMilliseconds))
+                      .Num("size", Value::Int(3).WithUnit(Unit::kBytes))
+                      .e);
+  const Metric* m = engine_.Find("m");
+  EXPECT_EQ(m->root().duration().sum(), 7u);
+  EXPECT_EQ(m->root().fields()[0].sum(), 15u);
+  EXPECT_EQ(m->root().children()[0]->sub_name(), "elapsed_11_20");
+  EXPECT_EQ(m->duration_unit(), Unit::kNone);
+  EXPECT_EQ(m->field_unit(0), Unit::kNone);
+  EXPECT_EQ(m->unit_conflicts(), 0u);
+}
+
+// Stalwart's `elapsed` comes in milliseconds, Dovecot's `duration` in
+// microseconds; mailscope's metrics count both in microseconds.
+TEST_F(MetricsEngineTest, MailscopeMetricsCountInBaseUnits) {
+  ASSERT_TRUE(engine_
+                  .Add(Def("m", "event=e AND elapsed>10ms", "elapsed size plain",
+                           "elapsed:linear:0:100000:10000", "", kMailscope))
+                  .ok());
+  const Metric* m = engine_.Find("m");
+  EXPECT_EQ(m->duration_unit(), Unit::kMicroseconds);  // before any value
+  EXPECT_EQ(m->field_unit(0), Unit::kNone);
+  engine_.Process(Ev("e")
+                      .Num("elapsed", Value::Int(15).WithUnit(Unit::kMilliseconds))
+                      .Num("size", Value::Uint(2048).WithUnit(Unit::kBytes))
+                      .Int("plain", 4)
+                      .e);
+  engine_.Process(Ev("e")
+                      .Num("duration", Value::Int(2).WithUnit(Unit::kSeconds))
+                      .Num("elapsed", Value::Double(20.5).WithUnit(Unit::kMilliseconds))
+                      .Num("size", Value::Int(10))  // untagged: as it is
+                      .e);
+  engine_.Process(Ev("e")
+                      .Num("duration", Value::Int(300).WithUnit(Unit::kMicroseconds))
+                      .Num("elapsed", Value::Int(5).WithUnit(Unit::kMilliseconds))  // no match
+                      .e);
+  EXPECT_EQ(m->root().duration().count(), 2u);
+  EXPECT_EQ(m->root().duration().sum(), 2'000'000u);
+  EXPECT_EQ(m->root().fields()[0].sum(), 15'000u + 20'500u);
+  EXPECT_EQ(m->root().fields()[1].sum(), 2058u);
+  EXPECT_EQ(m->root().fields()[2].sum(), 4u);
+  EXPECT_EQ(m->duration_unit(), Unit::kMicroseconds);
+  EXPECT_EQ(m->field_unit(0), Unit::kMicroseconds);
+  EXPECT_EQ(m->field_unit(1), Unit::kBytes);
+  EXPECT_EQ(m->field_unit(2), Unit::kNone);
+  EXPECT_EQ(m->group_unit(0), Unit::kMicroseconds);
+  // Quantized bounds count microseconds too.
+  EXPECT_EQ(Lines(), (std::vector<std::string>{"m/0/=2", "m/1/elapsed_10001_20000=1",
+                                               "m/1/elapsed_20001_30000=1"}));
+}
+
+// The first tagged value decides a field's kind; values of the other kind
+// are left out and counted once per event.
+TEST_F(MetricsEngineTest, MailscopeMetricsKeepTheFirstUnitKind) {
+  ASSERT_TRUE(engine_.Add(Def("m", "event=e", "x", "g", "", kMailscope)).ok());
+  ASSERT_TRUE(engine_.Add(Def("q", "event=e", "", "g:linear:0:10:5", "", kMailscope)).ok());
+  engine_.Process(Ev("e")
+                      .Num("x", Value::Int(3).WithUnit(Unit::kSeconds))
+                      .Num("g", Value::Int(1).WithUnit(Unit::kMilliseconds))
+                      .e);
+  engine_.Process(Ev("e")
+                      .Num("duration", Value::Int(5).WithUnit(Unit::kBytes))
+                      .Num("x", Value::Int(100).WithUnit(Unit::kBytes))
+                      .Num("g", Value::Int(2).WithUnit(Unit::kBytes))
+                      .e);
+  engine_.Process(Ev("e").Num("x", Value::Int(1).WithUnit(Unit::kMilliseconds)).Str("g", "s").e);
+  const Metric* m = engine_.Find("m");
+  EXPECT_EQ(m->field_unit(0), Unit::kMicroseconds);
+  EXPECT_EQ(m->group_unit(0), Unit::kMicroseconds);
+  EXPECT_EQ(m->root().duration().count(), 3u);  // the bytes duration counts as 0
+  EXPECT_EQ(m->root().duration().sum(), 0u);
+  EXPECT_EQ(m->root().fields()[0].count(), 2u);
+  EXPECT_EQ(m->root().fields()[0].sum(), 3'001'000u);
+  // duration, x and g of the second event, once each though g's level is
+  // below the root.
+  EXPECT_EQ(m->unit_conflicts(), 3u);
+  EXPECT_EQ(Lines(), (std::vector<std::string>{"m/0/=3", "m/1/1000=1", "m/1/s=1", "q/0/=3",
+                                               "q/1/g_11_inf=1"}));
+  EXPECT_EQ(engine_.Find("q")->unit_conflicts(), 2u);  // duration and g
+}
+
+TEST_F(MetricsEngineTest, SteadyStateAllocatesNothing) {
+  if (!kCountsAllocations) GTEST_SKIP() << "allocation counting is off in sanitizer builds";
+  ASSERT_TRUE(engine_.Add(Def("d", "event=e", "elapsed size", "cmd elapsed:linear:0:100:10")).ok());
+  ASSERT_TRUE(engine_
+                  .Add(Def("m", "event=e AND elapsed>1ms", "elapsed size",
+                           "cmd elapsed:linear:0:100000:10000", "", kMailscope))
+                  .ok());
+  Ev ev("e");
+  ev.Str("cmd", "SELECT")
+      .Num("duration", Value::Int(1500).WithUnit(Unit::kMicroseconds))
+      .Num("elapsed", Value::Int(15).WithUnit(Unit::kMilliseconds))
+      .Num("size", Value::Uint(2048).WithUnit(Unit::kBytes));
+  for (int i = 0; i < 100; ++i) engine_.Process(ev.e);  // nodes and sketch buckets exist now
+  const long before = HeapAllocationsForTesting();
+  for (int i = 0; i < 1000; ++i) engine_.Process(ev.e);
+  EXPECT_EQ(HeapAllocationsForTesting() - before, 0);
+  EXPECT_EQ(engine_.Find("m")->root().duration().count(), 1100u);
+  EXPECT_EQ(engine_.Find("d")->root().duration().count(), 1100u);
 }
 
 TEST_F(MetricsEngineTest, ResetEmptiesCountsAndKeepsSubMetrics) {

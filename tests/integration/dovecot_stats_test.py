@@ -12,8 +12,9 @@ mailscope's stats-reader (doveadm stats add takes no -s, so it runs with
 -o base_dir=<mailscope run dir>). Real clients log in over IMAP (good and
 bad passwords), run commands and deliver two messages over LMTP; then
 `doveadm stats dump -s` must show exactly that traffic, /metrics must carry
-it under Dovecot's names and pass promtool, and a real Prometheus must
-scrape it with the target up and hold the same numbers.
+it under Dovecot's names (mailscope_<name> for the [metrics.NAME] one) and
+pass promtool, and a real Prometheus must scrape it with the target up and
+hold the same numbers.
 
 Usage: dovecot_stats_test.py --mailscope PATH [--keep]. Exits 0 on success,
 1 on failure, 77 when not root or Dovecot is not installed.
@@ -265,6 +266,10 @@ class DovecotStatsTest:
         c.equal("/metrics: deliveries", sample("dovecot_mail_delivery_total"), "2")
         c.equal("/metrics: duration histogram count", sample("dovecot_imap_duration_count"),
                 str(total))
+        c.equal("/metrics: a [metrics.NAME] metric is mailscope_<name>",
+                sample("mailscope_big_delivery_total"), "1")
+        c.equal("/metrics: its sub-metric drops", sample(
+            'mailscope_metric_sub_metrics_dropped_total{metric="big_delivery"}'), "0")
         promtool = shutil.which("promtool")
         if promtool:
             lint = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
@@ -286,7 +291,7 @@ class DovecotStatsTest:
                 ("dovecot_auth_success_total", 2),
                 ("dovecot_auth_failure_total", 1),
                 ("dovecot_mail_delivery_total", 2),
-                ("dovecot_big_delivery_total", 1),
+                ("mailscope_big_delivery_total", 1),
                 ("dovecot_imap_duration_count", total),
                 ('dovecot_imap_duration_bucket{le="+Inf"}', total),
                 # The family holds the metric and its sub-metrics: sum the labelled ones.
