@@ -39,6 +39,17 @@ bool Dispatcher::Takes(std::string_view name, const catalog::EventInfo& event) c
       .wanted[static_cast<std::size_t>(&event - events.data())];
 }
 
+std::vector<std::string> Dispatcher::Refused(std::string_view name, catalog::System system) const {
+  const int i = OutputIndex(name);
+  const auto& events = router_->catalog().events();
+  std::vector<std::string> out;
+  for (std::size_t e = 0; e < events.size(); ++e) {
+    if (events[e].system != system) continue;
+    if (i < 0 || !outputs_[static_cast<std::size_t>(i)].wanted[e]) out.push_back(events[e].name);
+  }
+  return out;
+}
+
 std::string_view Dispatcher::Dispatch(Event& event) {
   ++sequence_;
   counters_.CountEvent(event.source, event.name);
@@ -46,6 +57,9 @@ std::string_view Dispatcher::Dispatch(Event& event) {
   // events: no event control applies, only the outputs' levels.
   catalog::EventRouter::Routed routed;
   if (catalog::SystemOf(event.source).has_value()) routed = router_->Route(event);
+  event.taxonomy = routed.taxonomy;
+  if (routed.taxonomy.kind != kNoName)
+    counters_.CountTaxonomy(event.source, routed.taxonomy.kind, routed.taxonomy.outcome);
   std::size_t index = 0;
   if (routed.info != nullptr) {
     index = static_cast<std::size_t>(routed.info - router_->catalog().events().data());

@@ -73,6 +73,9 @@ class Dispatcher {
   // of Dovecot's processes, which must not send what no output takes.
   // An unregistered output takes nothing.
   bool Takes(std::string_view name, const catalog::EventInfo& event) const;
+  // The names of the catalog events of `system` that the output `name` does
+  // not take (every one when it is not registered), in catalog order.
+  std::vector<std::string> Refused(std::string_view name, catalog::System system) const;
 
   const catalog::EventRouter& router() const { return *router_; }
 

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "catalog/dovecot_filter.h"
 #include "catalog/event_router.h"
 #include "core/clock.h"
 #include "core/tab_escape.h"
@@ -94,7 +95,7 @@ struct Daemon::State {
   void SchedulePushFilter();
   bool OnExportRequest(std::span<char> line, std::string& reply);
   net::LineConnection NewStatsReader();
-  net::HttpResponse OnHttp(const net::HttpRequest& req);
+  net::HttpRouter HttpRoutes();
   void ScheduleTick();
   void ScheduleCarbon();
   void WaitSignals();
@@ -205,8 +206,7 @@ Status Daemon::State::Start() {
     spdlog::info("old-stats EXPORT on tcp {}", (*tcp)->local_address());
   }
   if (!config.http.empty()) {
-    auto server =
-        listeners.ListenHttp(config.http, [this](const net::HttpRequest& r) { return OnHttp(r); });
+    auto server = listeners.ListenHttp(config.http, HttpRoutes());
     if (!server.ok()) return server.status();
     http = *server;
     spdlog::info("http listening on {}", http->local_address());
@@ -226,12 +226,25 @@ Status Daemon::State::Start() {
 }
 
 std::string Daemon::State::FilterLine() const {
-  // The union of every metric's filter and every tail client's, in Dovecot's
-  // syntax, tab-escaped as one field (an empty filter asks for nothing).
-  std::vector<const filter::Filter*> wanted{&metrics.CombinedFilter()};
-  for (const filter::Filter* f : tails.Filters()) wanted.push_back(f);
+  // What every metric and every tail client may match, in Dovecot's syntax:
+  // queries on mailscope's own keys (kind, outcome, ...) become the Dovecot
+  // events that can match them, and events an output does not take are left
+  // out of its part, so Dovecot stops sending what nobody takes. Tab-escaped
+  // as one field; an empty filter asks for nothing.
+  std::string text;
+  auto add = [&](std::string_view output, std::span<const filter::Filter* const> filters) {
+    if (filters.empty()) return;
+    const std::vector<std::string> refused = dispatcher->Refused(output, catalog::System::kDovecot);
+    std::string part = catalog::ExportDovecotFilter(filters, catalog::Catalog::Get(), refused);
+    if (part.empty()) return;
+    if (!text.empty()) text += " OR ";
+    text += part;
+  };
+  const filter::Filter* metric_filters[] = {&metrics.CombinedFilter()};
+  add("metrics", metric_filters);
+  add("tail", tails.Filters());
   std::string line = "FILTER\t";
-  AppendTabEscaped(line, filter::Filter::Merge(wanted).ExportDovecot());
+  AppendTabEscaped(line, text);
   line += '\n';
   return line;
 }
@@ -282,18 +295,9 @@ bool Daemon::State::OnExportRequest(std::span<char> line, std::string& reply) {
   return true;
 }
 
-net::HttpResponse Daemon::State::OnHttp(const net::HttpRequest& req) {
-  std::string_view path = req.target.substr(0, req.target.find('?'));
-  if (path == "/dovecot/events") {
-    if (req.method != "POST") {
-      return {405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "POST"}}};
-    }
-    return event_post_source->Handle(req);
-  }
-  if (req.method != "GET" && req.method != "HEAD") {
-    return {405, "text/plain; charset=utf-8", "method not allowed\n", {{"Allow", "GET, HEAD"}}};
-  }
-  if (path == "/metrics") {
+net::HttpRouter Daemon::State::HttpRoutes() {
+  net::HttpRouter router;
+  router.Add({"GET"}, "/metrics", [this](const net::HttpRequest& req) {
     auto format = exporter::FormatFromAccept(req.accept);
     MetricsSources sources{store,
                            counters,
@@ -304,20 +308,30 @@ net::HttpResponse Daemon::State::OnHttp(const net::HttpRequest& req) {
                            tails.client_count(),
                            tails.dropped(),
                            exporters.Figures()};
-    return {
+    return net::HttpResponse{
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
-  }
-  if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n", {}};
-  if (path == "/") {
-    return {
+  });
+  router.Add({"GET"}, "/healthz", [](const net::HttpRequest&) {
+    return net::HttpResponse{200, "text/plain; charset=utf-8", "ok\n", {}};
+  });
+  router.Add({"GET"}, "/", [](const net::HttpRequest&) {
+    return net::HttpResponse{
         200,
         "text/html; charset=utf-8",
         "<!DOCTYPE html><html><head><title>mailscope</title></head><body><h1>mailscope</h1>"
         "<ul><li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/healthz\">/healthz</a></li>"
         "</ul></body></html>\n",
         {}};
-  }
-  return {404, "text/plain; charset=utf-8", "not found\n", {}};
+  });
+  // Ingest routes are POST /ingest/<source>; Dovecot's event exporter is also
+  // served at /dovecot/events, the path earlier configurations name.
+  net::HttpRouteOptions dovecot;
+  dovecot.api = true;
+  dovecot.max_body_bytes = ingest::EventExportOptions{}.max_body_bytes;
+  auto post = [this](const net::HttpRequest& req) { return event_post_source->Handle(req); };
+  router.Add({"POST"}, "/ingest/dovecot", post, dovecot);
+  router.Add({"POST"}, "/dovecot/events", post, dovecot);
+  return router;
 }
 
 void Daemon::State::ScheduleTick() {

@@ -61,12 +61,12 @@ net::LineConnection DovecotStatsWriterSource::NewConnection() {
 net::HttpResponse DovecotEventPostSource::Handle(const net::HttpRequest& request) {
   Status st = decoder_.Decode(request.content_type, request.body, context_.clock.Now());
   if (!st.ok()) {
-    context_.Reject(Source::kDovecot, st, "POST /dovecot/events");
+    context_.Reject(Source::kDovecot, st, "POST /ingest/dovecot");
     const std::string_view reason = st.reason();
     const unsigned code = reason == "unsupported_content_type" ? 415
                           : reason == "body_too_large"         ? 413
                                                                : 400;
-    return {code, "text/plain; charset=utf-8", st.message() + "\n", {}};
+    return request.Error(code, st.message());
   }
   Event& event = decoder_.mutable_event();
   if (event.name != kNoName) context_.dispatcher.Dispatch(event);  // format none carries nothing

@@ -47,8 +47,8 @@ Result<net::LineServer*> ListenerRegistry::ListenTcp(const std::string& address,
 }
 
 Result<net::HttpServer*> ListenerRegistry::ListenHttp(const std::string& address,
-                                                      net::HttpHandler handler) {
-  auto server = net::HttpServer::Listen(io_, address, std::move(handler));
+                                                      net::HttpRouter router) {
+  auto server = net::HttpServer::Listen(io_, address, std::move(router));
   if (!server.ok()) return server.status();
   return Keep(std::move(*server), false);
 }

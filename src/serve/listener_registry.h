@@ -33,7 +33,7 @@ class ListenerRegistry {
                                       std::size_t max_line, net::RequestHandler handler);
   Result<net::LineServer*> ListenTcp(const std::string& address, std::size_t max_line,
                                      net::RequestHandler handler);
-  Result<net::HttpServer*> ListenHttp(const std::string& address, net::HttpHandler handler);
+  Result<net::HttpServer*> ListenHttp(const std::string& address, net::HttpRouter router);
 
   // Closes every listener; idempotent.
   void CloseAll();

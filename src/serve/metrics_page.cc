@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
 #include "catalog/dovecot_old_stats.h"
 #include "export/dovecot_metrics.h"
 
@@ -26,6 +30,24 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   src.counters.ForEachEvent([&](Source s, NameId name, std::uint64_t n) {
     w.Sample({{"source", SourceName(s)}, {"event", NameText(name)}}, n);
   });
+  w.Family("mailscope_taxonomy_events", "counter",
+           "Events the catalog places in the taxonomy, by source, kind and outcome (\"unknown\" "
+           "when the event does not tell)");
+  struct TaxonomySample {
+    std::string_view kind, outcome, source;
+    std::uint64_t n;
+  };
+  std::vector<TaxonomySample> taxonomy;
+  src.counters.ForEachTaxonomy([&](Source s, NameId kind, NameId outcome, std::uint64_t n) {
+    taxonomy.push_back({NameText(kind),
+                        outcome != kNoName ? NameText(outcome) : std::string_view("unknown"),
+                        SourceName(s), n});
+  });
+  std::sort(taxonomy.begin(), taxonomy.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.source, a.kind, a.outcome) < std::tie(b.source, b.kind, b.outcome);
+  });
+  for (const TaxonomySample& t : taxonomy)
+    w.Sample({{"kind", t.kind}, {"outcome", t.outcome}, {"source", t.source}}, t.n);
   w.Family("mailscope_ingest_rejected", "counter", "Input rejected, by source and reason");
   for (const auto& [key, n] : src.counters.rejected()) {
     w.Sample({{"source", SourceName(key.first)}, {"reason", key.second}}, n);

@@ -1,5 +1,6 @@
-// IngestCounters: accepted events per (source, event name) and rejected input
-// per (source, reason) — the data behind mailscope_events_total and
+// IngestCounters: accepted events per (source, event name), routed events per
+// (source, kind, outcome) and rejected input per (source, reason) — the data
+// behind mailscope_events_total, mailscope_taxonomy_events_total and
 // mailscope_ingest_rejected_total. Loop thread only.
 #pragma once
 
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -21,6 +23,11 @@ class IngestCounters {
     if (name >= v.size()) v.resize(name + 1);
     ++v[name];
   }
+  // An event the catalog placed in the taxonomy; `outcome` may be kNoName.
+  // Kinds and outcomes come from the catalog, so the keys are few and fixed.
+  void CountTaxonomy(Source source, NameId kind, NameId outcome) {
+    ++taxonomy_[static_cast<std::size_t>(source)][TaxonomyKey(kind, outcome)];
+  }
   void CountRejected(Source source, std::string_view reason) {
     ++rejected_[{source, std::string(reason)}];
   }
@@ -31,6 +38,20 @@ class IngestCounters {
     for (std::size_t s = 0; s < events_.size(); ++s)
       for (std::size_t n = 0; n < events_[s].size(); ++n)
         if (events_[s][n] != 0) f(static_cast<Source>(s), static_cast<NameId>(n), events_[s][n]);
+  }
+  // Calls f(source, kind, outcome, count) for every taxonomy counter, in no
+  // particular order.
+  template <typename F>
+  void ForEachTaxonomy(F&& f) const {
+    for (std::size_t s = 0; s < taxonomy_.size(); ++s)
+      for (const auto& [key, n] : taxonomy_[s])
+        f(static_cast<Source>(s), static_cast<NameId>(key >> 32),
+          static_cast<NameId>(key & 0xffffffffu), n);
+  }
+  std::uint64_t taxonomy(Source source, NameId kind, NameId outcome) const {
+    const auto& m = taxonomy_[static_cast<std::size_t>(source)];
+    auto it = m.find(TaxonomyKey(kind, outcome));
+    return it == m.end() ? 0 : it->second;
   }
   const std::map<std::pair<Source, std::string>, std::uint64_t>& rejected() const {
     return rejected_;
@@ -46,7 +67,12 @@ class IngestCounters {
   }
 
  private:
+  static std::uint64_t TaxonomyKey(NameId kind, NameId outcome) {
+    return (std::uint64_t{kind} << 32) | outcome;
+  }
+
   std::array<std::vector<std::uint64_t>, kSourceCount> events_;
+  std::array<std::unordered_map<std::uint64_t, std::uint64_t>, kSourceCount> taxonomy_;
   std::map<std::pair<Source, std::string>, std::uint64_t> rejected_;
 };
 

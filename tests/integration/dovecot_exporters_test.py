@@ -156,7 +156,7 @@ event_exporter mailscope {{
   format = json
   format_args = time-rfc3339
   transport = http-post
-  transport_args = http://{mailscope_http}/dovecot/events
+  transport_args = http://{mailscope_http}/ingest/dovecot
   transport_timeout = 2 secs
 }}
 metric posted_auth {{
@@ -199,8 +199,8 @@ class DovecotExportersTest:
                 counts[cols[0]] = int(cols[2])
         return counts
 
-    def post(self, content_type: str, body: bytes) -> int:
-        req = urllib.request.Request(f"http://{self.ms.http_address}/dovecot/events",
+    def post(self, content_type: str, body: bytes, path: str = "/dovecot/events") -> int:
+        req = urllib.request.Request(f"http://{self.ms.http_address}{path}",
                                      data=body, method="POST",
                                      headers={"Content-Type": content_type})
         try:
@@ -318,6 +318,9 @@ class DovecotExportersTest:
         c.equal("an unknown content type gets 415", self.post("image/png", b"\x89PNG"), 415)
         c.equal("a tab-text body is accepted",
                 self.post("text/plain", b"event:posted_by_hand\tfield:user=carol@example.net"), 204)
+        c.equal("POST /ingest/dovecot is the same route",
+                self.post("text/plain", b"event:posted_by_hand\tfield:user=dave@example.net",
+                          "/ingest/dovecot"), 204)
         req = urllib.request.Request(f"http://{self.ms.http_address}/dovecot/events")
         try:
             urllib.request.urlopen(req, timeout=5)
@@ -331,7 +334,7 @@ class DovecotExportersTest:
             c.check(f"/metrics counts the {reason} rejection", line in metrics,
                     "\n".join(ln for ln in metrics.splitlines() if "rejected" in ln))
         c.check("/metrics counts the hand-posted event",
-                'mailscope_events_total{source="dovecot",event="posted_by_hand"} 1' in metrics)
+                'mailscope_events_total{source="dovecot",event="posted_by_hand"} 2' in metrics)
 
     def cleanup(self) -> None:
         if self.posting is not None:
