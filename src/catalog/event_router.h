@@ -48,6 +48,10 @@ class EventRouter {
 
   const Catalog& catalog() const { return catalog_; }
   const EventControl& control() const { return control_; }
+  // Routes with `control` from now on (a reloaded configuration); the name
+  // lookups and the unknown-event counts carry over.
+  // REQUIRES: `control` was built for catalog().
+  void SetControl(EventControl control) { control_ = std::move(control); }
   std::uint64_t unknown(Source source) const { return unknown_[static_cast<std::size_t>(source)]; }
 
  private:

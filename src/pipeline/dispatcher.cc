@@ -15,14 +15,25 @@ Dispatcher::Dispatcher(stats::IngestCounters& counters,
 void Dispatcher::Register(std::string_view name, Consumer& consumer, SourceSet sources) {
   MS_CHECK(OutputIndex(name) < 0);
   MS_CHECK(outputs_.size() < kMaxOutputs);
+  Output out{std::string(name), &consumer, sources, {}, false};
+  Settle(out);
+  outputs_.push_back(std::move(out));
+}
+
+void Dispatcher::Settle(Output& out) const {
+  // Each output's wishes are settled once per catalog event, so that
+  // dispatching looks a bit up instead of a name.
   const catalog::EventControl& control = router_->control();
   const auto& events = router_->catalog().events();
-  Output out{std::string(name), &consumer, sources, std::vector<bool>(events.size()), false};
-  // Each output's wishes are settled here once per catalog event, so that
-  // dispatching looks a bit up instead of a name.
-  for (std::size_t i = 0; i < events.size(); ++i) out.wanted[i] = control.Wanted(name, events[i]);
-  out.takes_unknown = catalog::kDefaultEventLevel >= control.OutputLevel(name);
-  outputs_.push_back(std::move(out));
+  out.wanted.assign(events.size(), false);
+  for (std::size_t i = 0; i < events.size(); ++i)
+    out.wanted[i] = control.Wanted(out.name, events[i]);
+  out.takes_unknown = catalog::kDefaultEventLevel >= control.OutputLevel(out.name);
+}
+
+void Dispatcher::SetControl(catalog::EventControl control) {
+  router_->SetControl(std::move(control));
+  for (Output& out : outputs_) Settle(out);
 }
 
 int Dispatcher::OutputIndex(std::string_view name) const {

@@ -66,6 +66,10 @@ class Dispatcher {
   // Counts Dispatch() calls; during one, the number of that call. Lets one
   // output tell whether what another output left is about the current event.
   std::uint64_t sequence() const { return sequence_; }
+  // Applies a reloaded event control: routing and every registered output's
+  // choice of events follow `control` from the next Dispatch() on.
+  void SetControl(catalog::EventControl control);
+
   // The registration index of output `name`, or -1.
   int OutputIndex(std::string_view name) const;
 
@@ -87,6 +91,8 @@ class Dispatcher {
     std::vector<bool> wanted;  // by catalog event index
     bool takes_unknown;        // events the catalog does not know, at the default level
   };
+  // Settles `out`'s choice per catalog event from the router's control.
+  void Settle(Output& out) const;
 
   stats::IngestCounters& counters_;
   std::unique_ptr<catalog::EventRouter> router_;

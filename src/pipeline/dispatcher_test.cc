@@ -85,6 +85,53 @@ TEST(DispatcherTest, DisabledEventReachesNoOutputButIsCounted) {
   EXPECT_FALSE(d.Takes("records", *info));  // not registered
 }
 
+TEST(DispatcherTest, ReloadedControlAppliesFromTheNextEvent) {
+  stats::IngestCounters counters;
+  Dispatcher d(counters, Router({}));
+  Recorder metrics;
+  d.Register("metrics", metrics);
+  Event e = Make(Source::kDovecot, "imap_command_finished");
+  d.Dispatch(e);
+  catalog::EventControlOptions o;
+  o.disabled = {"dovecot:imap_command_finished"};
+  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), o);
+  ASSERT_TRUE(control.ok());
+  d.SetControl(std::move(*control));
+  d.Dispatch(e);
+  EXPECT_EQ(metrics.calls, 1);
+  EXPECT_EQ(d.Refused("metrics", catalog::System::kDovecot),
+            std::vector<std::string>{"imap_command_finished"});
+  d.SetControl(std::move(*catalog::EventControl::Build(catalog::Catalog::Get(), {})));
+  d.Dispatch(e);
+  EXPECT_EQ(metrics.calls, 2);
+  EXPECT_TRUE(d.Refused("metrics", catalog::System::kDovecot).empty());
+  EXPECT_EQ(d.Refused("tail", catalog::System::kDovecot).size(),
+            d.Refused("records", catalog::System::kDovecot).size());  // unregistered: all
+}
+
+TEST(DispatcherTest, EventsCarryAndCountTheirTaxonomy) {
+  stats::IngestCounters counters;
+  Dispatcher d(counters, Router({}));
+  struct Kind : Consumer {
+    std::string_view Consume(const Event& event) override {
+      kind = NameText(event.taxonomy.kind);
+      outcome = NameText(event.taxonomy.outcome);
+      return {};
+    }
+    std::string kind, outcome;
+  } seen;
+  d.Register("metrics", seen);
+  Event e = Make(Source::kDovecot, "auth_request_finished");
+  e.Add(InternName("success"), Value::String("no"));
+  d.Dispatch(e);
+  EXPECT_EQ(seen.kind, "auth");
+  EXPECT_EQ(seen.outcome, "failure");
+  EXPECT_EQ(counters.taxonomy(Source::kDovecot, InternName("auth"), InternName("failure")), 1u);
+  Event unknown = Make(Source::kDovecot, "no_such_event_anywhere");
+  d.Dispatch(unknown);
+  EXPECT_EQ(seen.kind, "");
+}
+
 TEST(DispatcherTest, PerOutputRulesApplyToThatOutputOnly) {
   stats::IngestCounters counters;
   catalog::EventControlOptions o;

@@ -264,11 +264,11 @@ ConfigSchema<Config> MakeSchema() {
         return c.events;
       },
       .keys = {
-          {"disabled", SettingType::kEventList, false, "[]",
+          {"disabled", SettingType::kEventList, true, "[]",
            "Catalog events no output takes: \"system:name\" or a bare name for every system; "
            "wildcards `*`, `pre*`, `*suf`. Unknown names are errors.",
            EventList(&catalog::EventControlOptions::disabled)},
-          {"levels", SettingType::kEventLevels, false, "{}",
+          {"levels", SettingType::kEventLevels, true, "{}",
            "Per-event level overrides, e.g. { \"stalwart:auth.failed\" = \"warn\" }; events "
            "without a default level count as info.",
            SetEventLevels},
@@ -281,12 +281,12 @@ ConfigSchema<Config> MakeSchema() {
       },
       .keys =
           {
-              {"level", SettingType::kLogLevel, false, OutputLevelDefaults(),
+              {"level", SettingType::kLogLevel, true, OutputLevelDefaults(),
                fmt::format("Least severe event level the output takes: trace, debug, info, warn or "
                            "error. The outputs are {}.",
                            fmt::join(catalog::kOutputNames, ", ")),
                Store(&catalog::OutputRules::level, ReadLevel)},
-              {"disabled", SettingType::kEventList, false, "[]",
+              {"disabled", SettingType::kEventList, true, "[]",
                "Catalog events this output does not take (same patterns as events.disabled).",
                EventList(&catalog::OutputRules::disabled)},
           },

@@ -395,6 +395,12 @@ void Daemon::State::Reload() {
                   fresh.status().message());
     return;
   }
+  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), fresh->events);
+  if (!control.ok()) {
+    spdlog::error("reload failed, keeping the running configuration:\n{}",
+                  control.status().message());
+    return;
+  }
   Config next = std::move(*fresh);
   // Restart-only settings keep their running values.
   next.run_dir = config.run_dir;
@@ -403,12 +409,13 @@ void Daemon::State::Reload() {
   next.old_stats_tcp = config.old_stats_tcp;
   next.old_stats_fifo = config.old_stats_fifo;
   next.old_stats_socket = config.old_stats_socket;
-  next.events = config.events;
   spdlog::set_level(spdlog::level::from_str(next.log_level));
   metrics.set_max_sub_metrics(next.stats_max_sub_metrics);
   exporters.Apply(next.exporters);
   exporters.Reopen();  // log rotation
+  dispatcher->SetControl(std::move(*control));
   ApplyConfiguredMetrics(config.metrics, next.metrics);
+  SchedulePushFilter();  // event control may ask Dovecot for other events
   const bool interval_changed = next.old_stats_carbon_interval != config.old_stats_carbon_interval;
   config = std::move(next);
   store.SetOptions(OldStatsOptionsFrom(config));
