@@ -21,6 +21,7 @@ import smtplib
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -363,9 +364,18 @@ class RecordingIMAP(imaplib.IMAP4):
     as Dovecot names them that way.
     """
 
-    def __init__(self, host: str, port: int, timeout: float = 15.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 15.0,
+                 source_ip: str | None = None) -> None:
         self.sent_after_login: list[str] = []
+        self.source_ip = source_ip
         super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        # Any 127.x.y.z reaches the loopback listener; a source address of
+        # its own keeps a client out of auth's per-IP failure penalty.
+        source = (self.source_ip, 0) if self.source_ip else None
+        return socket.create_connection((self.host, self.port), timeout,
+                                        source_address=source)
 
     def send(self, data: bytes) -> None:
         if self.state != "NONAUTH" and data.startswith(self.tagpre):
@@ -396,8 +406,9 @@ class RecordingIMAP(imaplib.IMAP4):
                 return
 
 
-def imap_login(port: int, user: MailUser) -> RecordingIMAP:
-    client = RecordingIMAP("127.0.0.1", port)
+def imap_login(port: int, user: MailUser, source_ip: str | None = None) -> RecordingIMAP:
+    """LOGIN over a new connection, from source_ip when given (127.0.0.0/8)."""
+    client = RecordingIMAP("127.0.0.1", port, source_ip=source_ip)
     client.login(user.name, user.password)
     return client
 
