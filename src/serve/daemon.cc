@@ -131,6 +131,11 @@ struct Daemon::State {
   std::unique_ptr<DovecotEventPostSource> event_post_source;
   asio::steady_timer filter_timer{io};
   bool filter_push_pending = false;
+  // Set by Shutdown(). Cancelling a timer does not stop a handler whose wait
+  // has already completed, and connections it closes still report their end
+  // (a tail client leaving changes the FILTER): nothing may wait again after
+  // it, or Run() never returns.
+  bool stopping = false;
   asio::steady_timer tick_timer{io};
   asio::steady_timer carbon_timer{io};
   asio::signal_set signals{io};
@@ -251,7 +256,7 @@ std::string Daemon::State::FilterLine() const {
 
 void Daemon::State::SchedulePushFilter() {
   // As Dovecot: every writer gets the new FILTER a second after a change.
-  if (filter_push_pending) return;
+  if (filter_push_pending || stopping) return;
   filter_push_pending = true;
   filter_timer.expires_after(1s);
   filter_timer.async_wait([this](boost::system::error_code ec) {
@@ -337,7 +342,7 @@ net::HttpRouter Daemon::State::HttpRoutes() {
 void Daemon::State::ScheduleTick() {
   tick_timer.expires_after(1s);
   tick_timer.async_wait([this](boost::system::error_code ec) {
-    if (ec) return;
+    if (ec || stopping) return;
     store.Tick();
     reject_log.Flush("dovecot_old_stats");
     ScheduleTick();
@@ -347,7 +352,7 @@ void Daemon::State::ScheduleTick() {
 void Daemon::State::ScheduleCarbon() {
   carbon_timer.expires_after(config.old_stats_carbon_interval);
   carbon_timer.async_wait([this](boost::system::error_code ec) {
-    if (ec) return;
+    if (ec || stopping) return;
     if (!config.old_stats_carbon_server.empty() && !config.old_stats_carbon_name.empty() &&
         !carbon_in_flight) {
       std::string server = config.old_stats_carbon_server;
@@ -373,7 +378,7 @@ void Daemon::State::ScheduleCarbon() {
 
 void Daemon::State::WaitSignals() {
   signals.async_wait([this](boost::system::error_code ec, int sig) {
-    if (ec) return;
+    if (ec || stopping) return;
     if (sig == SIGHUP) {
       Reload();
       WaitSignals();
@@ -459,6 +464,7 @@ void Daemon::State::ApplyConfiguredMetrics(const std::vector<MetricConfig>& prev
 }
 
 void Daemon::State::Shutdown() {
+  stopping = true;
   // FIFOs first: what writers already sent is read and accounted.
   listeners.CloseAll();
   // The file transport writes what is queued; the network ones drop it.

@@ -1,0 +1,941 @@
+// Black-box tests of the daemon: a real Daemon runs in this process, on a
+// thread of its own, with a temporary run and data directory, and is driven
+// only through its sockets, as Dovecot's processes, doveadm, `mailscope tail`
+// and a Prometheus scraper do. Needs no root and no peer installed. Every wait
+// polls a socket up to a deadline; no assertion depends on timing.
+#include "serve/daemon.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "core/event.h"
+#include "core/tab_escape.h"
+#include "filter/filter.h"
+#include "serve/config.h"
+
+namespace mailscope::serve {
+namespace {
+
+using namespace std::chrono_literals;
+using Deadline = std::chrono::steady_clock::time_point;
+
+// How long any one wait may take. Generous: a passing run waits for at most
+// one FILTER push (1 s) at a time.
+constexpr std::chrono::milliseconds kWait = 5s;
+
+Deadline Within(std::chrono::milliseconds wait = kWait) {
+  return std::chrono::steady_clock::now() + wait;
+}
+
+// A blocking client of one stream socket whose reads give up at a deadline.
+// Move-only; owns the descriptor.
+class Client {
+ public:
+  static Client Unix(const std::string& path) {
+    Client c;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) return c.Failed("socket path too long: " + path);
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    c.fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c.fd_ < 0 || ::connect(c.fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      return c.Failed("connect " + path + ": " + std::strerror(errno));
+    }
+    return c;
+  }
+
+  // `address` is "IPv4:PORT".
+  static Client Tcp(const std::string& address) {
+    Client c;
+    const std::size_t colon = address.rfind(':');
+    if (colon == std::string::npos) return c.Failed("no port in '" + address + "'");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    std::uint16_t port = 0;
+    const char* port_end = address.data() + address.size();
+    if (std::from_chars(address.data() + colon + 1, port_end, port).ptr != port_end ||
+        ::inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
+      return c.Failed("bad address '" + address + "'");
+    }
+    addr.sin_port = htons(port);
+    c.fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c.fd_ < 0 || ::connect(c.fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      return c.Failed("connect " + address + ": " + std::strerror(errno));
+    }
+    return c;
+  }
+
+  Client(Client&& other) noexcept
+      : fd_(std::exchange(other.fd_, -1)),
+        buf_(std::move(other.buf_)),
+        eof_(other.eof_),
+        error_(std::move(other.error_)) {}
+  Client& operator=(Client&&) = delete;
+  ~Client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  bool ok() const { return fd_ >= 0; }
+  const std::string& error() const { return error_; }
+  // The peer closed the connection and every byte it sent was read.
+  bool eof() const { return eof_ && buf_.empty(); }
+
+  bool Send(std::string_view bytes) {
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  // The next line without its LF; nullopt at EOF or when the deadline passes.
+  std::optional<std::string> ReadLine(Deadline deadline = Within()) {
+    for (;;) {
+      if (const std::size_t lf = buf_.find('\n'); lf != std::string::npos) {
+        std::string line = buf_.substr(0, lf);
+        buf_.erase(0, lf + 1);
+        return line;
+      }
+      if (!Fill(deadline)) return std::nullopt;
+    }
+  }
+
+  // Lines up to the first one that `stop` accepts, that one included. The
+  // last line is the accepted one unless EOF or the deadline came first.
+  std::vector<std::string> ReadLinesUntil(const std::function<bool(std::string_view)>& stop,
+                                          Deadline deadline = Within()) {
+    std::vector<std::string> lines;
+    while (auto line = ReadLine(deadline)) {
+      lines.push_back(std::move(*line));
+      if (stop(lines.back())) break;
+    }
+    return lines;
+  }
+
+  // Everything up to EOF, or up to the deadline.
+  std::string ReadToEof(Deadline deadline = Within()) {
+    while (!eof_ && Fill(deadline)) {
+    }
+    return std::exchange(buf_, {});
+  }
+
+  // What has been read and not yet taken; Fill() appends to it.
+  std::string& buffer() { return buf_; }
+  // Reads once, waiting up to the deadline. False at EOF, error or timeout.
+  bool Fill(Deadline deadline) {
+    if (eof_) return false;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_, POLLIN, 0};
+      const int rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc <= 0) return false;
+      char chunk[16384];
+      const ssize_t n = ::read(fd_, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        eof_ = true;
+        return false;
+      }
+      buf_.append(chunk, static_cast<std::size_t>(n));
+      return true;
+    }
+  }
+
+ private:
+  Client() = default;
+  // Closes the descriptor and keeps `error` for error().
+  Client&& Failed(std::string error) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    error_ = std::move(error);
+    return std::move(*this);
+  }
+
+  int fd_ = -1;
+  std::string buf_;
+  bool eof_ = false;
+  std::string error_;
+};
+
+// Dovecot's tab-unescaping of one field (a FILTER line's filter).
+std::string Unescaped(std::string_view field) {
+  std::string s(field);
+  return std::string(UnescapeTabInPlace(std::span<char>(s.data(), s.size())));
+}
+
+// ---- HTTP -------------------------------------------------------------------
+
+struct HttpReply {
+  int status = 0;  // 0: no response; see error
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string error;
+
+  // The first header named `name` (case-insensitively), or "".
+  std::string header(std::string_view name) const {
+    for (const auto& [n, v] : headers) {
+      if (n.size() == name.size() &&
+          std::equal(n.begin(), n.end(), name.begin(), [](unsigned char a, unsigned char b) {
+            return std::tolower(a) == std::tolower(b);
+          })) {
+        return v;
+      }
+    }
+    return {};
+  }
+};
+
+std::ostream& operator<<(std::ostream& os, const HttpReply& r) {
+  return os << "HTTP " << r.status << " " << r.error << "\n" << r.body;
+}
+
+// One request on a fresh connection: the response is read up to its
+// Content-Length, or to EOF when it has none.
+HttpReply Http(const std::string& address, std::string_view method, std::string_view target,
+               std::string_view content_type = {}, std::string_view body = {}) {
+  HttpReply reply;
+  Client c = Client::Tcp(address);
+  if (!c.ok()) {
+    reply.error = c.error();
+    return reply;
+  }
+  std::string request = std::string(method) + " " + std::string(target) +
+                        " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n";
+  if (!content_type.empty()) request += "Content-Type: " + std::string(content_type) + "\r\n";
+  if (method == "POST" || !body.empty()) {
+    request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  request += "\r\n";
+  request += body;
+  if (!c.Send(request)) {
+    reply.error = "send failed";
+    return reply;
+  }
+  const Deadline deadline = Within();
+  std::size_t head_end;
+  while ((head_end = c.buffer().find("\r\n\r\n")) == std::string::npos) {
+    if (!c.Fill(deadline)) {
+      reply.error = "no complete response head: " + c.buffer();
+      return reply;
+    }
+  }
+  const std::string head = c.buffer().substr(0, head_end);
+  c.buffer().erase(0, head_end + 4);
+  std::size_t line_end = head.find("\r\n");
+  const std::string status_line = head.substr(0, line_end);
+  if (status_line.size() < 12 || !status_line.starts_with("HTTP/1.1 ")) {
+    reply.error = "bad status line: " + status_line;
+    return reply;
+  }
+  std::from_chars(status_line.data() + 9, status_line.data() + 12, reply.status);
+  while (line_end != std::string::npos) {
+    const std::size_t start = line_end + 2;
+    line_end = head.find("\r\n", start);
+    const std::string line = head.substr(start, line_end - start);
+    const std::size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::size_t value = colon + 1;
+    while (value < line.size() && line[value] == ' ') ++value;
+    reply.headers.emplace_back(line.substr(0, colon), line.substr(value));
+  }
+  const std::string length = reply.header("Content-Length");
+  if (length.empty()) {
+    reply.body = c.ReadToEof(deadline);
+    return reply;
+  }
+  std::size_t want = 0;
+  if (std::from_chars(length.data(), length.data() + length.size(), want).ptr !=
+      length.data() + length.size()) {
+    reply.error = "bad Content-Length: " + length;
+    return reply;
+  }
+  while (c.buffer().size() < want && c.Fill(deadline)) {
+  }
+  reply.body = c.buffer().substr(0, want);
+  if (reply.body.size() < want) reply.error = "body cut short";
+  return reply;
+}
+
+// The value of the sample written exactly `sample` ("name{label=...}") on a
+// Prometheus text page, or nullopt when the page has no such line.
+std::optional<double> Sample(std::string_view page, std::string_view sample) {
+  std::size_t pos = 0;
+  while (pos < page.size()) {
+    std::size_t end = page.find('\n', pos);
+    if (end == std::string_view::npos) end = page.size();
+    std::string_view line = page.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.size() <= sample.size() || !line.starts_with(sample) || line[sample.size()] != ' ') {
+      continue;
+    }
+    line.remove_prefix(sample.size() + 1);
+    double v = 0;
+    if (std::from_chars(line.data(), line.data() + line.size(), v).ec != std::errc()) {
+      return std::nullopt;
+    }
+    return v;
+  }
+  return std::nullopt;
+}
+
+std::string EventsTotal(std::string_view source, std::string_view event) {
+  return "mailscope_events_total{source=\"" + std::string(source) + "\",event=\"" +
+         std::string(event) + "\"}";
+}
+
+// ---- Dovecot's peers ------------------------------------------------------
+
+// A Dovecot event as a process has it: name, one category, string fields.
+struct DovecotEvent {
+  std::string name;
+  std::string category;
+  std::vector<std::pair<std::string, std::string>> fields;
+
+  // The EVENT line a process writes (client-writer.c): global id, parent id,
+  // log type (debug, as Dovecot's stats events are), the creation time, then
+  // the items: l<last sent time>, n<name>, c<category>, S<key> <value> per
+  // string field.
+  std::string WriterLine() const {
+    std::string line = "EVENT\t0\t0\t0\t1795305644\t186445\tl1795305644\t186564\tn";
+    AppendTabEscaped(line, name);
+    line += "\tc";
+    AppendTabEscaped(line, category);
+    for (const auto& [key, value] : fields) {
+      line += "\tS";
+      AppendTabEscaped(line, key);
+      line += '\t';
+      AppendTabEscaped(line, value);
+    }
+    line += '\n';
+    return line;
+  }
+
+  // Whether a Dovecot process sends this event under the FILTER `text`: the
+  // text in Dovecot's language, tried on the event as the process holds it,
+  // without any of the keys mailscope adds (source, kind, outcome, ...).
+  bool SentUnder(const std::string& text) const {
+    auto parsed = filter::Parse(text, filter::Dialect::kDovecot);
+    EXPECT_TRUE(parsed.ok()) << "FILTER does not parse in Dovecot's language: " << text;
+    if (!parsed.ok()) return false;
+    Event e;
+    e.source = Source::kDovecot;
+    e.level = Level::kDebug;
+    e.name = InternName(name);
+    e.categories.push_back(InternName(category));
+    for (const auto& [key, value] : fields) e.Add(InternName(key), Value::String(value));
+    return parsed->Matches(e);
+  }
+};
+
+const DovecotEvent kImapSelect{"imap_command_finished",
+                               "imap",
+                               {{"user", "carol@example.com"},
+                                {"cmd_name", "SELECT"},
+                                {"tagged_reply_state", "OK"},
+                                {"tagged_reply", "OK [READ-WRITE] Select completed"}}};
+const DovecotEvent kImapFailed{
+    "imap_command_finished",
+    "imap",
+    {{"user", "carol@example.com"}, {"cmd_name", "FETCH"}, {"tagged_reply_state", "NO"}}};
+const DovecotEvent kLoginOk{"auth_request_finished",
+                            "auth",
+                            {{"success", "yes"},
+                             {"mechanism", "PLAIN"},
+                             {"service", "imap"},
+                             {"remote_ip", "127.0.0.1"},
+                             {"user", "carol@example.com"}}};
+const DovecotEvent kLoginFailed{"auth_request_finished",
+                                "auth",
+                                {{"success", "no"},
+                                 {"error", "Password mismatch"},
+                                 {"mechanism", "PLAIN"},
+                                 {"service", "imap"},
+                                 {"remote_ip", "127.0.0.1"},
+                                 {"user", "alice@example.com"}}};
+// As 2.3.19 really sends a failed login: no `success` field at all.
+const DovecotEvent kLoginFailedNoField{"auth_request_finished",
+                                       "auth",
+                                       {{"policy_result", "ok"},
+                                        {"mechanism", "PLAIN"},
+                                        {"service", "imap"},
+                                        {"remote_ip", "127.0.0.1"},
+                                        {"user", "alice@example.com"}}};
+const DovecotEvent kDelivery{"mail_delivery_finished", "lmtp", {{"message_size", "1234"}}};
+
+// One Dovecot process on the stats-writer socket. The server greets with
+// its VERSION and the FILTER of the events it wants, and sends a new FILTER
+// whenever that changes; the process sends its VERSION and categories, then
+// events.
+class StatsWriter {
+ public:
+  explicit StatsWriter(const std::string& path) : client_(Client::Unix(path)) {}
+
+  // Both halves of the handshake; the greeting's FILTER is kept in filters().
+  ::testing::AssertionResult Handshake() {
+    if (!client_.ok()) return ::testing::AssertionFailure() << client_.error();
+    client_.Send(
+        "VERSION\tstats-client\t4\t0\nCATEGORY\tservice:imap\nCATEGORY\timap\n"
+        "CATEGORY\tauth\nCATEGORY\tlmtp\n");
+    auto version = client_.ReadLine();
+    if (version != "VERSION\tstats-server\t4\t0") {
+      return ::testing::AssertionFailure() << "greeting: " << version.value_or("(none)");
+    }
+    if (!NextFilter()) return ::testing::AssertionFailure() << "no FILTER after VERSION";
+    return ::testing::AssertionSuccess();
+  }
+
+  bool Send(const DovecotEvent& event) { return client_.Send(event.WriterLine()); }
+
+  // Waits for the next FILTER line and returns its filter; nullopt at the
+  // deadline or when something else arrives.
+  std::optional<std::string> NextFilter(Deadline deadline = Within()) {
+    auto line = client_.ReadLine(deadline);
+    if (!line || !line->starts_with("FILTER\t")) return std::nullopt;
+    filters_.push_back(Unescaped(std::string_view(*line).substr(7)));
+    return filters_.back();
+  }
+
+  // FILTER lines until one satisfies `wanted`; that filter, or nullopt at
+  // the deadline.
+  std::optional<std::string> FilterWhere(const std::function<bool(const std::string&)>& wanted,
+                                         Deadline deadline = Within()) {
+    if (!filters_.empty() && wanted(filters_.back())) return filters_.back();
+    while (auto f = NextFilter(deadline)) {
+      if (wanted(*f)) return f;
+    }
+    return std::nullopt;
+  }
+
+  // Every filter received, the greeting's first.
+  const std::vector<std::string>& filters() const { return filters_; }
+  Client& client() { return client_; }
+
+ private:
+  Client client_;
+  std::vector<std::string> filters_;
+};
+
+// doveadm on the stats-reader socket.
+class StatsReader {
+ public:
+  explicit StatsReader(const std::string& path) : client_(Client::Unix(path)) {}
+
+  ::testing::AssertionResult Handshake() {
+    if (!client_.ok()) return ::testing::AssertionFailure() << client_.error();
+    auto version = client_.ReadLine();
+    if (version != "VERSION\tstats-reader-server\t2\t0") {
+      return ::testing::AssertionFailure() << "greeting: " << version.value_or("(none)");
+    }
+    client_.Send("VERSION\tstats-reader-client\t2\t0\n");
+    return ::testing::AssertionSuccess();
+  }
+
+  // `doveadm stats add NAME FILTER`: METRICS-ADD name, description, fields,
+  // group_by, filter, exporter, exporter_include. The reply line: "+" or
+  // "-<error>".
+  std::string Add(std::string_view name, std::string_view filter_text) {
+    std::string line = "METRICS-ADD\t";
+    AppendTabEscaped(line, name);
+    line += "\t\t\t\t";
+    AppendTabEscaped(line, filter_text);
+    line += "\t\t\n";
+    client_.Send(line);
+    return client_.ReadLine().value_or("(no reply)");
+  }
+
+  // `doveadm stats dump`: the count of every metric and sub-metric.
+  std::map<std::string, std::uint64_t> DumpCounts() {
+    std::map<std::string, std::uint64_t> counts;
+    client_.Send("DUMP\tcount\n");
+    while (auto line = client_.ReadLine()) {
+      if (line->empty()) break;  // the end of the dump
+      std::vector<std::string_view> cols;
+      SplitTabEscaped(std::span<char>(line->data(), line->size()), cols);
+      std::uint64_t n = 0;
+      if (cols.size() >= 2) std::from_chars(cols[1].data(), cols[1].data() + cols[1].size(), n);
+      counts[std::string(cols.empty() ? "" : cols[0])] = n;
+    }
+    return counts;
+  }
+
+  Client& client() { return client_; }
+
+ private:
+  Client client_;
+};
+
+// `mailscope tail --filter FILTER`: the request, then the server's OK.
+::testing::AssertionResult OpenTail(Client& tail, std::string_view filter_text) {
+  if (!tail.ok()) return ::testing::AssertionFailure() << tail.error();
+  std::string request = "TAIL\t1\ttext\tmailscope\t";
+  AppendTabEscaped(request, filter_text);
+  request += '\n';
+  tail.Send(request);
+  auto reply = tail.ReadLine();
+  if (reply != "OK") {
+    return ::testing::AssertionFailure()
+           << "TAIL " << filter_text << ": " << reply.value_or("(none)");
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Whether a tail line ("E\t<time> <source> <name> ...") carries that event.
+bool TailShows(std::string_view line, std::string_view source, std::string_view event) {
+  return line.starts_with("E\t") && line.find(" " + std::string(source) + " " + std::string(event) +
+                                              " ") != std::string_view::npos;
+}
+
+// ---- the fixture ------------------------------------------------------------
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/mailscope-daemon-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr) << std::strerror(errno);
+    root_ = dir;
+    run_dir_ = root_ + "/run";
+    data_dir_ = root_ + "/data";
+  }
+
+  void TearDown() override {
+    StopDaemon();
+    std::error_code ec;
+    std::filesystem::remove_all(root_, ec);
+  }
+
+  // The configuration `toml`, after a [serve] table that points at the
+  // temporary directories and asks for HTTP on a free loopback port.
+  std::string WithServe(std::string_view toml) const {
+    return "[serve]\nrun_dir = \"" + run_dir_ + "\"\ndata_dir = \"" + data_dir_ +
+           "\"\nhttp = \"127.0.0.1:0\"\n\n" + std::string(toml);
+  }
+
+  // Starts a daemon on `toml` (see WithServe) and runs it on a thread.
+  void StartDaemon(std::string_view toml = {}) {
+    auto config = ParseConfig(WithServe(toml), "test.toml");
+    ASSERT_TRUE(config.ok()) << config.status().message();
+    daemon_ = std::make_unique<Daemon>(std::move(*config), std::string(),
+                                       Daemon::Options{.handle_signals = false});
+    Status st = daemon_->Start();
+    ASSERT_TRUE(st.ok()) << st.message();
+    http_ = daemon_->http_address();
+    ASSERT_FALSE(http_.empty());
+    std::promise<void> done;
+    stopped_ = done.get_future();
+    runner_ = std::jthread([this, done = std::move(done)]() mutable {
+      daemon_->Run();
+      done.set_value();
+    });
+  }
+
+  // Stops the daemon and waits for Run() to return.
+  void StopDaemon() {
+    if (!daemon_) return;
+    daemon_->Stop();
+    if (stopped_.valid() && stopped_.wait_for(kWait) != std::future_status::ready) {
+      // The loop thread cannot be joined: report, and end the binary.
+      std::fprintf(stderr, "Daemon::Run() did not return within %lld ms of Stop()\n",
+                   static_cast<long long>(kWait.count()));
+      std::abort();
+    }
+    if (runner_.joinable()) runner_.join();
+    daemon_.reset();
+  }
+
+  std::string RunPath(std::string_view name) const { return run_dir_ + "/" + std::string(name); }
+
+  HttpReply Get(std::string_view target) { return Http(http_, "GET", target); }
+  HttpReply Post(std::string_view target, std::string_view content_type, std::string_view body) {
+    return Http(http_, "POST", target, content_type, body);
+  }
+
+  // Polls /metrics until `done` holds for the page or the deadline passes;
+  // returns the last page read.
+  std::string WaitForMetrics(const std::function<bool(const std::string&)>& done) {
+    const Deadline deadline = Within();
+    std::string page;
+    for (;;) {
+      HttpReply r = Get("/metrics");
+      page = r.status == 200 ? r.body : std::string();
+      if (done(page) || std::chrono::steady_clock::now() >= deadline) return page;
+      std::this_thread::sleep_for(20ms);  // between polls; the poll decides
+    }
+  }
+
+  std::string root_, run_dir_, data_dir_, http_;
+  std::unique_ptr<Daemon> daemon_;
+  std::future<void> stopped_;
+  std::jthread runner_;
+};
+
+// ---- lifecycle and HTTP -----------------------------------------------------
+
+TEST_F(DaemonTest, StopsWithClientsConnectedAndRemovesItsSockets) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  for (const char* name : {"stats-writer", "stats-reader", "tail", "old-stats"}) {
+    EXPECT_TRUE(std::filesystem::is_socket(RunPath(name))) << name;
+  }
+  for (const char* name : {"old-stats-mail", "old-stats-user"}) {
+    EXPECT_TRUE(std::filesystem::is_fifo(RunPath(name))) << name;
+  }
+  StatsWriter writer(RunPath("stats-writer"));
+  ASSERT_TRUE(writer.Handshake());
+  StatsReader reader(RunPath("stats-reader"));
+  ASSERT_TRUE(reader.Handshake());
+  Client tail = Client::Unix(RunPath("tail"));
+  ASSERT_TRUE(OpenTail(tail, ""));
+
+  StopDaemon();
+  // Each client sees its connection end.
+  for (Client* client : {&writer.client(), &reader.client(), &tail}) {
+    client->ReadToEof();
+    EXPECT_TRUE(client->eof());
+  }
+  for (const char* name : {"stats-writer", "stats-reader", "tail", "old-stats"}) {
+    EXPECT_FALSE(std::filesystem::exists(RunPath(name))) << name;
+  }
+  // Writers may hold a FIFO open across a restart: the FIFOs stay.
+  EXPECT_TRUE(std::filesystem::is_fifo(RunPath("old-stats-mail")));
+}
+
+TEST_F(DaemonTest, AnswersHealthzAndRoutesByPathAndMethod) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  HttpReply health = Get("/healthz");
+  EXPECT_EQ(health.status, 200) << health;
+  EXPECT_EQ(health.body, "ok\n");
+
+  HttpReply missing = Get("/no/such/page");
+  EXPECT_EQ(missing.status, 404) << missing;
+
+  HttpReply get = Get("/ingest/dovecot");
+  EXPECT_EQ(get.status, 405) << get;
+  EXPECT_EQ(get.header("Allow"), "POST");
+  EXPECT_EQ(get.header("Content-Type"), "application/json");
+  EXPECT_EQ(get.body, "{\"error\":\"method not allowed\",\"status\":405}");
+
+  HttpReply metrics = Get("/metrics");
+  EXPECT_EQ(metrics.status, 200) << metrics;
+  EXPECT_NE(metrics.body.find("# TYPE mailscope_events_total counter\n"), std::string::npos);
+}
+
+TEST_F(DaemonTest, PostedEventsAreCounted) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  // The bodies of Dovecot's http-post event exporters, format tab-text and
+  // json, on the ingest path and on the path earlier configurations name.
+  for (const char* path : {"/ingest/dovecot", "/dovecot/events"}) {
+    HttpReply tab =
+        Post(path, "text/plain",
+             "event:imap_command_finished\thostname:vm\tstart_time:1795305644.195092\t"
+             "end_time:1795305644.198736\tcategory:service:imap\tcategory:imap\t"
+             "field:user=carol@example.com\tfield:duration=3350\tfield:cmd_name=SELECT\t"
+             "field:tagged_reply_state=OK");
+    EXPECT_EQ(tab.status, 204) << path << ": " << tab;
+    HttpReply json =
+        Post(path, "application/json",
+             R"({"event":"auth_request_finished","hostname":"vm",)"
+             R"("start_time":"2026-11-22T00:00:44.186405Z",)"
+             R"("end_time":"2026-11-22T00:00:44.187226Z","categories":["auth"],)"
+             R"("fields":{"duration":119,"success":"yes","user":"carol@example.com"}})");
+    EXPECT_EQ(json.status, 204) << path << ": " << json;
+  }
+  HttpReply xml = Post("/ingest/dovecot", "application/xml", "<event/>");
+  EXPECT_EQ(xml.status, 415) << xml;
+  EXPECT_EQ(xml.header("Content-Type"), "application/json");
+  HttpReply broken = Post("/ingest/dovecot", "application/json", "{\"event\":");
+  EXPECT_EQ(broken.status, 400) << broken;
+
+  // A POST is dispatched before it is answered: no wait is needed.
+  const std::string page = Get("/metrics").body;
+  EXPECT_EQ(Sample(page, EventsTotal("dovecot", "imap_command_finished")), 2) << page;
+  EXPECT_EQ(Sample(page, EventsTotal("dovecot", "auth_request_finished")), 2) << page;
+  EXPECT_EQ(Sample(page,
+                   "mailscope_ingest_rejected_total{source=\"dovecot\",reason="
+                   "\"unsupported_content_type\"}"),
+            1)
+      << page;
+  EXPECT_EQ(Sample(page,
+                   "mailscope_ingest_rejected_total{source=\"dovecot\",reason="
+                   "\"bad_json\"}"),
+            1)
+      << page;
+}
+
+// ---- event control ----------------------------------------------------------
+
+constexpr std::string_view kImapDisabled = R"(
+[events]
+disabled = ["dovecot:imap_command_finished"]
+
+[metrics.cmds]
+filter = "event=imap_command_finished"
+
+[metrics.logins]
+filter = "event=auth_request_finished"
+)";
+
+TEST_F(DaemonTest, DisabledEventIsCountedButReachesNoOutput) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(kImapDisabled));
+  // doveadm stats add, for the disabled event.
+  StatsReader reader(RunPath("stats-reader"));
+  ASSERT_TRUE(reader.Handshake());
+  EXPECT_EQ(reader.Add("live_cmds", "event=imap_command_finished"), "+");
+  // Two tails: every event, and the two events by name.
+  Client all = Client::Unix(RunPath("tail"));
+  ASSERT_TRUE(OpenTail(all, ""));
+  Client named = Client::Unix(RunPath("tail"));
+  ASSERT_TRUE(OpenTail(named, "event=imap_command_finished OR event=auth_request_finished"));
+
+  StatsWriter writer(RunPath("stats-writer"));
+  ASSERT_TRUE(writer.Handshake());
+  // The disabled event first: one connection's events are dispatched in
+  // order, so it has reached every output by the time the login has.
+  ASSERT_TRUE(writer.Send(kImapSelect));
+  ASSERT_TRUE(writer.Send(kLoginOk));
+
+  for (Client* tail : {&all, &named}) {
+    auto is_login = [](std::string_view l) {
+      return TailShows(l, "dovecot", "auth_request_finished");
+    };
+    std::vector<std::string> lines = tail->ReadLinesUntil(is_login);
+    ASSERT_FALSE(lines.empty());
+    EXPECT_TRUE(is_login(lines.back())) << "the login never reached the tail";
+    for (const std::string& line : lines) {
+      EXPECT_EQ(line.find("imap_command_finished"), std::string::npos) << line;
+    }
+  }
+
+  const std::string page = WaitForMetrics([](const std::string& p) {
+    return Sample(p, EventsTotal("dovecot", "auth_request_finished")) == 1;
+  });
+  // It arrived, so it is counted; but no metric saw it.
+  EXPECT_EQ(Sample(page, EventsTotal("dovecot", "imap_command_finished")), 1) << page;
+  EXPECT_EQ(Sample(page, "mailscope_cmds_total"), 0) << page;
+  EXPECT_EQ(Sample(page, "mailscope_logins_total"), 1) << page;
+  EXPECT_EQ(Sample(page, "dovecot_live_cmds_total"), 0) << page;
+  const auto counts = reader.DumpCounts();
+  EXPECT_EQ(counts,
+            (std::map<std::string, std::uint64_t>{{"cmds", 0}, {"logins", 1}, {"live_cmds", 0}}));
+}
+
+// ---- taxonomy -----------------------------------------------------------------
+
+TEST_F(DaemonTest, FailedLoginsAreCountedByKindAndOutcome) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(R"(
+[metrics.auth_failures]
+filter = "kind=auth AND outcome=failure"
+)"));
+  StatsReader reader(RunPath("stats-reader"));
+  ASSERT_TRUE(reader.Handshake());
+  // doveadm's filter is read in Dovecot's language.
+  EXPECT_EQ(reader.Add("auth_failed", "kind=\"auth\" AND outcome=\"failure\""), "+");
+
+  StatsWriter writer(RunPath("stats-writer"));
+  ASSERT_TRUE(writer.Handshake());
+  // A failed command is a failure too, but not of kind auth.
+  for (const DovecotEvent* e : {&kLoginOk, &kLoginFailed, &kImapFailed, &kLoginFailedNoField}) {
+    ASSERT_TRUE(writer.Send(*e));
+  }
+
+  const std::string page = WaitForMetrics([](const std::string& p) {
+    return Sample(p, EventsTotal("dovecot", "auth_request_finished")) == 3 &&
+           Sample(p, EventsTotal("dovecot", "imap_command_finished")) == 1;
+  });
+  EXPECT_EQ(Sample(page,
+                   "mailscope_taxonomy_events_total{kind=\"auth\",outcome=\"failure\","
+                   "source=\"dovecot\"}"),
+            2)
+      << page;
+  EXPECT_EQ(Sample(page,
+                   "mailscope_taxonomy_events_total{kind=\"auth\",outcome=\"success\","
+                   "source=\"dovecot\"}"),
+            1)
+      << page;
+  EXPECT_EQ(Sample(page,
+                   "mailscope_taxonomy_events_total{kind=\"command\",outcome=\"failure\","
+                   "source=\"dovecot\"}"),
+            1)
+      << page;
+  EXPECT_EQ(Sample(page, "mailscope_auth_failures_total"), 2) << page;
+  EXPECT_EQ(Sample(page, "dovecot_auth_failed_total"), 2) << page;
+  const auto counts = reader.DumpCounts();
+  EXPECT_EQ(counts,
+            (std::map<std::string, std::uint64_t>{{"auth_failures", 2}, {"auth_failed", 2}}));
+}
+
+// ---- the FILTER asked of Dovecot's processes ---------------------------------
+
+TEST_F(DaemonTest, FilterAsksForTheCatalogEventsAndNeverForDisabledOnes) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(R"(
+[events]
+disabled = ["dovecot:imap_command_finished"]
+)"));
+  StatsWriter writer(RunPath("stats-writer"));
+  ASSERT_TRUE(writer.Handshake());
+  // Nothing wants an event yet.
+  ASSERT_EQ(writer.filters().size(), 1u);
+  EXPECT_EQ(writer.filters()[0], "");
+
+  StatsReader reader(RunPath("stats-reader"));
+  ASSERT_TRUE(reader.Handshake());
+  ASSERT_EQ(reader.Add("auth_failed", "kind=auth AND outcome=failure"), "+");
+  // Dovecot has no `kind` or `outcome`: the FILTER names the events that can
+  // match. Whether one failed is decided on mailscope's side, so both kinds
+  // of login are asked for.
+  auto asks_for_logins = [](const std::string& f) { return kLoginFailed.SentUnder(f); };
+  auto filter = writer.FilterWhere(asks_for_logins);
+  ASSERT_TRUE(filter.has_value()) << "no FILTER asking for failed logins; last: "
+                                  << writer.filters().back();
+  EXPECT_NE(filter->find("auth_request_finished"), std::string::npos) << *filter;
+  EXPECT_TRUE(kLoginOk.SentUnder(*filter)) << *filter;
+  EXPECT_FALSE(kImapFailed.SentUnder(*filter)) << *filter;
+  EXPECT_FALSE(kDelivery.SentUnder(*filter)) << *filter;
+
+  // Outputs that would take the disabled event: a metric, a tail naming it,
+  // and a tail of every event.
+  EXPECT_EQ(reader.Add("cmds", "event=imap_command_finished"), "+");
+  Client named = Client::Unix(RunPath("tail"));
+  ASSERT_TRUE(OpenTail(named, "event=imap_command_finished"));
+  Client all = Client::Unix(RunPath("tail"));
+  ASSERT_TRUE(OpenTail(all, "event=*"));
+  // The tail of every event makes the FILTER ask for everything else.
+  filter = writer.FilterWhere([](const std::string& f) { return kDelivery.SentUnder(f); });
+  ASSERT_TRUE(filter.has_value()) << "no FILTER asking for every event; last: "
+                                  << writer.filters().back();
+  EXPECT_TRUE(kLoginFailed.SentUnder(*filter)) << *filter;
+  // A process connecting now is greeted with the same FILTER.
+  StatsWriter late(RunPath("stats-writer"));
+  ASSERT_TRUE(late.Handshake());
+  EXPECT_EQ(late.filters().back(), *filter);
+
+  for (const std::string& f : writer.filters()) {
+    EXPECT_FALSE(kImapSelect.SentUnder(f)) << f;
+    EXPECT_FALSE(kImapFailed.SentUnder(f)) << f;
+  }
+}
+
+TEST_F(DaemonTest, FilterAsksForAnEventOneOutputStillTakes) {
+  // Only metrics refuses the event; a tail still takes it.
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(R"(
+[outputs.metrics]
+disabled = ["dovecot:imap_command_finished"]
+
+[metrics.cmds]
+filter = "event=imap_command_finished"
+)"));
+  StatsWriter writer(RunPath("stats-writer"));
+  ASSERT_TRUE(writer.Handshake());
+  EXPECT_FALSE(kImapSelect.SentUnder(writer.filters()[0])) << writer.filters()[0];
+
+  Client tail = Client::Unix(RunPath("tail"));
+  ASSERT_TRUE(OpenTail(tail, "event=imap_command_finished"));
+  auto filter = writer.FilterWhere([](const std::string& f) { return kImapSelect.SentUnder(f); });
+  ASSERT_TRUE(filter.has_value()) << "no FILTER asking for the tail's event; last: "
+                                  << writer.filters().back();
+  EXPECT_FALSE(kLoginOk.SentUnder(*filter)) << *filter;
+
+  ASSERT_TRUE(writer.Send(kImapSelect));
+  auto line = tail.ReadLine();
+  ASSERT_TRUE(line.has_value());
+  EXPECT_TRUE(TailShows(*line, "dovecot", "imap_command_finished")) << *line;
+  const std::string page = WaitForMetrics([](const std::string& p) {
+    return Sample(p, EventsTotal("dovecot", "imap_command_finished")) == 1;
+  });
+  EXPECT_EQ(Sample(page, "mailscope_cmds_total"), 0) << page;
+}
+
+// ---- the stats-writer handshake -----------------------------------------------
+
+TEST_F(DaemonTest, WriterWithTheWrongHandshakeIsClosedAndCounted) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  Client client = Client::Unix(RunPath("stats-writer"));
+  ASSERT_TRUE(client.ok()) << client.error();
+  // doveadm's stats-reader greeting on the writer socket.
+  client.Send("VERSION\tstats-reader-client\t2\t0\n");
+  client.ReadToEof();
+  EXPECT_TRUE(client.eof());
+  const std::string page = Get("/metrics").body;
+  EXPECT_EQ(
+      Sample(page, "mailscope_ingest_rejected_total{source=\"dovecot\",reason=\"wrong_service\"}"),
+      1)
+      << page;
+}
+
+// ---- old stats ----------------------------------------------------------------
+
+TEST_F(DaemonTest, OldStatsRecordsReachTheExportSocket) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  // What imap's old_stats plugin writes when a session starts (captured).
+  const std::string connect =
+      "CONNECT\tHlsvK9Jgiu1/AAAB\tcarol@example.com\timap\t11843\tlip=127.0.0.1\t"
+      "rip=127.0.0.1\n";
+  const int fd = ::open(RunPath("old-stats-mail").c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const ssize_t written = ::write(fd, connect.data(), connect.size());
+  ::close(fd);
+  ASSERT_EQ(written, static_cast<ssize_t>(connect.size()));
+
+  const std::string page = WaitForMetrics([](const std::string& p) {
+    return Sample(p, EventsTotal("dovecot_old_stats", "CONNECT")) == 1;
+  });
+  EXPECT_EQ(Sample(page, EventsTotal("dovecot_old_stats", "CONNECT")), 1) << page;
+  EXPECT_EQ(Sample(page, "mailscope_old_stats_connected_sessions"), 1) << page;
+
+  // doveadm oldstats dump session.
+  Client old_stats = Client::Unix(RunPath("old-stats"));
+  ASSERT_TRUE(old_stats.ok()) << old_stats.error();
+  old_stats.Send("EXPORT\tsession\n");
+  std::vector<std::string> rows =
+      old_stats.ReadLinesUntil([](std::string_view l) { return l.empty(); });
+  ASSERT_GE(rows.size(), 2u);
+  EXPECT_TRUE(rows[0].starts_with("session\tuser\tip\tservice\tpid\tconnected\t")) << rows[0];
+  EXPECT_TRUE(
+      rows[1].starts_with("HlsvK9Jgiu1/AAAB\tcarol@example.com\t127.0.0.1\timap\t11843\t1\t"))
+      << rows[1];
+}
+
+// ---- configuration ------------------------------------------------------------
+
+TEST_F(DaemonTest, UnknownOutputIsAConfigurationError) {
+  auto config = ParseConfig(WithServe("[outputs.log]\nlevel = \"warn\"\n"), "test.toml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(
+                "test.toml:6: outputs.log: unknown output; the outputs are old_stats, metrics, "
+                "tail, exporters"),
+            std::string::npos)
+      << config.status().message();
+}
+
+}  // namespace
+}  // namespace mailscope::serve
