@@ -9,24 +9,6 @@
 
 namespace mailscope::catalog {
 
-std::optional<System> SystemOf(Source source) {
-  switch (source) {
-    case Source::kDovecot:
-      return System::kDovecot;
-    case Source::kStalwart:
-    case Source::kStalwartLog:
-      return System::kStalwart;
-    case Source::kExim:
-    case Source::kEximLog:
-      return System::kExim;
-    case Source::kQmailLog:
-      return System::kQmail;
-    case Source::kDovecotOldStats:
-      return std::nullopt;
-  }
-  return std::nullopt;
-}
-
 const EventInfo EventRouter::kUnknown{};
 
 EventRouter::EventRouter(const Catalog& catalog, EventControl control)

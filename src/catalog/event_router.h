@@ -22,7 +22,23 @@ namespace mailscope::catalog {
 
 // The catalog system a source's events belong to; none for protocol records
 // that are not catalog events (dovecot_old_stats).
-std::optional<System> SystemOf(Source source);
+constexpr std::optional<System> SystemOf(Source source) {
+  switch (source) {
+    case Source::kDovecot:
+      return System::kDovecot;
+    case Source::kStalwart:
+    case Source::kStalwartLog:
+      return System::kStalwart;
+    case Source::kExim:
+    case Source::kEximLog:
+      return System::kExim;
+    case Source::kQmailLog:
+      return System::kQmail;
+    case Source::kDovecotOldStats:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
 
 class EventRouter {
  public:

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -26,7 +25,15 @@ class IngestCounters {
   // An event the catalog placed in the taxonomy; `outcome` may be kNoName.
   // Kinds and outcomes come from the catalog, so the keys are few and fixed.
   void CountTaxonomy(Source source, NameId kind, NameId outcome) {
-    ++taxonomy_[static_cast<std::size_t>(source)][TaxonomyKey(kind, outcome)];
+    const std::uint64_t key = TaxonomyKey(kind, outcome);
+    auto& counts = taxonomy_[static_cast<std::size_t>(source)];
+    for (TaxonomyCount& c : counts) {
+      if (c.key == key) {
+        ++c.n;
+        return;
+      }
+    }
+    counts.push_back({key, 1});
   }
   void CountRejected(Source source, std::string_view reason) {
     ++rejected_[{source, std::string(reason)}];
@@ -44,14 +51,14 @@ class IngestCounters {
   template <typename F>
   void ForEachTaxonomy(F&& f) const {
     for (std::size_t s = 0; s < taxonomy_.size(); ++s)
-      for (const auto& [key, n] : taxonomy_[s])
-        f(static_cast<Source>(s), static_cast<NameId>(key >> 32),
-          static_cast<NameId>(key & 0xffffffffu), n);
+      for (const TaxonomyCount& c : taxonomy_[s])
+        f(static_cast<Source>(s), static_cast<NameId>(c.key >> 32),
+          static_cast<NameId>(c.key & 0xffffffffu), c.n);
   }
   std::uint64_t taxonomy(Source source, NameId kind, NameId outcome) const {
-    const auto& m = taxonomy_[static_cast<std::size_t>(source)];
-    auto it = m.find(TaxonomyKey(kind, outcome));
-    return it == m.end() ? 0 : it->second;
+    for (const TaxonomyCount& c : taxonomy_[static_cast<std::size_t>(source)])
+      if (c.key == TaxonomyKey(kind, outcome)) return c.n;
+    return 0;
   }
   const std::map<std::pair<Source, std::string>, std::uint64_t>& rejected() const {
     return rejected_;
@@ -72,7 +79,13 @@ class IngestCounters {
   }
 
   std::array<std::vector<std::uint64_t>, kSourceCount> events_;
-  std::array<std::unordered_map<std::uint64_t, std::uint64_t>, kSourceCount> taxonomy_;
+  // A scan: a source has a few dozen (kind, outcome) pairs at most, all of
+  // the catalog's, and the scan beats hashing at that size.
+  struct TaxonomyCount {
+    std::uint64_t key;
+    std::uint64_t n;
+  };
+  std::array<std::vector<TaxonomyCount>, kSourceCount> taxonomy_;
   std::map<std::pair<Source, std::string>, std::uint64_t> rejected_;
 };
 
