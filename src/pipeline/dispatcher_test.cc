@@ -241,13 +241,16 @@ TEST(DispatcherTest, SteadyStateAllocatesNothing) {
   Event known = Make(Source::kDovecot, "imap_command_finished");
   Event unknown = Make(Source::kStalwart, "no.such-event");
   Event record = Make(Source::kDovecotOldStats, "connect");
-  for (Event* e : {&known, &unknown, &record}) d.Dispatch(*e);
+  Event login = Make(Source::kDovecot, "auth_request_finished");  // outcome from a field
+  login.Add(InternName("success"), Value::String("no"));
+  for (Event* e : {&known, &unknown, &record, &login}) d.Dispatch(*e);
   const long before = HeapAllocationsForTesting();
   for (int i = 0; i < 1000; ++i) {
-    for (Event* e : {&known, &unknown, &record}) d.Dispatch(*e);
+    for (Event* e : {&known, &unknown, &record, &login}) d.Dispatch(*e);
   }
   EXPECT_EQ(HeapAllocationsForTesting() - before, 0);
-  EXPECT_EQ(metrics.calls, 3003);
+  EXPECT_EQ(metrics.calls, 4004);
+  EXPECT_EQ(counters.taxonomy(Source::kDovecot, InternName("auth"), InternName("failure")), 1001u);
 }
 
 }  // namespace
