@@ -13,16 +13,6 @@ namespace {
 using filter::Leaf;
 using filter::Truth;
 
-// Dovecot's str_append_escaped(), as Filter::ExportDovecot() quotes.
-void AppendQuoted(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    if (c == '"' || c == '\\' || c == '\'') out += '\\';
-    out += c;
-  }
-  out += '"';
-}
-
 // One name under which a Dovecot process may send a catalog event.
 struct Candidate {
   std::string_view wire;
@@ -100,7 +90,7 @@ class Exporter {
       for (std::string_view x : exclusions) {
         text.insert(0, 1, '(');
         text += " AND (NOT event=";
-        AppendQuoted(text, x);
+        filter::AppendDovecotQuoted(text, x);
         text += "))";
       }
     } else {
@@ -114,7 +104,7 @@ class Exporter {
       for (std::size_t i = 0; i < wanted.size(); ++i) {
         if (i > 0) text += " OR ";
         text += "event=";
-        AppendQuoted(text, wanted[i]);
+        filter::AppendDovecotQuoted(text, wanted[i]);
         if (i > 0) text += ')';
       }
       if (r.truth == Truth::kUnknown) text = "(" + text + " AND " + r.text + ")";

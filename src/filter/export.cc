@@ -9,17 +9,6 @@ namespace mailscope::filter {
 namespace internal {
 namespace {
 
-// str_append_escaped(): a backslash before '"', '\' and '\''. The 2.3.19
-// lexer does not decode "\'", so a '\'' grows a backslash per round trip.
-void AppendQuoted(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    if (c == '"' || c == '\\' || c == '\'') out += '\\';
-    out += c;
-  }
-  out += '"';
-}
-
 std::string_view CmpText(Cmp cmp) {
   switch (cmp) {
     case Cmp::kEq:
@@ -83,12 +72,12 @@ void Export(const Program& program, std::uint32_t node, std::string& out) {
     case Kind::kEventWildcard:
       out += "event";
       out += CmpText(n.cmp);
-      AppendQuoted(out, n.value);
+      AppendDovecotQuoted(out, n.value);
       return;
     case Kind::kCategory:
       out += "category";
       out += CmpText(n.cmp);
-      AppendQuoted(out, n.value);
+      AppendDovecotQuoted(out, n.value);
       return;
     case Kind::kLogType:
       out += "category";
@@ -98,12 +87,12 @@ void Export(const Program& program, std::uint32_t node, std::string& out) {
     case Kind::kSourceLocation:
       out += "source_location";
       out += CmpText(n.cmp);
-      AppendQuoted(out, n.line == 0 ? n.value : fmt::format("{}:{}", n.value, n.line));
+      AppendDovecotQuoted(out, n.line == 0 ? n.value : fmt::format("{}:{}", n.value, n.line));
       return;
     case Kind::kField:
-      AppendQuoted(out, n.key);
+      AppendDovecotQuoted(out, n.key);
       out += CmpText(n.cmp);
-      AppendQuoted(out, n.value);
+      AppendDovecotQuoted(out, n.value);
       return;
   }
 }
@@ -123,5 +112,14 @@ std::string Filter::ExportDovecot() const {
 }
 
 std::string Filter::ToString() const { return empty() ? "(empty filter)" : ExportDovecot(); }
+
+void AppendDovecotQuoted(std::string& out, std::string_view s) {
+  out += '"';
+  for (char c : s) {
+    if (c == '"' || c == '\\' || c == '\'') out += '\\';
+    out += c;
+  }
+  out += '"';
+}
 
 }  // namespace mailscope::filter

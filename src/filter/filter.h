@@ -156,4 +156,9 @@ class Filter {
 inline constexpr int kMaxDepth = 256;
 Result<Filter> Parse(std::string_view text, Dialect dialect);
 
+// Appends `s` quoted as Dovecot's str_append_escaped() writes it in a filter:
+// a backslash before '"', '\' and '\''. The 2.3.19 lexer does not decode
+// "\'", so a '\'' grows a backslash per round trip.
+void AppendDovecotQuoted(std::string& out, std::string_view s);
+
 }  // namespace mailscope::filter
