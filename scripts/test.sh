@@ -10,7 +10,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/install-deps.sh --test
-export CCACHE_BASEDIR="$root"
+# Paths below the checkout are hashed relative to it, and the working directory
+# not at all, so a fresh clone elsewhere reuses what an earlier build compiled.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
 jobs=$(nproc)
 step() { printf '\n==== %s\n' "$*"; }
 
