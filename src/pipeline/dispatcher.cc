@@ -63,11 +63,13 @@ std::vector<std::string> Dispatcher::Refused(std::string_view name, catalog::Sys
 
 std::string_view Dispatcher::Dispatch(Event& event) {
   ++sequence_;
-  counters_.CountEvent(event.source, event.name);
   // Records of sources outside the catalog (old-stats) are not catalog
-  // events: no event control applies, only the outputs' levels.
+  // events: no event control applies, only the outputs' levels. Their names
+  // are the decoder's own, so they count as known.
   catalog::EventRouter::Routed routed;
-  if (catalog::SystemOf(event.source).has_value()) routed = router_->Route(event);
+  const bool catalog_source = catalog::SystemOf(event.source).has_value();
+  if (catalog_source) routed = router_->Route(event);
+  counters_.CountEvent(event.source, event.name, !catalog_source || routed.info != nullptr);
   event.taxonomy = routed.taxonomy;
   if (routed.taxonomy.kind != kNoName)
     counters_.CountTaxonomy(event.source, routed.taxonomy.kind, routed.taxonomy.outcome);

@@ -132,6 +132,25 @@ TEST(DispatcherTest, EventsCarryAndCountTheirTaxonomy) {
   EXPECT_EQ(seen.kind, "");
 }
 
+TEST(DispatcherTest, UnknownNamesBeyondTheCapAreFoldedNotDropped) {
+  stats::IngestCounters counters(2);
+  Dispatcher d(counters, Router({}));
+  Recorder metrics;
+  d.Register("metrics", metrics);
+  for (std::string_view name : {"made.up.1", "made.up.2", "made.up.3", "made.up.1", "made.up.4"}) {
+    Event e = Make(Source::kStalwart, name);
+    d.Dispatch(e);
+  }
+  Event known = Make(Source::kStalwart, "auth.failed");
+  d.Dispatch(known);
+  EXPECT_EQ(counters.events(Source::kStalwart, InternName("made.up.1")), 2u);
+  EXPECT_EQ(counters.events(Source::kStalwart, InternName("made.up.2")), 1u);
+  EXPECT_EQ(counters.events(Source::kStalwart, InternName("made.up.3")), 0u);
+  EXPECT_EQ(counters.folded(Source::kStalwart), 2u);
+  EXPECT_EQ(counters.events(Source::kStalwart, known.name), 1u);  // catalog names: no cap
+  EXPECT_EQ(metrics.calls, 6);  // folding is about the counter only
+}
+
 TEST(DispatcherTest, PerOutputRulesApplyToThatOutputOnly) {
   stats::IngestCounters counters;
   catalog::EventControlOptions o;

@@ -200,6 +200,11 @@ ConfigSchema<Config> MakeSchema() {
            Store(&Config::http, ReadAddress)},
           {"log_level", SettingType::kLogLevel, true, "info",
            "Least severe level logged to stderr: trace, debug, info, warn or error.", LogLevel()},
+          {"max_unknown_event_series", SettingType::kCount, false, "200",
+           "Event names the catalog does not know that each source may add to "
+           "mailscope_events_total; events of further new names are counted in "
+           "mailscope_events_folded_total{source}. Names are the sender's choice.",
+           Store(&Config::max_unknown_event_series, ReadCount)},
       }});
   schema.Add(BlockKind<Config, Config>{
       .path = "old_stats",

@@ -50,6 +50,7 @@ struct Config {
   std::string data_dir;                 // persistent data; empty: the default data directory
   std::string http = "127.0.0.1:9390";  // HTTP listener ADDR:PORT; empty disables it
   std::string log_level = "info";       // trace, debug, info, warn, error
+  std::uint64_t max_unknown_event_series = 200;  // per source, in mailscope_events_total
 
   // [old_stats]
   std::uint64_t old_stats_memory_limit = 16u << 20;

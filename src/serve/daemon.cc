@@ -84,6 +84,8 @@ struct Daemon::State {
         config(std::move(c)),
         config_path(std::move(path)),
         store(OldStatsOptionsFrom(config), clock),
+        counters(static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(config.max_unknown_event_series, UINT32_MAX))),
         metrics(MetricsOptionsFrom(config)),
         start_time(clock.Now()),
         hostname(HostName()),

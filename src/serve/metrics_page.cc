@@ -30,6 +30,14 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   src.counters.ForEachEvent([&](Source s, NameId name, std::uint64_t n) {
     w.Sample({{"source", SourceName(s)}, {"event", NameText(name)}}, n);
   });
+  w.Family("mailscope_events_folded", "counter",
+           "Events counted in no mailscope_events_total series: their name is unknown to the "
+           "catalog and the source already has the most such series allowed");
+  for (int s = 0; s < kSourceCount; ++s) {
+    const auto source = static_cast<Source>(s);
+    if (src.counters.folded(source) != 0)
+      w.Sample({{"source", SourceName(source)}}, src.counters.folded(source));
+  }
   w.Family("mailscope_taxonomy_events", "counter",
            "Events the catalog places in the taxonomy, by source, kind and outcome (\"unknown\" "
            "when the event does not tell)");

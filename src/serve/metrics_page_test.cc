@@ -22,6 +22,11 @@ TEST(MetricsPageTest, CarriesSelfMetricsAndOldStatsFigures) {
   counters.CountEvent(Source::kDovecotOldStats, e.name);
   ASSERT_TRUE(store.Apply(e).ok());
   counters.CountRejected(Source::kDovecotOldStats, "invalid_base64");
+  counters.CountTaxonomy(Source::kDovecot, InternName("auth"), InternName("failure"));
+  counters.CountTaxonomy(Source::kDovecot, InternName("auth"), kNoName);
+  stats::IngestCounters capped(1);
+  capped.CountEvent(Source::kStalwart, InternName("made.up.1"), false);
+  capped.CountEvent(Source::kStalwart, InternName("made.up.2"), false);
 
   std::string page =
       RenderMetricsPage({store, counters, clock.Now()}, exporter::MetricsFormat::kPrometheus);
@@ -30,6 +35,19 @@ TEST(MetricsPageTest, CarriesSelfMetricsAndOldStatsFigures) {
   EXPECT_NE(page.find("mailscope_ingest_rejected_total{source=\"dovecot_old_stats\",reason="
                       "\"invalid_base64\"} 1\n"),
             std::string::npos);
+  EXPECT_NE(page.find("mailscope_taxonomy_events_total{kind=\"auth\",outcome=\"failure\","
+                      "source=\"dovecot\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(page.find("mailscope_taxonomy_events_total{kind=\"auth\",outcome=\"unknown\","
+                      "source=\"dovecot\"} 1\n"),
+            std::string::npos);
+  const std::string folded =
+      RenderMetricsPage({store, capped, clock.Now()}, exporter::MetricsFormat::kPrometheus);
+  EXPECT_NE(folded.find("mailscope_events_folded_total{source=\"stalwart\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(folded.find("mailscope_events_total{source=\"stalwart\",event=\"made.up.1\"} 1\n"),
+            std::string::npos);
+  EXPECT_EQ(folded.find("made.up.2"), std::string::npos);
   EXPECT_NE(page.find("mailscope_memory_limit_bytes{store=\"old_stats\"} 16777216\n"),
             std::string::npos);
   EXPECT_NE(page.find("mailscope_old_stats_logins_total 1\n"), std::string::npos);

@@ -17,11 +17,36 @@ namespace mailscope::stats {
 
 class IngestCounters {
  public:
-  void CountEvent(Source source, NameId name) {
-    auto& v = events_[static_cast<std::size_t>(source)];
+  // Event names a source may add to mailscope_events_total beyond those the
+  // catalog knows, by default. Names are the sender's choice: without a cap
+  // one client could make /metrics as long as it likes.
+  static constexpr std::uint32_t kDefaultMaxUnknownEventSeries = 200;
+
+  explicit IngestCounters(std::uint32_t max_unknown_event_series = kDefaultMaxUnknownEventSeries)
+      : max_unknown_series_(max_unknown_event_series) {}
+
+  // Counts an event under its name. A name the catalog does not know
+  // (`known` false) gets a series of its own while the source has fewer than
+  // the cap of such series; events of later new names are only counted in
+  // folded().
+  void CountEvent(Source source, NameId name, bool known = true) {
+    const auto s = static_cast<std::size_t>(source);
+    auto& v = events_[s];
+    if (name < v.size() && v[name] != 0) {
+      ++v[name];
+      return;
+    }
+    if (!known) {
+      if (unknown_series_[s] >= max_unknown_series_) {
+        ++folded_[s];
+        return;
+      }
+      ++unknown_series_[s];
+    }
     if (name >= v.size()) v.resize(name + 1);
     ++v[name];
   }
+  std::uint64_t folded(Source source) const { return folded_[static_cast<std::size_t>(source)]; }
   // An event the catalog placed in the taxonomy; `outcome` may be kNoName.
   // Kinds and outcomes come from the catalog, so the keys are few and fixed.
   void CountTaxonomy(Source source, NameId kind, NameId outcome) {
@@ -74,6 +99,10 @@ class IngestCounters {
   }
 
  private:
+  std::uint32_t max_unknown_series_;
+  std::array<std::uint32_t, kSourceCount> unknown_series_{};
+  std::array<std::uint64_t, kSourceCount> folded_{};
+
   static std::uint64_t TaxonomyKey(NameId kind, NameId outcome) {
     return (std::uint64_t{kind} << 32) | outcome;
   }
