@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "core/hash.h"
+
 namespace mailscope {
 
 std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
@@ -57,13 +59,12 @@ bool IpAddress::InNetwork(const IpAddress& net, int bits) const {
 }
 
 std::size_t IpAddress::Hash() const {
-  // FNV-1a over the significant bytes.
-  std::uint64_t h = 1469598103934665603ull ^ family_;
-  for (int i = 0; i < (is_v4() ? 4 : 16); ++i) {
-    h ^= bytes_[static_cast<std::size_t>(i)];
-    h *= 1099511628211ull;
-  }
-  return static_cast<std::size_t>(h);
+  // Seeded, over the family and the significant bytes.
+  char key[17];
+  key[0] = static_cast<char>(family_);
+  const std::size_t n = is_v4() ? 4 : 16;
+  std::memcpy(key + 1, bytes_.data(), n);
+  return static_cast<std::size_t>(HashBytes(std::string_view(key, 1 + n)));
 }
 
 std::optional<IpRange> ParseIpRange(std::string_view text) {

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "core/check.h"
+#include "core/hash.h"
 
 namespace mailscope {
 namespace {
@@ -23,7 +24,7 @@ constexpr std::size_t kMaxChunks = 1 << 16;  // 268 million names
 struct Table {
   std::mutex mu;                    // guards interning
   std::deque<std::string> storage;  // deque: element addresses never move
-  std::unordered_map<std::string_view, NameId> ids;
+  std::unordered_map<std::string_view, NameId, SeededStringHash> ids;  // names are the sender's
   std::array<std::atomic<std::string_view*>, kMaxChunks> chunks{};
   std::atomic<std::uint32_t> count{1};  // id 0 is the empty name
   std::size_t bytes = 0;                // text of every name

@@ -9,10 +9,10 @@
 #include <cstring>
 #include <optional>
 
+#include "core/hash.h"
+
 namespace mailscope::stats {
 namespace {
-
-__extension__ typedef unsigned __int128 Uint128;
 
 // Group values longer than this are keyed by a hash, so a metric grouped by
 // a long field (cmd_args) holds 17 bytes per key, not the whole value.
@@ -526,38 +526,9 @@ std::size_t Distribution::memory_bytes() const {
 
 // ---- MetricNode, Metric ----
 
-// Keys are short (9 bytes for numbers, up to 65 for strings): two words per
-// 16 bytes, mixed; the map adds its own mixing on top.
+// Group values are the sender's: seeded (core/hash.h).
 std::size_t MetricNode::KeyHash::operator()(std::string_view key) const noexcept {
-  const char* p = key.data();
-  const std::size_t n = key.size();
-  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
-  auto word = [](const char* at) {
-    std::uint64_t w;
-    std::memcpy(&w, at, sizeof w);
-    return w;
-  };
-  auto mix = [&h](std::uint64_t a, std::uint64_t b) {
-    const auto m =
-        static_cast<Uint128>(h ^ a ^ 0xa0761d6478bd642fULL) * (b ^ 0xe7037ed1a0b428dbULL);
-    h = static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
-  };
-  if (n >= 8) {
-    std::size_t i = 0;
-    for (; i + 16 < n; i += 16) mix(word(p + i), word(p + i + 8));
-    // The last 16 bytes (or 8..16), overlapping what came before.
-    mix(word(p + (n >= 16 ? n - 16 : 0)), word(p + n - 8));
-  } else if (n >= 4) {
-    std::uint32_t a, b;
-    std::memcpy(&a, p, 4);
-    std::memcpy(&b, p + n - 4, 4);
-    mix(a, b);
-  } else {
-    std::uint64_t a = 0;
-    for (std::size_t i = 0; i < n; ++i) a = (a << 8) | static_cast<unsigned char>(p[i]);
-    mix(a, 0);
-  }
-  return static_cast<std::size_t>(h);
+  return static_cast<std::size_t>(HashBytes(key));
 }
 
 MetricNode::MetricNode(std::string sub_name, std::size_t depth, std::int64_t bucket,

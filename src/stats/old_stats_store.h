@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/event.h"
+#include "core/hash.h"
 #include "core/ip_address.h"
 #include "core/status.h"
 #include "stats/intrusive_list.h"
@@ -199,10 +200,8 @@ class OldStatsStore {
   struct IpHash {
     std::size_t operator()(const IpAddress& ip) const { return ip.Hash(); }
   };
-  // libstdc++'s string hash reads 8 bytes a step; boost's default mixes byte by byte.
-  struct StrHash {
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
+  // Session ids, user and domain names are the sender's: seeded.
+  using StrHash = SeededStringHash;
   const std::vector<std::int8_t> key_slots_;  // event key -> what it carries
   boost::unordered_flat_map<std::string_view, OldSession*, StrHash>
       sessions_by_id_;  // connected only

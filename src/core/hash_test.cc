@@ -1,0 +1,61 @@
+#include "core/hash.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <set>
+#include <string>
+
+namespace mailscope {
+namespace {
+
+TEST(HashTest, SameBytesSameHashWithinTheProcess) {
+  EXPECT_EQ(HashBytes("alice@example.com"), HashBytes(std::string("alice@example.com")));
+  EXPECT_EQ(HashSeed(), HashSeed());
+  EXPECT_NE(HashSeed(), 0u);
+}
+
+TEST(HashTest, EveryLengthAndEveryByteMatters) {
+  // Lengths 0 to 40 cross each branch (short, 4..7, 8..16, longer with the
+  // overlapping tail); one flipped byte anywhere changes the hash.
+  std::set<std::uint64_t> seen;
+  std::string s;
+  for (int len = 0; len <= 40; ++len) {
+    EXPECT_TRUE(seen.insert(HashBytes(s)).second) << "length " << len;
+    for (int i = 0; i < len; ++i) {
+      std::string t = s;
+      t[static_cast<std::size_t>(i)] ^= 0x01;
+      EXPECT_NE(HashBytes(t), HashBytes(s)) << "length " << len << " byte " << i;
+    }
+    s += static_cast<char>('a' + len % 26);
+  }
+  EXPECT_NE(HashBytes(std::string_view("\0", 1)), HashBytes(""));
+  EXPECT_NE(HashBytes(std::string_view("\0\0", 2)), HashBytes(std::string_view("\0", 1)));
+}
+
+TEST(HashTest, NearbyKeysSpreadOverTheLowBits) {
+  // Session ids and user names differ in a digit or two; a table indexes by
+  // the low bits, which must not cluster.
+  std::set<std::uint64_t> buckets;
+  for (int i = 0; i < 4096; ++i) buckets.insert(HashBytes("user" + std::to_string(i)) & 4095);
+  EXPECT_GT(buckets.size(), 2400u);  // a uniform hash fills about 2,589 of 4,096
+}
+
+TEST(HashTest, OutputBitsFlipAboutHalfTheTime) {
+  int flips = 0, trials = 0;
+  std::string base = "192.0.2.1:session-000042";
+  for (std::size_t i = 0; i < base.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string t = base;
+      t[i] = static_cast<char>(t[i] ^ (1 << bit));
+      flips += std::popcount(HashBytes(t) ^ HashBytes(base));
+      ++trials;
+    }
+  }
+  const double mean = static_cast<double>(flips) / trials;
+  EXPECT_GT(mean, 28.0);
+  EXPECT_LT(mean, 36.0);
+}
+
+}  // namespace
+}  // namespace mailscope
