@@ -232,6 +232,12 @@ struct SchemaWalker {
       std::string key = base + "." + std::string(k.str());
       std::size_t i = 0;
       while (i < kind.docs.size() && LeafOf(kind.docs[i].key) != k.str()) ++i;
+      auto replaced = std::find_if(kind.replaced.begin(), kind.replaced.end(),
+                                   [&](const auto& r) { return r.first == k.str(); });
+      if (i == kind.docs.size() && replaced != kind.replaced.end()) {
+        Fail(node, key, fmt::format("no longer a setting; replaced by {}", replaced->second));
+        continue;
+      }
       if (i == kind.docs.size()) {
         std::vector<std::string> names;
         for (const Setting& s : kind.docs) names.emplace_back(LeafOf(s.key));
