@@ -251,10 +251,11 @@ ConfigSchema<Config> MakeSchema() {
               {"mode", SettingType::kMode, false,
                "0660 (old_stats_mail, old_stats_user, stats_writer), 0600 (old_stats, "
                "stats_reader, tail)",
-               "Mode of the socket or FIFO. Writers need write permission: Dovecot's mail "
-               "processes on old_stats_mail and stats_writer, auth on old_stats_user and "
-               "stats_writer (docs/integrations/dovecot.md). A mode that lets every user write "
-               "is logged as a warning at start.",
+               "Mode of the socket or FIFO. Of Dovecot's writers only the mail processes need a "
+               "setting: they write old_stats_mail with the mail user's uid, while auth and the "
+               "services that connect to stats_writer do so as root "
+               "(docs/integrations/dovecot.md). A mode that lets every user write is logged as "
+               "a warning at start.",
                Store(&ListenerPerms::mode, ReadMode)},
           },
       .noun = "listener",

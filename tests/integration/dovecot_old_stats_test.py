@@ -107,7 +107,8 @@ class Test:
         against = args.against_dovecot
         if not against:
             self.mailscope = lm.Mailscope(args.mailscope,
-                                          os.path.join(root, "mailscope"))
+                                          os.path.join(root, "mailscope"),
+                                          config=ld.mailscope_settings())
         self.link_mode = None if against else args.auth_fifo
         dovecot_root = os.path.join(root, "dovecot")
         os.makedirs(dovecot_root)
@@ -150,9 +151,18 @@ class Test:
                         st is not None and stat.S_ISFIFO(st.st_mode),
                         "missing" if st is None else f"mode {st.st_mode:o}")
                 if st is not None:
-                    c.check(f"{name} is writable by everyone (0666)",
-                            st.st_mode & 0o666 == 0o666,
+                    c.check(f"{name} is not writable by everyone",
+                            st.st_mode & 0o002 == 0,
                             f"mode {stat.S_IMODE(st.st_mode):04o}")
+            # The documented setting gives the mail processes' group the mail
+            # FIFO; auth opens its FIFO as root and needs none.
+            st = os.lstat(self.mailscope.mail_fifo)
+            c.equal("old-stats-mail: mode and group",
+                    (stat.S_IMODE(st.st_mode), st.st_gid),
+                    (0o660, ld.ensure_mail_user()[1]))
+            st = os.lstat(self.mailscope.auth_fifo)
+            c.equal("old-stats-user: mode and group (the defaults)",
+                    (stat.S_IMODE(st.st_mode), st.st_gid), (0o660, os.getegid()))
 
         self.dovecot.install()
         conf = self.dovecot.check_config()

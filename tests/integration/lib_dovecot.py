@@ -36,6 +36,28 @@ MAIL_USER = "mailscope-vmail"
 
 DOVECOT_BINARIES = ("dovecot", "doveadm", "doveconf")
 
+DOVECOT_DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                           "docs", "integrations", "dovecot.md")
+SETTINGS_MARKER = "<!-- dovecot-listener-settings:"
+
+
+def mailscope_settings() -> str:
+    """The mailscope settings docs/integrations/dovecot.md gives for Debian's
+    Dovecot, with this test's mail account in place of `vmail`.
+
+    Every test that lets a real Dovecot write to mailscope runs mailscope's
+    defaults plus exactly this block, read from the document itself, so the
+    document and the tests cannot drift apart.
+    """
+    with open(DOVECOT_DOC, encoding="utf-8") as f:
+        doc = f.read()
+    start = doc.index("```toml\n", doc.index(SETTINGS_MARKER)) + len("```toml\n")
+    block = doc[start:doc.index("```", start)]
+    ensure_mail_user()  # its group must exist when mailscope starts
+    if '"vmail"' not in block:
+        raise ValueError(f"{DOVECOT_DOC}: the settings block no longer names vmail")
+    return "\n" + block.replace('"vmail"', f'"{MAIL_USER}"')
+
 
 def dovecot_installed() -> bool:
     """True when the dovecot, doveadm and doveconf binaries are on PATH."""
