@@ -431,10 +431,10 @@ Result<mode_t> ReadMode(const ConfigValue& v) {
     if (t.starts_with("0o")) t.remove_prefix(2);
     auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), mode, 8);
     if (t.empty() || ec != std::errc() || ptr != t.data() + t.size()) {
-      return InvalidArgument("expected an octal mode such as \"0666\"");
+      return InvalidArgument("expected an octal mode such as \"0660\"");
     }
   } else {
-    return InvalidArgument("expected an octal mode such as \"0666\"");
+    return InvalidArgument("expected an octal mode such as \"0660\"");
   }
   if (mode > 07777) return InvalidArgument("mode out of range");
   return static_cast<mode_t>(mode);
