@@ -61,6 +61,8 @@ Result<PathPerms> ResolvePerms(const std::string& user, const std::string& group
     const struct group* gr = ::getgrnam(group.c_str());
     if (gr == nullptr) return InvalidArgument("unknown group \"" + group + "\"");
     p.gid = gr->gr_gid;
+  } else {
+    p.gid = ::getegid();
   }
   return p;
 }

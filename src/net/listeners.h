@@ -24,7 +24,10 @@ struct PathPerms {
   mode_t mode = 0600;
 };
 
-// Resolves user/group names ("" = leave as is). Errors name the missing one.
+// Resolves user/group names. An empty user leaves the owner as created (the
+// effective uid); an empty group means the effective gid, set explicitly so
+// that a setgid directory does not hand its group to the path. Errors name
+// the missing one.
 Result<PathPerms> ResolvePerms(const std::string& user, const std::string& group, mode_t mode);
 
 // Called with each complete line (writable, valid during the call).

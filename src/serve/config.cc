@@ -18,24 +18,6 @@
 namespace mailscope::serve {
 namespace {
 
-KeySetter<Config> PermsMode(ListenerPerms Config::*perms) {
-  return [perms](Config& c, const ConfigValue& v) -> Status {
-    auto mode = ReadMode(v);
-    if (!mode.ok()) return mode.status();
-    (c.*perms).mode = *mode;
-    return Status::Ok();
-  };
-}
-
-KeySetter<Config> PermsOwner(ListenerPerms Config::*perms, std::string ListenerPerms::*field) {
-  return [perms, field](Config& c, const ConfigValue& v) -> Status {
-    auto s = v.String();
-    if (!s) return InvalidArgument("expected a user or group name");
-    (c.*perms).*field = *s;
-    return Status::Ok();
-  };
-}
-
 KeySetter<Config> LogLevel() {
   return [](Config& c, const ConfigValue& v) -> Status {
     auto level = ReadLevel(v);
@@ -188,8 +170,9 @@ ConfigSchema<Config> MakeSchema() {
       .open = Root,
       .keys = {
           {"run_dir", SettingType::kString, false, "(see below)",
-           "Directory of the FIFOs and sockets (old-stats-mail, old-stats-user, old-stats). "
-           "--run-dir overrides it.",
+           "Directory of the FIFOs and sockets (old-stats-mail, old-stats-user, old-stats, "
+           "stats-writer, stats-reader, tail). Created with mode 0755 when missing; the mode of "
+           "an existing directory is left as it is. --run-dir overrides it.",
            Store(&Config::run_dir, ReadString)},
           {"data_dir", SettingType::kString, false, "(see below)",
            "Directory for persistent data. --data-dir overrides it.",
@@ -209,60 +192,79 @@ ConfigSchema<Config> MakeSchema() {
   schema.Add(BlockKind<Config, Config>{
       .path = "old_stats",
       .open = Root,
-      .keys = {
-          {"memory_limit", SettingType::kSize, true, "16M",
-           "Memory the old-stats zoom levels may hold (Dovecot: old_stats_memory_limit). Every "
-           "byte of every entry and index is counted.",
-           Store(&Config::old_stats_memory_limit, ReadSize)},
-          {"command_min_time", SettingType::kDuration, true, "1 min",
-           "Minimum time a finished command is kept when memory is tight.",
-           Store(&Config::old_stats_command_min_time, ReadDuration)},
-          {"session_min_time", SettingType::kDuration, true, "15 mins",
-           "Minimum time a disconnected session is kept when memory is tight.",
-           Store(&Config::old_stats_session_min_time, ReadDuration)},
-          {"user_min_time", SettingType::kDuration, true, "1 hour",
-           "Minimum time a user is kept after its last session went.",
-           Store(&Config::old_stats_user_min_time, ReadDuration)},
-          {"domain_min_time", SettingType::kDuration, true, "12 hours",
-           "Minimum time a domain is kept after its last user went.",
-           Store(&Config::old_stats_domain_min_time, ReadDuration)},
-          {"ip_min_time", SettingType::kDuration, true, "12 hours",
-           "Minimum time an IP is kept after its last session went.",
-           Store(&Config::old_stats_ip_min_time, ReadDuration)},
-          {"carbon_server", SettingType::kAddress, true, "\"\"",
-           "Graphite plaintext receiver, IP:PORT. Empty disables the export.",
-           Store(&Config::old_stats_carbon_server, ReadAddress)},
-          {"carbon_name", SettingType::kString, true, "\"\"",
-           "Name in the metric path dovecot.<name>.global.<field>; no dots. Export needs it "
-           "set.",
-           Store(&Config::old_stats_carbon_name, ReadString)},
-          {"carbon_interval", SettingType::kDuration, true, "30 secs",
-           "How often the global figures are sent to carbon_server.",
-           Store(&Config::old_stats_carbon_interval, ReadPositiveDuration)},
-          {"tcp", SettingType::kAddress, false, "\"\"",
-           "Optional TCP listener for the EXPORT/RESET protocol, ADDR:PORT (use a loopback "
-           "address: the protocol has no authentication).",
-           Store(&Config::old_stats_tcp, ReadAddress)},
-          {"fifo_mode", SettingType::kMode, false, "0666",
-           "Mode of the old-stats-mail and old-stats-user FIFOs. Mail processes run as the "
-           "mail users and must be able to write.",
-           PermsMode(&Config::old_stats_fifo)},
-          {"fifo_user", SettingType::kString, false, "\"\"",
-           "Owner of the FIFOs (empty: the user mailscope runs as).",
-           PermsOwner(&Config::old_stats_fifo, &ListenerPerms::user)},
-          {"fifo_group", SettingType::kString, false, "\"\"",
-           "Group of the FIFOs (empty: unchanged).",
-           PermsOwner(&Config::old_stats_fifo, &ListenerPerms::group)},
-          {"socket_mode", SettingType::kMode, false, "0600",
-           "Mode of the old-stats query socket, as Dovecot's default.",
-           PermsMode(&Config::old_stats_socket)},
-          {"socket_user", SettingType::kString, false, "\"\"",
-           "Owner of the query socket (empty: the user mailscope runs as).",
-           PermsOwner(&Config::old_stats_socket, &ListenerPerms::user)},
-          {"socket_group", SettingType::kString, false, "\"\"",
-           "Group of the query socket (empty: unchanged).",
-           PermsOwner(&Config::old_stats_socket, &ListenerPerms::group)},
+      .keys =
+          {
+              {"memory_limit", SettingType::kSize, true, "16M",
+               "Memory the old-stats zoom levels may hold (Dovecot: old_stats_memory_limit). Every "
+               "byte of every entry and index is counted.",
+               Store(&Config::old_stats_memory_limit, ReadSize)},
+              {"command_min_time", SettingType::kDuration, true, "1 min",
+               "Minimum time a finished command is kept when memory is tight.",
+               Store(&Config::old_stats_command_min_time, ReadDuration)},
+              {"session_min_time", SettingType::kDuration, true, "15 mins",
+               "Minimum time a disconnected session is kept when memory is tight.",
+               Store(&Config::old_stats_session_min_time, ReadDuration)},
+              {"user_min_time", SettingType::kDuration, true, "1 hour",
+               "Minimum time a user is kept after its last session went.",
+               Store(&Config::old_stats_user_min_time, ReadDuration)},
+              {"domain_min_time", SettingType::kDuration, true, "12 hours",
+               "Minimum time a domain is kept after its last user went.",
+               Store(&Config::old_stats_domain_min_time, ReadDuration)},
+              {"ip_min_time", SettingType::kDuration, true, "12 hours",
+               "Minimum time an IP is kept after its last session went.",
+               Store(&Config::old_stats_ip_min_time, ReadDuration)},
+              {"carbon_server", SettingType::kAddress, true, "\"\"",
+               "Graphite plaintext receiver, IP:PORT. Empty disables the export.",
+               Store(&Config::old_stats_carbon_server, ReadAddress)},
+              {"carbon_name", SettingType::kString, true, "\"\"",
+               "Name in the metric path dovecot.<name>.global.<field>; no dots. Export needs it "
+               "set.",
+               Store(&Config::old_stats_carbon_name, ReadString)},
+              {"carbon_interval", SettingType::kDuration, true, "30 secs",
+               "How often the global figures are sent to carbon_server.",
+               Store(&Config::old_stats_carbon_interval, ReadPositiveDuration)},
+              {"tcp", SettingType::kAddress, false, "\"\"",
+               "Optional TCP listener for the EXPORT/RESET protocol, ADDR:PORT (use a loopback "
+               "address: the protocol has no authentication).",
+               Store(&Config::old_stats_tcp, ReadAddress)},
+          },
+      .replaced = {
+          {"fifo_mode", "[listeners.old_stats_mail] and [listeners.old_stats_user] mode"},
+          {"fifo_user", "[listeners.old_stats_mail] and [listeners.old_stats_user] user"},
+          {"fifo_group", "[listeners.old_stats_mail] and [listeners.old_stats_user] group"},
+          {"socket_mode", "[listeners.old_stats] mode"},
+          {"socket_user", "[listeners.old_stats] user"},
+          {"socket_group", "[listeners.old_stats] group"},
       }});
+  schema.Add(BlockKind<Config, ListenerPerms>{
+      .path = "listeners",
+      .shape = BlockShape::kNamedTables,
+      .open = [](Config& c, const BlockStart& start) -> ListenerPerms& {
+        ListenerPerms* perms = c.listeners.Find(start.name);
+        MS_CHECK(perms != nullptr);  // the walker accepts only kListenerNames
+        return *perms;
+      },
+      .keys =
+          {
+              {"user", SettingType::kString, false, "\"\"",
+               "Owner of the socket or FIFO (empty: the user mailscope runs as; only root can "
+               "give it to another user).",
+               Store(&ListenerPerms::user, ReadString)},
+              {"group", SettingType::kString, false, "\"\"",
+               "Group of the socket or FIFO (empty: the group mailscope runs as).",
+               Store(&ListenerPerms::group, ReadString)},
+              {"mode", SettingType::kMode, false,
+               "0660 (old_stats_mail, old_stats_user, stats_writer), 0600 (old_stats, "
+               "stats_reader, tail)",
+               "Mode of the socket or FIFO. Of Dovecot's writers only the mail processes need a "
+               "setting: they write old_stats_mail with the mail user's uid, while auth and the "
+               "services that connect to stats_writer do so as root "
+               "(docs/integrations/dovecot.md). A mode that lets every user write is logged as "
+               "a warning at start.",
+               Store(&ListenerPerms::mode, ReadMode)},
+          },
+      .noun = "listener",
+      .names = {std::begin(kListenerNames), std::end(kListenerNames)}});
   schema.Add(BlockKind<Config, catalog::EventControlOptions>{
       .path = "events",
       .open = [](Config& c, const BlockStart&) -> catalog::EventControlOptions& {
@@ -471,11 +473,28 @@ Result<Config> LoadConfigFile(const std::string& path) {
   return ParseConfig(ss.str(), path);
 }
 
+ListenerPerms* ListenerSettings::Find(std::string_view name) {
+  if (name == "old_stats_mail") return &old_stats_mail;
+  if (name == "old_stats_user") return &old_stats_user;
+  if (name == "old_stats") return &old_stats;
+  if (name == "stats_writer") return &stats_writer;
+  if (name == "stats_reader") return &stats_reader;
+  if (name == "tail") return &tail;
+  return nullptr;
+}
+
+const ListenerPerms* ListenerSettings::Find(std::string_view name) const {
+  return const_cast<ListenerSettings*>(this)->Find(name);
+}
+
+std::string FallbackRunDir() { return fmt::format("/tmp/mailscope-{}", geteuid()); }
+std::string FallbackDataDir() { return fmt::format("/tmp/mailscope-data-{}", geteuid()); }
+
 std::string DefaultRunDir() {
   if (const char* e = std::getenv("MAILSCOPE_RUN_DIR"); e && *e) return e;
   if (geteuid() == 0) return "/run/mailscope";
   if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x) return std::string(x) + "/mailscope";
-  return fmt::format("/tmp/mailscope-{}", geteuid());
+  return FallbackRunDir();
 }
 
 std::string DefaultDataDir() {
@@ -484,7 +503,7 @@ std::string DefaultDataDir() {
   if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return std::string(x) + "/mailscope";
   if (const char* h = std::getenv("HOME"); h && *h)
     return std::string(h) + "/.local/state/mailscope";
-  return fmt::format("/tmp/mailscope-data-{}", geteuid());
+  return FallbackDataDir();
 }
 
 std::string ConfigReferenceMarkdown() {
@@ -499,7 +518,17 @@ std::string ConfigReferenceMarkdown() {
       "The default run directory is `$MAILSCOPE_RUN_DIR`, else `/run/mailscope` for root,\n"
       "else `$XDG_RUNTIME_DIR/mailscope`, else `/tmp/mailscope-<uid>`. The default data\n"
       "directory is `$MAILSCOPE_DATA_DIR`, else `/var/lib/mailscope` for root, else\n"
-      "`$XDG_STATE_HOME/mailscope` or `~/.local/state/mailscope`.\n\n"
+      "`$XDG_STATE_HOME/mailscope` or `~/.local/state/mailscope`, else\n"
+      "`/tmp/mailscope-data-<uid>`. The two `/tmp` fallbacks are created with mode 0700, and\n"
+      "`serve` refuses an existing one unless it is a directory (not a symlink) owned by its\n"
+      "uid with no group or other permissions: any local user could have made it first.\n\n"
+      "Each socket and FIFO of the run directory has its own `[listeners.NAME]` table with\n"
+      "`user`, `group` and `mode`. By default they belong to the user and group mailscope runs\n"
+      "as, the FIFOs and `stats_writer` with mode 0660, the other sockets 0600: nothing is\n"
+      "writable by other users unless configured. docs/integrations/dovecot.md names the\n"
+      "settings Dovecot's processes need. They replace `old_stats.fifo_*` and\n"
+      "`old_stats.socket_*`, which are errors now that name their replacement (the old FIFO\n"
+      "default was 0666, and stats-writer took the FIFOs' setting).\n\n"
       "Dovecot 2.3 metrics come from `[metrics.NAME]` tables (the filter may use mailscope's\n"
       "size and duration units), from the `metric {{ }}` blocks of the dovecot.conf files named\n"
       "by `stats.dovecot_config` (Dovecot's own filter language, exactly), and at run time from\n"
@@ -529,7 +558,7 @@ std::string ConfigReferenceMarkdown() {
       "\nExample:\n\n```toml\n[serve]\nhttp = \"127.0.0.1:9390\"\n\n[old_stats]\nmemory_limit = "
       "\"64M\"\n"
       "user_min_time = \"2 hours\"\ncarbon_server = \"127.0.0.1:2003\"\ncarbon_name = \"mx1\"\n"
-      "fifo_mode = \"0660\"\nfifo_group = \"vmail\"\n\n"
+      "\n[listeners.old_stats_mail]\ngroup = \"vmail\"\n\n"
       "[events]\ndisabled = [\"stalwart:acme.*\", \"dovecot:*_started\"]\n"
       "levels = { \"stalwart:auth.failed\" = \"warn\" }\n\n"
       "[outputs.metrics]\ndisabled = [\"stalwart:store.*\"]\n\n[outputs.tail]\nlevel = \"warn\"\n"

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "catalog/event_control.h"
@@ -22,9 +23,30 @@ namespace mailscope::serve {
 // Owner, group and mode of a socket or FIFO, like Dovecot's listener settings.
 struct ListenerPerms {
   std::string user;   // empty: the user mailscope runs as
-  std::string group;  // empty: that user's primary group
+  std::string group;  // empty: the group mailscope runs as
   mode_t mode = 0600;
 };
+
+// [listeners.NAME]: the sockets and FIFOs of the run directory, each with
+// its own owner, group and mode. Nothing is writable by other users unless
+// configured; docs/integrations/ names what Dovecot needs.
+struct ListenerSettings {
+  ListenerPerms old_stats_mail{"", "", 0660};  // FIFO; mail processes write
+  ListenerPerms old_stats_user{"", "", 0660};  // FIFO; auth writes
+  ListenerPerms old_stats{"", "", 0600};       // socket; doveadm oldstats
+  ListenerPerms stats_writer{"", "", 0660};    // socket; Dovecot's processes write events
+  ListenerPerms stats_reader{"", "", 0600};    // socket; doveadm stats
+  ListenerPerms tail{"", "", 0600};            // socket; mailscope tail
+
+  // The listener of a [listeners.NAME] name ("stats_writer"), or nullptr.
+  ListenerPerms* Find(std::string_view name);
+  const ListenerPerms* Find(std::string_view name) const;
+};
+
+// The NAMEs of [listeners.NAME]; the file in the run directory is the name
+// with dashes ("stats_writer": stats-writer).
+inline constexpr std::string_view kListenerNames[] = {
+    "old_stats_mail", "old_stats_user", "old_stats", "stats_writer", "stats_reader", "tail"};
 
 // A metric of the configuration: a [metrics.NAME] table (mailscope's filter
 // dialect) or a metric { } block of a dovecot.conf (Dovecot's).
@@ -63,8 +85,9 @@ struct Config {
   std::string old_stats_carbon_name;    // the <name> in dovecot.<name>.global.*
   std::chrono::seconds old_stats_carbon_interval{30};
   std::string old_stats_tcp;  // optional EXPORT listener ADDR:PORT
-  ListenerPerms old_stats_fifo{"", "", 0666};
-  ListenerPerms old_stats_socket{"", "", 0600};
+
+  // [listeners.NAME]
+  ListenerSettings listeners;
 
   // [events] and [outputs.NAME]: which catalog events are wanted, per output
   // (NAME one of catalog::kOutputNames).
@@ -106,10 +129,16 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name);
 
 // The defaults when no run/data directory is configured: $MAILSCOPE_RUN_DIR,
 // else /run/mailscope for root, else $XDG_RUNTIME_DIR/mailscope, else
-// /tmp/mailscope-<uid>. Data: $MAILSCOPE_DATA_DIR, /var/lib/mailscope for root,
-// else $XDG_STATE_HOME/mailscope or ~/.local/state/mailscope.
+// FallbackRunDir(). Data: $MAILSCOPE_DATA_DIR, /var/lib/mailscope for root,
+// else $XDG_STATE_HOME/mailscope or ~/.local/state/mailscope, else
+// FallbackDataDir().
 std::string DefaultRunDir();
 std::string DefaultDataDir();
+// /tmp/mailscope-<uid> and /tmp/mailscope-data-<uid>: in a directory every
+// user can write, so serve uses them only when they are private to it
+// (run_dir.h, MakePrivateDir).
+std::string FallbackRunDir();
+std::string FallbackDataDir();
 
 // Markdown reference of every setting (docs/configuration.md).
 std::string ConfigReferenceMarkdown();

@@ -232,6 +232,12 @@ struct SchemaWalker {
       std::string key = base + "." + std::string(k.str());
       std::size_t i = 0;
       while (i < kind.docs.size() && LeafOf(kind.docs[i].key) != k.str()) ++i;
+      auto replaced = std::find_if(kind.replaced.begin(), kind.replaced.end(),
+                                   [&](const auto& r) { return r.first == k.str(); });
+      if (i == kind.docs.size() && replaced != kind.replaced.end()) {
+        Fail(node, key, fmt::format("no longer a setting; replaced by {}", replaced->second));
+        continue;
+      }
       if (i == kind.docs.size()) {
         std::vector<std::string> names;
         for (const Setting& s : kind.docs) names.emplace_back(LeafOf(s.key));
@@ -425,10 +431,10 @@ Result<mode_t> ReadMode(const ConfigValue& v) {
     if (t.starts_with("0o")) t.remove_prefix(2);
     auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), mode, 8);
     if (t.empty() || ec != std::errc() || ptr != t.data() + t.size()) {
-      return InvalidArgument("expected an octal mode such as \"0666\"");
+      return InvalidArgument("expected an octal mode such as \"0660\"");
     }
   } else {
-    return InvalidArgument("expected an octal mode such as \"0666\"");
+    return InvalidArgument("expected an octal mode such as \"0660\"");
   }
   if (mode > 07777) return InvalidArgument("mode out of range");
   return static_cast<mode_t>(mode);

@@ -164,6 +164,9 @@ struct BlockKind {
   // Last, so that other kinds can leave them out.
   std::string noun = {};
   std::vector<std::string> names = {};
+  // Keys that were renamed or split, each with what replaced it: setting one
+  // is an error that names the replacement. Not documented as settings.
+  std::vector<std::pair<std::string, std::string>> replaced = {};
 };
 
 // The type-erased form the walker reads; built only by ConfigSchema::Add,
@@ -173,6 +176,7 @@ struct ErasedKind {
   BlockShape shape;
   std::string noun;
   std::vector<std::string> names;
+  std::vector<std::pair<std::string, std::string>> replaced;
   std::function<void*(void* root, const BlockStart&)> open;
   std::vector<Setting> docs;  // keys as documented, in order
   std::vector<std::function<Status(void* block, const ConfigValue&)>> setters;  // as docs
@@ -193,7 +197,7 @@ class ConfigSchema {
   template <typename Block>
   void Add(BlockKind<Root, Block> kind) {
     for (const ErasedKind& k : kinds_) MS_CHECK(!Overlap(k.path, kind.path));
-    ErasedKind e{kind.path, kind.shape, kind.noun, kind.names, nullptr, {}, {}};
+    ErasedKind e{kind.path, kind.shape, kind.noun, kind.names, kind.replaced, nullptr, {}, {}};
     e.open = [open = kind.open](void* root, const BlockStart& start) -> void* {
       return &open(*static_cast<Root*>(root), start);
     };

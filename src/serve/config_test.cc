@@ -22,8 +22,99 @@ TEST(ConfigTest, DefaultsMatchDovecot) {
   EXPECT_EQ(c->old_stats_domain_min_time, 12h);
   EXPECT_EQ(c->old_stats_ip_min_time, 12h);
   EXPECT_EQ(c->old_stats_carbon_interval, 30s);
-  EXPECT_EQ(c->old_stats_fifo.mode, 0666u);
-  EXPECT_EQ(c->old_stats_socket.mode, 0600u);
+}
+
+// Nothing is writable by other users unless configured: the FIFOs and
+// stats-writer let the group write, the other sockets only their owner.
+TEST(ConfigTest, ListenerDefaultsAreOwnerAndGroupOnly) {
+  auto c = ParseConfig("", "empty.toml");
+  ASSERT_TRUE(c.ok());
+  const ListenerSettings& l = c->listeners;
+  EXPECT_EQ(l.old_stats_mail.mode, 0660u);
+  EXPECT_EQ(l.old_stats_user.mode, 0660u);
+  EXPECT_EQ(l.stats_writer.mode, 0660u);
+  EXPECT_EQ(l.old_stats.mode, 0600u);
+  EXPECT_EQ(l.stats_reader.mode, 0600u);
+  EXPECT_EQ(l.tail.mode, 0600u);
+  for (std::string_view name : kListenerNames) {
+    const ListenerPerms* p = l.Find(name);
+    ASSERT_NE(p, nullptr) << name;
+    EXPECT_EQ(p->mode & 0007, 0u) << name;
+    EXPECT_EQ(p->user, "") << name;
+    EXPECT_EQ(p->group, "") << name;
+  }
+  EXPECT_EQ(l.Find("stats-writer"), nullptr);
+}
+
+// Each socket and FIFO has its own settings; stats_writer no longer
+// follows the FIFOs.
+TEST(ConfigTest, EachListenerHasItsOwnSettings) {
+  auto c = ParseConfig(R"(
+[listeners.old_stats_mail]
+group = "vmail"
+[listeners.old_stats_user]
+user = "dovecot"
+mode = "0600"
+[listeners.stats_writer]
+group = "dovecot"
+mode = 0o660
+[listeners.stats_reader]
+mode = "0640"
+group = "adm"
+)",
+                       "l.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const ListenerSettings& l = c->listeners;
+  EXPECT_EQ(l.old_stats_mail.group, "vmail");
+  EXPECT_EQ(l.old_stats_mail.mode, 0660u);
+  EXPECT_EQ(l.old_stats_user.user, "dovecot");
+  EXPECT_EQ(l.old_stats_user.group, "");
+  EXPECT_EQ(l.old_stats_user.mode, 0600u);
+  EXPECT_EQ(l.stats_writer.group, "dovecot");
+  EXPECT_EQ(l.stats_reader.mode, 0640u);
+  EXPECT_EQ(l.stats_reader.group, "adm");
+  EXPECT_EQ(l.old_stats.mode, 0600u);
+  EXPECT_EQ(l.tail.mode, 0600u);
+}
+
+TEST(ConfigTest, UnknownListenersAndBadModesAreErrors) {
+  auto c = ParseConfig(
+      "[listeners.stats_writter]\nmode = \"0660\"\n[listeners.tail]\nmode = \"999\"\n"
+      "[listeners.old_stats]\nowner = \"root\"\n",
+      "l.toml");
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find("l.toml:1: listeners.stats_writter: unknown listener; did you mean "
+                   "[listeners.stats_writer]?"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("l.toml:4: listeners.tail.mode:"), std::string::npos) << m;
+  EXPECT_NE(m.find("l.toml:6: listeners.old_stats.owner: unknown setting"), std::string::npos) << m;
+}
+
+// The [old_stats] keys that set the FIFOs and sockets together are gone; an
+// old configuration is told what replaced them.
+TEST(ConfigTest, ReplacedPermissionKeysNameTheirReplacement) {
+  auto c = ParseConfig(
+      "[old_stats]\nfifo_mode = \"0666\"\nfifo_group = \"vmail\"\nsocket_mode = \"0600\"\n",
+      "old.toml");
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find("old.toml:2: old_stats.fifo_mode: no longer a setting; replaced by "
+                   "[listeners.old_stats_mail] and [listeners.old_stats_user] mode"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("old.toml:3: old_stats.fifo_group: no longer a setting; replaced by "
+                   "[listeners.old_stats_mail] and [listeners.old_stats_user] group"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("old.toml:4: old_stats.socket_mode: no longer a setting; replaced by "
+                   "[listeners.old_stats] mode"),
+            std::string::npos)
+      << m;
+  std::vector<std::string> keys;
+  for (const Setting& s : Settings()) keys.push_back(s.key);
+  EXPECT_EQ(std::find(keys.begin(), keys.end(), "old_stats.fifo_mode"), keys.end());
 }
 
 TEST(ConfigTest, ParsesEverySetting) {
@@ -43,9 +134,6 @@ carbon_server = "127.0.0.1:2003"
 carbon_name = "mx1"
 carbon_interval = "5s"
 tcp = "127.0.0.1:24242"
-fifo_mode = "0660"
-fifo_group = "root"
-socket_mode = 0o640
 )",
                        "all.toml");
   ASSERT_TRUE(c.ok()) << c.status().message();
@@ -57,9 +145,6 @@ socket_mode = 0o640
   EXPECT_EQ(c->old_stats_domain_min_time, 24h);
   EXPECT_EQ(c->old_stats_ip_min_time, 90s);
   EXPECT_EQ(c->old_stats_carbon_interval, 5s);
-  EXPECT_EQ(c->old_stats_fifo.mode, 0660u);
-  EXPECT_EQ(c->old_stats_fifo.group, "root");
-  EXPECT_EQ(c->old_stats_socket.mode, 0640u);
 }
 
 TEST(ConfigTest, ErrorsNameFileLineAndKey) {
@@ -80,7 +165,8 @@ TEST(ConfigTest, RejectsBadValues) {
            "[serve]\nlog_level = \"loud\"\n",
            "[old_stats]\ncarbon_interval = \"0s\"\n",
            "[old_stats]\ncarbon_name = \"a.b\"\n",
-           "[old_stats]\nfifo_mode = \"999\"\n",
+           "[listeners.old_stats_mail]\nmode = \"999\"\n",
+           "[listeners.old_stats_mail]\nmode = \"0660\"\nfifo_mode = \"0660\"\n",
            "[old_stats]\nmemory_limit = 0\n",
            "[old_stats]\ncommand_min_time = \"5 fortnights\"\n",
            "memory_limit = 5\n",
@@ -212,7 +298,8 @@ TEST(ConfigTest, SettingsComeFromTheBlockKinds) {
   for (const Setting& s : Settings()) keys.push_back(s.key);
   for (const char* key :
        {"serve.http", "old_stats.memory_limit", "events.levels", "outputs.<name>.level",
-        "stats.max_sub_metrics", "metrics.<name>.filter", "exporters.<name>.transport_timeout"}) {
+        "stats.max_sub_metrics", "metrics.<name>.filter", "exporters.<name>.transport_timeout",
+        "listeners.<name>.user", "listeners.<name>.group", "listeners.<name>.mode"}) {
     EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
   }
   ASSERT_NE(Schema().Find("outputs"), nullptr);

@@ -11,7 +11,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
-#include <filesystem>
 
 #include "catalog/dovecot_filter.h"
 #include "catalog/event_router.h"
@@ -29,6 +28,7 @@
 #include "serve/metrics_page.h"
 #include "serve/outputs.h"
 #include "serve/rate_limited_log.h"
+#include "serve/run_dir.h"
 #include "serve/tail_hub.h"
 #include "stats/ingest_counters.h"
 #include "stats/metrics_engine.h"
@@ -57,11 +57,22 @@ stats::MetricsOptions MetricsOptionsFrom(const Config& c) {
   return o;
 }
 
-Status MakeDirs(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Unavailable(fmt::format("cannot create {}: {}", dir, ec.message()));
-  return Status::Ok();
+// The run or data directory: a /tmp fallback only when it is ours alone.
+Status MakeDir(const std::string& dir, const std::string& fallback) {
+  return dir == fallback ? MakePrivateDir(dir) : MakeRunDir(dir);
+}
+
+// Resolves the [listeners.NAME] settings of one socket or FIFO; errors name
+// the setting.
+Result<net::PathPerms> Perms(const ListenerSettings& listeners, std::string_view name) {
+  const ListenerPerms& perms = *listeners.Find(name);
+  auto resolved = net::ResolvePerms(perms.user, perms.group, perms.mode);
+  if (!resolved.ok())
+    return InvalidArgument(fmt::format("listeners.{}: {}", name, resolved.status().message()));
+  if ((perms.mode & 0002) != 0) {
+    spdlog::warn("listeners.{}: mode {:04o} lets every local user write to it", name, perms.mode);
+  }
+  return resolved;
 }
 
 std::string HostName() {
@@ -167,17 +178,22 @@ Status Daemon::State::Start() {
   ApplyConfiguredMetrics({}, config.metrics);
 
   const std::string& run = config.run_dir;
-  MS_RETURN_IF_ERROR(MakeDirs(run));
-  // Mail processes run as the mail users: they must be able to reach the FIFOs.
-  ::chmod(run.c_str(), 0755);
-  MS_RETURN_IF_ERROR(MakeDirs(config.data_dir));
+  MS_RETURN_IF_ERROR(MakeDir(run, FallbackRunDir()));
+  MS_RETURN_IF_ERROR(MakeDir(config.data_dir, FallbackDataDir()));
 
-  auto fifo_perms = net::ResolvePerms(config.old_stats_fifo.user, config.old_stats_fifo.group,
-                                      config.old_stats_fifo.mode);
-  if (!fifo_perms.ok()) return fifo_perms.status();
-  auto socket_perms = net::ResolvePerms(config.old_stats_socket.user, config.old_stats_socket.group,
-                                        config.old_stats_socket.mode);
-  if (!socket_perms.ok()) return socket_perms.status();
+  const ListenerSettings& perms = config.listeners;
+  auto mail_fifo = Perms(perms, "old_stats_mail");
+  if (!mail_fifo.ok()) return mail_fifo.status();
+  auto user_fifo = Perms(perms, "old_stats_user");
+  if (!user_fifo.ok()) return user_fifo.status();
+  auto old_stats_perms = Perms(perms, "old_stats");
+  if (!old_stats_perms.ok()) return old_stats_perms.status();
+  auto writer_perms = Perms(perms, "stats_writer");
+  if (!writer_perms.ok()) return writer_perms.status();
+  auto reader_perms = Perms(perms, "stats_reader");
+  if (!reader_perms.ok()) return reader_perms.status();
+  auto tail_perms = Perms(perms, "tail");
+  if (!tail_perms.ok()) return tail_perms.status();
 
   SourceContext context{*dispatcher, counters, reject_log, clock};
   old_stats_source = std::make_unique<DovecotOldStatsSource>(context);
@@ -185,24 +201,24 @@ Status Daemon::State::Start() {
       std::make_unique<DovecotStatsWriterSource>(context, [this] { return FilterLine(); });
   event_post_source = std::make_unique<DovecotEventPostSource>(context);
 
-  MS_RETURN_IF_ERROR(old_stats_source->Open(listeners, run, *fifo_perms));
+  MS_RETURN_IF_ERROR(old_stats_source->Open(listeners, run, *mail_fifo, *user_fifo));
   auto export_handler = [this](std::span<char> l, std::string& r) { return OnExportRequest(l, r); };
-  auto old_stats = listeners.ListenUnix(run + "/old-stats", *socket_perms,
+  auto old_stats = listeners.ListenUnix(run + "/old-stats", *old_stats_perms,
                                         query::kOldStatsMaxRequestBytes, export_handler);
   if (!old_stats.ok()) return old_stats.status();
   // Dovecot 2.3's stats service: processes write events to stats-writer,
   // doveadm reads and defines metrics on stats-reader.
   auto writer =
-      listeners.ListenUnix(run + "/stats-writer", *fifo_perms, ingest::kStatsWriterMaxLineBytes,
+      listeners.ListenUnix(run + "/stats-writer", *writer_perms, ingest::kStatsWriterMaxLineBytes,
                            [this] { return stats_writer_source->NewConnection(); });
   if (!writer.ok()) return writer.status();
   stats_writer = *writer;
   // The reader's line limit counts the LF, the framer's does not.
-  auto reader = listeners.ListenUnix(run + "/stats-reader", *socket_perms,
+  auto reader = listeners.ListenUnix(run + "/stats-reader", *reader_perms,
                                      query::kStatsReaderMaxLineBytes - 1,
                                      [this] { return NewStatsReader(); });
   if (!reader.ok()) return reader.status();
-  auto tail = listeners.ListenUnix(run + "/tail", *socket_perms, query::kTailMaxRequestBytes,
+  auto tail = listeners.ListenUnix(run + "/tail", *tail_perms, query::kTailMaxRequestBytes,
                                    [this] { return tails.NewConnection(); });
   if (!tail.ok()) return tail.status();
 
@@ -414,8 +430,7 @@ void Daemon::State::Reload() {
   next.data_dir = config.data_dir;
   next.http = config.http;
   next.old_stats_tcp = config.old_stats_tcp;
-  next.old_stats_fifo = config.old_stats_fifo;
-  next.old_stats_socket = config.old_stats_socket;
+  next.listeners = config.listeners;
   spdlog::set_level(spdlog::level::from_str(next.log_level));
   metrics.set_max_sub_metrics(next.stats_max_sub_metrics);
   exporters.Apply(next.exporters);

@@ -7,10 +7,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -628,6 +630,61 @@ TEST_F(DaemonTest, StopsWithClientsConnectedAndRemovesItsSockets) {
   }
   // Writers may hold a FIFO open across a restart: the FIFOs stay.
   EXPECT_TRUE(std::filesystem::is_fifo(RunPath("old-stats-mail")));
+}
+
+// Nothing in the run directory is writable by other users by default: the
+// FIFOs and stats-writer let mailscope's group write, the rest only itself.
+TEST_F(DaemonTest, ListenersDefaultToOwnerAndGroupOnly) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  struct stat st {};
+  ASSERT_EQ(::stat(run_dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u) << "a run directory mailscope creates";
+  const std::pair<const char*, mode_t> expected[] = {
+      {"old-stats-mail", 0660}, {"old-stats-user", 0660}, {"stats-writer", 0660},
+      {"old-stats", 0600},      {"stats-reader", 0600},   {"tail", 0600}};
+  for (const auto& [name, mode] : expected) {
+    ASSERT_EQ(::lstat(RunPath(name).c_str(), &st), 0) << name;
+    EXPECT_EQ(st.st_mode & 07777, mode) << name;
+    EXPECT_EQ(st.st_uid, ::geteuid()) << name;
+    EXPECT_EQ(st.st_gid, ::getegid()) << name;
+  }
+}
+
+// Each socket and FIFO takes its own [listeners.NAME]; the run directory an
+// administrator made keeps the mode given to it.
+TEST_F(DaemonTest, EachListenerTakesItsOwnSettingsAndTheRunDirectoryKeepsItsMode) {
+  ASSERT_EQ(::mkdir(run_dir_.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(run_dir_.c_str(), 0750), 0);
+  const group* gr = ::getgrgid(::getegid());
+  ASSERT_NE(gr, nullptr);
+  const std::string group_name = gr->gr_name;
+  ASSERT_NO_FATAL_FAILURE(StartDaemon("[listeners.stats_writer]\nmode = \"0620\"\ngroup = \"" +
+                                      group_name +
+                                      "\"\n[listeners.old_stats_user]\nmode = \"0600\"\n"
+                                      "[listeners.tail]\nmode = \"0660\"\n"));
+  struct stat st {};
+  ASSERT_EQ(::stat(run_dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  const std::pair<const char*, mode_t> expected[] = {
+      {"old-stats-mail", 0660}, {"old-stats-user", 0600}, {"stats-writer", 0620},
+      {"old-stats", 0600},      {"stats-reader", 0600},   {"tail", 0660}};
+  for (const auto& [name, mode] : expected) {
+    ASSERT_EQ(::lstat(RunPath(name).c_str(), &st), 0) << name;
+    EXPECT_EQ(st.st_mode & 07777, mode) << name;
+  }
+}
+
+TEST_F(DaemonTest, UnknownListenerGroupIsAStartError) {
+  auto config = ParseConfig(
+      WithServe("[listeners.stats_writer]\ngroup = \"no-such-group-mailscope\"\n"), "t.toml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  Daemon daemon(std::move(*config), std::string(), Daemon::Options{.handle_signals = false});
+  Status st = daemon.Start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("listeners.stats_writer: unknown group \"no-such-group-mailscope\""),
+            std::string::npos)
+      << st.message();
 }
 
 TEST_F(DaemonTest, AnswersHealthzAndRoutesByPathAndMethod) {

@@ -16,7 +16,8 @@ void SourceContext::Reject(Source source, const Status& status, std::string_view
 }
 
 Status DovecotOldStatsSource::Open(ListenerRegistry& listeners, const std::string& run_dir,
-                                   const net::PathPerms& perms) {
+                                   const net::PathPerms& mail_perms,
+                                   const net::PathPerms& user_perms) {
   auto overflow = [this](std::size_t bytes) {
     context_.Reject(
         Source::kDovecotOldStats,
@@ -26,10 +27,10 @@ Status DovecotOldStatsSource::Open(ListenerRegistry& listeners, const std::strin
   // Like Dovecot's ioloop time, one timestamp serves every line of a read.
   auto on_read = [this] { read_time_ = context_.clock.Now(); };
   MS_RETURN_IF_ERROR(listeners.OpenFifo(
-      run_dir + "/old-stats-mail", perms, ingest::kOldStatsMaxLineBytes, on_read,
+      run_dir + "/old-stats-mail", mail_perms, ingest::kOldStatsMaxLineBytes, on_read,
       [this](std::span<char> l) { OnLine(mail_decoder_, l); }, overflow));
   return listeners.OpenFifo(
-      run_dir + "/old-stats-user", perms, ingest::kOldStatsMaxLineBytes, on_read,
+      run_dir + "/old-stats-user", user_perms, ingest::kOldStatsMaxLineBytes, on_read,
       [this](std::span<char> l) { OnLine(user_decoder_, l); }, overflow);
 }
 

@@ -40,8 +40,10 @@ struct SourceContext {
 class DovecotOldStatsSource {
  public:
   explicit DovecotOldStatsSource(SourceContext context) : context_(context) {}
-  // Opens (or reuses) RUN_DIR/old-stats-mail and RUN_DIR/old-stats-user.
-  Status Open(ListenerRegistry& listeners, const std::string& run_dir, const net::PathPerms& perms);
+  // Opens (or reuses) RUN_DIR/old-stats-mail and RUN_DIR/old-stats-user,
+  // each with its own owner, group and mode.
+  Status Open(ListenerRegistry& listeners, const std::string& run_dir,
+              const net::PathPerms& mail_perms, const net::PathPerms& user_perms);
 
  private:
   void OnLine(ingest::DovecotOldStatsDecoder& decoder, std::span<char> line);

@@ -174,7 +174,8 @@ class DovecotExportersTest:
     def __init__(self, binary: str, root: str) -> None:
         self.c = lm.Checks()
         self.root = root
-        self.ms = lm.Mailscope(binary, os.path.join(root, "mailscope"), config=CONFIG)
+        self.ms = lm.Mailscope(binary, os.path.join(root, "mailscope"),
+                               config=CONFIG + ld.mailscope_settings())
         self.http = HttpSink()
         self.file_path = os.path.join(self.ms.root, "failures.json")
         self.unix_path = os.path.join(self.ms.root, "logins.sock")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real-peer test: a real Dovecot 2.3 writes old stats, real doveadm reads them.
 
-    dovecot_old_stats_test.py --mailscope PATH [--keep] [--auth-fifo MODE]
+    dovecot_old_stats_test.py --mailscope PATH [--keep] [--auth-fifo MODE] [--mail-group]
     dovecot_old_stats_test.py --against-dovecot [--keep]
 
 Starts mailscope, then a private Dovecot (loopback ports, everything under one
@@ -19,6 +19,12 @@ base_dir) is sent to mailscope:
              survives restarts and reloads (what docs/integrations/dovecot.md
              recommends).
 
+mailscope runs with its secure defaults plus exactly the settings
+docs/integrations/dovecot.md gives (read from the document): the group of the
+mail account on old-stats-mail or, with --mail-group, the system-users setup,
+where Dovecot's mail_access_groups gives every mail process a group of its own
+that mailscope names.
+
 Prints one PASS/FAIL line per check, exits 1 on any failure, 77 when Dovecot
 is not installed or the test does not run as root. Needs root.
 """
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import grp
 import imaplib
 import os
 import re
@@ -105,9 +112,18 @@ class Test:
         self.sessions: ld.Dump | None = None  # session level, for sums
         self.users: ld.Dump | None = None  # user level, for sums
         against = args.against_dovecot
+        dovecot_extra = ""
+        if args.mail_group:
+            dovecot_extra, settings = ld.system_users_settings()
+        else:
+            settings = ld.mailscope_settings()
+        # The group the mail processes reach old-stats-mail through.
+        self.mail_gid = grp.getgrnam(
+            settings.split("group =", 1)[1].split()[0].strip('"')).gr_gid
         if not against:
             self.mailscope = lm.Mailscope(args.mailscope,
-                                          os.path.join(root, "mailscope"))
+                                          os.path.join(root, "mailscope"),
+                                          config=settings)
         self.link_mode = None if against else args.auth_fifo
         dovecot_root = os.path.join(root, "dovecot")
         os.makedirs(dovecot_root)
@@ -121,7 +137,7 @@ class Test:
         self.notify_path = os.path.join(stats_dir, "old-stats-mail")
         self.auth_target = os.path.join(stats_dir, "old-stats-user")
         self.dovecot = ld.Dovecot(
-            dovecot_root, USERS, notify_path=self.notify_path,
+            dovecot_root, USERS, notify_path=self.notify_path, extra_conf=dovecot_extra,
             auth_listener_path=("old-stats-user-dovecot"
                                 if self.link_mode == "permanent" else None))
 
@@ -150,9 +166,18 @@ class Test:
                         st is not None and stat.S_ISFIFO(st.st_mode),
                         "missing" if st is None else f"mode {st.st_mode:o}")
                 if st is not None:
-                    c.check(f"{name} is writable by everyone (0666)",
-                            st.st_mode & 0o666 == 0o666,
+                    c.check(f"{name} is not writable by everyone",
+                            st.st_mode & 0o002 == 0,
                             f"mode {stat.S_IMODE(st.st_mode):04o}")
+            # The documented setting gives the mail processes' group the mail
+            # FIFO; auth opens its FIFO as root and needs none.
+            st = os.lstat(self.mailscope.mail_fifo)
+            c.equal("old-stats-mail: mode and group",
+                    (stat.S_IMODE(st.st_mode), st.st_gid),
+                    (0o660, self.mail_gid))
+            st = os.lstat(self.mailscope.auth_fifo)
+            c.equal("old-stats-user: mode and group (the defaults)",
+                    (stat.S_IMODE(st.st_mode), st.st_gid), (0o660, os.getegid()))
 
         self.dovecot.install()
         conf = self.dovecot.check_config()
@@ -745,6 +770,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--auth-fifo", choices=("replace", "permanent"),
                    default="replace",
                    help="how auth's old-stats-user reaches mailscope")
+    p.add_argument("--mail-group", action="store_true",
+                   help="the system-users setup of docs/integrations/dovecot.md: the mail "
+                   "processes reach old-stats-mail through Dovecot's mail_access_groups, "
+                   "not through their own group")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary directory (config, logs)")
     args = p.parse_args(argv)
@@ -770,7 +799,8 @@ def main(argv: list[str]) -> int:
     # mkdtemp makes 0700; the mail uid, dovecot and dovenull must traverse.
     os.chmod(root, 0o755)
     target = "Dovecot's own old-stats" if args.against_dovecot else (
-        f"mailscope ({args.mailscope}, auth FIFO: {args.auth_fifo})")
+        f"mailscope ({args.mailscope}, auth FIFO: {args.auth_fifo}"
+        f"{', mail_access_groups' if args.mail_group else ''})")
     print(f"# testing {target} in {root}", flush=True)
     test = Test(args, root)
     return lm.run_test(test, test.checks, "dovecot old stats", root,

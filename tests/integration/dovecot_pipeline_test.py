@@ -182,7 +182,8 @@ class DovecotPipelineTest:
         self.export_path = os.path.join(root, "exported.json")
         self.ms = lm.Mailscope(binary, os.path.join(root, "mailscope"),
                                config=CONFIG.replace("{dovecot_conf}", self.dv.config_path)
-                               .replace("{export_path}", self.export_path))
+                               .replace("{export_path}", self.export_path)
+                               + ld.mailscope_settings())
         self.watcher: FilterWatcher | None = None
         self.tails: list[subprocess.Popen] = []
         self.next_ip = 1  # failed logins come from 127.0.0.2, .3, ...

@@ -82,7 +82,8 @@ class DovecotStatsTest:
         self.dv = ld.StatsDovecot(os.path.join(root, "dovecot"), self.users, WRITER_LINK,
                                   extra=DOVECOT_METRICS, lmtp=True)
         self.ms = lm.Mailscope(binary, os.path.join(root, "mailscope"),
-                               config=CONFIG.replace("{dovecot_conf}", self.dv.config_path))
+                               config=CONFIG.replace("{dovecot_conf}", self.dv.config_path)
+                               + ld.mailscope_settings())
         self.dump_order: list[str] = []
 
     # ---- helpers ------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import grp
 import imaplib
 import os
 import poplib
@@ -35,6 +36,64 @@ from lib_mailscope import SKIP, free_port, run_test, wait_until
 MAIL_USER = "mailscope-vmail"
 
 DOVECOT_BINARIES = ("dovecot", "doveadm", "doveconf")
+
+DOVECOT_DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                           "docs", "integrations", "dovecot.md")
+SETTINGS_MARKER = "<!-- dovecot-listener-settings:"
+SYSTEM_USERS_MARKER = "<!-- dovecot-system-users-settings:"
+
+
+def _doc_block(marker: str, lang: str) -> str:
+    """The first code block in language `lang` ("" for none) after `marker`
+    in DOVECOT_DOC."""
+    with open(DOVECOT_DOC, encoding="utf-8") as f:
+        doc = f.read()
+    body: list[str] | None = None
+    in_other = False  # inside a block of another language
+    for line in doc[doc.index(marker):].split("\n"):
+        fence = line.startswith("```")
+        if body is not None:
+            if fence:
+                return "\n".join(body) + "\n"
+            body.append(line)
+        elif in_other:
+            in_other = not fence
+        elif fence:
+            if line[3:].strip() == lang:
+                body = []
+            else:
+                in_other = True
+    raise ValueError(f"{DOVECOT_DOC}: no ```{lang} block after {marker}")
+
+
+def system_users_settings() -> tuple[str, str]:
+    """(dovecot.conf lines, mailscope settings) of the system-users setup in
+    docs/integrations/dovecot.md: a group of its own given to every mail
+    process with mail_access_groups. The group is created (groupadd
+    --system) when missing; the test's mail account is not a member."""
+    dovecot_conf = _doc_block(SYSTEM_USERS_MARKER, "")
+    settings = _doc_block(SYSTEM_USERS_MARKER, "toml")
+    group = dovecot_conf.split("mail_access_groups =", 1)[1].split()[0]
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        subprocess.run(["groupadd", "--system", group], check=True)
+    return dovecot_conf, "\n" + settings
+
+
+def mailscope_settings() -> str:
+    """The mailscope settings docs/integrations/dovecot.md gives for Debian's
+    Dovecot, with this test's mail account in place of `vmail`.
+
+    Every test that lets a real Dovecot write to mailscope runs mailscope's
+    defaults plus exactly this block, read from the document itself, so the
+    document and the tests cannot drift apart.
+    """
+    block = _doc_block(SETTINGS_MARKER, "toml")
+    ensure_mail_user()  # its group must exist when mailscope starts
+    if '"vmail"' not in block:
+        raise ValueError(f"{DOVECOT_DOC}: the settings block no longer names vmail")
+    return "\n" + block.replace('"vmail"', f'"{MAIL_USER}"')
 
 
 def dovecot_installed() -> bool:
@@ -101,12 +160,15 @@ class Dovecot:
     None, the plugin uses Dovecot's own base_dir/old-stats-mail.
     auth_listener_path, when set, moves Dovecot's own `old-stats-user` FIFO to
     that name, so base_dir/old-stats-user is left for a permanent symlink.
+    extra_conf is appended to the configuration.
     """
 
     def __init__(self, root_dir: str, users: Iterable[MailUser],
                  notify_path: str | None = None,
-                 auth_listener_path: str | None = None, lmtp: bool = False) -> None:
+                 auth_listener_path: str | None = None, lmtp: bool = False,
+                 extra_conf: str = "") -> None:
         self.root_dir = root_dir
+        self.extra_conf = extra_conf
         self.lmtp = lmtp
         self.users = list(users)
         self.notify_path = notify_path
@@ -232,7 +294,7 @@ plugin {{
   old_stats_refresh = 1 secs
   old_stats_track_cmds = yes
 {notify}}}
-"""
+{self.extra_conf}"""
 
     # ---- lifecycle ---------------------------------------------------------
 
