@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -18,6 +19,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "net/spawn.h"
 
 namespace mailscope::net {
 namespace {
@@ -260,6 +263,49 @@ TEST(LineServerTest, ThrowFromOnOpenStillRunsOnCloseOnce) {
     return second.received() == "hi\n";
   }));
   EXPECT_EQ(closes, 1);
+}
+
+TEST(RunContainedTest, LoopGoesOnAfterAHandlerThrows) {
+  boost::asio::io_context io;
+  int ran = 0;
+  boost::asio::post(io, [] { throw std::runtime_error("injected"); });
+  boost::asio::post(io, [&] { ++ran; });
+  boost::asio::post(io, [] { throw 42; });
+  boost::asio::post(io, [&] { ++ran; });
+  EXPECT_EQ(RunContained(io, [] { return false; }), 2u);
+  EXPECT_EQ(ran, 2);
+}
+
+TEST(RunContainedTest, ThrowWhileStoppingEndsTheRun) {
+  boost::asio::io_context io;
+  int ran = 0;
+  boost::asio::post(io, [] { throw std::runtime_error("injected"); });
+  boost::asio::post(io, [&] { ++ran; });
+  EXPECT_EQ(RunContained(io, [] { return true; }), 1u);
+  EXPECT_EQ(ran, 0);
+}
+
+TEST(SpawnTest, CompletionSeesTheExceptionOfTheCoroutine) {
+  boost::asio::io_context io;
+  std::string seen;
+  bool normal_end = false;
+  Spawn(
+      io, "test",
+      []() -> boost::asio::awaitable<void> {
+        throw std::runtime_error("injected");
+        co_return;
+      }(),
+      [&](std::exception_ptr e) { seen = e ? DescribeException(e) : "none"; });
+  Spawn(
+      io, "test", []() -> boost::asio::awaitable<void> { co_return; }(),
+      [&](std::exception_ptr e) { normal_end = !e; });
+  // A throw from the completion itself stays inside Spawn.
+  Spawn(
+      io, "test", []() -> boost::asio::awaitable<void> { co_return; }(),
+      [](std::exception_ptr) { throw std::runtime_error("cleanup"); });
+  EXPECT_EQ(RunContained(io, [] { return false; }), 0u);
+  EXPECT_EQ(seen, "injected");
+  EXPECT_TRUE(normal_end);
 }
 
 }  // namespace

@@ -34,6 +34,23 @@ void Spawn(boost::asio::io_context& io, std::string name, boost::asio::awaitable
       });
 }
 
+std::uint64_t RunContained(boost::asio::io_context& io, const std::function<bool()>& stopping) {
+  std::uint64_t faults = 0;
+  for (;;) {
+    try {
+      io.run();
+      return faults;
+    } catch (...) {
+      ++faults;
+      const bool stop = stopping();
+      spdlog::error("event loop: a handler threw: {}{}",
+                    DescribeException(std::current_exception()),
+                    stop ? "; shutting down" : "; the loop goes on");
+      if (stop) return faults;
+    }
+  }
+}
+
 void FaultLog::Record(std::string_view name, std::string_view dropped, std::exception_ptr e) {
   ++count_;
   auto now = std::chrono::steady_clock::now();

@@ -28,6 +28,13 @@ std::string DescribeException(std::exception_ptr e);
 void Spawn(boost::asio::io_context& io, std::string name, boost::asio::awaitable<void> coro,
            std::function<void(std::exception_ptr)> done = {});
 
+// Runs `io` until it runs out of work or is stopped. An exception escaping a
+// handler is logged and the loop runs on (Asio leaves the io_context usable
+// after one): a failed handler must not end the process. Once `stopping()`
+// holds, an exception ends the run instead, so shutdown cannot hang on a
+// loop that keeps failing. Returns how many exceptions were caught.
+std::uint64_t RunContained(boost::asio::io_context& io, const std::function<bool()>& stopping);
+
 // Counts exceptions caught around one handler call of a listener and logs the
 // first `burst` of each window as errors, then how many were held back, so a
 // handler that throws on every line cannot flood the log.
