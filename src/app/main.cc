@@ -1,5 +1,7 @@
 // mailscope: one binary, subcommands. main only dispatches.
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
 
 #include "cli/commands.h"
 
@@ -19,10 +21,21 @@ int main(int argc, char** argv) {
   mailscope::cli::AddCheckConfigCommand(app, exit_code);
   mailscope::cli::AddCatalogCommand(app, exit_code);
   mailscope::cli::AddTailCommand(app, exit_code);
+  // Subcommands run inside parse(). Our code returns errors as values; an
+  // exception reaching here is a fault of the program, not of its input or
+  // environment: it ends the process with EX_SOFTWARE (sysexits.h) and a
+  // message, rather than std::terminate's abort.
+  constexpr int kInternalError = 70;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mailscope: internal error: %s\n", e.what());
+    return kInternalError;
+  } catch (...) {
+    std::fprintf(stderr, "mailscope: internal error: unknown exception\n");
+    return kInternalError;
   }
   return exit_code;
 }

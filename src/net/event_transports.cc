@@ -7,8 +7,6 @@
 #include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -24,6 +22,7 @@
 #include "core/check.h"
 #include "core/thread_annotations.h"
 #include "net/http_post_transport.h"
+#include "net/spawn.h"
 
 namespace mailscope::net {
 
@@ -277,6 +276,10 @@ struct UnixState {
 };
 
 // REQUIRES: s->writing_active was set by StartUnixWrite().
+// Why a connection was dropped after an exception in one of its coroutines.
+const boost::system::error_code kFaulted =
+    boost::system::errc::make_error_code(boost::system::errc::state_not_recoverable);
+
 asio::awaitable<void> UnixWrite(std::shared_ptr<UnixState> s) {
   const std::uint64_t gen = s->generation;
   while (!s->pending.empty() && s->phase == UnixState::Phase::kConnected && s->generation == gen) {
@@ -298,7 +301,11 @@ asio::awaitable<void> UnixWrite(std::shared_ptr<UnixState> s) {
 void StartUnixWrite(const std::shared_ptr<UnixState>& s) {
   if (s->writing_active) return;
   s->writing_active = true;
-  asio::co_spawn(s->io, UnixWrite(s), asio::detached);
+  // After a fault the connection's state is unknown: start over from a new one.
+  Spawn(s->io, "event_exporter " + s->name, UnixWrite(s), [s](std::exception_ptr e) {
+    s->writing_active = false;
+    if (e && !s->closed) s->Disconnect("write", kFaulted);
+  });
 }
 
 // The peer is not expected to send anything: reading only notices when it goes.
@@ -336,7 +343,9 @@ asio::awaitable<void> UnixConnect(std::shared_ptr<UnixState> s) {
   }
   s->phase = UnixState::Phase::kConnected;
   s->backoff = s->options.reconnect_min;
-  asio::co_spawn(s->io, UnixWatch(s), asio::detached);
+  Spawn(s->io, "event_exporter " + s->name, UnixWatch(s), [s, gen](std::exception_ptr e) {
+    if (e && !s->closed && s->generation == gen) s->Disconnect("read", kFaulted);
+  });
   if (!s->pending.empty()) StartUnixWrite(s);
 }
 
@@ -363,7 +372,10 @@ class UnixTransport final : public EventTransport {
     ++s.pending_events;
     if (s.phase == UnixState::Phase::kIdle) {
       s.phase = UnixState::Phase::kConnecting;
-      asio::co_spawn(s.io, UnixConnect(s_), asio::detached);
+      Spawn(s.io, "event_exporter " + s.name, UnixConnect(s_), [s = s_](std::exception_ptr e) {
+        if (e && !s->closed && s->phase == UnixState::Phase::kConnecting)
+          s->Disconnect("connect", kFaulted);
+      });
     } else if (s.phase == UnixState::Phase::kConnected) {
       StartUnixWrite(s_);
     }

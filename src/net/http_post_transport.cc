@@ -5,8 +5,6 @@
 
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -17,6 +15,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "net/spawn.h"
 
 namespace mailscope::net {
 
@@ -229,7 +229,14 @@ class HttpPostTransport final : public EventTransport {
     s.queue.push_back(std::move(body));
     if (!s.worker_active) {
       s.worker_active = true;
-      asio::co_spawn(s.io, Worker(s_), asio::detached);
+      // After a fault the connection's state is unknown: the next worker
+      // starts from a new one.
+      Spawn(s.io, "event_exporter " + s.name, Worker(s_), [s = s_](std::exception_ptr e) {
+        if (!e) return;
+        s->worker_active = false;
+        s->in_flight = 0;
+        if (!s->closed) s->Disconnect();
+      });
     }
   }
 

@@ -3,8 +3,6 @@
 #include <fmt/format.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -15,6 +13,7 @@
 #include <list>
 
 #include "net/listeners.h"
+#include "net/spawn.h"
 
 namespace mailscope::net {
 
@@ -33,10 +32,13 @@ constexpr std::size_t kReadBufferBytes = kMaxHeaderBytes + 64 * 1024;
 constexpr auto kIdleTimeout = std::chrono::seconds(30);
 
 struct HttpServer::State {
-  explicit State(asio::io_context& ctx) : io(ctx), acceptor(ctx) {}
+  explicit State(asio::io_context& ctx) : io(ctx), acceptor(ctx), restart(ctx) {}
   asio::io_context& io;
   tcp::acceptor acceptor;
+  asio::steady_timer restart;  // of the accept loop after a fault
+  std::string address;         // as configured, for logs
   HttpRouter router;
+  FaultLog faults;
   bool closed = false;
   std::list<std::shared_ptr<tcp::socket>> connections;
 };
@@ -71,7 +73,6 @@ bool ExpectsContinue(const http::request<http::string_body>& req) {
 
 asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
                             std::shared_ptr<tcp::socket> sock) {
-  auto it = state->connections.insert(state->connections.end(), sock);
   boost::beast::flat_buffer buffer(kReadBufferBytes);
   asio::steady_timer idle(state->io);
   for (;;) {
@@ -98,6 +99,7 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
     const std::string_view path = TargetPath(target);
     HttpRouter::Match match = state->router.Find(View(req.method_string()), path);
     HttpResponse resp;
+    bool failed = false;
     if (match.route == nullptr) {
       resp = std::move(match.error);
     } else {
@@ -140,13 +142,21 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
                                   .body = req.body(),
                                   .headers = &headers,
                                   .api = route.options.api};
-        resp = route.handler(request);
+        try {
+          resp = route.handler(request);
+        } catch (...) {
+          // The handler's state is unknown after a throw: answer, then close.
+          state->faults.Record("http " + std::string(path), "one request",
+                               std::current_exception());
+          resp = HttpError(500, "internal error", route.options.api);
+          failed = true;
+        }
       }
     }
     idle.cancel();
     // A body left unread (refused early, or past the limit) makes the rest of
     // the stream unparseable: close.
-    const bool keep_alive = req.keep_alive() && parser.is_done() && resp.status != 413;
+    const bool keep_alive = req.keep_alive() && parser.is_done() && resp.status != 413 && !failed;
     const bool head = req.method() == http::verb::head;
     http::response<http::string_body> out(static_cast<http::status>(resp.status), req.version());
     out.set(http::field::server, "mailscope");
@@ -170,12 +180,45 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
                           : co_await http::async_write(*sock, sr, kTuple);
     if (wec || !keep_alive || state->closed) break;
   }
-  if (!state->closed) {
+}
+
+// Serves one accepted connection; however Serve ends, even by a throw, the
+// socket is closed and forgotten.
+void StartServing(std::shared_ptr<HttpServer::State> state, std::shared_ptr<tcp::socket> sock) {
+  auto it = state->connections.insert(state->connections.end(), sock);
+  boost::system::error_code ec;
+  auto peer = sock->remote_endpoint(ec);
+  std::string name = ec ? std::string("http connection")
+                        : fmt::format("http peer {}:{}", peer.address().to_string(), peer.port());
+  Spawn(state->io, std::move(name), Serve(state, sock), [state, sock, it](std::exception_ptr) {
+    if (state->closed) return;
     boost::system::error_code ignored;
     sock->shutdown(tcp::socket::shutdown_both, ignored);
     sock->close(ignored);
     state->connections.erase(it);
+  });
+}
+
+asio::awaitable<void> AcceptLoop(std::shared_ptr<HttpServer::State> state) {
+  for (;;) {
+    auto sock = std::make_shared<tcp::socket>(state->io);
+    auto [aec] = co_await state->acceptor.async_accept(*sock, kTuple);
+    if (state->closed || aec == asio::error::operation_aborted) co_return;
+    if (aec) continue;
+    StartServing(state, sock);
   }
+}
+
+// Accepting goes on until Close(): after a fault it restarts after a pause,
+// so a fault on every accept cannot spin.
+void StartAccepting(std::shared_ptr<HttpServer::State> state) {
+  Spawn(state->io, "http " + state->address, AcceptLoop(state), [state](std::exception_ptr e) {
+    if (!e || state->closed) return;
+    state->restart.expires_after(std::chrono::milliseconds(100));
+    state->restart.async_wait([state](boost::system::error_code ec) {
+      if (!ec && !state->closed) StartAccepting(state);
+    });
+  });
 }
 
 }  // namespace
@@ -198,18 +241,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
   if (ec) return Unavailable(fmt::format("HTTP listen {}: {}", address, ec.message()));
   std::unique_ptr<HttpServer> server(new HttpServer());
   server->state_ = state;
-  asio::co_spawn(
-      io,
-      [state]() -> asio::awaitable<void> {
-        for (;;) {
-          auto sock = std::make_shared<tcp::socket>(state->io);
-          auto [aec] = co_await state->acceptor.async_accept(*sock, kTuple);
-          if (state->closed || aec == asio::error::operation_aborted) co_return;
-          if (aec) continue;
-          asio::co_spawn(state->io, Serve(state, sock), asio::detached);
-        }
-      },
-      asio::detached);
+  state->address = address;
+  StartAccepting(state);
   return server;
 }
 
@@ -232,6 +265,7 @@ std::string HttpServer::local_address() const {
 void HttpServer::Close() {
   if (!state_ || state_->closed) return;
   state_->closed = true;
+  state_->restart.cancel();
   boost::system::error_code ec;
   state_->acceptor.close(ec);
   for (auto& s : state_->connections) s->close(ec);

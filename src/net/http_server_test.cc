@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -185,6 +186,18 @@ TEST_F(HttpServerTest, PrefixRouteGivesTheHandlerTheRestOfThePath) {
   EXPECT_EQ(One(Send("POST", "/ingest/exim", "")).body(), "exact ");
   EXPECT_EQ(One(Send("POST", "/ingest/special/x", "")).body(), "longer x");
   EXPECT_EQ(One(Send("POST", "/ingest", "")).result_int(), 404);
+}
+
+TEST_F(HttpServerTest, ThrowingHandlerAnswers500AndServingGoesOn) {
+  HttpRouter router;
+  router.Add({"GET"}, "/boom",
+             [](const HttpRequest&) -> HttpResponse { throw std::runtime_error("injected"); });
+  router.Add({"GET"}, "/a", Named("a"));
+  Start(std::move(router));
+  Reply reply = Exchange({{Get("/boom")}}, /*read_to_close=*/true);
+  ASSERT_EQ(reply.responses.size(), 1u);
+  EXPECT_EQ(reply.responses.front().result_int(), 500);
+  EXPECT_EQ(One(Get("/a")).body(), "a ");
 }
 
 TEST_F(HttpServerTest, UnknownPathIs404AsText) {

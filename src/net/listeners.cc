@@ -4,13 +4,14 @@
 #include <fmt/format.h>
 #include <grp.h>
 #include <pwd.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -21,8 +22,11 @@
 #include <charconv>
 #include <cstring>
 #include <list>
+#include <type_traits>
+#include <utility>
 
 #include "ingest/line_framer.h"
+#include "net/spawn.h"
 
 namespace mailscope::net {
 
@@ -86,22 +90,16 @@ Result<std::pair<std::string, unsigned short>> SplitHostPort(std::string_view ad
 
 // --- FifoReader
 
-struct FifoReader::State {
-  explicit State(asio::io_context& io, std::size_t max_line) : fd(io), framer(max_line) {}
-  asio::posix::stream_descriptor fd;
-  ingest::LineFramer framer;
-  ReadHandler on_read;
-  LineHandler on_line;
-  OverflowHandler on_overflow;
-  bool closed = false;
+namespace {
 
-  void Drain() { framer.Drain(on_line, on_overflow); }
-};
+// Restarts of a FIFO read loop that ended while the reader is open: a read
+// error or a fault outside a line handler. Doubling up to a ceiling, so a
+// fault on every read cannot spin the CPU, while a single one costs little.
+constexpr std::chrono::milliseconds kFifoRestartMin(100);
+constexpr std::chrono::milliseconds kFifoRestartMax(5000);
 
-Result<std::unique_ptr<FifoReader>> FifoReader::Open(asio::io_context& io, const std::string& path,
-                                                     const PathPerms& perms, std::size_t max_line,
-                                                     ReadHandler on_read, LineHandler on_line,
-                                                     OverflowHandler on_overflow) {
+// Creates the FIFO at `path` unless one is there and opens it for reading.
+Result<int> OpenFifoFd(const std::string& path, const PathPerms& perms) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISFIFO(st.st_mode)) return Unavailable(path + " exists and is not a FIFO");
@@ -113,34 +111,128 @@ Result<std::unique_ptr<FifoReader>> FifoReader::Open(asio::io_context& io, const
   // last mail process closes, and writers never get ENXIO.
   int fd = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Unavailable(Errno("open", path));
+  return fd;
+}
+
+}  // namespace
+
+struct FifoReader::State {
+  State(asio::io_context& ctx, std::string p, const PathPerms& pp, std::size_t max_line)
+      : io(ctx), fd(ctx), restart(ctx), path(std::move(p)), perms(pp), framer(max_line) {}
+  asio::io_context& io;
+  asio::posix::stream_descriptor fd;
+  asio::steady_timer restart;
+  std::string path;
+  PathPerms perms;
+  ingest::LineFramer framer;
+  ReadHandler on_read;
+  LineHandler on_line;
+  OverflowHandler on_overflow;
+  FaultLog faults;
+  std::chrono::milliseconds backoff = kFifoRestartMin;
+  bool closed = false;
+
+  // Hands one read to the handlers. A throw out of a handler costs only its
+  // own line: the pipe must keep being emptied, or Dovecot's writers block
+  // on a full pipe, and every line from a mail process stands alone.
+  void HandleRead() {
+    try {
+      on_read();
+    } catch (...) {
+      faults.Record("fifo " + path, "nothing", std::current_exception());
+    }
+    framer.Drain(
+        [this](std::span<char> line) {
+          try {
+            on_line(line);
+          } catch (...) {
+            faults.Record("fifo " + path, "one line", std::current_exception());
+          }
+        },
+        [this](std::size_t bytes) {
+          try {
+            on_overflow(bytes);
+          } catch (...) {
+            faults.Record("fifo " + path, "one overlong line", std::current_exception());
+          }
+        });
+  }
+};
+
+namespace {
+
+void StartReading(std::shared_ptr<FifoReader::State> state);
+
+awaitable<void> ReadFifo(std::shared_ptr<FifoReader::State> state) {
+  for (;;) {
+    auto space = state->framer.WriteSpace();
+    auto [ec, n] =
+        co_await state->fd.async_read_some(asio::buffer(space.data(), space.size()), kTuple);
+    if (state->closed) co_return;
+    if (ec) {
+      spdlog::warn("fifo {}: read: {}; reopening it", state->path, ec.message());
+      boost::system::error_code ignored;
+      state->fd.close(ignored);
+      co_return;
+    }
+    state->backoff = kFifoRestartMin;
+    state->framer.Commit(n);
+    state->HandleRead();
+  }
+}
+
+// After the back-off: reopens the FIFO if the loop closed it, then reads again.
+void ScheduleRestart(std::shared_ptr<FifoReader::State> state) {
+  spdlog::warn("fifo {}: reading again in {} ms", state->path, state->backoff.count());
+  state->restart.expires_after(state->backoff);
+  state->backoff = std::min(state->backoff * 2, kFifoRestartMax);
+  state->restart.async_wait([state](boost::system::error_code ec) {
+    if (ec || state->closed) return;
+    if (!state->fd.is_open()) {
+      auto fd = OpenFifoFd(state->path, state->perms);
+      if (!fd.ok()) {
+        spdlog::warn("fifo {}: {}", state->path, fd.status().message());
+        return ScheduleRestart(state);
+      }
+      state->fd.assign(*fd);
+    }
+    StartReading(state);
+  });
+}
+
+// The read loop must run as long as the reader is open: Dovecot's writers
+// open the FIFO once and never retry, so however the loop ends, it restarts.
+void StartReading(std::shared_ptr<FifoReader::State> state) {
+  Spawn(state->io, "fifo " + state->path, ReadFifo(state), [state](std::exception_ptr) {
+    if (!state->closed) ScheduleRestart(state);
+  });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FifoReader>> FifoReader::Open(asio::io_context& io, const std::string& path,
+                                                     const PathPerms& perms, std::size_t max_line,
+                                                     ReadHandler on_read, LineHandler on_line,
+                                                     OverflowHandler on_overflow) {
+  auto fd = OpenFifoFd(path, perms);
+  if (!fd.ok()) return fd.status();
   std::unique_ptr<FifoReader> reader(new FifoReader());
   reader->path_ = path;
-  auto state = std::make_shared<State>(io, max_line);
-  state->fd.assign(fd);
+  auto state = std::make_shared<State>(io, path, perms, max_line);
+  state->fd.assign(*fd);
   state->on_read = std::move(on_read);
   state->on_line = std::move(on_line);
   state->on_overflow = std::move(on_overflow);
   reader->state_ = state;
-  asio::co_spawn(
-      io,
-      [state]() -> awaitable<void> {
-        for (;;) {
-          auto space = state->framer.WriteSpace();
-          auto [ec, n] =
-              co_await state->fd.async_read_some(asio::buffer(space.data(), space.size()), kTuple);
-          if (ec || state->closed) co_return;
-          state->framer.Commit(n);
-          state->on_read();
-          state->Drain();
-        }
-      },
-      asio::detached);
+  StartReading(state);
   return reader;
 }
 
 void FifoReader::Close() {
   if (!state_ || state_->closed) return;
   state_->closed = true;
+  state_->restart.cancel();
+  if (!state_->fd.is_open()) return;
   // Take what the writers already put into the pipe before going away.
   int fd = state_->fd.native_handle();
   for (;;) {
@@ -148,8 +240,7 @@ void FifoReader::Close() {
     ssize_t n = ::read(fd, space.data(), space.size());
     if (n <= 0) break;
     state_->framer.Commit(static_cast<std::size_t>(n));
-    state_->on_read();
-    state_->Drain();
+    state_->HandleRead();
   }
   boost::system::error_code ec;
   state_->fd.close(ec);
@@ -157,6 +248,8 @@ void FifoReader::Close() {
   // mailscope are connected to the next reader of the same FIFO, while a
   // new FIFO at the path would leave them writing into a dead pipe.
 }
+
+std::uint64_t FifoReader::handler_faults() const { return state_ ? state_->faults.count() : 0; }
 
 FifoReader::~FifoReader() { Close(); }
 
@@ -196,18 +289,36 @@ void Pusher::Send(std::string_view text) {
 }
 
 struct LineServer::State {
-  explicit State(asio::io_context& ctx) : io(ctx) {}
+  explicit State(asio::io_context& ctx) : io(ctx), restart(ctx) {}
   asio::io_context& io;
   std::optional<asio::local::stream_protocol::acceptor> unix_acceptor;
   std::optional<asio::ip::tcp::acceptor> tcp_acceptor;
+  asio::steady_timer restart;  // of the accept loop after a fault
   std::string unix_path;
+  std::string name;  // for logs: "unix PATH" or "tcp ADDR:PORT"
   std::size_t max_line = 0;
   ConnectionFactory factory;
+  FaultLog faults;
   bool closed = false;
   std::list<std::shared_ptr<Conn>> conns;
 };
 
 namespace {
+
+// A pause before accepting again after a fault, so one on every accept cannot spin.
+constexpr std::chrono::milliseconds kAcceptRestartDelay(100);
+
+// One connection as its serving coroutine and that coroutine's completion
+// share it: the completion closes it, whether the coroutine ended or threw.
+template <typename Socket>
+struct Serving {
+  std::shared_ptr<Socket> sock;
+  std::shared_ptr<LineServer::Conn> conn;
+  std::list<std::shared_ptr<LineServer::Conn>>::iterator conn_it;
+  LineConnection handler;
+  std::shared_ptr<Pusher::Impl> push_target;
+  std::string name;  // for logs: listener and peer
+};
 
 template <typename Socket>
 awaitable<void> DrainOutput(std::shared_ptr<Socket> sock, std::shared_ptr<LineServer::Conn> conn) {
@@ -226,29 +337,17 @@ awaitable<void> DrainOutput(std::shared_ptr<Socket> sock, std::shared_ptr<LineSe
 }
 
 template <typename Socket>
-awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state, Socket sock) {
-  auto self = std::make_shared<Socket>(std::move(sock));
-  auto conn = std::make_shared<LineServer::Conn>();
-  conn->close = [self] {
-    boost::system::error_code ec;
-    self->close(ec);
-  };
-  std::weak_ptr<LineServer::Conn> weak = conn;
-  conn->start_write = [state, self, weak] {
-    auto c = weak.lock();
-    if (!c || c->writing || c->pending.empty()) return;
-    c->writing = true;
-    asio::co_spawn(state->io, DrainOutput(self, c), asio::detached);
-  };
-  auto conn_it = state->conns.insert(state->conns.end(), conn);
-  LineConnection handler = state->factory();
-  if (!handler.greeting.empty()) {
-    conn->pending += handler.greeting;
-    conn->start_write();
+awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state,
+                           std::shared_ptr<Serving<Socket>> s) {
+  LineServer::Conn& conn = *s->conn;
+  s->handler = state->factory();
+  if (!s->handler.greeting.empty()) {
+    conn.pending += s->handler.greeting;
+    conn.start_write();
   }
-  // The Pusher's target lives exactly as long as this coroutine serves.
-  auto push_target = std::make_shared<Pusher::Impl>(Pusher::Impl{conn});
-  if (handler.on_open) handler.on_open(Pusher(push_target));
+  // The Pusher's target lives exactly as long as this connection is served.
+  s->push_target = std::make_shared<Pusher::Impl>(Pusher::Impl{s->conn});
+  if (s->handler.on_open) s->handler.on_open(Pusher(s->push_target));
   // 4 KiB reads for a quiet connection, up to 64 KiB while a writer keeps
   // the socket full (fewer system calls per byte).
   ingest::LineFramer framer(state->max_line, 4096, 64 * 1024);
@@ -256,32 +355,85 @@ awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state, Socket sock
   bool keep_open = true;
   while (keep_open && !state->closed) {
     auto space = framer.WriteSpace();
-    auto [ec, n] = co_await self->async_read_some(asio::buffer(space.data(), space.size()), kTuple);
+    auto [ec, n] =
+        co_await s->sock->async_read_some(asio::buffer(space.data(), space.size()), kTuple);
     if (ec || state->closed) break;
     framer.Commit(n);
     framer.Drain(
         [&](std::span<char> line) {
-          if (keep_open) keep_open = handler.on_line(line, reply);
+          if (!keep_open) return;
+          const std::size_t replied = reply.size();
+          try {
+            keep_open = s->handler.on_line(line, reply);
+          } catch (...) {
+            // What the handler appended before throwing is not a reply.
+            reply.resize(replied);
+            state->faults.Record(s->name, "one line", std::current_exception());
+            keep_open = s->handler.keep_reading_after_fault;
+          }
         },
         [&](std::size_t) { keep_open = false; });
     if (!reply.empty()) {
-      conn->pending += reply;
+      conn.pending += reply;
       reply.clear();
-      conn->start_write();
+      conn.start_write();
     }
   }
   // Let queued replies go out before closing, as a request/response peer expects.
-  while (conn->writing && !state->closed) {
+  while (conn.writing && !state->closed) {
     asio::steady_timer wait(state->io, std::chrono::milliseconds(1));
     co_await wait.async_wait(kTuple);
   }
-  push_target.reset();
-  if (handler.on_close) handler.on_close();
-  if (!state->closed) {
-    boost::system::error_code ec;
-    self->close(ec);
-    state->conns.erase(conn_it);
+}
+
+// Ends a connection however its coroutine ended: on_close runs exactly once,
+// so a peer's registrations (a tail's filter) never outlive it.
+template <typename Socket>
+void FinishConnection(LineServer::State& state, Serving<Socket>& s) {
+  s.push_target.reset();
+  if (auto on_close = std::exchange(s.handler.on_close, nullptr)) {
+    try {
+      on_close();
+    } catch (...) {
+      state.faults.Record(s.name, "nothing", std::current_exception());
+    }
   }
+  if (!state.closed) {
+    boost::system::error_code ec;
+    s.sock->close(ec);
+    state.conns.erase(s.conn_it);
+  }
+}
+
+template <typename Socket>
+void StartConnection(std::shared_ptr<LineServer::State> state, Socket sock) {
+  auto s = std::make_shared<Serving<Socket>>();
+  s->sock = std::make_shared<Socket>(std::move(sock));
+  s->name = state->name;
+  if constexpr (std::is_same_v<Socket, asio::ip::tcp::socket>) {
+    boost::system::error_code ec;
+    auto peer = s->sock->remote_endpoint(ec);
+    if (!ec) s->name += fmt::format(" peer {}:{}", peer.address().to_string(), peer.port());
+  }
+  s->conn = std::make_shared<LineServer::Conn>();
+  s->conn->close = [sock = s->sock] {
+    boost::system::error_code ec;
+    sock->close(ec);
+  };
+  std::weak_ptr<LineServer::Conn> weak = s->conn;
+  s->conn->start_write = [state, sock = s->sock, weak] {
+    auto c = weak.lock();
+    if (!c || c->writing || c->pending.empty()) return;
+    c->writing = true;
+    Spawn(state->io, state->name + " writer", DrainOutput(sock, c), [c](std::exception_ptr e) {
+      if (!e) return;
+      c->pending.clear();
+      c->writing = false;
+    });
+  };
+  s->conn_it = state->conns.insert(state->conns.end(), s->conn);
+  Spawn(state->io, s->name, ServeLines(state, s),
+        [state, s](std::exception_ptr) { FinishConnection(*state, *s); });
 }
 
 template <typename Acceptor>
@@ -293,8 +445,21 @@ awaitable<void> AcceptLoop(std::shared_ptr<LineServer::State> state, Acceptor& a
       if (ec == asio::error::operation_aborted) co_return;
       continue;  // EMFILE and friends: keep serving the others
     }
-    asio::co_spawn(state->io, ServeLines(state, std::move(sock)), asio::detached);
+    StartConnection(state, std::move(sock));
   }
+}
+
+// Accepting goes on until Close(): after a fault it restarts, after a pause.
+template <typename Acceptor>
+void StartAccepting(std::shared_ptr<LineServer::State> state, Acceptor& acceptor) {
+  Spawn(state->io, state->name, AcceptLoop(state, acceptor),
+        [state, &acceptor](std::exception_ptr e) {
+          if (!e || state->closed) return;
+          state->restart.expires_after(kAcceptRestartDelay);
+          state->restart.async_wait([state, &acceptor](boost::system::error_code ec) {
+            if (!ec && !state->closed) StartAccepting(state, acceptor);
+          });
+        });
 }
 
 }  // namespace
@@ -305,7 +470,9 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
                                                            std::size_t max_line,
                                                            RequestHandler handler) {
   return ListenUnix(io, path, perms, max_line, [handler = std::move(handler)] {
-    return LineConnection{{}, handler, {}, {}};
+    LineConnection c;
+    c.on_line = handler;
+    return c;
   });
 }
 
@@ -328,6 +495,7 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
   state->max_line = max_line;
   state->factory = std::move(factory);
   state->unix_path = path;
+  state->name = "unix " + path;
   boost::system::error_code ec;
   auto& acc = state->unix_acceptor.emplace(io);
   acc.open(stream_protocol(), ec);
@@ -338,7 +506,7 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
   if (ec) return Unavailable(fmt::format("listen {}: {}", path, ec.message()));
   std::unique_ptr<LineServer> server(new LineServer());
   server->state_ = state;
-  asio::co_spawn(io, AcceptLoop(state, acc), asio::detached);
+  StartAccepting(state, acc);
   return server;
 }
 
@@ -354,7 +522,12 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenTcp(asio::io_context& io,
   if (ec) return InvalidArgument("bad address \"" + hp->first + "\": need an IP literal");
   auto state = std::make_shared<State>(io);
   state->max_line = max_line;
-  state->factory = [handler = std::move(handler)] { return LineConnection{{}, handler, {}, {}}; };
+  state->factory = [handler = std::move(handler)] {
+    LineConnection c;
+    c.on_line = handler;
+    return c;
+  };
+  state->name = "tcp " + address;
   auto& acc = state->tcp_acceptor.emplace(io);
   tcp::endpoint ep(ip, hp->second);
   acc.open(ep.protocol(), ec);
@@ -364,7 +537,7 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenTcp(asio::io_context& io,
   if (ec) return Unavailable(fmt::format("listen {}: {}", address, ec.message()));
   std::unique_ptr<LineServer> server(new LineServer());
   server->state_ = state;
-  asio::co_spawn(io, AcceptLoop(state, acc), asio::detached);
+  StartAccepting(state, acc);
   return server;
 }
 
@@ -388,9 +561,12 @@ void LineServer::Broadcast(std::string_view text) {
 
 std::size_t LineServer::connection_count() const { return state_ ? state_->conns.size() : 0; }
 
+std::uint64_t LineServer::handler_faults() const { return state_ ? state_->faults.count() : 0; }
+
 void LineServer::Close() {
   if (!state_ || state_->closed) return;
   state_->closed = true;
+  state_->restart.cancel();
   boost::system::error_code ec;
   if (state_->unix_acceptor) state_->unix_acceptor->close(ec);
   if (state_->tcp_acceptor) state_->tcp_acceptor->close(ec);
@@ -432,9 +608,9 @@ void SendOnce(asio::io_context& io, const std::string& address, std::string payl
         sock->close(ignored);
         co_return Status::Ok();
       },
-      [timer, done = std::move(done)](std::exception_ptr e, Status st) {
+      [timer, address, done = std::move(done)](std::exception_ptr e, Status st) {
         timer->cancel();
-        done(e ? Internal("carbon send failed") : st);
+        done(e ? Internal("send to " + address + " failed: " + DescribeException(e)) : st);
       });
 }
 

@@ -7,6 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -41,7 +42,9 @@ using ReadHandler = std::function<void()>;
 // Reads a FIFO forever. The FIFO is created (or reused) at `path` and held
 // open read-write, so there is always a writer and the reader never sees EOF:
 // Dovecot's writers open it once and never retry, so it must never vanish
-// while mailscope runs.
+// while mailscope runs. A handler that throws loses only its own line; a
+// read loop that ends on an error or a fault is restarted, after a back-off,
+// on the FIFO reopened.
 class FifoReader {
  public:
   static Result<std::unique_ptr<FifoReader>> Open(boost::asio::io_context& io,
@@ -53,6 +56,9 @@ class FifoReader {
   // itself is left in place for the next start.
   void Close();
   const std::string& path() const { return path_; }
+  // Lines (and reads) whose handler threw: each was dropped, logged
+  // rate-limited, and reading went on.
+  std::uint64_t handler_faults() const;
 
   struct State;  // shared with the coroutines serving it
 
@@ -89,12 +95,21 @@ class Pusher {
 // What a server does with one connection: a greeting sent at once on accept
 // (empty: none) and the handler of its lines, which may keep per-connection
 // state in its captures. on_open, when set, gets the connection's Pusher
-// right after the greeting is queued; on_close is called once when it ends.
+// right after the greeting is queued; on_close is called exactly once when
+// it ends, also when a handler threw.
+//
+// A line whose handler throws is dropped with whatever it appended to the
+// reply, logged rate-limited and counted in LineServer::handler_faults().
+// Then the connection is closed, unless keep_reading_after_fault: set it for
+// streams whose lines stand alone (Dovecot's stats-writer); leave it off for
+// request/response peers, which would otherwise wait for a reply that never
+// comes.
 struct LineConnection {
   std::string greeting;
   RequestHandler on_line;
   std::function<void(Pusher)> on_open;
   std::function<void()> on_close;
+  bool keep_reading_after_fault = false;
 };
 using ConnectionFactory = std::function<LineConnection()>;
 
@@ -122,6 +137,8 @@ class LineServer {
   // Queues `text` to every open connection, after what each already has queued.
   void Broadcast(std::string_view text);
   std::size_t connection_count() const;
+  // Lines whose handler threw (see LineConnection).
+  std::uint64_t handler_faults() const;
   std::string local_address() const;
 
   struct State;  // shared with the coroutines serving it

@@ -19,6 +19,7 @@
 #include "export/carbon.h"
 #include "ingest/dovecot_stats_writer.h"
 #include "net/http_server.h"
+#include "net/spawn.h"
 #include "pipeline/dispatcher.h"
 #include "query/old_stats_query.h"
 #include "query/stats_reader.h"
@@ -195,7 +196,8 @@ Status Daemon::State::Start() {
   auto tail_perms = Perms(perms, "tail");
   if (!tail_perms.ok()) return tail_perms.status();
 
-  SourceContext context{*dispatcher, counters, reject_log, clock};
+  SourceContext context{*dispatcher, counters, reject_log, clock,
+                        options.before_dispatch_for_testing};
   old_stats_source = std::make_unique<DovecotOldStatsSource>(context);
   stats_writer_source =
       std::make_unique<DovecotStatsWriterSource>(context, [this] { return FilterLine(); });
@@ -502,7 +504,9 @@ Daemon::~Daemon() = default;
 
 Status Daemon::Start() { return state_->Start(); }
 
-void Daemon::Run() { state_->io.run(); }
+void Daemon::Run() {
+  net::RunContained(state_->io, [s = state_.get()] { return s->stopping; });
+}
 
 void Daemon::Stop() {
   asio::post(state_->io, [s = state_.get()] { s->Shutdown(); });

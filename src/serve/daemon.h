@@ -5,10 +5,12 @@
 // HTTP), timers and signals. Everything runs on one loop thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "core/event.h"
 #include "core/status.h"
 #include "serve/config.h"
 
@@ -32,6 +34,10 @@ class Daemon {
     // SIGTERM and SIGINT stop it, SIGHUP reloads `config_path`. Off for a
     // daemon run inside another program (tests).
     bool handle_signals = true;
+    // Test-only: called on the loop thread with each event of a Dovecot
+    // source (FIFO lines, stats-writer) right before it is dispatched, so a
+    // test can make the line's handling fail. Unset in production.
+    std::function<void(const Event&)> before_dispatch_for_testing;
   };
 
   // `config` complete (run and data directories set); `config_path` is what
@@ -42,7 +48,8 @@ class Daemon {
   // Opens every listener. kInvalidArgument for settings that cannot work,
   // kUnavailable when a listener cannot be opened.
   Status Start();
-  // Runs the loop until Stop() or a stop signal.
+  // Runs the loop until Stop() or a stop signal. An exception escaping a
+  // handler is logged and the loop goes on (see net::RunContained).
   void Run();
   // Stops it: may be called from any thread.
   void Stop();

@@ -32,6 +32,7 @@
 #include <optional>
 #include <ostream>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -548,8 +549,7 @@ class DaemonTest : public ::testing::Test {
   void StartDaemon(std::string_view toml = {}) {
     auto config = ParseConfig(WithServe(toml), "test.toml");
     ASSERT_TRUE(config.ok()) << config.status().message();
-    daemon_ = std::make_unique<Daemon>(std::move(*config), std::string(),
-                                       Daemon::Options{.handle_signals = false});
+    daemon_ = std::make_unique<Daemon>(std::move(*config), std::string(), options_);
     Status st = daemon_->Start();
     ASSERT_TRUE(st.ok()) << st.message();
     http_ = daemon_->http_address();
@@ -597,6 +597,12 @@ class DaemonTest : public ::testing::Test {
   }
 
   std::string root_, run_dir_, data_dir_, http_;
+  // Set before StartDaemon(); signals stay with the test runner.
+  Daemon::Options options_ = [] {
+    Daemon::Options o;
+    o.handle_signals = false;
+    return o;
+  }();
   std::unique_ptr<Daemon> daemon_;
   std::future<void> stopped_;
   std::jthread runner_;
@@ -980,6 +986,73 @@ TEST_F(DaemonTest, OldStatsRecordsReachTheExportSocket) {
   EXPECT_TRUE(
       rows[1].starts_with("HlsvK9Jgiu1/AAAB\tcarol@example.com\t127.0.0.1\timap\t11843\t1\t"))
       << rows[1];
+}
+
+// ---- faults -------------------------------------------------------------------
+
+// Makes the handling of the events numbered in `failing` (0-based, in
+// dispatch order) throw, as a bug in a decoder or an output would.
+std::function<void(const Event&)> ThrowOnEvents(std::vector<int> failing) {
+  return [failing = std::move(failing), n = 0](const Event&) mutable {
+    if (std::find(failing.begin(), failing.end(), n++) != failing.end()) {
+      throw std::runtime_error("injected");
+    }
+  };
+}
+
+void WriteFifo(const std::string& path, std::string_view text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const ssize_t written = ::write(fd, text.data(), text.size());
+  ::close(fd);
+  ASSERT_EQ(written, static_cast<ssize_t>(text.size()));
+}
+
+TEST_F(DaemonTest, ThrowInAFifoLineDropsThatLineAndTheFifoKeepsFlowing) {
+  options_.before_dispatch_for_testing = ThrowOnEvents({0});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  const std::string connects =
+      "CONNECT\tAAAAAAAAAAAAAAA1\tcarol@example.com\timap\t11843\tlip=127.0.0.1\trip=127.0.0.1\n"
+      "CONNECT\tAAAAAAAAAAAAAAA2\tdave@example.com\timap\t11844\tlip=127.0.0.1\trip=127.0.0.1\n";
+  ASSERT_NO_FATAL_FAILURE(WriteFifo(RunPath("old-stats-mail"), connects));
+  const std::string rejected =
+      "mailscope_ingest_rejected_total{source=\"dovecot_old_stats\",reason=\"handler_error\"}";
+  std::string page = WaitForMetrics([&](const std::string& p) {
+    return Sample(p, EventsTotal("dovecot_old_stats", "CONNECT")) == 1 && Sample(p, rejected) == 1;
+  });
+  EXPECT_EQ(Sample(page, EventsTotal("dovecot_old_stats", "CONNECT")), 1) << page;
+  EXPECT_EQ(Sample(page, rejected), 1) << page;
+  // A later read of the same FIFO still reaches the stats.
+  ASSERT_NO_FATAL_FAILURE(WriteFifo(
+      RunPath("old-stats-mail"),
+      "CONNECT\tAAAAAAAAAAAAAAA3\terin@example.com\timap\t11845\tlip=127.0.0.1\trip=127.0.0.1\n"));
+  page = WaitForMetrics([](const std::string& p) {
+    return Sample(p, EventsTotal("dovecot_old_stats", "CONNECT")) == 2;
+  });
+  EXPECT_EQ(Sample(page, EventsTotal("dovecot_old_stats", "CONNECT")), 2) << page;
+  EXPECT_EQ(Sample(page, "mailscope_old_stats_connected_sessions"), 2) << page;
+}
+
+TEST_F(DaemonTest, ThrowInAWriterLineDropsThatLineAndTheConnectionKeepsFlowing) {
+  options_.before_dispatch_for_testing = ThrowOnEvents({1});
+  ASSERT_NO_FATAL_FAILURE(StartDaemon());
+  StatsWriter writer(RunPath("stats-writer"));
+  ASSERT_TRUE(writer.Handshake());
+  for (const DovecotEvent* e : {&kLoginOk, &kLoginFailed, &kLoginOk}) ASSERT_TRUE(writer.Send(*e));
+  const std::string rejected =
+      "mailscope_ingest_rejected_total{source=\"dovecot\",reason=\"handler_error\"}";
+  std::string page = WaitForMetrics([&](const std::string& p) {
+    return Sample(p, EventsTotal("dovecot", "auth_request_finished")) == 2 &&
+           Sample(p, rejected) == 1;
+  });
+  EXPECT_EQ(Sample(page, EventsTotal("dovecot", "auth_request_finished")), 2) << page;
+  EXPECT_EQ(Sample(page, rejected), 1) << page;
+  // The same connection is still read.
+  ASSERT_TRUE(writer.Send(kLoginFailed));
+  page = WaitForMetrics([](const std::string& p) {
+    return Sample(p, EventsTotal("dovecot", "auth_request_finished")) == 3;
+  });
+  EXPECT_EQ(Sample(page, EventsTotal("dovecot", "auth_request_finished")), 3) << page;
 }
 
 // ---- configuration ------------------------------------------------------------

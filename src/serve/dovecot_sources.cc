@@ -5,14 +5,38 @@
 #include <memory>
 
 #include "ingest/dovecot_stats_writer.h"
+#include "net/spawn.h"
 
 namespace mailscope::serve {
+namespace {
+
+// Decoders and outputs return errors as values (STYLE.md), so a throw out of
+// one is a bug or an allocation failure. It costs the one line being handled,
+// counted and logged like rejected input (reason handler_error), and the
+// source reads on: the next line does not depend on the lost one's outcome.
+template <typename F>
+void Contained(const SourceContext& context, Source source, F&& f) {
+  try {
+    f();
+  } catch (...) {
+    context.Reject(source,
+                   Rejected("handler_error",
+                            "line dropped: " + net::DescribeException(std::current_exception())));
+  }
+}
+
+}  // namespace
 
 void SourceContext::Reject(Source source, const Status& status, std::string_view where) const {
   counters.CountRejected(source, status.reason());
   reject_log.Warn(SourceName(source), where.empty()
                                           ? status.message()
                                           : fmt::format("{}: {}", where, status.message()));
+}
+
+void SourceContext::Dispatch(Event& event) const {
+  if (before_dispatch_for_testing) before_dispatch_for_testing(event);
+  dispatcher.Dispatch(event);
 }
 
 Status DovecotOldStatsSource::Open(ListenerRegistry& listeners, const std::string& run_dir,
@@ -35,9 +59,11 @@ Status DovecotOldStatsSource::Open(ListenerRegistry& listeners, const std::strin
 }
 
 void DovecotOldStatsSource::OnLine(ingest::DovecotOldStatsDecoder& decoder, std::span<char> line) {
-  auto result = decoder.Decode(line, read_time_, event_);
-  if (!result.status.ok()) context_.Reject(Source::kDovecotOldStats, result.status);
-  if (result.emit) context_.dispatcher.Dispatch(event_);
+  Contained(context_, Source::kDovecotOldStats, [&] {
+    auto result = decoder.Decode(line, read_time_, event_);
+    if (!result.status.ok()) context_.Reject(Source::kDovecotOldStats, result.status);
+    if (result.emit) context_.Dispatch(event_);
+  });
 }
 
 net::LineConnection DovecotStatsWriterSource::NewConnection() {
@@ -46,16 +72,23 @@ net::LineConnection DovecotStatsWriterSource::NewConnection() {
   // Writers block up to 5 s for the handshake, so it is sent at once.
   conn.greeting = std::string(ingest::kStatsServerVersionLine) + filter_line_();
   conn.on_line = [this, decoder](std::span<char> line, std::string&) {
-    auto result = decoder->Decode(line);
-    if (!result.status.ok()) context_.Reject(Source::kDovecot, result.status);
-    // A BEGIN declares a parent for later events and carries no name; the
-    // stats process counts named EVENTs only.
-    if (result.emit == ingest::StatsWriterResult::Emit::kEvent) {
-      Event& event = decoder->mutable_event();
-      if (event.name != kNoName) context_.dispatcher.Dispatch(event);
-    }
-    return !result.close;
+    bool keep_open = true;
+    Contained(context_, Source::kDovecot, [&] {
+      auto result = decoder->Decode(line);
+      if (!result.status.ok()) context_.Reject(Source::kDovecot, result.status);
+      // A BEGIN declares a parent for later events and carries no name; the
+      // stats process counts named EVENTs only.
+      if (result.emit == ingest::StatsWriterResult::Emit::kEvent) {
+        Event& event = decoder->mutable_event();
+        if (event.name != kNoName) context_.Dispatch(event);
+      }
+      keep_open = !result.close;
+    });
+    return keep_open;
   };
+  // A writer streams events and expects no reply: losing one line is better
+  // than closing on a mail process, which would lose all it sends later.
+  conn.keep_reading_after_fault = true;
   return conn;
 }
 
@@ -70,7 +103,7 @@ net::HttpResponse DovecotEventPostSource::Handle(const net::HttpRequest& request
     return request.Error(code, st.message());
   }
   Event& event = decoder_.mutable_event();
-  if (event.name != kNoName) context_.dispatcher.Dispatch(event);  // format none carries nothing
+  if (event.name != kNoName) context_.Dispatch(event);  // format none carries nothing
   return {204, "text/plain; charset=utf-8", {}, {}};
 }
 

@@ -31,10 +31,15 @@ struct SourceContext {
   stats::IngestCounters& counters;
   RateLimitedLog& reject_log;
   const Clock& clock;
+  // Test-only: when set, called with each event right before it is
+  // dispatched (see Daemon::Options::before_dispatch_for_testing).
+  std::function<void(const Event&)> before_dispatch_for_testing;
 
   // Counts and logs (rate-limited) one rejected piece of input; `where`
   // prefixes the logged message when not empty.
   void Reject(Source source, const Status& status, std::string_view where = {}) const;
+  // Dispatches `event`. REQUIRES: event.name != kNoName.
+  void Dispatch(Event& event) const;
 };
 
 class DovecotOldStatsSource {

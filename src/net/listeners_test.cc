@@ -1,0 +1,312 @@
+// Fault containment of the listeners: a handler that throws loses its own
+// line and nothing else. Each test drives the loop on the test thread until
+// a condition holds or a deadline passes.
+#include "net/listeners.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "net/spawn.h"
+
+namespace mailscope::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Runs the loop until `done` holds, at most 5 s. Returns done().
+bool RunUntil(boost::asio::io_context& io, const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.restart();
+    io.run_for(5ms);
+  }
+  return done();
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "ms-listeners-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string File(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+// A non-blocking client of a UNIX stream socket; the loop runs in between.
+class Client {
+ public:
+  explicit Client(const std::string& path) : fd_(::socket(AF_UNIX, SOCK_STREAM, 0)) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::fcntl(fd_, F_SETFL, O_NONBLOCK);
+  }
+  ~Client() { Close(); }
+  bool connected() const { return connected_; }
+  void Send(std::string_view text) {
+    ASSERT_EQ(::send(fd_, text.data(), text.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(text.size()));
+  }
+  // Takes what arrived; notes end of stream.
+  void Poll() {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) {
+        received_.append(buf, static_cast<std::size_t>(n));
+      } else {
+        if (n == 0) eof_ = true;
+        return;
+      }
+    }
+  }
+  const std::string& received() const { return received_; }
+  bool eof() const { return eof_; }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+  bool eof_ = false;
+  std::string received_;
+};
+
+TEST(FifoReaderTest, ThrowingLineHandlerDropsOnlyItsLine) {
+  TempDir dir;
+  boost::asio::io_context io;
+  std::vector<std::string> lines;
+  auto reader = FifoReader::Open(
+      io, dir.File("fifo"), PathPerms{}, 1024, [] {},
+      [&](std::span<char> line) {
+        std::string text(line.data(), line.size());
+        if (text.starts_with("boom")) throw std::runtime_error("injected");
+        lines.push_back(text);
+      },
+      [](std::size_t) {});
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  int w = ::open(dir.File("fifo").c_str(), O_WRONLY | O_NONBLOCK);
+  ASSERT_GE(w, 0);
+  std::string first = "a\nboom 1\nb\n";
+  ASSERT_EQ(::write(w, first.data(), first.size()), static_cast<ssize_t>(first.size()));
+  EXPECT_TRUE(RunUntil(io, [&] { return lines.size() == 2; }));
+  // A later read still reaches the handler: the read loop did not end.
+  std::string second = "boom 2\nc\n";
+  ASSERT_EQ(::write(w, second.data(), second.size()), static_cast<ssize_t>(second.size()));
+  EXPECT_TRUE(RunUntil(io, [&] { return lines.size() == 3; }));
+  EXPECT_EQ(lines, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ((*reader)->handler_faults(), 2u);
+  ::close(w);
+}
+
+TEST(FifoReaderTest, HandlerThatThrowsOnEveryLineDoesNotStopTheReader) {
+  TempDir dir;
+  boost::asio::io_context io;
+  bool failing = true;
+  std::vector<std::string> lines;
+  auto reader = FifoReader::Open(
+      io, dir.File("fifo"), PathPerms{}, 1024,
+      [&] {
+        if (failing) throw std::bad_alloc();
+      },
+      [&](std::span<char> line) {
+        if (failing) throw std::logic_error("injected");
+        lines.emplace_back(line.data(), line.size());
+      },
+      [](std::size_t) {});
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  int w = ::open(dir.File("fifo").c_str(), O_WRONLY | O_NONBLOCK);
+  ASSERT_GE(w, 0);
+  std::string burst;
+  for (int i = 0; i < 100; ++i) burst += "x\n";
+  ASSERT_EQ(::write(w, burst.data(), burst.size()), static_cast<ssize_t>(burst.size()));
+  EXPECT_TRUE(RunUntil(io, [&] { return (*reader)->handler_faults() >= 101; }));
+  failing = false;
+  ASSERT_EQ(::write(w, "ok\n", 3), 3);
+  EXPECT_TRUE(RunUntil(io, [&] { return !lines.empty(); }));
+  EXPECT_EQ(lines, (std::vector<std::string>{"ok"}));
+  ::close(w);
+}
+
+struct Recorder {
+  int opened = 0;
+  int closed = 0;
+};
+
+// Echoes each line as "echo LINE"; throws on lines starting with "boom".
+ConnectionFactory EchoFactory(Recorder& rec, bool keep_reading) {
+  return [&rec, keep_reading] {
+    LineConnection c;
+    c.on_line = [](std::span<char> line, std::string& reply) {
+      std::string text(line.data(), line.size());
+      reply += "partial ";
+      if (text.starts_with("boom")) throw std::runtime_error("injected");
+      reply.resize(reply.size() - 8);
+      reply += "echo " + text + "\n";
+      return true;
+    };
+    c.on_open = [&rec](Pusher) { ++rec.opened; };
+    c.on_close = [&rec] { ++rec.closed; };
+    c.keep_reading_after_fault = keep_reading;
+    return c;
+  };
+}
+
+TEST(LineServerTest, FaultClosesARequestConnectionRunsOnCloseOnceAndServingGoesOn) {
+  TempDir dir;
+  boost::asio::io_context io;
+  Recorder rec;
+  auto server =
+      LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 1024, EchoFactory(rec, false));
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  {
+    Client c(dir.File("sock"));
+    ASSERT_TRUE(c.connected());
+    c.Send("a\nboom\nb\n");
+    EXPECT_TRUE(RunUntil(io, [&] {
+      c.Poll();
+      return c.eof() && rec.closed == 1;
+    }));
+    // The reply before the fault went out; nothing of the failed line nor after it.
+    EXPECT_EQ(c.received(), "echo a\n");
+  }
+  EXPECT_EQ((*server)->handler_faults(), 1u);
+  EXPECT_TRUE(RunUntil(io, [&] { return (*server)->connection_count() == 0; }));
+  Client next(dir.File("sock"));
+  ASSERT_TRUE(next.connected());
+  next.Send("c\n");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    next.Poll();
+    return next.received() == "echo c\n";
+  }));
+  next.Close();
+  EXPECT_TRUE(RunUntil(io, [&] { return rec.closed == 2; }));
+  EXPECT_EQ(rec.opened, 2);
+}
+
+TEST(LineServerTest, StreamConnectionKeepsReadingAfterAFault) {
+  TempDir dir;
+  boost::asio::io_context io;
+  Recorder rec;
+  auto server =
+      LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 1024, EchoFactory(rec, true));
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Client c(dir.File("sock"));
+  ASSERT_TRUE(c.connected());
+  c.Send("a\nboom\nb\n");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    c.Poll();
+    return c.received() == "echo a\necho b\n";
+  }));
+  c.Send("boom again\nc\n");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    c.Poll();
+    return c.received() == "echo a\necho b\necho c\n";
+  }));
+  EXPECT_FALSE(c.eof());
+  EXPECT_EQ(rec.closed, 0);
+  EXPECT_EQ((*server)->handler_faults(), 2u);
+  c.Close();
+  EXPECT_TRUE(RunUntil(io, [&] { return rec.closed == 1; }));
+}
+
+TEST(LineServerTest, ThrowFromOnOpenStillRunsOnCloseOnce) {
+  TempDir dir;
+  boost::asio::io_context io;
+  int opens = 0;
+  int closes = 0;
+  auto server = LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 1024, [&]() {
+    LineConnection c;
+    c.on_line = [](std::span<char>, std::string& reply) {
+      reply += "hi\n";
+      return true;
+    };
+    c.on_open = [&](Pusher) {
+      if (++opens == 1) throw std::runtime_error("injected");
+    };
+    c.on_close = [&] { ++closes; };
+    return c;
+  });
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Client first(dir.File("sock"));
+  ASSERT_TRUE(first.connected());
+  EXPECT_TRUE(RunUntil(io, [&] {
+    first.Poll();
+    return first.eof() && closes == 1;
+  }));
+  Client second(dir.File("sock"));
+  ASSERT_TRUE(second.connected());
+  second.Send("x\n");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    second.Poll();
+    return second.received() == "hi\n";
+  }));
+  EXPECT_EQ(closes, 1);
+}
+
+TEST(RunContainedTest, LoopGoesOnAfterAHandlerThrows) {
+  boost::asio::io_context io;
+  int ran = 0;
+  boost::asio::post(io, [] { throw std::runtime_error("injected"); });
+  boost::asio::post(io, [&] { ++ran; });
+  boost::asio::post(io, [] { throw 42; });
+  boost::asio::post(io, [&] { ++ran; });
+  EXPECT_EQ(RunContained(io, [] { return false; }), 2u);
+  EXPECT_EQ(ran, 2);
+}
+
+TEST(RunContainedTest, ThrowWhileStoppingEndsTheRun) {
+  boost::asio::io_context io;
+  int ran = 0;
+  boost::asio::post(io, [] { throw std::runtime_error("injected"); });
+  boost::asio::post(io, [&] { ++ran; });
+  EXPECT_EQ(RunContained(io, [] { return true; }), 1u);
+  EXPECT_EQ(ran, 0);
+}
+
+TEST(SpawnTest, CompletionSeesTheExceptionOfTheCoroutine) {
+  boost::asio::io_context io;
+  std::string seen;
+  bool normal_end = false;
+  Spawn(
+      io, "test",
+      []() -> boost::asio::awaitable<void> {
+        throw std::runtime_error("injected");
+        co_return;
+      }(),
+      [&](std::exception_ptr e) { seen = e ? DescribeException(e) : "none"; });
+  Spawn(
+      io, "test", []() -> boost::asio::awaitable<void> { co_return; }(),
+      [&](std::exception_ptr e) { normal_end = !e; });
+  // A throw from the completion itself stays inside Spawn.
+  Spawn(
+      io, "test", []() -> boost::asio::awaitable<void> { co_return; }(),
+      [](std::exception_ptr) { throw std::runtime_error("cleanup"); });
+  EXPECT_EQ(RunContained(io, [] { return false; }), 0u);
+  EXPECT_EQ(seen, "injected");
+  EXPECT_TRUE(normal_end);
+}
+
+}  // namespace
+}  // namespace mailscope::net
