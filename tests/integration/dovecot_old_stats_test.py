@@ -760,11 +760,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if not ld.dovecot_installed():
-        print("SKIP: dovecot not installed")
-        return lm.SKIP
+        return lm.skip("dovecot not installed")
     if os.geteuid() != 0:
-        print("SKIP: needs root (Dovecot and a mail uid)")
-        return lm.SKIP
+        return lm.skip("needs root (Dovecot and a mail uid)")
 
     root = tempfile.mkdtemp(prefix="mailscope-dovecot-")
     # mkdtemp makes 0700; the mail uid, dovecot and dovenull must traverse.

@@ -27,7 +27,7 @@ import tempfile
 import time
 from typing import Any, Callable, Iterable
 
-from lib_mailscope import SKIP, free_port, run_test, wait_until
+from lib_mailscope import free_port, run_test, skip, wait_until
 
 # The unprivileged account that owns the test mailboxes. A dedicated system
 # account keeps the test away from real users' uids; it is created once
@@ -459,18 +459,17 @@ class StatsDovecot(Dovecot):
 def run_dovecot_test(argv: list[str], doc: str, prefix: str, what: str,
                      make_test: Callable[[str, str], Any]) -> int:
     """main() of a test that starts private Dovecot instances: parses
-    --mailscope and --keep, skips (77) unless root with Dovecot installed, and
+    --mailscope and --keep, skips (77, or fails under
+    MAILSCOPE_REQUIRE_INTEGRATION=1) unless root with Dovecot installed, and
     runs make_test(mailscope_binary, root) under a fresh directory."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--mailscope", required=True)
     p.add_argument("--keep", action="store_true")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
-        print("SKIP: needs root (it starts private Dovecot instances)")
-        return SKIP
+        return skip("needs root (it starts private Dovecot instances)")
     if not dovecot_installed():
-        print("SKIP: dovecot not installed")
-        return SKIP
+        return skip("dovecot not installed")
     root = tempfile.mkdtemp(prefix=prefix)
     os.chmod(root, 0o755)
     test = make_test(os.path.abspath(args.mailscope), root)
