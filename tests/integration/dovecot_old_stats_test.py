@@ -142,7 +142,11 @@ class Test:
         c = self.checks
         if self.mailscope is not None:
             self.mailscope.start()
-            c.check("mailscope accepts on run-dir/old-stats", True)
+            st = os.lstat(self.stats_socket) if os.path.lexists(self.stats_socket) else None
+            c.check("mailscope accepts on run-dir/old-stats",
+                    st is not None and stat.S_ISSOCK(st.st_mode)
+                    and lm.can_connect_unix(self.stats_socket),
+                    f"{self.stats_socket}: {st}")
             for name in ("old-stats-mail", "old-stats-user"):
                 path = os.path.join(self.mailscope.run_dir, name)
                 st = os.lstat(path) if os.path.lexists(path) else None

@@ -162,11 +162,9 @@ class DovecotStatsTest:
         bob.select("INBOX")
         bob.noop()
         bob.logout()
-        try:
-            ld.imap_login(self.dv.imap_port, ld.MailUser("alice@example.com", "wrong"))
-            c.check("a wrong password is refused", False)
-        except Exception:  # imaplib raises on NO
-            c.check("a wrong password is refused", True)
+        refused, reply = ld.imap_login_refusal(self.dv.imap_port,
+                                               ld.MailUser("alice@example.com", "wrong"))
+        c.check("a wrong password is refused with NO [AUTHENTICATIONFAILED]", refused, reply)
 
         # A tail for events no metric wants: Dovecot's processes must be asked
         # for them (a new FILTER), and they must reach the tail.

@@ -413,6 +413,35 @@ def imap_login(port: int, user: MailUser, source_ip: str | None = None) -> Recor
     return client
 
 
+def imap_login_refusal(port: int, user: MailUser,
+                       source_ip: str | None = None) -> tuple[bool, str]:
+    """LOGIN that the server should refuse, from source_ip when given. Returns
+    (True, its text) for the tagged `NO [AUTHENTICATIONFAILED]` a wrong password
+    gets, else (False, what happened instead: a login, a BAD, a BYE, a timeout or
+    a lost connection)."""
+    try:
+        client = RecordingIMAP("127.0.0.1", port, source_ip=source_ip)
+    except OSError as err:
+        return False, f"connect: {type(err).__name__}: {err}"
+    try:
+        client.login(user.name, user.password)
+        return False, "LOGIN succeeded"
+    except imaplib.IMAP4.abort as err:  # BYE or the connection lost
+        return False, f"aborted: {err}"
+    except imaplib.IMAP4.error as err:
+        # login() raises the text of a tagged NO as is (bytes); a BAD comes as
+        # "LOGIN command error: ...". RFC 5530: AUTHENTICATIONFAILED is the
+        # response code of NO for wrong credentials.
+        text = err.args[0] if err.args else b""
+        text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+        return text.startswith("[AUTHENTICATIONFAILED]"), text
+    except OSError as err:  # timeout, reset
+        return False, f"{type(err).__name__}: {err}"
+    finally:
+        with contextlib.suppress(Exception):
+            client.shutdown()
+
+
 def pop3_session(port: int, user: MailUser) -> tuple[int, int]:
     """USER/PASS, STAT, LIST, QUIT. Returns (message count, mailbox size)."""
     client = poplib.POP3("127.0.0.1", port, timeout=15.0)
