@@ -421,7 +421,7 @@ def imap_login_refusal(port: int, user: MailUser,
     a lost connection)."""
     try:
         client = RecordingIMAP("127.0.0.1", port, source_ip=source_ip)
-    except OSError as err:
+    except (OSError, imaplib.IMAP4.error) as err:
         return False, f"connect: {type(err).__name__}: {err}"
     try:
         client.login(user.name, user.password)
