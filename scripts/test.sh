@@ -58,6 +58,10 @@ else
     shared=$origin/../shared
   fi
 fi
+if [ -n "$shared" ] && [ ! -d "$shared" ]; then
+  echo "test.sh: MAILSCOPE_SHARED_DIR=$shared is not a directory" >&2
+  exit 2
+fi
 if [ -n "$shared" ]; then
   shared=$(cd "$shared" && pwd -P)
   echo "shared documents: $shared"
