@@ -2,7 +2,8 @@
 # Installs what mailscope needs on Debian 12, from Debian's packages.
 #   scripts/install-deps.sh            build dependencies
 #   scripts/install-deps.sh --test     also the real peers the tests start (Dovecot 2.3,
-#                                      Prometheus), clang's fuzzing runtime and tools
+#                                      Prometheus with promtool, tmux), clang's fuzzing
+#                                      runtime and tools
 # Uses sudo when not run as root. Installing a server package would start the
 # distribution's service: a policy-rc.d that denies service starts is put in
 # place for the duration of the install and removed afterwards.

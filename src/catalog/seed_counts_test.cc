@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "catalog/catalog.h"
+#include "core/skip_testing.h"
 
 #ifndef MAILSCOPE_SHARED_DIR
 #define MAILSCOPE_SHARED_DIR ""
@@ -154,7 +155,7 @@ std::string SubsystemOfExim(std::string_view name) {
 
 TEST(EximSeedTest, EveryTableRowIsACatalogEventWithItsAttributes) {
   auto docs = ReadEximDocs();
-  if (!docs) GTEST_SKIP() << "no Exim documents under " << MAILSCOPE_SHARED_DIR;
+  if (!docs) MS_SKIP_UNLESS_REQUIRED() << "no Exim documents under " << MAILSCOPE_SHARED_DIR;
   ASSERT_EQ(docs->events.size(), 17u) << "the seed's event table changed";
   for (const EximSeedRow& row : docs->events) {
     SCOPED_TRACE(row.name);
@@ -182,7 +183,7 @@ TEST(EximSeedTest, EveryTableRowIsACatalogEventWithItsAttributes) {
 
 TEST(EximSeedTest, ReferenceOnlyEventsCarryTheirVersion) {
   auto docs = ReadEximDocs();
-  if (!docs) GTEST_SKIP() << "no Exim documents under " << MAILSCOPE_SHARED_DIR;
+  if (!docs) MS_SKIP_UNLESS_REQUIRED() << "no Exim documents under " << MAILSCOPE_SHARED_DIR;
   std::set<std::string> in_seed;
   for (const EximSeedRow& row : docs->events) in_seed.insert(row.name);
   int reference_only = 0;
@@ -202,7 +203,7 @@ TEST(EximSeedTest, ReferenceOnlyEventsCarryTheirVersion) {
 
 TEST(EximSeedTest, CountsPerSystemAndSubsystem) {
   auto docs = ReadEximDocs();
-  if (!docs) GTEST_SKIP() << "no Exim documents under " << MAILSCOPE_SHARED_DIR;
+  if (!docs) MS_SKIP_UNLESS_REQUIRED() << "no Exim documents under " << MAILSCOPE_SHARED_DIR;
   std::set<std::string> names;
   for (const EximSeedRow& row : docs->events) names.insert(row.name);
   for (const auto& [name, since] : docs->since) names.insert(name);
@@ -254,7 +255,7 @@ const std::map<std::string, int> kOtherPrograms = {
 
 TEST(QmailSeedTest, EveryVerdictOfTheTableIsACatalogEvent) {
   auto rows = ReadQmailSeed();
-  if (!rows) GTEST_SKIP() << "no s/qmail seed under " << MAILSCOPE_SHARED_DIR;
+  if (!rows) MS_SKIP_UNLESS_REQUIRED() << "no s/qmail seed under " << MAILSCOPE_SHARED_DIR;
   ASSERT_EQ(rows->size(), 39u) << "the seed's table changed";
   for (const Verdict& v : *rows) {
     SCOPED_TRACE(v.Name());
@@ -272,7 +273,7 @@ TEST(QmailSeedTest, EveryVerdictOfTheTableIsACatalogEvent) {
 
 TEST(QmailSeedTest, CountsPerSystemAndSubsystem) {
   auto rows = ReadQmailSeed();
-  if (!rows) GTEST_SKIP() << "no s/qmail seed under " << MAILSCOPE_SHARED_DIR;
+  if (!rows) MS_SKIP_UNLESS_REQUIRED() << "no s/qmail seed under " << MAILSCOPE_SHARED_DIR;
   std::map<std::string, int> expected = kOtherPrograms;
   for (const Verdict& v : *rows) ++expected[Upper(v.type)];
   int smtpd = 0, total = 0;
@@ -342,7 +343,7 @@ std::string SubsystemOfCategory(std::string_view category) {
 
 TEST(DovecotReferenceTest, EveryEventIsPresentWithCategoryFieldsAndVersion) {
   auto rows = ReadDovecotReference();
-  if (!rows) GTEST_SKIP() << "no Dovecot reference under " << MAILSCOPE_SHARED_DIR;
+  if (!rows) MS_SKIP_UNLESS_REQUIRED() << "no Dovecot reference under " << MAILSCOPE_SHARED_DIR;
   ASSERT_EQ(rows->size(), 100u) << "the reference list changed";
   int pigeonhole = 0;
   for (const DovecotRow& row : *rows) {
@@ -361,7 +362,7 @@ TEST(DovecotReferenceTest, EveryEventIsPresentWithCategoryFieldsAndVersion) {
 
 TEST(DovecotReferenceTest, RenamedEventResolvesByItsOldName) {
   auto notes = ReadShared("reference/dovecot-protocols.md");
-  if (!notes) GTEST_SKIP() << "no Dovecot notes under " << MAILSCOPE_SHARED_DIR;
+  if (!notes) MS_SKIP_UNLESS_REQUIRED() << "no Dovecot notes under " << MAILSCOPE_SHARED_DIR;
   // "`new_name` was called `old_name` in 2.3.7–2.3.10"
   constexpr std::string_view kMarker = "` was called `";
   const std::size_t at = notes->find(kMarker);
@@ -379,7 +380,7 @@ TEST(DovecotReferenceTest, RenamedEventResolvesByItsOldName) {
 
 TEST(DovecotReferenceTest, CountsPerSystemAndCategory) {
   auto rows = ReadDovecotReference();
-  if (!rows) GTEST_SKIP() << "no Dovecot reference under " << MAILSCOPE_SHARED_DIR;
+  if (!rows) MS_SKIP_UNLESS_REQUIRED() << "no Dovecot reference under " << MAILSCOPE_SHARED_DIR;
   std::map<std::string, int> expected;
   for (const DovecotRow& row : *rows) ++expected[SubsystemOfCategory(row.category)];
   EXPECT_EQ(Catalog::Get().OfSystem(System::kDovecot).size(), rows->size());

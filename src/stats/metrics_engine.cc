@@ -410,25 +410,14 @@ void Distribution::Add(std::uint64_t value) {
   sum_ += value;
   sum_exact_ += value;
   const U128 square = static_cast<U128>(value) * value;
-  if (!squares_overflow_ && __builtin_add_overflow(squares_, square, &squares_))
-    squares_overflow_ = true;
+  if (__builtin_add_overflow(squares_, square, &squares_)) ++squares_high_;
   pending_[pending_count_++] = value;
   if (pending_count_ == kPendingValues) FoldPending();
 }
 
 void Distribution::FoldPending() {
-  squares_approx_ = SquaresApprox();
   sketch_.AddValues(std::span(pending_, pending_count_));
   pending_count_ = 0;
-}
-
-// Summed value by value in the order added, as if each Add() had done it.
-long double Distribution::SquaresApprox() const {
-  long double sum = squares_approx_;
-  for (std::uint32_t i = 0; i < pending_count_; ++i) {
-    sum += static_cast<long double>(pending_[i]) * static_cast<long double>(pending_[i]);
-  }
-  return sum;
 }
 
 const QuantileSketch& Distribution::Folded(QuantileSketch& scratch) const {
@@ -451,9 +440,8 @@ void Distribution::Merge(const Distribution& other) {
   count_ += other.count_;
   sum_ += other.sum_;
   sum_exact_ += other.sum_exact_;
-  if (other.squares_overflow_ || __builtin_add_overflow(squares_, other.squares_, &squares_))
-    squares_overflow_ = true;
-  squares_approx_ += other.SquaresApprox();
+  squares_high_ += other.squares_high_;
+  if (__builtin_add_overflow(squares_, other.squares_, &squares_)) ++squares_high_;
   sketch_.Merge(other.sketch_);
   sketch_.AddValues(std::span(other.pending_, other.pending_count_));
 }
@@ -461,8 +449,7 @@ void Distribution::Merge(const Distribution& other) {
 void Distribution::Reset() {
   count_ = sum_ = min_ = max_ = 0;
   sum_exact_ = squares_ = 0;
-  squares_approx_ = 0;
-  squares_overflow_ = false;
+  squares_high_ = 0;
   pending_count_ = 0;
   sketch_.Clear();
 }
@@ -473,18 +460,72 @@ double Distribution::avg() const {
 
 // n*Σx² - (Σx)² over n² is exact in 128-bit integers for any realistic data;
 // only when a product overflows does it fall back to long double sums.
+namespace {
+
+// An unsigned 256-bit integer, four 64-bit limbs from the least significant;
+// enough for count * sum of squares and sum^2 (each below 2^256).
+struct U256 {
+  __extension__ typedef unsigned __int128 U128;
+  std::uint64_t limb[4] = {};
+
+  // a * b, a of up to 192 bits given as (high word, low 128 bits).
+  static U256 Multiply(std::uint64_t a_high, U128 a_low, std::uint64_t b) {
+    const std::uint64_t a[3] = {static_cast<std::uint64_t>(a_low),
+                                static_cast<std::uint64_t>(a_low >> 64), a_high};
+    U256 r;
+    U128 carry = 0;
+    for (int i = 0; i < 3; ++i) {
+      const U128 t = static_cast<U128>(a[i]) * b + carry;
+      r.limb[i] = static_cast<std::uint64_t>(t);
+      carry = t >> 64;
+    }
+    r.limb[3] = static_cast<std::uint64_t>(carry);
+    return r;
+  }
+  static U256 Square(U128 a) {
+    const std::uint64_t lo = static_cast<std::uint64_t>(a),
+                        hi = static_cast<std::uint64_t>(a >> 64);
+    const U128 ll = static_cast<U128>(lo) * lo, lh = static_cast<U128>(lo) * hi,
+               hh = static_cast<U128>(hi) * hi;
+    // a^2 = hh * 2^128 + 2 * lh * 2^64 + ll
+    U256 r;
+    r.limb[0] = static_cast<std::uint64_t>(ll);
+    U128 t = (ll >> 64) + static_cast<std::uint64_t>(lh) * U128{2};
+    r.limb[1] = static_cast<std::uint64_t>(t);
+    t = (t >> 64) + (lh >> 64) * 2 + static_cast<std::uint64_t>(hh);
+    r.limb[2] = static_cast<std::uint64_t>(t);
+    r.limb[3] = static_cast<std::uint64_t>((t >> 64) + (hh >> 64));
+    return r;
+  }
+  // REQUIRES: *this >= b.
+  U256 Minus(const U256& b) const {
+    U256 r;
+    std::uint64_t borrow = 0;
+    for (int i = 0; i < 4; ++i) {
+      const U128 t = static_cast<U128>(limb[i]) - b.limb[i] - borrow;
+      r.limb[i] = static_cast<std::uint64_t>(t);
+      borrow = static_cast<std::uint64_t>(t >> 64) != 0 ? 1 : 0;
+    }
+    return r;
+  }
+  long double ToLongDouble() const {
+    long double r = 0;
+    for (int i = 3; i >= 0; --i) r = r * 0x1p64L + static_cast<long double>(limb[i]);
+    return r;
+  }
+};
+
+}  // namespace
+
+// n * sum(x^2) - sum(x)^2 is n^2 times the variance; in integers it is exact
+// however close the values are to each other and however large, so nothing
+// cancels in floating point.
 double Distribution::variance() const {
   if (count_ == 0) return 0;
-  const U128 n = count_;
-  U128 a, b;
-  if (!squares_overflow_ && !__builtin_mul_overflow(n, squares_, &a) &&
-      !__builtin_mul_overflow(sum_exact_, sum_exact_, &b)) {
-    const long double nn = static_cast<long double>(count_) * static_cast<long double>(count_);
-    return static_cast<double>(static_cast<long double>(a - b) / nn);
-  }
-  const long double mean = static_cast<long double>(sum_exact_) / count_;
-  const long double v = SquaresApprox() / count_ - mean * mean;
-  return v > 0 ? static_cast<double>(v) : 0.0;
+  const U256 numerator =
+      U256::Multiply(squares_high_, squares_, count_).Minus(U256::Square(sum_exact_));
+  const long double nn = static_cast<long double>(count_) * static_cast<long double>(count_);
+  return static_cast<double>(numerator.ToLongDouble() / nn);
 }
 
 std::uint64_t Distribution::ValueAtRank(std::uint64_t r) const {

@@ -194,16 +194,13 @@ class Distribution {
 
  private:
   __extension__ typedef unsigned __int128 U128;
-  // Values wait here and go into sketch_ and squares_approx_ a batch at a
-  // time: a sketch's buckets span KiBs, so one value costs about a cache
-  // miss, and a batch lets those misses overlap (values of one field often
-  // share buckets); the long double sum stays in a register. The sketch does
-  // not depend on the order of its values, and the sum is taken in the order
-  // added, so every result is the same as adding each value at once.
+  // Values wait here and go into sketch_ a batch at a time: a sketch's
+  // buckets span KiBs, so one value costs about a cache miss, and a batch
+  // lets those misses overlap (values of one field often share buckets). The
+  // sketch does not depend on the order of its values, so every result is the
+  // same as adding each value at once.
   static constexpr std::uint32_t kPendingValues = 16;
   void FoldPending();
-  // squares_approx_ with the pending values.
-  long double SquaresApprox() const;
   // sketch_ and pending_: a copy when values are pending, else sketch_.
   const QuantileSketch& Folded(QuantileSketch& scratch) const;
 
@@ -212,9 +209,10 @@ class Distribution {
   std::uint64_t min_ = 0;
   std::uint64_t max_ = 0;
   U128 sum_exact_ = 0;
+  // The sum of squares, exact: squares_high_ * 2^128 + squares_ (each square is
+  // below 2^128, so fewer than 2^64 values cannot carry past the high word).
   U128 squares_ = 0;
-  long double squares_approx_ = 0;  // used once squares_ overflowed; without pending_
-  bool squares_overflow_ = false;
+  std::uint64_t squares_high_ = 0;
   std::uint32_t pending_count_ = 0;
   std::uint64_t pending_[kPendingValues] = {};
   QuantileSketch sketch_;

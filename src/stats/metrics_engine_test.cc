@@ -379,37 +379,32 @@ TEST(MetricsDistributionTest, QuantilesSeeEveryValueWhateverTheBatching) {
   }
 }
 
-// Past 128 bits of squares the variance comes from a long double sum taken
-// value by value in order, whatever the batching.
-TEST(MetricsDistributionTest, OverflowVarianceSumsInOrder) {
-  __extension__ typedef unsigned __int128 U128;
+// Past 128 bits of squares the variance is still exact, added one by one or
+// merged: n values 977 apart just below 2^64 have variance 977^2 (n^2 - 1) / 12.
+TEST(MetricsDistributionTest, OverflowVarianceIsExact) {
   for (int n : {3, 16, 17, 40}) {
     Distribution d, a, b;
-    U128 sum = 0;
-    long double squares = 0, squares_a = 0, squares_b = 0;
     for (int i = 0; i < n; ++i) {
       const std::uint64_t v = UINT64_MAX - static_cast<std::uint64_t>(i) * 977;
       d.Add(v);
       (i < n / 2 ? a : b).Add(v);
-      sum += v;
-      const long double sq = static_cast<long double>(v) * static_cast<long double>(v);
-      squares += sq;
-      (i < n / 2 ? squares_a : squares_b) += sq;
     }
     a.Merge(b);
-    const long double mean = static_cast<long double>(sum) / n;
-    const long double v = squares / n - mean * mean;
-    EXPECT_EQ(d.variance(), v > 0 ? static_cast<double>(v) : 0.0) << n;
-    const long double vm = (squares_a + squares_b) / n - mean * mean;
-    EXPECT_EQ(a.variance(), vm > 0 ? static_cast<double>(vm) : 0.0) << n;
+    const double want = 977.0 * 977.0 * (static_cast<double>(n) * n - 1) / 12;
+    EXPECT_DOUBLE_EQ(d.variance(), want) << n;
+    EXPECT_DOUBLE_EQ(a.variance(), want) << n;
   }
 }
 
-TEST(MetricsDistributionTest, HugeValuesKeepAFiniteVariance) {
+TEST(MetricsDistributionTest, HugeValuesKeepAnExactVariance) {
   Distribution d;
-  for (int i = 0; i < 4; ++i) d.Add(UINT64_MAX - i);  // squares overflow 128 bits
-  EXPECT_TRUE(std::isfinite(d.variance()));
-  EXPECT_GE(d.variance(), 0);
+  // Squares overflow 128 bits; deviations -1.5, -0.5, 0.5, 1.5 from the mean.
+  for (int i = 0; i < 4; ++i) d.Add(UINT64_MAX - i);
+  EXPECT_DOUBLE_EQ(d.variance(), 1.25);
+  // The widest spread: half at 0, half at 2^64 - 1.
+  Distribution wide;
+  for (int i = 0; i < 6; ++i) wide.Add(i % 2 ? UINT64_MAX : 0);
+  EXPECT_DOUBLE_EQ(wide.variance(), 0x1p64 * 0x1p64 / 4);
 }
 
 // --- the engine ---

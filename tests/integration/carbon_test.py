@@ -495,11 +495,9 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     binary = os.path.abspath(args.mailscope)
     if os.geteuid() != 0:
-        print("SKIP: needs root (Dovecot drops privileges itself)")
-        return lm.SKIP
+        return lm.skip("needs root (Dovecot drops privileges itself)")
     if not ld.dovecot_installed():
-        print("SKIP: dovecot, doveadm or doveconf not on PATH")
-        return lm.SKIP
+        return lm.skip("dovecot, doveadm or doveconf not on PATH")
     if not os.access(binary, os.X_OK):
         print(f"FAIL: {binary} is not executable")
         return 1

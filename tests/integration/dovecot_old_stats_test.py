@@ -158,7 +158,11 @@ class Test:
         c = self.checks
         if self.mailscope is not None:
             self.mailscope.start()
-            c.check("mailscope accepts on run-dir/old-stats", True)
+            st = os.lstat(self.stats_socket) if os.path.lexists(self.stats_socket) else None
+            c.check("mailscope accepts on run-dir/old-stats",
+                    st is not None and stat.S_ISSOCK(st.st_mode)
+                    and lm.can_connect_unix(self.stats_socket),
+                    f"{self.stats_socket}: {st}")
             for name in ("old-stats-mail", "old-stats-user"):
                 path = os.path.join(self.mailscope.run_dir, name)
                 st = os.lstat(path) if os.path.lexists(path) else None
@@ -789,11 +793,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if not ld.dovecot_installed():
-        print("SKIP: dovecot not installed")
-        return lm.SKIP
+        return lm.skip("dovecot not installed")
     if os.geteuid() != 0:
-        print("SKIP: needs root (Dovecot and a mail uid)")
-        return lm.SKIP
+        return lm.skip("needs root (Dovecot and a mail uid)")
 
     root = tempfile.mkdtemp(prefix="mailscope-dovecot-")
     # mkdtemp makes 0700; the mail uid, dovecot and dovenull must traverse.

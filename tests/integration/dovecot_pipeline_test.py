@@ -231,15 +231,15 @@ class DovecotPipelineTest:
         client.logout()
 
     def failed_login(self, name: str) -> bool:
-        """A wrong password; True when Dovecot refused it. Each comes from an
+        """A wrong password; True when Dovecot refused it with a tagged NO
+        [AUTHENTICATIONFAILED] (not a timeout or a lost connection). Each comes from an
         address of its own: auth delays a repeated failure from one address."""
         self.next_ip += 1
-        try:
-            ld.imap_login(self.dv.imap_port, ld.MailUser(name, "wrong"),
-                          source_ip=f"127.0.0.{self.next_ip}").logout()
-        except Exception:  # imaplib raises on NO
-            return True
-        return False
+        refused, reply = ld.imap_login_refusal(self.dv.imap_port, ld.MailUser(name, "wrong"),
+                                               source_ip=f"127.0.0.{self.next_ip}")
+        if not refused:
+            print(f"# wrong password for {name} not refused with NO: {reply}", flush=True)
+        return refused
 
     def exported(self) -> list[dict]:
         if not os.path.exists(self.export_path):

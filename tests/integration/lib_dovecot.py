@@ -28,7 +28,7 @@ import tempfile
 import time
 from typing import Any, Callable, Iterable
 
-from lib_mailscope import SKIP, free_port, run_test, wait_until
+from lib_mailscope import free_port, run_test, skip, wait_until
 
 # The unprivileged account that owns the test mailboxes. A dedicated system
 # account keeps the test away from real users' uids; it is created once
@@ -475,6 +475,35 @@ def imap_login(port: int, user: MailUser, source_ip: str | None = None) -> Recor
     return client
 
 
+def imap_login_refusal(port: int, user: MailUser,
+                       source_ip: str | None = None) -> tuple[bool, str]:
+    """LOGIN that the server should refuse, from source_ip when given. Returns
+    (True, its text) for the tagged `NO [AUTHENTICATIONFAILED]` a wrong password
+    gets, else (False, what happened instead: a login, a BAD, a BYE, a timeout or
+    a lost connection)."""
+    try:
+        client = RecordingIMAP("127.0.0.1", port, source_ip=source_ip)
+    except (OSError, imaplib.IMAP4.error) as err:
+        return False, f"connect: {type(err).__name__}: {err}"
+    try:
+        client.login(user.name, user.password)
+        return False, "LOGIN succeeded"
+    except imaplib.IMAP4.abort as err:  # BYE or the connection lost
+        return False, f"aborted: {err}"
+    except imaplib.IMAP4.error as err:
+        # login() raises the text of a tagged NO as is (bytes); a BAD comes as
+        # "LOGIN command error: ...". RFC 5530: AUTHENTICATIONFAILED is the
+        # response code of NO for wrong credentials.
+        text = err.args[0] if err.args else b""
+        text = text.decode(errors="replace") if isinstance(text, bytes) else str(text)
+        return text.startswith("[AUTHENTICATIONFAILED]"), text
+    except OSError as err:  # timeout, reset
+        return False, f"{type(err).__name__}: {err}"
+    finally:
+        with contextlib.suppress(Exception):
+            client.shutdown()
+
+
 def pop3_session(port: int, user: MailUser) -> tuple[int, int]:
     """USER/PASS, STAT, LIST, QUIT. Returns (message count, mailbox size)."""
     client = poplib.POP3("127.0.0.1", port, timeout=15.0)
@@ -521,18 +550,17 @@ class StatsDovecot(Dovecot):
 def run_dovecot_test(argv: list[str], doc: str, prefix: str, what: str,
                      make_test: Callable[[str, str], Any]) -> int:
     """main() of a test that starts private Dovecot instances: parses
-    --mailscope and --keep, skips (77) unless root with Dovecot installed, and
+    --mailscope and --keep, skips (77, or fails under
+    MAILSCOPE_REQUIRE_INTEGRATION=1) unless root with Dovecot installed, and
     runs make_test(mailscope_binary, root) under a fresh directory."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--mailscope", required=True)
     p.add_argument("--keep", action="store_true")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
-        print("SKIP: needs root (it starts private Dovecot instances)")
-        return SKIP
+        return skip("needs root (it starts private Dovecot instances)")
     if not dovecot_installed():
-        print("SKIP: dovecot not installed")
-        return SKIP
+        return skip("dovecot not installed")
     root = tempfile.mkdtemp(prefix=prefix)
     os.chmod(root, 0o755)
     test = make_test(os.path.abspath(args.mailscope), root)

@@ -13,7 +13,8 @@ then checks:
   * /healthz answers, unknown paths give 404, POST gives 405.
 
 Usage: metrics_test.py --mailscope PATH. Exits 0 on success, 1 on failure,
-77 when promtool is not installed.
+77 when promtool is not installed (1 under MAILSCOPE_REQUIRE_INTEGRATION=1, which
+also turns a missing prometheus into a failed check).
 """
 
 import argparse
@@ -38,7 +39,7 @@ def scrape_with_prometheus(c: lm.Checks, target: str, work: str) -> None:
     """A real Prometheus scrapes /metrics (it asks for OpenMetrics first)."""
     prometheus = shutil.which("prometheus")
     if prometheus is None:
-        print("# note: prometheus not installed; real scrape skipped", flush=True)
+        c.skip_part("a real Prometheus scrapes mailscope", "prometheus not installed")
         return
     with lm.Prometheus(prometheus, target, work) as prom:
         health, error = prom.wait_scraped()
@@ -55,8 +56,7 @@ def main() -> int:
     args = ap.parse_args()
     promtool = shutil.which("promtool")
     if promtool is None:
-        print("SKIP: promtool not installed (Debian package prometheus)")
-        return lm.SKIP
+        return lm.skip("promtool not installed (Debian package prometheus)")
 
     c = lm.Checks()
     work = tempfile.mkdtemp(prefix="mailscope-metrics-")
