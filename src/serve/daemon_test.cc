@@ -684,7 +684,9 @@ TEST_F(DaemonTest, UnknownListenerGroupIsAStartError) {
   auto config = ParseConfig(
       WithServe("[listeners.stats_writer]\ngroup = \"no-such-group-mailscope\"\n"), "t.toml");
   ASSERT_TRUE(config.ok()) << config.status().message();
-  Daemon daemon(std::move(*config), std::string(), Daemon::Options{.handle_signals = false});
+  Daemon::Options options;
+  options.handle_signals = false;
+  Daemon daemon(std::move(*config), std::string(), options);
   Status st = daemon.Start();
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
