@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <list>
 
+#include "net/accept_backoff.h"
 #include "net/listeners.h"
 #include "net/spawn.h"
 
@@ -35,8 +36,9 @@ struct HttpServer::State {
   explicit State(asio::io_context& ctx) : io(ctx), acceptor(ctx), restart(ctx) {}
   asio::io_context& io;
   tcp::acceptor acceptor;
-  asio::steady_timer restart;  // of the accept loop after a fault
-  std::string address;         // as configured, for logs
+  asio::steady_timer restart;  // of the accept loop after a fault, or its pause
+  AcceptBackoff accept_backoff;
+  std::string address;  // as configured, for logs
   HttpRouter router;
   FaultLog faults;
   bool closed = false;
@@ -204,7 +206,15 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<HttpServer::State> state) {
     auto sock = std::make_shared<tcp::socket>(state->io);
     auto [aec] = co_await state->acceptor.async_accept(*sock, kTuple);
     if (state->closed || aec == asio::error::operation_aborted) co_return;
-    if (aec) continue;
+    if (aec) {
+      // EMFILE and friends: the open connections are served meanwhile.
+      state->restart.expires_after(
+          state->accept_backoff.Failed("http " + state->address, aec.message()));
+      co_await state->restart.async_wait(kTuple);
+      if (state->closed) co_return;
+      continue;
+    }
+    state->accept_backoff.Succeeded();
     StartServing(state, sock);
   }
 }

@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "ingest/line_framer.h"
+#include "net/accept_backoff.h"
 #include "net/spawn.h"
 
 namespace mailscope::net {
@@ -293,7 +294,8 @@ struct LineServer::State {
   asio::io_context& io;
   std::optional<asio::local::stream_protocol::acceptor> unix_acceptor;
   std::optional<asio::ip::tcp::acceptor> tcp_acceptor;
-  asio::steady_timer restart;  // of the accept loop after a fault
+  asio::steady_timer restart;  // of the accept loop after a fault, or its pause
+  AcceptBackoff accept_backoff;
   std::string unix_path;
   std::string name;  // for logs: "unix PATH" or "tcp ADDR:PORT"
   std::size_t max_line = 0;
@@ -443,8 +445,13 @@ awaitable<void> AcceptLoop(std::shared_ptr<LineServer::State> state, Acceptor& a
     if (state->closed) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
-      continue;  // EMFILE and friends: keep serving the others
+      // EMFILE and friends: the open connections are served meanwhile.
+      state->restart.expires_after(state->accept_backoff.Failed(state->name, ec.message()));
+      co_await state->restart.async_wait(kTuple);
+      if (state->closed) co_return;
+      continue;
     }
+    state->accept_backoff.Succeeded();
     StartConnection(state, std::move(sock));
   }
 }
@@ -562,6 +569,10 @@ void LineServer::Broadcast(std::string_view text) {
 std::size_t LineServer::connection_count() const { return state_ ? state_->conns.size() : 0; }
 
 std::uint64_t LineServer::handler_faults() const { return state_ ? state_->faults.count() : 0; }
+
+std::uint64_t LineServer::accept_failures() const {
+  return state_ ? state_->accept_backoff.failures() : 0;
+}
 
 void LineServer::Close() {
   if (!state_ || state_->closed) return;

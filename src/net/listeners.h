@@ -139,6 +139,8 @@ class LineServer {
   std::size_t connection_count() const;
   // Lines whose handler threw (see LineConnection).
   std::uint64_t handler_faults() const;
+  // Accepts that failed (EMFILE, ...); each is followed by a pause (AcceptBackoff).
+  std::uint64_t accept_failures() const;
   std::string local_address() const;
 
   struct State;  // shared with the coroutines serving it

@@ -5,10 +5,12 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
@@ -203,6 +205,52 @@ TEST(LineServerTest, FaultClosesARequestConnectionRunsOnCloseOnceAndServingGoesO
   next.Close();
   EXPECT_TRUE(RunUntil(io, [&] { return rec.closed == 2; }));
   EXPECT_EQ(rec.opened, 2);
+}
+
+// The highest descriptor this process has open.
+int HighestOpenFd() {
+  int highest = 2;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd"))
+    highest = std::max(highest, std::atoi(entry.path().filename().c_str()));
+  return highest;
+}
+
+TEST(LineServerTest, AcceptWithoutDescriptorsPausesInsteadOfSpinning) {
+  TempDir dir;
+  boost::asio::io_context io;
+  Recorder rec;
+  auto server =
+      LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 1024, EchoFactory(rec, false));
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Client a(dir.File("sock")), b(dir.File("sock"));
+  ASSERT_TRUE(a.connected() && b.connected());  // waiting in the backlog
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(HighestOpenFd() + 1);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<int> fillers;  // the free numbers below the limit: no descriptor left
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY)) >= 0;) fillers.push_back(fd);
+  // Long enough for a few pauses (10, 20, 40, 80 ms, ...); a loop retrying at
+  // once would fail tens of thousands of times meanwhile.
+  const auto until = std::chrono::steady_clock::now() + 300ms;
+  while (std::chrono::steady_clock::now() < until) {
+    io.restart();
+    io.run_for(5ms);
+  }
+  const std::uint64_t failures = (*server)->accept_failures();
+  for (int fd : fillers) ::close(fd);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_GE(failures, 2u);
+  EXPECT_LE(failures, 20u);
+  EXPECT_EQ(rec.opened, 0);
+  // Descriptors back: both waiting clients are served.
+  EXPECT_TRUE(RunUntil(io, [&] { return rec.opened == 2; }));
+  a.Send("x\n");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    a.Poll();
+    return a.received() == "echo x\n";
+  }));
 }
 
 TEST(LineServerTest, StreamConnectionKeepsReadingAfterAFault) {
