@@ -332,7 +332,8 @@ net::HttpRouter Daemon::State::HttpRoutes() {
                            &metrics,
                            tails.client_count(),
                            tails.dropped(),
-                           exporters.Figures()};
+                           exporters.Figures(),
+                           listeners.Figures()};
     return net::HttpResponse{
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   });

@@ -624,6 +624,20 @@ TEST_F(DaemonTest, StopsWithClientsConnectedAndRemovesItsSockets) {
   ASSERT_TRUE(reader.Handshake());
   Client tail = Client::Unix(RunPath("tail"));
   ASSERT_TRUE(OpenTail(tail, ""));
+  // /metrics shows each socket's open connections (its own HTTP one aside).
+  const std::string page = WaitForMetrics([](const std::string& p) {
+    return p.find("mailscope_listener_connections{listener=\"tail\"} 1\n") != std::string::npos;
+  });
+  for (const char* line :
+       {"mailscope_listener_connections{listener=\"stats-writer\"} 1\n",
+        "mailscope_listener_connections{listener=\"stats-reader\"} 1\n",
+        "mailscope_listener_connections{listener=\"old-stats\"} 0\n",
+        "mailscope_listener_handler_faults_total{listener=\"old-stats-mail\"} 0\n",
+        "mailscope_listener_accept_failures_total{listener=\"tail\"} 0\n"}) {
+    EXPECT_NE(page.find(line), std::string::npos) << line;
+  }
+  EXPECT_EQ(page.find("mailscope_listener_connections{listener=\"old-stats-mail\"}"),
+            std::string::npos);
 
   StopDaemon();
   // Each client sees its connection end.

@@ -1,13 +1,40 @@
 #include "serve/listener_registry.h"
 
+#include <filesystem>
+#include <type_traits>
+
 namespace mailscope::serve {
 
+namespace {
+
+std::string FileName(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
+}
+
+}  // namespace
+
 template <typename T>
-T* ListenerRegistry::Keep(std::unique_ptr<T> listener, bool fifo) {
+T* ListenerRegistry::Keep(std::unique_ptr<T> listener, bool fifo, std::string name) {
   std::shared_ptr<T> owned(std::move(listener));
   T* raw = owned.get();
-  entries_.push_back({fifo, owned, [raw] { raw->Close(); }});
+  std::function<ListenerFigures()> figures;
+  if constexpr (std::is_same_v<T, net::LineServer>) {
+    figures = [raw, name] {
+      return ListenerFigures{name, false, raw->connection_count(), raw->handler_faults(),
+                             raw->accept_failures()};
+    };
+  } else if constexpr (std::is_same_v<T, net::FifoReader>) {
+    figures = [raw, name] { return ListenerFigures{name, true, 0, raw->handler_faults(), 0}; };
+  }
+  entries_.push_back({fifo, owned, [raw] { raw->Close(); }, std::move(figures)});
   return raw;
+}
+
+std::vector<ListenerFigures> ListenerRegistry::Figures() const {
+  std::vector<ListenerFigures> out;
+  for (const Entry& e : entries_)
+    if (e.figures) out.push_back(e.figures());
+  return out;
 }
 
 Status ListenerRegistry::OpenFifo(const std::string& path, const net::PathPerms& perms,
@@ -16,7 +43,7 @@ Status ListenerRegistry::OpenFifo(const std::string& path, const net::PathPerms&
   auto fifo = net::FifoReader::Open(io_, path, perms, max_line, std::move(on_read),
                                     std::move(on_line), std::move(on_overflow));
   if (!fifo.ok()) return fifo.status();
-  Keep(std::move(*fifo), true);
+  Keep(std::move(*fifo), true, FileName(path));
   return Status::Ok();
 }
 
@@ -26,7 +53,7 @@ Result<net::LineServer*> ListenerRegistry::ListenUnix(const std::string& path,
                                                       net::ConnectionFactory factory) {
   auto server = net::LineServer::ListenUnix(io_, path, perms, max_line, std::move(factory));
   if (!server.ok()) return server.status();
-  return Keep(std::move(*server), false);
+  return Keep(std::move(*server), false, FileName(path));
 }
 
 Result<net::LineServer*> ListenerRegistry::ListenUnix(const std::string& path,
@@ -35,7 +62,7 @@ Result<net::LineServer*> ListenerRegistry::ListenUnix(const std::string& path,
                                                       net::RequestHandler handler) {
   auto server = net::LineServer::ListenUnix(io_, path, perms, max_line, std::move(handler));
   if (!server.ok()) return server.status();
-  return Keep(std::move(*server), false);
+  return Keep(std::move(*server), false, FileName(path));
 }
 
 Result<net::LineServer*> ListenerRegistry::ListenTcp(const std::string& address,
@@ -43,14 +70,14 @@ Result<net::LineServer*> ListenerRegistry::ListenTcp(const std::string& address,
                                                      net::RequestHandler handler) {
   auto server = net::LineServer::ListenTcp(io_, address, max_line, std::move(handler));
   if (!server.ok()) return server.status();
-  return Keep(std::move(*server), false);
+  return Keep(std::move(*server), false, "tcp " + address);
 }
 
 Result<net::HttpServer*> ListenerRegistry::ListenHttp(const std::string& address,
                                                       net::HttpRouter router) {
   auto server = net::HttpServer::Listen(io_, address, std::move(router));
   if (!server.ok()) return server.status();
-  return Keep(std::move(*server), false);
+  return Keep(std::move(*server), false, "http " + address);
 }
 
 void ListenerRegistry::CloseAll() {

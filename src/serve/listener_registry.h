@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,6 +15,7 @@
 #include "core/status.h"
 #include "net/http_server.h"
 #include "net/listeners.h"
+#include "serve/metrics_page.h"
 
 namespace mailscope::serve {
 
@@ -38,14 +40,18 @@ class ListenerRegistry {
   // Closes every listener; idempotent.
   void CloseAll();
 
+  // The FIFOs and line sockets, in the order opened (not the HTTP listener).
+  std::vector<ListenerFigures> Figures() const;
+
  private:
   struct Entry {
     bool fifo;
     std::shared_ptr<void> owner;
     std::function<void()> close;
+    std::function<ListenerFigures()> figures;  // empty: not shown
   };
   template <typename T>
-  T* Keep(std::unique_ptr<T> listener, bool fifo);
+  T* Keep(std::unique_ptr<T> listener, bool fifo, std::string name);
 
   boost::asio::io_context& io_;
   std::vector<Entry> entries_;

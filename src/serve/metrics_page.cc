@@ -89,6 +89,20 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
            "New names from input refused because the name table is at its budget");
   w.Sample({}, NamesRefused());
 
+  w.Family("mailscope_listener_connections", "gauge",
+           "Open connections per socket of the run directory (and TCP listener)");
+  for (const ListenerFigures& l : src.listeners) {
+    if (!l.fifo) w.Sample({{"listener", l.name}}, l.connections);
+  }
+  w.Family("mailscope_listener_handler_faults", "counter",
+           "Lines dropped because their handler failed, per FIFO or socket");
+  for (const ListenerFigures& l : src.listeners) w.Sample({{"listener", l.name}}, l.handler_faults);
+  w.Family("mailscope_listener_accept_failures", "counter",
+           "Accepts that failed for want of descriptors or memory; each pauses accepting");
+  for (const ListenerFigures& l : src.listeners) {
+    if (!l.fifo) w.Sample({{"listener", l.name}}, l.accept_failures);
+  }
+
   w.Family("mailscope_tail_clients", "gauge", "Open `mailscope tail` streams");
   w.Sample({}, src.tail_clients);
   w.Family("mailscope_tail_dropped", "counter",

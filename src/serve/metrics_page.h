@@ -4,6 +4,7 @@
 // Loop thread only.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,15 @@ struct ExporterFigures {
   std::uint64_t failed = 0;
 };
 
+// What /metrics shows of one FIFO or socket.
+struct ListenerFigures {
+  std::string name;                   // the file name in the run directory, or "tcp ADDR:PORT"
+  bool fifo = false;                  // a FIFO: no connections, no accepts
+  std::uint64_t connections = 0;      // open now (sockets)
+  std::uint64_t handler_faults = 0;   // lines whose handler threw
+  std::uint64_t accept_failures = 0;  // accepts that failed (EMFILE, ...)
+};
+
 struct MetricsSources {
   const stats::OldStatsStore& old_stats;
   const stats::IngestCounters& counters;
@@ -36,6 +46,7 @@ struct MetricsSources {
   std::uint64_t tail_clients = 0;  // `mailscope tail` streams open
   std::uint64_t tail_dropped = 0;  // events not sent to a tail client that fell behind
   std::vector<ExporterFigures> exporters = {};
+  std::vector<ListenerFigures> listeners = {};
 };
 
 std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);
