@@ -232,8 +232,9 @@ struct SchemaWalker {
       std::string key = base + "." + std::string(k.str());
       std::size_t i = 0;
       while (i < kind.docs.size() && LeafOf(kind.docs[i].key) != k.str()) ++i;
+      const std::string_view leaf = k.str();  // a structured binding clang 14 cannot capture
       auto replaced = std::find_if(kind.replaced.begin(), kind.replaced.end(),
-                                   [&](const auto& r) { return r.first == k.str(); });
+                                   [leaf](const auto& r) { return r.first == leaf; });
       if (i == kind.docs.size() && replaced != kind.replaced.end()) {
         Fail(node, key, fmt::format("no longer a setting; replaced by {}", replaced->second));
         continue;
