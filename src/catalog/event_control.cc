@@ -103,15 +103,6 @@ Level EventControl::EffectiveLevel(const EventInfo& event) const { return level_
 
 bool EventControl::Enabled(const EventInfo& event) const { return enabled_[Index(event)]; }
 
-std::vector<std::string> EventControl::DisabledNames(System system) const {
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < enabled_.size(); ++i) {
-    const EventInfo& e = catalog_->events()[i];
-    if (e.system == system && !enabled_[i]) out.push_back(e.name);
-  }
-  return out;
-}
-
 bool EventControl::Wanted(std::string_view output, const EventInfo& event) const {
   const std::size_t i = Index(event);
   auto it = wanted_.find(output);

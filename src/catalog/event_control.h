@@ -67,9 +67,6 @@ class EventControl {
   Level EffectiveLevel(const EventInfo& event) const;
   // Not disabled for every output.
   bool Enabled(const EventInfo& event) const;
-  // The main names of the events of `system` that are not Enabled(), in
-  // catalog order: what the FILTER sent to Dovecot excludes.
-  std::vector<std::string> DisabledNames(System system) const;
   // Enabled, not disabled for `output`, and at or above its level. An output
   // without rules takes every enabled event at DefaultOutputLevel(output) or
   // above.

@@ -72,11 +72,6 @@ TEST(EventControlTest, PatternsMatchAliasesAndAllSystems) {
   EXPECT_FALSE(c->Enabled(Ev(System::kStalwart, "queue.message-queued")));
   EXPECT_FALSE(c->Enabled(Ev(System::kExim, "msg:delivery")));
   EXPECT_TRUE(c->Enabled(Ev(System::kStalwart, "smtp.mail-from")));
-  EXPECT_EQ(c->DisabledNames(System::kExim),
-            (std::vector<std::string>{"msg:delivery", "msg:defer"}));
-  EXPECT_EQ(c->DisabledNames(System::kStalwart),
-            (std::vector<std::string>{"queue.message-queued"}));
-  EXPECT_TRUE(c->DisabledNames(System::kDovecot).empty());
 }
 
 TEST(EventControlTest, UnknownNamesAreErrorsWithClosestNames) {

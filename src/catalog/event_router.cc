@@ -95,9 +95,4 @@ EventRouter::Routed EventRouter::Route(const Event& event) {
   return {slot, control_.EffectiveLevel(*slot), TaxonomyOf(*slot, event)};
 }
 
-bool EventRouter::Wanted(std::string_view output, const Routed& routed, Level output_level) const {
-  if (routed.info == nullptr) return routed.level >= output_level;
-  return control_.Wanted(output, *routed.info);
-}
-
 }  // namespace mailscope::catalog

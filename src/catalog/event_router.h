@@ -58,9 +58,6 @@ class EventRouter {
   // outcome read from a field. Allocates only on the first sight of a name.
   // REQUIRES: SystemOf(event.source) has a value.
   Routed Route(const Event& event);
-  // Whether `output` takes the event. Unknown events cannot be named in the
-  // configuration, so only the output's level applies to them.
-  bool Wanted(std::string_view output, const Routed& routed, Level output_level) const;
 
   const Catalog& catalog() const { return catalog_; }
   const EventControl& control() const { return control_; }
