@@ -105,7 +105,10 @@ struct Daemon::State {
         tails(clock, hostname, [this] { SchedulePushFilter(); }) {}
 
   Status Start();
-  std::string FilterLine() const;
+  // The FILTER line, made anew only after SchedulePushFilter() marked it
+  // stale: every Dovecot process that starts gets it on connecting.
+  const std::string& FilterLine();
+  std::string MakeFilterLine() const;
   void SchedulePushFilter();
   bool OnExportRequest(std::span<char> line, std::string& reply);
   net::LineConnection NewStatsReader();
@@ -145,6 +148,8 @@ struct Daemon::State {
   std::unique_ptr<DovecotEventPostSource> event_post_source;
   asio::steady_timer filter_timer{io};
   bool filter_push_pending = false;
+  std::string filter_line;
+  bool filter_line_stale = true;
   // Set by Shutdown(). Cancelling a timer does not stop a handler whose wait
   // has already completed, and connections it closes still report their end
   // (a tail client leaving changes the FILTER): nothing may wait again after
@@ -250,7 +255,15 @@ Status Daemon::State::Start() {
   return Status::Ok();
 }
 
-std::string Daemon::State::FilterLine() const {
+const std::string& Daemon::State::FilterLine() {
+  if (filter_line_stale) {
+    filter_line = MakeFilterLine();
+    filter_line_stale = false;
+  }
+  return filter_line;
+}
+
+std::string Daemon::State::MakeFilterLine() const {
   // What every metric and every tail client may match, in Dovecot's syntax:
   // queries on mailscope's own keys (kind, outcome, ...) become the Dovecot
   // events that can match them, and events an output does not take are left
@@ -275,7 +288,9 @@ std::string Daemon::State::FilterLine() const {
 }
 
 void Daemon::State::SchedulePushFilter() {
-  // As Dovecot: every writer gets the new FILTER a second after a change.
+  // As Dovecot: every writer gets the new FILTER a second after a change;
+  // a writer that connects meanwhile gets it at once.
+  filter_line_stale = true;
   if (filter_push_pending || stopping) return;
   filter_push_pending = true;
   filter_timer.expires_after(1s);
