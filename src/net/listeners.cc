@@ -22,9 +22,11 @@
 #include <charconv>
 #include <cstring>
 #include <list>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
+#include "ingest/line_assembler.h"
 #include "ingest/line_framer.h"
 #include "net/accept_backoff.h"
 #include "net/spawn.h"
@@ -256,13 +258,23 @@ FifoReader::~FifoReader() { Close(); }
 
 // --- LineServer
 
-// One open connection: its socket's closer and an ordered output queue, so
-// replies and broadcasts never interleave two writes on one socket.
+// One open connection: its closer and an ordered output queue, so replies
+// and broadcasts never interleave two writes on one socket.
 struct LineServer::Conn {
-  std::function<void()> close;
+  std::function<void()> close;        // closes the socket; a waiting reader wakes
   std::function<void()> start_write;  // drains `pending` unless already writing
-  std::string pending;
+  std::string pending;                // queued, not yet handed to the writer
+  std::size_t in_flight = 0;          // handed to the writer, not yet written
   bool writing = false;
+  std::uint64_t write_progress = 0;  // bumped by each write that moved bytes
+  // Set while the reader waits for the output to drain (or the writer to
+  // end); the writer calls it after each write.
+  std::function<void()> wake_reader;
+
+  std::size_t queued() const { return pending.size() + in_flight; }
+  void WakeReader() {
+    if (wake_reader) wake_reader();
+  }
 };
 
 // What a Pusher reaches: the connection while it is open.
@@ -278,7 +290,7 @@ bool Pusher::alive() const {
 std::size_t Pusher::pending_bytes() const {
   auto impl = impl_.lock();
   auto conn = impl ? impl->conn.lock() : nullptr;
-  return conn ? conn->pending.size() : 0;
+  return conn ? conn->queued() : 0;
 }
 
 void Pusher::Send(std::string_view text) {
@@ -288,6 +300,18 @@ void Pusher::Send(std::string_view text) {
   conn->pending.append(text);
   conn->start_write();
 }
+
+namespace {
+
+// Why a connection was closed or refused by a limit: the label values of
+// mailscope_listener_closed_total and LineServerFigures' counters.
+enum class CloseReason { kLineTooLong, kLineTimeout, kWriteTimeout, kBufferLimit };
+
+// Logs the 1st, 2nd, 4th, 8th ... occurrence of something that can happen at
+// a client's will, so a client cannot flood the log but the count is seen.
+bool PowerOfTwo(std::uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
+
+}  // namespace
 
 struct LineServer::State {
   explicit State(asio::io_context& ctx) : io(ctx), restart(ctx) {}
@@ -299,43 +323,152 @@ struct LineServer::State {
   std::string unix_path;
   std::string name;  // for logs: "unix PATH" or "tcp ADDR:PORT"
   std::size_t max_line = 0;
+  LineServerLimits limits;
   ConnectionFactory factory;
   FaultLog faults;
   bool closed = false;
   std::list<std::shared_ptr<Conn>> conns;
+  // Every connection reads into this, one at a time: a read is handed to its
+  // connection's lines before the loop can run another, so an idle
+  // connection owns no read buffer at all.
+  std::vector<char> scratch = std::vector<char>(kScratchBytes);
+  std::size_t held_bytes = 0;  // of incomplete lines, all connections together
+  LineServerFigures figures;
+
+  static constexpr std::size_t kScratchBytes = 64 * 1024;
+
+  void CountClose(CloseReason reason, std::string_view peer) {
+    std::uint64_t* count = nullptr;
+    std::string_view what;
+    switch (reason) {
+      case CloseReason::kLineTooLong:
+        count = &figures.closed_line_too_long;
+        what = "a line over the limit";
+        break;
+      case CloseReason::kLineTimeout:
+        count = &figures.closed_line_timeout;
+        what = "a line not finished within line_timeout";
+        break;
+      case CloseReason::kWriteTimeout:
+        count = &figures.closed_write_timeout;
+        what = "output not taken within write_timeout";
+        break;
+      case CloseReason::kBufferLimit:
+        count = &figures.closed_buffer_limit;
+        what = "incomplete lines of all connections over buffer_limit";
+        break;
+    }
+    if (PowerOfTwo(++*count)) spdlog::warn("{}: closed for {} ({} so far)", peer, what, *count);
+  }
 };
 
 namespace {
 
 // A pause before accepting again after a fault, so one on every accept cannot spin.
 constexpr std::chrono::milliseconds kAcceptRestartDelay(100);
+// Reads of one connection per wakeup before the others get their turn.
+constexpr int kReadsPerWakeup = 16;
+// An idle queue keeps at most this much memory after a large reply.
+constexpr std::size_t kKeepOutputCapacity = 4096;
 
-// One connection as its serving coroutine and that coroutine's completion
-// share it: the completion closes it, whether the coroutine ended or threw.
+// One connection as its serving coroutine, its timers and that coroutine's
+// completion share it: the completion closes it, whether the coroutine
+// ended or threw.
 template <typename Socket>
 struct Serving {
+  Serving(asio::io_context& io, std::size_t max_line) : lines(max_line), line_deadline(io) {}
   std::shared_ptr<Socket> sock;
   std::shared_ptr<LineServer::Conn> conn;
   std::list<std::shared_ptr<LineServer::Conn>>::iterator conn_it;
   LineConnection handler;
   std::shared_ptr<Pusher::Impl> push_target;
   std::string name;  // for logs: listener and peer
+  ingest::LineAssembler lines;
+  std::size_t held_counted = 0;  // of lines.held_bytes(), in State::held_bytes
+  asio::steady_timer line_deadline;
+  bool line_deadline_armed = false;
+
+  // Brings State::held_bytes up to date with this connection's lines.
+  void AccountHeld(LineServer::State& state) {
+    state.held_bytes = state.held_bytes - held_counted + lines.held_bytes();
+    held_counted = lines.held_bytes();
+  }
 };
 
 template <typename Socket>
-awaitable<void> DrainOutput(std::shared_ptr<Socket> sock, std::shared_ptr<LineServer::Conn> conn) {
+awaitable<void> DrainOutput(std::shared_ptr<LineServer::State> state, std::shared_ptr<Socket> sock,
+                            std::shared_ptr<LineServer::Conn> conn) {
+  const std::chrono::milliseconds timeout = state->limits.write_timeout;
+  asio::steady_timer deadline(state->io);
   std::string buffer;
-  while (!conn->pending.empty()) {
+  boost::system::error_code ec;
+  while (!ec && !conn->pending.empty()) {
     buffer.swap(conn->pending);
-    conn->pending.clear();
-    auto [ec, n] = co_await asio::async_write(*sock, asio::buffer(buffer), kTuple);
-    buffer.clear();
-    if (ec) {
-      conn->pending.clear();
-      break;
+    std::size_t done = 0;
+    while (!ec && done < buffer.size()) {
+      conn->in_flight = buffer.size() - done;
+      if (timeout.count() > 0) {
+        // Closes the connection unless this write moved bytes in time; a
+        // peer that reads slowly but steadily is not cut off.
+        deadline.expires_after(timeout);
+        deadline.async_wait([state, weak = std::weak_ptr(conn), progress = conn->write_progress,
+                             name = state->name](boost::system::error_code wec) {
+          auto c = weak.lock();
+          if (wec || !c || c->write_progress != progress) return;
+          state->CountClose(CloseReason::kWriteTimeout, name);
+          c->close();
+        });
+      }
+      std::size_t n = 0;
+      std::tie(ec, n) = co_await sock->async_write_some(
+          asio::buffer(buffer.data() + done, buffer.size() - done), kTuple);
+      deadline.cancel();
+      done += n;
+      ++conn->write_progress;
+      conn->in_flight = buffer.size() - done;
+      if (conn->queued() <= state->limits.output_limit) conn->WakeReader();
     }
+    buffer.clear();
   }
+  if (ec) conn->pending.clear();
+  conn->in_flight = 0;
+  if (conn->pending.capacity() > kKeepOutputCapacity) std::string().swap(conn->pending);
   conn->writing = false;
+  conn->WakeReader();
+}
+
+// Waits until `ready()` holds or the connection is closed; the writer wakes
+// it after each write.
+template <typename Socket>
+awaitable<void> WaitForWriter(LineServer::State& state, Serving<Socket>& s,
+                              const std::function<bool()>& ready) {
+  while (!ready() && !state.closed && s.sock->is_open()) {
+    asio::steady_timer wake(state.io, asio::steady_timer::time_point::max());
+    s.conn->wake_reader = [&wake] { wake.cancel(); };
+    co_await wake.async_wait(kTuple);
+    s.conn->wake_reader = nullptr;
+  }
+}
+
+// A line begun must end within line_timeout: a client cannot hold a
+// connection's memory by stopping in the middle of one.
+template <typename Socket>
+void UpdateLineDeadline(std::shared_ptr<LineServer::State> state,
+                        std::shared_ptr<Serving<Socket>> s) {
+  const bool mid_line = s->lines.mid_line();
+  if (mid_line == s->line_deadline_armed || state->limits.line_timeout.count() == 0) return;
+  s->line_deadline_armed = mid_line;
+  if (!mid_line) {
+    s->line_deadline.cancel();
+    return;
+  }
+  s->line_deadline.expires_after(state->limits.line_timeout);
+  s->line_deadline.async_wait([state, weak = std::weak_ptr(s)](boost::system::error_code ec) {
+    auto live = weak.lock();
+    if (ec || !live || !live->line_deadline_armed || state->closed) return;
+    state->CountClose(CloseReason::kLineTimeout, live->name);
+    live->conn->close();
+  });
 }
 
 template <typename Socket>
@@ -350,42 +483,66 @@ awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state,
   // The Pusher's target lives exactly as long as this connection is served.
   s->push_target = std::make_shared<Pusher::Impl>(Pusher::Impl{s->conn});
   if (s->handler.on_open) s->handler.on_open(Pusher(s->push_target));
-  // 4 KiB reads for a quiet connection, up to 64 KiB while a writer keeps
-  // the socket full (fewer system calls per byte).
-  ingest::LineFramer framer(state->max_line, 4096, 64 * 1024);
   std::string reply;
   bool keep_open = true;
-  while (keep_open && !state->closed) {
-    auto space = framer.WriteSpace();
-    auto [ec, n] =
-        co_await s->sock->async_read_some(asio::buffer(space.data(), space.size()), kTuple);
-    if (ec || state->closed) break;
-    framer.Commit(n);
-    framer.Drain(
-        [&](std::span<char> line) {
-          if (!keep_open) return;
-          const std::size_t replied = reply.size();
-          try {
-            keep_open = s->handler.on_line(line, reply);
-          } catch (...) {
-            // What the handler appended before throwing is not a reply.
-            reply.resize(replied);
-            state->faults.Record(s->name, "one line", std::current_exception());
-            keep_open = s->handler.keep_reading_after_fault;
-          }
-        },
-        [&](std::size_t) { keep_open = false; });
+  const auto output_drained = [&] { return conn.queued() <= state->limits.output_limit; };
+  // Returns false to stop between lines: the peer has not read the replies
+  // so far, and the rest waits in the connection's backlog.
+  auto on_line = [&](std::span<char> line) {
+    if (!keep_open) return false;
+    const std::size_t replied = reply.size();
+    try {
+      keep_open = s->handler.on_line(line, reply);
+    } catch (...) {
+      // What the handler appended before throwing is not a reply.
+      reply.resize(replied);
+      state->faults.Record(s->name, "one line", std::current_exception());
+      keep_open = s->handler.keep_reading_after_fault;
+    }
+    return keep_open && conn.queued() + reply.size() <= state->limits.output_limit;
+  };
+  auto on_overflow = [&](std::size_t) {
+    if (keep_open) state->CountClose(CloseReason::kLineTooLong, s->name);
+    keep_open = false;
+  };
+  bool at_end = false;
+  while (keep_open && !state->closed && !(at_end && !s->lines.backlog())) {
+    const std::size_t held_before = s->lines.held_bytes();
+    if (s->lines.backlog()) {
+      s->lines.Resume(on_line, on_overflow);
+    } else {
+      auto [wait_ec] = co_await s->sock->async_wait(Socket::wait_read, kTuple);
+      if (wait_ec || state->closed) break;
+      for (int i = 0; i < kReadsPerWakeup && keep_open && !s->lines.backlog(); ++i) {
+        boost::system::error_code ec;
+        const std::size_t n = s->sock->read_some(asio::buffer(state->scratch), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+        if (ec) {
+          at_end = true;
+          break;
+        }
+        s->lines.Feed(std::span<char>(state->scratch.data(), n), on_line, on_overflow);
+        if (n < state->scratch.size()) break;
+      }
+    }
+    s->AccountHeld(*state);
+    if (s->lines.held_bytes() > held_before && state->held_bytes > state->limits.buffer_limit) {
+      if (keep_open) state->CountClose(CloseReason::kBufferLimit, s->name);
+      keep_open = false;
+    }
+    // A line over the bound closes the connection as soon as it is seen.
+    if (s->lines.skipping()) on_overflow(0);
     if (!reply.empty()) {
       conn.pending += reply;
       reply.clear();
       conn.start_write();
     }
+    UpdateLineDeadline(state, s);
+    // Requests wait while the peer has not taken the replies to earlier ones.
+    co_await WaitForWriter(*state, *s, output_drained);
   }
   // Let queued replies go out before closing, as a request/response peer expects.
-  while (conn.writing && !state->closed) {
-    asio::steady_timer wait(state->io, std::chrono::milliseconds(1));
-    co_await wait.async_wait(kTuple);
-  }
+  co_await WaitForWriter(*state, *s, [&conn] { return !conn.writing; });
 }
 
 // Ends a connection however its coroutine ended: on_close runs exactly once,
@@ -393,6 +550,10 @@ awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state,
 template <typename Socket>
 void FinishConnection(LineServer::State& state, Serving<Socket>& s) {
   s.push_target.reset();
+  s.line_deadline_armed = false;
+  s.line_deadline.cancel();
+  state.held_bytes -= s.held_counted;
+  s.held_counted = 0;
   if (auto on_close = std::exchange(s.handler.on_close, nullptr)) {
     try {
       on_close();
@@ -409,29 +570,35 @@ void FinishConnection(LineServer::State& state, Serving<Socket>& s) {
 
 template <typename Socket>
 void StartConnection(std::shared_ptr<LineServer::State> state, Socket sock) {
-  auto s = std::make_shared<Serving<Socket>>();
+  auto s = std::make_shared<Serving<Socket>>(state->io, state->max_line);
   s->sock = std::make_shared<Socket>(std::move(sock));
   s->name = state->name;
+  boost::system::error_code ec;
+  // Reads are made when the socket is readable and must not block.
+  s->sock->non_blocking(true, ec);
   if constexpr (std::is_same_v<Socket, asio::ip::tcp::socket>) {
-    boost::system::error_code ec;
     auto peer = s->sock->remote_endpoint(ec);
     if (!ec) s->name += fmt::format(" peer {}:{}", peer.address().to_string(), peer.port());
   }
   s->conn = std::make_shared<LineServer::Conn>();
-  s->conn->close = [sock = s->sock] {
-    boost::system::error_code ec;
-    sock->close(ec);
-  };
   std::weak_ptr<LineServer::Conn> weak = s->conn;
+  s->conn->close = [sock = s->sock, weak] {
+    boost::system::error_code ignored;
+    sock->close(ignored);
+    if (auto c = weak.lock()) c->WakeReader();
+  };
   s->conn->start_write = [state, sock = s->sock, weak] {
     auto c = weak.lock();
     if (!c || c->writing || c->pending.empty()) return;
     c->writing = true;
-    Spawn(state->io, state->name + " writer", DrainOutput(sock, c), [c](std::exception_ptr e) {
-      if (!e) return;
-      c->pending.clear();
-      c->writing = false;
-    });
+    Spawn(state->io, state->name + " writer", DrainOutput(state, sock, c),
+          [c](std::exception_ptr e) {
+            if (!e) return;
+            c->pending.clear();
+            c->in_flight = 0;
+            c->writing = false;
+            c->WakeReader();
+          });
   };
   s->conn_it = state->conns.insert(state->conns.end(), s->conn);
   Spawn(state->io, s->name, ServeLines(state, s),
@@ -452,6 +619,17 @@ awaitable<void> AcceptLoop(std::shared_ptr<LineServer::State> state, Acceptor& a
       continue;
     }
     state->accept_backoff.Succeeded();
+    if (state->conns.size() >= state->limits.client_limit) {
+      // Taken from the backlog and closed at once: the peer learns now, and
+      // the backlog stays free for when a connection ends.
+      if (PowerOfTwo(++state->figures.refused)) {
+        spdlog::warn("{}: client_limit {} reached, connection refused ({} so far)", state->name,
+                     state->limits.client_limit, state->figures.refused);
+      }
+      boost::system::error_code ignored;
+      sock.close(ignored);
+      continue;
+    }
     StartConnection(state, std::move(sock));
   }
 }
@@ -471,23 +649,22 @@ void StartAccepting(std::shared_ptr<LineServer::State> state, Acceptor& acceptor
 
 }  // namespace
 
-Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
-                                                           const std::string& path,
-                                                           const PathPerms& perms,
-                                                           std::size_t max_line,
-                                                           RequestHandler handler) {
-  return ListenUnix(io, path, perms, max_line, [handler = std::move(handler)] {
-    LineConnection c;
-    c.on_line = handler;
-    return c;
-  });
+Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(
+    asio::io_context& io, const std::string& path, const PathPerms& perms, std::size_t max_line,
+    RequestHandler handler, const LineServerLimits& limits) {
+  return ListenUnix(
+      io, path, perms, max_line,
+      [handler = std::move(handler)] {
+        LineConnection c;
+        c.on_line = handler;
+        return c;
+      },
+      limits);
 }
 
-Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
-                                                           const std::string& path,
-                                                           const PathPerms& perms,
-                                                           std::size_t max_line,
-                                                           ConnectionFactory factory) {
+Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(
+    asio::io_context& io, const std::string& path, const PathPerms& perms, std::size_t max_line,
+    ConnectionFactory factory, const LineServerLimits& limits) {
   using asio::local::stream_protocol;
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -500,6 +677,7 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
   }
   auto state = std::make_shared<State>(io);
   state->max_line = max_line;
+  state->limits = limits;
   state->factory = std::move(factory);
   state->unix_path = path;
   state->name = "unix " + path;
@@ -520,7 +698,8 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(asio::io_context& io,
 Result<std::unique_ptr<LineServer>> LineServer::ListenTcp(asio::io_context& io,
                                                           const std::string& address,
                                                           std::size_t max_line,
-                                                          RequestHandler handler) {
+                                                          RequestHandler handler,
+                                                          const LineServerLimits& limits) {
   using asio::ip::tcp;
   auto hp = SplitHostPort(address);
   if (!hp.ok()) return hp.status();
@@ -529,6 +708,7 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenTcp(asio::io_context& io,
   if (ec) return InvalidArgument("bad address \"" + hp->first + "\": need an IP literal");
   auto state = std::make_shared<State>(io);
   state->max_line = max_line;
+  state->limits = limits;
   state->factory = [handler = std::move(handler)] {
     LineConnection c;
     c.on_line = handler;
@@ -568,10 +748,15 @@ void LineServer::Broadcast(std::string_view text) {
 
 std::size_t LineServer::connection_count() const { return state_ ? state_->conns.size() : 0; }
 
-std::uint64_t LineServer::handler_faults() const { return state_ ? state_->faults.count() : 0; }
-
-std::uint64_t LineServer::accept_failures() const {
-  return state_ ? state_->accept_backoff.failures() : 0;
+LineServerFigures LineServer::figures() const {
+  if (!state_) return {};
+  LineServerFigures f = state_->figures;
+  f.connections = state_->conns.size();
+  f.handler_faults = state_->faults.count();
+  f.accept_failures = state_->accept_backoff.failures();
+  f.held_input_bytes = state_->held_bytes;
+  for (const auto& conn : state_->conns) f.queued_output_bytes += conn->queued();
+  return f;
 }
 
 void LineServer::Close() {

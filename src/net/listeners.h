@@ -15,6 +15,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "net/line_limits.h"
 
 namespace mailscope::net {
 
@@ -99,7 +100,7 @@ class Pusher {
 // it ends, also when a handler threw.
 //
 // A line whose handler throws is dropped with whatever it appended to the
-// reply, logged rate-limited and counted in LineServer::handler_faults().
+// reply, logged rate-limited and counted in LineServerFigures::handler_faults.
 // Then the connection is closed, unless keep_reading_after_fault: set it for
 // streams whose lines stand alone (Dovecot's stats-writer); leave it off for
 // request/response peers, which would otherwise wait for a reply that never
@@ -113,34 +114,30 @@ struct LineConnection {
 };
 using ConnectionFactory = std::function<LineConnection()>;
 
+// Serves line-oriented clients on a listening socket. Idle connections cost
+// no read buffer: every connection reads into the listener's one buffer when
+// its socket is readable, and keeps only the incomplete end of a line.
 class LineServer {
  public:
   // Listens on a UNIX stream socket (replacing a stale one) with `perms`.
-  static Result<std::unique_ptr<LineServer>> ListenUnix(boost::asio::io_context& io,
-                                                        const std::string& path,
-                                                        const PathPerms& perms,
-                                                        std::size_t max_line,
-                                                        RequestHandler handler);
+  static Result<std::unique_ptr<LineServer>> ListenUnix(
+      boost::asio::io_context& io, const std::string& path, const PathPerms& perms,
+      std::size_t max_line, RequestHandler handler, const LineServerLimits& limits = {});
   // The same, with a greeting and state per connection.
-  static Result<std::unique_ptr<LineServer>> ListenUnix(boost::asio::io_context& io,
-                                                        const std::string& path,
-                                                        const PathPerms& perms,
-                                                        std::size_t max_line,
-                                                        ConnectionFactory factory);
+  static Result<std::unique_ptr<LineServer>> ListenUnix(
+      boost::asio::io_context& io, const std::string& path, const PathPerms& perms,
+      std::size_t max_line, ConnectionFactory factory, const LineServerLimits& limits = {});
   // Listens on TCP "ADDR:PORT".
   static Result<std::unique_ptr<LineServer>> ListenTcp(boost::asio::io_context& io,
                                                        const std::string& address,
-                                                       std::size_t max_line,
-                                                       RequestHandler handler);
+                                                       std::size_t max_line, RequestHandler handler,
+                                                       const LineServerLimits& limits = {});
   ~LineServer();
   void Close();  // stops accepting, closes connections, unlinks a UNIX path
   // Queues `text` to every open connection, after what each already has queued.
   void Broadcast(std::string_view text);
   std::size_t connection_count() const;
-  // Lines whose handler threw (see LineConnection).
-  std::uint64_t handler_faults() const;
-  // Accepts that failed (EMFILE, ...); each is followed by a pause (AcceptBackoff).
-  std::uint64_t accept_failures() const;
+  LineServerFigures figures() const;
   std::string local_address() const;
 
   struct State;  // shared with the coroutines serving it

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -196,7 +197,7 @@ TEST(LineServerTest, FaultClosesARequestConnectionRunsOnCloseOnceAndServingGoesO
     // The reply before the fault went out; nothing of the failed line nor after it.
     EXPECT_EQ(c.received(), "echo a\n");
   }
-  EXPECT_EQ((*server)->handler_faults(), 1u);
+  EXPECT_EQ((*server)->figures().handler_faults, 1u);
   EXPECT_TRUE(RunUntil(io, [&] { return (*server)->connection_count() == 0; }));
   Client next(dir.File("sock"));
   ASSERT_TRUE(next.connected());
@@ -249,7 +250,7 @@ TEST(LineServerTest, AcceptWithoutDescriptorsPausesInsteadOfSpinning) {
     io.restart();
     io.run_for(5ms);
   }
-  const std::uint64_t failures = (*server)->accept_failures();
+  const std::uint64_t failures = (*server)->figures().accept_failures;
   for (int fd : fillers) ::close(fd);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
   EXPECT_GE(failures, 2u);
@@ -285,7 +286,7 @@ TEST(LineServerTest, StreamConnectionKeepsReadingAfterAFault) {
   }));
   EXPECT_FALSE(c.eof());
   EXPECT_EQ(rec.closed, 0);
-  EXPECT_EQ((*server)->handler_faults(), 2u);
+  EXPECT_EQ((*server)->figures().handler_faults, 2u);
   c.Close();
   EXPECT_TRUE(RunUntil(io, [&] { return rec.closed == 1; }));
 }
@@ -322,6 +323,208 @@ TEST(LineServerTest, ThrowFromOnOpenStillRunsOnCloseOnce) {
     return second.received() == "hi\n";
   }));
   EXPECT_EQ(closes, 1);
+}
+
+// --- Limits: what a hostile or broken client can make a LineServer hold.
+
+// Replies `reply_bytes` bytes to every line and counts the lines handled.
+ConnectionFactory ReplyFactory(int& handled, std::size_t reply_bytes) {
+  return [&handled, reply_bytes] {
+    LineConnection c;
+    c.on_line = [&handled, reply_bytes](std::span<char>, std::string& reply) {
+      ++handled;
+      reply.append(reply_bytes - 1, 'r');
+      reply += '\n';
+      return true;
+    };
+    return c;
+  };
+}
+
+TEST(LineServerLimitsTest, ClientLimitRefusesAndCountsTheConnectionOverIt) {
+  TempDir dir;
+  boost::asio::io_context io;
+  Recorder rec;
+  LineServerLimits limits;
+  limits.client_limit = 2;
+  auto server = LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 1024,
+                                       EchoFactory(rec, false), limits);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Client a(dir.File("sock")), b(dir.File("sock"));
+  ASSERT_TRUE(RunUntil(io, [&] { return (*server)->connection_count() == 2; }));
+  Client c(dir.File("sock"));
+  EXPECT_TRUE(RunUntil(io, [&] {
+    c.Poll();
+    return c.eof();
+  }));
+  EXPECT_EQ((*server)->figures().refused, 1u);
+  a.Send("still served\n");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    a.Poll();
+    return a.received() == "echo still served\n";
+  }));
+  // A place freed is a place taken.
+  b.Close();
+  ASSERT_TRUE(RunUntil(io, [&] { return (*server)->connection_count() == 1; }));
+  Client d(dir.File("sock"));
+  d.Send("d\n");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    d.Poll();
+    return d.received() == "echo d\n";
+  }));
+  EXPECT_EQ((*server)->figures().refused, 1u);
+}
+
+// Connections between lines hold nothing; inside a line, that line so far.
+TEST(LineServerLimitsTest, ConnectionsHoldOnlyTheirIncompleteLines) {
+  TempDir dir;
+  boost::asio::io_context io;
+  Recorder rec;
+  auto server =
+      LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 1024, EchoFactory(rec, false));
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 50; ++i) {
+    clients.push_back(std::make_unique<Client>(dir.File("sock")));
+    clients.back()->Send("complete\n" + std::string(100, 'h'));
+  }
+  EXPECT_TRUE(RunUntil(io, [&] { return (*server)->figures().held_input_bytes == 5000; }));
+  for (auto& c : clients) c->Send("\n");
+  EXPECT_TRUE(RunUntil(io, [&] { return (*server)->figures().held_input_bytes == 0; }));
+  for (auto& c : clients) {
+    EXPECT_TRUE(RunUntil(io, [&] {
+      c->Poll();
+      return c->received() == "echo complete\necho " + std::string(100, 'h') + "\n";
+    }));
+  }
+}
+
+TEST(LineServerLimitsTest, BufferLimitClosesTheConnectionThatGrowsPastIt) {
+  TempDir dir;
+  boost::asio::io_context io;
+  Recorder rec;
+  LineServerLimits limits;
+  limits.buffer_limit = 1000;
+  auto server = LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 4096,
+                                       EchoFactory(rec, false), limits);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Client first(dir.File("sock"));
+  first.Send(std::string(600, 'a'));
+  ASSERT_TRUE(RunUntil(io, [&] { return (*server)->figures().held_input_bytes == 600; }));
+  Client second(dir.File("sock"));
+  second.Send(std::string(600, 'b'));
+  EXPECT_TRUE(RunUntil(io, [&] {
+    second.Poll();
+    return second.eof();
+  }));
+  EXPECT_EQ((*server)->figures().closed_buffer_limit, 1u);
+  EXPECT_TRUE(RunUntil(io, [&] { return (*server)->figures().held_input_bytes == 600; }));
+  first.Send("\n");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    first.Poll();
+    return first.received() == "echo " + std::string(600, 'a') + "\n";
+  }));
+}
+
+TEST(LineServerLimitsTest, LineTooLongClosesAndIsCounted) {
+  TempDir dir;
+  boost::asio::io_context io;
+  Recorder rec;
+  auto server =
+      LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 100, EchoFactory(rec, false));
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Client c(dir.File("sock"));
+  c.Send("fine\n" + std::string(101, 'x'));
+  EXPECT_TRUE(RunUntil(io, [&] {
+    c.Poll();
+    return c.eof();
+  }));
+  EXPECT_EQ(c.received(), "echo fine\n");
+  EXPECT_EQ((*server)->figures().closed_line_too_long, 1u);
+  EXPECT_TRUE(RunUntil(io, [&] { return (*server)->figures().held_input_bytes == 0; }));
+}
+
+TEST(LineServerLimitsTest, LineTimeoutClosesAStalledLineOnly) {
+  TempDir dir;
+  boost::asio::io_context io;
+  Recorder rec;
+  LineServerLimits limits;
+  limits.line_timeout = 100ms;
+  auto server = LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 1024,
+                                       EchoFactory(rec, false), limits);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Client idle(dir.File("sock")), stalled(dir.File("sock"));
+  idle.Send("whole\n");
+  stalled.Send("half a li");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    stalled.Poll();
+    return stalled.eof();
+  }));
+  EXPECT_EQ((*server)->figures().closed_line_timeout, 1u);
+  // Between lines there is no deadline: the idle client outlives it.
+  boost::asio::steady_timer later(io, 300ms);
+  bool waited = false;
+  later.async_wait([&](boost::system::error_code) { waited = true; });
+  ASSERT_TRUE(RunUntil(io, [&] { return waited; }));
+  idle.Send("again\n");
+  EXPECT_TRUE(RunUntil(io, [&] {
+    idle.Poll();
+    return idle.received() == "echo whole\necho again\n";
+  }));
+  EXPECT_FALSE(idle.eof());
+  EXPECT_EQ((*server)->figures().closed_line_timeout, 1u);
+}
+
+// A client that pipelines requests and never reads: its requests wait once
+// its replies fill output_limit, and all are answered once it reads.
+TEST(LineServerLimitsTest, PipelinedRequestsWaitWhileTheClientDoesNotRead) {
+  TempDir dir;
+  boost::asio::io_context io;
+  int handled = 0;
+  LineServerLimits limits;
+  limits.output_limit = 128 * 1024;
+  limits.write_timeout = 0ms;
+  auto server = LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 1024,
+                                       ReplyFactory(handled, 64 * 1024), limits);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Client c(dir.File("sock"));
+  const int requests = 200;
+  std::string all;
+  for (int i = 0; i < requests; ++i) all += "EXPORT global\n";
+  c.Send(all);
+  // The loop settles: nothing more is handled while the client reads nothing.
+  int seen = -1;
+  for (int round = 0; round < 5 && seen != handled; ++round) {
+    seen = handled;
+    boost::asio::steady_timer settle(io, 100ms);
+    bool settled = false;
+    settle.async_wait([&](boost::system::error_code) { settled = true; });
+    RunUntil(io, [&] { return settled; });
+  }
+  EXPECT_EQ(seen, handled);
+  EXPECT_LT(handled, requests / 2);
+  EXPECT_LE((*server)->figures().queued_output_bytes, limits.output_limit + 64 * 1024);
+  EXPECT_TRUE(RunUntil(io, [&] {
+    c.Poll();
+    return c.received().size() == static_cast<std::size_t>(requests) * 64 * 1024;
+  }));
+  EXPECT_EQ(handled, requests);
+}
+
+TEST(LineServerLimitsTest, WriteTimeoutClosesAClientThatDoesNotRead) {
+  TempDir dir;
+  boost::asio::io_context io;
+  int handled = 0;
+  LineServerLimits limits;
+  limits.write_timeout = 100ms;
+  auto server = LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 1024,
+                                       ReplyFactory(handled, 1024 * 1024), limits);
+  ASSERT_TRUE(server.ok()) << server.status().message();
+  Client c(dir.File("sock"));
+  c.Send("EXPORT global\n");
+  EXPECT_TRUE(RunUntil(io, [&] { return (*server)->figures().closed_write_timeout == 1; }));
+  EXPECT_TRUE(RunUntil(io, [&] { return (*server)->connection_count() == 0; }));
+  EXPECT_EQ((*server)->figures().queued_output_bytes, 0u);
 }
 
 TEST(RunContainedTest, LoopGoesOnAfterAHandlerThrows) {

@@ -160,6 +160,20 @@ std::string OutputLevelDefaults() {
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 
+// A [listeners.NAME] key that only a socket has: an error on a FIFO.
+template <typename T, typename Read>
+KeySetter<ListenerConfig> SocketOnly(T net::LineServerLimits::*member, Read read) {
+  return [member, read](ListenerConfig& l, const ConfigValue& v) -> Status {
+    if (l.fifo) {
+      return InvalidArgument("a FIFO has no connections: it takes user, group and mode only");
+    }
+    auto value = read(v);
+    if (!value.ok()) return value.status();
+    l.limits.*member = *value;
+    return Status::Ok();
+  };
+}
+
 // Fixed tables set Config's own fields.
 Config& Root(Config& c, const BlockStart&) { return c; }
 
@@ -236,11 +250,11 @@ ConfigSchema<Config> MakeSchema() {
           {"socket_user", "[listeners.old_stats] user"},
           {"socket_group", "[listeners.old_stats] group"},
       }});
-  schema.Add(BlockKind<Config, ListenerPerms>{
+  schema.Add(BlockKind<Config, ListenerConfig>{
       .path = "listeners",
       .shape = BlockShape::kNamedTables,
-      .open = [](Config& c, const BlockStart& start) -> ListenerPerms& {
-        ListenerPerms* perms = c.listeners.Find(start.name);
+      .open = [](Config& c, const BlockStart& start) -> ListenerConfig& {
+        ListenerConfig* perms = c.listeners.Find(start.name);
         MS_CHECK(perms != nullptr);  // the walker accepts only kListenerNames
         return *perms;
       },
@@ -249,10 +263,10 @@ ConfigSchema<Config> MakeSchema() {
               {"user", SettingType::kString, false, "\"\"",
                "Owner of the socket or FIFO (empty: the user mailscope runs as; only root can "
                "give it to another user).",
-               Store(&ListenerPerms::user, ReadString)},
+               Store(&ListenerConfig::user, ReadString)},
               {"group", SettingType::kString, false, "\"\"",
                "Group of the socket or FIFO (empty: the group mailscope runs as).",
-               Store(&ListenerPerms::group, ReadString)},
+               Store(&ListenerConfig::group, ReadString)},
               {"mode", SettingType::kMode, false,
                "0660 (old_stats_mail, old_stats_user, stats_writer), 0600 (old_stats, "
                "stats_reader, tail)",
@@ -261,7 +275,35 @@ ConfigSchema<Config> MakeSchema() {
                "services that connect to stats_writer do so as root "
                "(docs/integrations/dovecot.md). A mode that lets every user write is logged as "
                "a warning at start.",
-               Store(&ListenerPerms::mode, ReadMode)},
+               Store(&ListenerConfig::mode, ReadMode)},
+              {"client_limit", SettingType::kCount, false,
+               "10000 (stats_writer), 64 (tail), 100 (old_stats, stats_reader)",
+               "Open connections the socket takes; one more is closed at once and counted in "
+               "mailscope_listener_refused_total. Every Dovecot process holds a stats_writer "
+               "connection (Dovecot's own stats service takes default_client_limit, 1000). The "
+               "old-stats TCP listener (old_stats.tcp) takes old_stats's limits. Sockets only.",
+               SocketOnly(&net::LineServerLimits::client_limit, ReadCount)},
+              {"buffer_limit", SettingType::kSize, false,
+               "64M (stats_writer), 4M (old_stats, stats_reader, tail)",
+               "Bytes of incomplete lines the socket's connections hold together (a connection "
+               "between lines holds none). A connection whose line would grow the total past it "
+               "is closed. Lines are at most 1 MiB (stats_writer), 64 KiB (tail) or 1 KiB "
+               "(old_stats, stats_reader); a longer one closes its connection. Sockets only.",
+               SocketOnly(&net::LineServerLimits::buffer_limit, ReadSize)},
+              {"output_limit", SettingType::kSize, false, "1M",
+               "Bytes of replies a connection may leave unread. Past it, its further requests "
+               "wait unread until the client catches up (a reply is never cut); a `mailscope "
+               "tail` client that far behind misses events, counted in "
+               "mailscope_tail_dropped_total. Sockets only.",
+               SocketOnly(&net::LineServerLimits::output_limit, ReadSize)},
+              {"line_timeout", SettingType::kDuration, false, "30 secs",
+               "Time from a line's first byte to its end; a connection still inside a line "
+               "after it is closed. 0 disables. Sockets only.",
+               SocketOnly(&net::LineServerLimits::line_timeout, ReadDuration)},
+              {"write_timeout", SettingType::kDuration, false, "30 secs",
+               "Time a write may wait for the client to read before the connection is closed; "
+               "each byte taken starts it again. 0 disables. Sockets only.",
+               SocketOnly(&net::LineServerLimits::write_timeout, ReadDuration)},
           },
       .noun = "listener",
       .names = {std::begin(kListenerNames), std::end(kListenerNames)}});
@@ -473,7 +515,7 @@ Result<Config> LoadConfigFile(const std::string& path) {
   return ParseConfig(ss.str(), path);
 }
 
-ListenerPerms* ListenerSettings::Find(std::string_view name) {
+ListenerConfig* ListenerSettings::Find(std::string_view name) {
   if (name == "old_stats_mail") return &old_stats_mail;
   if (name == "old_stats_user") return &old_stats_user;
   if (name == "old_stats") return &old_stats;
@@ -483,7 +525,7 @@ ListenerPerms* ListenerSettings::Find(std::string_view name) {
   return nullptr;
 }
 
-const ListenerPerms* ListenerSettings::Find(std::string_view name) const {
+const ListenerConfig* ListenerSettings::Find(std::string_view name) const {
   return const_cast<ListenerSettings*>(this)->Find(name);
 }
 
@@ -529,9 +571,19 @@ std::string ConfigReferenceMarkdown() {
       "settings Dovecot's processes need. They replace `old_stats.fifo_*` and\n"
       "`old_stats.socket_*`, which are errors now that name their replacement (the old FIFO\n"
       "default was 0666, and stats-writer took the FIFOs' setting).\n\n"
+      "Each socket's table also bounds what its clients can make mailscope hold or wait for:\n"
+      "`client_limit`, `buffer_limit`, `output_limit`, `line_timeout` and `write_timeout`\n"
+      "(FIFOs have no clients of their own and take none of them). A connection between lines\n"
+      "holds no read buffer: every connection of a socket reads into one 64 KiB buffer when\n"
+      "data is there and keeps only the unfinished end of a line. What the limits refuse or\n"
+      "close is counted in `mailscope_listener_refused_total` and\n"
+      "`mailscope_listener_closed_total{{listener,reason}}` (docs/metrics.md).\n\n"
       "Built-in limits that are not settings: a socket whose accept fails for want of\n"
       "descriptors (EMFILE, ENFILE) or memory pauses accepting 10 ms, doubling up to 1 s\n"
-      "while it keeps failing, and serves its open connections meanwhile.\n\n"
+      "while it keeps failing, and serves its open connections meanwhile. A connection is read\n"
+      "at most 16 times (1 MiB) in a row before the others get their turn. At start, `serve`\n"
+      "raises its soft limit of open files to the hard limit, and warns when the sockets'\n"
+      "`client_limit`s together do not fit in it.\n\n"
       "Dovecot 2.3 metrics come from `[metrics.NAME]` tables (the filter may use mailscope's\n"
       "size and duration units), from the `metric {{ }}` blocks of the dovecot.conf files named\n"
       "by `stats.dovecot_config` (Dovecot's own filter language, exactly), and at run time from\n"

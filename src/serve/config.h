@@ -15,32 +15,55 @@
 #include "catalog/event_control.h"
 #include "core/status.h"
 #include "export/exporter_settings.h"
+#include "net/line_limits.h"
 #include "serve/config_schema.h"
 #include "stats/metrics_engine.h"
 
 namespace mailscope::serve {
 
-// Owner, group and mode of a socket or FIFO, like Dovecot's listener settings.
-struct ListenerPerms {
+// One socket or FIFO of the run directory: owner, group and mode like
+// Dovecot's listener settings, and for a socket the limits on its clients
+// (net::LineServerLimits, which documents each).
+struct ListenerConfig {
   std::string user;   // empty: the user mailscope runs as
   std::string group;  // empty: the group mailscope runs as
   mode_t mode = 0600;
+  bool fifo = false;  // not a setting: FIFOs take user, group and mode only
+  net::LineServerLimits limits;
 };
 
-// [listeners.NAME]: the sockets and FIFOs of the run directory, each with
-// its own owner, group and mode. Nothing is writable by other users unless
-// configured; docs/integrations/ names what Dovecot needs.
+// [listeners.NAME]: the sockets and FIFOs of the run directory. Nothing is
+// writable by other users unless configured; docs/integrations/ names what
+// Dovecot needs. Every Dovecot process connects to stats_writer, so it takes
+// many clients, each of which may hold a line of up to 1 MiB.
 struct ListenerSettings {
-  ListenerPerms old_stats_mail{"", "", 0660};  // FIFO; mail processes write
-  ListenerPerms old_stats_user{"", "", 0660};  // FIFO; auth writes
-  ListenerPerms old_stats{"", "", 0600};       // socket; doveadm oldstats
-  ListenerPerms stats_writer{"", "", 0660};    // socket; Dovecot's processes write events
-  ListenerPerms stats_reader{"", "", 0600};    // socket; doveadm stats
-  ListenerPerms tail{"", "", 0600};            // socket; mailscope tail
+  // FIFOs: mail processes write old_stats_mail, auth old_stats_user.
+  ListenerConfig old_stats_mail = Fifo();
+  ListenerConfig old_stats_user = Fifo();
+  ListenerConfig old_stats = Socket(0600, 100, 4u << 20);        // doveadm oldstats, EXPORT
+  ListenerConfig stats_writer = Socket(0660, 10000, 64u << 20);  // Dovecot's processes
+  ListenerConfig stats_reader = Socket(0600, 100, 4u << 20);     // doveadm stats
+  ListenerConfig tail = Socket(0600, 64, 4u << 20);              // mailscope tail
 
   // The listener of a [listeners.NAME] name ("stats_writer"), or nullptr.
-  ListenerPerms* Find(std::string_view name);
-  const ListenerPerms* Find(std::string_view name) const;
+  ListenerConfig* Find(std::string_view name);
+  const ListenerConfig* Find(std::string_view name) const;
+
+ private:
+  static ListenerConfig Fifo() {
+    ListenerConfig l;
+    l.mode = 0660;
+    l.fifo = true;
+    return l;
+  }
+  static ListenerConfig Socket(mode_t mode, std::uint64_t client_limit,
+                               std::uint64_t buffer_limit) {
+    ListenerConfig l;
+    l.mode = mode;
+    l.limits.client_limit = client_limit;
+    l.limits.buffer_limit = buffer_limit;
+    return l;
+  }
 };
 
 // The NAMEs of [listeners.NAME]; the file in the run directory is the name

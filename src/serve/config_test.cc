@@ -37,7 +37,7 @@ TEST(ConfigTest, ListenerDefaultsAreOwnerAndGroupOnly) {
   EXPECT_EQ(l.stats_reader.mode, 0600u);
   EXPECT_EQ(l.tail.mode, 0600u);
   for (std::string_view name : kListenerNames) {
-    const ListenerPerms* p = l.Find(name);
+    const ListenerConfig* p = l.Find(name);
     ASSERT_NE(p, nullptr) << name;
     EXPECT_EQ(p->mode & 0007, 0u) << name;
     EXPECT_EQ(p->user, "") << name;
@@ -426,6 +426,39 @@ TEST(ConfigMetricsTest, DovecotBlocksUseDovecotsRules) {
   // The filter is parsed in Dovecot's language.
   EXPECT_NE(msg.find("metrics.conf:5: metric b: event filter:"), std::string::npos) << msg;
   EXPECT_NE(msg.find("metrics.conf:1: metric 'a' is defined twice"), std::string::npos) << msg;
+}
+
+}  // namespace
+}  // namespace mailscope::serve
+
+namespace mailscope::serve {
+namespace {
+
+TEST(ConfigTest, SocketLimitsParseAndAFifoRefusesThem) {
+  auto c = ParseConfig(R"(
+[listeners.stats_writer]
+client_limit = 20000
+buffer_limit = "128M"
+output_limit = "256k"
+line_timeout = "2 mins"
+write_timeout = 0
+)",
+                       "limits.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const ListenerConfig& w = c->listeners.stats_writer;
+  EXPECT_EQ(w.limits.client_limit, 20000u);
+  EXPECT_EQ(w.limits.buffer_limit, 128u << 20);
+  EXPECT_EQ(w.limits.output_limit, 256u << 10);
+  EXPECT_EQ(w.limits.line_timeout, std::chrono::seconds(120));
+  EXPECT_EQ(w.limits.write_timeout, std::chrono::seconds(0));
+  EXPECT_EQ(c->listeners.tail.limits.client_limit, 64u);
+  EXPECT_EQ(c->listeners.old_stats.limits.client_limit, 100u);
+
+  auto fifo = ParseConfig("[listeners.old_stats_mail]\nclient_limit = 5\n", "fifo.toml");
+  ASSERT_FALSE(fifo.ok());
+  EXPECT_NE(fifo.status().message().find("fifo.toml:2"), std::string::npos)
+      << fifo.status().message();
+  EXPECT_NE(fifo.status().message().find("a FIFO has no connections"), std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,7 +67,7 @@ Status MakeDir(const std::string& dir, const std::string& fallback) {
 // Resolves the [listeners.NAME] settings of one socket or FIFO; errors name
 // the setting.
 Result<net::PathPerms> Perms(const ListenerSettings& listeners, std::string_view name) {
-  const ListenerPerms& perms = *listeners.Find(name);
+  const ListenerConfig& perms = *listeners.Find(name);
   auto resolved = net::ResolvePerms(perms.user, perms.group, perms.mode);
   if (!resolved.ok())
     return InvalidArgument(fmt::format("listeners.{}: {}", name, resolved.status().message()));
@@ -74,6 +75,33 @@ Result<net::PathPerms> Perms(const ListenerSettings& listeners, std::string_view
     spdlog::warn("listeners.{}: mode {:04o} lets every local user write to it", name, perms.mode);
   }
   return resolved;
+}
+
+// Every connection takes a descriptor, and the soft limit is often 1024:
+// raise it to the hard limit, and say so when the client limits do not fit.
+void RaiseOpenFileLimit(const ListenerSettings& listeners) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    const rlim_t was = limit.rlim_cur;
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = was;
+  }
+  std::uint64_t clients = 0;
+  for (std::string_view name : kListenerNames) {
+    const ListenerConfig& l = *listeners.Find(name);
+    if (!l.fifo) clients += l.limits.client_limit;
+  }
+  // Besides the clients: the listeners, the FIFOs, exporters' files and
+  // sockets, HTTP clients, the log.
+  constexpr std::uint64_t kOthers = 256;
+  if (limit.rlim_cur != RLIM_INFINITY && clients + kOthers > limit.rlim_cur) {
+    spdlog::warn(
+        "the client_limit of the sockets add up to {} connections, but only {} files may be "
+        "open (RLIMIT_NOFILE; systemd: LimitNOFILE=); accepts will fail and pause before a "
+        "client_limit is reached",
+        clients, limit.rlim_cur);
+  }
 }
 
 std::string HostName() {
@@ -188,6 +216,7 @@ Status Daemon::State::Start() {
   MS_RETURN_IF_ERROR(MakeDir(config.data_dir, FallbackDataDir()));
 
   const ListenerSettings& perms = config.listeners;
+  RaiseOpenFileLimit(perms);
   auto mail_fifo = Perms(perms, "old_stats_mail");
   if (!mail_fifo.ok()) return mail_fifo.status();
   auto user_fifo = Perms(perms, "old_stats_user");
@@ -210,28 +239,31 @@ Status Daemon::State::Start() {
 
   MS_RETURN_IF_ERROR(old_stats_source->Open(listeners, run, *mail_fifo, *user_fifo));
   auto export_handler = [this](std::span<char> l, std::string& r) { return OnExportRequest(l, r); };
-  auto old_stats = listeners.ListenUnix(run + "/old-stats", *old_stats_perms,
-                                        query::kOldStatsMaxRequestBytes, export_handler);
+  auto old_stats =
+      listeners.ListenUnix(run + "/old-stats", *old_stats_perms, query::kOldStatsMaxRequestBytes,
+                           export_handler, perms.old_stats.limits);
   if (!old_stats.ok()) return old_stats.status();
   // Dovecot 2.3's stats service: processes write events to stats-writer,
   // doveadm reads and defines metrics on stats-reader.
-  auto writer =
-      listeners.ListenUnix(run + "/stats-writer", *writer_perms, ingest::kStatsWriterMaxLineBytes,
-                           [this] { return stats_writer_source->NewConnection(); });
+  auto writer = listeners.ListenUnix(
+      run + "/stats-writer", *writer_perms, ingest::kStatsWriterMaxLineBytes,
+      [this] { return stats_writer_source->NewConnection(); }, perms.stats_writer.limits);
   if (!writer.ok()) return writer.status();
   stats_writer = *writer;
   // The reader's line limit counts the LF, the framer's does not.
-  auto reader = listeners.ListenUnix(run + "/stats-reader", *reader_perms,
-                                     query::kStatsReaderMaxLineBytes - 1,
-                                     [this] { return NewStatsReader(); });
+  auto reader = listeners.ListenUnix(
+      run + "/stats-reader", *reader_perms, query::kStatsReaderMaxLineBytes - 1,
+      [this] { return NewStatsReader(); }, perms.stats_reader.limits);
   if (!reader.ok()) return reader.status();
-  auto tail = listeners.ListenUnix(run + "/tail", *tail_perms, query::kTailMaxRequestBytes,
-                                   [this] { return tails.NewConnection(); });
+  tails.set_backlog_limit(perms.tail.limits.output_limit);
+  auto tail = listeners.ListenUnix(
+      run + "/tail", *tail_perms, query::kTailMaxRequestBytes,
+      [this] { return tails.NewConnection(); }, perms.tail.limits);
   if (!tail.ok()) return tail.status();
 
   if (!config.old_stats_tcp.empty()) {
-    auto tcp =
-        listeners.ListenTcp(config.old_stats_tcp, query::kOldStatsMaxRequestBytes, export_handler);
+    auto tcp = listeners.ListenTcp(config.old_stats_tcp, query::kOldStatsMaxRequestBytes,
+                                   export_handler, perms.old_stats.limits);
     if (!tcp.ok()) return tcp.status();
     spdlog::info("old-stats EXPORT on tcp {}", (*tcp)->local_address());
   }

@@ -19,12 +19,13 @@ T* ListenerRegistry::Keep(std::unique_ptr<T> listener, bool fifo, std::string na
   T* raw = owned.get();
   std::function<ListenerFigures()> figures;
   if constexpr (std::is_same_v<T, net::LineServer>) {
-    figures = [raw, name] {
-      return ListenerFigures{name, false, raw->connection_count(), raw->handler_faults(),
-                             raw->accept_failures()};
-    };
+    figures = [raw, name] { return ListenerFigures{name, false, raw->figures()}; };
   } else if constexpr (std::is_same_v<T, net::FifoReader>) {
-    figures = [raw, name] { return ListenerFigures{name, true, 0, raw->handler_faults(), 0}; };
+    figures = [raw, name] {
+      ListenerFigures out{name, true, {}};
+      out.server.handler_faults = raw->handler_faults();
+      return out;
+    };
   }
   entries_.push_back({fifo, owned, [raw] { raw->Close(); }, std::move(figures)});
   return raw;
@@ -50,8 +51,9 @@ Status ListenerRegistry::OpenFifo(const std::string& path, const net::PathPerms&
 Result<net::LineServer*> ListenerRegistry::ListenUnix(const std::string& path,
                                                       const net::PathPerms& perms,
                                                       std::size_t max_line,
-                                                      net::ConnectionFactory factory) {
-  auto server = net::LineServer::ListenUnix(io_, path, perms, max_line, std::move(factory));
+                                                      net::ConnectionFactory factory,
+                                                      const net::LineServerLimits& limits) {
+  auto server = net::LineServer::ListenUnix(io_, path, perms, max_line, std::move(factory), limits);
   if (!server.ok()) return server.status();
   return Keep(std::move(*server), false, FileName(path));
 }
@@ -59,16 +61,18 @@ Result<net::LineServer*> ListenerRegistry::ListenUnix(const std::string& path,
 Result<net::LineServer*> ListenerRegistry::ListenUnix(const std::string& path,
                                                       const net::PathPerms& perms,
                                                       std::size_t max_line,
-                                                      net::RequestHandler handler) {
-  auto server = net::LineServer::ListenUnix(io_, path, perms, max_line, std::move(handler));
+                                                      net::RequestHandler handler,
+                                                      const net::LineServerLimits& limits) {
+  auto server = net::LineServer::ListenUnix(io_, path, perms, max_line, std::move(handler), limits);
   if (!server.ok()) return server.status();
   return Keep(std::move(*server), false, FileName(path));
 }
 
 Result<net::LineServer*> ListenerRegistry::ListenTcp(const std::string& address,
                                                      std::size_t max_line,
-                                                     net::RequestHandler handler) {
-  auto server = net::LineServer::ListenTcp(io_, address, max_line, std::move(handler));
+                                                     net::RequestHandler handler,
+                                                     const net::LineServerLimits& limits) {
+  auto server = net::LineServer::ListenTcp(io_, address, max_line, std::move(handler), limits);
   if (!server.ok()) return server.status();
   return Keep(std::move(*server), false, "tcp " + address);
 }

@@ -30,11 +30,14 @@ class ListenerRegistry {
                   net::ReadHandler on_read, net::LineHandler on_line,
                   net::OverflowHandler on_overflow);
   Result<net::LineServer*> ListenUnix(const std::string& path, const net::PathPerms& perms,
-                                      std::size_t max_line, net::ConnectionFactory factory);
+                                      std::size_t max_line, net::ConnectionFactory factory,
+                                      const net::LineServerLimits& limits = {});
   Result<net::LineServer*> ListenUnix(const std::string& path, const net::PathPerms& perms,
-                                      std::size_t max_line, net::RequestHandler handler);
+                                      std::size_t max_line, net::RequestHandler handler,
+                                      const net::LineServerLimits& limits = {});
   Result<net::LineServer*> ListenTcp(const std::string& address, std::size_t max_line,
-                                     net::RequestHandler handler);
+                                     net::RequestHandler handler,
+                                     const net::LineServerLimits& limits = {});
   Result<net::HttpServer*> ListenHttp(const std::string& address, net::HttpRouter router);
 
   // Closes every listener; idempotent.

@@ -92,15 +92,45 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   w.Family("mailscope_listener_connections", "gauge",
            "Open connections per socket of the run directory (and TCP listener)");
   for (const ListenerFigures& l : src.listeners) {
-    if (!l.fifo) w.Sample({{"listener", l.name}}, l.connections);
+    if (!l.fifo) w.Sample({{"listener", l.name}}, l.server.connections);
   }
   w.Family("mailscope_listener_handler_faults", "counter",
            "Lines dropped because their handler failed, per FIFO or socket");
-  for (const ListenerFigures& l : src.listeners) w.Sample({{"listener", l.name}}, l.handler_faults);
+  for (const ListenerFigures& l : src.listeners)
+    w.Sample({{"listener", l.name}}, l.server.handler_faults);
   w.Family("mailscope_listener_accept_failures", "counter",
            "Accepts that failed for want of descriptors or memory; each pauses accepting");
   for (const ListenerFigures& l : src.listeners) {
-    if (!l.fifo) w.Sample({{"listener", l.name}}, l.accept_failures);
+    if (!l.fifo) w.Sample({{"listener", l.name}}, l.server.accept_failures);
+  }
+  w.Family("mailscope_listener_refused", "counter",
+           "Connections closed at once because the socket had client_limit open");
+  for (const ListenerFigures& l : src.listeners) {
+    if (!l.fifo) w.Sample({{"listener", l.name}}, l.server.refused);
+  }
+  w.Family("mailscope_listener_closed", "counter",
+           "Connections closed by a limit: a line over the length limit, a line not finished "
+           "within line_timeout, output not taken within write_timeout, buffer_limit");
+  for (const ListenerFigures& l : src.listeners) {
+    if (l.fifo) continue;
+    const std::pair<std::string_view, std::uint64_t> reasons[] = {
+        {"line_too_long", l.server.closed_line_too_long},
+        {"line_timeout", l.server.closed_line_timeout},
+        {"write_timeout", l.server.closed_write_timeout},
+        {"buffer_limit", l.server.closed_buffer_limit}};
+    for (const auto& [reason, count] : reasons) {
+      w.Sample({{"listener", l.name}, {"reason", reason}}, count);
+    }
+  }
+  w.Family("mailscope_listener_input_buffered_bytes", "gauge",
+           "Bytes of incomplete lines the connections of a socket hold (see buffer_limit)");
+  for (const ListenerFigures& l : src.listeners) {
+    if (!l.fifo) w.Sample({{"listener", l.name}}, l.server.held_input_bytes);
+  }
+  w.Family("mailscope_listener_output_queued_bytes", "gauge",
+           "Bytes written to a socket's connections that their peers have not taken yet");
+  for (const ListenerFigures& l : src.listeners) {
+    if (!l.fifo) w.Sample({{"listener", l.name}}, l.server.queued_output_bytes);
   }
 
   w.Family("mailscope_tail_clients", "gauge", "Open `mailscope tail` streams");

@@ -12,6 +12,7 @@
 #include "catalog/event_router.h"
 #include "core/clock.h"
 #include "export/openmetrics.h"
+#include "net/line_limits.h"
 #include "stats/ingest_counters.h"
 #include "stats/metrics_engine.h"
 #include "stats/old_stats_store.h"
@@ -28,11 +29,9 @@ struct ExporterFigures {
 
 // What /metrics shows of one FIFO or socket.
 struct ListenerFigures {
-  std::string name;                   // the file name in the run directory, or "tcp ADDR:PORT"
-  bool fifo = false;                  // a FIFO: no connections, no accepts
-  std::uint64_t connections = 0;      // open now (sockets)
-  std::uint64_t handler_faults = 0;   // lines whose handler threw
-  std::uint64_t accept_failures = 0;  // accepts that failed (EMFILE, ...)
+  std::string name;   // the file name in the run directory, or "tcp ADDR:PORT"
+  bool fifo = false;  // a FIFO: only handler_faults applies
+  net::LineServerFigures server;
 };
 
 struct MetricsSources {

@@ -44,7 +44,7 @@ std::string_view TailHub::Consume(const Event& event) {
   for (const auto& client : clients_) {
     const query::TailRequest& req = client->request;
     if (!req.filter.Matches(event)) continue;
-    if (client->out.pending_bytes() > kMaxBacklogBytes) {
+    if (client->out.pending_bytes() > backlog_limit_) {
       ++client->dropped;
       ++dropped_;
       continue;

@@ -1,9 +1,8 @@
 // TailHub: the `tail` output. Holds the `mailscope tail` clients of the tail
 // socket (query/tail.h), sends each the events that match its filter, and
 // drops (and counts) events for a client that falls more than
-// kMaxBacklogBytes behind. Its clients' filters join the FILTER asked of
-// Dovecot's processes; `on_change` is called whenever that set changes.
-// Loop thread only.
+// the backlog limit behind ([listeners.tail] output_limit). Its clients' filters join the FILTER
+// asked of Dovecot's processes; `on_change` is called whenever that set changes. Loop thread only.
 #pragma once
 
 #include <functional>
@@ -22,10 +21,12 @@ namespace mailscope::serve {
 
 class TailHub : public pipeline::Consumer {
  public:
-  static constexpr std::size_t kMaxBacklogBytes = 4u << 20;
-
   TailHub(const Clock& clock, std::string hostname, std::function<void()> on_change)
       : clock_(clock), hostname_(std::move(hostname)), on_change_(std::move(on_change)) {}
+
+  // Bytes a client may have unread before events matching its filter are
+  // dropped for it (counted, and announced in a D line once it catches up).
+  void set_backlog_limit(std::size_t bytes) { backlog_limit_ = bytes; }
 
   // The handler of one connection of the tail socket.
   net::LineConnection NewConnection();
@@ -50,6 +51,7 @@ class TailHub : public pipeline::Consumer {
   std::function<void()> on_change_;
   std::vector<std::shared_ptr<Client>> clients_;
   std::uint64_t dropped_ = 0;
+  std::size_t backlog_limit_ = 1u << 20;
   exporter::EventFormatter formatter_;
   std::string line_, buf_;  // scratch
 };
