@@ -88,6 +88,10 @@ Result<std::unique_ptr<catalog::EventRouter>> MakeRouter(const Config& config) {
   return std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control));
 }
 
+// At shutdown, how long the file and log exporters may take to write what
+// they still hold; what is left then is dropped (and logged).
+constexpr auto kExportDrainTimeout = 10s;
+
 }  // namespace
 
 struct Daemon::State {
@@ -502,7 +506,8 @@ void Daemon::State::Shutdown() {
   stopping = true;
   // FIFOs first: what writers already sent is read and accounted.
   listeners.CloseAll();
-  // The file transport writes what is queued; the network ones drop it.
+  // File and log transports go on writing what they hold (Run() waits for
+  // them once the loop is done); the network ones drop it.
   exporters.Close();
   filter_timer.cancel();
   tick_timer.cancel();
@@ -522,6 +527,7 @@ Status Daemon::Start() { return state_->Start(); }
 
 void Daemon::Run() {
   net::RunContained(state_->io, [s = state_.get()] { return s->stopping; });
+  state_->exporters.Finish(std::chrono::steady_clock::now() + kExportDrainTimeout);
 }
 
 void Daemon::Stop() {

@@ -51,7 +51,8 @@ class Daemon {
   // Runs the loop until Stop() or a stop signal. An exception escaping a
   // handler is logged and the loop goes on (see net::RunContained).
   void Run();
-  // Stops it: may be called from any thread.
+  // Stops it: may be called from any thread. Run() returns once the file
+  // and log exporters have written what they hold (at most 10 s).
   void Stop();
   // The HTTP listener's address ("127.0.0.1:PORT"); empty without one.
   std::string http_address() const;
