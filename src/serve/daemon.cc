@@ -18,6 +18,7 @@
 #include "core/tab_escape.h"
 #include "export/carbon.h"
 #include "ingest/dovecot_stats_writer.h"
+#include "net/coalescing_worker.h"
 #include "net/http_server.h"
 #include "net/spawn.h"
 #include "pipeline/dispatcher.h"
@@ -88,6 +89,24 @@ Result<std::unique_ptr<catalog::EventRouter>> MakeRouter(const Config& config) {
   return std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control));
 }
 
+// A configuration file read again for SIGHUP, with its event control built:
+// all the loop has left to do is swap them in.
+struct LoadedConfig {
+  Config config;
+  catalog::EventControl control;
+};
+
+// Off the loop: reading the file (and the dovecot.conf files it names) and
+// building the event control take as long as the disk and the catalog make
+// them.
+Result<LoadedConfig> LoadForReload(const std::string& path) {
+  auto fresh = LoadConfigFile(path);
+  if (!fresh.ok()) return fresh.status();
+  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), fresh->events);
+  if (!control.ok()) return control.status();
+  return LoadedConfig{std::move(*fresh), std::move(*control)};
+}
+
 // At shutdown, how long the file and log exporters may take to write what
 // they still hold; what is left then is dropped (and logged).
 constexpr auto kExportDrainTimeout = 10s;
@@ -106,7 +125,10 @@ struct Daemon::State {
         start_time(clock.Now()),
         hostname(HostName()),
         exporters(io, clock, hostname),
-        tails(clock, hostname, [this] { SchedulePushFilter(); }) {}
+        tails(clock, hostname, [this] { SchedulePushFilter(); }),
+        reloader(
+            io, [path = config_path] { return LoadForReload(path); },
+            [this](Result<LoadedConfig> loaded) { ApplyReload(std::move(loaded)); }) {}
 
   Status Start();
   // The FILTER line, made anew only after SchedulePushFilter() marked it
@@ -120,7 +142,9 @@ struct Daemon::State {
   void ScheduleTick();
   void ScheduleCarbon();
   void WaitSignals();
+  // SIGHUP: the file is parsed off the loop; ApplyReload() swaps it in.
   void Reload();
+  void ApplyReload(Result<LoadedConfig> loaded);
   // Makes the configured metrics those of `wanted`: changed and dropped ones
   // are removed, new and changed ones added; unchanged ones keep counting.
   void ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
@@ -164,6 +188,9 @@ struct Daemon::State {
   asio::signal_set signals{io};
   std::uint64_t carbon_failures = 0;
   bool carbon_in_flight = false;
+  // Its thread parses the configuration for SIGHUP; joined (a parse under
+  // way finishes) before anything the result would have touched goes.
+  net::CoalescingWorker<Result<LoadedConfig>> reloader;
   // Declared last, closed and destroyed first.
   ListenerRegistry listeners{io};
   net::LineServer* stats_writer = nullptr;  // for FILTER broadcasts
@@ -434,19 +461,18 @@ void Daemon::State::Reload() {
     spdlog::info("SIGHUP: no configuration file to reload");
     return;
   }
-  auto fresh = LoadConfigFile(config_path);
-  if (!fresh.ok()) {
+  reloader.Request();
+}
+
+void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
+  if (stopping) return;
+  if (!loaded.ok()) {
     spdlog::error("reload failed, keeping the running configuration:\n{}",
-                  fresh.status().message());
+                  loaded.status().message());
+    if (options.after_reload_for_testing) options.after_reload_for_testing(loaded.status());
     return;
   }
-  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), fresh->events);
-  if (!control.ok()) {
-    spdlog::error("reload failed, keeping the running configuration:\n{}",
-                  control.status().message());
-    return;
-  }
-  Config next = std::move(*fresh);
+  Config next = std::move(loaded->config);
   // Restart-only settings keep their running values.
   next.run_dir = config.run_dir;
   next.data_dir = config.data_dir;
@@ -457,7 +483,7 @@ void Daemon::State::Reload() {
   metrics.set_max_sub_metrics(next.stats_max_sub_metrics);
   exporters.Apply(next.exporters);
   exporters.Reopen();  // log rotation
-  dispatcher->SetControl(std::move(*control));
+  dispatcher->SetControl(std::move(loaded->control));
   ApplyConfiguredMetrics(config.metrics, next.metrics);
   SchedulePushFilter();  // event control may ask Dovecot for other events
   const bool interval_changed = next.old_stats_carbon_interval != config.old_stats_carbon_interval;
@@ -468,6 +494,7 @@ void Daemon::State::Reload() {
     ScheduleCarbon();
   }
   spdlog::info("configuration reloaded from {}", config_path);
+  if (options.after_reload_for_testing) options.after_reload_for_testing(Status::Ok());
 }
 
 void Daemon::State::ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
@@ -532,6 +559,12 @@ void Daemon::Run() {
 
 void Daemon::Stop() {
   asio::post(state_->io, [s = state_.get()] { s->Shutdown(); });
+}
+
+void Daemon::Reload() {
+  asio::post(state_->io, [s = state_.get()] {
+    if (!s->stopping) s->Reload();
+  });
 }
 
 std::string Daemon::http_address() const {
