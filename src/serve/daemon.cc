@@ -20,6 +20,7 @@
 #include "ingest/dovecot_stats_writer.h"
 #include "net/coalescing_worker.h"
 #include "net/http_server.h"
+#include "net/loop_stall_probe.h"
 #include "net/spawn.h"
 #include "pipeline/dispatcher.h"
 #include "query/old_stats_query.h"
@@ -111,6 +112,9 @@ Result<LoadedConfig> LoadForReload(const std::string& path) {
 // they still hold; what is left then is dropped (and logged).
 constexpr auto kExportDrainTimeout = 10s;
 
+// How often the loop's responsiveness is sampled (mailscope_loop_stall_seconds).
+constexpr auto kStallProbePeriod = 10ms;
+
 }  // namespace
 
 struct Daemon::State {
@@ -186,6 +190,7 @@ struct Daemon::State {
   asio::steady_timer tick_timer{io};
   asio::steady_timer carbon_timer{io};
   asio::signal_set signals{io};
+  net::LoopStallProbe stall_probe{io, kStallProbePeriod};
   std::uint64_t carbon_failures = 0;
   bool carbon_in_flight = false;
   // Its thread parses the configuration for SIGHUP; joined (a parse under
@@ -275,6 +280,7 @@ Status Daemon::State::Start() {
   spdlog::info("old-stats FIFOs {0}/old-stats-mail {0}/old-stats-user, socket {0}/old-stats", run);
   ScheduleTick();
   ScheduleCarbon();
+  stall_probe.Start();
   if (options.handle_signals) {
     signals.add(SIGTERM);
     signals.add(SIGINT);
@@ -379,7 +385,8 @@ net::HttpRouter Daemon::State::HttpRoutes() {
                            tails.client_count(),
                            tails.dropped(),
                            exporters.Figures(),
-                           listeners.Figures()};
+                           listeners.Figures(),
+                           std::chrono::duration<double>(stall_probe.longest()).count()};
     return net::HttpResponse{
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   });
@@ -536,6 +543,7 @@ void Daemon::State::Shutdown() {
   // File and log transports go on writing what they hold (Run() waits for
   // them once the loop is done); the network ones drop it.
   exporters.Close();
+  stall_probe.Stop();
   filter_timer.cancel();
   tick_timer.cancel();
   carbon_timer.cancel();
