@@ -1,9 +1,10 @@
 // LoopStallProbe: how long the loop was kept from running what was due. A
 // timer due every `period` notes how late the loop runs it; that lateness is
-// time the loop spent on other work (one long handler, a blocking call) while
-// the timer was due. A stall shows to within `period`: one that starts just
-// after the timer ran shows `period` shorter. Keeps the longest, for
-// /metrics (mailscope_loop_stall_seconds). Loop thread only. Owns its timer.
+// time the loop spent on other work (one long handler, a blocking call), or
+// waiting for a CPU, while the timer was due. A stall shows to within
+// `period`: one that starts just after the timer ran shows `period` shorter.
+// Keeps the longest, for /metrics (mailscope_loop_stall_seconds). Loop thread
+// only. Owns its timer.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
