@@ -131,7 +131,7 @@ class FileSink final : public BatchSink {
 
  private:
   // Until the reader makes room (true) or the writer is aborted (false).
-  // Abort() cannot wake poll(), so it looks again every kAbortCheck.
+  // Abort() cannot wake poll(), so it looks at `abort` again every 100 ms.
   bool WaitWritable(const std::atomic<bool>& abort) {
     constexpr int kAbortCheckMs = 100;
     while (!abort.load()) {
