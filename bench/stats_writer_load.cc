@@ -18,10 +18,11 @@
 // then it waits for the server's VERSION and FILTER lines (5 s, as a client's first connection),
 // and only then the rest. The FILTER is read and kept, not obeyed: every event is sent whatever
 // the filter asks for, so the servers see exactly the same bytes (with no metrics, a real client
-// would send nothing). Writes block, so each server is fed as fast as it reads. At the end each
-// connection shuts down its write side and waits for the server to close: a server closes only
-// after it has consumed everything before the EOF, so when this program exits the server has
-// processed the whole stream.
+// would send nothing). Writes block, so each server is fed as fast as it reads (or, with
+// --bytes-per-second, at that pace: a steady load while something else is measured). At the
+// end each connection shuts down its write side and waits for the server to close: a server
+// closes only after it has consumed everything before the EOF, so when this program exits the
+// server has processed the whole stream.
 //
 // Standalone on purpose: the C++ standard library and POSIX only, so the same binary drives
 // Dovecot's own stats process and mailscope.
@@ -70,6 +71,9 @@ struct Options {
   std::uint64_t chunk_bytes = 1 << 20;
   std::uint64_t handshake_timeout_ms = 5000;
   std::uint64_t drain_timeout_s = 900;
+  // The replay's pace over all connections; 0: as fast as the server reads.
+  std::uint64_t bytes_per_second = 0;
+
   std::string in;          // replay this file instead of generating
   std::string out;         // stats-writer socket to feed
   std::string write_file;  // write the stream to this file
@@ -1619,6 +1623,9 @@ ReplayStats Replay(const Options& o, const Stream& s) {
       stats.conns[i].filter = std::string(filter);
       in.erase(0, nl2 + 1);
       sync.arrive_and_wait();  // every connection is past its handshake
+      // Paced: each connection sends its share of --bytes-per-second, a chunk at a time.
+      const double share = static_cast<double>(o.bytes_per_second) / static_cast<double>(n);
+      const auto paced_start = std::chrono::steady_clock::now();
       std::size_t pos = prefix;
       while (pos < bytes.size()) {
         std::size_t end = std::min(bytes.size(), pos + o.chunk_bytes);
@@ -1627,6 +1634,12 @@ ReplayStats Replay(const Options& o, const Stream& s) {
           end = nl != std::string_view::npos && nl >= pos ? nl + 1 : bytes.size();
         }
         WriteAll(fd, bytes.data() + pos, end - pos, what);
+        if (share > 0) {
+          std::this_thread::sleep_until(
+              paced_start +
+              std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                  std::chrono::duration<double>(static_cast<double>(end - prefix) / share)));
+        }
         pos = end;
       }
       // EOF to the server; it closes once it has consumed everything before it.
@@ -1668,6 +1681,8 @@ constexpr char kUsage[] =
     "  --chunk-bytes N     bytes per write, rounded down to whole lines (default 1048576)\n"
     "  --handshake-timeout-ms N   wait for the server's VERSION and FILTER (default 5000)\n"
     "  --drain-timeout-s N wait for the server to close after EOF (default 900)\n"
+    "  --bytes-per-second N  replay at this pace, over all connections (default 0: as fast\n"
+    "                      as the server reads)\n"
     "  --in FILE           load FILE: a --write-file stream, a unixproxy capture\n"
     "                      (stats-writer-wire.txt), or raw lines (one connection)\n"
     "  --filter-out FILE   write the FILTER line the server sent (first connection) to FILE\n";
@@ -1687,6 +1702,7 @@ constexpr NumberFlag kNumberFlags[] = {
     {"--chunk-bytes", &Options::chunk_bytes},
     {"--handshake-timeout-ms", &Options::handshake_timeout_ms},
     {"--drain-timeout-s", &Options::drain_timeout_s},
+    {"--bytes-per-second", &Options::bytes_per_second},
 };
 
 Options ParseOptions(int argc, char** argv) {

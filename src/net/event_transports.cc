@@ -1,6 +1,7 @@
 #include "net/event_transports.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -12,16 +13,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
-#include <stop_token>
-#include <thread>
+#include <span>
 #include <utility>
 
-#include "core/check.h"
-#include "core/thread_annotations.h"
 #include "net/http_post_transport.h"
+#include "net/queued_writer.h"
 #include "net/spawn.h"
 
 namespace mailscope::net {
@@ -39,130 +36,75 @@ constexpr auto kErrorLogInterval = std::chrono::seconds(60);
 
 namespace {
 
-// Thread-safe counters.
-struct Counters {
-  std::atomic<std::uint64_t> sent{0}, dropped{0}, failed{0};
-  TransportCounters Get() const {
-    return {sent.load(kRelaxed), dropped.load(kRelaxed), failed.load(kRelaxed)};
-  }
-};
-
-// drop, and Dovecot's log transport (i_info("%s", payload)): nothing is
-// queued, so a payload is done with when Send() returns.
-class InlineTransport final : public EventTransport {
+// drop: nothing is queued, so a payload is done with when Send() returns.
+class DropTransport final : public EventTransport {
  public:
-  explicit InlineTransport(const ExporterSettings& s) : EventTransport(s.name, s.transport) {}
-  void Send(std::string_view payload) override {
-    if (closed_) {
-      counters_.dropped.fetch_add(1, kRelaxed);
-      return;
-    }
-    if (kind() == ExporterTransport::kLog) spdlog::info("{}", payload);
-    counters_.sent.fetch_add(1, kRelaxed);
+  explicit DropTransport(const ExporterSettings& s) : EventTransport(s.name, s.transport) {}
+  void Send(std::string_view) override {
+    (closed_ ? counters_.dropped : counters_.sent).fetch_add(1, kRelaxed);
   }
   void Close() override { closed_ = true; }
   TransportCounters counters() const override { return counters_.Get(); }
   std::size_t queued() const override { return 0; }
 
  private:
-  Counters counters_;
+  AtomicTransportCounters counters_;
   bool closed_ = false;
+};
+
+// file and log: Send() queues, a QueuedWriter's thread hands the batches to
+// the transport's sink.
+class QueuedTransport final : public EventTransport {
+ public:
+  QueuedTransport(const ExporterSettings& s, const EventTransportOptions& options,
+                  std::unique_ptr<BatchSink> sink, bool lines)
+      : EventTransport(s.name, s.transport),
+        writer_(std::move(sink), {options.max_queue_events, options.max_queue_bytes, lines}) {}
+
+  void Send(std::string_view payload) override { writer_.Push(payload); }
+  void Reopen() override { writer_.Reopen(); }
+  void Close() override { writer_.Close(); }
+  QueuedWriter* writer() override { return &writer_; }
+  TransportCounters counters() const override { return writer_.counters(); }
+  std::size_t queued() const override { return writer_.queued(); }
+
+ private:
+  QueuedWriter writer_;
+};
+
+// Dovecot's log transport: i_info("%s", payload), one line per event.
+class LogSink final : public BatchSink {
+ public:
+  bool Write(std::string_view bytes, std::span<const std::size_t> ends,
+             const std::atomic<bool>&) override {
+    std::size_t begin = 0;
+    for (const std::size_t end : ends) {
+      spdlog::info("{}", bytes.substr(begin, end - begin));
+      begin = end;
+    }
+    return true;
+  }
 };
 
 // --- file ------------------------------------------------------------------
 
-// Lines go into `pending_` under the mutex; the writer thread swaps it with its
-// own buffer and writes that with one write() per batch. Both buffers keep
-// their capacity, so the steady state allocates nothing.
-class FileTransport final : public EventTransport {
+// A batch is written with one write() where the file takes it whole.
+class FileSink final : public BatchSink {
  public:
-  FileTransport(const ExporterSettings& s, const EventTransportOptions& options)
-      : EventTransport(s.name, s.transport),
-        path_(s.path),
-        options_(options),
-        thread_([this](std::stop_token stop) { Run(stop); }) {}
-  ~FileTransport() override { Close(); }
-
-  void Send(std::string_view payload) override {
-    {
-      std::lock_guard lock(mu_);
-      if (closed_ || pending_events_ >= options_.max_queue_events ||
-          pending_.size() + payload.size() + 1 > options_.max_queue_bytes) {
-        counters_.dropped.fetch_add(1, kRelaxed);
-        return;
-      }
-      pending_.append(payload);
-      pending_ += '\n';
-      ++pending_events_;
-    }
-    wake_.notify_one();
+  FileSink(std::string name, std::string path) : name_(std::move(name)), path_(std::move(path)) {}
+  ~FileSink() override {
+    if (fd_ >= 0) ::close(fd_);
   }
 
   void Reopen() override {
-    {
-      std::lock_guard lock(mu_);
-      reopen_ = true;
-    }
-    wake_.notify_one();
-  }
-
-  void Close() override {
-    {
-      std::lock_guard lock(mu_);
-      closed_ = true;
-    }
-    thread_.request_stop();  // the thread writes what is queued, then ends
-    if (thread_.joinable()) thread_.join();
-  }
-
-  TransportCounters counters() const override { return counters_.Get(); }
-  std::size_t queued() const override {
-    std::lock_guard lock(mu_);
-    return pending_events_ + writing_events_;
-  }
-
-  bool WaitIdle(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu_);
-    return idle_.wait_for(lock, timeout,
-                          [this] { return pending_events_ == 0 && writing_events_ == 0; });
-  }
-
- private:
-  void Run(std::stop_token stop) {
-    std::string writing;
-    for (;;) {
-      bool reopen = false;
-      std::size_t events = 0;
-      {
-        std::unique_lock lock(mu_);
-        wake_.wait(lock, stop, [this] { return !pending_.empty() || reopen_; });
-        if (pending_.empty() && !reopen_) break;  // stop requested, all written
-        writing.swap(pending_);
-        events = std::exchange(pending_events_, 0);
-        writing_events_ = events;
-        reopen = std::exchange(reopen_, false);
-      }
-      if (reopen && fd_ >= 0) {
-        ::close(fd_);
-        fd_ = -1;
-      }
-      if (!writing.empty()) {
-        (Write(writing) ? counters_.sent : counters_.failed).fetch_add(events, kRelaxed);
-        writing.clear();
-      }
-      {
-        std::lock_guard lock(mu_);
-        writing_events_ = 0;
-      }
-      idle_.notify_all();
-    }
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
 
-  // Writer thread only. O_NONBLOCK: opening a FIFO without a reader must
-  // fail, not hang the thread (and with it Close()).
-  bool Write(const std::string& data) {
+  // O_NONBLOCK: opening a FIFO without a reader must fail, not hang the
+  // thread; a full FIFO is waited for in poll(), where an abort is seen.
+  bool Write(std::string_view data, std::span<const std::size_t>,
+             const std::atomic<bool>& abort) override {
     if (fd_ < 0) {
       fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
       if (fd_ < 0) {
@@ -170,21 +112,38 @@ class FileTransport final : public EventTransport {
         return false;
       }
     }
-    const char* p = data.data();
-    std::size_t left = data.size();
-    while (left > 0) {
-      const ssize_t n = ::write(fd_, p, left);
+    while (!data.empty()) {
+      const ssize_t n = ::write(fd_, data.data(), data.size());
       if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        if (!WaitWritable(abort)) return false;
+        continue;
+      }
       if (n <= 0) {
         LogError("write");
-        ::close(fd_);  // reopened for the next batch, as Dovecot does
-        fd_ = -1;
+        Reopen();  // reopened for the next batch, as Dovecot does
         return false;
       }
-      p += n;
-      left -= static_cast<std::size_t>(n);
+      data.remove_prefix(static_cast<std::size_t>(n));
     }
     return true;
+  }
+
+ private:
+  // Until the reader makes room (true) or the writer is aborted (false).
+  // Abort() cannot wake poll(), so it looks at `abort` again every 100 ms.
+  bool WaitWritable(const std::atomic<bool>& abort) {
+    constexpr int kAbortCheckMs = 100;
+    while (!abort.load()) {
+      pollfd p{fd_, POLLOUT, 0};
+      const int n = ::poll(&p, 1, kAbortCheckMs);
+      if (n > 0) return true;  // writable, or an error the next write() reports
+      if (n < 0 && errno != EINTR) {
+        LogError("poll");
+        return false;
+      }
+    }
+    return false;
   }
 
   void LogError(const char* what) {
@@ -193,25 +152,14 @@ class FileTransport final : public EventTransport {
     if (logged_ && now - last_log_ < kErrorLogInterval) return;
     logged_ = true;
     last_log_ = now;
-    spdlog::warn("event_exporter {}: {}({}) failed: {}", name(), what, path_, std::strerror(err));
+    spdlog::warn("event_exporter {}: {}({}) failed: {}", name_, what, path_, std::strerror(err));
   }
 
+  const std::string name_;
   const std::string path_;
-  const EventTransportOptions options_;
-  Counters counters_;
-  mutable std::mutex mu_;
-  std::condition_variable_any wake_;  // pending_ or reopen_ changed, or stop
-  std::condition_variable_any idle_;  // a batch was written
-  std::string pending_ MS_GUARDED_BY(mu_);
-  std::size_t pending_events_ MS_GUARDED_BY(mu_) = 0;
-  std::size_t writing_events_ MS_GUARDED_BY(mu_) = 0;
-  bool reopen_ MS_GUARDED_BY(mu_) = false;
-  bool closed_ MS_GUARDED_BY(mu_) = false;
-  // The writer thread's own.
   int fd_ = -1;
   bool logged_ = false;
   Clock::time_point last_log_{};
-  std::jthread thread_;  // last: started after everything above exists
 };
 
 // --- unix --------------------------------------------------------------------
@@ -251,7 +199,7 @@ struct UnixState {
   std::array<char, 512> discard{};
   bool logged = false;
   Clock::time_point last_log{};
-  Counters counters;
+  AtomicTransportCounters counters;
 
   // The connection failed or ended: what is queued cannot go; wait before
   // the next attempt.
@@ -407,21 +355,19 @@ std::unique_ptr<EventTransport> MakeEventTransport(asio::io_context& io,
                                                    const EventTransportOptions& options) {
   switch (settings.transport) {
     case ExporterTransport::kDrop:
+      return std::make_unique<DropTransport>(settings);
     case ExporterTransport::kLog:
-      return std::make_unique<InlineTransport>(settings);
+      return std::make_unique<QueuedTransport>(settings, options, std::make_unique<LogSink>(),
+                                               false);
     case ExporterTransport::kFile:
-      return std::make_unique<FileTransport>(settings, options);
+      return std::make_unique<QueuedTransport>(
+          settings, options, std::make_unique<FileSink>(settings.name, settings.path), true);
     case ExporterTransport::kUnix:
       return std::make_unique<UnixTransport>(io, settings, options);
     case ExporterTransport::kHttpPost:
       return MakeHttpPostTransport(io, settings, options);
   }
-  return std::make_unique<InlineTransport>(settings);
-}
-
-bool WaitFileIdleForTesting(EventTransport& transport, std::chrono::milliseconds timeout) {
-  MS_CHECK(transport.kind() == ExporterTransport::kFile);
-  return static_cast<FileTransport&>(transport).WaitIdle(timeout);
+  return std::make_unique<DropTransport>(settings);
 }
 
 }  // namespace mailscope::net

@@ -7,9 +7,12 @@
 //   drop       discards the payload (counted as sent).
 //   log        an info line in mailscope's log with the payload, as Dovecot's
 //              "stats: Info: <payload>" (the 1000-byte cut is the format's).
+//              A writer thread logs it, so a stalled stderr never stalls the
+//              loop.
 //   file       appends payload + LF to a file opened O_APPEND|O_CREAT, mode
 //              0600; Reopen() reopens it (log rotation). A writer thread does
-//              the I/O, so a slow disk never stalls the loop.
+//              the I/O, so a slow disk never stalls the loop; when the file
+//              is a FIFO whose reader is slow, it waits for the reader.
 //   unix       payload + LF to a UNIX stream socket. Connects on the first
 //              Send(), within transport_timeout; after a failure or a
 //              disconnect it waits (backoff doubling from reconnect_min to
@@ -25,10 +28,12 @@
 //              connection). http:// only: ParseExporterSettings rejects https.
 //
 // Every transport holds a bounded queue (EventTransportOptions); what does not
-// fit is dropped and counted. Counters, for /metrics:
+// fit is dropped and counted. The file and log transports share theirs with
+// their writer thread (QueuedWriter). Counters, for /metrics:
 //   sent     payloads delivered: written, or answered 2xx
 //   dropped  payloads not taken: queue full, peer unreachable (unix: while
-//            disconnected or waiting to reconnect), or still queued at Close()
+//            disconnected or waiting to reconnect), still queued at Close()
+//            (unix, http-post) or when the writer was aborted (file, log)
 //   failed   payloads taken but lost: write error, HTTP error, timeout
 #pragma once
 
@@ -42,14 +47,11 @@
 #include <utility>
 
 #include "export/exporter_settings.h"
+#include "net/transport_counters.h"
 
 namespace mailscope::net {
 
-struct TransportCounters {
-  std::uint64_t sent = 0;
-  std::uint64_t dropped = 0;
-  std::uint64_t failed = 0;
-};
+class QueuedWriter;
 
 struct EventTransportOptions {
   // Payloads waiting to be written or posted; past either bound, Send() drops.
@@ -62,8 +64,10 @@ struct EventTransportOptions {
   std::size_t max_response_bytes = 64 * 1024;
 };
 
-// Loop thread only, except counters(), which any thread may call. Owns its
-// queue, its file descriptor or socket, and (file) its writer thread.
+// Loop thread only, except counters(), queued() and name(), which any thread
+// may call. Owns its queue, its file descriptor or socket, and (file, log) its
+// writer thread. A file or log transport may be destroyed on any thread once
+// closed: a TransportReaper does so off the loop.
 class EventTransport {
  public:
   virtual ~EventTransport() = default;
@@ -72,9 +76,15 @@ class EventTransport {
   virtual void Send(std::string_view payload) = 0;
   // Log rotation: the file transport reopens its path; the others do nothing.
   virtual void Reopen() {}
-  // Stops. The file transport first writes what is queued; the network
-  // transports drop it. Later Send() calls are dropped. Idempotent.
+  // Stops taking payloads: later Send() calls are dropped. Returns at once.
+  // file and log: the writer thread goes on writing what is queued, then
+  // ends (see writer()). The network transports drop what is queued.
+  // Idempotent.
   virtual void Close() = 0;
+  // The writer thread of the file and log transports, for whoever waits for
+  // it to end (TransportReaper); null for the others. Destroying a transport
+  // whose writer has not ended drops what it still holds.
+  virtual QueuedWriter* writer() { return nullptr; }
 
   virtual TransportCounters counters() const = 0;
   // Payloads accepted and not yet written, posted or failed.
@@ -96,9 +106,5 @@ class EventTransport {
 std::unique_ptr<EventTransport> MakeEventTransport(boost::asio::io_context& io,
                                                    const exporter::ExporterSettings& settings,
                                                    const EventTransportOptions& options = {});
-
-// For tests: waits until the file transport has written everything queued
-// (true) or `timeout` passed (false). REQUIRES: kind() == kFile.
-bool WaitFileIdleForTesting(EventTransport& transport, std::chrono::milliseconds timeout);
 
 }  // namespace mailscope::net

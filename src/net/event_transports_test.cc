@@ -1,9 +1,12 @@
 #include "net/event_transports.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,11 +17,22 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "net/queued_writer.h"
+#include "net/slow_fifo_testing.h"
+#include "net/transport_reaper.h"
 
 namespace mailscope::net {
 namespace {
@@ -68,23 +82,130 @@ exporter::ExporterSettings Settings(std::string format, std::string transport, s
   return *s;
 }
 
+// What was queued is written (or failed).
+bool WaitIdle(EventTransport& t) { return t.writer()->WaitIdleForTesting(kDeadline); }
+
+// Closes `t` and waits for its writer thread to end.
+bool CloseAndWait(EventTransport& t) {
+  t.Close();
+  return t.writer()->WaitEnded(std::chrono::steady_clock::now() + kDeadline);
+}
+
 // --- drop, log -------------------------------------------------------------
 
-TEST(EventTransportsTest, DropAndLogCountWhatTheyTake) {
+// A log sink that keeps the messages it is given and, while held, blocks the
+// thread that logs until it is released (or the test's deadline passes), as
+// a stderr nobody reads would.
+class HeldSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  void Hold() {
+    std::lock_guard lock(state_mu_);
+    held_ = true;
+  }
+  void Release() {
+    {
+      std::lock_guard lock(state_mu_);
+      held_ = false;
+    }
+    changed_.notify_all();
+  }
+  // Waits until `n` messages have reached the sink (the last one may be
+  // blocked in it).
+  bool WaitEntered(std::size_t n) {
+    std::unique_lock lock(state_mu_);
+    return changed_.wait_for(lock, kDeadline, [&] { return entered_ >= n; });
+  }
+  std::vector<std::string> messages() {
+    std::lock_guard lock(state_mu_);
+    return messages_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    std::unique_lock lock(state_mu_);
+    ++entered_;
+    changed_.notify_all();
+    changed_.wait_for(lock, kDeadline, [&] { return !held_; });
+    messages_.emplace_back(msg.payload.data(), msg.payload.size());
+  }
+  void flush_() override {}
+
+ private:
+  std::mutex state_mu_;
+  std::condition_variable changed_;
+  bool held_ = false;
+  std::size_t entered_ = 0;
+  std::vector<std::string> messages_;
+};
+
+// Routes spdlog's default logger to a HeldSink for the life of the object.
+class CapturedLog {
+ public:
+  CapturedLog()
+      : sink_(std::make_shared<HeldSink>()),
+        saved_(spdlog::default_logger()),
+        logger_(std::make_shared<spdlog::logger>("captured", sink_)) {
+    spdlog::set_default_logger(logger_);
+  }
+  ~CapturedLog() { spdlog::set_default_logger(saved_); }
+  HeldSink& sink() { return *sink_; }
+
+ private:
+  std::shared_ptr<HeldSink> sink_;
+  std::shared_ptr<spdlog::logger> saved_;
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+TEST(EventTransportsTest, DropCountsWhatItTakes) {
   asio::io_context io;
   auto drop = MakeEventTransport(io, Settings("json", "drop", ""));
-  auto log = MakeEventTransport(io, Settings("tab-text", "log", ""));
   EXPECT_EQ(drop->kind(), exporter::ExporterTransport::kDrop);
-  EXPECT_EQ(log->kind(), exporter::ExporterTransport::kLog);
-  EXPECT_EQ(log->name(), "test_exporter");
+  EXPECT_EQ(drop->writer(), nullptr);
   drop->Send("{}");
-  log->Send("event:x\tfield:a=1");
   drop->Close();
   drop->Send("{}");
   EXPECT_EQ(drop->counters().sent, 1u);
   EXPECT_EQ(drop->counters().dropped, 1u);
-  EXPECT_EQ(log->counters().sent, 1u);
-  EXPECT_EQ(log->queued(), 0u);
+}
+
+TEST(LogTransportTest, LogsEachPayloadAsAnInfoLine) {
+  CapturedLog log;
+  asio::io_context io;
+  auto t = MakeEventTransport(io, Settings("tab-text", "log", ""));
+  EXPECT_EQ(t->kind(), exporter::ExporterTransport::kLog);
+  EXPECT_EQ(t->name(), "test_exporter");
+  t->Send("event:x\tfield:a=1");
+  t->Send("");
+  t->Send("second\nline");
+  ASSERT_TRUE(CloseAndWait(*t));
+  EXPECT_EQ(log.sink().messages(),
+            (std::vector<std::string>{"event:x\tfield:a=1", "", "second\nline"}));
+  EXPECT_EQ(t->counters().sent, 3u);
+  EXPECT_EQ(t->queued(), 0u);
+}
+
+// The loop hands events over and goes on while the log cannot be written:
+// what does not fit in the queue meanwhile is dropped and counted, the rest
+// is logged once the log takes it again.
+TEST(LogTransportTest, AStalledLogNeverBlocksSendAndAFullQueueDrops) {
+  CapturedLog log;
+  log.sink().Hold();
+  EventTransportOptions options;
+  options.max_queue_events = 2;
+  asio::io_context io;
+  auto t = MakeEventTransport(io, Settings("tab-text", "log", ""), options);
+  t->Send("first");
+  ASSERT_TRUE(log.sink().WaitEntered(1));  // the writer is stuck logging it
+  for (int i = 0; i < 5; ++i) t->Send("more " + std::to_string(i));
+  EXPECT_EQ(t->counters().dropped, 3u);
+  EXPECT_EQ(t->counters().sent, 0u);
+  EXPECT_EQ(t->queued(), 3u);
+  log.sink().Release();
+  ASSERT_TRUE(CloseAndWait(*t));
+  EXPECT_EQ(log.sink().messages(), (std::vector<std::string>{"first", "more 0", "more 1"}));
+  EXPECT_EQ(t->counters().sent, 3u);
+  EXPECT_EQ(t->counters().dropped, 3u);
+  EXPECT_EQ(t->counters().failed, 0u);
 }
 
 // --- file --------------------------------------------------------------------
@@ -98,7 +219,7 @@ TEST(FileTransportTest, AppendsOneLinePerEvent) {
   t->Send(R"({"event":"a"})");
   t->Send("b\tc");
   t->Send("");
-  ASSERT_TRUE(WaitFileIdleForTesting(*t, kDeadline));
+  ASSERT_TRUE(WaitIdle(*t));
   EXPECT_EQ(ReadFile(path), "kept\n{\"event\":\"a\"}\nb\tc\n\n");
   EXPECT_EQ(t->counters().sent, 3u);
   EXPECT_EQ(t->counters().failed, 0u);
@@ -111,7 +232,7 @@ TEST(FileTransportTest, CreatesTheFileWithMode0600) {
   asio::io_context io;
   auto t = MakeEventTransport(io, Settings("tab-text", "file", path));
   t->Send("x");
-  ASSERT_TRUE(WaitFileIdleForTesting(*t, kDeadline));
+  ASSERT_TRUE(WaitIdle(*t));
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
@@ -123,13 +244,13 @@ TEST(FileTransportTest, ReopenFollowsLogRotation) {
   asio::io_context io;
   auto t = MakeEventTransport(io, Settings("json", "file", path));
   t->Send("first");
-  ASSERT_TRUE(WaitFileIdleForTesting(*t, kDeadline));
+  ASSERT_TRUE(WaitIdle(*t));
   std::filesystem::rename(path, path + ".1");
   t->Send("second");  // still the open file, now events.log.1
-  ASSERT_TRUE(WaitFileIdleForTesting(*t, kDeadline));
+  ASSERT_TRUE(WaitIdle(*t));
   t->Reopen();
   t->Send("third");
-  ASSERT_TRUE(WaitFileIdleForTesting(*t, kDeadline));
+  ASSERT_TRUE(WaitIdle(*t));
   EXPECT_EQ(ReadFile(path + ".1"), "first\nsecond\n");
   EXPECT_EQ(ReadFile(path), "third\n");
   EXPECT_EQ(t->counters().sent, 3u);
@@ -140,9 +261,9 @@ TEST(FileTransportTest, CountsWriteErrors) {
   asio::io_context io;
   auto t = MakeEventTransport(io, Settings("json", "file", "/dev/full"));
   t->Send("a");
-  ASSERT_TRUE(WaitFileIdleForTesting(*t, kDeadline));
+  ASSERT_TRUE(WaitIdle(*t));
   t->Send("b");
-  ASSERT_TRUE(WaitFileIdleForTesting(*t, kDeadline));
+  ASSERT_TRUE(WaitIdle(*t));
   EXPECT_EQ(t->counters().failed, 2u);
   EXPECT_EQ(t->counters().sent, 0u);
 }
@@ -153,11 +274,11 @@ TEST(FileTransportTest, CountsOpenErrorsAndRecovers) {
   asio::io_context io;
   auto t = MakeEventTransport(io, Settings("json", "file", path));
   t->Send("lost");
-  ASSERT_TRUE(WaitFileIdleForTesting(*t, kDeadline));
+  ASSERT_TRUE(WaitIdle(*t));
   EXPECT_EQ(t->counters().failed, 1u);
   std::filesystem::create_directory(dir.Path("later"));
   t->Send("kept");
-  ASSERT_TRUE(WaitFileIdleForTesting(*t, kDeadline));
+  ASSERT_TRUE(WaitIdle(*t));
   EXPECT_EQ(ReadFile(path), "kept\n");
   EXPECT_EQ(t->counters().sent, 1u);
 }
@@ -182,12 +303,118 @@ TEST(FileTransportTest, CloseWritesWhatIsQueued) {
   asio::io_context io;
   auto t = MakeEventTransport(io, Settings("json", "file", path));
   for (int i = 0; i < 1000; ++i) t->Send("line " + std::to_string(i));
-  t->Close();
+  ASSERT_TRUE(CloseAndWait(*t));
   const std::string text = ReadFile(path);
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1000);
   EXPECT_TRUE(text.ends_with("line 999\n"));
   EXPECT_EQ(t->counters().sent, 1000u);
   EXPECT_EQ(t->queued(), 0u);
+}
+
+std::string NumberedLines(int from, int to) {
+  std::string text;
+  for (int i = from; i < to; ++i)
+    text += "event " + std::to_string(i) + std::string(90, '.') + "\n";
+  return text;
+}
+
+// Equal, or where they first differ (the texts are long).
+::testing::AssertionResult SameText(const std::string& got, const std::string& want) {
+  if (got == want) return ::testing::AssertionSuccess();
+  const auto diff = std::mismatch(got.begin(), got.end(), want.begin(), want.end());
+  const auto at = static_cast<std::size_t>(diff.first - got.begin());
+  return ::testing::AssertionFailure()
+         << "got " << got.size() << " bytes, want " << want.size() << "; they differ from byte "
+         << at << ": \"" << got.substr(at, 40) << "\" vs \"" << want.substr(at, 40) << "\"";
+}
+
+void SendNumbered(EventTransport& t, int from, int to) {
+  for (int i = from; i < to; ++i) t.Send("event " + std::to_string(i) + std::string(90, '.'));
+}
+
+// A file transport writing to a FIFO whose reader has stalled: kEvents
+// events sent (five times the pipe buffer), and the pipe full.
+class StalledFifoTest : public ::testing::Test {
+ protected:
+  static constexpr int kEvents = 200;
+
+  void SetUp() override {
+    ASSERT_TRUE(fifo_.ok()) << std::strerror(errno);
+    SendNumbered(*transport_, 0, kEvents);
+    ASSERT_TRUE(fifo_.WaitFull());
+  }
+
+  // The reader catches up: every line arrives, whole and in order.
+  ::testing::AssertionResult ReaderGetsEveryLine() {
+    return SameText(fifo_.ReadLines(kEvents), NumberedLines(0, kEvents));
+  }
+
+  TempDir dir_;
+  const std::string path_ = dir_.Path("fifo");
+  SlowFifoForTesting fifo_{path_, kDeadline};
+  asio::io_context io_;
+  std::unique_ptr<EventTransport> transport_ =
+      MakeEventTransport(io_, Settings("json", "file", path_));
+};
+
+// A reader that is slow is waited for: nothing is lost, nothing is cut.
+TEST_F(StalledFifoTest, TheWriterWaitsForTheReader) {
+  EXPECT_TRUE(ReaderGetsEveryLine());
+  ASSERT_TRUE(WaitIdle(*transport_));
+  EXPECT_EQ(transport_->counters().sent, kEvents);
+  EXPECT_EQ(transport_->counters().failed, 0u);
+}
+
+// Close() returns while the writer waits for the reader; what was queued
+// still arrives once the reader reads.
+TEST_F(StalledFifoTest, CloseReturnsAtOnceAndTheQueueStillArrives) {
+  auto closed = std::async(std::launch::async, [&] { transport_->Close(); });
+  const bool returned = closed.wait_for(kDeadline) == std::future_status::ready;
+  EXPECT_TRUE(returned) << "Close() waited for the writer";
+  transport_->Send("too late");
+  EXPECT_TRUE(ReaderGetsEveryLine());
+  ASSERT_TRUE(transport_->writer()->WaitEnded(std::chrono::steady_clock::now() + kDeadline));
+  EXPECT_EQ(transport_->counters().sent, kEvents);
+  EXPECT_EQ(transport_->counters().dropped, 1u);
+  EXPECT_EQ(transport_->counters().failed, 0u);
+}
+
+// --- reaper ------------------------------------------------------------------
+
+// Retire() never waits: the transport finishes on the reaper's thread and
+// goes once its queue is written.
+TEST_F(StalledFifoTest, RetireReturnsAtOnceAndTheQueueIsWrittenLater) {
+  TransportReaper reaper;
+  auto retired = std::async(std::launch::async, [&] { reaper.Retire(std::move(transport_)); });
+  const bool returned = retired.wait_for(kDeadline) == std::future_status::ready;
+  EXPECT_TRUE(returned) << "Retire() waited for the writer";
+  EXPECT_EQ(reaper.size(), 1u);
+  EXPECT_TRUE(ReaderGetsEveryLine());
+  reaper.Finish(std::chrono::steady_clock::now() + kDeadline);
+  EXPECT_EQ(reaper.size(), 0u);
+}
+
+// At the deadline, what a reader never took is dropped: Finish() is bounded.
+TEST_F(StalledFifoTest, ReaperFinishAbortsWritersPastTheDeadline) {
+  TransportReaper reaper;
+  reaper.Retire(std::move(transport_));
+  auto finished =
+      std::async(std::launch::async, [&] { reaper.Finish(std::chrono::steady_clock::now()); });
+  if (finished.wait_for(kDeadline) != std::future_status::ready) {
+    // The thread in Finish() cannot be joined: report, and end the binary.
+    std::fprintf(stderr, "TransportReaper::Finish() went past its deadline\n");
+    std::abort();
+  }
+  EXPECT_EQ(reaper.size(), 0u);
+}
+
+TEST(TransportReaperTest, NetworkTransportsAreDestroyedAtOnce) {
+  asio::io_context io;
+  TransportReaper reaper;
+  auto t = MakeEventTransport(io, Settings("json", "unix", "/nonexistent/socket"));
+  t->Send("x");
+  reaper.Retire(std::move(t));
+  EXPECT_EQ(reaper.size(), 0u);
 }
 
 // --- unix ----------------------------------------------------------------------

@@ -19,7 +19,9 @@
 #include "core/tab_escape.h"
 #include "export/carbon.h"
 #include "ingest/dovecot_stats_writer.h"
+#include "net/coalescing_worker.h"
 #include "net/http_server.h"
+#include "net/loop_stall_probe.h"
 #include "net/spawn.h"
 #include "pipeline/dispatcher.h"
 #include "query/old_stats_query.h"
@@ -116,6 +118,38 @@ Result<std::unique_ptr<catalog::EventRouter>> MakeRouter(const Config& config) {
   return std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control));
 }
 
+// A configuration file read again for SIGHUP, with its event control built:
+// all the loop has left to do is swap them in.
+struct LoadedConfig {
+  Config config;
+  catalog::EventControl control;
+  std::chrono::steady_clock::duration read_time{};  // what reading it took
+};
+
+// Off the loop: reading the file (and the dovecot.conf files it names) and
+// building the event control take as long as the disk and the catalog make
+// them.
+Result<LoadedConfig> LoadForReload(const std::string& path) {
+  const auto start = std::chrono::steady_clock::now();
+  auto fresh = LoadConfigFile(path);
+  if (!fresh.ok()) return fresh.status();
+  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), fresh->events);
+  if (!control.ok()) return control.status();
+  return LoadedConfig{std::move(*fresh), std::move(*control),
+                      std::chrono::steady_clock::now() - start};
+}
+
+double Milliseconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+// At shutdown, how long the file and log exporters may take to write what
+// they still hold; what is left then is dropped (and logged).
+constexpr auto kExportDrainTimeout = 10s;
+
+// How often the loop's responsiveness is sampled (mailscope_loop_stall_seconds).
+constexpr auto kStallProbePeriod = 10ms;
+
 }  // namespace
 
 struct Daemon::State {
@@ -130,7 +164,10 @@ struct Daemon::State {
         start_time(clock.Now()),
         hostname(HostName()),
         exporters(io, clock, hostname),
-        tails(clock, hostname, [this] { SchedulePushFilter(); }) {}
+        tails(clock, hostname, [this] { SchedulePushFilter(); }),
+        reloader(
+            io, [path = config_path] { return LoadForReload(path); },
+            [this](Result<LoadedConfig> loaded) { ApplyReload(std::move(loaded)); }) {}
 
   Status Start();
   // The FILTER line, made anew only after SchedulePushFilter() marked it
@@ -144,7 +181,9 @@ struct Daemon::State {
   void ScheduleTick();
   void ScheduleCarbon();
   void WaitSignals();
+  // SIGHUP: the file is parsed off the loop; ApplyReload() swaps it in.
   void Reload();
+  void ApplyReload(Result<LoadedConfig> loaded);
   // Makes the configured metrics those of `wanted`: changed and dropped ones
   // are removed, new and changed ones added; unchanged ones keep counting.
   void ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
@@ -186,8 +225,12 @@ struct Daemon::State {
   asio::steady_timer tick_timer{io};
   asio::steady_timer carbon_timer{io};
   asio::signal_set signals{io};
+  net::LoopStallProbe stall_probe{io, kStallProbePeriod};
   std::uint64_t carbon_failures = 0;
   bool carbon_in_flight = false;
+  // Its thread parses the configuration for SIGHUP; joined (a parse under
+  // way finishes) before anything the result would have touched goes.
+  net::CoalescingWorker<Result<LoadedConfig>> reloader;
   // Declared last, closed and destroyed first.
   ListenerRegistry listeners{io};
   net::LineServer* stats_writer = nullptr;  // for FILTER broadcasts
@@ -276,6 +319,7 @@ Status Daemon::State::Start() {
   spdlog::info("old-stats FIFOs {0}/old-stats-mail {0}/old-stats-user, socket {0}/old-stats", run);
   ScheduleTick();
   ScheduleCarbon();
+  stall_probe.Start();
   if (options.handle_signals) {
     signals.add(SIGTERM);
     signals.add(SIGINT);
@@ -380,7 +424,8 @@ net::HttpRouter Daemon::State::HttpRoutes() {
                            tails.client_count(),
                            tails.dropped(),
                            exporters.Figures(),
-                           listeners.Figures()};
+                           listeners.Figures(),
+                           std::chrono::duration<double>(stall_probe.longest()).count()};
     return net::HttpResponse{
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   });
@@ -462,19 +507,19 @@ void Daemon::State::Reload() {
     spdlog::info("SIGHUP: no configuration file to reload");
     return;
   }
-  auto fresh = LoadConfigFile(config_path);
-  if (!fresh.ok()) {
+  reloader.Request();
+}
+
+void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
+  if (stopping) return;
+  const auto start = std::chrono::steady_clock::now();
+  if (!loaded.ok()) {
     spdlog::error("reload failed, keeping the running configuration:\n{}",
-                  fresh.status().message());
+                  loaded.status().message());
+    if (options.after_reload_for_testing) options.after_reload_for_testing(loaded.status());
     return;
   }
-  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), fresh->events);
-  if (!control.ok()) {
-    spdlog::error("reload failed, keeping the running configuration:\n{}",
-                  control.status().message());
-    return;
-  }
-  Config next = std::move(*fresh);
+  Config next = std::move(loaded->config);
   // Restart-only settings keep their running values.
   next.run_dir = config.run_dir;
   next.data_dir = config.data_dir;
@@ -485,7 +530,7 @@ void Daemon::State::Reload() {
   metrics.set_max_sub_metrics(next.stats_max_sub_metrics);
   exporters.Apply(next.exporters);
   exporters.Reopen();  // log rotation
-  dispatcher->SetControl(std::move(*control));
+  dispatcher->SetControl(std::move(loaded->control));
   ApplyConfiguredMetrics(config.metrics, next.metrics);
   SchedulePushFilter();  // event control may ask Dovecot for other events
   const bool interval_changed = next.old_stats_carbon_interval != config.old_stats_carbon_interval;
@@ -495,7 +540,12 @@ void Daemon::State::Reload() {
     carbon_timer.cancel();
     ScheduleCarbon();
   }
-  spdlog::info("configuration reloaded from {}", config_path);
+  // How long the loop was held is what a reload costs every client.
+  spdlog::info(
+      "configuration reloaded from {} (read in {:.1f} ms off the loop, applied in {:.1f} ms)",
+      config_path, Milliseconds(loaded->read_time),
+      Milliseconds(std::chrono::steady_clock::now() - start));
+  if (options.after_reload_for_testing) options.after_reload_for_testing(Status::Ok());
 }
 
 void Daemon::State::ApplyConfiguredMetrics(const std::vector<MetricConfig>& previous,
@@ -534,8 +584,10 @@ void Daemon::State::Shutdown() {
   stopping = true;
   // FIFOs first: what writers already sent is read and accounted.
   listeners.CloseAll();
-  // The file transport writes what is queued; the network ones drop it.
+  // File and log transports go on writing what they hold (Run() waits for
+  // them once the loop is done); the network ones drop it.
   exporters.Close();
+  stall_probe.Stop();
   filter_timer.cancel();
   tick_timer.cancel();
   carbon_timer.cancel();
@@ -554,10 +606,17 @@ Status Daemon::Start() { return state_->Start(); }
 
 void Daemon::Run() {
   net::RunContained(state_->io, [s = state_.get()] { return s->stopping; });
+  state_->exporters.Finish(std::chrono::steady_clock::now() + kExportDrainTimeout);
 }
 
 void Daemon::Stop() {
   asio::post(state_->io, [s = state_.get()] { s->Shutdown(); });
+}
+
+void Daemon::Reload() {
+  asio::post(state_->io, [s = state_.get()] {
+    if (!s->stopping) s->Reload();
+  });
 }
 
 std::string Daemon::http_address() const {

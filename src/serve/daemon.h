@@ -38,6 +38,9 @@ class Daemon {
     // source (FIFO lines, stats-writer) right before it is dispatched, so a
     // test can make the line's handling fail. Unset in production.
     std::function<void(const Event&)> before_dispatch_for_testing;
+    // Test-only: called on the loop thread when a reload has been applied
+    // (OK) or refused (the error), so a test can wait for it.
+    std::function<void(const Status&)> after_reload_for_testing;
   };
 
   // `config` complete (run and data directories set); `config_path` is what
@@ -51,8 +54,12 @@ class Daemon {
   // Runs the loop until Stop() or a stop signal. An exception escaping a
   // handler is logged and the loop goes on (see net::RunContained).
   void Run();
-  // Stops it: may be called from any thread.
+  // Stops it: may be called from any thread. Run() returns once the file
+  // and log exporters have written what they hold (at most 10 s).
   void Stop();
+  // Reloads `config_path` as SIGHUP does: parsed off the loop, then applied
+  // on it. May be called from any thread; returns at once.
+  void Reload();
   // The HTTP listener's address ("127.0.0.1:PORT"); empty without one.
   std::string http_address() const;
 

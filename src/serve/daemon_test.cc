@@ -20,15 +20,19 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <span>
@@ -42,6 +46,7 @@
 #include "core/event.h"
 #include "core/tab_escape.h"
 #include "filter/filter.h"
+#include "net/slow_fifo_testing.h"
 #include "serve/config.h"
 
 namespace mailscope::serve {
@@ -530,6 +535,13 @@ class DaemonTest : public ::testing::Test {
     root_ = dir;
     run_dir_ = root_ + "/run";
     data_dir_ = root_ + "/data";
+    options_.after_reload_for_testing = [this](const Status& st) {
+      {
+        std::lock_guard lock(reload_mu_);
+        reloads_.push_back(st);
+      }
+      reload_done_.notify_all();
+    };
   }
 
   void TearDown() override {
@@ -549,7 +561,7 @@ class DaemonTest : public ::testing::Test {
   void StartDaemon(std::string_view toml = {}) {
     auto config = ParseConfig(WithServe(toml), "test.toml");
     ASSERT_TRUE(config.ok()) << config.status().message();
-    daemon_ = std::make_unique<Daemon>(std::move(*config), std::string(), options_);
+    daemon_ = std::make_unique<Daemon>(std::move(*config), config_path_, options_);
     Status st = daemon_->Start();
     ASSERT_TRUE(st.ok()) << st.message();
     http_ = daemon_->http_address();
@@ -578,6 +590,30 @@ class DaemonTest : public ::testing::Test {
 
   std::string RunPath(std::string_view name) const { return run_dir_ + "/" + std::string(name); }
 
+  // Writes `toml` (see WithServe) to the configuration file that a daemon
+  // started from now on reloads.
+  void WriteConfigFile(std::string_view toml) {
+    config_path_ = root_ + "/mailscope.toml";
+    std::ofstream(config_path_, std::ios::trunc) << WithServe(toml);
+  }
+
+  // Asks the daemon to reload, as SIGHUP does, and waits until it has applied
+  // the file (OK) or refused it (the error).
+  Status Reload() {
+    daemon_->Reload();
+    return NextReload();
+  }
+
+  // The outcome of the next reload the daemon finishes.
+  Status NextReload() {
+    std::unique_lock lock(reload_mu_);
+    if (!reload_done_.wait_for(lock, kWait, [this] { return !reloads_.empty(); }))
+      return Unavailable("no reload finished within the deadline");
+    Status st = reloads_.front();
+    reloads_.pop_front();
+    return st;
+  }
+
   HttpReply Get(std::string_view target) { return Http(http_, "GET", target); }
   HttpReply Post(std::string_view target, std::string_view content_type, std::string_view body) {
     return Http(http_, "POST", target, content_type, body);
@@ -597,6 +633,10 @@ class DaemonTest : public ::testing::Test {
   }
 
   std::string root_, run_dir_, data_dir_, http_;
+  std::string config_path_;  // empty: the daemon has no file to reload
+  std::mutex reload_mu_;
+  std::condition_variable reload_done_;
+  std::deque<Status> reloads_;  // outcomes not yet taken by NextReload()
   // Set before StartDaemon(); signals stay with the test runner.
   Daemon::Options options_ = [] {
     Daemon::Options o;
@@ -1072,6 +1112,135 @@ TEST_F(DaemonTest, ThrowInAWriterLineDropsThatLineAndTheConnectionKeepsFlowing) 
 }
 
 // ---- configuration ------------------------------------------------------------
+
+// ---- reload -------------------------------------------------------------------
+
+// One login as Dovecot's tab-text exporter posts it; `n` makes each distinct.
+std::string PostedLogin(int n) {
+  return "event:auth_request_finished\thostname:vm\tstart_time:1795305644.186405\t"
+         "end_time:1795305644.187226\tcategory:auth\tfield:success=yes\t"
+         "field:user=user" +
+         std::to_string(n) + "@example.com";
+}
+
+constexpr std::string_view kLoginsMetric = R"(
+[metrics.logins]
+filter = "event=auth_request_finished"
+)";
+
+TEST_F(DaemonTest, ReloadAppliesTheFileAndUnchangedMetricsKeepCounting) {
+  WriteConfigFile(kLoginsMetric);
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(kLoginsMetric));
+  ASSERT_EQ(Post("/ingest/dovecot", "text/plain", PostedLogin(1)).status, 204);
+  EXPECT_EQ(Sample(Get("/metrics").body, "mailscope_logins_total"), 1);
+
+  WriteConfigFile(std::string(kLoginsMetric) +
+                  "[metrics.cmds]\nfilter = \"event=imap_command_finished\"\n");
+  const Status st = Reload();
+  ASSERT_TRUE(st.ok()) << st.message();
+  ASSERT_EQ(Post("/ingest/dovecot", "text/plain", PostedLogin(2)).status, 204);
+  const std::string page = Get("/metrics").body;
+  EXPECT_EQ(Sample(page, "mailscope_logins_total"), 2) << page;
+  EXPECT_EQ(Sample(page, "mailscope_cmds_total"), 0) << page;
+}
+
+TEST_F(DaemonTest, AFailedReloadKeepsTheRunningConfiguration) {
+  WriteConfigFile(kLoginsMetric);
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(kLoginsMetric));
+  WriteConfigFile("[metrics.logins]\nfilter = \"event=\"\n[no_such_table]\n");
+  const Status st = Reload();
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.message();
+  ASSERT_EQ(Post("/ingest/dovecot", "text/plain", PostedLogin(1)).status, 204);
+  EXPECT_EQ(Sample(Get("/metrics").body, "mailscope_logins_total"), 1);
+}
+
+// Reloads asked for in a burst are coalesced: each is followed by a parse
+// that sees the file as it was then, and the last state wins.
+TEST_F(DaemonTest, ReloadsInABurstEndWithTheLastFileApplied) {
+  WriteConfigFile(kLoginsMetric);
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(kLoginsMetric));
+  for (int i = 0; i < 20; ++i) daemon_->Reload();
+  WriteConfigFile("[metrics.cmds]\nfilter = \"event=imap_command_finished\"\n");
+  daemon_->Reload();
+  // At least one reload, at most one per request; the last one applied the
+  // last file.
+  int applied = 0;
+  for (;;) {
+    const std::string page = Get("/metrics").body;
+    if (Sample(page, "mailscope_cmds_total") == 0 && !Sample(page, "mailscope_logins_total")) break;
+    const Status st = NextReload();
+    ASSERT_TRUE(st.ok()) << st.message();
+    ASSERT_LE(++applied, 21);
+  }
+}
+
+// A new format alone keeps the exporter's transport: the same file, the same
+// counters.
+TEST_F(DaemonTest, ReloadWithANewFormatKeepsTheExportersTransport) {
+  const std::string path = root_ + "/exported.log";
+  auto config = [&](std::string_view format) {
+    return "[exporters.out]\nformat = \"" + std::string(format) +
+           "\"\nformat_args = \"time-unix\"\ntransport = \"file\"\ntransport_args = \"" + path +
+           "\"\n" + std::string(kLoginsMetric) + "exporter = \"out\"\n";
+  };
+  const std::string sent = "mailscope_exporter_events_total{exporter=\"out\",result=\"sent\"}";
+  WriteConfigFile(config("json"));
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(config("json")));
+  ASSERT_EQ(Post("/ingest/dovecot", "text/plain", PostedLogin(1)).status, 204);
+  std::string page = WaitForMetrics([&](const std::string& p) { return Sample(p, sent) == 1; });
+  EXPECT_EQ(Sample(page, sent), 1) << page;
+
+  WriteConfigFile(config("tab-text"));
+  const Status st = Reload();
+  ASSERT_TRUE(st.ok()) << st.message();
+  ASSERT_EQ(Post("/ingest/dovecot", "text/plain", PostedLogin(2)).status, 204);
+  page = WaitForMetrics([&](const std::string& p) { return Sample(p, sent) == 2; });
+  EXPECT_EQ(Sample(page, sent), 2) << page;
+  std::ifstream in(path);
+  const std::string text{std::istreambuf_iterator<char>(in), {}};
+  EXPECT_TRUE(text.starts_with("{\"event\":\"auth_request_finished\"")) << text;
+  EXPECT_NE(text.find("\nevent:auth_request_finished\t"), std::string::npos) << text;
+}
+
+// Replacing a file exporter whose reader has stalled neither waits for the
+// reader nor loses what the old exporter still holds.
+TEST_F(DaemonTest, ReloadReplacingAStalledFileExporterNeverWaitsAndLosesNothing) {
+  const std::string fifo_path = root_ + "/exported.fifo";
+  net::SlowFifoForTesting fifo(fifo_path, kWait);
+  ASSERT_TRUE(fifo.ok()) << std::strerror(errno);
+  auto config = [&](const std::string& path) {
+    return "[exporters.out]\nformat = \"json\"\nformat_args = \"time-unix\"\n"
+           "transport = \"file\"\ntransport_args = \"" +
+           path + "\"\n" + std::string(kLoginsMetric) + "exporter = \"out\"\n";
+  };
+  WriteConfigFile(config(fifo_path));
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(config(fifo_path)));
+  constexpr int kEvents = 100;  // several times the pipe's 4 KiB
+  for (int i = 0; i < kEvents; ++i) {
+    ASSERT_EQ(Post("/ingest/dovecot", "text/plain", PostedLogin(i)).status, 204);
+  }
+  ASSERT_TRUE(fifo.WaitFull());
+
+  const std::string file_path = root_ + "/exported.json";
+  WriteConfigFile(config(file_path));
+  const Status st = Reload();
+  EXPECT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(Get("/healthz").status, 200);
+  ASSERT_EQ(Post("/ingest/dovecot", "text/plain", PostedLogin(kEvents)).status, 204);
+
+  const std::string old_lines = fifo.ReadLines(kEvents);
+  EXPECT_EQ(std::count(old_lines.begin(), old_lines.end(), '\n'), kEvents);
+  for (int i : {0, kEvents - 1}) {
+    EXPECT_NE(old_lines.find("\"user" + std::to_string(i) + "@example.com\""), std::string::npos)
+        << i;
+  }
+  StopDaemon();
+  std::ifstream in(file_path);
+  const std::string new_lines{std::istreambuf_iterator<char>(in), {}};
+  EXPECT_NE(new_lines.find("\"user" + std::to_string(kEvents) + "@example.com\""),
+            std::string::npos)
+      << new_lines;
+}
 
 TEST_F(DaemonTest, UnknownOutputIsAConfigurationError) {
   auto config = ParseConfig(WithServe("[outputs.log]\nlevel = \"warn\"\n"), "test.toml");

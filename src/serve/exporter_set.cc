@@ -5,28 +5,45 @@
 #include <algorithm>
 
 namespace mailscope::serve {
+namespace {
+
+// Whether both make the same transport: what differs, if anything, is how
+// events are formatted. The name counts, as it names the transport in logs.
+bool SameTransport(const exporter::ExporterSettingsText& a,
+                   const exporter::ExporterSettingsText& b) {
+  return a.name == b.name && a.transport == b.transport && a.transport_args == b.transport_args &&
+         a.transport_timeout == b.transport_timeout;
+}
+
+}  // namespace
 
 void ExporterSet::Apply(const std::vector<ExporterConfig>& wanted) {
   metric_exports_.clear();
   std::vector<std::unique_ptr<Exporter>> next;
   for (const ExporterConfig& config : wanted) {
-    auto same = std::find_if(exporters_.begin(), exporters_.end(), [&](const auto& e) {
-      return e != nullptr && e->config.text == config.text;
-    });
-    if (same != exporters_.end()) {
-      next.push_back(std::move(*same));
-      continue;
-    }
-    auto e = std::make_unique<Exporter>();
-    e->config = config;
-    e->transport = net::MakeEventTransport(io_, config.parsed);
     const exporter::ExporterSettingsText& t = config.text;
+    auto same = std::find_if(exporters_.begin(), exporters_.end(), [&](const auto& e) {
+      return e != nullptr && SameTransport(e->config.text, t);
+    });
+    std::unique_ptr<Exporter> e;
+    if (same != exporters_.end()) {
+      e = std::move(*same);
+      if (e->config.text == t) {
+        next.push_back(std::move(e));
+        continue;
+      }
+      e->config = config;
+    } else {
+      e = std::make_unique<Exporter>();
+      e->config = config;
+      e->transport = net::MakeEventTransport(io_, config.parsed);
+    }
     spdlog::info("exporter {}: {} over {}{}", t.name, t.format, t.transport,
                  t.transport_args.empty() ? "" : " " + t.transport_args);
     next.push_back(std::move(e));
   }
-  for (const auto& old : exporters_) {
-    if (old != nullptr) old->transport->Close();
+  for (auto& old : exporters_) {
+    if (old != nullptr) reaper_.Retire(std::move(old->transport));
   }
   exporters_ = std::move(next);
 }
@@ -66,6 +83,13 @@ void ExporterSet::Reopen() {
 
 void ExporterSet::Close() {
   for (const auto& e : exporters_) e->transport->Close();
+}
+
+void ExporterSet::Finish(std::chrono::steady_clock::time_point deadline) {
+  metric_exports_.clear();
+  for (auto& e : exporters_) reaper_.Retire(std::move(e->transport));
+  exporters_.clear();
+  reaper_.Finish(deadline);
 }
 
 std::vector<ExporterFigures> ExporterSet::Figures() const {

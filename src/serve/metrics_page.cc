@@ -24,6 +24,10 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   w.Family("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch",
            "seconds");
   w.Sample({}, static_cast<double>(UnixSeconds(src.start_time)));
+  w.Family("mailscope_loop_stall_seconds", "gauge",
+           "The longest time the event loop was kept from work that was due, since the start",
+           "seconds");
+  w.Sample({}, src.loop_stall_seconds);
 
   w.Family("mailscope_events", "counter",
            "Events accepted, by source and the source's own event name");

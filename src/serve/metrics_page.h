@@ -46,6 +46,8 @@ struct MetricsSources {
   std::uint64_t tail_dropped = 0;  // events not sent to a tail client that fell behind
   std::vector<ExporterFigures> exporters = {};
   std::vector<ListenerFigures> listeners = {};
+  // The longest the loop was kept from work that was due (net::LoopStallProbe).
+  double loop_stall_seconds = 0;
 };
 
 std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);

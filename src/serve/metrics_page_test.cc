@@ -52,6 +52,9 @@ TEST(MetricsPageTest, CarriesSelfMetricsAndOldStatsFigures) {
   EXPECT_NE(page.find("mailscope_memory_limit_bytes{store=\"old_stats\"} 16777216\n"),
             std::string::npos);
   EXPECT_NE(page.find("mailscope_old_stats_logins_total 1\n"), std::string::npos);
+  EXPECT_NE(
+      page.find("# TYPE mailscope_loop_stall_seconds gauge\nmailscope_loop_stall_seconds 0\n"),
+      std::string::npos);
   EXPECT_NE(page.find("mailscope_old_stats_connected_sessions 1\n"), std::string::npos);
   EXPECT_NE(page.find("mailscope_old_stats_user_cpu_seconds_total 0\n"), std::string::npos);
   EXPECT_NE(page.find("mailscope_evicted_total{store=\"old_stats\",level=\"user\"} 0\n"),
