@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/check.h"
 #include "core/hash.h"
@@ -67,6 +68,56 @@ NameId InternName(std::string_view name) {
   std::lock_guard lock(t.mu);
   if (auto it = t.ids.find(name); it != t.ids.end()) return it->second;
   return AddLocked(t, name);
+}
+
+// NameBudget's counters, for TryInternNames().
+struct NameTableAccess {
+  static void Charge(NameBudget& b, std::uint32_t added) { b.added_ += added; }
+  static void Refuse(NameBudget& b, std::uint32_t refused, NameRefusal why) {
+    b.refused_ += refused;
+    b.last_refusal_ = why;
+  }
+};
+
+std::optional<NameShortfall> TryInternNames(std::span<const std::string_view> names,
+                                            NameBudget& budget, std::span<NameId> ids) {
+  MS_CHECK(ids.size() == names.size());
+  Table& t = GetTable();
+  std::lock_guard lock(t.mu);
+  // The new names, each once, and the first one past the room: the client's,
+  // then the table's.
+  std::unordered_set<std::string_view, SeededStringHash> fresh;
+  std::size_t fresh_bytes = 0;
+  std::optional<NameShortfall> shortfall;
+  const std::uint32_t count = t.count.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i].empty() || t.ids.contains(names[i]) || !fresh.insert(names[i]).second) continue;
+    fresh_bytes += names[i].size();
+    if (shortfall) continue;
+    if (fresh.size() > budget.remaining()) {
+      shortfall = NameShortfall{NameRefusal::kClientBudget, 0, i};
+    } else if (count + fresh.size() > t.max_names || t.bytes + fresh_bytes > t.max_bytes) {
+      shortfall = NameShortfall{NameRefusal::kTableFull, 0, i};
+    }
+  }
+  if (shortfall) {
+    shortfall->new_names = static_cast<std::uint32_t>(fresh.size());
+    NameTableAccess::Refuse(budget, shortfall->new_names, shortfall->reason);
+    t.refused[static_cast<std::size_t>(budget.input())][static_cast<std::size_t>(shortfall->reason)]
+        .fetch_add(shortfall->new_names, std::memory_order_relaxed);
+    return shortfall;
+  }
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i].empty()) {
+      ids[i] = kNoName;
+    } else if (auto it = t.ids.find(names[i]); it != t.ids.end()) {
+      ids[i] = it->second;
+    } else {
+      ids[i] = AddLocked(t, names[i]);
+    }
+  }
+  NameTableAccess::Charge(budget, static_cast<std::uint32_t>(fresh.size()));
+  return std::nullopt;
 }
 
 NameId TryInternName(std::string_view name, NameBudget& budget) {

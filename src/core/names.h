@@ -13,6 +13,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string_view>
 
 namespace mailscope {
@@ -72,6 +74,7 @@ class NameBudget {
 
  private:
   friend NameId TryInternName(std::string_view name, NameBudget& budget);
+  friend struct NameTableAccess;
 
   NameInput input_;
   std::uint32_t max_new_names_;
@@ -87,6 +90,22 @@ class NameBudget {
 // counted in `budget` and in NamesRefused(budget.input(), reason).
 // Thread-safe for distinct budgets.
 NameId TryInternName(std::string_view name, NameBudget& budget);
+
+// Why TryInternNames() added none of its names.
+struct NameShortfall {
+  NameRefusal reason;
+  std::uint32_t new_names;  // names new to the table among them, each counted once
+  std::size_t first_past;   // index of the first new name there was no room for
+};
+
+// TryInternName for names a client needs all together (those of a filter):
+// when `budget` and the table have room for every new one among `names`,
+// adds them, charging `budget`, sets ids[i] to the id of names[i] and returns
+// nullopt; else adds none, counts each new one as refused and says why. An
+// empty name gets kNoName. REQUIRES: ids.size() == names.size().
+// Thread-safe for distinct budgets.
+std::optional<NameShortfall> TryInternNames(std::span<const std::string_view> names,
+                                            NameBudget& budget, std::span<NameId> ids);
 
 // The global budget TryInternName keeps: at most `max_names` names holding
 // at most `max_bytes` bytes of text in all. InternName is not limited.

@@ -67,6 +67,48 @@ TEST(NamesTest, AClientPastItsBudgetDoesNotStopOthers) {
   EXPECT_EQ(other.refused(), 0u);
 }
 
+// A client's names needed together (a filter's) are added all or none.
+TEST(NamesTest, TryInternNamesAddsAllOrNone) {
+  NameBudget client(NameInput::kStatsReader, 2);
+  const NameId known = InternName("names_test_all_known");
+  const std::string_view too_many[] = {
+      "names_test_all_a", "names_test_all_known", "names_test_all_a", "names_test_all_b", "",
+      "names_test_all_c"};
+  NameId ids[6] = {};
+  const std::uint64_t refused = NamesRefused(NameInput::kStatsReader, NameRefusal::kClientBudget);
+  auto shortfall = TryInternNames(too_many, client, ids);
+  ASSERT_TRUE(shortfall.has_value());
+  EXPECT_EQ(shortfall->reason, NameRefusal::kClientBudget);
+  EXPECT_EQ(shortfall->new_names, 3u);
+  EXPECT_EQ(shortfall->first_past, 5u);  // _c, the third new name
+  EXPECT_EQ(FindName("names_test_all_a"), kNoName);
+  EXPECT_EQ(FindName("names_test_all_b"), kNoName);
+  EXPECT_EQ(client.added(), 0u);
+  EXPECT_EQ(client.refused(), 3u);
+  EXPECT_EQ(NamesRefused(NameInput::kStatsReader, NameRefusal::kClientBudget), refused + 3);
+
+  const std::string_view fits[] = {"names_test_all_a", "names_test_all_known", "",
+                                   "names_test_all_a", "names_test_all_b"};
+  ASSERT_FALSE(TryInternNames(fits, client, std::span(ids, 5)).has_value());
+  EXPECT_NE(ids[0], kNoName);
+  EXPECT_EQ(ids[0], ids[3]);
+  EXPECT_EQ(ids[1], known);
+  EXPECT_EQ(ids[2], kNoName);
+  EXPECT_EQ(NameText(ids[4]), "names_test_all_b");
+  EXPECT_EQ(client.added(), 2u);
+
+  // The table's budget likewise.
+  NameBudget roomy(NameInput::kStatsReader, 100);
+  SetNameBudget(NameCount() + 1, kDefaultMaxNameBytes);
+  const std::string_view two[] = {"names_test_all_d", "names_test_all_e"};
+  shortfall = TryInternNames(two, roomy, std::span(ids, 2));
+  SetNameBudget(kDefaultMaxNames, kDefaultMaxNameBytes);
+  ASSERT_TRUE(shortfall.has_value());
+  EXPECT_EQ(shortfall->reason, NameRefusal::kTableFull);
+  EXPECT_EQ(shortfall->first_past, 1u);
+  EXPECT_EQ(FindName("names_test_all_d"), kNoName);
+}
+
 TEST(NamesTest, InputsAndRefusalsHaveLabels) {
   EXPECT_EQ(NameInputName(NameInput::kStatsWriter), "stats_writer");
   EXPECT_EQ(NameInputName(NameInput::kDovecotPost), "dovecot_post");
