@@ -309,7 +309,10 @@ std::string GroupBy::BucketName(std::size_t bucket) const {
   return fmt::format("{}_{}_{}", field, low, Edge(bucket));
 }
 
-Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text) {
+namespace {
+
+// ParseGroupBy() without the interning of field names.
+Result<std::vector<GroupBy>> ParseGroupBySpecs(std::string_view text) {
   std::vector<GroupBy> out;
   for (std::string_view spec : SplitSpaces(text)) {
     std::vector<std::string_view> params = SplitColons(spec);
@@ -331,9 +334,17 @@ Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text) {
       return InvalidArgument(
           fmt::format("unknown aggregation function '{}' on field '{}'", params[1], params[0]));
     }
-    g.field_id = InternName(g.field);
     out.push_back(std::move(g));
   }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text) {
+  auto out = ParseGroupBySpecs(text);
+  if (out.ok())
+    for (GroupBy& g : *out) g.field_id = InternName(g.field);
   return out;
 }
 
@@ -364,36 +375,79 @@ std::string SubMetricName(std::string_view value) {
   return out;
 }
 
-Result<MetricDefinition> MakeMetric(const MetricSettings& s) {
+namespace {
+
+// MakeMetric() (trusted settings: `client` and `names` nullptr) and
+// MakeClientMetric(). The group_by setting is checked before the filter, as
+// the filter of a client's metric adds its new names once it has parsed.
+Result<MetricDefinition> Make(const MetricSettings& s, const ClientMetricLimits* client,
+                              NameBudget* names) {
   if (s.name.empty()) return InvalidArgument("Metric name can't be empty");
   if (s.filter.empty()) {
     return InvalidArgument(
         fmt::format("metric {} {{ filter }} is empty - will not match anything", s.name));
   }
-  auto filter = filter::Parse(s.filter, s.dialect);
-  if (!filter.ok()) return filter.status();
-  auto group_by = ParseGroupBy(s.group_by);
+  const std::vector<std::string_view> fields = SplitSpaces(s.fields);
+  auto group_by = ParseGroupBySpecs(s.group_by);
   if (!group_by.ok()) return group_by.status();
+  if (client != nullptr && fields.size() > client->max_fields) {
+    return ResourceExhausted(
+        fmt::format("Too many fields: {}, a metric added at run time may "
+                    "have {} (stats.max_dynamic_metric_fields)",
+                    fields.size(), client->max_fields));
+  }
+  if (client != nullptr && group_by->size() > client->max_group_by) {
+    return ResourceExhausted(
+        fmt::format("Too many group_by levels: {}, a metric added at run "
+                    "time may have {} (stats.max_dynamic_metric_group_by)",
+                    group_by->size(), client->max_group_by));
+  }
   if (!s.openmetrics_name.empty() && !ValidMetricName(s.openmetrics_name)) {
     return InvalidArgument(
         fmt::format("openmetrics_name '{}' is not a valid metric name", s.openmetrics_name));
   }
+  auto filter = names != nullptr ? filter::ParseClientFilter(s.filter, s.dialect, *names)
+                                 : filter::Parse(s.filter, s.dialect);
+  if (!filter.ok()) return filter.status();
 
   MetricDefinition def;
+  def.fields.assign(fields.begin(), fields.end());
+  // The field names, then the group_by ones: a client's are added all or none.
+  std::vector<std::string_view> keys = fields;
+  for (const GroupBy& g : *group_by) keys.push_back(g.field);
+  std::vector<NameId> ids(keys.size());
+  if (names == nullptr) {
+    for (std::size_t i = 0; i < keys.size(); ++i) ids[i] = InternName(keys[i]);
+  } else if (auto shortfall = TryInternNames(keys, *names, ids)) {
+    return ResourceExhausted(
+        fmt::format("No room for the new field name '{}': {}", keys[shortfall->first_past],
+                    shortfall->reason == NameRefusal::kClientBudget
+                        ? fmt::format("names new to mailscope per client: at most {}, {} left",
+                                      names->max_new_names(), names->remaining())
+                        : std::string("mailscope's name table is full")));
+  }
+  def.field_ids.assign(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(fields.size()));
+  for (std::size_t i = 0; i < group_by->size(); ++i)
+    (*group_by)[i].field_id = ids[fields.size() + i];
   def.name = s.name;
   def.description = s.description;
   def.filter_text = s.filter;
   def.filter = std::move(*filter);
-  for (std::string_view f : SplitSpaces(s.fields)) {
-    def.fields.emplace_back(f);
-    def.field_ids.push_back(InternName(f));
-  }
   def.group_by = std::move(*group_by);
   def.exporter = s.exporter;
   for (std::string_view f : SplitSpaces(s.exporter_include)) def.exporter_include.emplace_back(f);
   def.dialect = s.dialect;
   def.openmetrics_name = s.openmetrics_name;
   return def;
+}
+
+}  // namespace
+
+Result<MetricDefinition> MakeMetric(const MetricSettings& s) { return Make(s, nullptr, nullptr); }
+
+Result<MetricDefinition> MakeClientMetric(const MetricSettings& s, const ClientMetricLimits& limits,
+                                          NameBudget& names) {
+  return Make(s, &limits, &names);
 }
 
 std::string MetricDefinition::OpenMetricsName() const {
@@ -622,6 +676,7 @@ const Metric* MetricsEngine::Find(std::string_view name) const {
 Status MetricsEngine::Add(MetricDefinition definition, Origin origin) {
   if (Find(definition.name) != nullptr) return AlreadyExists("Metric already exists");
   const bool configured = origin == Origin::kConfig;
+  if (!configured) MS_RETURN_IF_ERROR(CheckDynamicRoom());
   auto metric = std::unique_ptr<Metric>(new Metric(std::move(definition), configured, prototype_));
   auto pos = metrics_.end();
   if (configured) {
@@ -631,6 +686,19 @@ Status MetricsEngine::Add(MetricDefinition definition, Origin origin) {
   metrics_.insert(pos, std::move(metric));
   Rebuild();
   return Status::Ok();
+}
+
+Status MetricsEngine::CheckDynamicRoom() const {
+  if (dynamic_metric_count() < options_.max_dynamic_metrics) return Status::Ok();
+  return ResourceExhausted(
+      fmt::format("Too many metrics added at run time: {} "
+                  "(stats.max_dynamic_metrics); remove one first",
+                  options_.max_dynamic_metrics));
+}
+
+std::size_t MetricsEngine::dynamic_metric_count() const {
+  return static_cast<std::size_t>(std::count_if(metrics_.begin(), metrics_.end(),
+                                                [](const auto& m) { return !m->configured(); }));
 }
 
 Status MetricsEngine::Remove(std::string_view name) {
