@@ -24,8 +24,13 @@ class TailHub : public pipeline::Consumer {
  public:
   static constexpr std::size_t kMaxBacklogBytes = 4u << 20;
 
-  TailHub(const Clock& clock, std::string hostname, std::function<void()> on_change)
-      : clock_(clock), hostname_(std::move(hostname)), on_change_(std::move(on_change)) {}
+  // Each client's filter may add `max_new_names` names new to the name table.
+  TailHub(const Clock& clock, std::string hostname, std::function<void()> on_change,
+          std::uint32_t max_new_names = kDefaultMaxNewNamesPerClient)
+      : clock_(clock),
+        hostname_(std::move(hostname)),
+        on_change_(std::move(on_change)),
+        max_new_names_(max_new_names) {}
 
   // The handler of one connection of the tail socket.
   net::LineConnection NewConnection();
@@ -48,6 +53,7 @@ class TailHub : public pipeline::Consumer {
   const Clock& clock_;
   std::string hostname_;
   std::function<void()> on_change_;
+  std::uint32_t max_new_names_;
   std::vector<std::shared_ptr<Client>> clients_;
   std::uint64_t dropped_ = 0;
   exporter::EventFormatter formatter_;
