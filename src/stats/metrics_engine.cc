@@ -142,23 +142,6 @@ int Utf8Length(std::string_view s, std::size_t i) {
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 constexpr std::string_view kEllipsis = "\xE2\x80\xA6";     // U+2026
 
-// A 128-bit hash of a long group value: two 64-bit lanes with murmur3's finalizer.
-void AppendHash128(std::string& out, std::string_view s) {
-  auto mix = [](std::uint64_t h) {
-    h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdULL;
-    h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ULL;
-    return h ^ (h >> 33);
-  };
-  std::uint64_t h[2] = {0x9E3779B97F4A7C15ULL ^ s.size(), 0xC2B2AE3D27D4EB4FULL + s.size()};
-  for (std::size_t i = 0; i < s.size(); i += 8) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, s.data() + i, std::min<std::size_t>(8, s.size() - i));
-    h[0] = mix(h[0] ^ (w * 0x87c37b91114253d5ULL));
-    h[1] = mix(h[1] + (w * 0x4cf5ad432745937fULL)) ^ h[0];
-  }
-  out.append(reinterpret_cast<const char*>(h), sizeof h);
-}
-
 // A group value's key in MetricNode::index_: a kind byte, then the value.
 // Written into a caller's buffer, so a lookup allocates nothing.
 class GroupKey {
@@ -175,11 +158,14 @@ class GroupKey {
       std::memcpy(buf_ + 1, s.data(), s.size());
       size_ = 1 + s.size();
     } else {
+      // Seeded: group values are the sender's, and values made to collide
+      // would share a sub-metric. A collision needs both 64-bit lanes to
+      // collide under a seed the sender does not know.
       buf_[0] = 'h';
-      std::string h;
-      AppendHash128(h, s);
-      std::memcpy(buf_ + 1, h.data(), h.size());
-      size_ = 1 + h.size();
+      const Hash128 h = HashBytes128(s);
+      std::memcpy(buf_ + 1, &h.low, sizeof h.low);
+      std::memcpy(buf_ + 1 + sizeof h.low, &h.high, sizeof h.high);
+      size_ = 1 + sizeof h.low + sizeof h.high;
     }
   }
   std::string_view view() const { return {buf_, size_}; }

@@ -27,7 +27,8 @@
 //  - sub-metrics per metric are capped (MetricsOptions); Dovecot has no bound.
 //  - string lists: Value has no list type (the stats-writer decoder joins
 //    the elements with TAB), so a list groups as one string value.
-//  - long string group values are keyed by a 128-bit hash (Dovecot: SHA-1).
+//  - long string group values are keyed by a 128-bit hash seeded per process
+//    (HashBytes128; Dovecot: SHA-1).
 //  - Value types Dovecot lacks: kUint as its value, kBool as 0/1, kDouble as
 //    its integer part (saturated); record columns are fields like the filter's.
 //
