@@ -163,6 +163,12 @@ std::uint64_t NamesRefused() {
   return sum;
 }
 
+std::string DescribeNameRefusal(const NameBudget& budget, NameRefusal reason) {
+  if (reason == NameRefusal::kTableFull) return "mailscope's name table is full";
+  return "names new to mailscope per client: at most " + std::to_string(budget.max_new_names()) +
+         ", " + std::to_string(budget.remaining()) + " left";
+}
+
 std::string_view NameInputName(NameInput input) {
   switch (input) {
     case NameInput::kStatsWriter:

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace mailscope {
@@ -106,6 +107,11 @@ struct NameShortfall {
 // Thread-safe for distinct budgets.
 std::optional<NameShortfall> TryInternNames(std::span<const std::string_view> names,
                                             NameBudget& budget, std::span<NameId> ids);
+
+// Why `budget`'s client had a new name refused, for its error message:
+// "names new to mailscope per client: at most 4096, 0 left" or "mailscope's
+// name table is full".
+std::string DescribeNameRefusal(const NameBudget& budget, NameRefusal reason);
 
 // The global budget TryInternName keeps: at most `max_names` names holding
 // at most `max_bytes` bytes of text in all. InternName is not limited.

@@ -116,6 +116,10 @@ TEST(NamesTest, InputsAndRefusalsHaveLabels) {
   EXPECT_EQ(NameInputName(NameInput::kStatsReader), "stats_reader");
   EXPECT_EQ(NameRefusalName(NameRefusal::kClientBudget), "client_budget");
   EXPECT_EQ(NameRefusalName(NameRefusal::kTableFull), "table_full");
+  const NameBudget budget(NameInput::kTail, 4096);
+  EXPECT_EQ(DescribeNameRefusal(budget, NameRefusal::kClientBudget),
+            "names new to mailscope per client: at most 4096, 4096 left");
+  EXPECT_EQ(DescribeNameRefusal(budget, NameRefusal::kTableFull), "mailscope's name table is full");
 }
 
 }  // namespace

@@ -389,14 +389,10 @@ class Parser {
     std::vector<NameId> ids(names.size());
     if (auto shortfall = TryInternNames(names, *names_, ids)) {
       const Named& first = named_[shortfall->first_past];
-      const std::string why =
-          shortfall->reason == NameRefusal::kClientBudget
-              ? fmt::format("names new to mailscope per client: at most {}, {} left",
-                            names_->max_new_names(), names_->remaining())
-              : std::string("mailscope's name table is full");
       return ResourceExhausted(fmt::format(
           "event filter: no room for its {} new names ({}); the first past the room: '{}' at {}",
-          shortfall->new_names, why, NameOf(first.node), first.pos + 1));
+          shortfall->new_names, DescribeNameRefusal(*names_, shortfall->reason), NameOf(first.node),
+          first.pos + 1));
     }
     for (std::size_t i = 0; i < named_.size(); ++i) program_.nodes[named_[i].node].id = ids[i];
     return Status::Ok();

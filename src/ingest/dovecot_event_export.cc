@@ -278,13 +278,10 @@ Status DovecotEventExportDecoder::SetName(std::string_view name) {
 }
 
 Status DovecotEventExportDecoder::NameRefused(std::string_view what) const {
-  if (names_.last_refusal() == NameRefusal::kClientBudget) {
-    return Exhausted("client_name_budget", "No room for the new " + std::string(what) + ": the " +
-                                               std::to_string(names_.max_new_names()) +
-                                               " new names this input may add are spent");
-  }
-  return Exhausted("name_table_full",
-                   "No room for the new " + std::string(what) + ": the name table is full");
+  const NameRefusal why = names_.last_refusal();
+  return Exhausted(
+      why == NameRefusal::kClientBudget ? "client_name_budget" : "name_table_full",
+      "No room for the new " + std::string(what) + " (" + DescribeNameRefusal(names_, why) + ")");
 }
 
 Status DovecotEventExportDecoder::AddCategory(std::string_view name) {

@@ -469,14 +469,11 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
 
 Status DovecotStatsWriterDecoder::NameRefused(std::string_view cmd, std::string_view what,
                                               std::string_view name) const {
-  const std::string head =
-      std::string(cmd) + ": No room for the new " + std::string(what) + " '" + QuoteForLog(name);
-  if (names_.last_refusal() == NameRefusal::kClientBudget) {
-    return {StatusCode::kResourceExhausted, "client_name_budget",
-            head + "': this connection has added the " + std::to_string(names_.max_new_names()) +
-                " new names it may add"};
-  }
-  return {StatusCode::kResourceExhausted, "name_table_full", head + "': the name table is full"};
+  const NameRefusal why = names_.last_refusal();
+  return {StatusCode::kResourceExhausted,
+          why == NameRefusal::kClientBudget ? "client_name_budget" : "name_table_full",
+          std::string(cmd) + ": No room for the new " + std::string(what) + " '" +
+              QuoteForLog(name) + "' (" + DescribeNameRefusal(names_, why) + ")"};
 }
 
 // The one slot `name` may be cached in.

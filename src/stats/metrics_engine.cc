@@ -405,12 +405,9 @@ Result<MetricDefinition> Make(const MetricSettings& s, const ClientMetricLimits*
   if (names == nullptr) {
     for (std::size_t i = 0; i < keys.size(); ++i) ids[i] = InternName(keys[i]);
   } else if (auto shortfall = TryInternNames(keys, *names, ids)) {
-    return ResourceExhausted(
-        fmt::format("No room for the new field name '{}': {}", keys[shortfall->first_past],
-                    shortfall->reason == NameRefusal::kClientBudget
-                        ? fmt::format("names new to mailscope per client: at most {}, {} left",
-                                      names->max_new_names(), names->remaining())
-                        : std::string("mailscope's name table is full")));
+    return ResourceExhausted(fmt::format("No room for the new field name '{}': {}",
+                                         keys[shortfall->first_past],
+                                         DescribeNameRefusal(*names, shortfall->reason)));
   }
   def.field_ids.assign(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(fields.size()));
   for (std::size_t i = 0; i < group_by->size(); ++i)
