@@ -5,11 +5,14 @@
 // ":<digits>" turns into a line), the re-parsed filter matches the same events.
 // The analyses for rewriting a filter hold too: the export with nothing
 // relaxed is the export, and a relaxed query matches what the query matches.
+// A client's filter (ParseClientFilter) stays within its name budget, adds
+// all of its new names or none, and is otherwise the filter Parse() gives.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include "core/check.h"
+#include "core/names.h"
 #include "filter/analysis.h"
 #include "filter/filter.h"
 
@@ -100,7 +103,20 @@ void Check(const Filter& f) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   for (Dialect dialect : {Dialect::kDovecot, Dialect::kMailscope}) {
+    // A client's filter first (Parse() interns every name): within its
+    // budget, all of its new names or none, and the filter Parse() gives.
+    const std::uint32_t before = mailscope::NameCount();
+    mailscope::NameBudget budget(mailscope::NameInput::kTail, 4);
+    auto client = mailscope::filter::ParseClientFilter(text, dialect, budget);
+    const std::uint32_t added = mailscope::NameCount() - before;  // one thread: all its own
+    MS_CHECK(added == budget.added() && added <= 4);
+    MS_CHECK(client.ok() || added == 0);
     auto f = mailscope::filter::Parse(text, dialect);
+    if (client.ok()) {
+      MS_CHECK(f.ok() && client->ExportDovecot() == f->ExportDovecot());
+    } else if (client.status().code() != mailscope::StatusCode::kResourceExhausted) {
+      MS_CHECK(!f.ok() && f.status().message() == client.status().message());
+    }
     if (f.ok()) Check(*f);
   }
   return 0;

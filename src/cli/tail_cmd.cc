@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -131,7 +132,10 @@ void AddTailCommand(CLI::App& app, int& exit_code) {
   cmd->callback([f, &exit_code] {
     const filter::Dialect dialect =
         f->dovecot_syntax ? filter::Dialect::kDovecot : filter::Dialect::kMailscope;
-    if (auto parsed = filter::Parse(f->filter, dialect); !parsed.ok()) {
+    // Checked as serve will, but for the names: those are this process's
+    // own here, and serve answers for its own budget (ERROR, status 2).
+    NameBudget names(NameInput::kTail, UINT32_MAX);
+    if (auto parsed = filter::ParseClientFilter(f->filter, dialect, names); !parsed.ok()) {
       fmt::print(stderr, "mailscope tail: {}\n", parsed.status().message());
       exit_code = 2;
       return;

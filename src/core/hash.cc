@@ -20,6 +20,14 @@ std::uint64_t DrawSeed() {
   return seed | 1;  // never 0: multiplying by it must not erase a word
 }
 
+// SplitMix64's output function: one seed gives a second, unrelated one.
+std::uint64_t Derive(std::uint64_t seed) {
+  std::uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
 std::uint64_t Word(const char* at) {
   std::uint64_t w;
   std::memcpy(&w, at, sizeof w);
@@ -33,10 +41,11 @@ std::uint64_t HashSeed() {
   return seed;
 }
 
-std::uint64_t HashBytes(std::string_view bytes) {
+std::uint64_t HashBytes(std::string_view bytes) { return HashBytes(bytes, HashSeed()); }
+
+std::uint64_t HashBytes(std::string_view bytes, std::uint64_t seed) {
   // Two words per 16 bytes, each pair folded in by a 64x64->128 multiply
   // whose operands both carry the seed.
-  const std::uint64_t seed = HashSeed();
   const char* p = bytes.data();
   const std::size_t n = bytes.size();
   std::uint64_t h = seed ^ (n * 0xff51afd7ed558ccdULL);
@@ -67,6 +76,12 @@ std::uint64_t HashBytes(std::string_view bytes) {
   h *= 0xc4ceb9fe1a85ec53ULL;
   h ^= h >> 33;
   return h;
+}
+
+Hash128 HashBytes128(std::string_view bytes) { return HashBytes128(bytes, HashSeed()); }
+
+Hash128 HashBytes128(std::string_view bytes, std::uint64_t seed) {
+  return {HashBytes(bytes, Derive(seed)), HashBytes(bytes, Derive(~seed))};
 }
 
 }  // namespace mailscope

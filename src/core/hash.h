@@ -14,8 +14,21 @@ namespace mailscope {
 // The process seed: drawn once, at the first call.
 std::uint64_t HashSeed();
 
-// A seeded 64-bit hash of `bytes`.
+// A seeded 64-bit hash of `bytes`, under the process seed or under `seed`
+// (for tests and for derived lanes; any value, 0 included).
 std::uint64_t HashBytes(std::string_view bytes);
+std::uint64_t HashBytes(std::string_view bytes, std::uint64_t seed);
+
+// A 128-bit hash, for keys that stand for a value (a long group_by value):
+// two HashBytes() lanes under independent seeds derived from `seed`, so a
+// collision needs both lanes to collide.
+struct Hash128 {
+  std::uint64_t low = 0;
+  std::uint64_t high = 0;
+  friend bool operator==(const Hash128&, const Hash128&) = default;
+};
+Hash128 HashBytes128(std::string_view bytes);  // under the process seed
+Hash128 HashBytes128(std::string_view bytes, std::uint64_t seed);
 
 // For hash tables keyed by strings or string views (transparent).
 struct SeededStringHash {

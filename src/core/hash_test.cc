@@ -57,5 +57,32 @@ TEST(HashTest, OutputBitsFlipAboutHalfTheTime) {
   EXPECT_LT(mean, 36.0);
 }
 
+// The seed keys every hash: keys prepared to collide under one seed (one
+// process) say nothing of another.
+TEST(HashTest, TheSeedChangesEveryHash) {
+  const std::string keys[] = {"", "a", "alice@example.com", std::string(200, 'x'),
+                              "192.0.2.1:session-000042"};
+  for (const std::string& k : keys) {
+    EXPECT_EQ(HashBytes(k), HashBytes(k, HashSeed())) << k;
+    EXPECT_EQ(HashBytes128(k), HashBytes128(k, HashSeed())) << k;
+    EXPECT_NE(HashBytes(k, 1), HashBytes(k, 2)) << k;
+    EXPECT_NE(HashBytes(k, HashSeed()), HashBytes(k, HashSeed() ^ 0x10)) << k;
+    const Hash128 a = HashBytes128(k, 1), b = HashBytes128(k, 2);
+    EXPECT_NE(a.low, b.low) << k;
+    EXPECT_NE(a.high, b.high) << k;
+    EXPECT_NE(a.low, a.high) << k;  // the lanes are independent
+  }
+  // Two keys that collide under no seed tried, and whose order differs by seed.
+  int lower = 0;
+  for (std::uint64_t seed = 0; seed < 64; ++seed) {
+    const Hash128 x = HashBytes128("group value one", seed),
+                  y = HashBytes128("group value two", seed);
+    EXPECT_NE(x, y);
+    lower += x.low < y.low;
+  }
+  EXPECT_GT(lower, 10);
+  EXPECT_LT(lower, 54);
+}
+
 }  // namespace
 }  // namespace mailscope

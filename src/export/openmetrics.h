@@ -4,12 +4,15 @@
 // adds it to samples as both formats require.
 #pragma once
 
+#include <functional>
 #include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_set>
 #include <utility>
+
+#include "core/hash.h"
 
 namespace mailscope::exporter {
 
@@ -50,7 +53,9 @@ class MetricsWriter {
   std::string family_;
   std::string type_;
   bool skip_ = false;  // the current family repeats an earlier one
-  std::unordered_set<std::string> families_;
+  // Family names include those of metrics that doveadm adds (METRICS-ADD),
+  // chosen by the client: seeded.
+  std::unordered_set<std::string, SeededStringHash, std::equal_to<>> families_;
 };
 
 }  // namespace mailscope::exporter

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "core/event.h"
+#include "core/names.h"
 #include "core/status.h"
 
 namespace mailscope::filter {
@@ -44,9 +45,13 @@ enum class Dialect {
   kMailscope,  // kDovecot plus size and duration units; never sent to Dovecot as typed
 };
 
+class Filter;
+
 namespace internal {
 struct Program;
 struct Access;  // analysis.cc
+// Parse() and ParseClientFilter(); `names` is nullptr for trusted text.
+Result<Filter> ParseFilter(std::string_view text, Dialect dialect, NameBudget* names);
 }  // namespace internal
 
 // A parsed filter: a list of queries, matching an event when any query does
@@ -139,7 +144,8 @@ class Filter {
   static Filter Merge(const std::vector<const Filter*>& filters);
 
  private:
-  friend Result<Filter> Parse(std::string_view text, Dialect dialect);
+  friend Result<Filter> internal::ParseFilter(std::string_view text, Dialect dialect,
+                                              NameBudget* names);
   friend struct internal::Access;
   explicit Filter(std::shared_ptr<const internal::Program> program);
 
@@ -153,8 +159,29 @@ class Filter {
 // comparisons ..." for < > <= >= on event, category or source_location.
 // Nesting deeper than kMaxDepth (after reading chains of one operator as one
 // level) is rejected; Dovecot accepts more, no real filter needs it.
+// The names the filter tests (event names, categories, field keys) are
+// interned for good, unbudgeted: for trusted text only (configuration, the
+// catalog, Dovecot's own FILTER lines); filters from clients go through
+// ParseClientFilter().
 inline constexpr int kMaxDepth = 256;
 Result<Filter> Parse(std::string_view text, Dialect dialect);
+
+// Longest filter a client may send. Filters are typed by people (`mailscope
+// tail`) or set in `doveadm stats add`, whose lines are at most 1 KiB; 4 KiB
+// leaves room for any of them and keeps the FILTER that every Dovecot
+// process gets (the clients' filters joined) short.
+inline constexpr std::size_t kMaxClientFilterBytes = 4096;
+
+// Parse() for a filter that a client sends (`mailscope tail`, METRICS-ADD).
+// Names new to mailscope's name table count against the client's `names`
+// budget and are added all or none, and only once the whole filter has
+// parsed: a refused filter adds no name. Errors besides Parse()'s, both
+// kResourceExhausted: "event filter: 5000 bytes long, more than the 4096 a
+// filter from a client may have" and "event filter: no room for its 12 new
+// names (names new to mailscope per client: at most 4096, 3 left); the first
+// past the room: 'x' at 40" ("(mailscope's name table is full)" when the
+// table's budget is the one spent).
+Result<Filter> ParseClientFilter(std::string_view text, Dialect dialect, NameBudget& names);
 
 // Appends `s` quoted as Dovecot's str_append_escaped() writes it in a filter:
 // a backslash before '"', '\' and '\''. The 2.3.19 lexer does not decode

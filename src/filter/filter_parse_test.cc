@@ -298,5 +298,60 @@ TEST(FilterParseTest, InvalidUnitValues) {
       Dialect::kMailscope);
 }
 
+// A client's filter: its new names count against the client's budget and
+// are added all or none; trusted text (Parse) is not budgeted.
+TEST(FilterParseTest, ClientFiltersKeepTheClientsNameBudget) {
+  NameBudget client(NameInput::kTail, 2);
+  InternName("parse_budget_known");
+  auto f = ParseClientFilter("event=parse_budget_ev AND parse_budget_known=1 AND category=c_pb",
+                             Dialect::kMailscope, client);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_EQ(client.added(), 2u);
+  Event e;
+  e.name = FindName("parse_budget_ev");
+  e.categories.push_back(FindName("c_pb"));
+  e.Add(FindName("parse_budget_known"), Value::Int(1));
+  EXPECT_NE(e.name, kNoName);
+  EXPECT_TRUE(f->Matches(e));
+
+  // Past the budget: refused, with the first name past it, and none added.
+  NameBudget other(NameInput::kTail, 2);
+  auto over = ParseClientFilter(
+      "parse_budget_a=1 OR parse_budget_ev=2 OR (parse_budget_b=1 AND "
+      "event=parse_budget_c)",
+      Dialect::kMailscope, other);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(over.status().message(),
+            "event filter: no room for its 3 new names (names new to mailscope per client: at "
+            "most 2, 2 left); the first past the room: 'parse_budget_c' at 70");
+  EXPECT_EQ(FindName("parse_budget_a"), kNoName);
+  EXPECT_EQ(FindName("parse_budget_b"), kNoName);
+  EXPECT_EQ(other.added(), 0u);
+  EXPECT_EQ(other.refused(), 3u);
+  // The same names within the budget, and a filter that does not parse adds none.
+  EXPECT_TRUE(
+      ParseClientFilter("parse_budget_a=1 OR parse_budget_b=2", Dialect::kMailscope, other).ok());
+  EXPECT_FALSE(ParseClientFilter("parse_budget_d=1 OR (", Dialect::kMailscope, other).ok());
+  EXPECT_EQ(FindName("parse_budget_d"), kNoName);
+  // Trusted text is not budgeted.
+  EXPECT_TRUE(
+      Parse("parse_budget_d=1 OR parse_budget_e=1 OR parse_budget_f=1", Dialect::kDovecot).ok());
+  EXPECT_NE(FindName("parse_budget_f"), kNoName);
+}
+
+TEST(FilterParseTest, ClientFiltersHaveALengthLimit) {
+  NameBudget client(NameInput::kTail, 10);
+  std::string text = "a=\"" + std::string(kMaxClientFilterBytes - 4, 'x') + "\"";
+  ASSERT_EQ(text.size(), kMaxClientFilterBytes);
+  EXPECT_TRUE(ParseClientFilter(text, Dialect::kMailscope, client).ok());
+  text += " OR b=\"\"";
+  auto f = ParseClientFilter(text, Dialect::kMailscope, client);
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(f.status().message(),
+            "event filter: 4104 bytes long, more than the 4096 a filter from a client may have");
+}
+
 }  // namespace
 }  // namespace mailscope::filter

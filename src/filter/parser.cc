@@ -115,8 +115,9 @@ struct Frame {
 
 class Parser {
  public:
-  Parser(std::string_view text, Dialect dialect)
-      : lexer_(text, dialect == Dialect::kDovecot), dialect_(dialect) {}
+  // `names`: the client's budget for new names; nullptr for trusted text.
+  Parser(std::string_view text, Dialect dialect, NameBudget* names)
+      : lexer_(text, dialect == Dialect::kDovecot), dialect_(dialect), names_(names) {}
 
   // The parsed program, nullptr for the empty filter.
   Result<std::shared_ptr<const Program>> Run() {
@@ -167,7 +168,10 @@ class Parser {
           }
           return Unexpected(t, kExpectOperator);
         case TokenType::kEnd:
-          if (frames.size() == 1) return Finish(*f.left);
+          if (frames.size() == 1) {
+            MS_RETURN_IF_ERROR(InternNames());
+            return Finish(*f.left);
+          }
           return Unexpected(t, kExpectOperatorInGroup);
         default:
           return Unexpected(t, frames.size() == 1 ? kExpectOperator : kExpectOperatorInGroup);
@@ -312,14 +316,12 @@ class Parser {
       }
       if (key.text == "event") {
         n.kind = IsLiteral(value) ? Kind::kEventName : Kind::kEventWildcard;
-        if (n.kind == Kind::kEventName) n.id = InternName(value);
       } else if (key.text == "category") {
         if (auto level = LogTypeLevel(value)) {
           n.kind = Kind::kLogType;
           n.level = *level;
         } else {
           n.kind = Kind::kCategory;
-          n.id = InternName(value);
         }
       } else {
         n.kind = Kind::kSourceLocation;
@@ -332,12 +334,14 @@ class Parser {
         }
       }
       n.value = std::move(value);
-      return NewNode(std::move(n));
+      const bool named = n.kind == Kind::kEventName || n.kind == Kind::kCategory;
+      const std::uint32_t node = NewNode(std::move(n));
+      if (named) named_.push_back({node, t.pos});
+      return node;
     }
 
     n.kind = Kind::kField;
     n.key = std::move(key.text);
-    n.id = InternName(n.key);
     if (n.key == "source") n.pipeline = internal::PipelineKey::kSource;
     if (n.key == "kind") n.pipeline = internal::PipelineKey::kKind;
     if (n.key == "outcome") n.pipeline = internal::PipelineKey::kOutcome;
@@ -358,10 +362,41 @@ class Parser {
       n.double_value = d;
     }
     n.value = std::move(value);
-    return NewNode(std::move(n));
+    const std::uint32_t node = NewNode(std::move(n));
+    named_.push_back({node, key.pos});
+    return node;
   }
 
   static bool IsLiteral(std::string_view s) { return s.find_first_of("*?") == s.npos; }
+
+  // The name a node of named_ tests: an event name, a category, a field key.
+  std::string_view NameOf(std::uint32_t node) const {
+    const Node& n = program_.nodes[node];
+    return n.kind == Kind::kField ? std::string_view(n.key) : std::string_view(n.value);
+  }
+
+  // Interns the names of the whole filter once it has parsed, so that a
+  // filter with an error adds none. A client's filter adds all of its new
+  // names or none (TryInternNames): a refused filter leaves nothing behind.
+  Status InternNames() {
+    if (names_ == nullptr) {
+      for (const Named& n : named_) program_.nodes[n.node].id = InternName(NameOf(n.node));
+      return Status::Ok();
+    }
+    std::vector<std::string_view> names;
+    names.reserve(named_.size());
+    for (const Named& n : named_) names.push_back(NameOf(n.node));
+    std::vector<NameId> ids(names.size());
+    if (auto shortfall = TryInternNames(names, *names_, ids)) {
+      const Named& first = named_[shortfall->first_past];
+      return ResourceExhausted(fmt::format(
+          "event filter: no room for its {} new names ({}); the first past the room: '{}' at {}",
+          shortfall->new_names, DescribeNameRefusal(*names_, shortfall->reason), NameOf(first.node),
+          first.pos + 1));
+    }
+    for (std::size_t i = 0; i < named_.size(); ++i) program_.nodes[named_[i].node].id = ids[i];
+    return Status::Ok();
+  }
 
   // kMailscope: "<digits>[.<digits>]<unit>", with an optional '-', becomes
   // the whole number it stands for, in `base`. Anything else stays as it is.
@@ -408,15 +443,37 @@ class Parser {
     return Status::Ok();
   }
 
+  // A node whose id is the name it tests, and where that name is.
+  struct Named {
+    std::uint32_t node;
+    std::size_t pos;
+  };
+
   Lexer lexer_;
   Dialect dialect_;
+  NameBudget* names_;
   Program program_;
+  std::vector<Named> named_;  // in text order
 };
 
 }  // namespace
 
 Result<Filter> Parse(std::string_view text, Dialect dialect) {
-  auto program = Parser(text, dialect).Run();
+  return internal::ParseFilter(text, dialect, nullptr);
+}
+
+Result<Filter> ParseClientFilter(std::string_view text, Dialect dialect, NameBudget& names) {
+  if (text.size() > kMaxClientFilterBytes) {
+    return ResourceExhausted(
+        fmt::format("event filter: {} bytes long, more than the {} a filter "
+                    "from a client may have",
+                    text.size(), kMaxClientFilterBytes));
+  }
+  return internal::ParseFilter(text, dialect, &names);
+}
+
+Result<Filter> internal::ParseFilter(std::string_view text, Dialect dialect, NameBudget* names) {
+  auto program = Parser(text, dialect, names).Run();
   if (!program.ok()) return program.status();
   if (*program == nullptr) return Filter();
   return Filter(std::move(*program));

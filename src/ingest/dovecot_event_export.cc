@@ -222,7 +222,9 @@ struct DovecotEventExportDecoder::Json {
 };
 
 DovecotEventExportDecoder::DovecotEventExportDecoder(EventExportOptions options)
-    : options_(options), json_(std::make_unique<Json>(options.max_body_bytes)) {
+    : options_(options),
+      names_(NameInput::kDovecotPost, options.max_new_names),
+      json_(std::make_unique<Json>(options.max_body_bytes)) {
   fields_.reserve(FieldList::kCapacity);
   event_.source = Source::kDovecot;
 }
@@ -270,11 +272,16 @@ Status DovecotEventExportDecoder::SetName(std::string_view name) {
     return Exhausted("name_too_long", "Event name of " + std::to_string(name.size()) + " bytes");
   }
   parts_.name = true;
-  event_.name = name.empty() ? kNoName : TryInternName(name);
-  if (event_.name == kNoName && !name.empty()) {
-    return Exhausted("name_table_full", "No room for the new event name");
-  }
+  event_.name = name.empty() ? kNoName : TryInternName(name, names_);
+  if (event_.name == kNoName && !name.empty()) return NameRefused("event name");
   return Status::Ok();
+}
+
+Status DovecotEventExportDecoder::NameRefused(std::string_view what) const {
+  const NameRefusal why = names_.last_refusal();
+  return Exhausted(
+      why == NameRefusal::kClientBudget ? "client_name_budget" : "name_table_full",
+      "No room for the new " + std::string(what) + " (" + DescribeNameRefusal(names_, why) + ")");
 }
 
 Status DovecotEventExportDecoder::AddCategory(std::string_view name) {
@@ -283,8 +290,8 @@ Status DovecotEventExportDecoder::AddCategory(std::string_view name) {
   if (name.size() > options_.max_name_bytes) {
     return Exhausted("name_too_long", "Category name of " + std::to_string(name.size()) + " bytes");
   }
-  const NameId id = TryInternName(name);
-  if (id == kNoName) return Exhausted("name_table_full", "No room for the new category name");
+  const NameId id = TryInternName(name, names_);
+  if (id == kNoName) return NameRefused("category name");
   if (event_.categories.contains(id)) return Status::Ok();
   if (event_.categories.size() == CategoryList::kCapacity) {
     return Exhausted("too_many_categories",
@@ -299,8 +306,8 @@ Status DovecotEventExportDecoder::AddField(std::string_view key, Value value) {
   if (key.size() > options_.max_name_bytes) {
     return Exhausted("name_too_long", "Field key of " + std::to_string(key.size()) + " bytes");
   }
-  const NameId id = TryInternName(key);
-  if (id == kNoName) return Status::Ok();  // the name table is full: the field is left out
+  const NameId id = TryInternName(key, names_);
+  if (id == kNoName) return Status::Ok();  // no room for a new key: the field is left out
   const Value::Type t = value.type();
   if (t == Value::Type::kInt || t == Value::Type::kUint || t == Value::Type::kDouble)
     value = value.WithUnit(DovecotFieldUnit(key));

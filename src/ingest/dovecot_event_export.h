@@ -35,6 +35,7 @@
 
 #include "core/clock.h"
 #include "core/event.h"
+#include "core/names.h"
 #include "core/status.h"
 
 namespace mailscope::ingest {
@@ -58,6 +59,13 @@ struct EventExportOptions {
   // Longer event names, category names and field keys: name_too_long. They
   // are interned for the life of the process, so they are kept short.
   std::size_t max_name_bytes = 256;
+  // Names new to mailscope's name table this decoder may add (NameBudget).
+  // Past it a new event or category name is rejected (client_name_budget)
+  // and a new field key is left out of its event, as when the table is full.
+  // The budget is the decoder's, not a connection's: POSTs carry no lasting
+  // client identity (Dovecot's HTTP client opens and closes connections as it
+  // likes), so every body the decoder takes shares it.
+  std::uint32_t max_new_names = kDefaultMaxNewNamesPerClient;
 };
 
 // Which of the exporter's exporter_include parts the last body carried.
@@ -92,6 +100,9 @@ class DovecotEventExportDecoder {
   //   bad_item                  a tab-text field: item without '='
   //   missing_event             no event name
   //   name_too_long             (kResourceExhausted)
+  //   client_name_budget        a new event or category name past
+  //                             Options::max_new_names (kResourceExhausted)
+  //   name_table_full           the same past the table's budget (kResourceExhausted)
   //   too_many_fields           more than FieldList::kCapacity (kResourceExhausted)
   //   too_many_categories       more than CategoryList::kCapacity (kResourceExhausted)
   Status Decode(EventExportFormat format, std::string_view body, TimePoint received);
@@ -105,6 +116,8 @@ class DovecotEventExportDecoder {
   // The body's end_time (Dovecot's time of export), if it had one.
   std::optional<TimePoint> end_time() const { return end_time_; }
   const EventExportParts& parts() const { return parts_; }
+  // The names this decoder added to the table, and those refused to it.
+  const NameBudget& names() const { return names_; }
 
  private:
   struct Json;  // simdjson state
@@ -113,8 +126,11 @@ class DovecotEventExportDecoder {
   Status AddField(std::string_view key, Value value);
   Status AddCategory(std::string_view name);
   Status SetName(std::string_view name);
+  // kResourceExhausted for a new name TryInternName() refused.
+  Status NameRefused(std::string_view what) const;
 
   EventExportOptions options_;
+  NameBudget names_;
   std::unique_ptr<Json> json_;
   std::vector<char> body_;     // the body, padded for simdjson; tab-text unescapes in place
   std::vector<char> text_;     // joined string lists; reserved so views stay valid

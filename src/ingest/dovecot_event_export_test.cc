@@ -466,5 +466,42 @@ TEST(DovecotEventExportTest, IgnoresWhatItDoesNotKnow) {
   EXPECT_TRUE(decoder.parts().categories);  // the empty item of no categories
 }
 
+// The decoder's names are budgeted: past its budget a new event or category
+// name is refused and a new key left out, while another decoder (another
+// input) still adds its names.
+TEST(DovecotEventExportTest, NamesPastTheDecodersBudgetAreRefused) {
+  EventExportOptions options;
+  options.max_new_names = 2;
+  DovecotEventExportDecoder greedy(options);
+  const std::uint64_t refused = NamesRefused(NameInput::kDovecotPost, NameRefusal::kClientBudget);
+  ASSERT_TRUE(greedy
+                  .Decode(Format::kJson,
+                          R"({"event":"post_budget_event","fields":{"post_budget_key":1}})",
+                          kReceived)
+                  .ok());
+  EXPECT_EQ(greedy.names().remaining(), 0u);
+  Status st = greedy.Decode(Format::kJson, R"({"event":"post_budget_event2"})", kReceived);
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(st.reason(), "client_name_budget");
+  st = greedy.Decode(Format::kJson, R"({"event":"post_budget_event","categories":["post-cat"]})",
+                     kReceived);
+  EXPECT_EQ(st.reason(), "client_name_budget");
+  ASSERT_TRUE(greedy
+                  .Decode(Format::kJson,
+                          R"({"event":"post_budget_event","fields":{"post_budget_key":2,)"
+                          R"("post_budget_key2":3}})",
+                          kReceived)
+                  .ok());
+  EXPECT_EQ(Keys(greedy.event()), std::vector<std::string>{"post_budget_key"});
+  EXPECT_EQ(NamesRefused(NameInput::kDovecotPost, NameRefusal::kClientBudget), refused + 3);
+
+  DovecotEventExportDecoder other(options);
+  ASSERT_TRUE(other
+                  .Decode(Format::kJson,
+                          R"({"event":"post_budget_event2","categories":["post-cat"]})", kReceived)
+                  .ok());
+  EXPECT_EQ(other.names().added(), 2u);
+}
+
 }  // namespace
 }  // namespace mailscope::ingest

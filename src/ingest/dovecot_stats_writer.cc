@@ -64,7 +64,11 @@ bool SetField(Field* fields, std::size_t& n, std::size_t cap, NameId key, Value 
 }
 
 // Cheap hash of a short text for the name cache: length, first and last 8
-// bytes (fewer when shorter).
+// bytes (fewer when shorter). Not seeded, and need not be: names that collide
+// here cost only their own connection's cache hits, its lookups then going to
+// the name table, whose hash is seeded; a writer gets no more by sending
+// names it never sent before. (A seed would not stop collisions anyway: names
+// of one length sharing their first and last 8 bytes always collide.)
 std::size_t NameCacheSlot(std::string_view s, std::size_t slots) {
   std::uint64_t a = 0, b = 0;
   const std::size_t n = s.size();
@@ -220,6 +224,7 @@ struct DovecotStatsWriterDecoder::Stored {
 
 DovecotStatsWriterDecoder::DovecotStatsWriterDecoder(StatsWriterOptions options)
     : options_(options),
+      names_(NameInput::kStatsWriter, options.max_new_names),
       duration_key_(InternName("duration")),
       parsed_(std::make_unique<Parsed>()) {
   args_.reserve(64);
@@ -325,11 +330,8 @@ Status DovecotStatsWriterDecoder::Category(std::span<const std::string_view> arg
     return {StatusCode::kResourceExhausted, "too_many_categories",
             "CATEGORY: More than " + std::to_string(options_.max_categories) + " categories"};
   }
-  NameId id = TryInternName(name);
-  if (id == kNoName) {
-    return {StatusCode::kResourceExhausted, "name_table_full",
-            "CATEGORY: no room for the new name " + QuoteForLog(name)};
-  }
+  NameId id = TryInternName(name, names_);
+  if (id == kNoName) return NameRefused("CATEGORY", "category", name);
   categories_.emplace(id, parent);
   return Status::Ok();
 }
@@ -369,10 +371,7 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
       case 'n':
         p.has_name = true;
         p.name = Intern(rest);
-        if (p.name == kNoName && !rest.empty()) {
-          return Reject(cmd, "name_table_full",
-                        "No room for the new event name '" + QuoteForLog(rest) + "'");
-        }
+        if (p.name == kNoName && !rest.empty()) return NameRefused(cmd, "event name", rest);
         ++i;
         continue;
       case 'c': {
@@ -468,6 +467,15 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
   return Status::Ok();
 }
 
+Status DovecotStatsWriterDecoder::NameRefused(std::string_view cmd, std::string_view what,
+                                              std::string_view name) const {
+  const NameRefusal why = names_.last_refusal();
+  return {StatusCode::kResourceExhausted,
+          why == NameRefusal::kClientBudget ? "client_name_budget" : "name_table_full",
+          std::string(cmd) + ": No room for the new " + std::string(what) + " '" +
+              QuoteForLog(name) + "' (" + DescribeNameRefusal(names_, why) + ")"};
+}
+
 // The one slot `name` may be cached in.
 DovecotStatsWriterDecoder::CachedName* DovecotStatsWriterDecoder::CacheSlot(std::string_view name) {
   return &name_cache_[NameCacheSlot(name, kNameCacheSlots)];
@@ -480,8 +488,8 @@ NameId DovecotStatsWriterDecoder::Intern(std::string_view name, Unit* unit) {
     if (unit != nullptr) *unit = slot->unit;
     return slot->id;
   }
-  const NameId id = TryInternName(name);
-  if (id == kNoName) return kNoName;  // the name table is at its budget
+  const NameId id = TryInternName(name, names_);
+  if (id == kNoName) return kNoName;  // this connection's or the table's budget is spent
   const Unit u = DovecotFieldUnit(name);
   if (unit != nullptr) *unit = u;
   const std::string_view text = NameText(id);

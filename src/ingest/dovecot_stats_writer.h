@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "core/event.h"
+#include "core/names.h"
 #include "core/status.h"
 
 namespace mailscope::ingest {
@@ -57,6 +58,11 @@ struct StatsWriterOptions {
   std::size_t max_state_bytes = 16 * 1024 * 1024;
   // Dovecot 2.3.19 parity: any rejected line closes the connection.
   bool close_on_error = false;
+  // Names new to mailscope's name table (event names, field keys,
+  // categories) this connection may add (NameBudget). Past it a new
+  // category or event name is rejected (client_name_budget) and a new field
+  // key is left out of its event, as when the table is full.
+  std::uint32_t max_new_names = kDefaultMaxNewNamesPerClient;
 };
 
 struct StatsWriterResult {
@@ -75,7 +81,8 @@ struct StatsWriterResult {
   // missing_field_value invalid_field_value invalid_list_count
   // list_too_few_values missing_category_name unknown_parent_category
   // category_parent_changed (all kInvalidArgument), and too_many_events
-  // too_many_categories state_limit (kResourceExhausted).
+  // too_many_categories state_limit client_name_budget name_table_full
+  // (kResourceExhausted).
   Status status;
   // The server must close the connection: the handshake failed, or the
   // line was rejected with Options::close_on_error set.
@@ -114,6 +121,8 @@ class DovecotStatsWriterDecoder {
   std::size_t categories() const { return categories_.size(); }
   // What Options::max_state_bytes bounds.
   std::size_t state_bytes() const { return state_bytes_; }
+  // The names this connection added to the table, and those refused to it.
+  const NameBudget& names() const { return names_; }
 
   // Walks the held events and checks the counts and links above; false on
   // any inconsistency.
@@ -142,6 +151,9 @@ class DovecotStatsWriterDecoder {
                              const char* what) const;
   // Frees `s` and the ended ancestors it alone kept.
   void Release(Stored* s);
+  // kResourceExhausted for a new name TryInternName() refused: reason
+  // client_name_budget or name_table_full.
+  Status NameRefused(std::string_view cmd, std::string_view what, std::string_view name) const;
   // TryInternName() and FindName() through name_cache_: the same field keys and
   // event names come on every line, and the global table hashes under a lock.
   // `unit`, when given, receives the field unit of the name
@@ -163,6 +175,7 @@ class DovecotStatsWriterDecoder {
   CachedName* CacheSlot(std::string_view name);
 
   StatsWriterOptions options_;
+  NameBudget names_;
   State state_ = State::kAwaitingVersion;
   NameId duration_key_;
   std::vector<std::string_view> args_;

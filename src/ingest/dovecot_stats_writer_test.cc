@@ -441,15 +441,15 @@ TEST(DovecotStatsWriterDecoderTest, EventAndCategoryBounds) {
   EXPECT_TRUE(c.decoder().CheckInvariantsForTesting());
 }
 
-// Names from a writer are interned within a budget: a writer inventing a
-// name per event cannot grow the name table without bound.
-TEST(DovecotStatsWriterDecoderTest, NamesPastTheBudgetAreRefused) {
+// Names from a writer are interned within the table's budget: writers
+// inventing a name per event cannot grow the name table without bound.
+TEST(DovecotStatsWriterDecoderTest, NamesPastTheTableBudgetAreRefused) {
   Connection c;
   c.Start();
   InternName("imap_command_finished");
   InternName("user");
-  SetNameBudget(NameCount(), 64u << 20);  // full now
-  std::uint64_t refused = NamesRefused();
+  SetNameBudget(NameCount(), kDefaultMaxNameBytes);  // full now
+  const std::uint64_t refused = NamesRefused(NameInput::kStatsWriter, NameRefusal::kTableFull);
   auto cat = c.Feed("CATEGORY\tbudget-test-new-category");
   EXPECT_EQ(cat.status.reason(), "name_table_full");
   auto ev = c.Feed("EVENT\t0\t0\t0\t1\t0\tnbudget_test_new_event\tSuser\tx");
@@ -463,9 +463,46 @@ TEST(DovecotStatsWriterDecoderTest, NamesPastTheBudgetAreRefused) {
   EXPECT_EQ(ev.emit, Emit::kEvent);
   EXPECT_EQ(Get(c.event(), "user").as_string(), "y");
   EXPECT_EQ(FindName("budget_test_new_key"), kNoName);
-  EXPECT_EQ(NamesRefused(), refused + 3);
-  SetNameBudget(1'000'000, 64u << 20);
+  EXPECT_EQ(NamesRefused(NameInput::kStatsWriter, NameRefusal::kTableFull), refused + 3);
+  SetNameBudget(kDefaultMaxNames, kDefaultMaxNameBytes);
   c.FeedOk({"CATEGORY\tbudget-test-new-category"});
+}
+
+// Each connection has a budget of its own: a writer that spends it gets its
+// new names refused, while another writer still adds its own.
+TEST(DovecotStatsWriterDecoderTest, AConnectionPastItsBudgetDoesNotStopAnother) {
+  Connection first;  // interns the categories every imap process announces
+  first.Start();
+  StatsWriterOptions options;
+  options.max_new_names = 2;
+  Connection greedy(options);
+  options.max_new_names = 3;
+  Connection other(options);
+  greedy.Start();
+  other.Start();
+  const std::uint64_t refused = NamesRefused(NameInput::kStatsWriter, NameRefusal::kClientBudget);
+  greedy.FeedOk({"CATEGORY\tconn-budget-cat", "EVENT\t0\t0\t0\t1\t0\tnconn_budget_event0"});
+  EXPECT_EQ(greedy.decoder().names().remaining(), 0u);
+  auto cat = greedy.Feed("CATEGORY\tconn-budget-cat2");
+  EXPECT_EQ(cat.status.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(cat.status.reason(), "client_name_budget");
+  EXPECT_NE(cat.status.message().find("conn-budget-cat2"), std::string::npos);
+  auto ev = greedy.Feed("EVENT\t0\t0\t0\t1\t0\tnconn_budget_event1");
+  EXPECT_EQ(ev.status.reason(), "client_name_budget");
+  EXPECT_EQ(ev.emit, Emit::kNone);
+  // Known names still decode, a new key is left out.
+  ev = greedy.Feed("EVENT\t0\t0\t0\t1\t0\tnconn_budget_event0\tSconn_budget_key\tx");
+  EXPECT_TRUE(ev.status.ok()) << ev.status.ToString();
+  EXPECT_EQ(greedy.event().fields.size(), 1u);  // duration only
+  EXPECT_EQ(FindName("conn_budget_key"), kNoName);
+  EXPECT_EQ(greedy.decoder().names().refused(), 3u);
+  EXPECT_EQ(NamesRefused(NameInput::kStatsWriter, NameRefusal::kClientBudget), refused + 3);
+  // The other writer: the greedy one's names are free, new ones its own.
+  other.FeedOk({"CATEGORY\tconn-budget-cat", "CATEGORY\tconn-budget-cat2",
+                "EVENT\t0\t0\t0\t1\t0\tnconn_budget_event1\tSconn_budget_key\tx"});
+  EXPECT_EQ(Get(other.event(), "conn_budget_key").as_string(), "x");
+  EXPECT_EQ(other.decoder().names().added(), 3u);
+  EXPECT_EQ(other.decoder().names().refused(), 0u);
 }
 
 TEST(DovecotStatsWriterDecoderTest, EndedParentStaysReadableThroughItsChildren) {

@@ -174,8 +174,9 @@ void AppendStatsReaderDump(const stats::MetricsEngine& engine,
   out += '\n';
 }
 
-StatsReaderConnection::StatsReaderConnection(stats::MetricsEngine& engine, StatsReaderHooks hooks)
-    : engine_(engine), hooks_(std::move(hooks)) {}
+StatsReaderConnection::StatsReaderConnection(stats::MetricsEngine& engine, StatsReaderHooks hooks,
+                                             std::uint32_t max_new_names)
+    : engine_(engine), hooks_(std::move(hooks)), names_(NameInput::kStatsReader, max_new_names) {}
 
 bool StatsReaderConnection::Feed(std::string_view bytes, std::string& out) {
   if (!open_) return false;
@@ -283,8 +284,11 @@ void StatsReaderConnection::MetricsAdd(std::span<const std::string_view> args, s
   s.filter = args[4];
   s.exporter = args[5];
   s.exporter_include = args[6];
-  auto def = stats::MakeMetric(s);
-  Status st = def.ok() ? Status::Ok() : def.status();
+  // The bound on metrics first, so that a full engine takes no new names.
+  Status st = engine_.CheckDynamicRoom();
+  auto def = st.ok() ? stats::MakeClientMetric(s, engine_.options().dynamic_limits, names_)
+                     : Result<stats::MetricDefinition>(st);
+  if (st.ok() && !def.ok()) st = def.status();
   if (st.ok() && engine_.Find(s.name) != nullptr) {
     st = AlreadyExists("Metric already exists");
   } else if (st.ok() && !s.exporter.empty() &&

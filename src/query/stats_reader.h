@@ -21,6 +21,13 @@
 //    "-METRICS-ADD: Exporter '<name>' does not exist." (2.3.21's check);
 //    2.3.19 crashes.
 //  - count is printed as u64; Dovecot's is a u32 that wraps.
+//  - METRICS-ADD is bounded: at most MetricsOptions::max_dynamic_metrics
+//    metrics added at run time ("-METRICS-ADD: Too many metrics added at run
+//    time: 100 (stats.max_dynamic_metrics); remove one first"), each with at
+//    most ClientMetricLimits fields and group_by levels, a filter of at most
+//    filter::kMaxClientFilterBytes, and the names new to mailscope that it
+//    brings charged to the connection's NameBudget ("-METRICS-ADD: event
+//    filter: no room for its 3 new names (...)..."). Dovecot has no bound.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/names.h"
 #include "core/status.h"
 #include "stats/metrics_engine.h"
 
@@ -60,7 +68,9 @@ struct StatsReaderHooks {
 // One client connection. Thread-compatible; the engine outlives it.
 class StatsReaderConnection {
  public:
-  explicit StatsReaderConnection(stats::MetricsEngine& engine, StatsReaderHooks hooks = {});
+  // METRICS-ADD may add `max_new_names` names new to the name table.
+  explicit StatsReaderConnection(stats::MetricsEngine& engine, StatsReaderHooks hooks = {},
+                                 std::uint32_t max_new_names = kDefaultMaxNewNamesPerClient);
 
   // Consumes bytes read from the client and appends the replies to `out`.
   // Returns false once the connection must be closed (send `out` first);
@@ -88,6 +98,7 @@ class StatsReaderConnection {
 
   stats::MetricsEngine& engine_;
   StatsReaderHooks hooks_;
+  NameBudget names_;
   std::string pending_;
   std::vector<std::string_view> args_;
   bool handshake_done_ = false;

@@ -433,6 +433,72 @@ TEST_F(StatsReaderTest, FilterErrorsKeepDovecotsPrefix) {
   EXPECT_EQ(changes_, 0);
 }
 
+// Metrics added at run time are bounded: past the bound METRICS-ADD gets
+// an error in Dovecot's reply format and adds no name; configured metrics
+// do not count, and a removal makes room again.
+TEST_F(StatsReaderTest, MetricsAddPastTheBoundIsRefused) {
+  MetricsEngine engine(stats::MetricsOptions{.max_dynamic_metrics = 2});
+  AddCaptureMetrics(engine);
+  int changes = 0;
+  StatsReaderHooks hooks;
+  hooks.metrics_changed = [&] { ++changes; };
+  StatsReaderConnection conn(engine, hooks);
+  std::string out;
+  ASSERT_TRUE(conn.Feed(std::string(kHello) +
+                            "METRICS-ADD\td1\t\t\t\tevent=x\t\t\n"
+                            "METRICS-ADD\td2\t\t\t\tevent=x\t\t\n"
+                            "METRICS-ADD\td3\t\t\t\tevent=stats_reader_bound_event\t\t\n",
+                        out));
+  EXPECT_EQ(out,
+            "+\n+\n-METRICS-ADD: Too many metrics added at run time: 2 "
+            "(stats.max_dynamic_metrics); remove one first\n");
+  EXPECT_EQ(changes, 2);
+  EXPECT_EQ(engine.Find("d3"), nullptr);
+  EXPECT_EQ(FindName("stats_reader_bound_event"), kNoName);
+  EXPECT_EQ(engine.dynamic_metric_count(), 2u);
+  out.clear();
+  conn.Feed("METRICS-REMOVE\td1\nMETRICS-ADD\td3\t\t\t\tevent=x\t\t\n", out);
+  EXPECT_EQ(out, "+\n+\n");
+  // The engine keeps the bound for every caller.
+  MetricSettings d4;
+  d4.name = "d4";
+  d4.filter = "event=x";
+  auto def = stats::MakeMetric(d4);
+  ASSERT_TRUE(def.ok());
+  EXPECT_EQ(engine.Add(std::move(*def)).code(), StatusCode::kResourceExhausted);
+}
+
+// A metric added at run time: at most so many fields and group_by levels,
+// and the names it brings charged to the connection's budget, all or none.
+TEST_F(StatsReaderTest, MetricsAddKeepsItsLimitsAndTheNameBudget) {
+  MetricsEngine engine(
+      stats::MetricsOptions{.dynamic_limits = {.max_fields = 2, .max_group_by = 1}});
+  StatsReaderConnection conn(engine, {}, 3);
+  std::string out;
+  ASSERT_TRUE(conn.Feed(std::string(kHello) +
+                            "METRICS-ADD\tf\t\ta b c\t\tevent=x\t\t\n"
+                            "METRICS-ADD\tg\t\t\ta b\tevent=x\t\t\n"
+                            "METRICS-ADD\tn\t\t\t\tevent=sr_new1 OR sr_new2=1 OR sr_new3=1 OR "
+                            "category=sr_new4\t\t\n"
+                            "METRICS-ADD\tk\t\tsr_new5 sr_new6\tsr_new7\tevent=sr_new8\t\t\n",
+                        out));
+  EXPECT_EQ(out,
+            "-METRICS-ADD: Too many fields: 3, a metric added at run time may have 2 "
+            "(stats.max_dynamic_metric_fields)\n"
+            "-METRICS-ADD: Too many group_by levels: 2, a metric added at run time may have 1 "
+            "(stats.max_dynamic_metric_group_by)\n"
+            "-METRICS-ADD: event filter: no room for its 4 new names (names new to mailscope per "
+            "client: at most 3, 3 left); the first past the room: 'sr_new4' at 53\n"
+            "-METRICS-ADD: No room for the new field name 'sr_new7': names new to mailscope per "
+            "client: at most 3, 2 left\n");
+  for (const char* name :
+       {"sr_new1", "sr_new2", "sr_new3", "sr_new4", "sr_new5", "sr_new6", "sr_new7"}) {
+    EXPECT_EQ(FindName(name), kNoName) << name;
+  }
+  EXPECT_NE(FindName("sr_new8"), kNoName);  // the filter's, added before its fields
+  EXPECT_EQ(engine.metrics().size(), 0u);
+}
+
 TEST_F(StatsReaderTest, TooFewArgumentsClose) {
   for (std::string input :
        {"METRICS-ADD\tshort\n", "METRICS-ADD\ta\tb\tc\td\te\tf\n", "METRICS-REMOVE\n"}) {

@@ -27,7 +27,7 @@ Result<TailFormat> ParseTailFormat(std::string_view name) {
   return InvalidArgument(fmt::format("unknown format '{}' (text, json, tab-text)", name));
 }
 
-Result<TailRequest> ParseTailRequest(std::span<char> line) {
+Result<TailRequest> ParseTailRequest(std::span<char> line, NameBudget& names) {
   std::vector<std::string_view> args;
   SplitTabEscaped(line, args);
   if (args.empty() || args[0] != "TAIL") {
@@ -52,7 +52,7 @@ Result<TailRequest> ParseTailRequest(std::span<char> line) {
         fmt::format("unknown filter dialect '{}' (mailscope, dovecot)", args[3]));
   }
   req.filter_text = std::string(args[4]);
-  auto parsed = filter::Parse(req.filter_text, req.dialect);
+  auto parsed = filter::ParseClientFilter(req.filter_text, req.dialect, names);
   if (!parsed.ok()) return parsed.status();
   if (parsed->empty()) parsed = filter::Parse("event=*", filter::Dialect::kDovecot);
   req.filter = std::move(*parsed);

@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/names.h"
 #include "core/status.h"
 #include "filter/filter.h"
 
@@ -40,8 +41,10 @@ struct TailRequest {
 
 inline constexpr std::size_t kTailMaxRequestBytes = 64 * 1024;
 
-// The request line without its LF. Errors are the message an ERROR line carries.
-Result<TailRequest> ParseTailRequest(std::span<char> line);
+// The request line without its LF. Errors are the message an ERROR line
+// carries. The filter is a client's (filter::ParseClientFilter): at most
+// filter::kMaxClientFilterBytes, its new names charged to `names`.
+Result<TailRequest> ParseTailRequest(std::span<char> line, NameBudget& names);
 // The request line, LF included, for the client.
 std::string TailRequestLine(TailFormat format, filter::Dialect dialect,
                             std::string_view filter_text);

@@ -5,8 +5,9 @@
 namespace mailscope::query {
 namespace {
 
-Result<TailRequest> Parse(std::string line) {
-  return ParseTailRequest(std::span<char>(line.data(), line.size()));
+Result<TailRequest> Parse(std::string line, std::uint32_t max_new_names = 100) {
+  NameBudget names(NameInput::kTail, max_new_names);
+  return ParseTailRequest(std::span<char>(line.data(), line.size()), names);
 }
 
 TEST(TailTest, RequestRoundTrip) {
@@ -46,10 +47,18 @@ TEST(TailTest, BadRequests) {
       {"TAIL\t1\ttext\tmailscope\tevent=(", "event filter: syntax error at"},
       // Units belong to mailscope's dialect only.
       {"TAIL\t1\ttext\tdovecot\tsize > 1k AND", "event filter: syntax error"},
+      // A client's filter: new names within its budget, and not too long.
+      {"TAIL\t1\ttext\tmailscope\ttail_test_new1=1 OR tail_test_new2=2",
+       "event filter: no room for its 2 new names (names new to mailscope per client: at most 1, "
+       "1 left); the first past the room: 'tail_test_new2' at 21"},
+      {"TAIL\t1\ttext\tmailscope\tx=\"", "more than the 4096 a filter from a client may have"},
   };
   for (const Case& c : cases) {
-    auto req = Parse(c.line);
+    std::string line = c.line;
+    if (line.ends_with("x=\"")) line += std::string(filter::kMaxClientFilterBytes, 'x') + "\"";
+    auto req = Parse(line, 1);
     ASSERT_FALSE(req.ok()) << c.line;
+    EXPECT_EQ(FindName("tail_test_new1"), kNoName);
     EXPECT_NE(req.status().message().find(c.error), std::string::npos)
         << c.line << " -> " << req.status().message();
   }

@@ -27,6 +27,19 @@ KeySetter<Config> LogLevel() {
   };
 }
 
+// A positive integer of at most `max`.
+auto ReadCountUpTo(std::uint64_t max) {
+  return [max](const ConfigValue& v) -> Result<std::uint64_t> {
+    auto n = ReadCount(v);
+    if (n.ok() && *n > max) return InvalidArgument(fmt::format("expected at most {}", max));
+    return n;
+  };
+}
+
+// The most one client may add: a sixteenth of the name table's budget, so
+// that clients at their budgets stay many before the table is full.
+constexpr std::uint64_t kMaxNewNamesPerClient = kDefaultMaxNames / 16;
+
 // Event patterns, each checked against the catalog; a bad item is reported
 // at its own line and the others are kept.
 Status SetEventList(std::vector<std::string>& out, const ConfigValue& v) {
@@ -202,6 +215,20 @@ ConfigSchema<Config> MakeSchema() {
            "mailscope_events_total; events of further new names are counted in "
            "mailscope_events_folded_total{source}. Names are the sender's choice.",
            Store(&Config::max_unknown_event_series, ReadCount)},
+          {"max_new_names_per_client", SettingType::kCount, false,
+           std::to_string(kDefaultMaxNewNamesPerClient),
+           fmt::format(
+               "Names (event names, field keys, categories) new to mailscope that one client may "
+               "add: each stats-writer connection, each `mailscope tail` filter, each "
+               "stats-reader connection (METRICS-ADD), and POST /ingest/dovecot as a whole. "
+               "Names are kept for the life of the process, so a client past its budget gets its "
+               "new names refused (a line or body naming a new event or category is rejected, a "
+               "new field key is left out, a filter is refused) while other clients still add "
+               "theirs; names mailscope knows already cost nothing. Refusals are counted in "
+               "mailscope_names_refused_total{{input,reason}}. At most {}, a sixteenth of the {} "
+               "names all clients together may add.",
+               kMaxNewNamesPerClient, kDefaultMaxNames),
+           Store(&Config::max_new_names_per_client, ReadCountUpTo(kMaxNewNamesPerClient))},
       }});
   schema.Add(BlockKind<Config, Config>{
       .path = "old_stats",
@@ -354,6 +381,18 @@ ConfigSchema<Config> MakeSchema() {
            "Sub-metrics (group_by values, all levels) per metric; new values past it are "
            "counted in mailscope_metric_sub_metrics_dropped_total and not kept.",
            Store(&Config::stats_max_sub_metrics, ReadCount)},
+          {"max_dynamic_metrics", SettingType::kCount, true, "100",
+           "Metrics that `doveadm stats add` (METRICS-ADD) may hold at once; past it METRICS-ADD "
+           "is refused with \"Too many metrics added at run time\" until one is removed. "
+           "Configured metrics do not count.",
+           Store(&Config::stats_max_dynamic_metrics, ReadCount)},
+          {"max_dynamic_metric_fields", SettingType::kCount, true, "32",
+           "Fields a metric added by METRICS-ADD may have; each is a distribution in every "
+           "sub-metric.",
+           Store(&Config::stats_max_dynamic_metric_fields, ReadCount)},
+          {"max_dynamic_metric_group_by", SettingType::kCount, true, "8",
+           "group_by levels a metric added by METRICS-ADD may have.",
+           Store(&Config::stats_max_dynamic_metric_group_by, ReadCount)},
       }});
   schema.Add(BlockKind<Config, MetricConfig>{
       .path = "metrics",

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "catalog/event_control.h"
+#include "core/names.h"
 #include "core/status.h"
 #include "export/exporter_settings.h"
 #include "net/line_limits.h"
@@ -96,6 +97,8 @@ struct Config {
   std::string http = "127.0.0.1:9390";  // HTTP listener ADDR:PORT; empty disables it
   std::string log_level = "info";       // trace, debug, info, warn, error
   std::uint64_t max_unknown_event_series = 200;  // per source, in mailscope_events_total
+  // Names new to the name table that one client may add (NameBudget).
+  std::uint64_t max_new_names_per_client = kDefaultMaxNewNamesPerClient;
 
   // [old_stats]
   std::uint64_t old_stats_memory_limit = 16u << 20;
@@ -119,6 +122,10 @@ struct Config {
   // [stats]: Dovecot 2.3 statistics.
   std::vector<std::string> stats_dovecot_config;  // dovecot.conf files to take metrics from
   std::uint64_t stats_max_sub_metrics = 1000;
+  // Metrics METRICS-ADD (`doveadm stats add`) may hold at once, and what each may have.
+  std::uint64_t stats_max_dynamic_metrics = 100;
+  std::uint64_t stats_max_dynamic_metric_fields = 32;
+  std::uint64_t stats_max_dynamic_metric_group_by = 8;
   // [metrics.NAME], then the metric { } blocks of stats_dovecot_config, in
   // file order; names are unique. Exporters likewise.
   std::vector<MetricConfig> metrics;

@@ -123,6 +123,7 @@ TEST(ConfigTest, ParsesEverySetting) {
 run_dir = "/tmp/r"
 http = "127.0.0.1:0"
 log_level = "debug"
+max_new_names_per_client = 62500
 [old_stats]
 memory_limit = "64 M"
 command_min_time = "2 mins"
@@ -134,11 +135,19 @@ carbon_server = "127.0.0.1:2003"
 carbon_name = "mx1"
 carbon_interval = "5s"
 tcp = "127.0.0.1:24242"
+[stats]
+max_dynamic_metrics = 5
+max_dynamic_metric_fields = 6
+max_dynamic_metric_group_by = 7
 )",
                        "all.toml");
   ASSERT_TRUE(c.ok()) << c.status().message();
   EXPECT_EQ(c->run_dir, "/tmp/r");
   EXPECT_EQ(c->log_level, "debug");
+  EXPECT_EQ(c->max_new_names_per_client, 62500u);
+  EXPECT_EQ(c->stats_max_dynamic_metrics, 5u);
+  EXPECT_EQ(c->stats_max_dynamic_metric_fields, 6u);
+  EXPECT_EQ(c->stats_max_dynamic_metric_group_by, 7u);
   EXPECT_EQ(c->old_stats_memory_limit, 64u << 20);
   EXPECT_EQ(c->old_stats_command_min_time, 120s);
   EXPECT_EQ(c->old_stats_session_min_time, 30s);
@@ -168,6 +177,8 @@ TEST(ConfigTest, RejectsBadValues) {
            "[listeners.old_stats_mail]\nmode = \"999\"\n",
            "[listeners.old_stats_mail]\nmode = \"0660\"\nfifo_mode = \"0660\"\n",
            "[old_stats]\nmemory_limit = 0\n",
+           "[serve]\nmax_new_names_per_client = 0\n",
+           "[serve]\nmax_new_names_per_client = 62501\n",
            "[old_stats]\ncommand_min_time = \"5 fortnights\"\n",
            "memory_limit = 5\n",
            "[old_stats\n",

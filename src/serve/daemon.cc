@@ -55,10 +55,22 @@ stats::OldStatsOptions OldStatsOptionsFrom(const Config& c) {
   return o;
 }
 
+stats::ClientMetricLimits DynamicLimits(const Config& c) {
+  return {.max_fields = c.stats_max_dynamic_metric_fields,
+          .max_group_by = c.stats_max_dynamic_metric_group_by};
+}
+
 stats::MetricsOptions MetricsOptionsFrom(const Config& c) {
   stats::MetricsOptions o;
   o.max_sub_metrics = c.stats_max_sub_metrics;
+  o.max_dynamic_metrics = c.stats_max_dynamic_metrics;
+  o.dynamic_limits = DynamicLimits(c);
   return o;
+}
+
+// Of each client's NameBudget; the schema bounds it far below 2^32.
+std::uint32_t MaxNewNames(const Config& c) {
+  return static_cast<std::uint32_t>(c.max_new_names_per_client);
 }
 
 // The run or data directory: a /tmp fallback only when it is ours alone.
@@ -164,7 +176,8 @@ struct Daemon::State {
         start_time(clock.Now()),
         hostname(HostName()),
         exporters(io, clock, hostname),
-        tails(clock, hostname, [this] { SchedulePushFilter(); }),
+        tails(
+            clock, hostname, [this] { SchedulePushFilter(); }, MaxNewNames(config)),
         reloader(
             io, [path = config_path] { return LoadForReload(path); },
             [this](Result<LoadedConfig> loaded) { ApplyReload(std::move(loaded)); }) {}
@@ -276,9 +289,13 @@ Status Daemon::State::Start() {
   SourceContext context{*dispatcher, counters, reject_log, clock,
                         options.before_dispatch_for_testing};
   old_stats_source = std::make_unique<DovecotOldStatsSource>(context);
-  stats_writer_source =
-      std::make_unique<DovecotStatsWriterSource>(context, [this] { return FilterLine(); });
-  event_post_source = std::make_unique<DovecotEventPostSource>(context);
+  ingest::StatsWriterOptions writer_options;
+  writer_options.max_new_names = MaxNewNames(config);
+  stats_writer_source = std::make_unique<DovecotStatsWriterSource>(
+      context, [this] { return FilterLine(); }, writer_options);
+  ingest::EventExportOptions post_options;
+  post_options.max_new_names = MaxNewNames(config);
+  event_post_source = std::make_unique<DovecotEventPostSource>(context, post_options);
 
   MS_RETURN_IF_ERROR(old_stats_source->Open(listeners, run, *mail_fifo, *user_fifo));
   auto export_handler = [this](std::span<char> l, std::string& r) { return OnExportRequest(l, r); };
@@ -384,7 +401,8 @@ net::LineConnection Daemon::State::NewStatsReader() {
     SchedulePushFilter();
   };
   hooks.exporter_exists = [this](std::string_view name) { return exporters.Exists(name); };
-  auto reader = std::make_shared<query::StatsReaderConnection>(metrics, std::move(hooks));
+  auto reader = std::make_shared<query::StatsReaderConnection>(metrics, std::move(hooks),
+                                                               MaxNewNames(config));
   net::LineConnection conn;
   conn.greeting = std::string(query::StatsReaderGreeting());
   conn.on_line = [reader](std::span<char> line, std::string& reply) {
@@ -526,8 +544,10 @@ void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
   next.http = config.http;
   next.old_stats_tcp = config.old_stats_tcp;
   next.listeners = config.listeners;
+  next.max_new_names_per_client = config.max_new_names_per_client;  // decoders hold budgets
   spdlog::set_level(spdlog::level::from_str(next.log_level));
   metrics.set_max_sub_metrics(next.stats_max_sub_metrics);
+  metrics.set_dynamic_limits(next.stats_max_dynamic_metrics, DynamicLimits(next));
   exporters.Apply(next.exporters);
   exporters.Reopen();  // log rotation
   dispatcher->SetControl(std::move(loaded->control));

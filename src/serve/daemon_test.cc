@@ -1111,6 +1111,38 @@ TEST_F(DaemonTest, ThrowInAWriterLineDropsThatLineAndTheConnectionKeepsFlowing) 
   EXPECT_EQ(Sample(page, EventsTotal("dovecot", "auth_request_finished")), 3) << page;
 }
 
+// Clients' budgets end to end: a tail whose filter brings more new names
+// than a client may add is refused with the reason, while another tail still
+// adds its names; METRICS-ADD past its bound gets Dovecot's error reply.
+TEST_F(DaemonTest, ClientsKeepTheirNameBudgetsAndMetricsAddItsBound) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartDaemon("max_new_names_per_client = 2\n[stats]\nmax_dynamic_metrics = 1\n"));
+  Client greedy = Client::Unix(RunPath("tail"));
+  ASSERT_TRUE(greedy.ok()) << greedy.error();
+  greedy.Send(
+      "TAIL\t1\ttext\tmailscope\tdaemon_budget_a=1 OR daemon_budget_b=1 OR daemon_budget_c=1\n");
+  const auto reply = greedy.ReadLine();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(*reply,
+            "ERROR\tevent filter: no room for its 3 new names (names new to mailscope per "
+            "client: at most 2, 2 left); the first past the room: 'daemon_budget_c' at 43");
+  Client modest = Client::Unix(RunPath("tail"));
+  EXPECT_TRUE(OpenTail(modest, "daemon_budget_a=1 OR daemon_budget_b=1"));
+
+  StatsReader reader(RunPath("stats-reader"));
+  ASSERT_TRUE(reader.Handshake());
+  EXPECT_EQ(reader.Add("first", "event=x"), "+");
+  EXPECT_EQ(reader.Add("second", "event=x"),
+            "-METRICS-ADD: Too many metrics added at run time: 1 (stats.max_dynamic_metrics); "
+            "remove one first");
+
+  const std::string refused =
+      "mailscope_names_refused_total{input=\"tail\",reason=\"client_budget\"}";
+  const std::string page =
+      WaitForMetrics([&](const std::string& p) { return Sample(p, refused) >= 3; });
+  EXPECT_GE(Sample(page, refused), 3) << page;
+}
+
 // ---- configuration ------------------------------------------------------------
 
 // ---- reload -------------------------------------------------------------------

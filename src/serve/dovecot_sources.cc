@@ -67,7 +67,7 @@ void DovecotOldStatsSource::OnLine(ingest::DovecotOldStatsDecoder& decoder, std:
 }
 
 net::LineConnection DovecotStatsWriterSource::NewConnection() {
-  auto decoder = std::make_shared<ingest::DovecotStatsWriterDecoder>();
+  auto decoder = std::make_shared<ingest::DovecotStatsWriterDecoder>(options_);
   net::LineConnection conn;
   // Writers block up to 5 s for the handshake, so it is sent at once.
   conn.greeting = std::string(ingest::kStatsServerVersionLine) + filter_line_();

@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "ingest/dovecot_event_export.h"
 #include "ingest/dovecot_old_stats.h"
+#include "ingest/dovecot_stats_writer.h"
 #include "net/http_server.h"
 #include "net/listeners.h"
 #include "pipeline/dispatcher.h"
@@ -61,19 +62,23 @@ class DovecotOldStatsSource {
 
 class DovecotStatsWriterSource {
  public:
-  // `filter_line` gives the FILTER line a new writer gets after VERSION.
-  DovecotStatsWriterSource(SourceContext context, std::function<std::string()> filter_line)
-      : context_(context), filter_line_(std::move(filter_line)) {}
+  // `filter_line` gives the FILTER line a new writer gets after VERSION;
+  // each connection's decoder gets `options`.
+  DovecotStatsWriterSource(SourceContext context, std::function<std::string()> filter_line,
+                           ingest::StatsWriterOptions options = {})
+      : context_(context), filter_line_(std::move(filter_line)), options_(options) {}
   net::LineConnection NewConnection();
 
  private:
   SourceContext context_;
   std::function<std::string()> filter_line_;
+  ingest::StatsWriterOptions options_;
 };
 
 class DovecotEventPostSource {
  public:
-  explicit DovecotEventPostSource(SourceContext context) : context_(context) {}
+  explicit DovecotEventPostSource(SourceContext context, ingest::EventExportOptions options = {})
+      : context_(context), decoder_(options) {}
   // 204 when decoded (format none carries no event), 400/413/415 otherwise.
   net::HttpResponse Handle(const net::HttpRequest& request);
 

@@ -90,8 +90,16 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
            "Interned names: event names, field keys and categories seen so far");
   w.Sample({}, static_cast<std::uint64_t>(NameCount()));
   w.Family("mailscope_names_refused", "counter",
-           "New names from input refused because the name table is at its budget");
-  w.Sample({}, NamesRefused());
+           "New names from clients refused, by input and reason: the client had added as many "
+           "as it may (client_budget) or the name table is at its budget (table_full)");
+  for (int i = 0; i < kNameInputCount; ++i) {
+    for (int r = 0; r < kNameRefusalCount; ++r) {
+      const auto input = static_cast<NameInput>(i);
+      const auto reason = static_cast<NameRefusal>(r);
+      w.Sample({{"input", NameInputName(input)}, {"reason", NameRefusalName(reason)}},
+               NamesRefused(input, reason));
+    }
+  }
 
   w.Family("mailscope_listener_connections", "gauge",
            "Open connections per socket of the run directory (and TCP listener)");

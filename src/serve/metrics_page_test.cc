@@ -1,5 +1,6 @@
 #include "serve/metrics_page.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,6 +29,9 @@ TEST(MetricsPageTest, CarriesSelfMetricsAndOldStatsFigures) {
   stats::IngestCounters capped(1);
   capped.CountEvent(Source::kStalwart, InternName("made.up.1"), false);
   capped.CountEvent(Source::kStalwart, InternName("made.up.2"), false);
+  NameBudget spent(NameInput::kTail, 0);
+  ASSERT_EQ(TryInternName("metrics_page_test_refused", spent), kNoName);
+  const std::uint64_t tail_refused = NamesRefused(NameInput::kTail, NameRefusal::kClientBudget);
 
   std::string page =
       RenderMetricsPage({store, counters, clock.Now()}, exporter::MetricsFormat::kPrometheus);
@@ -59,6 +63,14 @@ TEST(MetricsPageTest, CarriesSelfMetricsAndOldStatsFigures) {
   EXPECT_NE(page.find("mailscope_old_stats_user_cpu_seconds_total 0\n"), std::string::npos);
   EXPECT_NE(page.find("mailscope_evicted_total{store=\"old_stats\",level=\"user\"} 0\n"),
             std::string::npos);
+  // Name refusals: every input and reason, this one counted.
+  EXPECT_NE(page.find(fmt::format(
+                "mailscope_names_refused_total{{input=\"tail\",reason=\"client_budget\"}} {}\n",
+                tail_refused)),
+            std::string::npos);
+  EXPECT_NE(
+      page.find("mailscope_names_refused_total{input=\"stats_writer\",reason=\"table_full\"}"),
+      std::string::npos);
 
   std::string om =
       RenderMetricsPage({store, counters, clock.Now()}, exporter::MetricsFormat::kOpenMetrics);

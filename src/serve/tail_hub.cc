@@ -18,7 +18,10 @@ net::LineConnection TailHub::NewConnection() {
     if (std::find(clients_.begin(), clients_.end(), client) != clients_.end()) {
       return true;  // streaming: nothing more is expected from the client
     }
-    auto request = query::ParseTailRequest(line);
+    // A client sends one request, so its filter's names are all its
+    // connection ever adds.
+    NameBudget names(NameInput::kTail, max_new_names_);
+    auto request = query::ParseTailRequest(line, names);
     if (!request.ok()) {
       reply += "ERROR\t";
       AppendTabEscaped(reply, request.status().message());

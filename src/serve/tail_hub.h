@@ -21,8 +21,13 @@ namespace mailscope::serve {
 
 class TailHub : public pipeline::Consumer {
  public:
-  TailHub(const Clock& clock, std::string hostname, std::function<void()> on_change)
-      : clock_(clock), hostname_(std::move(hostname)), on_change_(std::move(on_change)) {}
+  // Each client's filter may add `max_new_names` names new to the name table.
+  TailHub(const Clock& clock, std::string hostname, std::function<void()> on_change,
+          std::uint32_t max_new_names = kDefaultMaxNewNamesPerClient)
+      : clock_(clock),
+        hostname_(std::move(hostname)),
+        on_change_(std::move(on_change)),
+        max_new_names_(max_new_names) {}
 
   // Bytes a client may have unread before events matching its filter are
   // dropped for it (counted, and announced in a D line once it catches up).
@@ -49,6 +54,7 @@ class TailHub : public pipeline::Consumer {
   const Clock& clock_;
   std::string hostname_;
   std::function<void()> on_change_;
+  std::uint32_t max_new_names_;
   std::vector<std::shared_ptr<Client>> clients_;
   std::uint64_t dropped_ = 0;
   std::size_t backlog_limit_ = 1u << 20;

@@ -142,23 +142,6 @@ int Utf8Length(std::string_view s, std::size_t i) {
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 constexpr std::string_view kEllipsis = "\xE2\x80\xA6";     // U+2026
 
-// A 128-bit hash of a long group value: two 64-bit lanes with murmur3's finalizer.
-void AppendHash128(std::string& out, std::string_view s) {
-  auto mix = [](std::uint64_t h) {
-    h = (h ^ (h >> 33)) * 0xff51afd7ed558ccdULL;
-    h = (h ^ (h >> 33)) * 0xc4ceb9fe1a85ec53ULL;
-    return h ^ (h >> 33);
-  };
-  std::uint64_t h[2] = {0x9E3779B97F4A7C15ULL ^ s.size(), 0xC2B2AE3D27D4EB4FULL + s.size()};
-  for (std::size_t i = 0; i < s.size(); i += 8) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, s.data() + i, std::min<std::size_t>(8, s.size() - i));
-    h[0] = mix(h[0] ^ (w * 0x87c37b91114253d5ULL));
-    h[1] = mix(h[1] + (w * 0x4cf5ad432745937fULL)) ^ h[0];
-  }
-  out.append(reinterpret_cast<const char*>(h), sizeof h);
-}
-
 // A group value's key in MetricNode::index_: a kind byte, then the value.
 // Written into a caller's buffer, so a lookup allocates nothing.
 class GroupKey {
@@ -175,11 +158,14 @@ class GroupKey {
       std::memcpy(buf_ + 1, s.data(), s.size());
       size_ = 1 + s.size();
     } else {
+      // Seeded: group values are the sender's, and values made to collide
+      // would share a sub-metric. A collision needs both 64-bit lanes to
+      // collide under a seed the sender does not know.
       buf_[0] = 'h';
-      std::string h;
-      AppendHash128(h, s);
-      std::memcpy(buf_ + 1, h.data(), h.size());
-      size_ = 1 + h.size();
+      const Hash128 h = HashBytes128(s);
+      std::memcpy(buf_ + 1, &h.low, sizeof h.low);
+      std::memcpy(buf_ + 1 + sizeof h.low, &h.high, sizeof h.high);
+      size_ = 1 + sizeof h.low + sizeof h.high;
     }
   }
   std::string_view view() const { return {buf_, size_}; }
@@ -309,7 +295,10 @@ std::string GroupBy::BucketName(std::size_t bucket) const {
   return fmt::format("{}_{}_{}", field, low, Edge(bucket));
 }
 
-Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text) {
+namespace {
+
+// ParseGroupBy() without the interning of field names.
+Result<std::vector<GroupBy>> ParseGroupBySpecs(std::string_view text) {
   std::vector<GroupBy> out;
   for (std::string_view spec : SplitSpaces(text)) {
     std::vector<std::string_view> params = SplitColons(spec);
@@ -331,9 +320,17 @@ Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text) {
       return InvalidArgument(
           fmt::format("unknown aggregation function '{}' on field '{}'", params[1], params[0]));
     }
-    g.field_id = InternName(g.field);
     out.push_back(std::move(g));
   }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text) {
+  auto out = ParseGroupBySpecs(text);
+  if (out.ok())
+    for (GroupBy& g : *out) g.field_id = InternName(g.field);
   return out;
 }
 
@@ -364,36 +361,76 @@ std::string SubMetricName(std::string_view value) {
   return out;
 }
 
-Result<MetricDefinition> MakeMetric(const MetricSettings& s) {
+namespace {
+
+// MakeMetric() (trusted settings: `client` and `names` nullptr) and
+// MakeClientMetric(). The group_by setting is checked before the filter, as
+// the filter of a client's metric adds its new names once it has parsed.
+Result<MetricDefinition> Make(const MetricSettings& s, const ClientMetricLimits* client,
+                              NameBudget* names) {
   if (s.name.empty()) return InvalidArgument("Metric name can't be empty");
   if (s.filter.empty()) {
     return InvalidArgument(
         fmt::format("metric {} {{ filter }} is empty - will not match anything", s.name));
   }
-  auto filter = filter::Parse(s.filter, s.dialect);
-  if (!filter.ok()) return filter.status();
-  auto group_by = ParseGroupBy(s.group_by);
+  const std::vector<std::string_view> fields = SplitSpaces(s.fields);
+  auto group_by = ParseGroupBySpecs(s.group_by);
   if (!group_by.ok()) return group_by.status();
+  if (client != nullptr && fields.size() > client->max_fields) {
+    return ResourceExhausted(
+        fmt::format("Too many fields: {}, a metric added at run time may "
+                    "have {} (stats.max_dynamic_metric_fields)",
+                    fields.size(), client->max_fields));
+  }
+  if (client != nullptr && group_by->size() > client->max_group_by) {
+    return ResourceExhausted(
+        fmt::format("Too many group_by levels: {}, a metric added at run "
+                    "time may have {} (stats.max_dynamic_metric_group_by)",
+                    group_by->size(), client->max_group_by));
+  }
   if (!s.openmetrics_name.empty() && !ValidMetricName(s.openmetrics_name)) {
     return InvalidArgument(
         fmt::format("openmetrics_name '{}' is not a valid metric name", s.openmetrics_name));
   }
+  auto filter = names != nullptr ? filter::ParseClientFilter(s.filter, s.dialect, *names)
+                                 : filter::Parse(s.filter, s.dialect);
+  if (!filter.ok()) return filter.status();
 
   MetricDefinition def;
+  def.fields.assign(fields.begin(), fields.end());
+  // The field names, then the group_by ones: a client's are added all or none.
+  std::vector<std::string_view> keys = fields;
+  for (const GroupBy& g : *group_by) keys.push_back(g.field);
+  std::vector<NameId> ids(keys.size());
+  if (names == nullptr) {
+    for (std::size_t i = 0; i < keys.size(); ++i) ids[i] = InternName(keys[i]);
+  } else if (auto shortfall = TryInternNames(keys, *names, ids)) {
+    return ResourceExhausted(fmt::format("No room for the new field name '{}': {}",
+                                         keys[shortfall->first_past],
+                                         DescribeNameRefusal(*names, shortfall->reason)));
+  }
+  def.field_ids.assign(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(fields.size()));
+  for (std::size_t i = 0; i < group_by->size(); ++i)
+    (*group_by)[i].field_id = ids[fields.size() + i];
   def.name = s.name;
   def.description = s.description;
   def.filter_text = s.filter;
   def.filter = std::move(*filter);
-  for (std::string_view f : SplitSpaces(s.fields)) {
-    def.fields.emplace_back(f);
-    def.field_ids.push_back(InternName(f));
-  }
   def.group_by = std::move(*group_by);
   def.exporter = s.exporter;
   for (std::string_view f : SplitSpaces(s.exporter_include)) def.exporter_include.emplace_back(f);
   def.dialect = s.dialect;
   def.openmetrics_name = s.openmetrics_name;
   return def;
+}
+
+}  // namespace
+
+Result<MetricDefinition> MakeMetric(const MetricSettings& s) { return Make(s, nullptr, nullptr); }
+
+Result<MetricDefinition> MakeClientMetric(const MetricSettings& s, const ClientMetricLimits& limits,
+                                          NameBudget& names) {
+  return Make(s, &limits, &names);
 }
 
 std::string MetricDefinition::OpenMetricsName() const {
@@ -622,6 +659,7 @@ const Metric* MetricsEngine::Find(std::string_view name) const {
 Status MetricsEngine::Add(MetricDefinition definition, Origin origin) {
   if (Find(definition.name) != nullptr) return AlreadyExists("Metric already exists");
   const bool configured = origin == Origin::kConfig;
+  if (!configured) MS_RETURN_IF_ERROR(CheckDynamicRoom());
   auto metric = std::unique_ptr<Metric>(new Metric(std::move(definition), configured, prototype_));
   auto pos = metrics_.end();
   if (configured) {
@@ -631,6 +669,19 @@ Status MetricsEngine::Add(MetricDefinition definition, Origin origin) {
   metrics_.insert(pos, std::move(metric));
   Rebuild();
   return Status::Ok();
+}
+
+Status MetricsEngine::CheckDynamicRoom() const {
+  if (dynamic_metric_count() < options_.max_dynamic_metrics) return Status::Ok();
+  return ResourceExhausted(
+      fmt::format("Too many metrics added at run time: {} "
+                  "(stats.max_dynamic_metrics); remove one first",
+                  options_.max_dynamic_metrics));
+}
+
+std::size_t MetricsEngine::dynamic_metric_count() const {
+  return static_cast<std::size_t>(std::count_if(metrics_.begin(), metrics_.end(),
+                                                [](const auto& m) { return !m->configured(); }));
 }
 
 Status MetricsEngine::Remove(std::string_view name) {

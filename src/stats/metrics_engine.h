@@ -27,7 +27,8 @@
 //  - sub-metrics per metric are capped (MetricsOptions); Dovecot has no bound.
 //  - string lists: Value has no list type (the stats-writer decoder joins
 //    the elements with TAB), so a list groups as one string value.
-//  - long string group values are keyed by a 128-bit hash (Dovecot: SHA-1).
+//  - long string group values are keyed by a 128-bit hash seeded per process
+//    (HashBytes128; Dovecot: SHA-1).
 //  - Value types Dovecot lacks: kUint as its value, kBool as 0/1, kDouble as
 //    its integer part (saturated); record columns are fields like the filter's.
 //
@@ -59,6 +60,7 @@
 #include <vector>
 
 #include "core/event.h"
+#include "core/names.h"
 #include "core/status.h"
 #include "filter/filter.h"
 #include "stats/sketch.h"
@@ -157,7 +159,25 @@ struct MetricDefinition {
 // metric name" unless it matches [a-zA-Z_:][a-zA-Z0-9_:]* and ends in none
 // of the suffixes the formats reserve (_total, _created, _bucket, _count,
 // _sum, _info). Whether `exporter` exists is the caller's check.
+// Names are interned unbudgeted: for trusted settings (configuration).
+// group_by is checked before the filter (2.3.19 checks the filter first: a
+// setting wrong in both gets the other error).
 Result<MetricDefinition> MakeMetric(const MetricSettings& settings);
+
+// What a client's metric (METRICS-ADD) may hold.
+struct ClientMetricLimits {
+  std::size_t max_fields = 32;
+  std::size_t max_group_by = 8;
+};
+
+// MakeMetric() for a metric a client defines: its filter is a client's
+// (filter::ParseClientFilter: length limit, new names charged to `names`),
+// its field and group_by names are charged to `names` too, all or none, and
+// kResourceExhausted past `limits`: "Too many fields: 40, a metric added at
+// run time may have 32 (stats.max_dynamic_metric_fields)", "Too many
+// group_by levels: ..." and "No room for the new field name '<x>': ...".
+Result<MetricDefinition> MakeClientMetric(const MetricSettings& settings,
+                                          const ClientMetricLimits& limits, NameBudget& names);
 
 // count, sum, min, max exactly; median and percentiles through a sketch;
 // exact variance. Values are u64 as in Dovecot's stats_dist. Thread-compatible.
@@ -316,6 +336,14 @@ struct MetricsOptions {
   // node costs ~300 bytes plus ~340 bytes and up to 16 KiB of sketch per
   // distribution (duration and each field).
   std::size_t max_sub_metrics = 1000;
+  // Metrics added at run time (METRICS-ADD, `doveadm stats add`) held at
+  // once; Dovecot has no bound. Each costs at least a few KiB and every event
+  // is tested against its filter, and removing one frees it but not the
+  // names it added, so a client adding and removing metrics without end is
+  // held by its name budget and the name table's.
+  std::size_t max_dynamic_metrics = 100;
+  // What each of them may hold (MakeClientMetric()).
+  ClientMetricLimits dynamic_limits{};
   // Of every distribution's quantile sketch.
   double relative_error = QuantileSketch::kDefaultRelativeError;
   int sketch_max_buckets = QuantileSketch::kDefaultMaxBuckets;
@@ -333,8 +361,14 @@ class MetricsEngine {
 
   // Configured metrics go after the other configured ones and before the
   // dynamic ones; dynamic ones go last. kAlreadyExists "Metric already
-  // exists" when the name is taken.
+  // exists" when the name is taken; for a dynamic one, CheckDynamicRoom()'s
+  // error when there are MetricsOptions::max_dynamic_metrics already.
   Status Add(MetricDefinition definition, Origin origin = Origin::kDynamic);
+  // OK while a dynamic metric may be added, else kResourceExhausted "Too
+  // many metrics added at run time: 100 (stats.max_dynamic_metrics); remove
+  // one first".
+  Status CheckDynamicRoom() const;
+  std::size_t dynamic_metric_count() const;
   // Removes a metric of either origin. kNotFound "metrics '<name>' not found".
   Status Remove(std::string_view name);
   const Metric* Find(std::string_view name) const;
@@ -357,6 +391,12 @@ class MetricsEngine {
   void set_export_sink(ExportSink sink) { export_sink_ = std::move(sink); }
   // Applies to sub-metrics created from now on.
   void set_max_sub_metrics(std::size_t n) { options_.max_sub_metrics = n; }
+  // Apply to dynamic metrics added from now on; those held stay.
+  void set_dynamic_limits(std::size_t max_metrics, ClientMetricLimits limits) {
+    options_.max_dynamic_metrics = max_metrics;
+    options_.dynamic_limits = limits;
+  }
+  const MetricsOptions& options() const { return options_; }
   std::size_t memory_bytes() const;
   std::uint64_t sub_metrics_dropped() const;
 
