@@ -80,30 +80,183 @@ std::string Closest(std::string_view word, const std::vector<std::string>& candi
   return best_d <= std::max<std::size_t>(3, word.size() / 3) ? best : std::string();
 }
 
-// Rejects what TOML forbids anyway and what toml++ 3.3 mishandles: control
-// characters other than TAB, CR and LF, and non-ASCII bytes anywhere but in
-// whole-line comments (toml++ 3.3 classifies a stray non-ASCII character by
-// reaching an "unreachable" point). Every setting's value is ASCII anyway.
+// Rejects what TOML forbids anyway and what toml++ 3.3 mishandles. toml++ 3.3
+// tells whether a non-ASCII character is whitespace by reaching an
+// "unreachable" point for most of U+00A1..U+FEFE. It asks wherever whitespace
+// may appear: between tokens; all along a number or date, which it reads up
+// to a blank, ',', ']', '}' or '#', quotes included; after a backslash in a
+// basic string; and, in a multi-line basic string, on the first character
+// after a line-ending backslash and the blanks after it. It never asks about
+// the rest of a string or a comment. So this lexes just enough TOML to find
+// strings, comments and bare values (values other than strings, arrays and
+// inline tables, each read as toml++ reads a number), and rejects
+//  - control characters other than TAB, CR and LF, anywhere;
+//  - non-ASCII bytes outside strings and comments;
+//  - a non-ASCII byte after a backslash, or after a backslash and blanks on
+//    the same line (invalid escapes);
+//  - a non-ASCII byte first after a line-ending backslash, its line break and
+//    blanks: valid TOML, but toml++ would classify it (and silently drop
+//    U+00A0 or U+3000 there); a \uXXXX escape reads the same.
+// On invalid TOML the two lexers may part ways; this one then errs towards
+// bare values, where a quote opens no string. toml++ decodes UTF-8 strictly
+// (no overlong forms), so a byte below 0x80 is always the ASCII character it
+// reads, and lexing bytes follows its lexing.
 std::optional<std::string> PrecheckToml(std::string_view text, std::string_view name) {
+  enum class In { kCode, kBareValue, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
+  In in = In::kCode;
+  std::string nest;             // the arrays ('[') and inline tables ('{') open
+  bool value_next = false;      // what starts here is a value, not a key
+  std::size_t bare_start = 0;   // where the bare value began
+  std::size_t bare_take = 0;    // a byte of it even if a blank, ',', ']', '}' or '#'
+  bool escaped = false;         // the previous byte was a backslash in a basic string
+  bool line_ending = false;     // after a line-ending backslash in a multi-line basic string
+  bool line_ending_nl = false;  // ... and past its line break
   int line = 1;
-  bool line_start = true;  // only whitespace so far on this line
-  bool comment_line = false;
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c == '\n') {
-      ++line;
-      line_start = true;
-      comment_line = false;
-      continue;
+  auto fail = [&](std::string_view problem) {
+    return fmt::format("{}:{}: {}", name, line, problem);
+  };
+  auto blank = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; };
+  auto digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+  // The run of `q` starting at i, counted up to 5 as toml++ does: in a
+  // multi-line string 3 to 5 end it, the 1 or 2 beyond the three belonging to it.
+  auto run = [&](std::size_t i, char q) {
+    std::size_t n = 0;
+    while (n < 5 && i + n < text.size() && text[i + n] == q) ++n;
+    return n;
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f) {
+      return fail(fmt::format("control character 0x{:02x} is not allowed", c));
     }
-    if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
-      return fmt::format("{}:{}: control character 0x{:02x} is not allowed", name, line, c);
-    }
-    if (line_start && c == '#') comment_line = true;
-    if (c != ' ' && c != '\t') line_start = false;
-    if (c >= 0x80 && !comment_line) {
-      return fmt::format("{}:{}: non-ASCII character (allowed only in whole-line comments)", name,
-                         line);
+    const bool ascii = c < 0x80;
+    if (ch == '\n') ++line;
+    switch (in) {
+      case In::kBareValue:
+        if (!ascii) return fail("non-ASCII character outside a string or comment");
+        if (i == bare_take) break;
+        // After a date, a space and a digit ("1979-05-27 07:32:00"), toml++
+        // takes the next character whatever it is, then reads on as before.
+        if (ch == ' ' && i + 1 < text.size() && digit(text[i + 1]) &&
+            text.substr(bare_start, i - bare_start).find_first_not_of("0123456789-_") ==
+                std::string_view::npos) {
+          bare_take = i + 2;
+          break;
+        }
+        if (!(blank(ch) || ch == ',' || ch == ']' || ch == '}' || ch == '#')) break;
+        in = In::kCode;
+        [[fallthrough]];
+      case In::kCode:
+        if (!ascii) return fail("non-ASCII character outside a string or comment");
+        switch (ch) {
+          case '#':
+            in = In::kComment;
+            break;
+          case '"':
+          case '\'': {
+            const bool multi = run(i, ch) >= 3;
+            if (multi) i += 2;
+            in = ch == '"' ? (multi ? In::kMultiBasic : In::kBasic)
+                           : (multi ? In::kMultiLiteral : In::kLiteral);
+            break;
+          }
+          case '=':
+            value_next = true;
+            break;
+          case '[':  // else a table header
+            if (value_next) nest += '[';
+            break;
+          case '{':
+            if (value_next) nest += '{';
+            value_next = false;
+            break;
+          case ',':
+            if (!nest.empty()) value_next = nest.back() == '[';
+            break;
+          case ']':
+          case '}':
+            if (!nest.empty() && nest.back() == (ch == ']' ? '[' : '{')) {
+              nest.pop_back();
+              value_next = false;
+            }
+            break;
+          case '\n':
+            if (nest.empty()) value_next = false;
+            break;
+          case ' ':
+          case '\t':
+          case '\r':
+            break;
+          default:
+            if (value_next) {
+              in = In::kBareValue;
+              bare_start = i;
+              bare_take = std::string_view::npos;
+            }
+            break;
+        }
+        break;
+      case In::kComment:
+        if (ch == '\n') {
+          in = In::kCode;
+          if (nest.empty()) value_next = false;
+        }
+        break;
+      case In::kBasic:
+      case In::kLiteral:
+        if (escaped) {
+          if (!ascii) return fail("invalid escape: a backslash before a non-ASCII character");
+          escaped = false;
+        } else if (ch == '\\' && in == In::kBasic) {
+          escaped = true;
+        } else if (ch == (in == In::kBasic ? '"' : '\'')) {
+          in = In::kCode;
+        }
+        if (ch == '\n') {  // toml++ rejects it; go on as if it ended the string
+          escaped = false;
+          in = In::kCode;
+          if (nest.empty()) value_next = false;
+        }
+        break;
+      case In::kMultiBasic:
+        if (line_ending) {
+          if (blank(ch)) {
+            line_ending_nl = line_ending_nl || ch == '\n';
+            break;
+          }
+          if (!ascii && !line_ending_nl) {
+            return fail("invalid escape: a backslash before blanks and a non-ASCII character");
+          }
+          if (!ascii) {
+            return fail(
+                "non-ASCII character first after a line-ending backslash is not supported; "
+                "write it as \\uXXXX");
+          }
+          line_ending = false;
+        }
+        if (escaped) {
+          if (!ascii) return fail("invalid escape: a backslash before a non-ASCII character");
+          escaped = false;
+          if (blank(ch)) {
+            line_ending = true;
+            line_ending_nl = ch == '\n';
+          }
+        } else if (ch == '\\') {
+          escaped = true;
+        } else if (ch == '"') {
+          const std::size_t n = run(i, '"');
+          i += n - 1;
+          if (n >= 3) in = In::kCode;
+        }
+        break;
+      case In::kMultiLiteral:
+        if (ch == '\'') {
+          const std::size_t n = run(i, '\'');
+          i += n - 1;
+          if (n >= 3) in = In::kCode;
+        }
+        break;
     }
   }
   return std::nullopt;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 
 namespace mailscope::serve {
@@ -196,6 +197,129 @@ TEST(ConfigSchemaTest, ErrorsNameFileLineAndKey) {
     TestRoot r;
     std::string errors = Errors(c.toml, r);
     EXPECT_NE(errors.find(c.error), std::string::npos) << c.toml << "\n -> " << errors;
+  }
+}
+
+// `text` with each "<U+XXXX>" (below U+10000) replaced by that code point in UTF-8.
+std::string Utf8(std::string_view text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text.substr(i, 3) != "<U+") {
+      out += text[i];
+      continue;
+    }
+    std::size_t end = text.find('>', i);
+    unsigned cp = 0;
+    std::from_chars(text.data() + i + 3, text.data() + end, cp, 16);
+    if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | cp >> 6);
+    } else {
+      out += static_cast<char>(0xE0 | cp >> 12);
+      out += static_cast<char>(0x80 | (cp >> 6 & 0x3F));
+    }
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+    i = end;
+  }
+  return out;
+}
+
+// toml++ 3.3 reaches an "unreachable" point when it asks whether U+00E9,
+// U+3001 or U+FE10 is whitespace. It asks between tokens, along numbers and
+// after a backslash, but not about the rest of a string or a comment.
+TEST(ConfigSchemaTest, NonAsciiTextInStringsAndComments) {
+  TestRoot r;
+  std::string errors = Errors(Utf8(R"(# caf<U+00E9> <U+3000>
+[[rules]] # <U+3001>
+name = "<U+00E9>\"<U+00A0>\\" # <U+FE10>
+tags = [
+  '<U+00E9>\',
+  """<U+3000> "<U+00E9>" ""<U+3001>\"""<U+00A0>""""",
+  '''
+<U+00A0>''<U+FE10>''''',
+  """\
+     a<U+00E9>\
+
+  \u00e9""",
+  "<U+FE10>",  # <U+00E9>
+  """"<U+3001>"""",
+  ''''<U+3001>'''',
+]
+)"
+                                   "[[rules]]\r\nname = \"\"\"\\  \r\n  x<U+00E9>\"\"\"\r\n"),
+                              r);
+  EXPECT_EQ(errors, "");
+  ASSERT_EQ(r.rules.size(), 2u);
+  EXPECT_EQ(r.rules[0].name, Utf8(R"(<U+00E9>"<U+00A0>\)"));
+  EXPECT_EQ(r.rules[0].tags, (std::vector<std::string>{
+                                 Utf8(R"(<U+00E9>\)"),
+                                 Utf8(R"(<U+3000> "<U+00E9>" ""<U+3001>"""<U+00A0>"")"),
+                                 Utf8("<U+00A0>''<U+FE10>''"),
+                                 Utf8("a<U+00E9><U+00E9>"),
+                                 Utf8("<U+FE10>"),
+                                 Utf8(R"("<U+3001>")"),
+                                 Utf8("'<U+3001>'"),
+                             }));
+  EXPECT_EQ(r.rules[1].name, Utf8("x<U+00E9>"));
+}
+
+// Strings may follow bare values in arrays and inline tables, and keys may
+// start with a digit or '-'.
+TEST(ConfigSchemaTest, NonAsciiTextAfterBareValues) {
+  TestRoot r;
+  std::string errors = Errors(Utf8(R"([[rules]]
+tags = [1,"<U+00E9>", 1979-05-27 07:32:00 ,'<U+3001>',{a = -1,b = "<U+FE10>", 1."<U+00E9>" = 2}, [2,"x"]] # <U+00E9>
+1."<U+00E9>" = 1
+)"),
+                              r);
+  // Only the schema objects: to the values that are no strings, and to the key.
+  EXPECT_EQ(errors,
+            "t.toml:2: rules[0].tags: expected a string\n"
+            "t.toml:2: rules[0].tags: expected a string\n"
+            "t.toml:2: rules[0].tags: expected a string\n"
+            "t.toml:2: rules[0].tags: expected a string\n"
+            "t.toml:3: rules[0].1: unknown setting; [[rules]] takes name, level, tags\n");
+  ASSERT_EQ(r.rules.size(), 1u);
+  EXPECT_EQ(r.rules[0].tags, (std::vector<std::string>{Utf8("<U+00E9>"), Utf8("<U+3001>")}));
+}
+
+TEST(ConfigSchemaTest, NonAsciiTextElsewhereIsAnError) {
+  const std::string outside = "non-ASCII character outside a string or comment";
+  const std::string escape = "invalid escape: a backslash before a non-ASCII character";
+  struct Case {
+    std::string toml;
+    std::string error;
+  } cases[] = {
+      // What the config fuzzer found: "\" and U+03FB in a multi-line string.
+      {"[\"\"\"\n#\"\"o7\\\xcf\xbb\"[er", "t.toml:2: " + escape},
+      {"[serve]\nlisten = \"\" <U+00E9>\n", "t.toml:2: " + outside},
+      {"[serve]\nlisten<U+3001> = \"\"\n", "t.toml:2: " + outside},
+      {"[serve<U+FE10>]\n", "t.toml:1: " + outside},
+      {"<U+3000>[serve]\n", "t.toml:1: " + outside},
+      {"[serve]\n<U+00A0>\n", "t.toml:2: " + outside},
+      {"# <U+00E9>\n[serve]<U+00E9>\n", "t.toml:2: " + outside},
+      {"[serve]\nlisten = 'a\\'<U+00E9>'\n", "t.toml:2: " + outside},
+      {"[serve]\nlisten = \"\"\"a\"\"\"\"<U+00E9>\n", "t.toml:2: " + outside},
+      {"[serve]\nlisten = '''a''''<U+00E9>\n", "t.toml:2: " + outside},
+      // In a bare value toml++ asks about every character up to a blank, ',',
+      // ']', '}' or '#': a quote there opens no string.
+      {"[serve]\nlisten = 1''a''''<U+00E9>\n", "t.toml:2: " + outside},
+      {"[serve]\nlisten = 1979-05-27 07'<U+00E9>'\n", "t.toml:2: " + outside},
+      {"[serve]\nlisten = [1979-05-27 1,\"<U+00E9>\"]\n", "t.toml:2: " + outside},
+      {"[serve]\nlisten = 1979-05-27 1\n\"<U+00E9>\"\n", "t.toml:3: " + outside},
+      {"[serve]\nlisten = [\n  \"a\", # <U+00E9>\n  tru\"<U+00E9>\"]\n", "t.toml:4: " + outside},
+      {"[serve]\nlisten = {a = [1], b = -\"<U+00E9>\"}\n", "t.toml:2: " + outside},
+      {"[serve]\nlisten = [[1],2'<U+00E9>']\n", "t.toml:2: " + outside},
+      {"[serve]\nlisten = \"\\<U+00E9>\"\n", "t.toml:2: " + escape},
+      {"[serve]\nlisten = \"\"\"\n\\<U+00E9>\"\"\"\n", "t.toml:3: " + escape},
+      {"[serve]\nlisten = \"\"\"\\ <U+00E9>\"\"\"\n",
+       "t.toml:2: invalid escape: a backslash before blanks and a non-ASCII character"},
+      {"[serve]\nlisten = \"\"\"\\\n\n  <U+00A0>x\"\"\"\n",
+       "t.toml:4: non-ASCII character first after a line-ending backslash is not supported; "
+       "write it as \\uXXXX"},
+  };
+  for (const Case& c : cases) {
+    TestRoot r;
+    EXPECT_EQ(Errors(Utf8(c.toml), r), c.error + "\n") << c.toml;
   }
 }
 
