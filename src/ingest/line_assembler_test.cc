@@ -108,7 +108,8 @@ TEST(LineAssemblerTest, AgreesWithLineFramerOnRandomSplits) {
   for (int round = 0; round < 300; ++round) {
     std::string input;
     const int n = static_cast<int>(rng() % 400);
-    for (int i = 0; i < n; ++i) input += (rng() % 9 == 0) ? '\n' : static_cast<char>('a' + rng() % 3);
+    for (int i = 0; i < n; ++i)
+      input += (rng() % 9 == 0) ? '\n' : static_cast<char>('a' + rng() % 3);
     const std::size_t bound = 1 + rng() % 40;
     Collected want;
     LineFramer framer(bound, 8);
