@@ -222,14 +222,31 @@ struct DovecotStatsWriterDecoder::Stored {
   bool ended = false;        // ENDed, held only for its children
 };
 
+struct DovecotStatsWriterDecoder::Workspace {
+  Parsed parsed;
+  std::vector<std::string_view> args;  // of the line being decoded
+  Event event;
+  std::array<CachedName, kNameCacheSlots> name_cache{};
+};
+
+std::shared_ptr<DovecotStatsWriterDecoder::Workspace> DovecotStatsWriterDecoder::ThreadWorkspace() {
+  // Held weakly: the workspace goes when the thread's last decoder does.
+  thread_local std::weak_ptr<Workspace> shared;
+  std::shared_ptr<Workspace> work = shared.lock();
+  if (!work) {
+    work = std::make_shared<Workspace>();
+    shared = work;
+  }
+  return work;
+}
+
 DovecotStatsWriterDecoder::DovecotStatsWriterDecoder(StatsWriterOptions options)
     : options_(options),
       names_(NameInput::kStatsWriter, options.max_new_names),
       duration_key_(InternName("duration")),
-      parsed_(std::make_unique<Parsed>()) {
-  args_.reserve(64);
-  event_.source = Source::kDovecot;
-}
+      work_(ThreadWorkspace()),
+      parsed_(&work_->parsed),
+      event_(&work_->event) {}
 
 DovecotStatsWriterDecoder::~DovecotStatsWriterDecoder() = default;
 
@@ -249,11 +266,11 @@ StatsWriterResult DovecotStatsWriterDecoder::Decode(std::span<char> line) {
   if (state_ == State::kClosed) {
     return {Emit::kNone, Rejected("closed", "Line after the connection was to be closed"), true};
   }
-  SplitTabEscaped(line, args_);
-  if (state_ == State::kAwaitingVersion) return Handshake(args_);
+  SplitTabEscaped(line, work_->args);
+  if (state_ == State::kAwaitingVersion) return Handshake(work_->args);
 
   StatsWriterResult result;
-  std::span<const std::string_view> args(args_);
+  std::span<const std::string_view> args(work_->args);
   const std::string_view cmd = args.empty() ? std::string_view() : args[0];
   // Most frequent first.
   if (args.empty()) {
@@ -478,7 +495,7 @@ Status DovecotStatsWriterDecoder::NameRefused(std::string_view cmd, std::string_
 
 // The one slot `name` may be cached in.
 DovecotStatsWriterDecoder::CachedName* DovecotStatsWriterDecoder::CacheSlot(std::string_view name) {
-  return &name_cache_[NameCacheSlot(name, kNameCacheSlots)];
+  return &work_->name_cache[NameCacheSlot(name, kNameCacheSlots)];
 }
 
 NameId DovecotStatsWriterDecoder::Intern(std::string_view name, Unit* unit) {
@@ -662,8 +679,9 @@ Status DovecotStatsWriterDecoder::EventLine(std::span<const std::string_view> ar
   Parsed& p = *parsed_;
   p.AddDuration(duration_key_);
 
-  Event& e = event_;
+  Event& e = *event_;
   e.Clear();
+  e.source = Source::kDovecot;
   e.name = p.name;
   e.level = h->level;
   e.time = ToTimePoint(p.created);

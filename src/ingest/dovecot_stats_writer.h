@@ -105,8 +105,10 @@ class DovecotStatsWriterDecoder {
   StatsWriterResult Decode(std::span<char> line);
 
   // The event of the last Decode() that emitted. Valid until the next
-  // Decode(); an EVENT's strings point into that call's line, which must stay
-  // unchanged meanwhile. The Events it points to (parent, global) are owned
+  // Decode() of any decoder of this thread (the decoders of a thread share
+  // one workspace for the line being decoded, so a connection between lines
+  // costs only its own state); an EVENT's strings point into that call's
+  // line, which must stay unchanged meanwhile. The Events it points to (parent, global) are owned
   // by this decoder. REQUIRES: the last Decode() emitted.
   const Event& event() const;
   // The same, for the one step after decoding that annotates it (the
@@ -178,11 +180,14 @@ class DovecotStatsWriterDecoder {
   NameBudget names_;
   State state_ = State::kAwaitingVersion;
   NameId duration_key_;
-  std::vector<std::string_view> args_;
-  std::unique_ptr<Parsed> parsed_;
-  Event event_;               // the last EVENT
-  Event* emitted_ = nullptr;  // event_ or a stored BEGIN
-  std::array<CachedName, kNameCacheSlots> name_cache_{};
+  // What decoding one line needs and no line keeps: the parsed fields, the
+  // emitted EVENT, the name cache. One per thread, shared by its decoders.
+  struct Workspace;
+  static std::shared_ptr<Workspace> ThreadWorkspace();
+  std::shared_ptr<Workspace> work_;
+  Parsed* parsed_;                                        // work_'s
+  Event* event_;                                          // work_'s: the last EVENT
+  Event* emitted_ = nullptr;                              // event_ or a stored BEGIN
   boost::unordered_flat_map<NameId, NameId> categories_;  // category -> parent, or kNoName
   boost::unordered_flat_map<std::uint64_t, Stored*> live_;
   std::vector<std::unique_ptr<Stored>> held_;
