@@ -126,12 +126,16 @@ void Check(DovecotEventExportDecoder& decoder, EventExportFormat format, std::st
       EventExportOptions wide;
       wide.max_name_bytes = 3 * EventExportOptions().max_name_bytes;
       wide.max_body_bytes = 16 * 1024 * 1024;
+      wide.max_new_names = UINT32_MAX;
       DovecotEventExportDecoder again(wide);
       const Status st = again.Decode(
           f == EventFormat::kJson ? EventExportFormat::kJson : EventExportFormat::kTabText, out,
           kReceived);
-      MS_CHECK(st.ok());
-      if (f == EventFormat::kJson && !Utf8Names(want, hostname)) continue;
+      // A name with bad UTF-8 comes back from JSON as a different, new name:
+      // the run's inputs may have filled the process-wide table by then.
+      const bool renamed = f == EventFormat::kJson && !Utf8Names(want, hostname);
+      MS_CHECK(st.ok() || (renamed && st.reason() == "name_table_full"));
+      if (renamed) continue;
       const Shape got = ShapeOf(again.event());
       MS_CHECK(got.name == want.name);
       MS_CHECK(got.categories == want.categories);

@@ -204,5 +204,42 @@ TEST(EventFormatGoldenTest, DecodedBodiesRenderTheSameBytes) {
   }
 }
 
+// JSON cannot carry bytes that are not UTF-8: each becomes U+FFFD, so such a
+// name decodes again as another name, new to the name table. Tab-text keeps
+// every byte and gives back the same names.
+TEST(EventFormatGoldenTest, NamesWithBadUtf8ComeBackFromJsonAsNewNames) {
+  Event e;
+  e.source = Source::kDovecot;
+  e.name = InternName("golden_bad\xff");
+  e.time = kReceived;
+  e.categories.push_back(InternName("golden_cat\xc3"));
+  e.Add(InternName("golden_key\xfe"), Value::Uint(1));
+  EventFormatter formatter;
+  std::string out;
+  FormatSpec spec;
+  spec.hostname = "vm";
+
+  spec.format = EventFormat::kJson;
+  formatter.Format(e, spec, kReceived, out);
+  DovecotEventExportDecoder json;
+  ASSERT_TRUE(json.Decode(EventExportFormat::kJson, out, kReceived).ok()) << out;
+  EXPECT_EQ(NameText(json.event().name), "golden_bad\xef\xbf\xbd");
+  EXPECT_NE(json.event().name, e.name);
+  ASSERT_EQ(json.event().categories.size(), 1u);
+  EXPECT_EQ(NameText(*json.event().categories.begin()), "golden_cat\xef\xbf\xbd");
+  ASSERT_EQ(json.event().fields.size(), 1u);
+  EXPECT_EQ(NameText(json.event().fields[0].key), "golden_key\xef\xbf\xbd");
+
+  spec.format = EventFormat::kTabText;
+  formatter.Format(e, spec, kReceived, out);
+  DovecotEventExportDecoder text;
+  ASSERT_TRUE(text.Decode(EventExportFormat::kTabText, out, kReceived).ok()) << out;
+  EXPECT_EQ(text.event().name, e.name);
+  ASSERT_EQ(text.event().categories.size(), 1u);
+  EXPECT_EQ(*text.event().categories.begin(), *e.categories.begin());
+  ASSERT_EQ(text.event().fields.size(), 1u);
+  EXPECT_EQ(text.event().fields[0].key, e.fields[0].key);
+}
+
 }  // namespace
 }  // namespace mailscope::exporter
