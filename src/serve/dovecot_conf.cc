@@ -1,7 +1,9 @@
 #include "serve/dovecot_conf.h"
 
+#include <dirent.h>
 #include <fmt/format.h>
 #include <glob.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,6 +15,26 @@ namespace {
 
 constexpr int kMaxIncludeDepth = 16;
 constexpr std::size_t kMaxFileBytes = 16u << 20;
+// A pattern such as /*/*/*/* walks the whole file system, and a file that
+// includes `*` beside itself multiplies at each level: both are bounded.
+constexpr std::size_t kMaxGlobEntries = 65536;   // directory entries, per parse
+constexpr std::size_t kMaxIncludedFiles = 1024;  // files read by !include, per parse
+
+// The directory entries the running glob() may still read. glob() takes no
+// context, so it lives with the thread that parses.
+thread_local std::size_t glob_entries_left = 0;
+thread_local bool glob_cut = false;
+
+void* GlobOpen(const char* path) { return ::opendir(path); }
+void GlobClose(void* dir) { ::closedir(static_cast<DIR*>(dir)); }
+auto GlobRead(void* dir) -> decltype(::readdir(static_cast<DIR*>(dir))) {
+  if (glob_entries_left == 0) {
+    glob_cut = true;
+    return nullptr;  // ends the listing early
+  }
+  --glob_entries_left;
+  return ::readdir(static_cast<DIR*>(dir));
+}
 
 bool IsWhite(char c) { return c == ' ' || c == '\t'; }
 
@@ -100,6 +122,8 @@ class Parser {
     bool collect;
   };
   std::vector<Open> open_;
+  std::size_t glob_entries_left_ = kMaxGlobEntries;
+  std::size_t included_files_ = 0;
 };
 
 Status Parser::Parse(std::string_view text, const std::string& file, int depth) {
@@ -167,6 +191,7 @@ Status Parser::Line(std::string_view line, const std::string& file, int line_no,
     // Settings outside the stats blocks are skipped unread: `ssl_key = </path`
     // names files mailscope has no business opening.
     if (collect && !raw.empty() && raw.front() == '<') {
+      if (raw.find('\0') != std::string_view::npos) return error("file path contains a NUL byte");
       std::filesystem::path p(std::string(Trim(raw.substr(1))));
       if (p.is_relative()) p = std::filesystem::path(file).parent_path() / p;
       auto content = ReadFile(p.string());
@@ -213,13 +238,35 @@ Status Parser::Include(std::string_view pattern, bool must_exist, const std::str
     return InvalidArgument(fmt::format("{}: !include nested more than {} deep", where, depth));
   }
   if (pattern.empty()) return InvalidArgument(fmt::format("{}: !include needs a path", where));
+  if (pattern.find('\0') != std::string_view::npos) {
+    return InvalidArgument(fmt::format("{}: !include path contains a NUL byte", where));
+  }
   std::filesystem::path p{std::string(pattern)};
   if (p.is_relative()) p = std::filesystem::path(file).parent_path() / p;
   glob_t g{};
-  int rc = ::glob(p.c_str(), 0, nullptr, &g);
+  g.gl_opendir = GlobOpen;
+  g.gl_readdir = GlobRead;
+  g.gl_closedir = GlobClose;
+  g.gl_lstat = ::lstat;
+  g.gl_stat = ::stat;
+  glob_entries_left = glob_entries_left_;
+  glob_cut = false;
+  int rc = ::glob(p.c_str(), GLOB_ALTDIRFUNC, nullptr, &g);
+  const bool exhausted = glob_cut;
+  glob_entries_left_ = glob_entries_left;
   std::vector<std::string> paths;
   for (std::size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) paths.emplace_back(g.gl_pathv[i]);
   globfree(&g);
+  if (exhausted) {
+    return InvalidArgument(
+        fmt::format("{}: !include {}: the includes list more than {} directory entries", where,
+                    p.string(), kMaxGlobEntries));
+  }
+  if (paths.size() > kMaxIncludedFiles - included_files_) {
+    return InvalidArgument(fmt::format("{}: !include {}: more than {} included files", where,
+                                       p.string(), kMaxIncludedFiles));
+  }
+  included_files_ += paths.size();
   if (paths.empty()) {
     if (!must_exist) return Status::Ok();
     // A pattern without wildcards names one file: say why it cannot be read.

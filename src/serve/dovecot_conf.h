@@ -15,6 +15,10 @@
 // Everything outside metric and event_exporter blocks (protocols, services,
 // passdbs, ...) is read for syntax and otherwise skipped, so a whole
 // dovecot.conf can be given. Errors name file:line like Dovecot's.
+//
+// One parse lists at most 65,536 directory entries while expanding include
+// patterns and reads at most 1,024 included files; past either it fails,
+// naming the include. Paths with a NUL byte are refused.
 #pragma once
 
 #include <string>

@@ -123,6 +123,52 @@ TEST(DovecotConfTest, IncludesAndFileValues) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(DovecotConfTest, IncludeGlobWorkIsBounded) {
+  auto dir = std::filesystem::temp_directory_path() / "mailscope-dovecot-conf-glob";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  // Five levels of four files, each including all four of the next level:
+  // 4 + 16 + 64 + 256 + 1024 reads.
+  for (int level = 0; level < 5; ++level) {
+    const auto sub = dir / ("l" + std::to_string(level));
+    std::filesystem::create_directories(sub);
+    for (int i = 0; i < 4; ++i) {
+      std::ofstream out(sub / (std::to_string(i) + ".conf"));
+      if (level < 4) out << "!include ../l" << level + 1 << "/*.conf\n";
+    }
+  }
+  auto fan = ParseDovecotConf("!include l0/*.conf\n", (dir / "top.conf").string());
+  ASSERT_FALSE(fan.ok());
+  EXPECT_NE(fan.status().message().find("more than 1024 included files"), std::string::npos)
+      << fan.status().message();
+  // A listing wider than the budget: 41 links back to their own directory
+  // make wide/*/*/* list 41 * 41 * 43 entries.
+  std::filesystem::create_directories(dir / "wide");
+  for (int i = 0; i < 41; ++i) {
+    std::filesystem::create_directory_symlink(".", dir / "wide" / ("s" + std::to_string(i)));
+  }
+  auto wide = ParseDovecotConf("!include_try wide/*/*/*/*.conf\n", (dir / "top.conf").string());
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.status().message().find("more than 65536 directory entries"), std::string::npos)
+      << wide.status().message();
+  EXPECT_NE(wide.status().message().find("top.conf:1"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DovecotConfTest, RejectsNulInPaths) {
+  using namespace std::string_view_literals;
+  auto inc = ParseDovecotConf("!include /etc/hostname\0/x\n"sv, "c.conf");
+  ASSERT_FALSE(inc.ok());
+  EXPECT_NE(inc.status().message().find("c.conf:1: !include path contains a NUL byte"),
+            std::string::npos)
+      << inc.status().message();
+  auto val = ParseDovecotConf("metric m {\n  filter = </etc/hostname\0x\n}\n"sv, "c.conf");
+  ASSERT_FALSE(val.ok());
+  EXPECT_NE(val.status().message().find("c.conf:2: file path contains a NUL byte"),
+            std::string::npos)
+      << val.status().message();
+}
+
 TEST(DovecotConfTest, ConfigTakesTheCapturedMetrics) {
   auto dir = std::filesystem::temp_directory_path() / "mailscope-dovecot-conf-test2";
   std::filesystem::create_directories(dir);
