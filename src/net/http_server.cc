@@ -1,6 +1,7 @@
 #include "net/http_server.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -28,9 +29,6 @@ constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
 // The read buffer holds a header and one read of the body at a time; bodies
 // go straight into the message.
 constexpr std::size_t kReadBufferBytes = kMaxHeaderBytes + 64 * 1024;
-// A connection that sends no complete request for this long is closed, so
-// idle or trickling clients cannot hold sockets forever.
-constexpr auto kIdleTimeout = std::chrono::seconds(30);
 
 struct HttpServer::State {
   explicit State(asio::io_context& ctx) : io(ctx), acceptor(ctx), restart(ctx) {}
@@ -40,12 +38,59 @@ struct HttpServer::State {
   AcceptBackoff accept_backoff;
   std::string address;  // as configured, for logs
   HttpRouter router;
+  LineServerLimits limits;
   FaultLog faults;
   bool closed = false;
   std::list<std::shared_ptr<tcp::socket>> connections;
+  std::uint64_t refused = 0;
+  std::uint64_t closed_request_timeout = 0;
+  std::uint64_t closed_write_timeout = 0;
 };
 
 namespace {
+
+// Logs the 1st, 2nd, 4th, 8th ... occurrence of something a client can make
+// happen at will: the count is seen, the log is not flooded.
+bool PowerOfTwo(std::uint64_t n) { return n != 0 && (n & (n - 1)) == 0; }
+
+// The deadline of one connection's current read or write: when it passes,
+// the socket is closed under the waiting operation, which then fails.
+class Deadline {
+ public:
+  Deadline(asio::io_context& io, std::shared_ptr<tcp::socket> sock)
+      : timer_(io), sock_(std::move(sock)), shared_(std::make_shared<Shared>()) {}
+
+  // Starts a deadline `after` from now (0: none), replacing the previous.
+  void Arm(std::chrono::milliseconds after) {
+    Disarm();
+    if (after.count() == 0) return;
+    timer_.expires_after(after);
+    timer_.async_wait(
+        [sock = sock_, shared = shared_, gen = shared_->gen](boost::system::error_code ec) {
+          // A handler already queued when the deadline was replaced is stale.
+          if (ec || gen != shared->gen) return;
+          shared->fired = true;
+          boost::system::error_code ignored;
+          sock->close(ignored);
+        });
+  }
+  // Ends the deadline; fired() still tells whether it had passed.
+  void Disarm() {
+    ++shared_->gen;
+    timer_.cancel();
+  }
+  bool fired() const { return shared_->fired; }
+  void Reset() { shared_->fired = false; }
+
+ private:
+  struct Shared {
+    std::uint64_t gen = 0;
+    bool fired = false;
+  };
+  asio::steady_timer timer_;
+  std::shared_ptr<tcp::socket> sock_;
+  std::shared_ptr<Shared> shared_;
+};
 
 std::string_view View(boost::beast::string_view v) { return {v.data(), v.size()}; }
 
@@ -76,24 +121,38 @@ bool ExpectsContinue(const http::request<http::string_body>& req) {
 asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
                             std::shared_ptr<tcp::socket> sock) {
   boost::beast::flat_buffer buffer(kReadBufferBytes);
-  asio::steady_timer idle(state->io);
+  Deadline deadline(state->io, sock);
+  const LineServerLimits& limits = state->limits;
+  // A request cut by line_timeout is counted; an idle keep-alive connection
+  // closed by it is not.
+  auto read_failed = [&](const http::request_parser<http::string_body>& parser) {
+    deadline.Disarm();
+    if (deadline.fired() && (parser.got_some() || buffer.size() > 0) &&
+        PowerOfTwo(++state->closed_request_timeout)) {
+      spdlog::info("http {}: a request not complete within line_timeout closed ({} so far)",
+                   state->address, state->closed_request_timeout);
+    }
+  };
+  auto write_failed = [&] {
+    deadline.Disarm();
+    if (deadline.fired() && PowerOfTwo(++state->closed_write_timeout)) {
+      spdlog::info("http {}: a response not taken within write_timeout closed ({} so far)",
+                   state->address, state->closed_write_timeout);
+    }
+  };
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHeaderBytes);
     // The route sets the body limit once the header is in; until then none,
     // or Beast would hold Content-Length against its own 1 MB default.
     parser.body_limit(boost::none);
-    idle.expires_after(kIdleTimeout);
-    idle.async_wait([sock](boost::system::error_code ec) {
-      if (!ec) {  // expired, not cancelled
-        boost::system::error_code ignored;
-        sock->close(ignored);
-      }
-    });
+    // Between requests the connection holds no read buffer.
+    if (buffer.size() == 0) buffer.shrink_to_fit();
+    deadline.Arm(limits.line_timeout);
     auto [ec, n] = co_await http::async_read_header(*sock, buffer, parser, kTuple);
     if (state->closed) break;
     if (ec) {
-      idle.cancel();
+      read_failed(parser);
       break;
     }
     const auto& req = parser.get();
@@ -115,11 +174,13 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
       } else if (!parser.is_done()) {
         parser.body_limit(route.options.max_body_bytes);
         if (ExpectsContinue(req)) {
+          // The interim response is small: the request's deadline covers it.
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
           auto [cec, cn] = co_await asio::async_write(
               *sock, asio::buffer(kContinue.data(), kContinue.size()), kTuple);
-          if (state->closed || cec) {
-            idle.cancel();
+          if (state->closed) break;
+          if (cec) {
+            read_failed(parser);
             break;
           }
         }
@@ -128,7 +189,7 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
         if (bec == http::error::body_limit) {
           resp = TooLarge(route.options);
         } else if (bec) {
-          idle.cancel();
+          read_failed(parser);
           break;
         }
       }
@@ -155,7 +216,7 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
         }
       }
     }
-    idle.cancel();
+    deadline.Disarm();
     // A body left unread (refused early, or past the limit) makes the rest of
     // the stream unparseable: close.
     const bool keep_alive = req.keep_alive() && parser.is_done() && resp.status != 413 && !failed;
@@ -178,9 +239,20 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
     }
     http::serializer<false, http::string_body> sr(out);
     if (head) sr.split(true);
-    auto [wec, wn] = head ? co_await http::async_write_header(*sock, sr, kTuple)
-                          : co_await http::async_write(*sock, sr, kTuple);
-    if (wec || !keep_alive || state->closed) break;
+    boost::system::error_code wec;
+    while (!wec && !(head ? sr.is_header_done() : sr.is_done())) {
+      deadline.Arm(limits.write_timeout);  // each write that moves bytes starts it again
+      auto [e, wn] = co_await http::async_write_some(*sock, sr, kTuple);
+      wec = e;
+      if (state->closed) co_return;
+    }
+    if (wec) {
+      write_failed();
+      break;
+    }
+    deadline.Disarm();
+    deadline.Reset();
+    if (!keep_alive) break;
   }
 }
 
@@ -201,6 +273,24 @@ void StartServing(std::shared_ptr<HttpServer::State> state, std::shared_ptr<tcp:
   });
 }
 
+// A connection over client_limit: a 503 written if the socket takes it at
+// once, then closed.
+void Refuse(HttpServer::State& state, tcp::socket& sock) {
+  static constexpr std::string_view k503 =
+      "HTTP/1.1 503 Service Unavailable\r\nServer: mailscope\r\n"
+      "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 30\r\n"
+      "Connection: close\r\n\r\ntoo many open HTTP connections";
+  boost::system::error_code ec;
+  sock.non_blocking(true, ec);
+  if (!ec) sock.write_some(asio::buffer(k503.data(), k503.size()), ec);
+  sock.shutdown(tcp::socket::shutdown_both, ec);
+  sock.close(ec);
+  if (PowerOfTwo(++state.refused)) {
+    spdlog::warn("http {}: client_limit {} reached, connection refused ({} so far)", state.address,
+                 state.limits.client_limit, state.refused);
+  }
+}
+
 asio::awaitable<void> AcceptLoop(std::shared_ptr<HttpServer::State> state) {
   for (;;) {
     auto sock = std::make_shared<tcp::socket>(state->io);
@@ -215,6 +305,10 @@ asio::awaitable<void> AcceptLoop(std::shared_ptr<HttpServer::State> state) {
       continue;
     }
     state->accept_backoff.Succeeded();
+    if (state->connections.size() >= state->limits.client_limit) {
+      Refuse(*state, *sock);
+      continue;
+    }
     StartServing(state, sock);
   }
 }
@@ -235,7 +329,8 @@ void StartAccepting(std::shared_ptr<HttpServer::State> state) {
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
                                                        const std::string& address,
-                                                       HttpRouter router) {
+                                                       HttpRouter router,
+                                                       const LineServerLimits& limits) {
   auto hp = SplitHostPort(address);
   if (!hp.ok()) return hp.status();
   boost::system::error_code ec;
@@ -243,6 +338,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
   if (ec) return InvalidArgument("bad HTTP address \"" + hp->first + "\": need an IP literal");
   auto state = std::make_shared<State>(io);
   state->router = std::move(router);
+  state->limits = limits;
   tcp::endpoint ep(ip, hp->second);
   state->acceptor.open(ep.protocol(), ec);
   if (!ec) state->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -258,10 +354,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
                                                        const std::string& address,
-                                                       HttpHandler handler) {
+                                                       HttpHandler handler,
+                                                       const LineServerLimits& limits) {
   HttpRouter router;
   router.AddPrefix({}, "/", std::move(handler));
-  return Listen(io, address, std::move(router));
+  return Listen(io, address, std::move(router), limits);
 }
 
 std::string HttpServer::local_address() const {
@@ -270,6 +367,17 @@ std::string HttpServer::local_address() const {
   if (ec) return {};
   return ep.address().is_v6() ? fmt::format("[{}]:{}", ep.address().to_string(), ep.port())
                               : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+LineServerFigures HttpServer::figures() const {
+  LineServerFigures f;
+  f.connections = state_->connections.size();
+  f.handler_faults = state_->faults.count();
+  f.accept_failures = state_->accept_backoff.failures();
+  f.refused = state_->refused;
+  f.closed_line_timeout = state_->closed_request_timeout;
+  f.closed_write_timeout = state_->closed_write_timeout;
+  return f;
 }
 
 void HttpServer::Close() {

@@ -3,8 +3,17 @@
 // of event sources. The header (at most 16 KiB) is read first and the route
 // resolved, so 404, 405, 415 and an oversized Content-Length (413) are
 // answered before any body is read; such a response closes the connection,
-// as does every 413. A connection that sends no complete request for 30
-// seconds is closed. HEAD gets the GET response's headers without its body.
+// as does every 413. HEAD gets the GET response's headers without its body.
+//
+// Limits (LineServerLimits, the same settings as the line sockets'):
+// client_limit connections are served; one more gets a 503 written without
+// waiting and is closed. A connection that sends no complete request within
+// line_timeout of the previous one (or of its accept) is closed, and counted
+// when it had sent part of a request. A response the client does not take
+// for write_timeout (reset by every byte taken) closes the connection. An
+// idle connection gives back its read buffer. buffer_limit and output_limit
+// do not apply: a request is bounded by the header limit and its route's
+// body limit, a response is written before the next request is read.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -13,6 +22,7 @@
 
 #include "core/status.h"
 #include "net/http_router.h"
+#include "net/line_limits.h"
 
 namespace mailscope::net {
 
@@ -23,15 +33,18 @@ class HttpServer {
   // `router`. Errors: kInvalidArgument for a bad address, kUnavailable when
   // the socket cannot be bound.
   static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io,
-                                                    const std::string& address, HttpRouter router);
+                                                    const std::string& address, HttpRouter router,
+                                                    const LineServerLimits& limits = {});
   // One handler for every method and path, with the default body limit.
   static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io,
-                                                    const std::string& address,
-                                                    HttpHandler handler);
+                                                    const std::string& address, HttpHandler handler,
+                                                    const LineServerLimits& limits = {});
   ~HttpServer();
   // Stops accepting and closes every connection; idempotent.
   void Close();
   std::string local_address() const;
+  // Counters of the limits; held_input_bytes and queued_output_bytes stay 0.
+  LineServerFigures figures() const;
 
   struct State;  // shared with the coroutines serving it
 

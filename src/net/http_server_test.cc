@@ -408,6 +408,74 @@ TEST_F(HttpServerTest, OneHandlerServesEveryPathAndMethod) {
             "PATCH /any/where?z path=/any/where query=z subpath=any/where body=2");
 }
 
+// Runs the loop until `done` holds or 10 seconds pass.
+template <typename Pred>
+bool RunUntil(asio::io_context& io, Pred done) {
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while (!done() && std::chrono::steady_clock::now() < deadline) io.run_one_for(milliseconds(10));
+  return done();
+}
+
+TEST_F(HttpServerTest, ClientLimitRefusesWithA503) {
+  LineServerLimits limits;
+  limits.client_limit = 2;
+  Use(HttpServer::Listen(io_, "127.0.0.1:0", HttpHandler(Echo), limits));
+  tcp::socket a(io_), b(io_), c(io_);
+  a.connect(endpoint_);
+  b.connect(endpoint_);
+  ASSERT_TRUE(RunUntil(io_, [&] { return server_->figures().connections == 2; }));
+  c.connect(endpoint_);
+  ASSERT_TRUE(RunUntil(io_, [&] { return server_->figures().refused == 1; }));
+  // The answer was written before the close: read it to EOF.
+  std::string got;
+  char chunk[512];
+  boost::system::error_code ec;
+  for (std::size_t n; (n = c.read_some(asio::buffer(chunk), ec)) > 0 || !ec;) got.append(chunk, n);
+  EXPECT_EQ(ec, asio::error::eof);
+  EXPECT_EQ(got.substr(0, got.find("\r\n")), "HTTP/1.1 503 Service Unavailable");
+  EXPECT_NE(got.find("\r\n\r\ntoo many open HTTP connections"), std::string::npos) << got;
+  EXPECT_EQ(server_->figures().connections, 2u);
+  // A closed connection makes room.
+  a.close();
+  ASSERT_TRUE(RunUntil(io_, [&] { return server_->figures().connections == 1; }));
+  EXPECT_EQ(One(Get("/after")).result_int(), 200);
+}
+
+TEST_F(HttpServerTest, LineTimeoutClosesAnUnfinishedRequestAndCountsIt) {
+  LineServerLimits limits;
+  limits.line_timeout = milliseconds(100);
+  Use(HttpServer::Listen(io_, "127.0.0.1:0", HttpHandler(Echo), limits));
+  tcp::socket partial(io_), idle(io_);
+  partial.connect(endpoint_);
+  idle.connect(endpoint_);
+  asio::write(partial, asio::buffer(std::string_view("GET /slow HTTP/1.1\r\nHo")));
+  ASSERT_TRUE(RunUntil(io_, [&] { return server_->figures().connections == 2; }));
+  ASSERT_TRUE(RunUntil(io_, [&] { return server_->figures().connections == 0; }));
+  // Only the connection inside a request counts; an idle one just closes.
+  EXPECT_EQ(server_->figures().closed_line_timeout, 1u);
+  char byte;
+  boost::system::error_code ec;
+  partial.read_some(asio::buffer(&byte, 1), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+}
+
+TEST_F(HttpServerTest, WriteTimeoutClosesAClientThatDoesNotRead) {
+  LineServerLimits limits;
+  limits.write_timeout = milliseconds(200);
+  HttpRouter router;
+  router.Add({"GET"}, "/huge", [](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", std::string(std::size_t{64} << 20, 'x'), {}};
+  });
+  Use(HttpServer::Listen(io_, "127.0.0.1:0", std::move(router), limits));
+  tcp::socket stuck(io_);
+  stuck.connect(endpoint_);
+  asio::write(stuck, asio::buffer(Get("/huge")));
+  ASSERT_TRUE(RunUntil(io_, [&] { return server_->figures().connections == 1; }));
+  ASSERT_TRUE(RunUntil(io_, [&] { return server_->figures().connections == 0; }));
+  EXPECT_EQ(server_->figures().closed_write_timeout, 1u);
+  EXPECT_EQ(server_->figures().closed_line_timeout, 0u);
+}
+
 TEST(HttpRouterTest, FindsWithoutAServer) {
   HttpRouter router;
   router.Add({"GET"}, "/a", Echo);

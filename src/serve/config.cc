@@ -173,13 +173,33 @@ std::string OutputLevelDefaults() {
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 
-// A [listeners.NAME] key that only a socket has: an error on a FIFO.
+constexpr const char* kHttpTakes =
+    "the HTTP listener takes client_limit, line_timeout and write_timeout only";
+
+// A [listeners.NAME] key of a file in the run directory: an error on the
+// HTTP listener.
 template <typename T, typename Read>
-KeySetter<ListenerConfig> SocketOnly(T net::LineServerLimits::*member, Read read) {
+KeySetter<ListenerConfig> FileOnly(T ListenerConfig::*member, Read read) {
   return [member, read](ListenerConfig& l, const ConfigValue& v) -> Status {
-    if (l.fifo) {
+    if (l.kind == ListenerKind::kHttp) return InvalidArgument(kHttpTakes);
+    auto value = read(v);
+    if (!value.ok()) return value.status();
+    l.*member = *value;
+    return Status::Ok();
+  };
+}
+
+// A [listeners.NAME] key that only a socket has: an error on a FIFO, and on
+// the HTTP listener unless `http` (its requests and responses are bounded
+// otherwise: net/http_server.h).
+template <typename T, typename Read>
+KeySetter<ListenerConfig> SocketOnly(T net::LineServerLimits::*member, Read read,
+                                     bool http = true) {
+  return [member, read, http](ListenerConfig& l, const ConfigValue& v) -> Status {
+    if (l.kind == ListenerKind::kFifo) {
       return InvalidArgument("a FIFO has no connections: it takes user, group and mode only");
     }
+    if (l.kind == ListenerKind::kHttp && !http) return InvalidArgument(kHttpTakes);
     auto value = read(v);
     if (!value.ok()) return value.status();
     l.limits.*member = *value;
@@ -289,11 +309,12 @@ ConfigSchema<Config> MakeSchema() {
           {
               {"user", SettingType::kString, false, "\"\"",
                "Owner of the socket or FIFO (empty: the user mailscope runs as; only root can "
-               "give it to another user).",
-               Store(&ListenerConfig::user, ReadString)},
+               "give it to another user). Files of the run directory only, as are group and "
+               "mode.",
+               FileOnly(&ListenerConfig::user, ReadString)},
               {"group", SettingType::kString, false, "\"\"",
                "Group of the socket or FIFO (empty: the group mailscope runs as).",
-               Store(&ListenerConfig::group, ReadString)},
+               FileOnly(&ListenerConfig::group, ReadString)},
               {"mode", SettingType::kMode, false,
                "0660 (old_stats_mail, old_stats_user, stats_writer), 0600 (old_stats, "
                "stats_reader, tail)",
@@ -302,30 +323,37 @@ ConfigSchema<Config> MakeSchema() {
                "services that connect to stats_writer do so as root "
                "(docs/integrations/dovecot.md). A mode that lets every user write is logged as "
                "a warning at start.",
-               Store(&ListenerConfig::mode, ReadMode)},
+               FileOnly(&ListenerConfig::mode, ReadMode)},
               {"client_limit", SettingType::kCount, false,
-               "10000 (stats_writer), 64 (tail), 100 (old_stats, stats_reader)",
+               "10000 (stats_writer), 1000 (http), 64 (tail), 100 (old_stats, stats_reader)",
                "Open connections the socket takes; one more is closed at once and counted in "
-               "mailscope_listener_refused_total. Every Dovecot process holds a stats_writer "
-               "connection (Dovecot's own stats service takes default_client_limit, 1000). The "
-               "old-stats TCP listener (old_stats.tcp) takes old_stats's limits. Sockets only.",
+               "mailscope_listener_refused_total (the HTTP listener first writes it a 503 if "
+               "the socket takes it at once). Every Dovecot process holds a stats_writer "
+               "connection (Dovecot's own stats service takes default_client_limit, 1000), and "
+               "each process whose event_exporter posts to /ingest/dovecot may hold an HTTP one. "
+               "The old-stats TCP listener (old_stats.tcp) takes old_stats's limits. Sockets "
+               "only.",
                SocketOnly(&net::LineServerLimits::client_limit, ReadCount)},
               {"buffer_limit", SettingType::kSize, false,
                "64M (stats_writer), 4M (old_stats, stats_reader, tail)",
                "Bytes of incomplete lines the socket's connections hold together (a connection "
                "between lines holds none). A connection whose line would grow the total past it "
                "is closed. Lines are at most 1 MiB (stats_writer), 64 KiB (tail) or 1 KiB "
-               "(old_stats, stats_reader); a longer one closes its connection. Sockets only.",
-               SocketOnly(&net::LineServerLimits::buffer_limit, ReadSize)},
+               "(old_stats, stats_reader); a longer one closes its connection. Sockets of the "
+               "run directory only.",
+               SocketOnly(&net::LineServerLimits::buffer_limit, ReadSize, false)},
               {"output_limit", SettingType::kSize, false, "1M",
                "Bytes of replies a connection may leave unread. Past it, its further requests "
                "wait unread until the client catches up (a reply is never cut); a `mailscope "
                "tail` client that far behind misses events, counted in "
-               "mailscope_tail_dropped_total. Sockets only.",
-               SocketOnly(&net::LineServerLimits::output_limit, ReadSize)},
+               "mailscope_tail_dropped_total. Sockets of the run directory only.",
+               SocketOnly(&net::LineServerLimits::output_limit, ReadSize, false)},
               {"line_timeout", SettingType::kDuration, false, "30 secs",
                "Time from a line's first byte to its end; a connection still inside a line "
-               "after it is closed. 0 disables. Sockets only.",
+               "after it is closed. For the HTTP listener, the time a connection has to send a "
+               "whole request (header and body) after accept or after the previous response; "
+               "an idle keep-alive connection is closed then too, uncounted. 0 disables. "
+               "Sockets only.",
                SocketOnly(&net::LineServerLimits::line_timeout, ReadDuration)},
               {"write_timeout", SettingType::kDuration, false, "30 secs",
                "Time a write may wait for the client to read before the connection is closed; "
@@ -561,6 +589,7 @@ ListenerConfig* ListenerSettings::Find(std::string_view name) {
   if (name == "stats_writer") return &stats_writer;
   if (name == "stats_reader") return &stats_reader;
   if (name == "tail") return &tail;
+  if (name == "http") return &http;
   return nullptr;
 }
 
@@ -612,7 +641,10 @@ std::string ConfigReferenceMarkdown() {
       "default was 0666, and stats-writer took the FIFOs' setting).\n\n"
       "Each socket's table also bounds what its clients can make mailscope hold or wait for:\n"
       "`client_limit`, `buffer_limit`, `output_limit`, `line_timeout` and `write_timeout`\n"
-      "(FIFOs have no clients of their own and take none of them). A connection between lines\n"
+      "(FIFOs have no clients of their own and take none of them). `[listeners.http]` is the\n"
+      "HTTP listener of `[serve] http`: it takes `client_limit`, `line_timeout` and\n"
+      "`write_timeout`; a request is bounded by its 16 KiB header limit and its route's body\n"
+      "limit, and an idle connection holds no read buffer. A connection between lines\n"
       "holds no read buffer: every connection of a socket reads into one 64 KiB buffer when\n"
       "data is there and keeps only the unfinished end of a line. What the limits refuse or\n"
       "close is counted in `mailscope_listener_refused_total` and\n"

@@ -22,14 +22,19 @@
 
 namespace mailscope::serve {
 
-// One socket or FIFO of the run directory: owner, group and mode like
-// Dovecot's listener settings, and for a socket the limits on its clients
-// (net::LineServerLimits, which documents each).
+// What a listener is; not a setting. A FIFO takes user, group and mode
+// only; the HTTP listener (a TCP socket) client_limit, line_timeout and
+// write_timeout only.
+enum class ListenerKind { kSocket, kFifo, kHttp };
+
+// One socket or FIFO of the run directory, or the HTTP listener: owner, group
+// and mode like Dovecot's listener settings, and for a socket the limits on
+// its clients (net::LineServerLimits, which documents each).
 struct ListenerConfig {
   std::string user;   // empty: the user mailscope runs as
   std::string group;  // empty: the group mailscope runs as
   mode_t mode = 0600;
-  bool fifo = false;  // not a setting: FIFOs take user, group and mode only
+  ListenerKind kind = ListenerKind::kSocket;
   net::LineServerLimits limits;
 };
 
@@ -45,6 +50,7 @@ struct ListenerSettings {
   ListenerConfig stats_writer = Socket(0660, 10000, 64u << 20);  // Dovecot's processes
   ListenerConfig stats_reader = Socket(0600, 100, 4u << 20);     // doveadm stats
   ListenerConfig tail = Socket(0600, 64, 4u << 20);              // mailscope tail
+  ListenerConfig http = Http();  // [serve] http: /metrics, /healthz, POSTs
 
   // The listener of a [listeners.NAME] name ("stats_writer"), or nullptr.
   ListenerConfig* Find(std::string_view name);
@@ -54,7 +60,12 @@ struct ListenerSettings {
   static ListenerConfig Fifo() {
     ListenerConfig l;
     l.mode = 0660;
-    l.fifo = true;
+    l.kind = ListenerKind::kFifo;
+    return l;
+  }
+  static ListenerConfig Http() {
+    ListenerConfig l;
+    l.kind = ListenerKind::kHttp;
     return l;
   }
   static ListenerConfig Socket(mode_t mode, std::uint64_t client_limit,
@@ -68,9 +79,11 @@ struct ListenerSettings {
 };
 
 // The NAMEs of [listeners.NAME]; the file in the run directory is the name
-// with dashes ("stats_writer": stats-writer).
+// with dashes ("stats_writer": stats-writer). "http" is the TCP listener of
+// [serve] http.
 inline constexpr std::string_view kListenerNames[] = {
-    "old_stats_mail", "old_stats_user", "old_stats", "stats_writer", "stats_reader", "tail"};
+    "old_stats_mail", "old_stats_user", "old_stats", "stats_writer",
+    "stats_reader",   "tail",           "http"};
 
 // A metric of the configuration: a [metrics.NAME] table (mailscope's filter
 // dialect) or a metric { } block of a dovecot.conf (Dovecot's).

@@ -1,5 +1,6 @@
 #include "serve/config.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -464,6 +465,25 @@ write_timeout = 0
   EXPECT_EQ(w.limits.write_timeout, std::chrono::seconds(0));
   EXPECT_EQ(c->listeners.tail.limits.client_limit, 64u);
   EXPECT_EQ(c->listeners.old_stats.limits.client_limit, 100u);
+
+  auto http = ParseConfig(
+      "[listeners.http]\nclient_limit = 50\nline_timeout = 5\nwrite_timeout = \"1 min\"\n",
+      "http.toml");
+  ASSERT_TRUE(http.ok()) << http.status().message();
+  EXPECT_EQ(http->listeners.http.limits.client_limit, 50u);
+  EXPECT_EQ(http->listeners.http.limits.line_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(http->listeners.http.limits.write_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(c->listeners.http.limits.client_limit, 1000u);
+  for (std::string_view key : {"buffer_limit = \"1M\"", "output_limit = \"1M\"", "mode = \"0600\"",
+                               "user = \"x\"", "group = \"x\""}) {
+    auto bad = ParseConfig(fmt::format("[listeners.http]\n{}\n", key), "http.toml");
+    ASSERT_FALSE(bad.ok()) << key;
+    EXPECT_NE(bad.status().message().find("http.toml:2"), std::string::npos)
+        << bad.status().message();
+    EXPECT_NE(bad.status().message().find("the HTTP listener takes client_limit, line_timeout"),
+              std::string::npos)
+        << bad.status().message();
+  }
 
   auto fifo = ParseConfig("[listeners.old_stats_mail]\nclient_limit = 5\n", "fifo.toml");
   ASSERT_FALSE(fifo.ok());

@@ -104,10 +104,10 @@ void RaiseOpenFileLimit(const ListenerSettings& listeners) {
   std::uint64_t clients = 0;
   for (std::string_view name : kListenerNames) {
     const ListenerConfig& l = *listeners.Find(name);
-    if (!l.fifo) clients += l.limits.client_limit;
+    if (l.kind != ListenerKind::kFifo) clients += l.limits.client_limit;
   }
   // Besides the clients: the listeners, the FIFOs, exporters' files and
-  // sockets, HTTP clients, the log.
+  // sockets, the log.
   constexpr std::uint64_t kOthers = 256;
   if (limit.rlim_cur != RLIM_INFINITY && clients + kOthers > limit.rlim_cur) {
     spdlog::warn(
@@ -328,7 +328,7 @@ Status Daemon::State::Start() {
     spdlog::info("old-stats EXPORT on tcp {}", (*tcp)->local_address());
   }
   if (!config.http.empty()) {
-    auto server = listeners.ListenHttp(config.http, HttpRoutes());
+    auto server = listeners.ListenHttp(config.http, HttpRoutes(), perms.http.limits);
     if (!server.ok()) return server.status();
     http = *server;
     spdlog::info("http listening on {}", http->local_address());

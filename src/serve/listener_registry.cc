@@ -18,7 +18,7 @@ T* ListenerRegistry::Keep(std::unique_ptr<T> listener, bool fifo, std::string na
   std::shared_ptr<T> owned(std::move(listener));
   T* raw = owned.get();
   std::function<ListenerFigures()> figures;
-  if constexpr (std::is_same_v<T, net::LineServer>) {
+  if constexpr (std::is_same_v<T, net::LineServer> || std::is_same_v<T, net::HttpServer>) {
     figures = [raw, name] { return ListenerFigures{name, false, raw->figures()}; };
   } else if constexpr (std::is_same_v<T, net::FifoReader>) {
     figures = [raw, name] {
@@ -78,8 +78,9 @@ Result<net::LineServer*> ListenerRegistry::ListenTcp(const std::string& address,
 }
 
 Result<net::HttpServer*> ListenerRegistry::ListenHttp(const std::string& address,
-                                                      net::HttpRouter router) {
-  auto server = net::HttpServer::Listen(io_, address, std::move(router));
+                                                      net::HttpRouter router,
+                                                      const net::LineServerLimits& limits) {
+  auto server = net::HttpServer::Listen(io_, address, std::move(router), limits);
   if (!server.ok()) return server.status();
   return Keep(std::move(*server), false, "http " + address);
 }

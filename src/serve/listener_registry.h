@@ -38,7 +38,8 @@ class ListenerRegistry {
   Result<net::LineServer*> ListenTcp(const std::string& address, std::size_t max_line,
                                      net::RequestHandler handler,
                                      const net::LineServerLimits& limits = {});
-  Result<net::HttpServer*> ListenHttp(const std::string& address, net::HttpRouter router);
+  Result<net::HttpServer*> ListenHttp(const std::string& address, net::HttpRouter router,
+                                      const net::LineServerLimits& limits = {});
 
   // Closes every listener; idempotent.
   void CloseAll();
