@@ -11,7 +11,11 @@ the peak) and times `GET /healthz` on HTTP and `doveadm oldstats dump -s RUN_DIR
 global`. Prints one line per figure and exits 1 when the peak is RSS_LIMIT_MIB or more or an
 answer takes DEADLINE seconds or more (or never comes).
 
-Usage: hostile_clients.py PID RUN_DIR HTTP_ADDR [CLIENTS HALF_BYTES LINE_MIB]
+Then, with those answers taken, HTTP_CLIENTS connections to HTTP_ADDR each send half a
+request header and hold it; those over the HTTP listener's client_limit should be answered
+503 and closed. The peak RSS of the whole run counts.
+
+Usage: hostile_clients.py PID RUN_DIR HTTP_ADDR [CLIENTS HALF_BYTES LINE_MIB HTTP_CLIENTS]
 """
 import os
 import resource
@@ -48,6 +52,35 @@ def open_half_lines(path, count, half_bytes, held):
             refused += 1
             s.close()
     return refused
+
+
+def open_half_requests(addr, count, held):
+    host, port = addr.rsplit(":", 1)
+    half = b"GET /healthz HTTP/1.1\r\nHost: mailscope\r\nX-Pad: " + b"z" * 2048
+    failed = 0
+    for _ in range(count):
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except OSError:  # this client's own descriptors ran out
+            failed += 1
+            continue
+        try:
+            s.connect((host, int(port)))
+            s.sendall(half)
+            held.append(s)
+        except OSError:
+            failed += 1
+            s.close()
+    time.sleep(1.0)  # let the server accept or refuse each
+    refused = 0
+    for s in held:
+        s.settimeout(0.01)
+        try:
+            if s.recv(64).startswith(b"HTTP/1.1 503"):
+                refused += 1
+        except OSError:
+            pass
+    return refused, failed
 
 
 def pipeline_exports(path, stop, sent):
@@ -100,6 +133,7 @@ def main():
     clients = int(sys.argv[4]) if len(sys.argv) > 4 else 8000
     half_bytes = int(sys.argv[5]) if len(sys.argv) > 5 else 512
     line_mib = int(sys.argv[6]) if len(sys.argv) > 6 else 64
+    http_clients = int(sys.argv[7]) if len(sys.argv) > 7 else 2000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -128,19 +162,25 @@ def main():
         ["doveadm", "oldstats", "dump", "-s", f"{run_dir}/old-stats", "global"],
         check=True, capture_output=True, timeout=10))
     rss = proc_kib(pid, "VmRSS")
-    hwm = proc_kib(pid, "VmHWM")
     stop.set()
     pipeliner.join(5)
+
+    http_held = []
+    http_refused, http_failed = open_half_requests(http, http_clients, http_held)
+    http_rss = proc_kib(pid, "VmRSS")
+    hwm = proc_kib(pid, "VmHWM")
 
     print(f"EXPORT requests sent without reading: {sent[0]}")
     print(f"{line_mib} MiB line: {outcome[0] if outcome else 'still sending after 60 s'}")
     print(f"GET /healthz: {t_http:.3f} s")
     print(f"doveadm oldstats dump -s {run_dir}/old-stats global: {t_dump:.3f} s")
+    print(f"HTTP clients holding half a request header: {http_clients}, "
+          f"{http_refused} answered 503, {http_failed} could not connect or send")
     print(f"RSS: {rss_start / 1024:.1f} MiB before, {rss / 1024:.1f} MiB with the clients, "
-          f"peak {hwm / 1024:.1f} MiB")
+          f"{http_rss / 1024:.1f} MiB with the HTTP clients too, peak {hwm / 1024:.1f} MiB")
     failed = (not ok_http or not ok_dump or t_http >= DEADLINE or t_dump >= DEADLINE
               or hwm >= RSS_LIMIT_MIB * 1024)
-    for s in held:
+    for s in held + http_held:
         s.close()
     print("FAIL" if failed else "PASS")
     return 1 if failed else 0

@@ -3,11 +3,12 @@
 # CLIENTS (8000) stats-writer clients each hold HALF_BYTES (512) bytes of an unfinished line,
 # one client pipelines old-stats `EXPORT global` requests without reading a reply, and one
 # stats-writer client sends a LINE_MIB (64) MiB line (bench/hostile_clients.py does the
-# clients and the measuring). Passes when the server's peak RSS stays under 128 MiB and
+# clients and the measuring); then HTTP_CLIENTS (2000) HTTP connections each hold half a
+# request header. Passes when the server's peak RSS stays under 128 MiB and
 # `GET /healthz` and `doveadm oldstats dump -s DIR/old-stats global` each answer within 2 s.
 #
 # Environment: MAILSCOPE (the binary, default build/release/src/app/mailscope),
-# CLIENTS, HALF_BYTES, LINE_MIB, HTTP (127.0.0.1:19391), KEEP_WORKDIR=1.
+# CLIENTS, HALF_BYTES, LINE_MIB, HTTP_CLIENTS, HTTP (127.0.0.1:19391), KEEP_WORKDIR=1.
 # Needs doveadm (dovecot-core). Everything it starts is stopped by PID on exit.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,6 +16,7 @@ MAILSCOPE=${MAILSCOPE:-$here/../build/release/src/app/mailscope}
 CLIENTS=${CLIENTS:-8000}
 HALF_BYTES=${HALF_BYTES:-512}
 LINE_MIB=${LINE_MIB:-64}
+HTTP_CLIENTS=${HTTP_CLIENTS:-2000}
 HTTP=${HTTP:-127.0.0.1:19391}
 KEEP_WORKDIR=${KEEP_WORKDIR:-0}
 WORK=$(mktemp -d /tmp/mailscope-hostile.XXXXXX)
@@ -34,7 +36,8 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 status=0
-python3 "$here/hostile_clients.py" "$MS_PID" "$WORK/run" "$HTTP" "$CLIENTS" "$HALF_BYTES" "$LINE_MIB" ||
+python3 "$here/hostile_clients.py" "$MS_PID" "$WORK/run" "$HTTP" "$CLIENTS" "$HALF_BYTES" "$LINE_MIB" \
+  "$HTTP_CLIENTS" ||
   status=$?
 curl -fsS "http://$HTTP/metrics" | grep -E '^mailscope_listener_(refused|closed|connections|input_buffered)' |
   grep -v ' 0$' || true
