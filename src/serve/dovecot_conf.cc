@@ -19,6 +19,24 @@ constexpr std::size_t kMaxFileBytes = 16u << 20;
 // includes `*` beside itself multiplies at each level: both are bounded.
 constexpr std::size_t kMaxGlobEntries = 65536;   // directory entries, per parse
 constexpr std::size_t kMaxIncludedFiles = 1024;  // files read by !include, per parse
+// glob() recurses once per directory level that has a wildcard, with a
+// frame of its own, and copies the pattern on the stack: both are bounded.
+constexpr std::size_t kMaxPatternBytes = 4096;  // PATH_MAX
+constexpr int kMaxWildcardLevels = 8;
+
+// How many '/'-separated parts of `pattern` have a wildcard.
+int WildcardLevels(std::string_view pattern) {
+  int levels = 0;
+  for (std::size_t start = 0; start <= pattern.size();) {
+    std::size_t end = pattern.find('/', start);
+    if (end == std::string_view::npos) end = pattern.size();
+    if (pattern.substr(start, end - start).find_first_of("*?[") != std::string_view::npos) {
+      ++levels;
+    }
+    start = end + 1;
+  }
+  return levels;
+}
 
 // The directory entries the running glob() may still read. glob() takes no
 // context, so it lives with the thread that parses.
@@ -243,6 +261,14 @@ Status Parser::Include(std::string_view pattern, bool must_exist, const std::str
   }
   std::filesystem::path p{std::string(pattern)};
   if (p.is_relative()) p = std::filesystem::path(file).parent_path() / p;
+  if (p.native().size() > kMaxPatternBytes) {
+    return InvalidArgument(
+        fmt::format("{}: !include path longer than {} bytes", where, kMaxPatternBytes));
+  }
+  if (WildcardLevels(p.native()) > kMaxWildcardLevels) {
+    return InvalidArgument(fmt::format("{}: !include path has wildcards in more than {} levels",
+                                       where, kMaxWildcardLevels));
+  }
   glob_t g{};
   g.gl_opendir = GlobOpen;
   g.gl_readdir = GlobRead;

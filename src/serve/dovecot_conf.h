@@ -18,7 +18,9 @@
 //
 // One parse lists at most 65,536 directory entries while expanding include
 // patterns and reads at most 1,024 included files; past either it fails,
-// naming the include. Paths with a NUL byte are refused.
+// naming the include. Paths with a NUL byte, include paths longer than 4,096
+// bytes and include patterns with wildcards in more than 8 directory levels
+// are refused.
 #pragma once
 
 #include <string>

@@ -155,6 +155,21 @@ TEST(DovecotConfTest, IncludeGlobWorkIsBounded) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(DovecotConfTest, RejectsIncludePatternsThatGlobCannotTakeSafely) {
+  std::string deep = "!include_try /nonexistent";
+  for (int i = 0; i < 9; ++i) deep += "/*";
+  auto levels = ParseDovecotConf(deep + "\n", "c.conf");
+  ASSERT_FALSE(levels.ok());
+  EXPECT_NE(levels.status().message().find("c.conf:1: !include path has wildcards in more than 8"),
+            std::string::npos)
+      << levels.status().message();
+  deep.resize(deep.size() - 2);  // 8 levels: fine, and nothing matches
+  EXPECT_TRUE(ParseDovecotConf(deep + "\n", "c.conf").ok());
+  auto longer = ParseDovecotConf("!include /" + std::string(4100, 'a') + "\n", "c.conf");
+  ASSERT_FALSE(longer.ok());
+  EXPECT_NE(longer.status().message().find("longer than 4096 bytes"), std::string::npos);
+}
+
 TEST(DovecotConfTest, RejectsNulInPaths) {
   using namespace std::string_view_literals;
   auto inc = ParseDovecotConf("!include /etc/hostname\0/x\n"sv, "c.conf");
