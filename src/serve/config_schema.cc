@@ -80,6 +80,38 @@ std::string Closest(std::string_view word, const std::vector<std::string>& candi
   return best_d <= std::max<std::size_t>(3, word.size() / 3) ? best : std::string();
 }
 
+// Decodes the UTF-8 character at text[i] as toml++ does, strictly: no
+// overlong forms, no surrogates, nothing past U+10FFFF.
+bool DecodeUtf8(std::string_view text, std::size_t i, char32_t& cp, std::size_t& len) {
+  const auto b0 = static_cast<unsigned char>(text[i]);
+  char32_t min = 0;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    len = 2, cp = b0 & 0x1f, min = 0x80;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    len = 3, cp = b0 & 0x0f, min = 0x800;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    len = 4, cp = b0 & 0x07, min = 0x10000;
+  } else {
+    return false;
+  }
+  if (text.size() - i < len) return false;
+  for (std::size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(text[i + k]);
+    if ((b & 0xc0) != 0x80) return false;
+    cp = (cp << 6) | (b & 0x3f);
+  }
+  return cp >= min && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+}
+
+// A basic string's escape for `cp`.
+void AppendEscape(std::string& out, char32_t cp) {
+  if (cp <= 0xffff) {
+    fmt::format_to(std::back_inserter(out), "\\u{:04X}", static_cast<std::uint32_t>(cp));
+  } else {
+    fmt::format_to(std::back_inserter(out), "\\U{:08X}", static_cast<std::uint32_t>(cp));
+  }
+}
+
 // Rejects what TOML forbids anyway and what toml++ 3.3 mishandles. toml++ 3.3
 // tells whether a non-ASCII character is whitespace by reaching an
 // "unreachable" point for most of U+00A1..U+FEFE. It asks wherever whitespace
@@ -101,7 +133,15 @@ std::string Closest(std::string_view word, const std::vector<std::string>& candi
 // bare values, where a quote opens no string. toml++ decodes UTF-8 strictly
 // (no overlong forms), so a byte below 0x80 is always the ASCII character it
 // reads, and lexing bytes follows its lexing.
-std::optional<std::string> PrecheckToml(std::string_view text, std::string_view name) {
+//
+// Lexing may still part ways on inputs no one has thought of (the config
+// fuzzer found two), so toml++ is not trusted with a single non-ASCII byte:
+// `out` gets the text with every non-ASCII character of a basic string
+// written as a \uXXXX or \UXXXXXXXX escape, a literal string that holds one
+// rewritten as the basic string of the same value, and the non-ASCII bytes of
+// comments left out. Lines stay where they were, so toml++'s line numbers hold.
+std::optional<std::string> PrecheckToml(std::string_view text, std::string_view name,
+                                        std::string& out) {
   enum class In { kCode, kBareValue, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
   In in = In::kCode;
   std::string nest;             // the arrays ('[') and inline tables ('{') open
@@ -123,6 +163,49 @@ std::optional<std::string> PrecheckToml(std::string_view text, std::string_view 
     std::size_t n = 0;
     while (n < 5 && i + n < text.size() && text[i + n] == q) ++n;
     return n;
+  };
+  out.clear();
+  out.reserve(text.size());
+  std::size_t copied = 0;  // text[copied, i) is still to be appended to `out` as it is
+  // Appends the character at i, non-ASCII, as an escape of a basic string and
+  // moves i to its last byte. False when it is not UTF-8.
+  auto escape_at = [&](std::size_t& i) {
+    char32_t cp = 0;
+    std::size_t len = 0;
+    if (!DecodeUtf8(text, i, cp, len)) return false;
+    out.append(text.substr(copied, i - copied));
+    AppendEscape(out, cp);
+    i += len - 1;
+    copied = i + 1;
+    return true;
+  };
+  // A literal string being rewritten as a basic string.
+  bool converting = false;
+  // Whether the literal string opening at i holds a non-ASCII byte, up to
+  // where this lexer ends it.
+  auto LiteralHoldsNonAscii = [&](std::size_t i, bool multi) {
+    for (std::size_t j = i + (multi ? 3 : 1); j < text.size(); ++j) {
+      if (static_cast<unsigned char>(text[j]) >= 0x80) return true;
+      if (!multi && (text[j] == '\'' || text[j] == '\n')) return false;
+      if (multi && text[j] == '\'') {
+        const std::size_t n = run(j, '\'');
+        if (n >= 3) return false;
+        j += n - 1;
+      }
+    }
+    return false;
+  };
+  // Appends the literal-string byte at i as a basic string holds it; a
+  // non-ASCII character whole. False when it is not UTF-8.
+  auto ConvertLiteralByte = [&](std::size_t& i) {
+    const char b = text[i];
+    if (static_cast<unsigned char>(b) >= 0x80) {
+      copied = i;
+      return escape_at(i);
+    }
+    if (b == '\\' || b == '"') out += '\\';
+    out += b;
+    return true;
   };
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char ch = text[i];
@@ -156,6 +239,13 @@ std::optional<std::string> PrecheckToml(std::string_view text, std::string_view 
           case '"':
           case '\'': {
             const bool multi = run(i, ch) >= 3;
+            if (ch == '\'' && LiteralHoldsNonAscii(i, multi)) {
+              // Rewritten as a basic string, byte by byte below.
+              out.append(text.substr(copied, i - copied));
+              out += multi ? "\"\"\"" : "\"";
+              copied = i + (multi ? 3 : 1);
+              converting = true;
+            }
             if (multi) i += 2;
             in = ch == '"' ? (multi ? In::kMultiBasic : In::kBasic)
                            : (multi ? In::kMultiLiteral : In::kLiteral);
@@ -198,6 +288,10 @@ std::optional<std::string> PrecheckToml(std::string_view text, std::string_view 
         }
         break;
       case In::kComment:
+        if (!ascii) {  // left out
+          out.append(text.substr(copied, i - copied));
+          copied = i + 1;
+        }
         if (ch == '\n') {
           in = In::kCode;
           if (nest.empty()) value_next = false;
@@ -205,6 +299,24 @@ std::optional<std::string> PrecheckToml(std::string_view text, std::string_view 
         break;
       case In::kBasic:
       case In::kLiteral:
+        if (ch == '\n') {  // toml++ rejects it; go on as if it ended the string
+          escaped = false;
+          converting = false;  // left unterminated, as it was
+          in = In::kCode;
+          if (nest.empty()) value_next = false;
+          break;
+        }
+        if (converting) {
+          if (ch == '\'') {
+            out += '"';
+            converting = false;
+            in = In::kCode;
+          } else if (!ConvertLiteralByte(i)) {
+            return fail("invalid UTF-8");
+          }
+          copied = i + 1;
+          break;
+        }
         if (escaped) {
           if (!ascii) return fail("invalid escape: a backslash before a non-ASCII character");
           escaped = false;
@@ -212,11 +324,8 @@ std::optional<std::string> PrecheckToml(std::string_view text, std::string_view 
           escaped = true;
         } else if (ch == (in == In::kBasic ? '"' : '\'')) {
           in = In::kCode;
-        }
-        if (ch == '\n') {  // toml++ rejects it; go on as if it ended the string
-          escaped = false;
-          in = In::kCode;
-          if (nest.empty()) value_next = false;
+        } else if (!ascii && !escape_at(i)) {
+          return fail("invalid UTF-8");
         }
         break;
       case In::kMultiBasic:
@@ -248,16 +357,33 @@ std::optional<std::string> PrecheckToml(std::string_view text, std::string_view 
           const std::size_t n = run(i, '"');
           i += n - 1;
           if (n >= 3) in = In::kCode;
+        } else if (!ascii && !escape_at(i)) {
+          return fail("invalid UTF-8");
         }
         break;
       case In::kMultiLiteral:
         if (ch == '\'') {
           const std::size_t n = run(i, '\'');
+          if (converting) {
+            // The quotes beyond three belong to the content.
+            out.append(n >= 3 ? n - 3 : n, '\'');
+            if (n >= 3) out += "\"\"\"";
+            copied = i + n;
+            if (n >= 3) converting = false;
+          }
           i += n - 1;
           if (n >= 3) in = In::kCode;
+        } else if (converting) {
+          if (!ConvertLiteralByte(i)) return fail("invalid UTF-8");
+          copied = i + 1;
         }
         break;
     }
+  }
+  out.append(text.substr(copied));
+  // What the lexing above makes sure of, checked: toml++ gets ASCII only.
+  if (std::any_of(out.begin(), out.end(), [](char b) { return b & 0x80; })) {
+    return fmt::format("{}: a non-ASCII character this reader cannot place", name);
   }
   return std::nullopt;
 }
@@ -506,8 +632,9 @@ void ConfigValue::Report(std::string_view problem) const {
 std::vector<std::string> ParseWithKinds(const std::vector<ErasedKind>& kinds,
                                         std::string_view toml_text, std::string_view file,
                                         void* root) {
-  if (auto bad = PrecheckToml(toml_text, file)) return {*bad};
-  toml::parse_result parsed = toml::parse(toml_text, file);
+  std::string ascii;
+  if (auto bad = PrecheckToml(toml_text, file, ascii)) return {*bad};
+  toml::parse_result parsed = toml::parse(ascii, file);
   if (!parsed) {
     const auto& err = parsed.error();
     return {fmt::format("{}:{}: {}", file, err.source().begin.line, err.description())};

@@ -262,6 +262,38 @@ tags = [
   EXPECT_EQ(r.rules[1].name, Utf8("x<U+00E9>"));
 }
 
+// toml++ gets the text with every non-ASCII character of a string as an
+// escape: the values are the same, byte for byte, outside the BMP too, and a
+// string that is not UTF-8 is an error with its line.
+TEST(ConfigSchemaTest, NonAsciiStringsKeepTheirValuesExactly) {
+  TestRoot r;
+  std::string errors = Errors(
+      "[[rules]]\n"
+      "name = 'a\\b\"c\xc3\xa9\xf0\x9f\x98\x80'\n"
+      "tags = ['''\n\\\"\xe3\x80\x80\"''''', \"\\\\\xc3\xa9\\\"\"]\n",
+      r);
+  EXPECT_EQ(errors, "");
+  ASSERT_EQ(r.rules.size(), 1u);
+  EXPECT_EQ(r.rules[0].name, "a\\b\"c\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_EQ(r.rules[0].tags, (std::vector<std::string>{"\\\"\xe3\x80\x80\"''", "\\\xc3\xa9\""}));
+  TestRoot bad;
+  EXPECT_EQ(Errors("[[rules]]\n\nname = \"a\xc3\"\n", bad), "t.toml:3: invalid UTF-8\n");
+  EXPECT_EQ(Errors("[[rules]]\nname = 'a\xed\xa0\x80'\n", bad), "t.toml:2: invalid UTF-8\n");
+  // An unterminated literal string stays unterminated once rewritten.
+  EXPECT_NE(Errors("[[rules]]\nname = 'a\xc3\xa9\ntags = []\n", bad), "");
+}
+
+// What the config fuzzer found after the lexing above: toml++ saw the U+00E9
+// of a string where this lexer saw a bare value, or the other way round. It
+// now never sees one.
+TEST(ConfigSchemaTest, FuzzerInputsWithNonAsciiAreErrorsOnly) {
+  for (const char* toml : {"s = [1,\"\xc3\xa9\", 1979-?5-27 1,\"\xc3\xa9\", 1905-27",
+                           "s = [1,\"\xc3\xa9\", 1979-05-;7 1,\"\xc3\xa9\", 1979-05-27"}) {
+    TestRoot r;
+    EXPECT_NE(Errors(toml, r), "") << toml;
+  }
+}
+
 // Strings may follow bare values in arrays and inline tables, and keys may
 // start with a digit or '-'.
 TEST(ConfigSchemaTest, NonAsciiTextAfterBareValues) {
