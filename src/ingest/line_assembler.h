@@ -35,6 +35,11 @@ class LineAssembler {
   // Goes on with the backlog as Feed would. REQUIRES: backlog().
   template <typename OnLine, typename OnOverflow>
   void Resume(OnLine&& on_line, OnOverflow&& on_overflow);
+  // The input has ended: hands an incomplete line held to on_line as if its
+  // LF had come, for peers that end their last line by closing (Exim's
+  // readsocket). Returns whether there was one. REQUIRES: !backlog().
+  template <typename OnLine>
+  bool FinishAtEnd(OnLine&& on_line);
 
   // Bytes held: of an incomplete line (0 while skipping an overlong one),
   // or the backlog.
@@ -144,6 +149,15 @@ void LineAssembler::Resume(OnLine&& on_line, OnOverflow&& on_overflow) {
   rest.swap(held_);
   backlog_ = false;
   Feed(std::span<char>(rest.data(), rest.size()), on_line, on_overflow);
+}
+
+template <typename OnLine>
+bool LineAssembler::FinishAtEnd(OnLine&& on_line) {
+  if (held_.empty() || skipping_) return false;
+  std::string line;
+  line.swap(held_);
+  line_assembler_internal::Continue(on_line, std::span<char>(line.data(), line.size()));
+  return true;
 }
 
 }  // namespace mailscope::ingest

@@ -39,6 +39,23 @@ TEST(LineAssemblerTest, JoinsLinesAcrossReads) {
   EXPECT_FALSE(a.mid_line());
 }
 
+TEST(LineAssemblerTest, FinishAtEndHandsOverTheUnfinishedLine) {
+  LineAssembler a(8);
+  Collected c;
+  Feed(a, "one\ntw", c);
+  Feed(a, "o", c);
+  auto collect = [&](std::span<char> l) { c.lines.emplace_back(l.data(), l.size()); };
+  EXPECT_TRUE(a.FinishAtEnd(collect));
+  EXPECT_EQ(c.lines, (std::vector<std::string>{"one", "two"}));
+  EXPECT_EQ(a.held_bytes(), 0u);
+  EXPECT_FALSE(a.mid_line());
+  // Nothing held, or an overlong line being skipped: nothing to hand over.
+  EXPECT_FALSE(a.FinishAtEnd(collect));
+  Feed(a, "123456789", c);
+  EXPECT_FALSE(a.FinishAtEnd(collect));
+  EXPECT_EQ(c.lines.size(), 2u);
+}
+
 TEST(LineAssemblerTest, BoundIsExactAndOverlongLinesAreSkippedWhole) {
   LineAssembler a(8);
   Collected c;

@@ -6,6 +6,7 @@
 #include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -525,6 +526,8 @@ awaitable<void> ServeLines(std::shared_ptr<LineServer::State> state,
         if (n < state->scratch.size()) break;
       }
     }
+    if (at_end && keep_open && s->handler.line_at_eof && !s->lines.backlog())
+      s->lines.FinishAtEnd(on_line);
     s->AccountHeld(*state);
     if (s->lines.held_bytes() > held_before && state->held_bytes > state->limits.buffer_limit) {
       if (keep_open) state->CountClose(CloseReason::kBufferLimit, s->name);
@@ -666,6 +669,11 @@ Result<std::unique_ptr<LineServer>> LineServer::ListenUnix(
     asio::io_context& io, const std::string& path, const PathPerms& perms, std::size_t max_line,
     ConnectionFactory factory, const LineServerLimits& limits) {
   using asio::local::stream_protocol;
+  constexpr std::size_t kMaxPath = sizeof(sockaddr_un::sun_path) - 1;
+  if (path.size() > kMaxPath) {
+    return InvalidArgument(fmt::format("{}: a UNIX socket's path is at most {} bytes, this is {}",
+                                       path, kMaxPath, path.size()));
+  }
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return Unavailable(path + " exists and is not a socket");

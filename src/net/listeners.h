@@ -111,6 +111,11 @@ struct LineConnection {
   std::function<void(Pusher)> on_open;
   std::function<void()> on_close;
   bool keep_reading_after_fault = false;
+  // The peer may end its last line by closing its side instead of with an
+  // LF (Exim's readsocket sends no final newline unless told to): at EOF an
+  // unfinished line is handled as a line, and its reply written, before the
+  // connection closes.
+  bool line_at_eof = false;
 };
 using ConnectionFactory = std::function<LineConnection()>;
 

@@ -85,6 +85,8 @@ class Client {
       }
     }
   }
+  // Half-closes: the server reads EOF, the client can still read.
+  void ShutdownWrite() { ::shutdown(fd_, SHUT_WR); }
   const std::string& received() const { return received_; }
   bool eof() const { return eof_; }
   void Close() {
@@ -323,6 +325,56 @@ TEST(LineServerTest, ThrowFromOnOpenStillRunsOnCloseOnce) {
     return second.received() == "hi\n";
   }));
   EXPECT_EQ(closes, 1);
+}
+
+TEST(LineServerTest, SocketPathTooLongIsAnErrorNotAThrow) {
+  boost::asio::io_context io;
+  Recorder rec;
+  const std::string path = "/tmp/" + std::string(103, 'x');  // 108 bytes: one too many
+  auto server = LineServer::ListenUnix(io, path, PathPerms{}, 64, EchoFactory(rec, false));
+  ASSERT_FALSE(server.ok());
+  EXPECT_NE(server.status().message().find("at most 107 bytes, this is 108"), std::string::npos)
+      << server.status().message();
+}
+
+// A request ended by the peer's half-close instead of an LF, as Exim's
+// readsocket sends it: handled as a line when the connection asks for that,
+// dropped otherwise.
+TEST(LineServerTest, LineAtEofIsHandledWhenTheConnectionAsksForIt) {
+  for (bool line_at_eof : {true, false}) {
+    TempDir dir;
+    boost::asio::io_context io;
+    std::vector<std::string> lines;
+    auto server = LineServer::ListenUnix(io, dir.File("sock"), PathPerms{}, 64, [&] {
+      LineConnection c;
+      c.on_line = [&](std::span<char> line, std::string& reply) {
+        lines.emplace_back(line.data(), line.size());
+        reply += "ok " + lines.back();
+        return false;
+      };
+      c.line_at_eof = line_at_eof;
+      return c;
+    });
+    ASSERT_TRUE(server.ok()) << server.status().message();
+    Client c(dir.File("sock"));
+    ASSERT_TRUE(c.connected());
+    c.Send("no newline");
+    io.run_for(50ms);
+    EXPECT_TRUE(lines.empty());  // no line before the LF or the EOF
+    c.Send(" here");
+    c.ShutdownWrite();
+    EXPECT_TRUE(RunUntil(io, [&] {
+      c.Poll();
+      return c.eof();
+    }));
+    if (line_at_eof) {
+      EXPECT_EQ(lines, std::vector<std::string>{"no newline here"});
+      EXPECT_EQ(c.received(), "ok no newline here");
+    } else {
+      EXPECT_TRUE(lines.empty());
+      EXPECT_EQ(c.received(), "");
+    }
+  }
 }
 
 // --- Limits: what a hostile or broken client can make a LineServer hold.
