@@ -5,40 +5,8 @@
 #include <memory>
 
 #include "ingest/dovecot_stats_writer.h"
-#include "net/spawn.h"
 
 namespace mailscope::serve {
-namespace {
-
-// Decoders and outputs return errors as values (STYLE.md), so a throw out of
-// one is a bug or an allocation failure. It costs the one line being handled,
-// counted and logged like rejected input (reason handler_error), and the
-// source reads on: the next line does not depend on the lost one's outcome.
-template <typename F>
-void Contained(const SourceContext& context, Source source, F&& f) {
-  try {
-    f();
-  } catch (...) {
-    context.Reject(source,
-                   Rejected("handler_error",
-                            "line dropped: " + net::DescribeException(std::current_exception())));
-  }
-}
-
-}  // namespace
-
-void SourceContext::Reject(Source source, const Status& status, std::string_view where) const {
-  counters.CountRejected(source, status.reason());
-  reject_log.Warn(SourceName(source), where.empty()
-                                          ? status.message()
-                                          : fmt::format("{}: {}", where, status.message()));
-}
-
-void SourceContext::Dispatch(Event& event) const {
-  if (before_dispatch_for_testing) before_dispatch_for_testing(event);
-  dispatcher.Dispatch(event);
-}
-
 Status DovecotOldStatsSource::Open(ListenerRegistry& listeners, const std::string& run_dir,
                                    const net::PathPerms& mail_perms,
                                    const net::PathPerms& user_perms) {
@@ -59,7 +27,7 @@ Status DovecotOldStatsSource::Open(ListenerRegistry& listeners, const std::strin
 }
 
 void DovecotOldStatsSource::OnLine(ingest::DovecotOldStatsDecoder& decoder, std::span<char> line) {
-  Contained(context_, Source::kDovecotOldStats, [&] {
+  RunContainedInput(context_, Source::kDovecotOldStats, [&] {
     auto result = decoder.Decode(line, read_time_, event_);
     if (!result.status.ok()) context_.Reject(Source::kDovecotOldStats, result.status);
     if (result.emit) context_.Dispatch(event_);
@@ -73,7 +41,7 @@ net::LineConnection DovecotStatsWriterSource::NewConnection() {
   conn.greeting = std::string(ingest::kStatsServerVersionLine) + filter_line_();
   conn.on_line = [this, decoder](std::span<char> line, std::string&) {
     bool keep_open = true;
-    Contained(context_, Source::kDovecot, [&] {
+    RunContainedInput(context_, Source::kDovecot, [&] {
       auto result = decoder->Decode(line);
       if (!result.status.ok()) context_.Reject(Source::kDovecot, result.status);
       // A BEGIN declares a parent for later events and carries no name; the

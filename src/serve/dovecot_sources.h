@@ -21,27 +21,9 @@
 #include "net/listeners.h"
 #include "pipeline/dispatcher.h"
 #include "serve/listener_registry.h"
-#include "serve/rate_limited_log.h"
-#include "stats/ingest_counters.h"
+#include "serve/source_context.h"
 
 namespace mailscope::serve {
-
-// What every source hands its events and errors to.
-struct SourceContext {
-  pipeline::Dispatcher& dispatcher;
-  stats::IngestCounters& counters;
-  RateLimitedLog& reject_log;
-  const Clock& clock;
-  // Test-only: when set, called with each event right before it is
-  // dispatched (see Daemon::Options::before_dispatch_for_testing).
-  std::function<void(const Event&)> before_dispatch_for_testing;
-
-  // Counts and logs (rate-limited) one rejected piece of input; `where`
-  // prefixes the logged message when not empty.
-  void Reject(Source source, const Status& status, std::string_view where = {}) const;
-  // Dispatches `event`. REQUIRES: event.name != kNoName.
-  void Dispatch(Event& event) const;
-};
 
 class DovecotOldStatsSource {
  public:
