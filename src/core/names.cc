@@ -179,6 +179,8 @@ std::string_view NameInputName(NameInput input) {
       return "tail";
     case NameInput::kStatsReader:
       return "stats_reader";
+    case NameInput::kExim:
+      return "exim";
   }
   return "unknown";
 }

@@ -34,9 +34,10 @@ enum class NameInput : std::uint8_t {
   kDovecotPost,  // bodies POSTed by Dovecot's event exporter
   kTail,         // the filter of a `mailscope tail` client
   kStatsReader,  // a METRICS-ADD (`doveadm stats add`) on the stats-reader socket
+  kExim,         // requests of Exim's event_action (one budget for the endpoint)
 };
-inline constexpr int kNameInputCount = 4;
-// "stats_writer", "dovecot_post", "tail", "stats_reader".
+inline constexpr int kNameInputCount = 5;
+// "stats_writer", "dovecot_post", "tail", "stats_reader", "exim".
 std::string_view NameInputName(NameInput input);
 
 // Why TryInternName() refused a new name.

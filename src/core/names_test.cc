@@ -112,6 +112,7 @@ TEST(NamesTest, TryInternNamesAddsAllOrNone) {
 TEST(NamesTest, InputsAndRefusalsHaveLabels) {
   EXPECT_EQ(NameInputName(NameInput::kStatsWriter), "stats_writer");
   EXPECT_EQ(NameInputName(NameInput::kDovecotPost), "dovecot_post");
+  EXPECT_EQ(NameInputName(NameInput::kExim), "exim");
   EXPECT_EQ(NameInputName(NameInput::kTail), "tail");
   EXPECT_EQ(NameInputName(NameInput::kStatsReader), "stats_reader");
   EXPECT_EQ(NameRefusalName(NameRefusal::kClientBudget), "client_budget");

@@ -64,6 +64,10 @@ inline Status AlreadyExists(std::string msg) {
 inline Status ResourceExhausted(std::string msg) {
   return {StatusCode::kResourceExhausted, std::move(msg)};
 }
+// Untrusted input refused for a limit it hit, with a counter label.
+inline Status ResourceExhausted(const char* reason, std::string msg) {
+  return {StatusCode::kResourceExhausted, reason, std::move(msg)};
+}
 inline Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
 inline Status FailedPrecondition(std::string msg) {
   return {StatusCode::kFailedPrecondition, std::move(msg)};
