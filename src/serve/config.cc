@@ -316,16 +316,19 @@ ConfigSchema<Config> MakeSchema() {
                "Group of the socket or FIFO (empty: the group mailscope runs as).",
                FileOnly(&ListenerConfig::group, ReadString)},
               {"mode", SettingType::kMode, false,
-               "0660 (old_stats_mail, old_stats_user, stats_writer), 0600 (old_stats, "
-               "stats_reader, tail)",
+               "0660 (old_stats_mail, old_stats_user, stats_writer, exim_events), 0600 "
+               "(old_stats, stats_reader, tail)",
                "Mode of the socket or FIFO. Of Dovecot's writers only the mail processes need a "
                "setting: they write old_stats_mail with the mail user's uid, while auth and the "
                "services that connect to stats_writer do so as root "
-               "(docs/integrations/dovecot.md). A mode that lets every user write is logged as "
+               "(docs/integrations/dovecot.md). Exim's processes run as root and as "
+               "Debian-exim: exim_events needs group = \"Debian-exim\" "
+               "(docs/integrations/exim.md). A mode that lets every user write is logged as "
                "a warning at start.",
                FileOnly(&ListenerConfig::mode, ReadMode)},
               {"client_limit", SettingType::kCount, false,
-               "10000 (stats_writer), 1000 (http), 64 (tail), 100 (old_stats, stats_reader)",
+               "10000 (stats_writer), 1000 (http, exim_events), 64 (tail), 100 (old_stats, "
+               "stats_reader)",
                "Open connections the socket takes; one more is closed at once and counted in "
                "mailscope_listener_refused_total (the HTTP listener first writes it a 503 if "
                "the socket takes it at once). Every Dovecot process holds a stats_writer "
@@ -335,12 +338,12 @@ ConfigSchema<Config> MakeSchema() {
                "only.",
                SocketOnly(&net::LineServerLimits::client_limit, ReadCount)},
               {"buffer_limit", SettingType::kSize, false,
-               "64M (stats_writer), 4M (old_stats, stats_reader, tail)",
+               "64M (stats_writer), 16M (exim_events), 4M (old_stats, stats_reader, tail)",
                "Bytes of incomplete lines the socket's connections hold together (a connection "
                "between lines holds none). A connection whose line would grow the total past it "
-               "is closed. Lines are at most 1 MiB (stats_writer), 64 KiB (tail) or 1 KiB "
-               "(old_stats, stats_reader); a longer one closes its connection. Sockets of the "
-               "run directory only.",
+               "is closed. Lines are at most 1 MiB (stats_writer), 64 KiB (tail, exim_events) "
+               "or 1 KiB (old_stats, stats_reader); a longer one closes its connection. Sockets "
+               "of the run directory only.",
                SocketOnly(&net::LineServerLimits::buffer_limit, ReadSize, false)},
               {"output_limit", SettingType::kSize, false, "1M",
                "Bytes of replies a connection may leave unread. Past it, its further requests "
@@ -589,6 +592,7 @@ ListenerConfig* ListenerSettings::Find(std::string_view name) {
   if (name == "stats_writer") return &stats_writer;
   if (name == "stats_reader") return &stats_reader;
   if (name == "tail") return &tail;
+  if (name == "exim_events") return &exim_events;
   if (name == "http") return &http;
   return nullptr;
 }
@@ -634,9 +638,10 @@ std::string ConfigReferenceMarkdown() {
       "uid with no group or other permissions: any local user could have made it first.\n\n"
       "Each socket and FIFO of the run directory has its own `[listeners.NAME]` table with\n"
       "`user`, `group` and `mode`. By default they belong to the user and group mailscope runs\n"
-      "as, the FIFOs and `stats_writer` with mode 0660, the other sockets 0600: nothing is\n"
-      "writable by other users unless configured. docs/integrations/dovecot.md names the\n"
-      "settings Dovecot's processes need. They replace `old_stats.fifo_*` and\n"
+      "as, the FIFOs, `stats_writer` and `exim_events` with mode 0660, the other sockets\n"
+      "0600: nothing is writable by other users unless configured. docs/integrations/dovecot.md\n"
+      "and docs/integrations/exim.md name the settings Dovecot's and Exim's processes need.\n"
+      "They replace `old_stats.fifo_*` and\n"
       "`old_stats.socket_*`, which are errors now that name their replacement (the old FIFO\n"
       "default was 0666, and stats-writer took the FIFOs' setting).\n\n"
       "Each socket's table also bounds what its clients can make mailscope hold or wait for:\n"

@@ -50,6 +50,7 @@ struct ListenerSettings {
   ListenerConfig stats_writer = Socket(0660, 10000, 64u << 20);  // Dovecot's processes
   ListenerConfig stats_reader = Socket(0600, 100, 4u << 20);     // doveadm stats
   ListenerConfig tail = Socket(0600, 64, 4u << 20);              // mailscope tail
+  ListenerConfig exim_events = Socket(0660, 1000, 16u << 20);    // Exim's event_action
   ListenerConfig http = Http();  // [serve] http: /metrics, /healthz, POSTs
 
   // The listener of a [listeners.NAME] name ("stats_writer"), or nullptr.
@@ -82,8 +83,8 @@ struct ListenerSettings {
 // with dashes ("stats_writer": stats-writer). "http" is the TCP listener of
 // [serve] http.
 inline constexpr std::string_view kListenerNames[] = {
-    "old_stats_mail", "old_stats_user", "old_stats", "stats_writer",
-    "stats_reader",   "tail",           "http"};
+    "old_stats_mail", "old_stats_user", "old_stats",   "stats_writer",
+    "stats_reader",   "tail",           "exim_events", "http"};
 
 // A metric of the configuration: a [metrics.NAME] table (mailscope's filter
 // dialect) or a metric { } block of a dovecot.conf (Dovecot's).

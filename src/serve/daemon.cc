@@ -27,6 +27,7 @@
 #include "query/old_stats_query.h"
 #include "query/stats_reader.h"
 #include "serve/dovecot_sources.h"
+#include "serve/exim_source.h"
 #include "serve/exporter_set.h"
 #include "serve/listener_registry.h"
 #include "serve/metrics_page.h"
@@ -226,6 +227,7 @@ struct Daemon::State {
   std::unique_ptr<DovecotOldStatsSource> old_stats_source;
   std::unique_ptr<DovecotStatsWriterSource> stats_writer_source;
   std::unique_ptr<DovecotEventPostSource> event_post_source;
+  std::unique_ptr<EximEventSource> exim_source;
   asio::steady_timer filter_timer{io};
   bool filter_push_pending = false;
   std::string filter_line;
@@ -285,6 +287,8 @@ Status Daemon::State::Start() {
   if (!reader_perms.ok()) return reader_perms.status();
   auto tail_perms = Perms(perms, "tail");
   if (!tail_perms.ok()) return tail_perms.status();
+  auto exim_perms = Perms(perms, "exim_events");
+  if (!exim_perms.ok()) return exim_perms.status();
 
   SourceContext context{*dispatcher, counters, reject_log, clock,
                         options.before_dispatch_for_testing};
@@ -296,6 +300,9 @@ Status Daemon::State::Start() {
   ingest::EventExportOptions post_options;
   post_options.max_new_names = MaxNewNames(config);
   event_post_source = std::make_unique<DovecotEventPostSource>(context, post_options);
+  ingest::EximDecoderOptions exim_options;
+  exim_options.max_new_names = MaxNewNames(config);
+  exim_source = std::make_unique<EximEventSource>(context, exim_options);
 
   MS_RETURN_IF_ERROR(old_stats_source->Open(listeners, run, *mail_fifo, *user_fifo));
   auto export_handler = [this](std::span<char> l, std::string& r) { return OnExportRequest(l, r); };
@@ -320,6 +327,11 @@ Status Daemon::State::Start() {
       run + "/tail", *tail_perms, query::kTailMaxRequestBytes,
       [this] { return tails.NewConnection(); }, perms.tail.limits);
   if (!tail.ok()) return tail.status();
+  // Exim's event_action: ${readsocket} connects once per event.
+  auto exim = listeners.ListenUnix(
+      run + "/exim-events", *exim_perms, ingest::kEximRequestMaxBytes,
+      [this] { return exim_source->NewConnection(); }, perms.exim_events.limits);
+  if (!exim.ok()) return exim.status();
 
   if (!config.old_stats_tcp.empty()) {
     auto tcp = listeners.ListenTcp(config.old_stats_tcp, query::kOldStatsMaxRequestBytes,
