@@ -2,8 +2,8 @@
 # Installs what mailscope needs on Debian 12, from Debian's packages.
 #   scripts/install-deps.sh            build dependencies
 #   scripts/install-deps.sh --test     also the real peers the tests start (Dovecot 2.3,
-#                                      Prometheus with promtool, tmux), clang's fuzzing
-#                                      runtime and tools
+#                                      Exim 4.96 with swaks, Prometheus with promtool,
+#                                      tmux), clang's fuzzing runtime and tools
 # Uses sudo when not run as root. Installing a server package would start the
 # distribution's service: a policy-rc.d that denies service starts is put in
 # place for the duration of the install and removed afterwards.
@@ -28,7 +28,8 @@ packages=(
 )
 if [ "$want_test" -eq 1 ]; then
   packages+=(clang libclang-rt-14-dev clang-format python3 curl socat tmux
-             dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd prometheus)
+             dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd prometheus
+             exim4-daemon-light swaks)
 fi
 
 missing=()

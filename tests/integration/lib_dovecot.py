@@ -28,7 +28,7 @@ import tempfile
 import time
 from typing import Any, Callable, Iterable
 
-from lib_mailscope import free_port, run_test, skip, wait_until
+from lib_mailscope import doc_block, free_port, run_test, skip, wait_until
 
 # The unprivileged account that owns the test mailboxes. A dedicated system
 # account keeps the test away from real users' uids; it is created once
@@ -44,26 +44,8 @@ SYSTEM_USERS_MARKER = "<!-- dovecot-system-users-settings:"
 
 
 def _doc_block(marker: str, lang: str) -> str:
-    """The first code block in language `lang` ("" for none) after `marker`
-    in DOVECOT_DOC."""
-    with open(DOVECOT_DOC, encoding="utf-8") as f:
-        doc = f.read()
-    body: list[str] | None = None
-    in_other = False  # inside a block of another language
-    for line in doc[doc.index(marker):].split("\n"):
-        fence = line.startswith("```")
-        if body is not None:
-            if fence:
-                return "\n".join(body) + "\n"
-            body.append(line)
-        elif in_other:
-            in_other = not fence
-        elif fence:
-            if line[3:].strip() == lang:
-                body = []
-            else:
-                in_other = True
-    raise ValueError(f"{DOVECOT_DOC}: no ```{lang} block after {marker}")
+    """The first ```lang block after `marker` in DOVECOT_DOC."""
+    return doc_block(DOVECOT_DOC, marker, lang)
 
 
 def system_users_settings() -> tuple[str, str]:

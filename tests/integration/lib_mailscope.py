@@ -194,6 +194,30 @@ def can_connect_unix(path: str) -> bool:
     return True
 
 
+def doc_block(path: str, marker: str, lang: str) -> str:
+    """The first code block in language `lang` ("" for none) after `marker`
+    in the document at `path`: the tests run the settings the documents give,
+    read from the documents themselves, so the two cannot drift apart."""
+    with open(path, encoding="utf-8") as f:
+        doc = f.read()
+    body: list[str] | None = None
+    in_other = False  # inside a block of another language
+    for line in doc[doc.index(marker):].split("\n"):
+        fence = line.startswith("```")
+        if body is not None:
+            if fence:
+                return "\n".join(body) + "\n"
+            body.append(line)
+        elif in_other:
+            in_other = not fence
+        elif fence:
+            if line[3:].strip() == lang:
+                body = []
+            else:
+                in_other = True
+    raise ValueError(f"{path}: no ```{lang} block after {marker}")
+
+
 # ---- checks ----------------------------------------------------------------
 
 

@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""Exim's event_action against mailscope's exim-events socket, with real Exims.
+
+Starts `mailscope serve` with its secure defaults plus exactly the block
+docs/integrations/exim.md gives (the socket's group Debian-exim), a private
+Exim 4.96 (Debian's exim4-daemon-light) that includes the shipped fragment
+docs/integrations/exim-event-action.conf as it is, and a second Exim as the
+remote peer (250 to most recipients, 550 to reject*, 451 to tempfail*). Mail
+is sent with swaks:
+  * a local delivery (appendfile), and a `:fail:` recipient with its bounce,
+  * a remote host that refuses connections (nothing listens on 127.0.0.2),
+  * the peer answering 250, 550 and 451 to RCPT,
+then every event mailscope recorded (`mailscope tail --format json`) is
+checked against the sequence Exim 4.96 raises for each message, with the
+decoded fields (ECONNREFUSED, smtp_code 451), and the counters of /metrics
+against the events: each counted exactly once. Exim's panic log stays empty.
+
+Usage: exim_events_test.py --mailscope PATH [--keep]. Exits 0 on success, 1
+on failure, 77 when not root or Exim/swaks are missing (1 under
+MAILSCOPE_REQUIRE_INTEGRATION=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib_exim  # noqa: E402
+import lib_mailscope as lm  # noqa: E402
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+EXIM_DOC = os.path.join(REPO, "docs", "integrations", "exim.md")
+FRAGMENT = os.path.join(REPO, "docs", "integrations", "exim-event-action.conf")
+SETTINGS_MARKER = "<!-- exim-listener-settings:"
+
+# The Exim under test: the fragment included as shipped, event_action in the
+# main section and on both transports.
+MAIN_CONF = """\
+primary_hostname = mx.test.local
+qualify_domain = test.local
+domainlist local_domains = test.local
+hostlist relay_from_hosts = 127.0.0.1
+spool_directory = @ROOT@/spool
+log_file_path = @ROOT@/log/%slog
+pid_file_path = @ROOT@/exim.pid
+daemon_smtp_ports = {port}
+local_interfaces = 127.0.0.1
+exim_user = Debian-exim
+exim_group = Debian-exim
+never_users = root
+keep_environment =
+host_lookup =
+rfc1413_hosts =
+check_spool_space = 0
+tls_advertise_hosts =
+acl_smtp_rcpt = acl_check_rcpt
+log_selector = +smtp_connection +outgoing_port +pid
+
+MAILSCOPE_SOCKET = {socket}
+.include {fragment}
+event_action = MAILSCOPE_EVENT_ACTION_MAIN
+
+begin acl
+acl_check_rcpt:
+  accept  hosts = :
+  accept  domains = +local_domains
+  accept  hosts = +relay_from_hosts
+  deny    message = relay not permitted
+
+begin routers
+smarthost:
+  driver = manualroute
+  domains = ! +local_domains
+  transport = remote_smtp
+  self = send
+  route_list = dead.example "127.0.0.2::{dead_port}" ; ok.example "127.0.0.1::{peer_port}"
+  no_more
+nouser:
+  driver = redirect
+  domains = +local_domains
+  local_parts = nouser
+  data = :fail: no such user here
+  allow_fail
+localuser:
+  driver = accept
+  domains = +local_domains
+  local_parts = lsearch;@ROOT@/users
+  transport = local_maildir
+
+begin transports
+remote_smtp:
+  driver = smtp
+  allow_localhost
+  hosts_try_fastopen =
+  event_action = MAILSCOPE_EVENT_ACTION_TRANSPORT
+local_maildir:
+  driver = appendfile
+  directory = @ROOT@/mail/$local_part_data
+  maildir_format
+  create_directory
+  user = Debian-exim
+  group = Debian-exim
+  mode = 0600
+  event_action = MAILSCOPE_EVENT_ACTION_TRANSPORT
+
+begin retry
+*   *   F,2h,15m
+"""
+
+# The remote peer: no event_action; answers by local part.
+PEER_CONF = """\
+primary_hostname = peer.test
+spool_directory = @ROOT@/spool
+log_file_path = @ROOT@/log/%slog
+pid_file_path = @ROOT@/exim.pid
+daemon_smtp_ports = {port}
+local_interfaces = 127.0.0.1
+exim_user = Debian-exim
+exim_group = Debian-exim
+never_users = root
+keep_environment =
+host_lookup =
+rfc1413_hosts =
+check_spool_space = 0
+tls_advertise_hosts =
+acl_smtp_rcpt = peer_rcpt
+
+begin acl
+peer_rcpt:
+  deny    local_parts = ^reject
+          message = 550 5.1.1 <$local_part@$domain>: recipient rejected by peer
+  defer   local_parts = ^tempfail
+          message = 451 4.3.0 <$local_part@$domain>: try again later
+  accept
+
+begin routers
+blackhole:
+  driver = redirect
+  data = :blackhole:
+"""
+
+# What Exim 4.96 raises, in order, for each message of a scenario (measured;
+# ../shared/reference/exim-captures has the same sequences with STARTTLS).
+REMOTE_CONNECTION = ["tcp:connect", "smtp:connect", "smtp:ehlo"]
+SCENARIOS = [
+    # (name, recipient, sequence for the message, a bounce to the sender expected)
+    ("local delivery", "bob@test.local", ["msg:delivery", "msg:complete"], False),
+    (":fail: recipient", "nouser@test.local", ["msg:fail:internal", "msg:complete"], True),
+    ("remote host refuses the connection", "user@dead.example",
+     ["tcp:connect", "msg:host:defer", "msg:defer"], False),
+    ("remote 250", "user@ok.example",
+     REMOTE_CONNECTION + ["tcp:close", "msg:delivery", "msg:complete"], False),
+    ("remote 550 to RCPT", "reject@ok.example",
+     REMOTE_CONNECTION + ["tcp:close", "msg:fail:delivery", "msg:complete"], True),
+    ("remote 451 to RCPT", "tempfail@ok.example",
+     REMOTE_CONNECTION + ["msg:rcpt:host:defer", "msg:rcpt:defer", "tcp:close"], False),
+]
+BOUNCE = ["msg:delivery", "msg:complete"]
+
+
+def mailscope_settings() -> str:
+    block = lm.doc_block(EXIM_DOC, SETTINGS_MARKER, "toml")
+    if '"Debian-exim"' not in block:
+        raise ValueError(f"{EXIM_DOC}: the settings block no longer names Debian-exim")
+    return block
+
+
+class EximEventsTest:
+    def __init__(self, mailscope: str, root: str, c: lm.Checks) -> None:
+        self.c = c
+        self.root = root
+        self.serve = lm.Mailscope(mailscope, os.path.join(root, "mailscope"),
+                                  config=mailscope_settings())
+        self.mailscope = mailscope
+        self.port = lm.free_port()
+        self.peer_port = lm.free_port()
+        self.dead_port = lm.free_port()
+        socket_path = os.path.join(self.serve.run_dir, "exim-events")
+        self.exim = lib_exim.Exim(os.path.join(root, "exim"), "mx", MAIN_CONF.format(
+            port=self.port, socket=socket_path, fragment=FRAGMENT, dead_port=self.dead_port,
+            peer_port=self.peer_port))
+        with open(os.path.join(self.exim.root, "users"), "w", encoding="ascii") as f:
+            f.write("alice:\nbob:\n")
+        self.peer = lib_exim.Exim(os.path.join(root, "peer"), "peer",
+                                  PEER_CONF.format(port=self.peer_port))
+        self.tail_path = os.path.join(root, "tail.jsonl")
+        self.tail: subprocess.Popen | None = None
+
+    def run(self) -> None:
+        c = self.c
+        check = self.exim.check_config()
+        c.check("Exim takes the configuration with the shipped fragment", check.returncode == 0,
+                check.stderr + check.stdout)
+        self.serve.start()
+        st = os.stat(os.path.join(self.serve.run_dir, "exim-events"))
+        c.equal("the socket is mode 0660", oct(st.st_mode & 0o777), "0o660")
+        c.equal("the socket's group is Debian-exim",
+                st.st_gid, lib_exim.grp.getgrnam("Debian-exim").gr_gid)
+        with open(self.tail_path, "wb") as out:
+            self.tail = subprocess.Popen(
+                [self.mailscope, "tail", "--run-dir", self.serve.run_dir, "--format", "json",
+                 "--filter", "source=exim"], stdout=out, stderr=subprocess.STDOUT)
+        self.peer.start(self.peer_port)
+        self.exim.start(self.port)
+
+        ids = {}
+        for name, recipient, sequence, bounce in SCENARIOS:
+            qid = self.exim.swaks(self.port, "alice@test.local", recipient)
+            c.check(f"{name}: Exim took the message", qid != "", qid)
+            ids[name] = qid
+            # Done once its last event has been recorded (or, for a bounce,
+            # the bounce's msg:complete).
+            def done(qid=qid, sequence=sequence, bounce=bounce) -> bool:
+                events = self.events()
+                mine = [e["event"] for e in events if e["fields"].get("message_exim_id") == qid]
+                if mine[-1:] != sequence[-1:]:
+                    return False
+                return not bounce or any(self.bounce_of(qid, events))
+            c.check(f"{name}: its events arrived", lm.wait_until(done, 20),
+                    f"recorded: {self.summary()}")
+
+        events = self.events()
+        for name, recipient, sequence, bounce in SCENARIOS:
+            qid = ids[name]
+            mine = [e for e in events if e["fields"].get("message_exim_id") == qid]
+            c.equal(f"{name}: the events Exim raised, in order", [e["event"] for e in mine],
+                    sequence)
+            for e in mine:
+                c.equal(f"{name}: {e['event']} names the sender",
+                        e["fields"].get("sender_address"), "alice@test.local")
+            if bounce:
+                bounces = list(self.bounce_of(qid, events))
+                c.equal(f"{name}: the bounce to the sender", [e["event"] for e in bounces],
+                        BOUNCE)
+            self.check_fields(name, recipient, mine)
+
+        c.equal("Exim's panic log stays empty", self.exim.panic_log(), "")
+        self.check_counts(events)
+
+    def check_fields(self, name: str, recipient: str, mine: list[dict]) -> None:
+        c = self.c
+        by_name = {e["event"]: e["fields"] for e in mine}
+        local_part, domain = recipient.split("@")
+        if name == "local delivery":
+            f = by_name.get("msg:delivery", {})
+            c.equal("local delivery: recipient and router", (f.get("local_part"), f.get("domain"),
+                    f.get("router_name"), f.get("transport_name"), f.get("hook")),
+                    (local_part, domain, "localuser", "local_maildir", "transport"))
+            c.equal("local delivery: msg:complete comes from the main section",
+                    by_name.get("msg:complete", {}).get("hook"), "main")
+        elif name == ":fail: recipient":
+            f = by_name.get("msg:fail:internal", {})
+            c.equal(":fail: recipient: the reason and router",
+                    (f.get("event_data"), f.get("router_name"), f.get("local_part")),
+                    ("no such user here", "nouser", "nouser"))
+        elif name == "remote host refuses the connection":
+            for event in ("msg:host:defer", "msg:defer"):
+                f = by_name.get(event, {})
+                c.equal(f"refused: {event} decodes the errno",
+                        (f.get("event_defer_errno"), f.get("defer_errno_name"),
+                         f.get("host_address"), f.get("host_port")),
+                        (111, "ECONNREFUSED", "127.0.0.2", self.dead_port))
+        elif name == "remote 250":
+            f = by_name.get("smtp:ehlo", {})
+            c.check("remote 250: the EHLO response comes whole, its lines joined by LF",
+                    f.get("event_data", "").startswith("250-peer.test Hello") and
+                    "\n250 HELP" in f.get("event_data", ""), repr(f.get("event_data")))
+            # Exim keeps the reply to BDAT with its lines joined by a
+            # backslash and an n (as its log shows it): that text, byte for byte.
+            f = by_name.get("msg:delivery", {})
+            c.check("remote 250: msg:delivery carries the peer's confirmation as Exim has it",
+                    re.fullmatch(r"250- \d+ byte chunk, total \d+\\n250 OK id=\S+",
+                                 f.get("event_data", "")) is not None,
+                    repr(f.get("event_data")))
+            c.equal("remote 250: host and port", (f.get("host_address"), f.get("host_port")),
+                    ("127.0.0.1", self.peer_port))
+        elif name == "remote 550 to RCPT":
+            f = by_name.get("msg:fail:delivery", {})
+            c.check("remote 550: the peer's reply is the event data",
+                    "550 5.1.1 <reject@ok.example>: recipient rejected by peer"
+                    in f.get("event_data", ""), repr(f.get("event_data")))
+        elif name == "remote 451 to RCPT":
+            for event in ("msg:rcpt:host:defer", "msg:rcpt:defer"):
+                f = by_name.get(event, {})
+                c.equal(f"451: {event} decodes $event_defer_errno",
+                        (f.get("event_defer_errno"), f.get("smtp_code"), f.get("defer_lookup")),
+                        ((51 << 8) | ord("A"), 451, "A"))
+
+    def check_counts(self, events: list[dict]) -> None:
+        c = self.c
+        body = self.serve.http("/metrics").body
+        counted = {m.group(1): int(float(m.group(2))) for m in re.finditer(
+            r'^mailscope_events_total\{source="exim",event="([^"]+)"\} (\S+)$', body, re.M)}
+        seen = collections.Counter(e["event"] for e in events)
+        c.equal("each event counted once in mailscope_events_total", counted, dict(seen),
+                body if counted != dict(seen) else None)
+        expected = collections.Counter()
+        for _, _, sequence, bounce in SCENARIOS:
+            expected.update(sequence + (BOUNCE if bounce else []))
+        c.equal("the events Exim raised are the events recorded", dict(seen), dict(expected))
+        rejected = re.findall(r'^mailscope_ingest_rejected_total\{source="exim".*$', body, re.M)
+        c.equal("no request was rejected", rejected, [])
+        delivered = re.search(r'^mailscope_taxonomy_events_total\{kind="delivery",'
+                              r'outcome="delivered",source="exim"\} (\S+)$', body, re.M)
+        c.equal("deliveries in the taxonomy", delivered and int(float(delivered.group(1))),
+                expected["msg:delivery"])
+
+    def events(self) -> list[dict]:
+        out = []
+        with open(self.tail_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.endswith("\n"):
+                    out.append(json.loads(line))
+        return out
+
+    @staticmethod
+    def bounce_of(qid: str, events: list[dict]):
+        """The events of the bounce of message qid: sender <>, to alice."""
+        bounce_ids = []
+        for e in events:
+            f = e["fields"]
+            mid = f.get("message_exim_id")
+            if (mid and mid != qid and "sender_address" not in f and f.get("local_part") == "alice"
+                    and mid not in bounce_ids):
+                bounce_ids.append(mid)
+        # Bounces come in the order of the scenarios; the one after qid's last event is its own.
+        ordered = [e.get("fields", {}).get("message_exim_id") for e in events]
+        last = max((i for i, m in enumerate(ordered) if m == qid), default=-1)
+        for mid in bounce_ids:
+            if ordered.index(mid) > last:
+                return (e for e in events if e["fields"].get("message_exim_id") == mid)
+        return iter(())
+
+    def summary(self) -> str:
+        return ", ".join(f"{e['event']}[{e['fields'].get('message_exim_id', '')}]"
+                         for e in self.events())
+
+    def cleanup(self) -> None:
+        for stop in (self.exim.stop, self.peer.stop):
+            try:
+                stop()
+            except Exception as err:  # report, go on stopping the rest
+                print(f"# stopping Exim: {err}")
+        if self.tail is not None:
+            self.tail.terminate()
+            self.tail.wait(10)
+        self.serve.stop()
+
+    def print_logs(self) -> None:
+        print("# ---- exim under test")
+        print(self.exim.log_text()[-6000:])
+        print("# ---- peer")
+        print(self.peer.log_text()[-3000:])
+        lm.print_log_tails([self.serve.log_path, self.tail_path])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mailscope", required=True)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        return lm.skip("needs root (Exim's daemon, its trusted configuration list)")
+    if not lib_exim.exim_installed():
+        return lm.skip("exim4 (exim4-daemon-light) or swaks not installed")
+    version = lib_exim.exim_version()
+    c = lm.Checks()
+    print(f"# Exim {version}", flush=True)
+    root = tempfile.mkdtemp(prefix="mailscope-exim-")
+    os.chmod(root, 0o755)  # Debian-exim reaches the socket through it
+    test = EximEventsTest(args.mailscope, root, c)
+    return lm.run_test(test, c, "exim_events", root, args.keep)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
