@@ -21,7 +21,8 @@ namespace mailscope::catalog {
 
 // The outputs events are dispatched to, in dispatch order. The configuration
 // ([outputs.NAME]) and the dispatcher name outputs only from this list.
-inline constexpr std::string_view kOutputNames[] = {"old_stats", "metrics", "tail", "exporters"};
+inline constexpr std::string_view kOutputNames[] = {"old_stats", "metrics", "tail", "exporters",
+                                                    "rules"};
 
 // Whether `name` is one of kOutputNames.
 constexpr bool IsOutputName(std::string_view name) {
@@ -32,10 +33,12 @@ constexpr bool IsOutputName(std::string_view name) {
 
 // The least severe level an output takes when the configuration sets none.
 // old_stats and metrics count every event: Stalwart's metrics ignore levels,
-// and 269 of its 605 events default to debug. tail and exporters show or send
-// events one by one, so they start at info. Any other name: info.
+// and 269 of its 605 events default to debug; rules see every event they may
+// answer. tail and exporters show or send events one by one, so they start at
+// info. Any other name: info.
 constexpr Level DefaultOutputLevel(std::string_view output) {
-  return output == "old_stats" || output == "metrics" ? Level::kTrace : Level::kInfo;
+  return output == "old_stats" || output == "metrics" || output == "rules" ? Level::kTrace
+                                                                           : Level::kInfo;
 }
 
 struct OutputRules {

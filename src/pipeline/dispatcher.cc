@@ -86,13 +86,47 @@ std::string_view Dispatcher::Dispatch(Event& event) {
   }
   current_mask_ = mask;
   std::string_view verdict;
+  std::size_t giver = 0;
   for (std::size_t i = 0; mask != 0 && i < outputs_.size(); ++i) {
     if (((mask >> i) & 1u) == 0) continue;
     std::string_view v = outputs_[i].consumer->Consume(event);
-    if (verdict.empty()) verdict = v;
+    if (verdict.empty() && !v.empty()) {
+      verdict = v;
+      giver = i;
+    }
   }
   current_mask_ = 0;
+  if (!verdict.empty()) DispatchVerdict(event, verdict, giver);
   return verdict;
+}
+
+void Dispatcher::DispatchVerdict(const Event& asking, std::string_view verdict, std::size_t giver) {
+  static const NameId kName = InternName(kVerdictEventName);
+  static const NameId kEventKey = InternName("event");
+  static const NameId kRuleKey = InternName("rule");
+  static const NameId kVerdictKey = InternName("verdict");
+  Event& v = verdict_event_;
+  v.Clear();
+  v.source = asking.source;
+  v.name = kName;
+  v.level = catalog::kDefaultEventLevel;
+  v.time = asking.time;
+  v.Add(kEventKey, Value::String(NameText(asking.name)));
+  v.Add(kRuleKey, Value::String(outputs_[giver].consumer->VerdictOrigin()));
+  v.Add(kVerdictKey, Value::String(verdict));
+  for (const Field& f : asking.fields) v.fields.push_back(f);
+  ++sequence_;
+  counters_.CountEvent(v.source, v.name);
+  std::uint32_t mask = 0;
+  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+    const Output& out = outputs_[i];
+    if (i != giver && out.takes_unknown && out.sources.contains(v.source)) mask |= 1u << i;
+  }
+  current_mask_ = mask;
+  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+    if ((mask >> i) & 1u) (void)outputs_[i].consumer->Consume(v);
+  }
+  current_mask_ = 0;
 }
 
 }  // namespace mailscope::pipeline

@@ -26,7 +26,13 @@ class Consumer {
   // Takes one event. Returns a verdict for the source that sent it, or an
   // empty view; the text stays valid until the consumer is called again.
   virtual std::string_view Consume(const Event& event) = 0;
+  // What gave the verdict Consume() returned last (a rule's name), for the
+  // verdict's own event; empty by default.
+  virtual std::string_view VerdictOrigin() const { return {}; }
 };
+
+// The name of the event every verdict becomes (see Dispatcher::Dispatch).
+inline constexpr std::string_view kVerdictEventName = "mailscope:verdict";
 
 // A set of sources, for consumers that only make sense for some of them.
 class SourceSet {
@@ -56,6 +62,12 @@ class Dispatcher {
   // to a kind, in the taxonomy counters; sets its taxonomy; then hands it to
   // every output that takes it. Returns the first non-empty verdict, or an
   // empty view. Allocates nothing once every name has been seen.
+  //
+  // A verdict is an event too: mailscope:verdict, of the asking event's
+  // source, with the fields `event` (the asking event's name), `rule` (the
+  // giver's VerdictOrigin()), `verdict` and then the asking event's own
+  // fields. It is counted and handed to every output but the one that gave
+  // the verdict, at the default event level, after the asking event.
   // REQUIRES: event.name != kNoName.
   std::string_view Dispatch(Event& event);
 
@@ -93,12 +105,15 @@ class Dispatcher {
   };
   // Settles `out`'s choice per catalog event from the router's control.
   void Settle(Output& out) const;
+  // Dispatches the event of a verdict that output `giver` gave `asking`.
+  void DispatchVerdict(const Event& asking, std::string_view verdict, std::size_t giver);
 
   stats::IngestCounters& counters_;
   std::unique_ptr<catalog::EventRouter> router_;
   std::vector<Output> outputs_;
   std::uint32_t current_mask_ = 0;
   std::uint64_t sequence_ = 0;
+  Event verdict_event_;  // reused: dispatching a verdict allocates nothing
 };
 
 }  // namespace mailscope::pipeline

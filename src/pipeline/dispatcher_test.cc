@@ -222,7 +222,45 @@ TEST(DispatcherTest, FirstNonEmptyVerdictWinsAndEveryOutputRuns) {
   d.Register("exporters", second);
   Event e = Make(Source::kExim, "tcp:connect");
   EXPECT_EQ(d.Dispatch(e), "defer: busy");
-  EXPECT_EQ(second.calls, 1);
+  // The verdict's own event goes to every output but the one that gave it;
+  // what they answer to it is not a verdict for anyone.
+  EXPECT_EQ(second.seen, (std::vector<std::string>{"tcp:connect", "mailscope:verdict"}));
+  EXPECT_EQ(first.seen, std::vector<std::string>{"tcp:connect"});
+  EXPECT_EQ(silent.seen, (std::vector<std::string>{"tcp:connect", "mailscope:verdict"}));
+}
+
+TEST(DispatcherTest, AVerdictIsAnEventWithTheAskingEventsFields) {
+  stats::IngestCounters counters;
+  Dispatcher d(counters, Router({}));
+  struct Rule : Consumer {
+    std::string_view Consume(const Event& e) override {
+      return NameText(e.name) == "tcp:connect" ? "not now" : "";
+    }
+    std::string_view VerdictOrigin() const override { return "no-connect"; }
+  } rule;
+  struct Keep : Consumer {
+    std::string_view Consume(const Event& e) override {
+      if (NameText(e.name) != "mailscope:verdict") return {};
+      source = e.source;
+      for (const Field& f : e.fields)
+        fields.emplace_back(std::string(NameText(f.key)) + "=" + std::string(f.value.as_string()));
+      return {};
+    }
+    Source source = Source::kDovecot;
+    std::vector<std::string> fields;
+  } tail;
+  d.Register("tail", tail);
+  d.Register("rules", rule);
+  Event e = Make(Source::kExim, "tcp:connect");
+  e.Add(InternName("host_address"), Value::String("192.0.2.1"));
+  EXPECT_EQ(d.Dispatch(e), "not now");
+  EXPECT_EQ(tail.source, Source::kExim);
+  EXPECT_EQ(tail.fields, (std::vector<std::string>{"event=tcp:connect", "rule=no-connect",
+                                                   "verdict=not now", "host_address=192.0.2.1"}));
+  EXPECT_EQ(counters.events(Source::kExim, InternName("mailscope:verdict")), 1u);
+  Event quiet = Make(Source::kExim, "tcp:close");
+  EXPECT_EQ(d.Dispatch(quiet), "");
+  EXPECT_EQ(counters.events(Source::kExim, InternName("mailscope:verdict")), 1u);
 }
 
 TEST(DispatcherTest, ConsumersSeeWhichOtherOutputsTakeTheEvent) {

@@ -210,6 +210,16 @@ KeySetter<ListenerConfig> SocketOnly(T net::LineServerLimits::*member, Read read
 // Fixed tables set Config's own fields.
 Config& Root(Config& c, const BlockStart&) { return c; }
 
+// A key of a [[rules]] table: a string of the rule's settings.
+KeySetter<RuleConfig> RuleKey(std::string rules::RuleSettings::*member) {
+  return [member](RuleConfig& r, const ConfigValue& v) -> Status {
+    auto value = ReadString(v);
+    if (!value.ok()) return value.status();
+    r.settings.*member = std::move(*value);
+    return Status::Ok();
+  };
+}
+
 ConfigSchema<Config> MakeSchema() {
   ConfigSchema<Config> schema;
   schema.Add(BlockKind<Config, Config>{
@@ -437,6 +447,31 @@ ConfigSchema<Config> MakeSchema() {
       },
       .keys = MetricKeys(),
       .noun = "metric"});
+  schema.Add(BlockKind<Config, RuleConfig>{
+      .path = "rules",
+      .shape = BlockShape::kArrayOfTables,
+      .open = [](Config& c, const BlockStart& start) -> RuleConfig& {
+        RuleConfig& r = c.rules.emplace_back();
+        r.where = start.where;
+        return r;
+      },
+      .keys = {
+          {"name", SettingType::kString, true, "(required)",
+           "The rule's name: the `rule` field of the verdict's event. Unique among the rules.",
+           RuleKey(&rules::RuleSettings::name)},
+          {"when", SettingType::kString, true, "(required)",
+           "The events the rule answers: a filter in mailscope's language (docs/filter.md), "
+           "e.g. 'event=\"tcp:connect\" AND host_address=192.0.2.*'. Only events whose result "
+           "their source uses get a verdict: Exim's tcp:connect (not connecting), smtp:connect "
+           "(closing the session), tls:cert (refusing the certificate) and auth:fail (the log "
+           "line); every other event gets an empty reply whatever the rules say.",
+           RuleKey(&rules::RuleSettings::when)},
+          {"verdict", SettingType::kString, true, "(required)",
+           "The text the source gets back; one line, at most 1024 bytes. The first rule in the "
+           "file that matches gives it, and the verdict becomes an event of its own, "
+           "mailscope:verdict (counted, and seen by tail, metrics and exporters).",
+           RuleKey(&rules::RuleSettings::verdict)},
+      }});
   schema.Add(BlockKind<Config, ExporterConfig>{
       .path = "exporters",
       .shape = BlockShape::kNamedTables,
@@ -521,6 +556,20 @@ void CheckStats(Config& config, std::vector<std::string>& errors) {
       continue;
     }
     e.parsed = std::move(*parsed);
+  }
+  std::set<std::string, std::less<>> rule_names;
+  for (RuleConfig& r : config.rules) {
+    auto rule = rules::MakeRule(r.settings);
+    if (!rule.ok()) {
+      errors.push_back(fmt::format("{}: rule{}{}: {}", r.where, r.settings.name.empty() ? "" : " ",
+                                   r.settings.name, rule.status().message()));
+      continue;
+    }
+    if (!rule_names.insert(r.settings.name).second) {
+      errors.push_back(fmt::format("{}: rule '{}' is defined twice", r.where, r.settings.name));
+      continue;
+    }
+    r.rule = std::move(*rule);
   }
   std::set<std::string, std::less<>> names;
   for (MetricConfig& m : config.metrics) {

@@ -17,6 +17,7 @@
 #include "core/status.h"
 #include "export/exporter_settings.h"
 #include "net/line_limits.h"
+#include "rules/rules.h"
 #include "serve/config_schema.h"
 #include "stats/metrics_engine.h"
 
@@ -104,6 +105,14 @@ struct ExporterConfig {
   exporter::ExporterSettings parsed;
 };
 
+// A verdict rule: a [[rules]] entry.
+struct RuleConfig {
+  rules::RuleSettings settings;  // name, when, verdict
+  std::string where;             // "file:line" of its table
+  // Made from `settings` when the configuration is loaded.
+  rules::Rule rule;
+};
+
 struct Config {
   // [serve]
   std::string run_dir;                  // sockets and FIFOs; empty: the default run directory
@@ -144,10 +153,13 @@ struct Config {
   // file order; names are unique. Exporters likewise.
   std::vector<MetricConfig> metrics;
   std::vector<ExporterConfig> exporters;
+  // [[rules]], in file order: the first that matches gives the verdict.
+  std::vector<RuleConfig> rules;
 };
 
 // mailscope's block kinds, in documentation order: [serve], [old_stats],
-// [events], [outputs.NAME], [stats], [metrics.NAME], [exporters.NAME].
+// [events], [outputs.NAME], [stats], [metrics.NAME], [[rules]],
+// [exporters.NAME].
 //
 // A source adds its settings as a block of its own: a plain struct of the
 // settings it reads (with in-class defaults), a field of that type in Config,

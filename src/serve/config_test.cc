@@ -305,18 +305,60 @@ TEST(ConfigTest, KeysOutsideTablesNameTheirTable) {
 }
 
 // Every block kind's keys are documented under the kind's path.
+TEST(ConfigTest, RulesAreReadInFileOrderAndCheckedWithTheirLine) {
+  auto c = ParseConfig(R"([[rules]]
+name = "no-doc-net"
+when = 'event="tcp:connect" AND host_address=192.0.2.*'
+verdict = "refused by mailscope"
+
+[[rules]]
+name = "close"
+when = 'event="smtp:connect"'
+verdict = "closed by mailscope"
+)",
+                       "r.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  ASSERT_EQ(c->rules.size(), 2u);
+  EXPECT_EQ(c->rules[0].rule.name, "no-doc-net");
+  EXPECT_EQ(c->rules[0].rule.verdict, "refused by mailscope");
+  EXPECT_EQ(c->rules[1].where, "r.toml:6");
+  auto bad = ParseConfig(R"([[rules]]
+name = "a"
+when = 'event=('
+verdict = "x"
+[[rules]]
+name = "b"
+when = 'event=x'
+verdict = "x"
+[[rules]]
+name = "b"
+when = 'event=y'
+verdict = "y"
+[[rules]]
+name = "c"
+when = 'event=x'
+)",
+                         "r.toml");
+  ASSERT_FALSE(bad.ok());
+  const std::string& m = bad.status().message();
+  EXPECT_NE(m.find("r.toml:1: rule a: when: "), std::string::npos) << m;
+  EXPECT_NE(m.find("r.toml:9: rule 'b' is defined twice"), std::string::npos) << m;
+  EXPECT_NE(m.find("r.toml:13: rule c: a rule needs a verdict"), std::string::npos) << m;
+}
+
 TEST(ConfigTest, SettingsComeFromTheBlockKinds) {
   std::vector<std::string> keys;
   for (const Setting& s : Settings()) keys.push_back(s.key);
   for (const char* key :
        {"serve.http", "old_stats.memory_limit", "events.levels", "outputs.<name>.level",
         "stats.max_sub_metrics", "metrics.<name>.filter", "exporters.<name>.transport_timeout",
-        "listeners.<name>.user", "listeners.<name>.group", "listeners.<name>.mode"}) {
+        "listeners.<name>.user", "listeners.<name>.group", "listeners.<name>.mode", "rules[].name",
+        "rules[].when", "rules[].verdict"}) {
     EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
   }
   ASSERT_NE(Schema().Find("outputs"), nullptr);
   EXPECT_EQ(Schema().Find("outputs")->names,
-            (std::vector<std::string>{"old_stats", "metrics", "tail", "exporters"}));
+            (std::vector<std::string>{"old_stats", "metrics", "tail", "exporters", "rules"}));
   EXPECT_EQ(Schema().Find("sources"), nullptr);
 }
 

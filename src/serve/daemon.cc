@@ -26,6 +26,7 @@
 #include "pipeline/dispatcher.h"
 #include "query/old_stats_query.h"
 #include "query/stats_reader.h"
+#include "rules/rules.h"
 #include "serve/dovecot_sources.h"
 #include "serve/exim_source.h"
 #include "serve/exporter_set.h"
@@ -81,6 +82,12 @@ Status MakeDir(const std::string& dir, const std::string& fallback) {
 
 // Resolves the [listeners.NAME] settings of one socket or FIFO; errors name
 // the setting.
+std::vector<rules::Rule> RulesOf(const Config& config) {
+  std::vector<rules::Rule> out;
+  for (const RuleConfig& r : config.rules) out.push_back(r.rule);
+  return out;
+}
+
 Result<net::PathPerms> Perms(const ListenerSettings& listeners, std::string_view name) {
   const ListenerConfig& perms = *listeners.Find(name);
   auto resolved = net::ResolvePerms(perms.user, perms.group, perms.mode);
@@ -223,6 +230,7 @@ struct Daemon::State {
   std::unique_ptr<OldStatsOutput> old_stats_output;
   std::unique_ptr<MetricsOutput> metrics_output;
   std::unique_ptr<ExportersOutput> exporters_output;
+  std::unique_ptr<rules::RulesOutput> rules_output;
   // Sources.
   std::unique_ptr<DovecotOldStatsSource> old_stats_source;
   std::unique_ptr<DovecotStatsWriterSource> stats_writer_source;
@@ -265,6 +273,9 @@ Status Daemon::State::Start() {
   dispatcher->Register("metrics", *metrics_output);
   dispatcher->Register("exporters", *exporters_output);
   dispatcher->Register("tail", tails);
+  rules_output = std::make_unique<rules::RulesOutput>(dispatcher->router().catalog());
+  rules_output->SetRules(RulesOf(config));
+  dispatcher->Register("rules", *rules_output);
 
   exporters.Apply(config.exporters);
   ApplyConfiguredMetrics({}, config.metrics);
@@ -564,6 +575,7 @@ void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
   exporters.Reopen();  // log rotation
   dispatcher->SetControl(std::move(loaded->control));
   ApplyConfiguredMetrics(config.metrics, next.metrics);
+  rules_output->SetRules(RulesOf(next));
   SchedulePushFilter();  // event control may ask Dovecot for other events
   const bool interval_changed = next.old_stats_carbon_interval != config.old_stats_carbon_interval;
   config = std::move(next);

@@ -14,6 +14,9 @@ then every event mailscope recorded (`mailscope tail --format json`) is
 checked against the sequence Exim 4.96 raises for each message, with the
 decoded fields (ECONNREFUSED, smtp_code 451), and the counters of /metrics
 against the events: each counted exactly once. Exim's panic log stays empty.
+Then [[rules]] are turned on with a SIGHUP, and Exim's own log and the
+peer's show that a tcp:connect verdict kept Exim from connecting (defer -58)
+and an smtp:connect verdict closed the session before any mail went.
 
 Usage: exim_events_test.py --mailscope PATH [--keep]. Exits 0 on success, 1
 on failure, 77 when not root or Exim/swaks are missing (1 under
@@ -80,7 +83,8 @@ smarthost:
   domains = ! +local_domains
   transport = remote_smtp
   self = send
-  route_list = dead.example "127.0.0.2::{dead_port}" ; ok.example "127.0.0.1::{peer_port}"
+  route_list = dead.example "127.0.0.2::{dead_port}" ; ok.example "127.0.0.1::{peer_port}" ; \
+               blocked.example "127.0.0.1::{peer_port}" ; closed.example "127.0.0.4::{peer_port}"
   no_more
 nouser:
   driver = redirect
@@ -121,7 +125,7 @@ spool_directory = @ROOT@/spool
 log_file_path = @ROOT@/log/%slog
 pid_file_path = @ROOT@/exim.pid
 daemon_smtp_ports = {port}
-local_interfaces = 127.0.0.1
+local_interfaces = 127.0.0.1 : 127.0.0.4
 exim_user = Debian-exim
 exim_group = Debian-exim
 never_users = root
@@ -131,6 +135,7 @@ rfc1413_hosts =
 check_spool_space = 0
 tls_advertise_hosts =
 acl_smtp_rcpt = peer_rcpt
+log_selector = +smtp_connection
 
 begin acl
 peer_rcpt:
@@ -163,6 +168,27 @@ SCENARIOS = [
      REMOTE_CONNECTION + ["msg:rcpt:host:defer", "msg:rcpt:defer", "tcp:close"], False),
 ]
 BOUNCE = ["msg:delivery", "msg:complete"]
+
+# Turned on by a SIGHUP after the scenarios above: a verdict for a before-event.
+RULES = """
+[[rules]]
+name = "no-connect"
+when = 'event="tcp:connect" AND domain=blocked.example'
+verdict = "not connecting: mailscope rule"
+
+[[rules]]
+name = "close-session"
+when = 'event="smtp:connect" AND domain=closed.example'
+verdict = "closed by mailscope"
+"""
+VERDICT_SCENARIOS = [
+    # (name, recipient, sequence, rule)
+    ("tcp:connect verdict", "user@blocked.example",
+     ["tcp:connect", "mailscope:verdict", "msg:host:defer", "msg:defer"], "no-connect"),
+    ("smtp:connect verdict", "user@closed.example",
+     ["tcp:connect", "smtp:connect", "mailscope:verdict", "tcp:close", "msg:host:defer",
+      "msg:defer"], "close-session"),
+]
 
 
 def mailscope_settings() -> str:
@@ -243,6 +269,60 @@ class EximEventsTest:
 
         c.equal("Exim's panic log stays empty", self.exim.panic_log(), "")
         self.check_counts(events)
+        self.verdicts()
+
+    def verdicts(self) -> None:
+        """Rules turned on by a reload: Exim does not connect, or closes the session."""
+        c = self.c
+        with open(self.serve.config_path, "a", encoding="utf-8") as f:
+            f.write(RULES)
+        self.serve.proc.send_signal(lib_exim.signal.SIGHUP)
+        c.check("mailscope reloads with the rules",
+                lm.wait_until(lambda: "configuration reloaded" in self.serve.log_text(), 10),
+                self.serve.log_text())
+        for name, recipient, sequence, rule in VERDICT_SCENARIOS:
+            peer_before = self.peer.log_text()
+            qid = self.exim.swaks(self.port, "alice@test.local", recipient)
+            c.check(f"{name}: Exim took the message", qid != "", qid)
+
+            def mine(qid=qid) -> list[dict]:
+                return [e for e in self.events() if e["fields"].get("message_exim_id") == qid]
+
+            lm.wait_until(lambda: [e["event"] for e in mine()][-1:] == ["msg:defer"], 20)
+            events = mine()
+            c.equal(f"{name}: the events, the verdict among them", [e["event"] for e in events],
+                    sequence)
+            verdict = next((e["fields"] for e in events if e["event"] == "mailscope:verdict"), {})
+            c.equal(f"{name}: the verdict's event names its rule",
+                    (verdict.get("rule"), verdict.get("event")),
+                    (rule, sequence[sequence.index("mailscope:verdict") - 1]))
+            peer_new = self.peer.log_text()[len(peer_before):]
+            if name == "tcp:connect verdict":
+                c.check(f"{name}: Exim's log says the event asked it not to connect",
+                        lib_exim.wait_for_log(self.exim, re.escape(qid) + r" == " +
+                                              re.escape(recipient) + r" .* defer \(-58\)") and
+                        "Event requests alternate response" in self.exim.log_text(),
+                        self.exim.log_text()[-2000:])
+                c.equal(f"{name}: the peer saw no connection", peer_new.count("SMTP connection"),
+                        0, peer_new)
+                defer = next((e["fields"] for e in events if e["event"] == "msg:host:defer"), {})
+                c.equal(f"{name}: the defer is ERRNO_EVENT",
+                        (defer.get("event_defer_errno"), defer.get("defer_errno_name")),
+                        (-58, "ERRNO_EVENT"))
+            else:
+                c.check(f"{name}: Exim's log says the session was closed by the event",
+                        lib_exim.wait_for_log(
+                            self.exim, re.escape(qid) +
+                            r" .*deferred by smtp:connect event expansion: closed by mailscope"),
+                        self.exim.log_text()[-2000:])
+                c.check(f"{name}: the peer saw the connection end with QUIT and no message",
+                        "closed by QUIT" in peer_new and " <= " not in peer_new, peer_new)
+        body = self.serve.http("/metrics").body
+        c.check("verdicts count as events",
+                re.search(r'^mailscope_events_total\{source="exim",event="mailscope:verdict"\} 2$',
+                          body, re.M) is not None,
+                "\n".join(line for line in body.splitlines() if "exim" in line))
+        c.equal("Exim's panic log stays empty with the rules", self.exim.panic_log(), "")
 
     def check_fields(self, name: str, recipient: str, mine: list[dict]) -> None:
         c = self.c
