@@ -209,8 +209,17 @@ TEST(EximSeedTest, CountsPerSystemAndSubsystem) {
   for (const auto& [name, since] : docs->since) names.insert(name);
   std::map<std::string, int> expected;
   for (const std::string& name : names) ++expected[SubsystemOfExim(name)];
-  EXPECT_EQ(Catalog::Get().OfSystem(System::kExim).size(), names.size());
+  // Besides Exim's own events, the five reception steps mailscope defines (origin=mailscope).
+  expected["acl"] = 5;
+  EXPECT_EQ(Catalog::Get().OfSystem(System::kExim).size(), names.size() + 5);
   EXPECT_EQ(CountBySubsystem(System::kExim), expected);
+  for (const EventInfo* e : Catalog::Get().OfSystem(System::kExim)) {
+    EXPECT_EQ(e->Attribute("origin"), names.contains(e->name) ? "exim" : "mailscope") << e->name;
+    if (e->Attribute("origin") == "mailscope") {
+      EXPECT_EQ(e->subsystem, "acl");
+      EXPECT_FALSE(e->Attribute("result").empty()) << e->name << " takes a verdict";
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -41,8 +41,9 @@ TEST(RulesTest, EventsWhoseResultIsNotUsedGetNoVerdict) {
   std::vector<Rule> rules;
   rules.push_back(Make("everything", "source=exim OR source=dovecot", "x"));
   out.SetRules(std::move(rules));
-  // Exim uses the result of these four only (catalog attribute `result`).
-  for (const char* name : {"tcp:connect", "smtp:connect", "tls:cert", "auth:fail"})
+  // Exim uses the result of these only (catalog attribute `result`), and of
+  // mailscope's ACL steps.
+  for (const char* name : {"tcp:connect", "smtp:connect", "tls:cert", "auth:fail", "acl:rcpt"})
     EXPECT_EQ(out.Consume(Exim(name, "")), "x") << name;
   for (const char* name : {"msg:delivery", "smtp:ehlo", "tcp:close", "msg:complete"})
     EXPECT_EQ(out.Consume(Exim(name, "")), "") << name;
@@ -50,7 +51,7 @@ TEST(RulesTest, EventsWhoseResultIsNotUsedGetNoVerdict) {
   dovecot.source = Source::kDovecot;
   dovecot.name = InternName("auth_request_finished");
   EXPECT_EQ(out.Consume(dovecot), "");
-  EXPECT_EQ(out.verdicts(), std::vector<std::uint64_t>{4});
+  EXPECT_EQ(out.verdicts(), std::vector<std::uint64_t>{5});
 }
 
 TEST(RulesTest, ReloadKeepsTheCountsOfRulesThatStay) {

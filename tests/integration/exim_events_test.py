@@ -14,9 +14,13 @@ then every event mailscope recorded (`mailscope tail --format json`) is
 checked against the sequence Exim 4.96 raises for each message, with the
 decoded fields (ECONNREFUSED, smtp_code 451), and the counters of /metrics
 against the events: each counted exactly once. Exim's panic log stays empty.
-Then [[rules]] are turned on with a SIGHUP, and Exim's own log and the
-peer's show that a tcp:connect verdict kept Exim from connecting (defer -58)
-and an smtp:connect verdict closed the session before any mail went.
+The shipped ACL fragment (docs/integrations/exim-acl.conf) reports each
+SMTP session's steps: acl:connect, acl:helo, acl:mail, acl:rcpt and acl:data
+with the received message's id and size. Then [[rules]] are turned on with a
+SIGHUP, and Exim's own log and the peer's show that a tcp:connect verdict
+kept Exim from connecting (defer -58), an smtp:connect verdict closed the
+session before any mail went, and ACL verdicts refused a recipient (550) and
+deferred a sender (451) as swaks saw them.
 
 Usage: exim_events_test.py --mailscope PATH [--keep]. Exits 0 on success, 1
 on failure, 77 when not root or Exim/swaks are missing (1 under
@@ -41,6 +45,7 @@ import lib_mailscope as lm  # noqa: E402
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 EXIM_DOC = os.path.join(REPO, "docs", "integrations", "exim.md")
 FRAGMENT = os.path.join(REPO, "docs", "integrations", "exim-event-action.conf")
+ACL_FRAGMENT = os.path.join(REPO, "docs", "integrations", "exim-acl.conf")
 SETTINGS_MARKER = "<!-- exim-listener-settings:"
 
 # The Exim under test: the fragment included as shipped, event_action in the
@@ -63,7 +68,11 @@ host_lookup =
 rfc1413_hosts =
 check_spool_space = 0
 tls_advertise_hosts =
+acl_smtp_connect = mailscope_connect
+acl_smtp_helo = mailscope_helo
+acl_smtp_mail = mailscope_mail
 acl_smtp_rcpt = acl_check_rcpt
+acl_smtp_data = acl_check_data
 log_selector = +smtp_connection +outgoing_port +pid
 
 MAILSCOPE_SOCKET = {socket}
@@ -71,11 +80,18 @@ MAILSCOPE_SOCKET = {socket}
 event_action = MAILSCOPE_EVENT_ACTION_MAIN
 
 begin acl
+.include {acl_fragment}
+
 acl_check_rcpt:
   accept  hosts = :
+  require acl = mailscope_check rcpt
   accept  domains = +local_domains
   accept  hosts = +relay_from_hosts
   deny    message = relay not permitted
+
+acl_check_data:
+  require acl = mailscope_check data
+  accept
 
 begin routers
 smarthost:
@@ -154,19 +170,25 @@ blackhole:
 # What Exim 4.96 raises, in order, for each message of a scenario (measured;
 # ../shared/reference/exim-captures has the same sequences with STARTTLS).
 REMOTE_CONNECTION = ["tcp:connect", "smtp:connect", "smtp:ehlo"]
+# Each message begins with mailscope's acl:data (its DATA ACL calls mailscope_check data),
+# the first event that knows the message's id.
 SCENARIOS = [
     # (name, recipient, sequence for the message, a bounce to the sender expected)
-    ("local delivery", "bob@test.local", ["msg:delivery", "msg:complete"], False),
-    (":fail: recipient", "nouser@test.local", ["msg:fail:internal", "msg:complete"], True),
+    ("local delivery", "bob@test.local", ["acl:data", "msg:delivery", "msg:complete"], False),
+    (":fail: recipient", "nouser@test.local", ["acl:data", "msg:fail:internal", "msg:complete"],
+     True),
     ("remote host refuses the connection", "user@dead.example",
-     ["tcp:connect", "msg:host:defer", "msg:defer"], False),
+     ["acl:data", "tcp:connect", "msg:host:defer", "msg:defer"], False),
     ("remote 250", "user@ok.example",
-     REMOTE_CONNECTION + ["tcp:close", "msg:delivery", "msg:complete"], False),
+     ["acl:data"] + REMOTE_CONNECTION + ["tcp:close", "msg:delivery", "msg:complete"], False),
     ("remote 550 to RCPT", "reject@ok.example",
-     REMOTE_CONNECTION + ["tcp:close", "msg:fail:delivery", "msg:complete"], True),
+     ["acl:data"] + REMOTE_CONNECTION + ["tcp:close", "msg:fail:delivery", "msg:complete"], True),
     ("remote 451 to RCPT", "tempfail@ok.example",
-     REMOTE_CONNECTION + ["msg:rcpt:host:defer", "msg:rcpt:defer", "tcp:close"], False),
+     ["acl:data"] + REMOTE_CONNECTION + ["msg:rcpt:host:defer", "msg:rcpt:defer", "tcp:close"],
+     False),
 ]
+# The steps of each SMTP session before the message has an id.
+SESSION = ["acl:connect", "acl:helo", "acl:mail", "acl:rcpt"]
 BOUNCE = ["msg:delivery", "msg:complete"]
 
 # Turned on by a SIGHUP after the scenarios above: a verdict for a before-event.
@@ -184,10 +206,30 @@ verdict = "closed by mailscope"
 VERDICT_SCENARIOS = [
     # (name, recipient, sequence, rule)
     ("tcp:connect verdict", "user@blocked.example",
-     ["tcp:connect", "mailscope:verdict", "msg:host:defer", "msg:defer"], "no-connect"),
+     ["acl:data", "tcp:connect", "mailscope:verdict", "msg:host:defer", "msg:defer"],
+     "no-connect"),
     ("smtp:connect verdict", "user@closed.example",
-     ["tcp:connect", "smtp:connect", "mailscope:verdict", "tcp:close", "msg:host:defer",
-      "msg:defer"], "close-session"),
+     ["acl:data", "tcp:connect", "smtp:connect", "mailscope:verdict", "tcp:close",
+      "msg:host:defer", "msg:defer"], "close-session"),
+]
+# Verdicts for mailscope's ACL steps, and what swaks and Exim's log show.
+ACL_RULES = """
+[[rules]]
+name = "no-spammer"
+when = 'event="acl:rcpt" AND local_part=spammer'
+verdict = "deny spammer not welcome here"
+
+[[rules]]
+name = "later"
+when = 'event="acl:mail" AND sender_address="later@test.local"'
+verdict = "defer come back later"
+"""
+ACL_VERDICTS = [
+    # (name, sender, recipient, swaks' line, Exim's log line)
+    ("RCPT denied", "alice@test.local", "spammer@test.local", "<** 550 spammer not welcome here",
+     "rejected RCPT <spammer@test.local>: spammer not welcome here"),
+    ("MAIL deferred", "later@test.local", "bob@test.local", "<** 451 come back later",
+     "temporarily rejected MAIL <later@test.local>: come back later"),
 ]
 
 
@@ -210,7 +252,8 @@ class EximEventsTest:
         self.dead_port = lm.free_port()
         socket_path = os.path.join(self.serve.run_dir, "exim-events")
         self.exim = lib_exim.Exim(os.path.join(root, "exim"), "mx", MAIN_CONF.format(
-            port=self.port, socket=socket_path, fragment=FRAGMENT, dead_port=self.dead_port,
+            port=self.port, socket=socket_path, fragment=FRAGMENT, acl_fragment=ACL_FRAGMENT,
+            dead_port=self.dead_port,
             peer_port=self.peer_port))
         with open(os.path.join(self.exim.root, "users"), "w", encoding="ascii") as f:
             f.write("alice:\nbob:\n")
@@ -266,6 +309,15 @@ class EximEventsTest:
                 c.equal(f"{name}: the bounce to the sender", [e["event"] for e in bounces],
                         BOUNCE)
             self.check_fields(name, recipient, mine)
+            data = mine[0]["fields"] if mine else {}
+            c.check(f"{name}: acl:data has the received message's size and recipients",
+                    data.get("message_size", 0) > 0 and data.get("recipients_count") == 1 and
+                    data.get("sender_address") == "alice@test.local" and
+                    data.get("sender_helo_name") == "client.test", repr(data))
+        rcpts = [e["fields"] for e in events if e["event"] == "acl:rcpt"]
+        c.equal("acl:rcpt names each recipient, in order",
+                [f"{f.get('local_part')}@{f.get('domain')}" for f in rcpts],
+                [recipient for _, recipient, _, _ in SCENARIOS])
 
         c.equal("Exim's panic log stays empty", self.exim.panic_log(), "")
         self.check_counts(events)
@@ -317,12 +369,33 @@ class EximEventsTest:
                         self.exim.log_text()[-2000:])
                 c.check(f"{name}: the peer saw the connection end with QUIT and no message",
                         "closed by QUIT" in peer_new and " <= " not in peer_new, peer_new)
+        self.acl_verdicts()
         body = self.serve.http("/metrics").body
         c.check("verdicts count as events",
-                re.search(r'^mailscope_events_total\{source="exim",event="mailscope:verdict"\} 2$',
+                re.search(r'^mailscope_events_total\{source="exim",event="mailscope:verdict"\} 4$',
                           body, re.M) is not None,
                 "\n".join(line for line in body.splitlines() if "exim" in line))
         c.equal("Exim's panic log stays empty with the rules", self.exim.panic_log(), "")
+
+    def acl_verdicts(self) -> None:
+        """Rules for mailscope's ACL steps: the SMTP client is refused in the ACL."""
+        c = self.c
+        with open(self.serve.config_path, "a", encoding="utf-8") as f:
+            f.write(ACL_RULES)
+        reloads = self.serve.log_text().count("configuration reloaded")
+        self.serve.proc.send_signal(lib_exim.signal.SIGHUP)
+        c.check("mailscope reloads with the ACL rules", lm.wait_until(
+            lambda: self.serve.log_text().count("configuration reloaded") > reloads, 10))
+        for name, sender, recipient, client_line, log_line in ACL_VERDICTS:
+            transcript = self.exim.swaks_session(self.port, sender, recipient)
+            c.check(f"{name}: the SMTP client is told", client_line in transcript, transcript)
+            c.check(f"{name}: Exim's log says so",
+                    lib_exim.wait_for_log(self.exim, re.escape(log_line), 10),
+                    self.exim.log_text()[-1500:])
+        verdicts = [e["fields"] for e in self.events() if e["event"] == "mailscope:verdict"]
+        c.equal("the ACL verdicts' events name their rules and steps",
+                [(v.get("rule"), v.get("event")) for v in verdicts[-2:]],
+                [("no-spammer", "acl:rcpt"), ("later", "acl:mail")])
 
     def check_fields(self, name: str, recipient: str, mine: list[dict]) -> None:
         c = self.c
@@ -383,7 +456,9 @@ class EximEventsTest:
                 body if counted != dict(seen) else None)
         expected = collections.Counter()
         for _, _, sequence, bounce in SCENARIOS:
-            expected.update(sequence + (BOUNCE if bounce else []))
+            expected.update(SESSION + sequence + (BOUNCE if bounce else []))
+        # Exim's start is waited for by connecting to its port: one more session.
+        expected["acl:connect"] += 1
         c.equal("the events Exim raised are the events recorded", dict(seen), dict(expected))
         rejected = re.findall(r'^mailscope_ingest_rejected_total\{source="exim".*$', body, re.M)
         c.equal("no request was rejected", rejected, [])

@@ -98,12 +98,17 @@ class Exim:
 
     def swaks(self, port: int, sender: str, recipient: str, timeout: float = 30.0) -> str:
         """Sends one message; returns the queue id Exim gave it ("" if none)."""
-        out = subprocess.run(
+        out = self.swaks_session(port, sender, recipient, timeout)
+        m = re.search(r"^<-\s+250 OK id=(\S+)", out, re.M)
+        return m.group(1) if m else ""
+
+    @staticmethod
+    def swaks_session(port: int, sender: str, recipient: str, timeout: float = 30.0) -> str:
+        """Sends one message; returns swaks' transcript of the session."""
+        return subprocess.run(
             ["swaks", "--server", f"127.0.0.1:{port}", "--from", sender, "--to", recipient,
              "--helo", "client.test", "--header", f"Subject: mailscope test to {recipient}"],
             capture_output=True, text=True, timeout=timeout).stdout
-        m = re.search(r"^<-\s+250 OK id=(\S+)", out, re.M)
-        return m.group(1) if m else ""
 
     def log_text(self) -> str:
         parts = []

@@ -315,6 +315,13 @@ EXIM = [
      M("delivery", "failed", sender="sender_address", domain="domain", reason="event_data")),
     # Outbound connections (tcp:*, smtp:connect, smtp:ehlo) are not client sessions; inbound
     # protocol errors are not refusals of something offered.
+    # mailscope's reception steps (the named ACLs of docs/integrations/exim-acl.conf): a client
+    # session began; a message was handed over and the DATA ACL reached mailscope's statement.
+    ("acl:connect", M("connection", "open", remote_ip="sender_host_address")),
+    ("acl:data",
+     M("message", "received", remote_ip="sender_host_address", sender="sender_address")),
+    # HELO, MAIL and RCPT reaching the statement are steps on the way, not outcomes.
+    (rx(r"acl:(helo|mail|rcpt)"), NONE),
 ]
 
 # --------------------------------------------------------------------------------------
