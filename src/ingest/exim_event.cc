@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <string>
 
 #include "ingest/text.h"
@@ -17,6 +18,9 @@ constexpr std::size_t kMaxKeyBytes = 64;
 constexpr std::string_view kSmtpCodeKey = "smtp_code";
 constexpr std::string_view kLookupKey = "defer_lookup";
 constexpr std::string_view kErrnoNameKey = "defer_errno_name";
+// How long a message has been in Exim's hands at a msg:* event: the event's
+// time less $received_time (Exim's log shows it as QT=).
+constexpr std::string_view kQueueTimeKey = "queue_time";
 
 // Exim's own negative errno values (macros.h). -1..-50 have the same meaning
 // in 4.96 and later releases; below that 4.96 differs from its successors.
@@ -158,6 +162,7 @@ Status EximEventDecoder::Decode(std::span<char> request, TimePoint now, Event& o
   std::string_view event_name;
   std::string_view exim_version;
   std::optional<std::int64_t> defer_errno;
+  std::int64_t received_time = 0;
   std::array<std::string_view, kEximRequestMaxFields> keys{};
   std::size_t key_count = 0;
   for (;;) {
@@ -219,9 +224,9 @@ Status EximEventDecoder::Decode(std::span<char> request, TimePoint now, Event& o
         return Malformed(offset(value_begin), "quote inside an unquoted value");
       }
     }
-    if (key == kSmtpCodeKey || key == kLookupKey || key == kErrnoNameKey) {
+    if (key == kSmtpCodeKey || key == kLookupKey || key == kErrnoNameKey || key == kQueueTimeKey) {
       return Malformed(offset(key_begin),
-                       "\"" + std::string(key) + "\" is decoded from event_defer_errno, not sent");
+                       "\"" + std::string(key) + "\" is mailscope's, decoded, not sent");
     }
     for (std::size_t i = 0; i < key_count; ++i) {
       if (keys[i] == key) return Malformed(offset(key_begin), "\"" + std::string(key) + "\" twice");
@@ -254,6 +259,7 @@ Status EximEventDecoder::Decode(std::span<char> request, TimePoint now, Event& o
     }
     out.Add(*id, v);
     if (key == "event_defer_errno") defer_errno = v.as_int();
+    if (key == "received_time") received_time = v.as_int();
   }
   if (event_name.empty()) return Rejected("no_event_name", "no event_name in the request");
   if (event_name.size() > kMaxKeyBytes ||
@@ -274,6 +280,13 @@ Status EximEventDecoder::Decode(std::span<char> request, TimePoint now, Event& o
     if (!d.lookup.empty()) out.Add(kLookup, Value::String(d.lookup));
     if (d.smtp_code != 0) out.Add(kSmtpCode, Value::Int(d.smtp_code));
     if (!d.name.empty()) out.Add(kErrnoName, Value::String(d.name));
+  }
+  if (received_time > 0 && event_name.starts_with("msg:")) {
+    static const NameId kQueueTime = InternName(kQueueTimeKey);
+    const std::int64_t now_s =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    out.Add(kQueueTime,
+            Value::Int(std::max<std::int64_t>(0, now_s - received_time)).WithUnit(Unit::kSeconds));
   }
   if (out.fields.truncated()) {
     return Rejected("too_many_fields", "more than " + std::to_string(FieldList::kCapacity) +

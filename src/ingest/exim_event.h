@@ -15,8 +15,10 @@
 // The event is named by event_name; every other key becomes a field of that
 // name, numbers (ports, sizes, errno) as integers, empty values left out.
 // $event_defer_errno is decoded as Exim documents it (see DecodeDeferErrno)
-// into fields of mailscope's (smtp_code, defer_lookup, defer_errno_name),
-// which a request may not send itself. Source exim.
+// into fields of mailscope's (smtp_code, defer_lookup, defer_errno_name), and
+// the msg:* events of a message with a $received_time get queue_time, the
+// seconds since Exim received it (its log's QT=); a request may not send
+// these itself. Source exim.
 #pragma once
 
 #include <cstdint>

@@ -71,6 +71,9 @@ TEST(EximEventDecoderTest, DecodesACapturedRcptDefer) {
   // (51 << 8) | 'A': a 451 from a host found by its A record.
   EXPECT_EQ(d.Field("smtp_code").as_int(), 451);
   EXPECT_EQ(d.Str("defer_lookup"), "A");
+  // received_time 1795305358 is 4694642 s before kNow: its queue time.
+  EXPECT_EQ(d.Field("queue_time").as_int(), 1'800'000'000 - 1795305358);
+  EXPECT_EQ(d.Field("queue_time").unit(), Unit::kSeconds);
   // Empty variables are left out; the event name is not a field.
   EXPECT_EQ(d.Field("verify_mode").type(), Value::Type::kNone);
   EXPECT_EQ(d.Field("event_name").type(), Value::Type::kNone);
@@ -180,6 +183,7 @@ TEST(EximEventDecoderTest, MalformedRequestsAreRejectedWithAReason) {
       {"event event_name=a event_name=b", "malformed_request"},
       {"event event_name=tcp:connect " + std::string(65, 'k') + "=1", "malformed_request"},
       {"event event_name=msg:defer smtp_code=451", "malformed_request"},
+      {"event event_name=msg:defer queue_time=1", "malformed_request"},
       {"event host=x", "no_event_name"},
       {"event event_name=\"\"", "no_event_name"},
       {"event event_name=\"tcp connect\"", "invalid_event_name"},

@@ -102,7 +102,7 @@ std::string_view Dispatcher::Dispatch(Event& event) {
 
 void Dispatcher::DispatchVerdict(const Event& asking, std::string_view verdict, std::size_t giver) {
   static const NameId kName = InternName(kVerdictEventName);
-  static const NameId kEventKey = InternName("event");
+  static const NameId kEventKey = InternName("for_event");
   static const NameId kRuleKey = InternName("rule");
   static const NameId kVerdictKey = InternName("verdict");
   Event& v = verdict_event_;

@@ -64,7 +64,7 @@ class Dispatcher {
   // empty view. Allocates nothing once every name has been seen.
   //
   // A verdict is an event too: mailscope:verdict, of the asking event's
-  // source, with the fields `event` (the asking event's name), `rule` (the
+  // source, with the fields `for_event` (the asking event's name), `rule` (the
   // giver's VerdictOrigin()), `verdict` and then the asking event's own
   // fields. It is counted and handed to every output but the one that gave
   // the verdict, at the default event level, after the asking event.

@@ -255,7 +255,7 @@ TEST(DispatcherTest, AVerdictIsAnEventWithTheAskingEventsFields) {
   e.Add(InternName("host_address"), Value::String("192.0.2.1"));
   EXPECT_EQ(d.Dispatch(e), "not now");
   EXPECT_EQ(tail.source, Source::kExim);
-  EXPECT_EQ(tail.fields, (std::vector<std::string>{"event=tcp:connect", "rule=no-connect",
+  EXPECT_EQ(tail.fields, (std::vector<std::string>{"for_event=tcp:connect", "rule=no-connect",
                                                    "verdict=not now", "host_address=192.0.2.1"}));
   EXPECT_EQ(counters.events(Source::kExim, InternName("mailscope:verdict")), 1u);
   Event quiet = Make(Source::kExim, "tcp:close");

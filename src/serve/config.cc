@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include "catalog/catalog.h"
+#include "core/check.h"
 #include "serve/dovecot_conf.h"
 
 namespace mailscope::serve {
@@ -447,6 +449,19 @@ ConfigSchema<Config> MakeSchema() {
       },
       .keys = MetricKeys(),
       .noun = "metric"});
+  schema.Add(BlockKind<Config, Config>{
+      .path = "sources.exim",
+      .open = Root,
+      .keys = {
+          {"shipped_metrics", SettingType::kBool, true, "false",
+           "Count Exim's events with the metrics mailscope ships (deliveries, deferrals, "
+           "failures, reception steps and verdicts by domain, host, transport, router and "
+           "reason; docs/integrations/exim.md lists them): the [metrics.NAME] tables of "
+           "src/catalog/data/metrics.exim.toml, compiled in. Off by default, so that a "
+           "Dovecot-only installation's `doveadm stats dump` shows its own metrics only. A "
+           "[metrics.NAME] of this file with the same name replaces one of them.",
+           Store(&Config::exim_shipped_metrics, ReadBool)},
+      }});
   schema.Add(BlockKind<Config, RuleConfig>{
       .path = "rules",
       .shape = BlockShape::kArrayOfTables,
@@ -591,6 +606,25 @@ void CheckStats(Config& config, std::vector<std::string>& errors) {
   }
 }
 
+// Adds the [metrics.NAME] tables of a catalog data file (the metrics mailscope
+// ships for a source) to `config`, but for names the configuration defines.
+void AddShippedMetrics(std::string_view file, Config& config, std::vector<std::string>& errors) {
+  const std::string_view* text = nullptr;
+  for (const auto& [name, content] : catalog::EmbeddedDataFiles()) {
+    if (name == file) text = &content;
+  }
+  MS_CHECK(text != nullptr);  // compiled in with the catalog
+  Config shipped;
+  std::vector<std::string> problems = Schema().Parse(*text, file, shipped);
+  errors.insert(errors.end(), problems.begin(), problems.end());
+  for (MetricConfig& m : shipped.metrics) {
+    const bool mine =
+        std::any_of(config.metrics.begin(), config.metrics.end(),
+                    [&](const MetricConfig& c) { return c.settings.name == m.settings.name; });
+    if (!mine) config.metrics.push_back(std::move(m));
+  }
+}
+
 }  // namespace
 
 const ConfigSchema<Config>& Schema() {
@@ -617,6 +651,7 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
       }
       AddDovecotBlocks(*conf, config, errors);
     }
+    if (config.exim_shipped_metrics) AddShippedMetrics("metrics.exim.toml", config, errors);
     CheckStats(config, errors);
   }
   if (config.old_stats_carbon_name.find('.') != std::string::npos) {

@@ -155,6 +155,8 @@ struct Config {
   std::vector<ExporterConfig> exporters;
   // [[rules]], in file order: the first that matches gives the verdict.
   std::vector<RuleConfig> rules;
+  // [sources.exim]: the catalog's metrics.exim.toml joins `metrics`.
+  bool exim_shipped_metrics = false;
 };
 
 // mailscope's block kinds, in documentation order: [serve], [old_stats],

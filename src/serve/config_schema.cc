@@ -594,6 +594,11 @@ std::optional<std::int64_t> ConfigValue::Integer() const {
   return Node(node_)->value<std::int64_t>();
 }
 
+std::optional<bool> ConfigValue::Bool() const {
+  if (node_ == nullptr || !Node(node_)->is_boolean()) return std::nullopt;
+  return Node(node_)->value<bool>();
+}
+
 bool ConfigValue::IsArray() const { return node_ != nullptr && Node(node_)->is_array(); }
 bool ConfigValue::IsTable() const { return node_ != nullptr && Node(node_)->is_table(); }
 
@@ -725,6 +730,12 @@ Result<std::uint64_t> ReadCount(const ConfigValue& v) {
   auto i = v.Integer();
   if (!i || *i <= 0) return InvalidArgument("expected a positive integer");
   return static_cast<std::uint64_t>(*i);
+}
+
+Result<bool> ReadBool(const ConfigValue& v) {
+  auto b = v.Bool();
+  if (!b) return InvalidArgument("expected true or false");
+  return *b;
 }
 
 Result<Level> ReadLevel(const ConfigValue& v) {

@@ -43,6 +43,7 @@ enum class SettingType {
   kCount,
   kStringList,
   kFilter,
+  kBool,
 };
 
 // One documented key: a row of docs/configuration.md and --help-config.
@@ -70,6 +71,7 @@ class ConfigValue {
   // The value in a type, or nullopt when it has another type.
   std::optional<std::string> String() const;
   std::optional<std::int64_t> Integer() const;  // TOML integers only
+  std::optional<bool> Bool() const;             // TOML booleans only
   bool IsArray() const;
   bool IsTable() const;
   // The items of an array (same key, own lines); empty for other values.
@@ -103,6 +105,7 @@ Result<std::chrono::seconds> ReadDuration(const ConfigValue& v);          // >= 
 Result<std::chrono::seconds> ReadPositiveDuration(const ConfigValue& v);  // >= 1s
 Result<mode_t> ReadMode(const ConfigValue& v);                            // 0o640 or "0640"
 Result<std::uint64_t> ReadCount(const ConfigValue& v);                    // a positive integer
+Result<bool> ReadBool(const ConfigValue& v);                              // true or false
 Result<Level> ReadLevel(const ConfigValue& v);                            // trace .. error
 // A path or an array of paths.
 Result<std::vector<std::string>> ReadPaths(const ConfigValue& v);

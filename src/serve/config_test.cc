@@ -305,6 +305,35 @@ TEST(ConfigTest, KeysOutsideTablesNameTheirTable) {
 }
 
 // Every block kind's keys are documented under the kind's path.
+TEST(ConfigMetricsTest, ShippedEximMetricsJoinWhenAskedAndYieldToTheConfiguration) {
+  auto off = ParseConfig("", "empty.toml");
+  ASSERT_TRUE(off.ok()) << off.status().message();
+  EXPECT_TRUE(off->metrics.empty());
+  auto on = ParseConfig(R"([sources.exim]
+shipped_metrics = true
+
+[metrics.exim_deliveries]
+filter = 'source=exim AND event="msg:delivery" AND domain=example.org'
+)",
+                        "m.toml");
+  ASSERT_TRUE(on.ok()) << on.status().message();
+  std::vector<std::string> names;
+  for (const MetricConfig& m : on->metrics) names.push_back(m.settings.name);
+  EXPECT_EQ(names.size(), 10u);
+  EXPECT_EQ(names.front(), "exim_deliveries");
+  EXPECT_EQ(on->metrics.front().where, "m.toml:4");  // the configuration's own
+  EXPECT_NE(std::find(names.begin(), names.end(), "exim_verdicts"), names.end());
+  for (const MetricConfig& m : on->metrics) {
+    if (m.settings.name != "exim_deliveries") {
+      EXPECT_TRUE(m.where.starts_with("metrics.exim.toml:")) << m.where;
+    }
+  }
+  auto bad = ParseConfig("[sources.exim]\nshipped_metrics = 1\n", "b.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "b.toml:2: sources.exim.shipped_metrics: expected true or false");
+}
+
 TEST(ConfigTest, RulesAreReadInFileOrderAndCheckedWithTheirLine) {
   auto c = ParseConfig(R"([[rules]]
 name = "no-doc-net"

@@ -34,6 +34,7 @@ import collections
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ EXIM_DOC = os.path.join(REPO, "docs", "integrations", "exim.md")
 FRAGMENT = os.path.join(REPO, "docs", "integrations", "exim-event-action.conf")
 ACL_FRAGMENT = os.path.join(REPO, "docs", "integrations", "exim-acl.conf")
 SETTINGS_MARKER = "<!-- exim-listener-settings:"
+METRICS_MARKER = "<!-- exim-metrics-settings:"
 
 # The Exim under test: the fragment included as shipped, event_action in the
 # main section and on both transports.
@@ -237,7 +239,7 @@ def mailscope_settings() -> str:
     block = lm.doc_block(EXIM_DOC, SETTINGS_MARKER, "toml")
     if '"Debian-exim"' not in block:
         raise ValueError(f"{EXIM_DOC}: the settings block no longer names Debian-exim")
-    return block
+    return block + "\n" + lm.doc_block(EXIM_DOC, METRICS_MARKER, "toml")
 
 
 class EximEventsTest:
@@ -346,7 +348,7 @@ class EximEventsTest:
                     sequence)
             verdict = next((e["fields"] for e in events if e["event"] == "mailscope:verdict"), {})
             c.equal(f"{name}: the verdict's event names its rule",
-                    (verdict.get("rule"), verdict.get("event")),
+                    (verdict.get("rule"), verdict.get("for_event")),
                     (rule, sequence[sequence.index("mailscope:verdict") - 1]))
             peer_new = self.peer.log_text()[len(peer_before):]
             if name == "tcp:connect verdict":
@@ -394,7 +396,7 @@ class EximEventsTest:
                     self.exim.log_text()[-1500:])
         verdicts = [e["fields"] for e in self.events() if e["event"] == "mailscope:verdict"]
         c.equal("the ACL verdicts' events name their rules and steps",
-                [(v.get("rule"), v.get("event")) for v in verdicts[-2:]],
+                [(v.get("rule"), v.get("for_event")) for v in verdicts[-2:]],
                 [("no-spammer", "acl:rcpt"), ("later", "acl:mail")])
 
     def check_fields(self, name: str, recipient: str, mine: list[dict]) -> None:
@@ -466,6 +468,35 @@ class EximEventsTest:
                               r'outcome="delivered",source="exim"\} (\S+)$', body, re.M)
         c.equal("deliveries in the taxonomy", delivered and int(float(delivered.group(1))),
                 expected["msg:delivery"])
+        # The shipped metrics, by their groups.
+        def sample(line: str) -> float | None:
+            m = re.search("^" + re.escape(line) + r" (\S+)$", body, re.M)
+            return float(m.group(1)) if m else None
+        c.equal("shipped metric: deliveries by domain, transport and router", sample(
+            'mailscope_exim_deliveries_total{domain="test.local",transport_name="local_maildir",'
+            'router_name="localuser"}'), 3.0, body if sample("mailscope_exim_deliveries_total")
+            is None else None)
+        c.equal("shipped metric: all deliveries", sample("mailscope_exim_deliveries_total"),
+                float(expected["msg:delivery"]))
+        c.equal("shipped metric: a refused connection by errno name", sample(
+            'mailscope_exim_host_deferrals_total{domain="dead.example",host_address="127.0.0.2",'
+            'defer_errno_name="ECONNREFUSED"}'), 1.0)
+        c.equal("shipped metric: a 451 to RCPT by its code", sample(
+            'mailscope_exim_rcpt_deferrals_total{domain="ok.example",host_address="127.0.0.1",'
+            'smtp_code="451"}'), 1.0)
+        c.equal("shipped metric: messages received", sample("mailscope_exim_received_total"),
+                float(len(SCENARIOS)))
+        c.equal("shipped metric: queue times of every delivery in the histogram",
+                sample("mailscope_exim_delivery_queue_time_count"),
+                float(expected["msg:delivery"]))
+        promtool = shutil.which("promtool")
+        if promtool is None:
+            c.skip_part("promtool checks /metrics with Exim's metrics", "promtool not installed")
+        else:
+            lint = subprocess.run([promtool, "check", "metrics"], input=body, text=True,
+                                  capture_output=True)
+            c.check("promtool takes /metrics with Exim's metrics", lint.returncode == 0,
+                    lint.stdout + lint.stderr)
 
     def events(self) -> list[dict]:
         out = []
