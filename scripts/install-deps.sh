@@ -29,7 +29,7 @@ packages=(
 if [ "$want_test" -eq 1 ]; then
   packages+=(clang libclang-rt-14-dev clang-format python3 curl socat tmux
              dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd prometheus
-             exim4-daemon-light swaks)
+             exim4-daemon-light swaks openssl)
 fi
 
 missing=()

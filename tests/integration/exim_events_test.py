@@ -102,7 +102,8 @@ smarthost:
   transport = remote_smtp
   self = send
   route_list = dead.example "127.0.0.2::{dead_port}" ; ok.example "127.0.0.1::{peer_port}" ; \
-               blocked.example "127.0.0.1::{peer_port}" ; closed.example "127.0.0.4::{peer_port}"
+               blocked.example "127.0.0.1::{peer_port}" ; closed.example "127.0.0.4::{peer_port}" ; \
+               certcheck.example "127.0.0.5::{peer_port}"
   no_more
 nouser:
   driver = redirect
@@ -136,14 +137,15 @@ begin retry
 *   *   F,2h,15m
 """
 
-# The remote peer: no event_action; answers by local part.
+# The remote peer: no event_action; offers STARTTLS with a self-signed certificate
+# (CN=peer.test); answers by local part.
 PEER_CONF = """\
 primary_hostname = peer.test
 spool_directory = @ROOT@/spool
 log_file_path = @ROOT@/log/%slog
 pid_file_path = @ROOT@/exim.pid
 daemon_smtp_ports = {port}
-local_interfaces = 127.0.0.1 : 127.0.0.4
+local_interfaces = 127.0.0.1 : 127.0.0.4 : 127.0.0.5
 exim_user = Debian-exim
 exim_group = Debian-exim
 never_users = root
@@ -151,7 +153,9 @@ keep_environment =
 host_lookup =
 rfc1413_hosts =
 check_spool_space = 0
-tls_advertise_hosts =
+tls_advertise_hosts = *
+tls_certificate = @ROOT@/cert.pem
+tls_privatekey = @ROOT@/key.pem
 acl_smtp_rcpt = peer_rcpt
 log_selector = +smtp_connection
 
@@ -171,7 +175,8 @@ blackhole:
 
 # What Exim 4.96 raises, in order, for each message of a scenario (measured;
 # ../shared/reference/exim-captures has the same sequences with STARTTLS).
-REMOTE_CONNECTION = ["tcp:connect", "smtp:connect", "smtp:ehlo"]
+# The peer offers STARTTLS: Exim says EHLO again after it, and checks the certificate.
+REMOTE_CONNECTION = ["tcp:connect", "smtp:connect", "smtp:ehlo", "tls:cert", "smtp:ehlo"]
 # Each message begins with mailscope's acl:data (its DATA ACL calls mailscope_check data),
 # the first event that knows the message's id.
 SCENARIOS = [
@@ -204,6 +209,11 @@ verdict = "not connecting: mailscope rule"
 name = "close-session"
 when = 'event="smtp:connect" AND domain=closed.example'
 verdict = "closed by mailscope"
+
+[[rules]]
+name = "untrusted-cert"
+when = 'event="tls:cert" AND domain=certcheck.example AND cert_subject="*CN=peer.test*"'
+verdict = "untrusted by mailscope"
 """
 VERDICT_SCENARIOS = [
     # (name, recipient, sequence, rule)
@@ -213,6 +223,12 @@ VERDICT_SCENARIOS = [
     ("smtp:connect verdict", "user@closed.example",
      ["acl:data", "tcp:connect", "smtp:connect", "mailscope:verdict", "tcp:close",
       "msg:host:defer", "msg:defer"], "close-session"),
+    # The certificate refused, TLS fails; the host is not in hosts_require_tls, so Exim
+    # connects again and delivers in clear.
+    ("tls:cert verdict", "user@certcheck.example",
+     ["acl:data", "tcp:connect", "smtp:connect", "smtp:ehlo", "tls:cert", "mailscope:verdict",
+      "tcp:close", "msg:host:defer", "tcp:connect", "smtp:connect", "smtp:ehlo", "tcp:close",
+      "msg:delivery", "msg:complete"], "untrusted-cert"),
 ]
 # Verdicts for mailscope's ACL steps, and what swaks and Exim's log show.
 ACL_RULES = """
@@ -261,6 +277,7 @@ class EximEventsTest:
             f.write("alice:\nbob:\n")
         self.peer = lib_exim.Exim(os.path.join(root, "peer"), "peer",
                                   PEER_CONF.format(port=self.peer_port))
+        self.cert_sha256 = lib_exim.self_signed_certificate(self.peer.root, "peer.test")
         self.tail_path = os.path.join(root, "tail.jsonl")
         self.tail: subprocess.Popen | None = None
 
@@ -342,7 +359,7 @@ class EximEventsTest:
             def mine(qid=qid) -> list[dict]:
                 return [e for e in self.events() if e["fields"].get("message_exim_id") == qid]
 
-            lm.wait_until(lambda: [e["event"] for e in mine()][-1:] == ["msg:defer"], 20)
+            lm.wait_until(lambda: [e["event"] for e in mine()][-1:] == sequence[-1:], 20)
             events = mine()
             c.equal(f"{name}: the events, the verdict among them", [e["event"] for e in events],
                     sequence)
@@ -363,6 +380,20 @@ class EximEventsTest:
                 c.equal(f"{name}: the defer is ERRNO_EVENT",
                         (defer.get("event_defer_errno"), defer.get("defer_errno_name")),
                         (-58, "ERRNO_EVENT"))
+            elif name == "tls:cert verdict":
+                c.check(f"{name}: Exim's log says the certificate was refused, then delivered "
+                        "in clear",
+                        lib_exim.wait_for_log(self.exim, r"denied by event-action") and
+                        lib_exim.wait_for_log(self.exim, r"delivering unencrypted") and
+                        lib_exim.wait_for_log(self.exim, re.escape(qid) + r" => user@"),
+                        self.exim.log_text()[-2000:])
+                delivery = next((e["fields"] for e in events if e["event"] == "msg:delivery"), {})
+                c.equal(f"{name}: the delivery went without TLS", delivery.get("tls_out_ver"),
+                        None)
+                defer = next((e["fields"] for e in events if e["event"] == "msg:host:defer"), {})
+                c.equal(f"{name}: the failed TLS session is a host defer, ERRNO_TLSFAILURE",
+                        (defer.get("event_defer_errno"), defer.get("defer_errno_name")),
+                        (-37, "ERRNO_TLSFAILURE"))
             else:
                 c.check(f"{name}: Exim's log says the session was closed by the event",
                         lib_exim.wait_for_log(
@@ -374,7 +405,7 @@ class EximEventsTest:
         self.acl_verdicts()
         body = self.serve.http("/metrics").body
         c.check("verdicts count as events",
-                re.search(r'^mailscope_events_total\{source="exim",event="mailscope:verdict"\} 4$',
+                re.search(r'^mailscope_events_total\{source="exim",event="mailscope:verdict"\} 5$',
                           body, re.M) is not None,
                 "\n".join(line for line in body.splitlines() if "exim" in line))
         c.equal("Exim's panic log stays empty with the rules", self.exim.panic_log(), "")
@@ -436,6 +467,13 @@ class EximEventsTest:
                     repr(f.get("event_data")))
             c.equal("remote 250: host and port", (f.get("host_address"), f.get("host_port")),
                     ("127.0.0.1", self.peer_port))
+            c.check("remote 250: delivered over TLS", f.get("tls_out_ver", "").startswith("TLS"),
+                    repr(f.get("tls_out_ver")))
+            cert = by_name.get("tls:cert", {})
+            c.equal("remote 250: tls:cert has the chain depth, the certificate's subject and "
+                    "fingerprint", (cert.get("event_data"), cert.get("cert_subject"),
+                                    cert.get("cert_sha256", "").replace(":", "").upper()),
+                    ("0", "CN=peer.test", self.cert_sha256))
         elif name == "remote 550 to RCPT":
             f = by_name.get("msg:fail:delivery", {})
             c.check("remote 550: the peer's reply is the event data",

@@ -179,3 +179,21 @@ def wait_for_log(exim: Exim, pattern: str, timeout: float = 20.0) -> bool:
     return wait_until(lambda: rx.search(exim.log_text()) is not None, timeout)
 
 
+
+
+def self_signed_certificate(directory: str, common_name: str) -> str:
+    """Writes cert.pem and key.pem (RSA 2048, CN=common_name) into directory,
+    readable by Exim's user; returns the certificate's SHA-256 fingerprint as
+    upper-case hex without colons."""
+    cert = os.path.join(directory, "cert.pem")
+    key = os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={common_name}", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    gid = grp.getgrnam(EXIM_USER).gr_gid
+    os.chown(key, 0, gid)
+    os.chmod(key, 0o640)
+    os.chmod(cert, 0o644)
+    out = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"],
+                         check=True, capture_output=True, text=True).stdout
+    return out.strip().split("=", 1)[1].replace(":", "").upper()
