@@ -112,6 +112,8 @@ class Client {
   }
 
   bool ok() const { return fd_ >= 0; }
+  // Half-closes, as Exim's ${readsocket} does after its request.
+  void ShutdownWrite() { ::shutdown(fd_, SHUT_WR); }
   const std::string& error() const { return error_; }
   // The peer closed the connection and every byte it sent was read.
   bool eof() const { return eof_ && buf_.empty(); }
@@ -1009,6 +1011,40 @@ TEST_F(DaemonTest, WriterWithTheWrongHandshakeIsClosedAndCounted) {
       Sample(page, "mailscope_ingest_rejected_total{source=\"dovecot\",reason=\"wrong_service\"}"),
       1)
       << page;
+}
+
+// ---- Exim ---------------------------------------------------------------------
+
+// One request per connection, ended by an LF or by the half-close: the
+// verdict of the rules (or nothing) comes back, then the connection closes.
+TEST_F(DaemonTest, EximRequestsAreAnsweredAndClosedOneEach) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon(R"([[rules]]
+name = "doc-net"
+when = 'event="tcp:connect" AND host_address=192.0.2.*'
+verdict = "not now"
+)"));
+  auto exchange = [&](std::string_view request, bool half_close) {
+    Client c = Client::Unix(RunPath("exim-events"));
+    EXPECT_TRUE(c.ok()) << c.error();
+    c.Send(request);
+    if (half_close) c.ShutdownWrite();
+    std::string reply = c.ReadToEof();
+    EXPECT_TRUE(c.eof()) << request;
+    return reply;
+  };
+  EXPECT_EQ(exchange("event event_name=\"tcp:connect\" host_address=192.0.2.1", true), "not now");
+  EXPECT_EQ(exchange("event event_name=\"tcp:connect\" host_address=198.51.100.1\n", false), "");
+  EXPECT_EQ(exchange("event event_name=\"msg:delivery\" domain=example.org\n", false), "");
+  EXPECT_EQ(exchange("hello\n", false), "");
+  const std::string page = WaitForMetrics([](const std::string& p) {
+    return Sample(p, "mailscope_events_total{source=\"exim\",event=\"msg:delivery\"}") == 1;
+  });
+  EXPECT_EQ(Sample(page, "mailscope_events_total{source=\"exim\",event=\"tcp:connect\"}"), 2)
+      << page;
+  EXPECT_EQ(Sample(page, "mailscope_events_total{source=\"exim\",event=\"mailscope:verdict\"}"), 1);
+  EXPECT_EQ(
+      Sample(page, "mailscope_ingest_rejected_total{source=\"exim\",reason=\"unknown_command\"}"),
+      1);
 }
 
 // ---- old stats ----------------------------------------------------------------
