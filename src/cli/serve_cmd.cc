@@ -14,9 +14,11 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "serve",
       "Run the statistics service in the foreground until SIGTERM or SIGINT.\n"
-      "Creates the FIFOs old-stats-mail and old-stats-user and the query socket\n"
-      "old-stats in the run directory (Dovecot's own names), and serves /metrics\n"
-      "and /healthz over HTTP. SIGHUP reloads the reloadable settings.");
+      "Creates in the run directory, under Dovecot's own names, the FIFOs\n"
+      "old-stats-mail and old-stats-user and the sockets old-stats, stats-writer and\n"
+      "stats-reader; exim-events for Exim's event_action (docs/integrations/exim.md);\n"
+      "and tail. Serves /metrics and /healthz over HTTP. SIGHUP reloads the\n"
+      "reloadable settings, [[rules]] among them.");
   cmd->add_option("--config", flags->config_path,
                   "TOML configuration file (see docs/configuration.md)");
   auto* o_run = cmd->add_option("--run-dir", *run_dir, "Directory for FIFOs and sockets");

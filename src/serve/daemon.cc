@@ -357,6 +357,7 @@ Status Daemon::State::Start() {
     spdlog::info("http listening on {}", http->local_address());
   }
   spdlog::info("old-stats FIFOs {0}/old-stats-mail {0}/old-stats-user, socket {0}/old-stats", run);
+  spdlog::info("Exim event_action socket {}/exim-events, {} rules", run, config.rules.size());
   ScheduleTick();
   ScheduleCarbon();
   stall_probe.Start();
