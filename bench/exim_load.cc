@@ -16,9 +16,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
-
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -133,8 +132,8 @@ int main(int argc, char** argv) {
   const int ep = epoll_create1(0);
   std::vector<Client> clients(static_cast<std::size_t>(o.clients));
   const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(o.seconds));
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
   const auto interval = o.rate > 0 ? std::chrono::duration_cast<Clock::duration>(
                                          std::chrono::duration<double>(o.clients / o.rate))
                                    : Clock::duration::zero();
@@ -190,8 +189,8 @@ int main(int argc, char** argv) {
       const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(wait).count();
       timeout = {static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
     }
-    const int n = epoll_pwait2(ep, events.data(), static_cast<int>(events.size()), &timeout,
-                               nullptr);
+    const int n =
+        epoll_pwait2(ep, events.data(), static_cast<int>(events.size()), &timeout, nullptr);
     for (int k = 0; k < n; ++k) {
       Client& c = clients[events[static_cast<std::size_t>(k)].data.u64];
       for (;;) {
