@@ -461,6 +461,14 @@ ConfigSchema<Config> MakeSchema() {
            "Dovecot-only installation's `doveadm stats dump` shows its own metrics only. A "
            "[metrics.NAME] of this file with the same name replaces one of them.",
            Store(&Config::exim_shipped_metrics, ReadBool)},
+          {"verdict_timeout", SettingType::kDuration, true, "500 msecs",
+           "A verdict for Exim that is ready later than this after Exim connected (the loop "
+           "was busy before it read the request) is not written: Exim gets an empty reply, as "
+           "if no rule had answered, and the verdict is counted in "
+           "mailscope_exim_verdicts_late_total; the event still counts. Keep it below the "
+           "fragment's readsocket timeout (1s), so that no verdict comes after Exim went on "
+           "without it. A bare number counts milliseconds. 0 disables.",
+           Store(&Config::exim_verdict_timeout, ReadMillis)},
       }});
   schema.Add(BlockKind<Config, RuleConfig>{
       .path = "rules",

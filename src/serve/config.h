@@ -157,6 +157,8 @@ struct Config {
   std::vector<RuleConfig> rules;
   // [sources.exim]: the catalog's metrics.exim.toml joins `metrics`.
   bool exim_shipped_metrics = false;
+  // A verdict ready later than this after Exim connected is not written.
+  std::chrono::milliseconds exim_verdict_timeout{500};
 };
 
 // mailscope's block kinds, in documentation order: [serve], [old_stats],

@@ -701,6 +701,17 @@ Result<std::chrono::seconds> ReadDuration(const ConfigValue& v) {
   return *d;
 }
 
+Result<std::chrono::milliseconds> ReadMillis(const ConfigValue& v) {
+  if (auto i = v.Integer()) {
+    if (*i < 0) return InvalidArgument("must not be negative");
+    return std::chrono::milliseconds(*i);
+  }
+  auto s = v.String();
+  auto d = s ? ParseMillisDuration(*s) : std::nullopt;
+  if (!d) return InvalidArgument("expected a duration such as \"500 msecs\" or \"2 secs\"");
+  return *d;
+}
+
 Result<std::chrono::seconds> ReadPositiveDuration(const ConfigValue& v) {
   auto d = ReadDuration(v);
   if (d.ok() && d->count() <= 0) return InvalidArgument("must be at least 1 second");
@@ -814,6 +825,25 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
   std::uint64_t out = 0;
   if (!MulOk(n, mul, out) || out > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
   return std::chrono::seconds(static_cast<std::int64_t>(out));
+}
+
+std::optional<std::chrono::milliseconds> ParseMillisDuration(std::string_view text) {
+  std::uint64_t n = 0;
+  std::string_view unit;
+  if (!SplitNumberUnit(text, n, unit)) return std::nullopt;
+  const std::string u = Lower(unit);
+  if (u.empty() || u == "ms" || u == "msec" || u == "msecs" || u == "millisecond" ||
+      u == "milliseconds") {
+    if (n > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
+    return std::chrono::milliseconds(static_cast<std::int64_t>(n));
+  }
+  auto s = ParseDuration(text);
+  std::uint64_t ms = 0;
+  if (!s || !MulOk(static_cast<std::uint64_t>(s->count()), 1000, ms) ||
+      ms > static_cast<std::uint64_t>(INT64_MAX)) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
 }  // namespace mailscope::serve

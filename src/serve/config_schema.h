@@ -103,10 +103,13 @@ Result<std::string> ReadAddress(const ConfigValue& v);                    // "AD
 Result<std::uint64_t> ReadSize(const ConfigValue& v);                     // > 0: 4096 or "16M"
 Result<std::chrono::seconds> ReadDuration(const ConfigValue& v);          // >= 0
 Result<std::chrono::seconds> ReadPositiveDuration(const ConfigValue& v);  // >= 1s
-Result<mode_t> ReadMode(const ConfigValue& v);                            // 0o640 or "0640"
-Result<std::uint64_t> ReadCount(const ConfigValue& v);                    // a positive integer
-Result<bool> ReadBool(const ConfigValue& v);                              // true or false
-Result<Level> ReadLevel(const ConfigValue& v);                            // trace .. error
+// A duration in milliseconds: a bare number counts milliseconds, "ms"/"msecs"
+// too, and every unit of ParseDuration.
+Result<std::chrono::milliseconds> ReadMillis(const ConfigValue& v);
+Result<mode_t> ReadMode(const ConfigValue& v);          // 0o640 or "0640"
+Result<std::uint64_t> ReadCount(const ConfigValue& v);  // a positive integer
+Result<bool> ReadBool(const ConfigValue& v);            // true or false
+Result<Level> ReadLevel(const ConfigValue& v);          // trace .. error
 // A path or an array of paths.
 Result<std::vector<std::string>> ReadPaths(const ConfigValue& v);
 // A string, or an array of strings joined with spaces (Dovecot's lists).
@@ -116,6 +119,7 @@ Result<std::string> ReadWords(const ConfigValue& v);
 std::optional<std::uint64_t> ParseSize(std::string_view text);
 // Dovecot-style durations: "30s", "30 secs", "1 min", "12 hours", "1d", "90" (seconds).
 std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
+std::optional<std::chrono::milliseconds> ParseMillisDuration(std::string_view text);
 
 template <typename Block>
 using KeySetter = std::function<Status(Block&, const ConfigValue&)>;

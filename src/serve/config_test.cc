@@ -334,6 +334,23 @@ filter = 'source=exim AND event="msg:delivery" AND domain=example.org'
             "b.toml:2: sources.exim.shipped_metrics: expected true or false");
 }
 
+TEST(ConfigTest, VerdictTimeoutTakesMillisecondsAndSeconds) {
+  auto parse = [](std::string_view value) {
+    return ParseConfig("[sources.exim]\nverdict_timeout = " + std::string(value) + "\n", "v.toml");
+  };
+  EXPECT_EQ(ParseConfig("", "v.toml")->exim_verdict_timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(parse("\"250 msecs\"")->exim_verdict_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(parse("\"100ms\"")->exim_verdict_timeout, std::chrono::milliseconds(100));
+  EXPECT_EQ(parse("\"2 secs\"")->exim_verdict_timeout, std::chrono::milliseconds(2000));
+  EXPECT_EQ(parse("0")->exim_verdict_timeout, std::chrono::milliseconds(0));
+  EXPECT_EQ(parse("750")->exim_verdict_timeout, std::chrono::milliseconds(750));
+  auto bad = parse("\"soon\"");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "v.toml:2: sources.exim.verdict_timeout: expected a duration such as \"500 msecs\" or "
+            "\"2 secs\"");
+}
+
 TEST(ConfigTest, RulesAreReadInFileOrderAndCheckedWithTheirLine) {
   auto c = ParseConfig(R"([[rules]]
 name = "no-doc-net"

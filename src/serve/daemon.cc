@@ -313,7 +313,8 @@ Status Daemon::State::Start() {
   event_post_source = std::make_unique<DovecotEventPostSource>(context, post_options);
   ingest::EximDecoderOptions exim_options;
   exim_options.max_new_names = MaxNewNames(config);
-  exim_source = std::make_unique<EximEventSource>(context, exim_options);
+  exim_source =
+      std::make_unique<EximEventSource>(context, exim_options, config.exim_verdict_timeout);
 
   MS_RETURN_IF_ERROR(old_stats_source->Open(listeners, run, *mail_fifo, *user_fifo));
   auto export_handler = [this](std::span<char> l, std::string& r) { return OnExportRequest(l, r); };
@@ -467,7 +468,8 @@ net::HttpRouter Daemon::State::HttpRoutes() {
                            tails.dropped(),
                            exporters.Figures(),
                            listeners.Figures(),
-                           std::chrono::duration<double>(stall_probe.longest()).count()};
+                           std::chrono::duration<double>(stall_probe.longest()).count(),
+                           exim_source->late_verdicts()};
     return net::HttpResponse{
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   });
@@ -577,6 +579,7 @@ void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
   dispatcher->SetControl(std::move(loaded->control));
   ApplyConfiguredMetrics(config.metrics, next.metrics);
   rules_output->SetRules(RulesOf(next));
+  exim_source->set_verdict_timeout(next.exim_verdict_timeout);
   SchedulePushFilter();  // event control may ask Dovecot for other events
   const bool interval_changed = next.old_stats_carbon_interval != config.old_stats_carbon_interval;
   config = std::move(next);

@@ -150,6 +150,10 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   w.Family("mailscope_tail_dropped", "counter",
            "Events not sent to a `mailscope tail` client because it fell behind");
   w.Sample({}, src.tail_dropped);
+  w.Family("mailscope_exim_verdicts_late", "counter",
+           "Verdicts for Exim not written because they were ready after "
+           "[sources.exim] verdict_timeout: Exim got an empty reply");
+  w.Sample({}, src.exim_late_verdicts);
 
   w.Family("mailscope_memory_used_bytes", "gauge", "Memory held by a store, every byte counted",
            "bytes");

@@ -48,6 +48,8 @@ struct MetricsSources {
   std::vector<ListenerFigures> listeners = {};
   // The longest the loop was kept from work that was due (net::LoopStallProbe).
   double loop_stall_seconds = 0;
+  // Exim's verdicts not written because they came after [sources.exim] verdict_timeout.
+  std::uint64_t exim_late_verdicts = 0;
 };
 
 std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);
