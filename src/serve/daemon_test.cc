@@ -1047,6 +1047,37 @@ verdict = "not now"
       1);
 }
 
+// What a broken or hostile client of the exim-events socket gets: a request
+// over 64 KiB closes its connection, one that never ends is closed after
+// line_timeout; both are counted, and the socket serves the next client.
+TEST_F(DaemonTest, EximRequestsTooLongOrNeverEndedAreClosedAndCounted) {
+  ASSERT_NO_FATAL_FAILURE(StartDaemon("[listeners.exim_events]\nline_timeout = 1\n"));
+  Client huge = Client::Unix(RunPath("exim-events"));
+  ASSERT_TRUE(huge.ok()) << huge.error();
+  huge.Send("event event_name=\"msg:delivery\" event_data=\"" + std::string(70 * 1024, 'x'));
+  EXPECT_EQ(huge.ReadToEof(), "");
+  EXPECT_TRUE(huge.eof());
+  Client stalled = Client::Unix(RunPath("exim-events"));
+  ASSERT_TRUE(stalled.ok()) << stalled.error();
+  stalled.Send("event event_name=\"msg:delivery\" domain=exa");  // and nothing more
+  EXPECT_EQ(stalled.ReadToEof(Within(5s)), "");
+  EXPECT_TRUE(stalled.eof());
+  Client next = Client::Unix(RunPath("exim-events"));
+  next.Send("event event_name=\"msg:delivery\" domain=example.org\n");
+  EXPECT_EQ(next.ReadToEof(), "");
+  const std::string page = Get("/metrics").body;
+  EXPECT_EQ(
+      Sample(page,
+             "mailscope_listener_closed_total{listener=\"exim-events\",reason=\"line_too_long\"}"),
+      1)
+      << page;
+  EXPECT_EQ(
+      Sample(page,
+             "mailscope_listener_closed_total{listener=\"exim-events\",reason=\"line_timeout\"}"),
+      1);
+  EXPECT_EQ(Sample(page, "mailscope_events_total{source=\"exim\",event=\"msg:delivery\"}"), 1);
+}
+
 // ---- old stats ----------------------------------------------------------------
 
 TEST_F(DaemonTest, OldStatsRecordsReachTheExportSocket) {
