@@ -2,13 +2,16 @@
 
 #include <dirent.h>
 #include <fmt/format.h>
-#include <glob.h>
+#include <fnmatch.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 namespace mailscope::serve {
 namespace {
@@ -19,10 +22,16 @@ constexpr std::size_t kMaxFileBytes = 16u << 20;
 // includes `*` beside itself multiplies at each level: both are bounded.
 constexpr std::size_t kMaxGlobEntries = 65536;   // directory entries, per parse
 constexpr std::size_t kMaxIncludedFiles = 1024;  // files read by !include, per parse
-// glob() recurses once per directory level that has a wildcard, with a
-// frame of its own, and copies the pattern on the stack: both are bounded.
+// Patterns longer than a path can be, or with wildcards in more levels than
+// any include needs, are refused before any directory is read.
 constexpr std::size_t kMaxPatternBytes = 4096;  // PATH_MAX
 constexpr int kMaxWildcardLevels = 8;
+
+// Whether a '/'-separated part of a pattern is matched against directory
+// entries rather than taken as it is: it has a wildcard or an escape.
+bool IsPatternPart(std::string_view part) {
+  return part.find_first_of("*?[\\") != std::string_view::npos;
+}
 
 // How many '/'-separated parts of `pattern` have a wildcard.
 int WildcardLevels(std::string_view pattern) {
@@ -38,20 +47,55 @@ int WildcardLevels(std::string_view pattern) {
   return levels;
 }
 
-// The directory entries the running glob() may still read. glob() takes no
-// context, so it lives with the thread that parses.
-thread_local std::size_t glob_entries_left = 0;
-thread_local bool glob_cut = false;
-
-void* GlobOpen(const char* path) { return ::opendir(path); }
-void GlobClose(void* dir) { ::closedir(static_cast<DIR*>(dir)); }
-auto GlobRead(void* dir) -> decltype(::readdir(static_cast<DIR*>(dir))) {
-  if (glob_entries_left == 0) {
-    glob_cut = true;
-    return nullptr;  // ends the listing early
+// The paths that `pattern` names, as glob(3) without flags finds them (a
+// wildcard matches no leading dot; only existing paths; sorted), found level
+// by level without recursion: glibc's glob() recurses per level and copies
+// the pattern on its stack, and the config fuzzer overflowed it twice. Reads
+// at most `entries_left` directory entries, counting them down; `cut` is set
+// when it ran out.
+std::vector<std::string> ExpandPattern(const std::string& pattern, std::size_t& entries_left,
+                                       bool& cut) {
+  std::vector<std::string> found = {pattern.starts_with('/') ? "/" : ""};
+  auto join = [](const std::string& dir, std::string_view name) {
+    if (dir.empty()) return std::string(name);
+    return dir.back() == '/' ? dir + std::string(name) : dir + "/" + std::string(name);
+  };
+  for (std::size_t start = 0; start <= pattern.size() && !found.empty();) {
+    std::size_t end = pattern.find('/', start);
+    if (end == std::string::npos) end = pattern.size();
+    const std::string part = pattern.substr(start, end - start);
+    start = end + 1;
+    if (part.empty()) continue;  // "//" or a trailing '/'
+    std::vector<std::string> next;
+    for (const std::string& dir : found) {
+      if (!IsPatternPart(part)) {
+        next.push_back(join(dir, part));
+        continue;
+      }
+      DIR* d = ::opendir(dir.empty() ? "." : dir.c_str());
+      if (d == nullptr) continue;
+      while (const dirent* e = ::readdir(d)) {
+        if (entries_left == 0) {
+          cut = true;
+          break;
+        }
+        --entries_left;
+        const std::string_view name = e->d_name;
+        if (name == "." || name == "..") continue;
+        if (::fnmatch(part.c_str(), e->d_name, FNM_PERIOD) == 0) next.push_back(join(dir, name));
+      }
+      ::closedir(d);
+      if (cut) return {};
+    }
+    found = std::move(next);
   }
-  --glob_entries_left;
-  return ::readdir(static_cast<DIR*>(dir));
+  std::vector<std::string> out;
+  struct stat st {};
+  for (std::string& path : found) {
+    if (::lstat(path.c_str(), &st) == 0) out.push_back(std::move(path));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 bool IsWhite(char c) { return c == ' ' || c == '\t'; }
@@ -269,20 +313,8 @@ Status Parser::Include(std::string_view pattern, bool must_exist, const std::str
     return InvalidArgument(fmt::format("{}: !include path has wildcards in more than {} levels",
                                        where, kMaxWildcardLevels));
   }
-  glob_t g{};
-  g.gl_opendir = GlobOpen;
-  g.gl_readdir = GlobRead;
-  g.gl_closedir = GlobClose;
-  g.gl_lstat = ::lstat;
-  g.gl_stat = ::stat;
-  glob_entries_left = glob_entries_left_;
-  glob_cut = false;
-  int rc = ::glob(p.c_str(), GLOB_ALTDIRFUNC, nullptr, &g);
-  const bool exhausted = glob_cut;
-  glob_entries_left_ = glob_entries_left;
-  std::vector<std::string> paths;
-  for (std::size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) paths.emplace_back(g.gl_pathv[i]);
-  globfree(&g);
+  bool exhausted = false;
+  std::vector<std::string> paths = ExpandPattern(p.native(), glob_entries_left_, exhausted);
   if (exhausted) {
     return InvalidArgument(
         fmt::format("{}: !include {}: the includes list more than {} directory entries", where,
