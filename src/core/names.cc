@@ -169,6 +169,14 @@ std::string DescribeNameRefusal(const NameBudget& budget, NameRefusal reason) {
          ", " + std::to_string(budget.remaining()) + " left";
 }
 
+Status NameRefusedStatus(const NameBudget& budget, std::string_view what, std::string_view prefix) {
+  const NameRefusal why = budget.last_refusal();
+  return ResourceExhausted(
+      why == NameRefusal::kClientBudget ? "client_name_budget" : "name_table_full",
+      std::string(prefix) + "No room for the new " + std::string(what) + " (" +
+          DescribeNameRefusal(budget, why) + ")");
+}
+
 std::string_view NameInputName(NameInput input) {
   switch (input) {
     case NameInput::kStatsWriter:

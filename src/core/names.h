@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/status.h"
+
 namespace mailscope {
 
 using NameId = std::uint32_t;
@@ -113,6 +115,12 @@ std::optional<NameShortfall> TryInternNames(std::span<const std::string_view> na
 // "names new to mailscope per client: at most 4096, 0 left" or "mailscope's
 // name table is full".
 std::string DescribeNameRefusal(const NameBudget& budget, NameRefusal reason);
+
+// The error for input that needed a new name `budget` refused last: reason
+// client_name_budget or name_table_full, message "PREFIXNo room for the new
+// WHAT (why)".
+Status NameRefusedStatus(const NameBudget& budget, std::string_view what,
+                         std::string_view prefix = {});
 
 // The global budget TryInternName keeps: at most `max_names` names holding
 // at most `max_bytes` bytes of text in all. InternName is not limited.

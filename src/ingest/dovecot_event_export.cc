@@ -141,9 +141,6 @@ std::string_view TrimJsonSpace(std::string_view s) {
 }
 
 Status Reject(const char* reason, std::string msg) { return Rejected(reason, std::move(msg)); }
-Status Exhausted(const char* reason, std::string msg) {
-  return {StatusCode::kResourceExhausted, reason, std::move(msg)};
-}
 
 }  // namespace
 
@@ -251,9 +248,9 @@ Status DovecotEventExportDecoder::Decode(EventExportFormat format, std::string_v
     return Reject("no_payload", "format none: the body carries no event");
   }
   if (body.size() > options_.max_body_bytes) {
-    return Exhausted("body_too_large", "Body of " + std::to_string(body.size()) +
-                                           " bytes is over " +
-                                           std::to_string(options_.max_body_bytes));
+    return ResourceExhausted("body_too_large", "Body of " + std::to_string(body.size()) +
+                                                   " bytes is over " +
+                                                   std::to_string(options_.max_body_bytes));
   }
   // A copy the event's strings can point into, with simdjson's padding.
   body_.resize(body.size() + simdjson::SIMDJSON_PADDING);
@@ -269,7 +266,8 @@ Status DovecotEventExportDecoder::Decode(EventExportFormat format, std::string_v
 
 Status DovecotEventExportDecoder::SetName(std::string_view name) {
   if (name.size() > options_.max_name_bytes) {
-    return Exhausted("name_too_long", "Event name of " + std::to_string(name.size()) + " bytes");
+    return ResourceExhausted("name_too_long",
+                             "Event name of " + std::to_string(name.size()) + " bytes");
   }
   parts_.name = true;
   event_.name = name.empty() ? kNoName : TryInternName(name, names_);
@@ -278,24 +276,23 @@ Status DovecotEventExportDecoder::SetName(std::string_view name) {
 }
 
 Status DovecotEventExportDecoder::NameRefused(std::string_view what) const {
-  const NameRefusal why = names_.last_refusal();
-  return Exhausted(
-      why == NameRefusal::kClientBudget ? "client_name_budget" : "name_table_full",
-      "No room for the new " + std::string(what) + " (" + DescribeNameRefusal(names_, why) + ")");
+  return NameRefusedStatus(names_, what);
 }
 
 Status DovecotEventExportDecoder::AddCategory(std::string_view name) {
   parts_.categories = true;
   if (name.empty()) return Status::Ok();
   if (name.size() > options_.max_name_bytes) {
-    return Exhausted("name_too_long", "Category name of " + std::to_string(name.size()) + " bytes");
+    return ResourceExhausted("name_too_long",
+                             "Category name of " + std::to_string(name.size()) + " bytes");
   }
   const NameId id = TryInternName(name, names_);
   if (id == kNoName) return NameRefused("category name");
   if (event_.categories.contains(id)) return Status::Ok();
   if (event_.categories.size() == CategoryList::kCapacity) {
-    return Exhausted("too_many_categories",
-                     "More than " + std::to_string(CategoryList::kCapacity) + " categories");
+    return ResourceExhausted(
+        "too_many_categories",
+        "More than " + std::to_string(CategoryList::kCapacity) + " categories");
   }
   event_.categories.push_back(id);
   return Status::Ok();
@@ -304,7 +301,8 @@ Status DovecotEventExportDecoder::AddCategory(std::string_view name) {
 Status DovecotEventExportDecoder::AddField(std::string_view key, Value value) {
   if (key.empty()) return Status::Ok();  // no Dovecot field has an empty key
   if (key.size() > options_.max_name_bytes) {
-    return Exhausted("name_too_long", "Field key of " + std::to_string(key.size()) + " bytes");
+    return ResourceExhausted("name_too_long",
+                             "Field key of " + std::to_string(key.size()) + " bytes");
   }
   const NameId id = TryInternName(key, names_);
   if (id == kNoName) return Status::Ok();  // no room for a new key: the field is left out
@@ -318,8 +316,8 @@ Status DovecotEventExportDecoder::AddField(std::string_view key, Value value) {
     }
   }
   if (fields_.size() == FieldList::kCapacity) {
-    return Exhausted("too_many_fields",
-                     "More than " + std::to_string(FieldList::kCapacity) + " fields");
+    return ResourceExhausted("too_many_fields",
+                             "More than " + std::to_string(FieldList::kCapacity) + " fields");
   }
   fields_.push_back({id, value});
   return Status::Ok();

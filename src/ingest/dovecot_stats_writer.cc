@@ -486,11 +486,8 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
 
 Status DovecotStatsWriterDecoder::NameRefused(std::string_view cmd, std::string_view what,
                                               std::string_view name) const {
-  const NameRefusal why = names_.last_refusal();
-  return {StatusCode::kResourceExhausted,
-          why == NameRefusal::kClientBudget ? "client_name_budget" : "name_table_full",
-          std::string(cmd) + ": No room for the new " + std::string(what) + " '" +
-              QuoteForLog(name) + "' (" + DescribeNameRefusal(names_, why) + ")"};
+  return NameRefusedStatus(names_, std::string(what) + " '" + QuoteForLog(name) + "'",
+                           std::string(cmd) + ": ");
 }
 
 // The one slot `name` may be cached in.

@@ -80,11 +80,7 @@ const NumericKey* FindNumeric(std::string_view key) {
 }
 
 Status NameRefused(const NameBudget& budget, std::string_view what, std::string_view name) {
-  const NameRefusal why = budget.last_refusal();
-  return ResourceExhausted(
-      why == NameRefusal::kClientBudget ? "client_name_budget" : "name_table_full",
-      "No room for the new " + std::string(what) + " \"" + QuoteForLog(name) + "\" (" +
-          DescribeNameRefusal(budget, why) + ")");
+  return NameRefusedStatus(budget, std::string(what) + " \"" + QuoteForLog(name) + "\"");
 }
 
 Status Malformed(std::size_t offset, std::string message) {
