@@ -290,7 +290,10 @@ TEST(ConfigSchemaTest, FuzzerInputsWithNonAsciiAreErrorsOnly) {
   for (const char* toml : {"s = [1,\"\xc3\xa9\", 1979-?5-27 1,\"\xc3\xa9\", 1905-27",
                            "s = [1,\"\xc3\xa9\", 1979-05-;7 1,\"\xc3\xa9\", 1979-05-27"}) {
     TestRoot r;
-    EXPECT_NE(Errors(toml, r), "") << toml;
+    // toml++'s own error for the malformed date, on ASCII text.
+    EXPECT_EQ(Errors(toml, r),
+              "t.toml:1: Error while parsing value: could not determine value type\n")
+        << toml;
   }
 }
 
