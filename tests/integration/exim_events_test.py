@@ -50,6 +50,17 @@ ACL_FRAGMENT = os.path.join(REPO, "docs", "integrations", "exim-acl.conf")
 SETTINGS_MARKER = "<!-- exim-listener-settings:"
 METRICS_MARKER = "<!-- exim-metrics-settings:"
 
+# Settings both Exims share: Debian's users, no DNS or ident lookups, loopback only.
+COMMON = """\
+exim_user = Debian-exim
+exim_group = Debian-exim
+never_users = root
+keep_environment =
+host_lookup =
+rfc1413_hosts =
+check_spool_space = 0
+"""
+
 # The Exim under test: the fragment included as shipped, event_action in the
 # main section and on both transports.
 MAIN_CONF = """\
@@ -62,14 +73,7 @@ log_file_path = @ROOT@/log/%slog
 pid_file_path = @ROOT@/exim.pid
 daemon_smtp_ports = {port}
 local_interfaces = 127.0.0.1
-exim_user = Debian-exim
-exim_group = Debian-exim
-never_users = root
-keep_environment =
-host_lookup =
-rfc1413_hosts =
-check_spool_space = 0
-tls_advertise_hosts =
+{common}tls_advertise_hosts =
 acl_smtp_connect = mailscope_connect
 acl_smtp_helo = mailscope_helo
 acl_smtp_mail = mailscope_mail
@@ -146,14 +150,7 @@ log_file_path = @ROOT@/log/%slog
 pid_file_path = @ROOT@/exim.pid
 daemon_smtp_ports = {port}
 local_interfaces = 127.0.0.1 : 127.0.0.4 : 127.0.0.5
-exim_user = Debian-exim
-exim_group = Debian-exim
-never_users = root
-keep_environment =
-host_lookup =
-rfc1413_hosts =
-check_spool_space = 0
-tls_advertise_hosts = *
+{common}tls_advertise_hosts = *
 tls_certificate = @ROOT@/cert.pem
 tls_privatekey = @ROOT@/key.pem
 acl_smtp_rcpt = peer_rcpt
@@ -270,13 +267,14 @@ class EximEventsTest:
         self.dead_port = lm.free_port()
         socket_path = os.path.join(self.serve.run_dir, "exim-events")
         self.exim = lib_exim.Exim(os.path.join(root, "exim"), "mx", MAIN_CONF.format(
-            port=self.port, socket=socket_path, fragment=FRAGMENT, acl_fragment=ACL_FRAGMENT,
+            common=COMMON, port=self.port, socket=socket_path, fragment=FRAGMENT,
+            acl_fragment=ACL_FRAGMENT,
             dead_port=self.dead_port,
             peer_port=self.peer_port))
         with open(os.path.join(self.exim.root, "users"), "w", encoding="ascii") as f:
             f.write("alice:\nbob:\n")
         self.peer = lib_exim.Exim(os.path.join(root, "peer"), "peer",
-                                  PEER_CONF.format(port=self.peer_port))
+                                  PEER_CONF.format(common=COMMON, port=self.peer_port))
         self.cert_sha256 = lib_exim.self_signed_certificate(self.peer.root, "peer.test")
         self.tail_path = os.path.join(root, "tail.jsonl")
         self.tail: subprocess.Popen | None = None

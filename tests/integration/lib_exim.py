@@ -21,6 +21,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 
 
@@ -167,7 +168,6 @@ def _alive(pid: int | None) -> bool:
 
 
 def _listening(port: int) -> bool:
-    import socket
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
