@@ -21,8 +21,8 @@ namespace mailscope::catalog {
 
 // The outputs events are dispatched to, in dispatch order. The configuration
 // ([outputs.NAME]) and the dispatcher name outputs only from this list.
-inline constexpr std::string_view kOutputNames[] = {"old_stats", "metrics", "tail", "exporters",
-                                                    "rules"};
+inline constexpr std::string_view kOutputNames[] = {"old_stats", "metrics", "tail",
+                                                    "exporters", "rules",   "records"};
 
 // Whether `name` is one of kOutputNames.
 constexpr bool IsOutputName(std::string_view name) {

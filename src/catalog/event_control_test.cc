@@ -135,7 +135,8 @@ TEST(EventControlTest, UnknownOutputsAreErrorsNamingTheKnownOnes) {
   auto c = EventControl::Build(TestCatalog(), o);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().message(),
-            "unknown output \"log\"; the outputs are old_stats, metrics, tail, exporters, rules");
+            "unknown output \"log\"; the outputs are old_stats, metrics, tail, exporters, rules, "
+            "records");
 }
 
 }  // namespace

@@ -15,5 +15,6 @@ void AddTopCommand(CLI::App& app, int& exit_code);
 void AddCheckConfigCommand(CLI::App& app, int& exit_code);
 void AddCatalogCommand(CLI::App& app, int& exit_code);
 void AddTailCommand(CLI::App& app, int& exit_code);
+void AddEventsCommand(CLI::App& app, int& exit_code);
 
 }  // namespace mailscope::cli

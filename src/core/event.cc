@@ -96,6 +96,26 @@ bool Event::FindInChain(NameId id, std::string_view key, Value& out) const {
   return VisitChain([&](const Event& e) { return e.FindHere(id, key, out); });
 }
 
+bool ParseSourceName(std::string_view name, Source& out) {
+  for (int i = 0; i < kSourceCount; ++i) {
+    if (SourceName(static_cast<Source>(i)) == name) {
+      out = static_cast<Source>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool ParseLevelName(std::string_view name, Level& out) {
+  for (int i = 0; i <= static_cast<int>(Level::kPanic); ++i) {
+    if (LevelName(static_cast<Level>(i)) == name) {
+      out = static_cast<Level>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
 std::string_view LevelName(Level level) {
   switch (level) {
     case Level::kTrace:

@@ -25,11 +25,15 @@ enum class Source : std::uint8_t {
 };
 inline constexpr int kSourceCount = 7;
 std::string_view SourceName(Source source);
+// The Source whose SourceName() is `name`; false when there is none.
+bool ParseSourceName(std::string_view name, Source& out);
 
 // Severity, least first. kFatal and kPanic exist for Dovecot's log types;
 // Stalwart's levels stop at kError.
 enum class Level : std::uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kFatal, kPanic };
 std::string_view LevelName(Level level);
+// The Level whose LevelName() is `name`; false when there is none.
+bool ParseLevelName(std::string_view name, Level& out);
 
 // A (sec, usec) pair kept exactly as a C struct timeval, because Dovecot's
 // arithmetic and text form depend on the unnormalized parts.

@@ -222,6 +222,34 @@ KeySetter<RuleConfig> RuleKey(std::string rules::RuleSettings::*member) {
   };
 }
 
+// A size, or 0 for "no limit".
+Result<std::uint64_t> ReadSizeOrZero(const ConfigValue& v) {
+  if (auto i = v.Integer(); i && *i == 0) return std::uint64_t{0};
+  if (auto t = v.String(); t && (*t == "0" || *t == "0B")) return std::uint64_t{0};
+  return ReadSize(v);
+}
+
+// One filter or an array of them, each parsed here so that a mistake is
+// reported at its line.
+Status SetRecordFilters(RecordsConfig& r, const ConfigValue& v) {
+  std::vector<ConfigValue> items;
+  if (v.IsArray()) {
+    items = v.Items();
+  } else {
+    items.push_back(v);
+  }
+  r.filters.clear();
+  for (const ConfigValue& item : items) {
+    auto text = item.String();
+    if (!text) return InvalidArgument("expected a filter string or an array of them");
+    auto parsed = filter::Parse(*text, filter::Dialect::kMailscope);
+    if (!parsed.ok()) return InvalidArgument(parsed.status().message());
+    if (parsed->empty()) return InvalidArgument("an empty filter would keep nothing");
+    r.filters.push_back(std::move(*text));
+  }
+  return Status::Ok();
+}
+
 ConfigSchema<Config> MakeSchema() {
   ConfigSchema<Config> schema;
   schema.Add(BlockKind<Config, Config>{
@@ -469,6 +497,40 @@ ConfigSchema<Config> MakeSchema() {
            "fragment's readsocket timeout (1s), so that no verdict comes after Exim went on "
            "without it. A bare number counts milliseconds. 0 disables.",
            Store(&Config::exim_verdict_timeout, ReadMillis)},
+      }});
+  schema.Add(BlockKind<Config, RecordsConfig>{
+      .path = "records",
+      .open = [](Config& c, const BlockStart&) -> RecordsConfig& { return c.records; },
+      .keys = {
+          {"filter", SettingType::kFilter, true, "(none: nothing is recorded)",
+           "The events to keep: a filter in mailscope's language (docs/filter.md), or an "
+           "array of them (an event that matches any is kept). Each is written to "
+           "DATA_DIR/records.sqlite by a thread of its own, with its normalized columns and "
+           "all its fields; `mailscope events` reads them back (docs/records.md).",
+           SetRecordFilters},
+          {"max_age", SettingType::kDuration, false, "30 days",
+           "Rows older than this are deleted, in chunks of 10,000 between writes, every "
+           "`retention_interval`. 0 keeps rows whatever their age.",
+           Store(&RecordsConfig::max_age, ReadDuration)},
+          {"max_size", SettingType::kSize, false, "0",
+           "When the rows take more than this, the oldest are deleted until they fit, and the "
+           "pages they free go back to the file system. 0: no limit.",
+           Store(&RecordsConfig::max_size, ReadSizeOrZero)},
+          {"retention_interval", SettingType::kDuration, false, "1 min",
+           "How often `max_age` and `max_size` are applied.",
+           Store(&RecordsConfig::retention_interval, ReadPositiveDuration)},
+          {"max_record_size", SettingType::kSize, false, "4M",
+           "An event whose record (its fields, encoded) is larger is not kept; it is counted "
+           "in mailscope_records_dropped_total{reason=\"too_large\"}.",
+           Store(&RecordsConfig::max_record_size, ReadSize)},
+          {"queue_size", SettingType::kSize, false, "64M",
+           "Records waiting for the writer thread, in bytes. The loop never waits for the "
+           "database: a record that finds the queue full is dropped and counted in "
+           "mailscope_records_dropped_total{reason=\"queue_full\"}.",
+           Store(&RecordsConfig::queue_size, ReadSize)},
+          {"batch_size", SettingType::kCount, false, "1000",
+           "Records written per transaction, at most; fewer when fewer are waiting.",
+           Store(&RecordsConfig::batch_size, ReadCountUpTo(1'000'000))},
       }});
   schema.Add(BlockKind<Config, RuleConfig>{
       .path = "rules",

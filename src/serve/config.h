@@ -113,6 +113,17 @@ struct RuleConfig {
   rules::Rule rule;
 };
 
+// [records]: the events kept in DATA_DIR/records.sqlite (src/store).
+struct RecordsConfig {
+  std::vector<std::string> filters;  // mailscope's filter language; empty: nothing is kept
+  std::chrono::seconds max_age{30 * 24 * 60 * 60};  // 0 keeps rows whatever their age
+  std::uint64_t max_size = 0;                       // bytes of rows; 0: no limit
+  std::uint64_t max_record_size = 4u << 20;         // an event's record, encoded
+  std::uint64_t queue_size = 64u << 20;             // waiting for the writer thread
+  std::uint64_t batch_size = 1000;                  // records per transaction
+  std::chrono::seconds retention_interval{60};
+};
+
 struct Config {
   // [serve]
   std::string run_dir;                  // sockets and FIFOs; empty: the default run directory
@@ -159,6 +170,8 @@ struct Config {
   bool exim_shipped_metrics = false;
   // A verdict ready later than this after Exim connected is not written.
   std::chrono::milliseconds exim_verdict_timeout{500};
+  // [records]
+  RecordsConfig records;
 };
 
 // mailscope's block kinds, in documentation order: [serve], [old_stats],

@@ -34,6 +34,7 @@
 #include "serve/metrics_page.h"
 #include "serve/outputs.h"
 #include "serve/rate_limited_log.h"
+#include "serve/records_output.h"
 #include "serve/run_dir.h"
 #include "serve/tail_hub.h"
 #include "stats/ingest_counters.h"
@@ -231,6 +232,7 @@ struct Daemon::State {
   std::unique_ptr<MetricsOutput> metrics_output;
   std::unique_ptr<ExportersOutput> exporters_output;
   std::unique_ptr<rules::RulesOutput> rules_output;
+  std::unique_ptr<RecordsOutput> records_output;
   // Sources.
   std::unique_ptr<DovecotOldStatsSource> old_stats_source;
   std::unique_ptr<DovecotStatsWriterSource> stats_writer_source;
@@ -276,6 +278,8 @@ Status Daemon::State::Start() {
   rules_output = std::make_unique<rules::RulesOutput>(dispatcher->router().catalog());
   rules_output->SetRules(RulesOf(config));
   dispatcher->Register("rules", *rules_output);
+  records_output = std::make_unique<RecordsOutput>(clock);
+  dispatcher->Register("records", *records_output);
 
   exporters.Apply(config.exporters);
   ApplyConfiguredMetrics({}, config.metrics);
@@ -283,6 +287,7 @@ Status Daemon::State::Start() {
   const std::string& run = config.run_dir;
   MS_RETURN_IF_ERROR(MakeDir(run, FallbackRunDir()));
   MS_RETURN_IF_ERROR(MakeDir(config.data_dir, FallbackDataDir()));
+  MS_RETURN_IF_ERROR(records_output->Apply(config.records, config.data_dir));
 
   const ListenerSettings& perms = config.listeners;
   RaiseOpenFileLimit(perms);
@@ -399,6 +404,7 @@ std::string Daemon::State::MakeFilterLine() const {
   const filter::Filter* metric_filters[] = {&metrics.CombinedFilter()};
   add("metrics", metric_filters);
   add("tail", tails.Filters());
+  add("records", records_output->Filters());
   std::string line = "FILTER\t";
   AppendTabEscaped(line, text);
   line += '\n';
@@ -469,7 +475,8 @@ net::HttpRouter Daemon::State::HttpRoutes() {
                            exporters.Figures(),
                            listeners.Figures(),
                            std::chrono::duration<double>(stall_probe.longest()).count(),
-                           exim_source->late_verdicts()};
+                           exim_source->late_verdicts(),
+                           records_output->figures()};
     return net::HttpResponse{
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   });
@@ -571,6 +578,12 @@ void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
   next.old_stats_tcp = config.old_stats_tcp;
   next.listeners = config.listeners;
   next.max_new_names_per_client = config.max_new_names_per_client;  // decoders hold budgets
+  // [records]: the filters follow the file; the writer's settings wait for a restart.
+  {
+    RecordsConfig records = config.records;
+    records.filters = next.records.filters;
+    next.records = std::move(records);
+  }
   spdlog::set_level(spdlog::level::from_str(next.log_level));
   metrics.set_max_sub_metrics(next.stats_max_sub_metrics);
   metrics.set_dynamic_limits(next.stats_max_dynamic_metrics, DynamicLimits(next));
@@ -579,6 +592,8 @@ void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
   dispatcher->SetControl(std::move(loaded->control));
   ApplyConfiguredMetrics(config.metrics, next.metrics);
   rules_output->SetRules(RulesOf(next));
+  if (Status st = records_output->Apply(next.records, next.data_dir); !st.ok())
+    spdlog::error("records: {}; events are not recorded", st.message());
   exim_source->set_verdict_timeout(next.exim_verdict_timeout);
   SchedulePushFilter();  // event control may ask Dovecot for other events
   const bool interval_changed = next.old_stats_carbon_interval != config.old_stats_carbon_interval;

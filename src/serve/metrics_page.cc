@@ -155,6 +155,31 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
            "[sources.exim] verdict_timeout: Exim got an empty reply");
   w.Sample({}, src.exim_late_verdicts);
 
+  if (src.records.enabled) {
+    const store::RecordsFigures& r = src.records.writer;
+    w.Family("mailscope_records_written", "counter",
+             "Events committed to the records store ([records])");
+    w.Sample({}, r.written);
+    w.Family("mailscope_records_batches", "counter", "Transactions committed to the records store");
+    w.Sample({}, r.batches);
+    w.Family("mailscope_records_dropped", "counter",
+             "Events a [records] filter chose that were not kept, by reason");
+    w.Sample({{"reason", "queue_full"}}, r.dropped_queue_full);
+    w.Sample({{"reason", "too_large"}}, src.records.too_large);
+    w.Sample({{"reason", "shutdown"}}, r.dropped_shutdown);
+    w.Family("mailscope_records_database_errors", "counter",
+             "Failed transactions and retention steps of the records store");
+    w.Sample({}, r.database_errors);
+    w.Family("mailscope_records_queued", "gauge", "Records waiting for the writer thread");
+    w.Sample({}, r.queued_records);
+    w.Family("mailscope_records_queued_bytes", "gauge",
+             "Bytes of records waiting for the writer thread", "bytes");
+    w.Sample({}, r.queued_bytes);
+    w.Family("mailscope_records_deleted", "counter", "Rows retention removed, by reason");
+    w.Sample({{"reason", "age"}}, r.deleted_age);
+    w.Sample({{"reason", "size"}}, r.deleted_size);
+  }
+
   w.Family("mailscope_memory_used_bytes", "gauge", "Memory held by a store, every byte counted",
            "bytes");
   w.Sample({{"store", "old_stats"}}, static_cast<std::uint64_t>(store.memory_used_bytes()));

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "export/openmetrics.h"
 #include "net/line_limits.h"
+#include "serve/records_output.h"
 #include "stats/ingest_counters.h"
 #include "stats/metrics_engine.h"
 #include "stats/old_stats_store.h"
@@ -50,6 +51,8 @@ struct MetricsSources {
   double loop_stall_seconds = 0;
   // Exim's verdicts not written because they came after [sources.exim] verdict_timeout.
   std::uint64_t exim_late_verdicts = 0;
+  // The records sink; its families are left out while it is off.
+  RecordsOutputFigures records = {};
 };
 
 std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);

@@ -1,0 +1,64 @@
+// RecordsOutput: the pipeline's output "records" (issue "Event records").
+// It keeps the events that match any `[records] filter` in the records store
+// under the data directory: the loop thread encodes each (store/record.h)
+// and hands it to the store's writer thread (store/records_writer.h), so the
+// loop never waits for the database. Loop thread only, but figures() may be
+// read from it while the writer works.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/status.h"
+#include "filter/filter.h"
+#include "pipeline/dispatcher.h"
+#include "serve/config.h"
+#include "store/record.h"
+#include "store/records_writer.h"
+
+namespace mailscope::serve {
+
+struct RecordsOutputFigures {
+  bool enabled = false;          // a store is open
+  std::uint64_t matched = 0;     // events a filter chose
+  std::uint64_t too_large = 0;   // chosen but over max_record_size
+  store::RecordsFigures writer;  // what the writer thread did
+};
+
+class RecordsOutput : public pipeline::Consumer {
+ public:
+  explicit RecordsOutput(const Clock& clock) : clock_(clock) {}
+  ~RecordsOutput() override;
+
+  // Takes `config`'s filters. The first time there are any, opens
+  // DATA_DIR/records.sqlite (made and migrated when needed) and starts the
+  // writer with the other settings, which stay until a restart.
+  Status Apply(const RecordsConfig& config, const std::string& data_dir);
+
+  std::string_view Consume(const Event& event) override;
+
+  // The filters, for the FILTER Dovecot's processes get.
+  std::vector<const filter::Filter*> Filters() const;
+  RecordsOutputFigures figures() const;
+  const std::string& path() const { return path_; }
+
+  // Writes what is queued and stops the writer (shutdown).
+  void Stop();
+
+ private:
+  const Clock& clock_;
+  std::vector<filter::Filter> filters_;
+  std::uint64_t max_record_size_ = 0;
+  std::unique_ptr<store::RecordsWriter> writer_;
+  store::RecordEncoder encoder_;
+  std::string scratch_;
+  std::string path_;
+  std::uint64_t matched_ = 0;
+  std::uint64_t too_large_ = 0;
+};
+
+}  // namespace mailscope::serve

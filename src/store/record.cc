@@ -1,0 +1,300 @@
+#include "store/record.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <iterator>
+
+#include "core/base64.h"
+#include "export/json_writer.h"
+
+namespace mailscope::store {
+namespace {
+
+void PutU32(std::string& out, std::uint32_t v) {
+  const char b[4] = {static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 24)};
+  out.append(b, 4);
+}
+
+void PatchU32(std::string& out, std::size_t at, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>(v >> (8 * i));
+}
+
+std::uint32_t GetU32(const char* p) {
+  std::uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+void PutI64(std::string& out, std::int64_t v) {
+  const auto u = static_cast<std::uint64_t>(v);
+  PutU32(out, static_cast<std::uint32_t>(u));
+  PutU32(out, static_cast<std::uint32_t>(u >> 32));
+}
+
+std::int64_t GetI64(const char* p) {
+  const std::uint64_t lo = GetU32(p);
+  const std::uint64_t hi = GetU32(p + 4);
+  return static_cast<std::int64_t>(lo | (hi << 32));
+}
+
+void PutString(std::string& out, std::string_view s) {
+  PutU32(out, static_cast<std::uint32_t>(s.size()));
+  out.append(s);
+}
+
+// A value as JSON, in the record's conventions (record.h).
+void AppendJsonValue(std::string& out, const Value& v) {
+  switch (v.type()) {
+    case Value::Type::kNone:
+    case Value::Type::kRecord:
+      out += "null";
+      break;
+    case Value::Type::kInt:
+      fmt::format_to(std::back_inserter(out), "{}", v.as_int());
+      break;
+    case Value::Type::kUint:
+      fmt::format_to(std::back_inserter(out), "{}", v.as_uint());
+      break;
+    case Value::Type::kDouble:
+      if (std::isfinite(v.as_double())) {
+        fmt::format_to(std::back_inserter(out), "{}", v.as_double());
+      } else {
+        out += "null";
+      }
+      break;
+    case Value::Type::kBool:
+      out += v.as_bool() ? "true" : "false";
+      break;
+    case Value::Type::kTimeval:
+      fmt::format_to(std::back_inserter(out), "\"{}.{:06}\"", v.as_timeval().sec,
+                     v.as_timeval().usec);
+      break;
+    case Value::Type::kString: {
+      const std::string_view s = v.as_string();
+      if (IsValidUtf8(s)) {
+        exporter::AppendJsonString(out, s);
+      } else {
+        out += "{\"base64\":\"";
+        out += Base64Encode(s.data(), s.size());
+        out += "\"}";
+      }
+      break;
+    }
+  }
+}
+
+// A value as the text of a normalized column.
+std::string_view ColumnText(const Value& v, std::string& scratch) {
+  scratch.clear();
+  switch (v.type()) {
+    case Value::Type::kString:
+      return v.as_string();
+    case Value::Type::kInt:
+      fmt::format_to(std::back_inserter(scratch), "{}", v.as_int());
+      return scratch;
+    case Value::Type::kUint:
+      fmt::format_to(std::back_inserter(scratch), "{}", v.as_uint());
+      return scratch;
+    default:
+      return {};
+  }
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const unsigned char* end = p + s.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    int len;
+    std::uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (end - p < len) return false;
+    for (int i = 1; i < len; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    p += len;
+  }
+  return true;
+}
+
+RecordEncoder::RecordEncoder()
+    : remote_ip_(InternName("remote_ip")),
+      user_(InternName("user")),
+      sender_(InternName("sender")),
+      recipient_(InternName("recipient")),
+      domain_(InternName("domain")),
+      message_id_(InternName("message_id")) {
+  for (std::string_view f : kMessageIdFields) message_id_fields_.push_back(InternName(f));
+}
+
+void RecordEncoder::Flatten(const Event& event) {
+  // The nearest value of a key wins; the first position it was seen at is
+  // kept, as `mailscope tail` prints them.
+  flat_.clear();
+  auto add = [&](std::string_view key, const Value& v) {
+    for (const Entry& e : flat_)
+      if (e.key == key) return;
+    flat_.push_back({key, v});
+  };
+  event.VisitChain([&](const Event& e) {
+    for (const Field& f : e.fields) {
+      if (f.value.type() == Value::Type::kRecord) {
+        const RecordSchema* schema = f.value.record_schema();
+        for (std::size_t i = 0; i < schema->column_count; ++i)
+          add(schema->columns[i].name, f.value.RecordColumnValue(schema->columns[i]));
+      } else {
+        add(NameText(f.key), f.value);
+      }
+    }
+    return false;
+  });
+  categories_.clear();
+  event.VisitChain([&](const Event& e) {
+    for (NameId c : e.categories) {
+      bool seen = false;
+      for (NameId s : categories_) seen = seen || s == c;
+      if (!seen) categories_.push_back(c);
+    }
+    return false;
+  });
+}
+
+std::string_view RecordEncoder::Normalized(const Event& event, NameId normalized,
+                                           std::string& scratch) {
+  NameId field = event.taxonomy.FieldFor(normalized);
+  if (field == kNoName) field = normalized;
+  const std::string_view key = NameText(field);
+  for (const Entry& e : flat_)
+    if (e.key == key) return ColumnText(e.value, scratch);
+  return {};
+}
+
+std::size_t RecordEncoder::Append(const Event& event, std::string& out) {
+  Flatten(event);
+  json_.clear();
+  units_.clear();
+  json_ += '{';
+  for (const Entry& e : flat_) {
+    if (json_.size() > 1) json_ += ',';
+    exporter::AppendJsonString(json_, e.key);
+    json_ += ':';
+    AppendJsonValue(json_, e.value);
+    if (e.value.unit() != Unit::kNone) {
+      units_ += units_.empty() ? '{' : ',';
+      exporter::AppendJsonString(units_, e.key);
+      units_ += ':';
+      exporter::AppendJsonString(units_, UnitName(e.value.unit()));
+    }
+  }
+  json_ += '}';
+  if (!units_.empty()) units_ += '}';
+  cats_.clear();
+  for (NameId c : categories_) {
+    cats_ += cats_.empty() ? '[' : ',';
+    exporter::AppendJsonString(cats_, NameText(c));
+  }
+  if (!cats_.empty()) cats_ += ']';
+
+  std::string_view message_id = Normalized(event, message_id_, normalized_[5]);
+  for (std::size_t i = 0; message_id.empty() && i < message_id_fields_.size(); ++i) {
+    const std::string_view key = NameText(message_id_fields_[i]);
+    for (const Entry& e : flat_)
+      if (e.key == key) message_id = ColumnText(e.value, normalized_[5]);
+  }
+
+  const std::size_t start = out.size();
+  PutU32(out, 0);
+  out += static_cast<char>(kRecordVersion);
+  out += static_cast<char>(event.source);
+  out += static_cast<char>(event.level);
+  out += '\0';
+  PutI64(out, event.time.time_since_epoch().count());
+  PutString(out, event.name == kNoName ? std::string_view("-") : NameText(event.name));
+  PutString(out, NameText(event.taxonomy.kind));
+  PutString(out, NameText(event.taxonomy.outcome));
+  PutString(out, Normalized(event, remote_ip_, normalized_[0]));
+  PutString(out, Normalized(event, user_, normalized_[1]));
+  PutString(out, Normalized(event, sender_, normalized_[2]));
+  PutString(out, Normalized(event, recipient_, normalized_[3]));
+  PutString(out, Normalized(event, domain_, normalized_[4]));
+  PutString(out, message_id);
+  PutString(out, cats_);
+  PutString(out, json_);
+  PutString(out, units_);
+  const std::size_t size = out.size() - start;
+  PatchU32(out, start, static_cast<std::uint32_t>(size));
+  return size;
+}
+
+void AppendRecord(const RecordView& r, std::string& out) {
+  const std::size_t start = out.size();
+  PutU32(out, 0);
+  out += static_cast<char>(kRecordVersion);
+  out += static_cast<char>(r.source);
+  out += static_cast<char>(r.level);
+  out += '\0';
+  PutI64(out, r.time_us);
+  for (std::string_view s : {r.event, r.kind, r.outcome, r.remote_ip, r.user, r.sender, r.recipient,
+                             r.domain, r.message_id, r.categories, r.fields, r.units})
+    PutString(out, s);
+  PatchU32(out, start, static_cast<std::uint32_t>(out.size() - start));
+}
+
+Status DecodeRecord(std::string_view in, RecordView& out, std::size_t* size) {
+  auto corrupt = [](std::string msg) { return Rejected("record_corrupt", std::move(msg)); };
+  if (in.size() < kRecordHeaderBytes) return corrupt("record header cut short");
+  const std::uint32_t total = GetU32(in.data());
+  if (total < kRecordHeaderBytes + 4 * kRecordStrings || total > in.size())
+    return corrupt(fmt::format("record size {} does not fit the {} bytes left", total, in.size()));
+  if (static_cast<std::uint8_t>(in[4]) != kRecordVersion)
+    return corrupt(fmt::format("unknown record version {}", static_cast<unsigned char>(in[4])));
+  const auto source = static_cast<std::uint8_t>(in[5]);
+  const auto level = static_cast<std::uint8_t>(in[6]);
+  if (source >= kSourceCount) return corrupt(fmt::format("unknown source {}", source));
+  if (level > static_cast<std::uint8_t>(Level::kPanic))
+    return corrupt(fmt::format("unknown level {}", level));
+  out.source = static_cast<Source>(source);
+  out.level = static_cast<Level>(level);
+  out.time_us = GetI64(in.data() + 8);
+  std::string_view* strings[kRecordStrings] = {
+      &out.event,     &out.kind,   &out.outcome,    &out.remote_ip,  &out.user,   &out.sender,
+      &out.recipient, &out.domain, &out.message_id, &out.categories, &out.fields, &out.units};
+  std::size_t at = kRecordHeaderBytes;
+  for (std::string_view* s : strings) {
+    if (total - at < 4) return corrupt("record strings cut short");
+    const std::uint32_t len = GetU32(in.data() + at);
+    at += 4;
+    if (total - at < len) return corrupt("record string longer than the record");
+    *s = in.substr(at, len);
+    at += len;
+  }
+  if (at != total) return corrupt("record has bytes after its strings");
+  *size = total;
+  return Status::Ok();
+}
+
+}  // namespace mailscope::store

@@ -1,0 +1,110 @@
+// Records: events as the records sink keeps them (issue "Event records").
+//
+// A record is one event made durable: the normalized columns every source
+// shares and the event's own fields as a JSON object. Between the loop
+// thread and the writer thread, and in files, records travel in one flat
+// binary form, appended back to back to a byte buffer:
+//
+//   u32 size      bytes of the whole record, this field included
+//   u8  version   kRecordVersion
+//   u8  source    mailscope::Source
+//   u8  level     mailscope::Level
+//   u8  reserved  0
+//   i64 time      microseconds since 1970-01-01 UTC
+//   then kRecordStrings strings, each a u32 length and its bytes, in the
+//   order of RecordView's string members.
+//
+// Integers are little-endian. Encoding an event allocates nothing once the
+// buffer and the encoder's scratch have grown to the event's size, so the
+// loop thread pays no allocation per event in the steady state.
+//
+// The `fields` JSON holds every field of the event and of its parents and
+// global event (the nearest value of a key wins, as Dovecot's lookup finds
+// it; record values give one key per column):
+//   - integers as JSON numbers, doubles as numbers (null when not finite),
+//     booleans as true/false, timevals as "<sec>.<usec:06>";
+//   - strings of valid UTF-8 as JSON strings (control characters, NUL
+//     included, as \u00XX), so the database's JSON functions read them;
+//   - strings that are not valid UTF-8 as {"base64":"..."}: the bytes come
+//     back exactly, and the column stays valid JSON.
+// `units` is a JSON object of the fields whose number has a unit
+// ({"duration":"us"}), or empty. `categories` is a JSON array, or empty.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event.h"
+#include "core/status.h"
+
+namespace mailscope::store {
+
+inline constexpr std::uint8_t kRecordVersion = 1;
+inline constexpr std::size_t kRecordHeaderBytes = 4 + 4 + 8;
+inline constexpr int kRecordStrings = 12;
+
+// One decoded record: views into the buffer it was decoded from.
+struct RecordView {
+  std::int64_t time_us = 0;
+  Source source = Source::kDovecot;
+  Level level = Level::kInfo;
+  std::string_view event;
+  std::string_view kind;     // the taxonomy's kind, empty when none
+  std::string_view outcome;  // the taxonomy's outcome, empty when none
+  std::string_view remote_ip;
+  std::string_view user;
+  std::string_view sender;
+  std::string_view recipient;
+  std::string_view domain;
+  std::string_view message_id;
+  std::string_view categories;  // JSON array, or empty
+  std::string_view fields;      // JSON object
+  std::string_view units;       // JSON object, or empty
+};
+
+// The source fields that give `message_id` when the taxonomy maps none, in
+// order: Dovecot's message_id, Exim's message_exim_id, queue_id.
+inline constexpr std::string_view kMessageIdFields[] = {"message_id", "message_exim_id",
+                                                        "queue_id"};
+
+// Thread-compatible: one per thread that encodes.
+class RecordEncoder {
+ public:
+  RecordEncoder();
+
+  // Appends `event` as a record to `out` and returns its size in bytes.
+  // The taxonomy must be set (the dispatcher routes before any output).
+  std::size_t Append(const Event& event, std::string& out);
+
+ private:
+  struct Entry {
+    std::string_view key;
+    Value value;
+  };
+  void Flatten(const Event& event);
+  std::string_view Normalized(const Event& event, NameId normalized, std::string& scratch);
+
+  NameId remote_ip_, user_, sender_, recipient_, domain_, message_id_;
+  std::vector<NameId> message_id_fields_;
+  std::vector<Entry> flat_;
+  std::vector<NameId> categories_;
+  std::string json_, units_, cats_;
+  std::string normalized_[6];
+};
+
+// Decodes the record at the start of `in`. On success, `*size` is its size
+// and `out` views into `in`. A record that is cut short, has an unknown
+// version or source or level, or whose strings do not add up to its size is
+// an error (reason "record_corrupt"); nothing is read past `in`.
+Status DecodeRecord(std::string_view in, RecordView& out, std::size_t* size);
+
+// Writes a record from its parts (tests, and re-encoding a decoded record).
+void AppendRecord(const RecordView& record, std::string& out);
+
+// Whether `s` is valid UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+}  // namespace mailscope::store

@@ -1,0 +1,295 @@
+#include "store/sqlite_store.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <utility>
+
+namespace mailscope::store {
+namespace {
+
+constexpr const char* kSchemaV1[] = {
+    "CREATE TABLE events ("
+    " id INTEGER PRIMARY KEY,"
+    " time INTEGER NOT NULL,"
+    " source TEXT NOT NULL,"
+    " event TEXT NOT NULL,"
+    " level TEXT NOT NULL,"
+    " kind TEXT, outcome TEXT, remote_ip TEXT, user TEXT, sender TEXT, recipient TEXT,"
+    " domain TEXT, message_id TEXT,"
+    " categories TEXT, fields TEXT NOT NULL, units TEXT)",
+    "CREATE INDEX events_time ON events(time)",
+    "CREATE INDEX events_source_event ON events(source, event, time)",
+    "CREATE INDEX events_remote_ip ON events(remote_ip, time) WHERE remote_ip IS NOT NULL",
+    "CREATE INDEX events_user ON events(user, time) WHERE user IS NOT NULL",
+    "CREATE INDEX events_message_id ON events(message_id, time) WHERE message_id IS NOT NULL",
+};
+
+constexpr const char* kInsert =
+    "INSERT INTO events (time, source, event, level, kind, outcome, remote_ip, user, sender,"
+    " recipient, domain, message_id, categories, fields, units)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+constexpr const char* kColumns =
+    "time, source, event, level, kind, outcome, remote_ip, user, sender, recipient, domain,"
+    " message_id, categories, fields, units";
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+// Binds text, or NULL when empty and `null_when_empty`.
+int BindText(sqlite3_stmt* s, int index, std::string_view v, bool null_when_empty) {
+  if (v.empty() && null_when_empty) return sqlite3_bind_null(s, index);
+  return sqlite3_bind_text64(s, index, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8);
+}
+
+std::string_view ColumnView(sqlite3_stmt* s, int i) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+  if (p == nullptr) return {};
+  return {p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))};
+}
+
+}  // namespace
+
+Status SqliteStore::Error(const char* what) const {
+  return Unavailable(fmt::format("{}: {}: {}", path_, what, sqlite3_errmsg(db_)));
+}
+
+Status SqliteStore::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) == SQLITE_OK) return Status::Ok();
+  Status s = Unavailable(fmt::format("{}: {}", path_, err != nullptr ? err : "error"));
+  sqlite3_free(err);
+  return s;
+}
+
+Status SqliteStore::Prepare(const char* sql, sqlite3_stmt** stmt) {
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, nullptr) != SQLITE_OK)
+    return Error("preparing a statement");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, Mode mode) {
+  sqlite3* db = nullptr;
+  const int flags = mode == Mode::kReadOnly
+                        ? SQLITE_OPEN_READONLY
+                        : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, path));
+  if (rc != SQLITE_OK) {
+    if (db == nullptr) return Unavailable(fmt::format("{}: cannot open", path));
+    return store->Error("cannot open");
+  }
+  sqlite3_extended_result_codes(db, 1);
+  // A reader may meet the writer's checkpoint; wait for it rather than fail.
+  sqlite3_busy_timeout(db, 5000);
+  if (mode == Mode::kReadOnly) {
+    Stmt version;
+    if (sqlite3_prepare_v2(db, "SELECT version FROM mailscope_schema", -1, &version.s, nullptr) !=
+        SQLITE_OK)
+      return FailedPrecondition(
+          fmt::format("{}: not a mailscope records file: {}", path, sqlite3_errmsg(db)));
+    if (sqlite3_step(version.s) != SQLITE_ROW)
+      return FailedPrecondition(fmt::format("{}: no schema version", path));
+    const int v = sqlite3_column_int(version.s, 0);
+    if (v > kSqliteSchemaVersion)
+      return FailedPrecondition(
+          fmt::format("{}: schema version {} is newer than this mailscope's {}", path, v,
+                      kSqliteSchemaVersion));
+    return store;
+  }
+  MS_RETURN_IF_ERROR(store->Exec("PRAGMA auto_vacuum = INCREMENTAL"));
+  MS_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode = WAL"));
+  MS_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = NORMAL"));
+  MS_RETURN_IF_ERROR(store->Migrate());
+  MS_RETURN_IF_ERROR(store->Prepare(kInsert, &store->insert_));
+  MS_RETURN_IF_ERROR(store->Prepare("BEGIN IMMEDIATE", &store->begin_));
+  MS_RETURN_IF_ERROR(store->Prepare("COMMIT", &store->commit_));
+  MS_RETURN_IF_ERROR(store->Prepare("ROLLBACK", &store->rollback_));
+  return store;
+}
+
+Status SqliteStore::Migrate() {
+  MS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto fail = [this](Status s) {
+    (void)Exec("ROLLBACK");
+    return s;
+  };
+  Status s = Exec("CREATE TABLE IF NOT EXISTS mailscope_schema (version INTEGER NOT NULL)");
+  if (!s.ok()) return fail(s);
+  int version = 0;
+  {
+    Stmt q;
+    if (sqlite3_prepare_v2(db_, "SELECT max(version) FROM mailscope_schema", -1, &q.s, nullptr) !=
+        SQLITE_OK)
+      return fail(Error("reading the schema version"));
+    if (sqlite3_step(q.s) == SQLITE_ROW) version = sqlite3_column_int(q.s, 0);
+  }
+  if (version > kSqliteSchemaVersion)
+    return fail(
+        FailedPrecondition(fmt::format("{}: schema version {} is newer than this "
+                                       "mailscope's {}; records are not written to it",
+                                       path_, version, kSqliteSchemaVersion)));
+  if (version < 1) {
+    for (const char* sql : kSchemaV1) {
+      s = Exec(sql);
+      if (!s.ok()) return fail(s);
+    }
+    s = Exec("DELETE FROM mailscope_schema; INSERT INTO mailscope_schema VALUES (1)");
+    if (!s.ok()) return fail(s);
+  }
+  return Exec("COMMIT");
+}
+
+SqliteStore::~SqliteStore() {
+  for (sqlite3_stmt* s : {insert_, begin_, commit_, rollback_}) sqlite3_finalize(s);
+  sqlite3_close_v2(db_);
+}
+
+Status SqliteStore::Insert(std::span<const RecordView> records) {
+  auto step = [](sqlite3_stmt* s) {
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc;
+  };
+  if (step(begin_) != SQLITE_DONE) return Error("BEGIN");
+  for (const RecordView& r : records) {
+    sqlite3_stmt* s = insert_;
+    sqlite3_bind_int64(s, 1, r.time_us);
+    BindText(s, 2, SourceName(r.source), false);
+    BindText(s, 3, r.event, false);
+    BindText(s, 4, LevelName(r.level), false);
+    BindText(s, 5, r.kind, true);
+    BindText(s, 6, r.outcome, true);
+    BindText(s, 7, r.remote_ip, true);
+    BindText(s, 8, r.user, true);
+    BindText(s, 9, r.sender, true);
+    BindText(s, 10, r.recipient, true);
+    BindText(s, 11, r.domain, true);
+    BindText(s, 12, r.message_id, true);
+    BindText(s, 13, r.categories, true);
+    BindText(s, 14, r.fields, false);
+    BindText(s, 15, r.units, true);
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE) {
+      Status err = Error("INSERT");
+      step(rollback_);
+      return err;
+    }
+  }
+  if (step(commit_) != SQLITE_DONE) {
+    Status err = Error("COMMIT");
+    step(rollback_);
+    return err;
+  }
+  return Status::Ok();
+}
+
+Result<std::uint64_t> SqliteStore::DeleteBefore(std::int64_t time_us, std::uint64_t limit) {
+  Stmt s;
+  if (sqlite3_prepare_v2(db_,
+                         "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ?1 "
+                         "ORDER BY time LIMIT ?2)",
+                         -1, &s.s, nullptr) != SQLITE_OK)
+    return Error("preparing a retention delete");
+  sqlite3_bind_int64(s.s, 1, time_us);
+  sqlite3_bind_int64(s.s, 2, static_cast<sqlite3_int64>(limit));
+  if (sqlite3_step(s.s) != SQLITE_DONE) return Error("retention delete");
+  return static_cast<std::uint64_t>(sqlite3_changes64(db_));
+}
+
+Result<std::uint64_t> SqliteStore::DeleteOldest(std::uint64_t limit) {
+  Stmt s;
+  if (sqlite3_prepare_v2(
+          db_, "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time LIMIT ?1)", -1,
+          &s.s, nullptr) != SQLITE_OK)
+    return Error("preparing a retention delete");
+  sqlite3_bind_int64(s.s, 1, static_cast<sqlite3_int64>(limit));
+  if (sqlite3_step(s.s) != SQLITE_DONE) return Error("retention delete");
+  return static_cast<std::uint64_t>(sqlite3_changes64(db_));
+}
+
+Result<std::uint64_t> SqliteStore::UsedBytes() {
+  std::int64_t values[3] = {};
+  const char* pragmas[3] = {"PRAGMA page_count", "PRAGMA freelist_count", "PRAGMA page_size"};
+  for (int i = 0; i < 3; ++i) {
+    Stmt s;
+    if (sqlite3_prepare_v2(db_, pragmas[i], -1, &s.s, nullptr) != SQLITE_OK ||
+        sqlite3_step(s.s) != SQLITE_ROW)
+      return Error(pragmas[i]);
+    values[i] = sqlite3_column_int64(s.s, 0);
+  }
+  return static_cast<std::uint64_t>((values[0] - values[1]) * values[2]);
+}
+
+Status SqliteStore::ReleaseFreePages(std::uint64_t pages) {
+  const std::string sql = fmt::format("PRAGMA incremental_vacuum({})", pages);
+  return Exec(sql.c_str());
+}
+
+Result<std::uint64_t> SqliteStore::RowCount() {
+  Stmt s;
+  if (sqlite3_prepare_v2(db_, "SELECT count(*) FROM events", -1, &s.s, nullptr) != SQLITE_OK ||
+      sqlite3_step(s.s) != SQLITE_ROW)
+    return Error("counting rows");
+  return static_cast<std::uint64_t>(sqlite3_column_int64(s.s, 0));
+}
+
+Status SqliteStore::DistinctEvents(std::vector<std::string>& out) {
+  Stmt s;
+  if (sqlite3_prepare_v2(db_, "SELECT DISTINCT event FROM events ORDER BY event", -1, &s.s,
+                         nullptr) != SQLITE_OK)
+    return Error("preparing the event names query");
+  int rc;
+  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) out.emplace_back(ColumnView(s.s, 0));
+  if (rc != SQLITE_DONE) return Error("reading the event names");
+  return Status::Ok();
+}
+
+Status SqliteStore::Read(const SqliteQuery& query,
+                         const std::function<bool(const RecordView&)>& row) {
+  std::string sql = fmt::format("SELECT {} FROM events WHERE time >= ?1 AND time < ?2", kColumns);
+  if (!query.events.empty()) {
+    sql += " AND event IN (";
+    for (std::size_t i = 0; i < query.events.size(); ++i) sql += i == 0 ? "?" : ", ?";
+    sql += ")";
+  }
+  sql += query.newest_first ? " ORDER BY time DESC, id DESC" : " ORDER BY time, id";
+  Stmt s;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s.s, nullptr) != SQLITE_OK)
+    return Error("preparing the query");
+  sqlite3_bind_int64(s.s, 1, query.since_us);
+  sqlite3_bind_int64(s.s, 2, query.until_us);
+  for (std::size_t i = 0; i < query.events.size(); ++i)
+    BindText(s.s, static_cast<int>(i) + 3, query.events[i], false);
+  RecordView r;
+  for (;;) {
+    const int rc = sqlite3_step(s.s);
+    if (rc == SQLITE_DONE) return Status::Ok();
+    if (rc != SQLITE_ROW) return Error("reading records");
+    r.time_us = sqlite3_column_int64(s.s, 0);
+    if (!ParseSourceName(ColumnView(s.s, 1), r.source))
+      return FailedPrecondition(
+          fmt::format("{}: unknown source \"{}\" in a record", path_, ColumnView(s.s, 1)));
+    if (!ParseLevelName(ColumnView(s.s, 3), r.level)) r.level = Level::kInfo;
+    r.event = ColumnView(s.s, 2);
+    r.kind = ColumnView(s.s, 4);
+    r.outcome = ColumnView(s.s, 5);
+    r.remote_ip = ColumnView(s.s, 6);
+    r.user = ColumnView(s.s, 7);
+    r.sender = ColumnView(s.s, 8);
+    r.recipient = ColumnView(s.s, 9);
+    r.domain = ColumnView(s.s, 10);
+    r.message_id = ColumnView(s.s, 11);
+    r.categories = ColumnView(s.s, 12);
+    r.fields = ColumnView(s.s, 13);
+    r.units = ColumnView(s.s, 14);
+    if (!row(r)) return Status::Ok();
+  }
+}
+
+}  // namespace mailscope::store
