@@ -2,8 +2,9 @@
 # Installs what mailscope needs on Debian 12, from Debian's packages.
 #   scripts/install-deps.sh            build dependencies
 #   scripts/install-deps.sh --test     also the real peers the tests start (Dovecot 2.3,
-#                                      Exim 4.96 with swaks, Prometheus with promtool,
-#                                      tmux), clang's fuzzing runtime and tools
+#                                      Exim 4.96 with swaks, PostgreSQL 15, Prometheus
+#                                      with promtool, tmux), clang's fuzzing runtime
+#                                      and tools
 # Uses sudo when not run as root. Installing a server package would start the
 # distribution's service: a policy-rc.d that denies service starts is put in
 # place for the duration of the install and removed afterwards.
@@ -25,12 +26,12 @@ packages=(
   cmake ninja-build g++ ccache pkg-config git
   libboost1.81-dev libfmt-dev libspdlog-dev libtomlplusplus-dev libcli11-dev
   libncurses-dev libgtest-dev libgmock-dev libbenchmark-dev libsimdjson-dev
-  libsqlite3-dev
+  libsqlite3-dev libpq-dev
 )
 if [ "$want_test" -eq 1 ]; then
   packages+=(clang libclang-rt-14-dev clang-format python3 curl socat tmux
              dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd prometheus
-             exim4-daemon-light swaks openssl)
+             exim4-daemon-light swaks openssl postgresql-15)
 fi
 
 missing=()

@@ -16,5 +16,6 @@ void AddCheckConfigCommand(CLI::App& app, int& exit_code);
 void AddCatalogCommand(CLI::App& app, int& exit_code);
 void AddTailCommand(CLI::App& app, int& exit_code);
 void AddEventsCommand(CLI::App& app, int& exit_code);
+void AddRecordsCommand(CLI::App& app, int& exit_code);
 
 }  // namespace mailscope::cli

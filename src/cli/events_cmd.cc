@@ -15,12 +15,14 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/record_stores.h"
 #include "core/base64.h"
 #include "export/event_text.h"
 #include "export/json_writer.h"
 #include "filter/analysis.h"
 #include "filter/filter.h"
 #include "serve/config.h"
+#include "store/postgres_store.h"
 #include "store/record_event.h"
 #include "store/sqlite_store.h"
 
@@ -29,6 +31,7 @@ namespace {
 
 struct EventsFlags {
   std::string data_dir;
+  std::string database;
   std::string file;
   std::string filter;
   std::string since;
@@ -122,15 +125,9 @@ std::optional<std::int64_t> ParseTime(std::string_view s, std::int64_t now_us) {
   return ParseAbsolute(s);
 }
 
-void AppendRfc3339(std::string& out, std::int64_t time_us) {
-  const std::int64_t secs = time_us >= 0 ? time_us / 1'000'000 : (time_us - 999'999) / 1'000'000;
-  fmt::format_to(std::back_inserter(out), "{:%Y-%m-%dT%H:%M:%S}.{:06}Z",
-                 std::chrono::sys_seconds(std::chrono::seconds(secs)), time_us - secs * 1'000'000);
-}
-
 void AppendJsonRecord(std::string& out, const store::RecordView& r) {
   out += "{\"time\":\"";
-  AppendRfc3339(out, r.time_us);
+  store::AppendRfc3339(out, r.time_us);
   out += "\",\"source\":";
   exporter::AppendJsonString(out, SourceName(r.source));
   out += ",\"event\":";
@@ -171,7 +168,7 @@ void AppendJsonRecord(std::string& out, const store::RecordView& r) {
 
 void AppendTableRow(std::string& out, const store::RecordView& r) {
   std::string time;
-  AppendRfc3339(time, r.time_us);
+  store::AppendRfc3339(time, r.time_us);
   std::string what(r.kind);
   if (!r.outcome.empty()) what += "/" + std::string(r.outcome);
   auto cell = [](std::string_view v) { return v.empty() ? std::string_view("-") : v; };
@@ -201,6 +198,32 @@ std::vector<std::string> EventsThatCanMatch(const filter::Filter& f,
   return out;
 }
 
+}  // namespace
+
+Result<std::unique_ptr<store::RecordStore>> OpenStore(const std::string& database,
+                                                      const std::string& sqlite_path) {
+  if (database.empty()) {
+    auto db = store::SqliteStore::Open(sqlite_path, store::SqliteStore::Mode::kReadOnly);
+    if (!db.ok()) return db.status();
+    return std::unique_ptr<store::RecordStore>(std::move(*db));
+  }
+  auto pg = store::PostgresStore::Open(database, false);
+  if (!pg.ok()) return pg.status();
+  MS_RETURN_IF_ERROR((*pg)->Connect(/*migrate=*/false));
+  auto version = (*pg)->SchemaVersion();
+  if (!version.ok()) return version.status();
+  if (*version == 0)
+    return FailedPrecondition(
+        fmt::format("PostgreSQL ({}): no mailscope records there", (*pg)->display_name()));
+  if (*version > store::kPostgresSchemaVersion)
+    return FailedPrecondition(
+        fmt::format("PostgreSQL ({}): schema version {} is newer than this mailscope's {}",
+                    (*pg)->display_name(), *version, store::kPostgresSchemaVersion));
+  return std::unique_ptr<store::RecordStore>(std::move(*pg));
+}
+
+namespace {
+
 int Run(const EventsFlags& f) {
   const std::string path = !f.file.empty()
                                ? f.file
@@ -215,7 +238,7 @@ int Run(const EventsFlags& f) {
   const std::int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count();
-  store::SqliteQuery query;
+  store::RecordQuery query;
   for (const auto& [flag, text, slot] : {std::tuple{"--since", &f.since, &query.since_us},
                                          std::tuple{"--until", &f.until, &query.until_us}}) {
     if (text->empty()) continue;
@@ -229,7 +252,7 @@ int Run(const EventsFlags& f) {
     }
     *slot = *t;
   }
-  auto db = store::SqliteStore::Open(path, store::SqliteStore::Mode::kReadOnly);
+  auto db = OpenStore(f.database, path);
   if (!db.ok()) {
     fmt::print(stderr, "mailscope events: {}\n", db.status().message());
     return 1;
@@ -307,7 +330,8 @@ void AddEventsCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "events",
       "Print the events mailscope serve recorded ([records] in its configuration), oldest\n"
-      "first, from DATA_DIR/records.sqlite. Works while serve runs.\n"
+      "first, from DATA_DIR/records.sqlite or, with --database, from PostgreSQL. Works\n"
+      "while serve runs.\n"
       "  mailscope events --filter 'event=\"msg:delivery\" AND domain=example.org' --since 2h\n"
       "  mailscope events --filter 'kind=auth AND outcome=failure' --limit 20 --format table\n"
       "  mailscope events --filter 'remote_ip=192.0.2.*' --json | jq .fields\n"
@@ -316,6 +340,9 @@ void AddEventsCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--data-dir", f->data_dir,
                   "Data directory of mailscope serve (default: as serve)");
   cmd->add_option("--file", f->file, "A records file to read (default: DATA_DIR/records.sqlite)");
+  cmd->add_option("--database", f->database,
+                  "Read from PostgreSQL instead: the conninfo of [records] database, "
+                  "postgresql://USER@HOST/DB or \"host=... dbname=...\"");
   cmd->add_option("-f,--filter", f->filter, "Event filter (mailscope's language, with units)");
   cmd->add_option("--since", f->since,
                   "Records at or after this time: RFC 3339 (2026-12-06T10:00:00Z; no offset "

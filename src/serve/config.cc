@@ -528,6 +528,18 @@ ConfigSchema<Config> MakeSchema() {
            "database: a record that finds the queue full is dropped and counted in "
            "mailscope_records_dropped_total{reason=\"queue_full\"}.",
            Store(&RecordsConfig::queue_size, ReadSize)},
+          {"database", SettingType::kString, false, "\"\" (SQLite)",
+           "Keep the records in PostgreSQL instead: a libpq connection string, "
+           "\"postgresql://mailscope@127.0.0.1/mailscope\" or \"host=... dbname=...\" (a "
+           "password is better in ~/.pgpass or PGPASSWORD than here). mailscope makes and "
+           "migrates its tables. While the server is away, records wait in "
+           "DATA_DIR/records-spool and are written when it is back, each once.",
+           Store(&RecordsConfig::database, ReadString)},
+          {"spool_size", SettingType::kSize, false, "1G",
+           "What DATA_DIR/records-spool may hold while PostgreSQL is away; records that would "
+           "pass it are dropped and counted in "
+           "mailscope_records_dropped_total{reason=\"spool_full\"}.",
+           Store(&RecordsConfig::spool_size, ReadSize)},
           {"batch_size", SettingType::kCount, false, "1000",
            "Records written per transaction, at most; fewer when fewer are waiting.",
            Store(&RecordsConfig::batch_size, ReadCountUpTo(1'000'000))},

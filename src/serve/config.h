@@ -122,6 +122,9 @@ struct RecordsConfig {
   std::uint64_t queue_size = 64u << 20;             // waiting for the writer thread
   std::uint64_t batch_size = 1000;                  // records per transaction
   std::chrono::seconds retention_interval{60};
+  // A PostgreSQL conninfo (postgresql://... or key=value); empty: SQLite.
+  std::string database;
+  std::uint64_t spool_size = 1u << 30;  // DATA_DIR/records-spool, while PostgreSQL is away
 };
 
 struct Config {

@@ -167,6 +167,7 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
     w.Sample({{"reason", "queue_full"}}, r.dropped_queue_full);
     w.Sample({{"reason", "too_large"}}, src.records.too_large);
     w.Sample({{"reason", "shutdown"}}, r.dropped_shutdown);
+    if (src.records.remote) w.Sample({{"reason", "spool_full"}}, r.dropped_spool_full);
     w.Family("mailscope_records_database_errors", "counter",
              "Failed transactions and retention steps of the records store");
     w.Sample({}, r.database_errors);
@@ -178,6 +179,17 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
     w.Family("mailscope_records_deleted", "counter", "Rows retention removed, by reason");
     w.Sample({{"reason", "age"}}, r.deleted_age);
     w.Sample({{"reason", "size"}}, r.deleted_size);
+    if (src.records.remote) {
+      w.Family("mailscope_records_spool", "gauge",
+               "Records waiting in DATA_DIR/records-spool for PostgreSQL");
+      w.Sample({}, r.spool_records);
+      w.Family("mailscope_records_spool_bytes", "gauge",
+               "Bytes of records waiting in DATA_DIR/records-spool", "bytes");
+      w.Sample({}, r.spool_bytes);
+      w.Family("mailscope_records_database_up", "gauge",
+               "1 while the records database answers, 0 while records are spooled");
+      w.Sample({}, std::uint64_t{r.connected ? 1u : 0u});
+    }
   }
 
   w.Family("mailscope_memory_used_bytes", "gauge", "Memory held by a store, every byte counted",

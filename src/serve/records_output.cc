@@ -3,9 +3,18 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <random>
+
+#include "store/postgres_store.h"
+#include "store/spool.h"
 #include "store/sqlite_store.h"
 
 namespace mailscope::serve {
+
+RecordsOutput::RecordsOutput(const Clock& clock) : clock_(clock) {
+  std::random_device random;
+  stream_ = (static_cast<std::uint64_t>(random()) << 32) ^ random();
+}
 
 RecordsOutput::~RecordsOutput() { Stop(); }
 
@@ -17,9 +26,25 @@ Status RecordsOutput::Apply(const RecordsConfig& config, const std::string& data
     filters.push_back(std::move(*f));
   }
   if (!filters.empty() && writer_ == nullptr) {
-    path_ = data_dir + "/" + std::string(store::kSqliteFileName);
-    auto db = store::SqliteStore::Open(path_, store::SqliteStore::Mode::kReadWrite);
-    if (!db.ok()) return db.status();
+    std::unique_ptr<store::RecordStore> db;
+    std::unique_ptr<store::Spool> spool;
+    if (config.database.empty()) {
+      path_ = data_dir + "/" + std::string(store::kSqliteFileName);
+      auto sqlite = store::SqliteStore::Open(path_, store::SqliteStore::Mode::kReadWrite);
+      if (!sqlite.ok()) return sqlite.status();
+      db = std::move(*sqlite);
+    } else {
+      // The writer thread connects: a database that is away does not keep
+      // mailscope from starting, its records wait in the spool.
+      auto pg = store::PostgresStore::Open(config.database, false);
+      if (!pg.ok()) return pg.status();
+      path_ = "PostgreSQL " + (*pg)->display_name();
+      remote_ = true;
+      db = std::move(*pg);
+      auto opened = store::Spool::Open(data_dir + "/records-spool", config.spool_size);
+      if (!opened.ok()) return opened.status();
+      spool = std::move(*opened);
+    }
     store::RecordsWriterOptions options;
     options.batch_size = config.batch_size;
     options.queue_bytes = config.queue_size;
@@ -27,7 +52,8 @@ Status RecordsOutput::Apply(const RecordsConfig& config, const std::string& data
     options.max_size = config.max_size;
     options.retention_interval = config.retention_interval;
     max_record_size_ = config.max_record_size;
-    writer_ = std::make_unique<store::RecordsWriter>(std::move(*db), options, clock_);
+    writer_ =
+        std::make_unique<store::RecordsWriter>(std::move(db), std::move(spool), options, clock_);
     spdlog::info("records: {} filter{} into {}", filters.size(), filters.size() == 1 ? "" : "s",
                  path_);
   }
@@ -47,7 +73,7 @@ std::string_view RecordsOutput::Consume(const Event& event) {
   if (!match) return {};
   ++matched_;
   scratch_.clear();
-  const std::size_t size = encoder_.Append(event, scratch_);
+  const std::size_t size = encoder_.Append(event, stream_, seq_++, scratch_);
   if (size > max_record_size_) {
     ++too_large_;
     return {};
@@ -65,6 +91,7 @@ std::vector<const filter::Filter*> RecordsOutput::Filters() const {
 RecordsOutputFigures RecordsOutput::figures() const {
   RecordsOutputFigures f;
   f.enabled = writer_ != nullptr;
+  f.remote = remote_;
   f.matched = matched_;
   f.too_large = too_large_;
   if (writer_ != nullptr) f.writer = writer_->figures();

@@ -24,6 +24,7 @@ namespace mailscope::serve {
 
 struct RecordsOutputFigures {
   bool enabled = false;          // a store is open
+  bool remote = false;           // PostgreSQL: the spool and connection figures apply
   std::uint64_t matched = 0;     // events a filter chose
   std::uint64_t too_large = 0;   // chosen but over max_record_size
   store::RecordsFigures writer;  // what the writer thread did
@@ -31,7 +32,7 @@ struct RecordsOutputFigures {
 
 class RecordsOutput : public pipeline::Consumer {
  public:
-  explicit RecordsOutput(const Clock& clock) : clock_(clock) {}
+  explicit RecordsOutput(const Clock& clock);
   ~RecordsOutput() override;
 
   // Takes `config`'s filters. The first time there are any, opens
@@ -44,7 +45,9 @@ class RecordsOutput : public pipeline::Consumer {
   // The filters, for the FILTER Dovecot's processes get.
   std::vector<const filter::Filter*> Filters() const;
   RecordsOutputFigures figures() const;
+  // The SQLite file, or "PostgreSQL <conninfo without password>".
   const std::string& path() const { return path_; }
+  bool remote() const { return remote_; }
 
   // Writes what is queued and stops the writer (shutdown).
   void Stop();
@@ -57,6 +60,10 @@ class RecordsOutput : public pipeline::Consumer {
   store::RecordEncoder encoder_;
   std::string scratch_;
   std::string path_;
+  bool remote_ = false;
+  // The records' keys: a random stream per run, numbered from 0.
+  std::uint64_t stream_;
+  std::uint64_t seq_ = 0;
   std::uint64_t matched_ = 0;
   std::uint64_t too_large_ = 0;
 };

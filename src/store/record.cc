@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <iterator>
@@ -106,6 +107,21 @@ std::string_view ColumnText(const Value& v, std::string& scratch) {
 
 }  // namespace
 
+void AppendRfc3339(std::string& out, std::int64_t time_us) {
+  // By hand from the day count: chrono's formatting goes through
+  // nanoseconds, which hold only the years 1677 to 2262.
+  auto floor_div = [](std::int64_t a, std::int64_t b) { return a / b - (a % b < 0 ? 1 : 0); };
+  const std::int64_t secs = floor_div(time_us, 1'000'000);
+  const std::int64_t days = floor_div(secs, 86'400);
+  const std::int64_t in_day = secs - days * 86'400;
+  const std::chrono::year_month_day ymd{
+      std::chrono::sys_days(std::chrono::days(static_cast<int>(days)))};
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                 static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                 static_cast<unsigned>(ymd.day()), in_day / 3600, in_day / 60 % 60, in_day % 60,
+                 time_us - secs * 1'000'000);
+}
+
 bool IsValidUtf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const unsigned char* end = p + s.size();
@@ -193,7 +209,8 @@ std::string_view RecordEncoder::Normalized(const Event& event, NameId normalized
   return {};
 }
 
-std::size_t RecordEncoder::Append(const Event& event, std::string& out) {
+std::size_t RecordEncoder::Append(const Event& event, std::uint64_t stream, std::uint64_t seq,
+                                  std::string& out) {
   Flatten(event);
   json_.clear();
   units_.clear();
@@ -233,6 +250,8 @@ std::size_t RecordEncoder::Append(const Event& event, std::string& out) {
   out += static_cast<char>(event.level);
   out += '\0';
   PutI64(out, event.time.time_since_epoch().count());
+  PutI64(out, static_cast<std::int64_t>(stream));
+  PutI64(out, static_cast<std::int64_t>(seq));
   PutString(out, event.name == kNoName ? std::string_view("-") : NameText(event.name));
   PutString(out, NameText(event.taxonomy.kind));
   PutString(out, NameText(event.taxonomy.outcome));
@@ -258,6 +277,8 @@ void AppendRecord(const RecordView& r, std::string& out) {
   out += static_cast<char>(r.level);
   out += '\0';
   PutI64(out, r.time_us);
+  PutI64(out, static_cast<std::int64_t>(r.stream));
+  PutI64(out, static_cast<std::int64_t>(r.seq));
   for (std::string_view s : {r.event, r.kind, r.outcome, r.remote_ip, r.user, r.sender, r.recipient,
                              r.domain, r.message_id, r.categories, r.fields, r.units})
     PutString(out, s);
@@ -280,6 +301,8 @@ Status DecodeRecord(std::string_view in, RecordView& out, std::size_t* size) {
   out.source = static_cast<Source>(source);
   out.level = static_cast<Level>(level);
   out.time_us = GetI64(in.data() + 8);
+  out.stream = static_cast<std::uint64_t>(GetI64(in.data() + 16));
+  out.seq = static_cast<std::uint64_t>(GetI64(in.data() + 24));
   std::string_view* strings[kRecordStrings] = {
       &out.event,     &out.kind,   &out.outcome,    &out.remote_ip,  &out.user,   &out.sender,
       &out.recipient, &out.domain, &out.message_id, &out.categories, &out.fields, &out.units};

@@ -11,6 +11,8 @@
 //   u8  level     mailscope::Level
 //   u8  reserved  0
 //   i64 time      microseconds since 1970-01-01 UTC
+//   u64 stream    with seq, the record's key: the same record written twice
+//   u64 seq       (a batch retried after a lost reply) is kept once
 //   then kRecordStrings strings, each a u32 length and its bytes, in the
 //   order of RecordView's string members.
 //
@@ -43,12 +45,14 @@
 namespace mailscope::store {
 
 inline constexpr std::uint8_t kRecordVersion = 1;
-inline constexpr std::size_t kRecordHeaderBytes = 4 + 4 + 8;
+inline constexpr std::size_t kRecordHeaderBytes = 4 + 4 + 8 + 8 + 8;
 inline constexpr int kRecordStrings = 12;
 
 // One decoded record: views into the buffer it was decoded from.
 struct RecordView {
   std::int64_t time_us = 0;
+  std::uint64_t stream = 0;  // a random number per run of mailscope
+  std::uint64_t seq = 0;     // the record's number in its stream
   Source source = Source::kDovecot;
   Level level = Level::kInfo;
   std::string_view event;
@@ -75,9 +79,10 @@ class RecordEncoder {
  public:
   RecordEncoder();
 
-  // Appends `event` as a record to `out` and returns its size in bytes.
-  // The taxonomy must be set (the dispatcher routes before any output).
-  std::size_t Append(const Event& event, std::string& out);
+  // Appends `event` as a record keyed (stream, seq) to `out` and returns its
+  // size in bytes. The taxonomy must be set (the dispatcher routes before
+  // any output).
+  std::size_t Append(const Event& event, std::uint64_t stream, std::uint64_t seq, std::string& out);
 
  private:
   struct Entry {
@@ -103,6 +108,10 @@ Status DecodeRecord(std::string_view in, RecordView& out, std::size_t* size);
 
 // Writes a record from its parts (tests, and re-encoding a decoded record).
 void AppendRecord(const RecordView& record, std::string& out);
+
+// Appends a time in microseconds since the epoch as RFC 3339 in UTC with
+// microseconds: "2026-12-06T23:13:37.622772Z".
+void AppendRfc3339(std::string& out, std::int64_t time_us);
 
 // Whether `s` is valid UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
 bool IsValidUtf8(std::string_view s);

@@ -15,7 +15,7 @@ std::string RoundTrip(const Event& e, RecordEventBuilder& builder, Event& back) 
   static std::string buf;
   buf.clear();
   RecordEncoder enc;
-  enc.Append(e, buf);
+  enc.Append(e, 7, 9, buf);
   RecordView r;
   std::size_t size = 0;
   EXPECT_TRUE(DecodeRecord(buf, r, &size).ok());

@@ -44,7 +44,7 @@ TEST(RecordTest, EncodesAndDecodesAnEvent) {
   RecordEncoder enc;
   std::string buf = "xy";  // appends after what is there
   const Event e = EximDelivery();
-  const std::size_t n = enc.Append(e, buf);
+  const std::size_t n = enc.Append(e, 7, 9, buf);
   EXPECT_EQ(buf.size(), n + 2);
 
   RecordView r;
@@ -54,6 +54,8 @@ TEST(RecordTest, EncodesAndDecodesAnEvent) {
   EXPECT_EQ(r.source, Source::kExim);
   EXPECT_EQ(r.level, Level::kInfo);
   EXPECT_EQ(r.time_us, 1'796'588'714'123'456);
+  EXPECT_EQ(r.stream, 7u);
+  EXPECT_EQ(r.seq, 9u);
   EXPECT_EQ(r.event, "msg:delivery");
   EXPECT_EQ(r.kind, "delivery");
   EXPECT_EQ(r.outcome, "delivered");
@@ -82,7 +84,7 @@ TEST(RecordTest, HostileStringsStayExact) {
   e.categories.push_back(InternName("auth"));
   RecordEncoder enc;
   std::string buf;
-  enc.Append(e, buf);
+  enc.Append(e, 7, 9, buf);
   RecordView r;
   std::size_t size = 0;
   ASSERT_TRUE(DecodeRecord(buf, r, &size).ok());
@@ -106,7 +108,7 @@ TEST(RecordTest, ParentAndGlobalFieldsFlattenNearestFirst) {
   child.global = &global;
   RecordEncoder enc;
   std::string buf;
-  enc.Append(child, buf);
+  enc.Append(child, 7, 9, buf);
   RecordView r;
   std::size_t size = 0;
   ASSERT_TRUE(DecodeRecord(buf, r, &size).ok());
@@ -119,17 +121,17 @@ TEST(RecordTest, EncodingAllocatesNothingOnceWarm) {
   RecordEncoder enc;
   std::string buf;
   const Event e = EximDelivery();
-  enc.Append(e, buf);
+  enc.Append(e, 7, 9, buf);
   buf.clear();
   const long before = HeapAllocationsForTesting();
-  enc.Append(e, buf);
+  enc.Append(e, 7, 9, buf);
   EXPECT_EQ(HeapAllocationsForTesting(), before);
 }
 
 TEST(RecordTest, RoundTripsThroughAppendRecord) {
   RecordEncoder enc;
   std::string buf;
-  enc.Append(EximDelivery(), buf);
+  enc.Append(EximDelivery(), 7, 9, buf);
   RecordView r;
   std::size_t size = 0;
   ASSERT_TRUE(DecodeRecord(buf, r, &size).ok());
@@ -141,7 +143,7 @@ TEST(RecordTest, RoundTripsThroughAppendRecord) {
 TEST(RecordTest, CorruptRecordsAreRefusedAtEveryCut) {
   RecordEncoder enc;
   std::string buf;
-  enc.Append(EximDelivery(), buf);
+  enc.Append(EximDelivery(), 7, 9, buf);
   RecordView r;
   std::size_t size = 0;
   for (std::size_t cut = 0; cut < buf.size(); ++cut) {
@@ -164,6 +166,19 @@ TEST(RecordTest, CorruptRecordsAreRefusedAtEveryCut) {
   bad = buf + "zz";
   bad[0] = static_cast<char>(buf.size() + 2);  // a size that leaves bytes after the strings
   EXPECT_EQ(DecodeRecord(bad, r, &size).reason(), "record_corrupt");
+}
+
+TEST(RecordTest, Rfc3339FromMicroseconds) {
+  auto text = [](std::int64_t us) {
+    std::string out;
+    AppendRfc3339(out, us);
+    return out;
+  };
+  EXPECT_EQ(text(0), "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(text(1'796'588'714'123'456), "2026-12-06T20:25:14.123456Z");
+  EXPECT_EQ(text(-1), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(text(-62'135'596'800'000'000), "0001-01-01T00:00:00.000000Z");
+  EXPECT_EQ(text(253'402'300'799'999'999), "9999-12-31T23:59:59.999999Z");
 }
 
 TEST(RecordTest, Utf8Validation) {

@@ -9,10 +9,14 @@ namespace mailscope::store {
 
 using namespace std::chrono_literals;
 
-RecordsWriter::RecordsWriter(std::unique_ptr<SqliteStore> store, RecordsWriterOptions options,
-                             const Clock& clock)
-    : store_(std::move(store)), options_(options), clock_(clock) {
+RecordsWriter::RecordsWriter(std::unique_ptr<RecordStore> store, std::unique_ptr<Spool> spool,
+                             RecordsWriterOptions options, const Clock& clock)
+    : store_(std::move(store)), spool_(std::move(spool)), options_(options), clock_(clock) {
   batch_.reserve(std::max<std::size_t>(options_.batch_size, 1));
+  if (spool_ != nullptr) {
+    spool_records_ = spool_->records();
+    spool_bytes_ = spool_->bytes();
+  }
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -56,6 +60,10 @@ RecordsFigures RecordsWriter::figures() const {
   f.queued_bytes = queued_bytes_.load(std::memory_order_relaxed);
   f.deleted_age = deleted_age_.load(std::memory_order_relaxed);
   f.deleted_size = deleted_size_.load(std::memory_order_relaxed);
+  f.dropped_spool_full = dropped_spool_full_.load(std::memory_order_relaxed);
+  f.spool_records = spool_records_.load(std::memory_order_relaxed);
+  f.spool_bytes = spool_bytes_.load(std::memory_order_relaxed);
+  f.connected = connected_figure_.load(std::memory_order_relaxed);
   return f;
 }
 
@@ -70,20 +78,21 @@ bool RecordsWriter::TakePending() {
   return true;
 }
 
-bool RecordsWriter::WriteWork() {
+bool RecordsWriter::WriteRecords(std::string_view data, std::size_t* done, bool count_queued) {
   const std::size_t batch_size = std::max<std::size_t>(options_.batch_size, 1);
-  while (work_done_ < work_.size()) {
+  while (*done < data.size()) {
     batch_.clear();
-    std::size_t at = work_done_;
-    while (at < work_.size() && batch_.size() < batch_size) {
+    std::size_t at = *done;
+    while (at < data.size() && batch_.size() < batch_size) {
       RecordView r;
       std::size_t size = 0;
-      const Status s = DecodeRecord(std::string_view(work_).substr(at), r, &size);
+      const Status s = DecodeRecord(data.substr(at), r, &size);
       if (!s.ok()) {
-        // Only this process writes the buffer; a record it cannot read back
-        // is a bug. Drop the rest rather than write garbage.
-        spdlog::error("records: {}; {} queued bytes dropped", s.message(), work_.size() - at);
-        at = work_.size();
+        // The loop wrote these bytes and the spool keeps whole records only:
+        // a record that does not decode is a bug. Drop the rest rather than
+        // write garbage.
+        spdlog::error("records: {}; {} bytes dropped", s.message(), data.size() - at);
+        at = data.size();
         break;
       }
       batch_.push_back(r);
@@ -93,16 +102,71 @@ bool RecordsWriter::WriteWork() {
       const Status s = store_->Insert(batch_);
       if (!s.ok()) {
         database_errors_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("records: {} ({} records wait)", s.message(),
-                     queued_records_.load(std::memory_order_relaxed));
+        if (store_->Remote()) {
+          Disconnected(s);
+        } else {
+          spdlog::warn("records: {} ({} records wait)", s.message(),
+                       queued_records_.load(std::memory_order_relaxed));
+        }
         return false;
       }
       written_.fetch_add(batch_.size(), std::memory_order_relaxed);
       batches_.fetch_add(1, std::memory_order_relaxed);
-      queued_records_.fetch_sub(batch_.size(), std::memory_order_relaxed);
+      if (count_queued) queued_records_.fetch_sub(batch_.size(), std::memory_order_relaxed);
     }
-    queued_bytes_.fetch_sub(at - work_done_, std::memory_order_relaxed);
-    work_done_ = at;
+    if (count_queued) queued_bytes_.fetch_sub(at - *done, std::memory_order_relaxed);
+    *done = at;
+  }
+  return true;
+}
+
+bool RecordsWriter::WriteWork() { return WriteRecords(work_, &work_done_, true); }
+
+void RecordsWriter::Disconnected(const Status& why) {
+  if (connected_) {
+    spdlog::warn("records: {}; records go to the spool until the database is back", why.message());
+  }
+  connected_ = false;
+  connected_figure_.store(false, std::memory_order_relaxed);
+  next_connect_ = std::chrono::steady_clock::now() + backoff_;
+  backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, 30s);
+}
+
+void RecordsWriter::SpoolWork() {
+  const std::string_view rest = std::string_view(work_).substr(work_done_);
+  if (rest.empty()) return;
+  const RecordCount count = CountRecords(rest);
+  Status s = spool_ != nullptr ? spool_->Append(rest.substr(0, count.bytes), count.records)
+                               : Unavailable("no spool");
+  if (!s.ok()) {
+    dropped_spool_full_.fetch_add(count.records, std::memory_order_relaxed);
+    spdlog::error("records: {} records dropped: {}", count.records, s.message());
+  }
+  queued_records_.fetch_sub(count.records, std::memory_order_relaxed);
+  queued_bytes_.fetch_sub(rest.size(), std::memory_order_relaxed);
+  work_done_ = work_.size();
+  if (spool_ != nullptr) {
+    spool_records_.store(spool_->records(), std::memory_order_relaxed);
+    spool_bytes_.store(spool_->bytes(), std::memory_order_relaxed);
+  }
+}
+
+bool RecordsWriter::DrainSpool() {
+  while (spool_ != nullptr && !spool_->empty()) {
+    if (Status s = spool_->ReadOldest(spooled_); !s.ok()) {
+      Disconnected(s);  // tried again after the back-off
+      return false;
+    }
+    std::size_t done = 0;
+    if (!WriteRecords(spooled_, &done, false)) return false;
+    if (Status s = spool_->PopOldest(); !s.ok()) {
+      Disconnected(s);
+      return false;
+    }
+    spool_records_.store(spool_->records(), std::memory_order_relaxed);
+    spool_bytes_.store(spool_->bytes(), std::memory_order_relaxed);
+    // New records wait meanwhile; keep the loop's queue from filling.
+    if (TakePending()) SpoolWork();
   }
   return true;
 }
@@ -114,7 +178,13 @@ void RecordsWriter::Pause(std::chrono::milliseconds d) {
 
 void RecordsWriter::ApplyRetention() {
   auto write_between = [this] {
-    if (TakePending()) WriteWork();
+    if (TakePending()) {
+      if (store_->Remote()) {
+        SpoolWork();  // drained in order once retention is done
+      } else {
+        WriteWork();
+      }
+    }
   };
   auto fail = [this](const Status& s) {
     database_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -133,59 +203,87 @@ void RecordsWriter::ApplyRetention() {
     }
   }
   if (options_.max_size > 0) {
-    for (;;) {
-      auto used = store_->UsedBytes();
-      if (!used.ok()) return fail(used.status());
-      if (*used <= options_.max_size) break;
-      auto rows = store_->RowCount();
-      if (!rows.ok()) return fail(rows.status());
-      if (*rows == 0) break;
-      // Rows in proportion to the excess, at least 1% of them.
-      const double excess = static_cast<double>(*used - options_.max_size) / *used;
-      const auto want =
-          static_cast<std::uint64_t>(std::max(excess, 0.01) * static_cast<double>(*rows) + 1);
-      auto n = store_->DeleteOldest(std::min(want, kRetentionChunk));
-      if (!n.ok()) return fail(n.status());
-      deleted_size_.fetch_add(*n, std::memory_order_relaxed);
-      deleted = deleted || *n > 0;
-      if (*n == 0) break;
-      write_between();
-    }
+    auto n = store_->TrimToSize(options_.max_size, write_between);
+    if (!n.ok()) return fail(n.status());
+    deleted_size_.fetch_add(*n, std::memory_order_relaxed);
   }
   if (deleted) {
-    if (Status s = store_->ReleaseFreePages(0); !s.ok()) fail(s);
+    if (Status s = store_->ReleaseSpace(); !s.ok()) fail(s);
   }
 }
 
+void RecordsWriter::RunRemote(bool stopping) {
+  if (!connected_ && std::chrono::steady_clock::now() >= next_connect_) {
+    if (Status s = store_->Reconnect(); s.ok()) {
+      spdlog::info("records: the database is back; {} spooled records to write",
+                   spool_ != nullptr ? spool_->records() : 0);
+      connected_ = true;
+      connected_figure_.store(true, std::memory_order_relaxed);
+      backoff_ = 100ms;
+    } else {
+      database_errors_.fetch_add(1, std::memory_order_relaxed);
+      Disconnected(s);
+    }
+  }
+  if (connected_ && !DrainSpool()) {
+    // Disconnected() has run; what comes next is spooled.
+  }
+  if (!TakePending()) return;
+  if (connected_ && (spool_ == nullptr || spool_->empty())) {
+    if (WriteWork()) return;
+  }
+  SpoolWork();
+  (void)stopping;
+}
+
 void RecordsWriter::Run() {
-  auto backoff = 100ms;
+  auto sqlite_backoff = 100ms;
   auto next_retention = std::chrono::steady_clock::now();
   const bool retention = options_.max_age.count() > 0 || options_.max_size > 0;
+  const bool remote = store_->Remote();
+  if (remote) {
+    // The store was opened without a connection when the database was away.
+    if (Status s = store_->Reconnect(); !s.ok())
+      Disconnected(s);
+    else
+      connected_figure_.store(true, std::memory_order_relaxed);
+  }
   for (;;) {
     bool stopping;
     {
       std::unique_lock lock(mu_);
-      auto wait_until = retention ? next_retention : std::chrono::steady_clock::now() + 1h;
-      wake_.wait_until(lock, wait_until, [this] { return stopping_ || !pending_.empty(); });
+      auto until = std::chrono::steady_clock::now() + 1h;
+      if (retention) until = std::min(until, next_retention);
+      if (remote && !connected_) until = std::min(until, next_connect_);
+      if (remote && connected_ && spool_ != nullptr && !spool_->empty())
+        until = std::chrono::steady_clock::now();
+      wake_.wait_until(lock, until, [this] { return stopping_ || !pending_.empty(); });
       stopping = stopping_;
     }
-    if (TakePending()) {
+    if (remote) {
+      RunRemote(stopping);
+    } else if (TakePending()) {
       if (WriteWork()) {
-        backoff = 100ms;
+        sqlite_backoff = 100ms;
       } else if (!stopping) {
-        Pause(backoff);
-        backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
+        Pause(sqlite_backoff);
+        sqlite_backoff = std::min<std::chrono::milliseconds>(sqlite_backoff * 2, 30s);
         continue;
       }
     }
-    if (retention && std::chrono::steady_clock::now() >= next_retention) {
+    if (retention && (!remote || connected_) &&
+        std::chrono::steady_clock::now() >= next_retention) {
       ApplyRetention();
       next_retention = std::chrono::steady_clock::now() + options_.retention_interval;
     }
     if (stopping) {
-      // Whatever came in meanwhile, one last attempt; what fails is counted.
+      // Whatever came in meanwhile: one last attempt, or the spool.
       while (TakePending()) {
-        if (!WriteWork()) break;
+        if (remote) {
+          if (!connected_ || (spool_ != nullptr && !spool_->empty()) || !WriteWork()) SpoolWork();
+        } else if (!WriteWork()) {
+          break;
+        }
       }
       const std::uint64_t left = queued_records_.load(std::memory_order_relaxed);
       if (left > 0) {

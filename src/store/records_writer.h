@@ -16,7 +16,16 @@
 // pending records written between them, so writing waits for one chunk at
 // most. Freed pages go back to the file system.
 //
-// Stop() (and the destructor) writes what is pending, then ends the thread.
+// A remote store (PostgreSQL) may be away: then the writer spools (spool.h)
+// what it cannot write, tries to connect again with back-off (0.1 s doubling
+// to 30 s), and once connected drains the spool, oldest first, before it
+// writes anything new; records stay in order and none is lost but what a
+// full spool refuses (counted). A batch whose commit was lost with the
+// connection is written again from the spool, and the records' keys keep
+// it once.
+//
+// Stop() (and the destructor) writes what is pending, then ends the thread;
+// a remote store that is away gets it in the spool.
 #pragma once
 
 #include <atomic>
@@ -30,7 +39,8 @@
 #include <thread>
 
 #include "core/clock.h"
-#include "store/sqlite_store.h"
+#include "store/record_store.h"
+#include "store/spool.h"
 
 namespace mailscope::store {
 
@@ -40,9 +50,10 @@ struct RecordsWriterOptions {
   std::chrono::seconds max_age{0};        // 0: rows are kept whatever their age
   std::uint64_t max_size = 0;             // bytes of rows; 0: no limit
   std::chrono::milliseconds retention_interval{60'000};
+  // Remote stores: the spool's directory and bound.
+  std::string spool_dir;
+  std::uint64_t spool_bytes = 1u << 30;
 };
-
-inline constexpr std::uint64_t kRetentionChunk = 10'000;
 
 // What the writer did; read from any thread.
 struct RecordsFigures {
@@ -53,14 +64,19 @@ struct RecordsFigures {
   std::uint64_t database_errors = 0;     // failed transactions and retention steps
   std::uint64_t queued_records = 0;      // waiting for the writer, now
   std::uint64_t queued_bytes = 0;
-  std::uint64_t deleted_age = 0;   // rows retention removed for their age
-  std::uint64_t deleted_size = 0;  // rows retention removed for the size limit
+  std::uint64_t deleted_age = 0;         // rows retention removed for their age
+  std::uint64_t deleted_size = 0;        // rows retention removed for the size limit
+  std::uint64_t dropped_spool_full = 0;  // the store was away and the spool full
+  std::uint64_t spool_records = 0;       // waiting in the spool, now
+  std::uint64_t spool_bytes = 0;
+  bool connected = true;  // a remote store answers
 };
 
 class RecordsWriter {
  public:
-  RecordsWriter(std::unique_ptr<SqliteStore> store, RecordsWriterOptions options,
-                const Clock& clock);
+  // `spool` is used for a Remote() store and may be null otherwise.
+  RecordsWriter(std::unique_ptr<RecordStore> store, std::unique_ptr<Spool> spool,
+                RecordsWriterOptions options, const Clock& clock);
   ~RecordsWriter();
   RecordsWriter(const RecordsWriter&) = delete;
   RecordsWriter& operator=(const RecordsWriter&) = delete;
@@ -81,10 +97,19 @@ class RecordsWriter {
   // Takes what is pending into work_ (when work_ is done). True when it took any.
   bool TakePending();
   void ApplyRetention();
+  // Remote stores.
+  void RunRemote(bool stopping);
+  void SpoolWork();
+  bool DrainSpool();
+  void Disconnected(const Status& why);
+  // Writes records from `data` in batches; false after a failure.
+  // `*done` is the bytes written so far.
+  bool WriteRecords(std::string_view data, std::size_t* done, bool count_queued);
   // Sleeps up to `d`, less when stopping.
   void Pause(std::chrono::milliseconds d);
 
-  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<RecordStore> store_;
+  std::unique_ptr<Spool> spool_;
   const RecordsWriterOptions options_;
   const Clock& clock_;
 
@@ -99,10 +124,16 @@ class RecordsWriter {
   std::size_t work_done_ = 0;
   std::uint64_t work_records_ = 0;
   std::vector<RecordView> batch_;
+  std::string spooled_;  // a segment being drained
+  bool connected_ = true;
+  std::chrono::milliseconds backoff_{100};
+  std::chrono::steady_clock::time_point next_connect_{};
 
   std::atomic<std::uint64_t> written_{0}, batches_{0}, dropped_queue_full_{0}, dropped_shutdown_{0},
-      database_errors_{0}, deleted_age_{0}, deleted_size_{0};
-  std::atomic<std::uint64_t> queued_records_{0}, queued_bytes_{0};
+      database_errors_{0}, deleted_age_{0}, deleted_size_{0}, dropped_spool_full_{0};
+  std::atomic<std::uint64_t> queued_records_{0}, queued_bytes_{0}, spool_records_{0},
+      spool_bytes_{0};
+  std::atomic<bool> connected_figure_{true};
   std::thread thread_;
 };
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/temp_dir_testing.h"
+#include "store/sqlite_store.h"
 
 namespace mailscope::store {
 namespace {
@@ -25,7 +26,7 @@ std::string Encoded(std::int64_t time_us, std::string_view event, std::size_t pa
   return out;
 }
 
-std::unique_ptr<SqliteStore> Open(const std::string& path) {
+std::unique_ptr<RecordStore> Open(const std::string& path) {
   auto store = SqliteStore::Open(path, SqliteStore::Mode::kReadWrite);
   EXPECT_TRUE(store.ok()) << store.status().message();
   return std::move(*store);
@@ -54,7 +55,7 @@ TEST(RecordsWriterTest, WritesEverythingPushedInBatches) {
   SystemClock clock;
   RecordsWriterOptions options;
   options.batch_size = 100;
-  RecordsWriter writer(Open(path), options, clock);
+  RecordsWriter writer(Open(path), nullptr, options, clock);
   for (int i = 0; i < 2500; ++i) ASSERT_TRUE(writer.Push(Encoded(i, "msg:delivery")));
   ASSERT_TRUE(WaitFor([&] { return writer.figures().written == 2500; }));
   const RecordsFigures f = writer.figures();
@@ -70,7 +71,7 @@ TEST(RecordsWriterTest, StopWritesWhatIsPending) {
   const std::string path = dir.File("r.sqlite");
   SystemClock clock;
   {
-    RecordsWriter writer(Open(path), {}, clock);
+    RecordsWriter writer(Open(path), nullptr, {}, clock);
     for (int i = 0; i < 5000; ++i) writer.Push(Encoded(i, "e"));
   }
   EXPECT_EQ(Rows(path), 5000u);
@@ -83,7 +84,7 @@ TEST(RecordsWriterTest, AFullQueueDropsAndCounts) {
   RecordsWriterOptions options;
   const std::string record = Encoded(1, "e", 1000);
   options.queue_bytes = record.size() * 3;
-  RecordsWriter writer(Open(path), options, clock);
+  RecordsWriter writer(Open(path), nullptr, options, clock);
   // A record larger than the whole queue never fits.
   EXPECT_FALSE(writer.Push(Encoded(1, "e", options.queue_bytes)));
   EXPECT_EQ(writer.figures().dropped_queue_full, 1u);
@@ -104,7 +105,7 @@ TEST(RecordsWriterTest, RetentionByAgeAndSize) {
   options.max_age = std::chrono::seconds(100);
   options.retention_interval = 20ms;
   {
-    RecordsWriter writer(Open(path), options, clock);
+    RecordsWriter writer(Open(path), nullptr, options, clock);
     const std::int64_t now_us = 1'000'000'000'000;
     for (int i = 0; i < 300; ++i) writer.Push(Encoded(now_us - (i + 1) * 1'000'000, "e"));
     // 1..100 s old stay; 101..300 s old go (strictly older than the cutoff).
@@ -122,7 +123,7 @@ TEST(RecordsWriterTest, RetentionBySizeKeepsTheNewest) {
   options.retention_interval = 20ms;
   options.max_size = 200 * 1024;
   {
-    RecordsWriter writer(Open(path), options, clock);
+    RecordsWriter writer(Open(path), nullptr, options, clock);
     for (int i = 0; i < 400; ++i) writer.Push(Encoded(i, "e", 2000));
     ASSERT_TRUE(WaitFor([&] {
       auto store = SqliteStore::Open(path, SqliteStore::Mode::kReadOnly);
@@ -134,7 +135,7 @@ TEST(RecordsWriterTest, RetentionBySizeKeepsTheNewest) {
   ASSERT_TRUE(store.ok());
   EXPECT_LE(*(*store)->UsedBytes(), 200u * 1024);
   // The newest rows are the ones kept.
-  SqliteQuery q;
+  RecordQuery q;
   q.newest_first = true;
   std::int64_t newest = -1;
   ASSERT_TRUE((*store)

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace mailscope::store {
@@ -213,6 +214,30 @@ Result<std::uint64_t> SqliteStore::DeleteOldest(std::uint64_t limit) {
   return static_cast<std::uint64_t>(sqlite3_changes64(db_));
 }
 
+Result<std::uint64_t> SqliteStore::TrimToSize(std::uint64_t max_bytes,
+                                              const std::function<void()>& between_chunks) {
+  std::uint64_t deleted = 0;
+  for (;;) {
+    auto used = UsedBytes();
+    if (!used.ok()) return used.status();
+    if (*used <= max_bytes) break;
+    auto rows = RowCount();
+    if (!rows.ok()) return rows.status();
+    if (*rows == 0) break;
+    // Rows in proportion to the excess, at least 1% of them.
+    const double excess = static_cast<double>(*used - max_bytes) / static_cast<double>(*used);
+    const auto want =
+        static_cast<std::uint64_t>(std::max(excess, 0.01) * static_cast<double>(*rows) + 1);
+    auto n = DeleteOldest(std::min(want, kRetentionChunk));
+    if (!n.ok()) return n.status();
+    deleted += *n;
+    if (*n == 0) break;
+    MS_RETURN_IF_ERROR(ReleaseFreePages(0));
+    between_chunks();
+  }
+  return deleted;
+}
+
 Result<std::uint64_t> SqliteStore::UsedBytes() {
   std::int64_t values[3] = {};
   const char* pragmas[3] = {"PRAGMA page_count", "PRAGMA freelist_count", "PRAGMA page_size"};
@@ -250,7 +275,7 @@ Status SqliteStore::DistinctEvents(std::vector<std::string>& out) {
   return Status::Ok();
 }
 
-Status SqliteStore::Read(const SqliteQuery& query,
+Status SqliteStore::Read(const RecordQuery& query,
                          const std::function<bool(const RecordView&)>& row) {
   std::string sql = fmt::format("SELECT {} FROM events WHERE time >= ?1 AND time < ?2", kColumns);
   if (!query.events.empty()) {

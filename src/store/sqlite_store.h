@@ -32,6 +32,7 @@
 
 #include "core/status.h"
 #include "store/record.h"
+#include "store/record_store.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -41,45 +42,37 @@ namespace mailscope::store {
 inline constexpr int kSqliteSchemaVersion = 1;
 inline constexpr std::string_view kSqliteFileName = "records.sqlite";
 
-// What to read back. Times are microseconds since the epoch.
-struct SqliteQuery {
-  std::int64_t since_us = INT64_MIN;
-  std::int64_t until_us = INT64_MAX;  // exclusive
-  // When not empty, only these event names (an index lookup each).
-  std::vector<std::string> events;
-  bool newest_first = false;
-};
-
-class SqliteStore {
+class SqliteStore : public RecordStore {
  public:
   enum class Mode { kReadWrite, kReadOnly };
 
   // Opens (kReadWrite: creates, and migrates to kSqliteSchemaVersion) the
   // file at `path`. A file of a newer schema is refused.
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path, Mode mode);
-  ~SqliteStore();
+  ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
-  // Writes `records` in one transaction: all or none.
-  Status Insert(std::span<const RecordView> records);
+  // RecordStore. TrimToSize() measures the rows as the file's pages less its
+  // free pages, and deletes the oldest rows (in proportion to the excess, at
+  // least 1%, chunks of kRetentionChunk) until they fit, freeing the pages.
+  Status Insert(std::span<const RecordView> records) override;
+  bool Remote() const override { return false; }
+  Status Reconnect() override { return Status::Ok(); }
+  Result<std::uint64_t> DeleteBefore(std::int64_t time_us, std::uint64_t limit) override;
+  Result<std::uint64_t> TrimToSize(std::uint64_t max_bytes,
+                                   const std::function<void()>& between_chunks) override;
+  Status ReleaseSpace() override { return ReleaseFreePages(0); }
+  Status DistinctEvents(std::vector<std::string>& out) override;
+  Status Read(const RecordQuery& query, const std::function<bool(const RecordView&)>& row) override;
+  Result<std::uint64_t> RowCount() override;
 
-  // Retention. Each deletes at most `limit` rows in one transaction, oldest
-  // first, and returns how many went.
-  Result<std::uint64_t> DeleteBefore(std::int64_t time_us, std::uint64_t limit);
+  // Deletes the `limit` oldest rows in one transaction.
   Result<std::uint64_t> DeleteOldest(std::uint64_t limit);
   // Bytes the rows take: the file's pages less its free pages.
   Result<std::uint64_t> UsedBytes();
-  // Gives up to `pages` free pages back to the file system.
+  // Gives up to `pages` free pages back to the file system (0: all).
   Status ReleaseFreePages(std::uint64_t pages);
-  Result<std::uint64_t> RowCount();
-
-  // The event names present, sorted (an index scan).
-  Status DistinctEvents(std::vector<std::string>& out);
-
-  // Calls `row` for each record `query` selects, oldest first (or newest
-  // first), until it returns false. The view is valid during the call.
-  Status Read(const SqliteQuery& query, const std::function<bool(const RecordView&)>& row);
 
   const std::string& path() const { return path_; }
 

@@ -20,7 +20,7 @@ RecordView Make(std::int64_t time_us, std::string_view event, std::string_view f
   return r;
 }
 
-std::vector<std::string> Events(SqliteStore& store, const SqliteQuery& q) {
+std::vector<std::string> Events(SqliteStore& store, const RecordQuery& q) {
   std::vector<std::string> out;
   EXPECT_TRUE(store
                   .Read(q,
@@ -55,7 +55,7 @@ TEST(SqliteStoreTest, WritesAndReadsBack) {
 
   EXPECT_EQ(Events(**store, {}),
             (std::vector<std::string>{"10 tcp:connect", "20 msg:rcpt:defer", "30 msg:delivery"}));
-  SqliteQuery q;
+  RecordQuery q;
   q.since_us = 15;
   q.until_us = 30;
   EXPECT_EQ(Events(**store, q), (std::vector<std::string>{"20 msg:rcpt:defer"}));
@@ -133,7 +133,7 @@ TEST(SqliteStoreTest, RetentionDeletesOldestFirstAndGivesSpaceBack) {
   EXPECT_EQ(*(*store)->DeleteBefore(101, 1000), 150u);
   EXPECT_EQ(*(*store)->DeleteBefore(101, 1000), 0u);
   EXPECT_EQ(*(*store)->DeleteOldest(800), 800u);
-  SqliteQuery q;
+  RecordQuery q;
   q.until_us = 501;
   EXPECT_TRUE(Events(**store, q).empty());  // times up to 500 went first
   EXPECT_EQ(*(*store)->RowCount(), 1000u);

@@ -24,7 +24,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -547,3 +549,54 @@ def run_dovecot_test(argv: list[str], doc: str, prefix: str, what: str,
     os.chmod(root, 0o755)
     test = make_test(os.path.abspath(args.mailscope), root)
     return run_test(test, test.c, what, root, args.keep)
+
+
+# ---- a stats-writer client of our own -------------------------------------------
+
+
+def tab_escape(value: bytes) -> bytes:
+    """Dovecot's str_tabescape()."""
+    out = bytearray()
+    for b in value:
+        out += {0x01: b"\x011", 0x09: b"\x01t", 0x0d: b"\x01r", 0x0a: b"\x01n",
+                0x00: b"\x010"}.get(b, bytes([b]))
+    return bytes(out)
+
+
+class StatsWriterClient:
+    """A stats-writer client that sends events as a Dovecot process does and
+    reads (and ignores) what the server sends it."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.sock.sendall(b"VERSION\tstats-client\t4\t0\n")
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                if not self.sock.recv(65536):
+                    return
+            except OSError:
+                return
+
+    @staticmethod
+    def event_line(name: str, fields: dict[str, bytes]) -> bytes:
+        sec, usec = divmod(time.time_ns() // 1000, 1_000_000)
+        items = [b"EVENT", b"0", b"0", b"0", str(sec).encode(), str(usec).encode(),
+                 b"s" + os.path.basename(sys.argv[0]).encode(), b"1", f"l{sec}".encode(), str(usec).encode(),
+                 b"n" + name.encode()]
+        for key, value in fields.items():
+            items += [b"S" + key.encode(), tab_escape(value)]
+        return b"\t".join(items) + b"\n"
+
+    def send(self, name: str, **fields: bytes) -> None:
+        self.sock.sendall(self.event_line(name, fields))
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()

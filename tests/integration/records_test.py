@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -53,54 +52,6 @@ max_record_size = "512K"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
-def tab_escape(value: bytes) -> bytes:
-    """Dovecot's str_tabescape()."""
-    out = bytearray()
-    for b in value:
-        out += {0x01: b"\x011", 0x09: b"\x01t", 0x0d: b"\x01r", 0x0a: b"\x01n",
-                0x00: b"\x010"}.get(b, bytes([b]))
-    return bytes(out)
-
-
-class WriterClient:
-    """A stats-writer client that sends events as a Dovecot process does and
-    reads (and ignores) what the server sends it."""
-
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.sock.sendall(b"VERSION\tstats-client\t4\t0\n")
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                if not self.sock.recv(65536):
-                    return
-            except OSError:
-                return
-
-    @staticmethod
-    def event_line(name: str, fields: dict[str, bytes]) -> bytes:
-        sec, usec = divmod(time.time_ns() // 1000, 1_000_000)
-        items = [b"EVENT", b"0", b"0", b"0", str(sec).encode(), str(usec).encode(),
-                 b"srecords_test.py", b"1", f"l{sec}".encode(), str(usec).encode(),
-                 b"n" + name.encode()]
-        for key, value in fields.items():
-            items += [b"S" + key.encode(), tab_escape(value)]
-        return b"\t".join(items) + b"\n"
-
-    def send(self, name: str, **fields: bytes) -> None:
-        self.sock.sendall(self.event_line(name, fields))
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-
 def field_bytes(value: object) -> bytes:
     """A field of `mailscope events --json` as the bytes it stands for."""
     if isinstance(value, dict) and "base64" in value:
@@ -118,7 +69,7 @@ class RecordsTest:
                                   extra="auth_failure_delay = 0\n")
         self.ms = lm.Mailscope(binary, os.path.join(root, "mailscope"),
                                config=CONFIG + ld.mailscope_settings())
-        self.clients: list[WriterClient] = []
+        self.clients: list[ld.StatsWriterClient] = []
 
     # ---- helpers ------------------------------------------------------------
 
@@ -139,8 +90,8 @@ class RecordsTest:
                 return int(float(line.split()[-1]))
         return None
 
-    def writer(self) -> WriterClient:
-        client = WriterClient(os.path.join(self.ms.run_dir, "stats-writer"))
+    def writer(self) -> ld.StatsWriterClient:
+        client = ld.StatsWriterClient(os.path.join(self.ms.run_dir, "stats-writer"))
         self.clients.append(client)
         return client
 
@@ -256,7 +207,7 @@ class RecordsTest:
         c = self.c
         before = self.metric("mailscope_records_written_total") or 0
         client = self.writer()
-        data = b"".join(WriterClient.event_line(
+        data = b"".join(ld.StatsWriterClient.event_line(
             "imap_command_finished", {"user": b"streamer", "seq": str(i).encode()})
             for i in range(STREAMED))
         sent = threading.Event()

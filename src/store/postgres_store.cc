@@ -1,0 +1,381 @@
+#include "store/postgres_store.h"
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace mailscope::store {
+namespace {
+
+constexpr const char* kSchemaV1 =
+    "CREATE TABLE events ("
+    " id bigserial PRIMARY KEY,"
+    " stream bigint NOT NULL, seq bigint NOT NULL,"
+    " time timestamptz NOT NULL,"
+    " source text NOT NULL, event text NOT NULL, level text NOT NULL,"
+    " kind text, outcome text, remote_ip text, \"user\" text, sender text, recipient text,"
+    " domain text, message_id text,"
+    " categories json, fields json NOT NULL, units json,"
+    " UNIQUE (stream, seq));"
+    "CREATE INDEX events_time ON events (time);"
+    "CREATE INDEX events_source_event ON events (source, event, time);"
+    "CREATE INDEX events_remote_ip ON events (remote_ip, time) WHERE remote_ip IS NOT NULL;"
+    "CREATE INDEX events_user ON events (\"user\", time) WHERE \"user\" IS NOT NULL;"
+    "CREATE INDEX events_message_id ON events (message_id, time) WHERE message_id IS NOT NULL;";
+
+constexpr int kColumnsPerRow = 17;
+constexpr const char* kInsertColumns =
+    "INSERT INTO events (stream, seq, time, source, event, level, kind, outcome, remote_ip,"
+    " \"user\", sender, recipient, domain, message_id, categories, fields, units) VALUES ";
+
+constexpr const char* kSelectColumns =
+    "SELECT (extract(epoch FROM time) * 1000000)::bigint, source, event, level, kind, outcome,"
+    " remote_ip, \"user\", sender, recipient, domain, message_id, categories, fields, units,"
+    " stream, seq FROM events";
+
+struct ResultHolder {
+  PGresult* r;
+  explicit ResultHolder(PGresult* res) : r(res) {}
+  ~ResultHolder() { PQclear(r); }
+  ResultHolder(const ResultHolder&) = delete;
+  ResultHolder& operator=(const ResultHolder&) = delete;
+};
+
+// A text column's value as PostgreSQL can hold it, or nullptr (NULL) when it
+// holds NUL or is not UTF-8, or is empty and `null_when_empty`.
+const char* Column(std::string_view v, bool null_when_empty, std::vector<std::string>& keep) {
+  if (v.empty()) return null_when_empty ? nullptr : "";
+  if (v.find('\0') != std::string_view::npos || !IsValidUtf8(v)) return nullptr;
+  keep.emplace_back(v);
+  return keep.back().c_str();
+}
+
+// An event name with NUL and bytes that are not UTF-8 replaced by U+FFFD.
+std::string Printable(std::string_view v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size();) {
+    std::size_t n = 1;
+    const auto c = static_cast<unsigned char>(v[i]);
+    if (c >= 0xF0)
+      n = 4;
+    else if (c >= 0xE0)
+      n = 3;
+    else if (c >= 0xC0)
+      n = 2;
+    if (c != 0 && i + n <= v.size() && IsValidUtf8(v.substr(i, n))) {
+      out.append(v.substr(i, n));
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string Rfc3339(std::int64_t time_us) {
+  std::string out;
+  AppendRfc3339(out, time_us);
+  return out;
+}
+
+std::string_view Value(PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col)) return {};
+  return {PQgetvalue(r, row, col), static_cast<std::size_t>(PQgetlength(r, row, col))};
+}
+
+}  // namespace
+
+std::string RedactConninfo(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &err);
+  if (options == nullptr) {
+    PQfreemem(err);
+    return "(a database conninfo that does not parse)";
+  }
+  std::string out;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || std::strcmp(o->keyword, "password") == 0) continue;
+    if (!out.empty()) out += ' ';
+    out += fmt::format("{}={}", o->keyword, o->val);
+  }
+  PQconninfoFree(options);
+  return out;
+}
+
+Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::string& conninfo,
+                                                           bool connect_now) {
+  char* err = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &err);
+  if (options == nullptr) {
+    std::string msg = err != nullptr ? err : "out of memory";
+    PQfreemem(err);
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    return InvalidArgument(fmt::format("database: {}", msg));
+  }
+  PQconninfoFree(options);
+  std::unique_ptr<PostgresStore> store(new PostgresStore(conninfo, RedactConninfo(conninfo)));
+  if (connect_now) (void)store->Connect();  // away now: the writer connects later
+  return store;
+}
+
+PostgresStore::~PostgresStore() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+Status PostgresStore::Fail(std::string_view what) {
+  std::string msg = conn_ != nullptr ? PQerrorMessage(conn_) : "not connected";
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  Status s = Unavailable(fmt::format("PostgreSQL ({}): {}: {}", display_, what, msg));
+  // A broken connection is dropped; the next call connects anew.
+  if (conn_ != nullptr && PQstatus(conn_) != CONNECTION_OK) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+  return s;
+}
+
+Status PostgresStore::Exec(const char* sql) {
+  if (conn_ == nullptr) return Unavailable(fmt::format("PostgreSQL ({}): not connected", display_));
+  ResultHolder r(PQexec(conn_, sql));
+  const ExecStatusType st = PQresultStatus(r.r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Fail(sql);
+  return Status::Ok();
+}
+
+Status PostgresStore::Connect(bool migrate) {
+  if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) return Status::Ok();
+  if (conn_ != nullptr) PQfinish(conn_);
+  // A default connect_timeout, so that a host that does not answer holds the
+  // writer for seconds, not minutes; one in the conninfo wins (it comes later).
+  const char* keywords[] = {"connect_timeout", "dbname", nullptr};
+  const char* values[] = {"5", conninfo_.c_str(), nullptr};
+  conn_ = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return Fail("cannot connect");
+  // Notices (CREATE ... IF NOT EXISTS) are not for the log.
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
+  return migrate ? Migrate() : Status::Ok();
+}
+
+Result<int> PostgresStore::SchemaVersion() {
+  if (conn_ == nullptr) return Unavailable(fmt::format("PostgreSQL ({}): not connected", display_));
+  ResultHolder exists(PQexec(conn_, "SELECT to_regclass('mailscope_schema') IS NOT NULL"));
+  if (PQresultStatus(exists.r) != PGRES_TUPLES_OK) return Fail("reading the schema version");
+  if (Value(exists.r, 0, 0) != "t") return 0;
+  ResultHolder r(PQexec(conn_, "SELECT coalesce(max(version), 0) FROM mailscope_schema"));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return Fail("reading the schema version");
+  return std::atoi(PQgetvalue(r.r, 0, 0));
+}
+
+Status PostgresStore::Migrate() {
+  MS_RETURN_IF_ERROR(Exec("BEGIN"));
+  // One mailscope migrates at a time.
+  Status s = Exec("SELECT pg_advisory_xact_lock(7237005815375806307)");
+  if (s.ok()) s = Exec("CREATE TABLE IF NOT EXISTS mailscope_schema (version integer NOT NULL)");
+  Result<int> version = s.ok() ? SchemaVersion() : Result<int>(s);
+  if (version.ok() && *version > kPostgresSchemaVersion) {
+    s = FailedPrecondition(fmt::format(
+        "PostgreSQL ({}): schema version {} is newer than this mailscope's {}; records are not "
+        "written to it",
+        display_, *version, kPostgresSchemaVersion));
+  } else if (version.ok() && *version < 1) {
+    s = Exec(kSchemaV1);
+    if (s.ok()) s = Exec("DELETE FROM mailscope_schema; INSERT INTO mailscope_schema VALUES (1)");
+  } else if (!version.ok()) {
+    s = version.status();
+  }
+  if (!s.ok()) {
+    if (conn_ != nullptr) (void)Exec("ROLLBACK");
+    if (conn_ != nullptr) {
+      PQfinish(conn_);  // unusable until migrated
+      conn_ = nullptr;
+    }
+    return s;
+  }
+  return Exec("COMMIT");
+}
+
+Status PostgresStore::Insert(std::span<const RecordView> records) {
+  if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
+  // At most 65535 parameters a statement: 3,000 rows of 17.
+  constexpr std::size_t kRowsPerStatement = 3000;
+  MS_RETURN_IF_ERROR(Exec("BEGIN"));
+  std::vector<std::string> keep;
+  std::vector<const char*> params;
+  std::string sql;
+  for (std::size_t first = 0; first < records.size(); first += kRowsPerStatement) {
+    const std::size_t rows = std::min(kRowsPerStatement, records.size() - first);
+    keep.clear();
+    keep.reserve(rows * kColumnsPerRow);
+    params.clear();
+    sql = kInsertColumns;
+    for (std::size_t i = 0; i < rows; ++i) {
+      const RecordView& r = records[first + i];
+      sql += i == 0 ? "(" : ",(";
+      for (int c = 1; c <= kColumnsPerRow; ++c) {
+        fmt::format_to(std::back_inserter(sql), "{}${}", c == 1 ? "" : ",",
+                       i * kColumnsPerRow + static_cast<std::size_t>(c));
+      }
+      sql += ')';
+      keep.push_back(std::to_string(static_cast<std::int64_t>(r.stream)));
+      params.push_back(keep.back().c_str());
+      keep.push_back(std::to_string(static_cast<std::int64_t>(r.seq)));
+      params.push_back(keep.back().c_str());
+      keep.push_back(Rfc3339(r.time_us));
+      params.push_back(keep.back().c_str());
+      params.push_back(SourceName(r.source).data());  // NUL-terminated literals
+      keep.push_back(Printable(r.event));
+      params.push_back(keep.back().c_str());
+      params.push_back(LevelName(r.level).data());
+      for (std::string_view v :
+           {r.kind, r.outcome, r.remote_ip, r.user, r.sender, r.recipient, r.domain, r.message_id})
+        params.push_back(Column(v, true, keep));
+      params.push_back(Column(r.categories, true, keep));
+      params.push_back(Column(r.fields, false, keep));
+      params.push_back(Column(r.units, true, keep));
+    }
+    sql += " ON CONFLICT (stream, seq) DO NOTHING";
+    ResultHolder res(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                                  params.data(), nullptr, nullptr, 0));
+    if (PQresultStatus(res.r) != PGRES_COMMAND_OK) {
+      Status s = Fail("INSERT");
+      if (conn_ != nullptr) (void)Exec("ROLLBACK");
+      return s;
+    }
+  }
+  return Exec("COMMIT");
+}
+
+Result<std::uint64_t> PostgresStore::DeleteBefore(std::int64_t time_us, std::uint64_t limit) {
+  if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
+  const std::string cutoff = Rfc3339(time_us);
+  const std::string n = std::to_string(limit);
+  const char* params[] = {cutoff.c_str(), n.c_str()};
+  ResultHolder r(PQexecParams(conn_,
+                              "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < "
+                              "$1::timestamptz ORDER BY time LIMIT $2::bigint)",
+                              2, nullptr, params, nullptr, nullptr, 0));
+  if (PQresultStatus(r.r) != PGRES_COMMAND_OK) return Fail("retention delete");
+  return std::strtoull(PQcmdTuples(r.r), nullptr, 10);
+}
+
+Result<std::uint64_t> PostgresStore::TrimToSize(std::uint64_t max_bytes,
+                                                const std::function<void()>& between_chunks) {
+  if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
+  ResultHolder size(PQexec(conn_, "SELECT pg_total_relation_size('events'), count(*) FROM events"));
+  if (PQresultStatus(size.r) != PGRES_TUPLES_OK) return Fail("measuring the table");
+  const std::uint64_t bytes = std::strtoull(PQgetvalue(size.r, 0, 0), nullptr, 10);
+  const std::uint64_t rows = std::strtoull(PQgetvalue(size.r, 0, 1), nullptr, 10);
+  if (bytes <= max_bytes || rows == 0) return std::uint64_t{0};
+  std::uint64_t want = rows / 10 + 1, deleted = 0;
+  while (deleted < want) {
+    const std::string n = std::to_string(std::min<std::uint64_t>(want - deleted, 10'000));
+    const char* params[] = {n.c_str()};
+    ResultHolder r(PQexecParams(
+        conn_,
+        "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time LIMIT $1::bigint)", 1,
+        nullptr, params, nullptr, nullptr, 0));
+    if (PQresultStatus(r.r) != PGRES_COMMAND_OK) return Fail("retention delete");
+    const std::uint64_t went = std::strtoull(PQcmdTuples(r.r), nullptr, 10);
+    deleted += went;
+    if (went == 0) break;
+    between_chunks();
+  }
+  MS_RETURN_IF_ERROR(ReleaseSpace());
+  return deleted;
+}
+
+Status PostgresStore::ReleaseSpace() { return Exec("VACUUM events"); }
+
+Status PostgresStore::DistinctEvents(std::vector<std::string>& out) {
+  if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
+  ResultHolder r(PQexec(conn_, "SELECT DISTINCT event FROM events ORDER BY event"));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return Fail("reading the event names");
+  for (int i = 0; i < PQntuples(r.r); ++i) out.emplace_back(Value(r.r, i, 0));
+  return Status::Ok();
+}
+
+Result<std::uint64_t> PostgresStore::RowCount() {
+  if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
+  ResultHolder r(PQexec(conn_, "SELECT count(*) FROM events"));
+  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return Fail("counting rows");
+  return std::strtoull(PQgetvalue(r.r, 0, 0), nullptr, 10);
+}
+
+Status PostgresStore::Read(const RecordQuery& query,
+                           const std::function<bool(const RecordView&)>& row) {
+  if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
+  // timestamptz holds the years 4713 BC to 294276 AD; what mailscope asks is within.
+  constexpr std::int64_t kYear1 = -62'135'596'800'000'000, kYear9999 = 253'402'300'799'000'000;
+  std::vector<std::string> keep = {Rfc3339(std::clamp(query.since_us, kYear1, kYear9999)),
+                                   Rfc3339(std::clamp(query.until_us, kYear1, kYear9999))};
+  std::string sql =
+      std::string(kSelectColumns) + " WHERE time >= $1::timestamptz AND time < $2::timestamptz";
+  if (!query.events.empty()) {
+    sql += " AND event IN (";
+    for (std::size_t i = 0; i < query.events.size(); ++i) {
+      fmt::format_to(std::back_inserter(sql), "{}${}", i == 0 ? "" : ",", i + 3);
+      keep.push_back(query.events[i]);
+    }
+    sql += ")";
+  }
+  sql += query.newest_first ? " ORDER BY time DESC, id DESC" : " ORDER BY time, id";
+  std::vector<const char*> params;
+  for (const std::string& k : keep) params.push_back(k.c_str());
+  if (!PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                         params.data(), nullptr, nullptr, 0))
+    return Fail("querying");
+  PQsetSingleRowMode(conn_);  // rows as they come, not the whole result in memory
+  bool wanted = true;
+  bool cancelled = false;
+  Status status;
+  RecordView r;
+  for (;;) {
+    PGresult* res = PQgetResult(conn_);
+    if (res == nullptr) break;
+    ResultHolder holder(res);
+    const ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK) continue;  // the end of the rows
+    if (st != PGRES_SINGLE_TUPLE) {
+      if (status.ok() && !cancelled) status = Fail("reading records");
+      continue;
+    }
+    if (!wanted) continue;  // cancelled; what was on its way is drained
+    r.time_us = std::strtoll(PQgetvalue(res, 0, 0), nullptr, 10);
+    if (!ParseSourceName(Value(res, 0, 1), r.source)) continue;
+    if (!ParseLevelName(Value(res, 0, 3), r.level)) r.level = Level::kInfo;
+    r.event = Value(res, 0, 2);
+    r.kind = Value(res, 0, 4);
+    r.outcome = Value(res, 0, 5);
+    r.remote_ip = Value(res, 0, 6);
+    r.user = Value(res, 0, 7);
+    r.sender = Value(res, 0, 8);
+    r.recipient = Value(res, 0, 9);
+    r.domain = Value(res, 0, 10);
+    r.message_id = Value(res, 0, 11);
+    r.categories = Value(res, 0, 12);
+    r.fields = Value(res, 0, 13);
+    r.units = Value(res, 0, 14);
+    r.stream = static_cast<std::uint64_t>(std::strtoll(PQgetvalue(res, 0, 15), nullptr, 10));
+    r.seq = static_cast<std::uint64_t>(std::strtoll(PQgetvalue(res, 0, 16), nullptr, 10));
+    wanted = row(r);
+    if (!wanted) {
+      // Enough: the server stops sending, and the error it ends with is ours.
+      if (PGcancel* cancel = PQgetCancel(conn_); cancel != nullptr) {
+        char err[256];
+        PQcancel(cancel, err, sizeof err);
+        PQfreeCancel(cancel);
+      }
+      cancelled = true;
+    }
+  }
+  return cancelled ? Status::Ok() : status;
+}
+
+}  // namespace mailscope::store
