@@ -296,6 +296,7 @@ Status DecodeRecord(std::string_view in, RecordView& out, std::size_t* size) {
   const auto source = static_cast<std::uint8_t>(in[5]);
   const auto level = static_cast<std::uint8_t>(in[6]);
   if (source >= kSourceCount) return corrupt(fmt::format("unknown source {}", source));
+  if (in[7] != 0) return corrupt("record header's reserved byte is not 0");
   if (level > static_cast<std::uint8_t>(Level::kPanic))
     return corrupt(fmt::format("unknown level {}", level));
   out.source = static_cast<Source>(source);

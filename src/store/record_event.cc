@@ -54,7 +54,8 @@ Status RecordEventBuilder::Build(const RecordView& r, Event& event) {
   if (!r.units.empty()) MS_RETURN_IF_ERROR(ParseUnits(r.units));
   MS_RETURN_IF_ERROR(ParseFields(r.fields, event));
   if (!r.categories.empty()) MS_RETURN_IF_ERROR(ParseCategories(r.categories, event));
-  event.taxonomy = router_.Route(event).taxonomy;
+  // Old-stats records belong to no system of the catalog: no taxonomy.
+  if (catalog::SystemOf(event.source).has_value()) event.taxonomy = router_.Route(event).taxonomy;
   return Status::Ok();
 }
 

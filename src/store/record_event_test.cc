@@ -75,6 +75,18 @@ TEST(RecordEventTest, TaxonomyIsRoutedAgain) {
   EXPECT_TRUE(Matches("kind=delivery AND outcome=failed AND domain=example.org", back));
 }
 
+TEST(RecordEventTest, OldStatsRecordsHaveNoTaxonomy) {
+  RecordEventBuilder builder;
+  Event back;
+  RecordView r;
+  r.source = Source::kDovecotOldStats;
+  r.event = "old_stats_mail";
+  r.fields = R"({"user":"bob","num_logins":1})";
+  ASSERT_TRUE(builder.Build(r, back).ok());
+  EXPECT_EQ(back.taxonomy.kind, kNoName);
+  EXPECT_TRUE(Matches("user=bob", back));
+}
+
 TEST(RecordEventTest, CorruptJsonIsAnError) {
   RecordEventBuilder builder;
   Event back;

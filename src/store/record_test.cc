@@ -161,6 +161,9 @@ TEST(RecordTest, CorruptRecordsAreRefusedAtEveryCut) {
   bad[6] = 100;  // level
   EXPECT_EQ(DecodeRecord(bad, r, &size).reason(), "record_corrupt");
   bad = buf;
+  bad[7] = 1;  // reserved
+  EXPECT_EQ(DecodeRecord(bad, r, &size).reason(), "record_corrupt");
+  bad = buf;
   bad[kRecordHeaderBytes] = '\x7f';  // the event name's length runs past the record
   EXPECT_EQ(DecodeRecord(bad, r, &size).reason(), "record_corrupt");
   bad = buf + "zz";

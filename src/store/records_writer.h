@@ -122,7 +122,6 @@ class RecordsWriter {
   // Writer thread only.
   std::string work_;
   std::size_t work_done_ = 0;
-  std::uint64_t work_records_ = 0;
   std::vector<RecordView> batch_;
   std::string spooled_;  // a segment being drained
   bool connected_ = true;
