@@ -513,8 +513,9 @@ ConfigSchema<Config> MakeSchema() {
            "`retention_interval`. 0 keeps rows whatever their age.",
            Store(&RecordsConfig::max_age, ReadDuration)},
           {"max_size", SettingType::kSize, false, "0",
-           "When the rows take more than this, the oldest are deleted until they fit, and the "
-           "pages they free go back to the file system. 0: no limit.",
+           "When the rows take more than this, the oldest are deleted until they fit; new rows "
+           "reuse their space, so the SQLite file stays near this size (PostgreSQL: see "
+           "docs/records.md). 0: no limit.",
            Store(&RecordsConfig::max_size, ReadSizeOrZero)},
           {"retention_interval", SettingType::kDuration, false, "1 min",
            "How often `max_age` and `max_size` are applied.",

@@ -101,7 +101,14 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
                       kSqliteSchemaVersion));
     return store;
   }
-  MS_RETURN_IF_ERROR(store->Exec("PRAGMA auto_vacuum = INCREMENTAL"));
+  // The page size takes effect only on a new file. Rows are about 1 KB of
+  // text and each feeds five indexes: 8 KiB pages split less often than 4 KiB
+  // ones. No auto_vacuum: its page map costs 5-15% of the insert rate, and
+  // the pages retention frees are reused for new rows before the file grows,
+  // so the file stays within max_size without it. Checkpoints every 4,000
+  // pages (32 MiB of WAL) instead of 1,000: +10% (records_sink_bench).
+  MS_RETURN_IF_ERROR(store->Exec("PRAGMA page_size = 8192"));
+  MS_RETURN_IF_ERROR(store->Exec("PRAGMA wal_autocheckpoint = 4000"));
   MS_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode = WAL"));
   MS_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = NORMAL"));
   MS_RETURN_IF_ERROR(store->Migrate());
@@ -232,7 +239,6 @@ Result<std::uint64_t> SqliteStore::TrimToSize(std::uint64_t max_bytes,
     if (!n.ok()) return n.status();
     deleted += *n;
     if (*n == 0) break;
-    MS_RETURN_IF_ERROR(ReleaseFreePages(0));
     between_chunks();
   }
   return deleted;
@@ -249,11 +255,6 @@ Result<std::uint64_t> SqliteStore::UsedBytes() {
     values[i] = sqlite3_column_int64(s.s, 0);
   }
   return static_cast<std::uint64_t>((values[0] - values[1]) * values[2]);
-}
-
-Status SqliteStore::ReleaseFreePages(std::uint64_t pages) {
-  const std::string sql = fmt::format("PRAGMA incremental_vacuum({})", pages);
-  return Exec(sql.c_str());
 }
 
 Result<std::uint64_t> SqliteStore::RowCount() {

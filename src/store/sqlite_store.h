@@ -15,8 +15,8 @@
 // (user, time) and (message_id, time), the last three partial (non-NULL
 // rows only). The file is in WAL mode with synchronous=NORMAL: a committed
 // batch survives mailscope being killed; readers (`mailscope events`) never
-// block the writer. auto_vacuum=INCREMENTAL gives the pages retention frees
-// back to the file system.
+// block the writer. Pages retention frees are reused for new rows; the file
+// does not shrink (VACUUM it while serve is stopped for that).
 //
 // Every statement is prepared once with bound parameters; no SQL is built
 // from values. Thread-compatible: one thread uses a store.
@@ -55,14 +55,15 @@ class SqliteStore : public RecordStore {
 
   // RecordStore. TrimToSize() measures the rows as the file's pages less its
   // free pages, and deletes the oldest rows (in proportion to the excess, at
-  // least 1%, chunks of kRetentionChunk) until they fit, freeing the pages.
+  // least 1%, chunks of kRetentionChunk) until they fit; new rows reuse the
+  // pages they leave, so the file stays near max_bytes.
   Status Insert(std::span<const RecordView> records) override;
   bool Remote() const override { return false; }
   Status Reconnect() override { return Status::Ok(); }
   Result<std::uint64_t> DeleteBefore(std::int64_t time_us, std::uint64_t limit) override;
   Result<std::uint64_t> TrimToSize(std::uint64_t max_bytes,
                                    const std::function<void()>& between_chunks) override;
-  Status ReleaseSpace() override { return ReleaseFreePages(0); }
+  Status ReleaseSpace() override { return Status::Ok(); }  // freed pages are reused
   Status DistinctEvents(std::vector<std::string>& out) override;
   Status Read(const RecordQuery& query, const std::function<bool(const RecordView&)>& row) override;
   Result<std::uint64_t> RowCount() override;
@@ -71,8 +72,6 @@ class SqliteStore : public RecordStore {
   Result<std::uint64_t> DeleteOldest(std::uint64_t limit);
   // Bytes the rows take: the file's pages less its free pages.
   Result<std::uint64_t> UsedBytes();
-  // Gives up to `pages` free pages back to the file system (0: all).
-  Status ReleaseFreePages(std::uint64_t pages);
 
   const std::string& path() const { return path_; }
 
