@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -224,6 +225,40 @@ Result<std::unique_ptr<store::RecordStore>> OpenStore(const std::string& databas
 
 namespace {
 
+// Comparisons on an indexed column that every match of a single-query
+// filter must pass: `user=bob` in `user=bob AND NOT event=x`, not in
+// `user=bob OR kind=auth`. Only exact text (no wildcard, not a number, which
+// the language compares as one) becomes an index lookup; the filter still
+// tests every record the lookup gives.
+std::vector<store::RecordQuery::Equals> RequiredEquals(const filter::Filter& f) {
+  std::vector<store::RecordQuery::Equals> out;
+  if (f.query_count() != 1) return out;
+  std::vector<std::pair<std::string, std::string>> candidates;
+  filter::AnyLeaf(f, 0, [&](const filter::Leaf& leaf) {
+    const std::string_view key = leaf.key(), value = leaf.value();
+    const bool indexed = key == "remote_ip" || key == "user" || key == "message_id";
+    double number = 0;
+    const auto parsed = std::from_chars(value.data(), value.data() + value.size(), number);
+    const bool is_number = parsed.ec == std::errc() && parsed.ptr == value.data() + value.size();
+    const bool exact =
+        !value.empty() && value.find_first_of("*?") == std::string_view::npos && !is_number;
+    if (leaf.type() == filter::Leaf::Type::kField && indexed && exact)
+      candidates.emplace_back(key, value);
+    return false;
+  });
+  for (const auto& [key, value] : candidates) {
+    const filter::Truth t = filter::Evaluate(f, 0, [&](const filter::Leaf& leaf) {
+      return leaf.key() == key && leaf.value() == value ? filter::Truth::kFalse
+                                                        : filter::Truth::kUnknown;
+    });
+    if (t == filter::Truth::kFalse) {
+      out.push_back({key, value});
+      break;  // one index lookup is enough
+    }
+  }
+  return out;
+}
+
 int Run(const EventsFlags& f) {
   const std::string path = !f.file.empty()
                                ? f.file
@@ -267,6 +302,7 @@ int Run(const EventsFlags& f) {
     std::vector<std::string> wanted = EventsThatCanMatch(flt, names);
     if (wanted.empty()) return 0;
     if (wanted.size() < names.size()) query.events = std::move(wanted);
+    query.equals = RequiredEquals(flt);
   }
   query.newest_first = f.limit > 0;
 

@@ -24,9 +24,11 @@ constexpr const char* kSchemaV1 =
     " UNIQUE (stream, seq));"
     "CREATE INDEX events_time ON events (time);"
     "CREATE INDEX events_source_event ON events (source, event, time);"
-    "CREATE INDEX events_remote_ip ON events (remote_ip, time) WHERE remote_ip IS NOT NULL;"
-    "CREATE INDEX events_user ON events (\"user\", time) WHERE \"user\" IS NOT NULL;"
-    "CREATE INDEX events_message_id ON events (message_id, time) WHERE message_id IS NOT NULL;";
+    "CREATE INDEX events_remote_ip ON events (lower(remote_ip), time)"
+    " WHERE remote_ip IS NOT NULL;"
+    "CREATE INDEX events_user ON events (lower(\"user\"), time) WHERE \"user\" IS NOT NULL;"
+    "CREATE INDEX events_message_id ON events (lower(message_id), time)"
+    " WHERE message_id IS NOT NULL;";
 
 constexpr int kColumnsPerRow = 17;
 constexpr const char* kInsertColumns =
@@ -324,6 +326,14 @@ Status PostgresStore::Read(const RecordQuery& query,
       keep.push_back(query.events[i]);
     }
     sql += ")";
+  }
+  for (const RecordQuery::Equals& e : query.equals) {
+    if (e.column != "remote_ip" && e.column != "user" && e.column != "message_id")
+      return InvalidArgument(fmt::format("no index on {}", e.column));
+    // lower() folds more than ASCII: a superset, which the filter narrows.
+    keep.push_back(e.value);
+    fmt::format_to(std::back_inserter(sql), " AND lower(\"{}\") = lower(${})", e.column,
+                   keep.size());
   }
   sql += query.newest_first ? " ORDER BY time DESC, id DESC" : " ORDER BY time, id";
   std::vector<const char*> params;

@@ -201,11 +201,15 @@ void RecordEncoder::Flatten(const Event& event) {
 
 std::string_view RecordEncoder::Normalized(const Event& event, NameId normalized,
                                            std::string& scratch) {
-  NameId field = event.taxonomy.FieldFor(normalized);
-  if (field == kNoName) field = normalized;
-  const std::string_view key = NameText(field);
-  for (const Entry& e : flat_)
-    if (e.key == key) return ColumnText(e.value, scratch);
+  // As the filter language looks a key up: the field of that name, else the
+  // source field the taxonomy maps it to. So `user=bob` on a record means
+  // its user column equals bob.
+  for (NameId field : {normalized, event.taxonomy.FieldFor(normalized)}) {
+    if (field == kNoName) continue;
+    const std::string_view key = NameText(field);
+    for (const Entry& e : flat_)
+      if (e.key == key) return ColumnText(e.value, scratch);
+  }
   return {};
 }
 

@@ -53,6 +53,12 @@ Status RecordEventBuilder::Build(const RecordView& r, Event& event) {
   units_.clear();
   if (!r.units.empty()) MS_RETURN_IF_ERROR(ParseUnits(r.units));
   MS_RETURN_IF_ERROR(ParseFields(r.fields, event));
+  // The record's message id, when the source calls it otherwise (Exim's
+  // message_exim_id), is a field too: `message_id=...` finds a message's
+  // records whatever the server, through the column's index.
+  static const NameId kMessageId = InternName("message_id");
+  if (!r.message_id.empty() && event.Find(kMessageId) == nullptr)
+    event.Add(kMessageId, Value::String(r.message_id));
   if (!r.categories.empty()) MS_RETURN_IF_ERROR(ParseCategories(r.categories, event));
   // Old-stats records belong to no system of the catalog: no taxonomy.
   if (catalog::SystemOf(event.source).has_value()) event.taxonomy = router_.Route(event).taxonomy;

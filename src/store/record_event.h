@@ -5,9 +5,10 @@
 // The fields come from the record's JSON (record.h): numbers as kInt, kUint
 // or kDouble, booleans, strings ({"base64": ...} decoded back to its bytes),
 // with the units of the `units` column; timevals come back as the strings
-// they were stored as. Categories come back from their JSON array; the
-// taxonomy is routed anew through the catalog. Names are interned as they
-// come (a reading process has the name table to itself).
+// they were stored as. A record whose message id came from another field
+// (Exim's message_exim_id) gets a `message_id` field as well, last. Categories come back from their
+// JSON array; the taxonomy is routed anew through the catalog. Names are interned as they come (a
+// reading process has the name table to itself).
 #pragma once
 
 #include <simdjson.h>

@@ -75,6 +75,18 @@ TEST(RecordEventTest, TaxonomyIsRoutedAgain) {
   EXPECT_TRUE(Matches("kind=delivery AND outcome=failed AND domain=example.org", back));
 }
 
+TEST(RecordEventTest, EximMessageIdsAreMessageIds) {
+  Event e;
+  e.source = Source::kExim;
+  e.name = InternName("msg:delivery");
+  e.Add(InternName("message_exim_id"), Value::String("1xaInK-00045c-1N"));
+  RecordEventBuilder builder;
+  Event back;
+  EXPECT_EQ(RoundTrip(e, builder, back).substr(28),
+            "exim msg:delivery message_exim_id=1xaInK-00045c-1N message_id=1xaInK-00045c-1N");
+  EXPECT_TRUE(Matches("message_id=1xaInK-00045c-1N", back));
+}
+
 TEST(RecordEventTest, OldStatsRecordsHaveNoTaxonomy) {
   RecordEventBuilder builder;
   Event back;

@@ -25,6 +25,13 @@ struct RecordQuery {
   std::int64_t until_us = INT64_MAX;  // exclusive
   // When not empty, only these event names (an index lookup each).
   std::vector<std::string> events;
+  // Indexed columns that must equal a value, ASCII case folded as the filter
+  // language compares text: "remote_ip", "user" or "message_id".
+  struct Equals {
+    std::string column;
+    std::string value;
+  };
+  std::vector<Equals> equals;
   bool newest_first = false;
 };
 

@@ -21,9 +21,12 @@ constexpr const char* kSchemaV1[] = {
     " categories TEXT, fields TEXT NOT NULL, units TEXT)",
     "CREATE INDEX events_time ON events(time)",
     "CREATE INDEX events_source_event ON events(source, event, time)",
-    "CREATE INDEX events_remote_ip ON events(remote_ip, time) WHERE remote_ip IS NOT NULL",
-    "CREATE INDEX events_user ON events(user, time) WHERE user IS NOT NULL",
-    "CREATE INDEX events_message_id ON events(message_id, time) WHERE message_id IS NOT NULL",
+    // The filter language compares text ASCII case folded, as NOCASE does.
+    "CREATE INDEX events_remote_ip ON events(remote_ip COLLATE NOCASE, time)"
+    " WHERE remote_ip IS NOT NULL",
+    "CREATE INDEX events_user ON events(user COLLATE NOCASE, time) WHERE user IS NOT NULL",
+    "CREATE INDEX events_message_id ON events(message_id COLLATE NOCASE, time)"
+    " WHERE message_id IS NOT NULL",
 };
 
 constexpr const char* kInsert =
@@ -284,14 +287,20 @@ Status SqliteStore::Read(const RecordQuery& query,
     for (std::size_t i = 0; i < query.events.size(); ++i) sql += i == 0 ? "?" : ", ?";
     sql += ")";
   }
+  for (const RecordQuery::Equals& e : query.equals) {
+    if (e.column != "remote_ip" && e.column != "user" && e.column != "message_id")
+      return InvalidArgument(fmt::format("no index on {}", e.column));
+    sql += fmt::format(" AND {} = ? COLLATE NOCASE", e.column);
+  }
   sql += query.newest_first ? " ORDER BY time DESC, id DESC" : " ORDER BY time, id";
   Stmt s;
   if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s.s, nullptr) != SQLITE_OK)
     return Error("preparing the query");
   sqlite3_bind_int64(s.s, 1, query.since_us);
   sqlite3_bind_int64(s.s, 2, query.until_us);
-  for (std::size_t i = 0; i < query.events.size(); ++i)
-    BindText(s.s, static_cast<int>(i) + 3, query.events[i], false);
+  int next = 3;
+  for (const std::string& e : query.events) BindText(s.s, next++, e, false);
+  for (const RecordQuery::Equals& e : query.equals) BindText(s.s, next++, e.value, false);
   RecordView r;
   for (;;) {
     const int rc = sqlite3_step(s.s);
