@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -47,6 +48,102 @@ void PutString(std::string& out, std::string_view s) {
   out.append(s);
 }
 
+// Bytes that JSON strings escape: '"', '\\' and the control characters.
+constexpr std::array<bool, 256> kJsonEscape = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
+  t['"'] = t['\\'] = true;
+  return t;
+}();
+
+// The length of the valid UTF-8 sequence at `p` (of `left` bytes), or 0.
+std::size_t Utf8Sequence(const unsigned char* p, std::size_t left) {
+  const unsigned char c = p[0];
+  std::size_t len;
+  std::uint32_t cp;
+  if ((c & 0xE0) == 0xC0) {
+    len = 2;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    len = 3;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    len = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (left < len) return 0;
+  for (std::size_t i = 1; i < len; ++i) {
+    if ((p[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (p[i] & 0x3F);
+  }
+  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return len;
+}
+
+// Appends `s` as a JSON string when it is valid UTF-8 and returns true; else
+// leaves `out` as it was and returns false. One pass: runs of bytes that
+// need no escape are copied whole.
+bool AppendUtf8JsonString(std::string& out, std::string_view s) {
+  const std::size_t start = out.size();
+  out += '"';
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t run = 0, i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      if (!kJsonEscape[c]) {
+        ++i;
+        continue;
+      }
+      out.append(s.data() + run, i - run);
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default: {
+          static constexpr char kHex[] = "0123456789abcdef";
+          const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+          out.append(esc, sizeof esc);
+        }
+      }
+      run = ++i;
+      continue;
+    }
+    const std::size_t len = Utf8Sequence(p + i, n - i);
+    if (len == 0) {
+      out.resize(start);
+      return false;
+    }
+    i += len;
+  }
+  out.append(s.data() + run, n - run);
+  out += '"';
+  return true;
+}
+
+template <typename T>
+void AppendNumber(std::string& out, T v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
 // A value as JSON, in the record's conventions (record.h).
 void AppendJsonValue(std::string& out, const Value& v) {
   switch (v.type()) {
@@ -55,10 +152,10 @@ void AppendJsonValue(std::string& out, const Value& v) {
       out += "null";
       break;
     case Value::Type::kInt:
-      fmt::format_to(std::back_inserter(out), "{}", v.as_int());
+      AppendNumber(out, v.as_int());
       break;
     case Value::Type::kUint:
-      fmt::format_to(std::back_inserter(out), "{}", v.as_uint());
+      AppendNumber(out, v.as_uint());
       break;
     case Value::Type::kDouble:
       if (std::isfinite(v.as_double())) {
@@ -76,9 +173,7 @@ void AppendJsonValue(std::string& out, const Value& v) {
       break;
     case Value::Type::kString: {
       const std::string_view s = v.as_string();
-      if (IsValidUtf8(s)) {
-        exporter::AppendJsonString(out, s);
-      } else {
+      if (!AppendUtf8JsonString(out, s)) {
         out += "{\"base64\":\"";
         out += Base64Encode(s.data(), s.size());
         out += "\"}";
@@ -124,35 +219,14 @@ void AppendRfc3339(std::string& out, std::int64_t time_us) {
 
 bool IsValidUtf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const unsigned char* end = p + s.size();
-  while (p < end) {
-    const unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
+  for (std::size_t i = 0; i < s.size();) {
+    if (p[i] < 0x80) {
+      ++i;
       continue;
     }
-    int len;
-    std::uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (end - p < len) return false;
-    for (int i = 1; i < len; ++i) {
-      if ((p[i] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    p += len;
+    const std::size_t len = Utf8Sequence(p + i, s.size() - i);
+    if (len == 0) return false;
+    i += len;
   }
   return true;
 }
@@ -168,22 +242,43 @@ RecordEncoder::RecordEncoder()
 }
 
 void RecordEncoder::Flatten(const Event& event) {
+  has_records_ = false;
+  event.VisitChain([&](const Event& e) {
+    for (const Field& f : e.fields)
+      has_records_ = has_records_ || f.value.type() == Value::Type::kRecord;
+    return has_records_;
+  });
   // The nearest value of a key wins; the first position it was seen at is
-  // kept, as `mailscope tail` prints them.
+  // kept, as `mailscope tail` prints them. Fields are told apart by name id,
+  // record columns (whose names are not interned) by text.
   flat_.clear();
-  auto add = [&](std::string_view key, const Value& v) {
+  // Name ids seen in this event carry this event's stamp: one look each.
+  if (++stamp_ == 0) {
+    std::fill(seen_.begin(), seen_.end(), 0);
+    stamp_ = 1;
+  }
+  auto seen_id = [&](NameId id) {
+    if (id >= seen_.size()) seen_.resize(id + 1024, 0);
+    if (seen_[id] == stamp_) return true;
+    seen_[id] = stamp_;
+    return false;
+  };
+  auto seen_text = [&](std::string_view key) {
     for (const Entry& e : flat_)
-      if (e.key == key) return;
-    flat_.push_back({key, v});
+      if (e.key == key) return true;
+    return false;
   };
   event.VisitChain([&](const Event& e) {
     for (const Field& f : e.fields) {
       if (f.value.type() == Value::Type::kRecord) {
         const RecordSchema* schema = f.value.record_schema();
-        for (std::size_t i = 0; i < schema->column_count; ++i)
-          add(schema->columns[i].name, f.value.RecordColumnValue(schema->columns[i]));
-      } else {
-        add(NameText(f.key), f.value);
+        for (std::size_t i = 0; i < schema->column_count; ++i) {
+          const std::string_view name = schema->columns[i].name;
+          if (!seen_text(name))
+            flat_.push_back({kNoName, name, f.value.RecordColumnValue(schema->columns[i])});
+        }
+      } else if (!seen_id(f.key) && (!has_records_ || !seen_text(NameText(f.key)))) {
+        flat_.push_back({f.key, NameText(f.key), f.value});
       }
     }
     return false;
@@ -206,9 +301,9 @@ std::string_view RecordEncoder::Normalized(const Event& event, NameId normalized
   // its user column equals bob.
   for (NameId field : {normalized, event.taxonomy.FieldFor(normalized)}) {
     if (field == kNoName) continue;
-    const std::string_view key = NameText(field);
     for (const Entry& e : flat_)
-      if (e.key == key) return ColumnText(e.value, scratch);
+      if (e.id == field || (e.id == kNoName && e.key == NameText(field)))
+        return ColumnText(e.value, scratch);
   }
   return {};
 }
@@ -221,14 +316,14 @@ std::size_t RecordEncoder::Append(const Event& event, std::uint64_t stream, std:
   json_ += '{';
   for (const Entry& e : flat_) {
     if (json_.size() > 1) json_ += ',';
-    exporter::AppendJsonString(json_, e.key);
+    if (!AppendUtf8JsonString(json_, e.key)) exporter::AppendJsonString(json_, e.key);
     json_ += ':';
     AppendJsonValue(json_, e.value);
     if (e.value.unit() != Unit::kNone) {
       units_ += units_.empty() ? '{' : ',';
-      exporter::AppendJsonString(units_, e.key);
+      if (!AppendUtf8JsonString(units_, e.key)) exporter::AppendJsonString(units_, e.key);
       units_ += ':';
-      exporter::AppendJsonString(units_, UnitName(e.value.unit()));
+      AppendUtf8JsonString(units_, UnitName(e.value.unit()));
     }
   }
   json_ += '}';
@@ -236,15 +331,14 @@ std::size_t RecordEncoder::Append(const Event& event, std::uint64_t stream, std:
   cats_.clear();
   for (NameId c : categories_) {
     cats_ += cats_.empty() ? '[' : ',';
-    exporter::AppendJsonString(cats_, NameText(c));
+    if (!AppendUtf8JsonString(cats_, NameText(c))) exporter::AppendJsonString(cats_, NameText(c));
   }
   if (!cats_.empty()) cats_ += ']';
 
   std::string_view message_id = Normalized(event, message_id_, normalized_[5]);
   for (std::size_t i = 0; message_id.empty() && i < message_id_fields_.size(); ++i) {
-    const std::string_view key = NameText(message_id_fields_[i]);
     for (const Entry& e : flat_)
-      if (e.key == key) message_id = ColumnText(e.value, normalized_[5]);
+      if (e.id == message_id_fields_[i]) message_id = ColumnText(e.value, normalized_[5]);
   }
 
   const std::size_t start = out.size();

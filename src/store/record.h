@@ -86,6 +86,7 @@ class RecordEncoder {
 
  private:
   struct Entry {
+    NameId id;  // kNoName for a record value's column
     std::string_view key;
     Value value;
   };
@@ -95,6 +96,9 @@ class RecordEncoder {
   NameId remote_ip_, user_, sender_, recipient_, domain_, message_id_;
   std::vector<NameId> message_id_fields_;
   std::vector<Entry> flat_;
+  bool has_records_ = false;         // the event's chain holds record values
+  std::vector<std::uint32_t> seen_;  // by name id: stamp_ when seen in this event
+  std::uint32_t stamp_ = 0;
   std::vector<NameId> categories_;
   std::string json_, units_, cats_;
   std::string normalized_[6];
