@@ -73,7 +73,7 @@ std::string_view RecordsOutput::Consume(const Event& event) {
   if (!match) return {};
   ++matched_;
   scratch_.clear();
-  const std::size_t size = encoder_.Append(event, stream_, seq_++, scratch_);
+  const std::size_t size = encoder_.Capture(event, stream_, seq_++, scratch_);
   if (size > max_record_size_) {
     ++too_large_;
     return {};

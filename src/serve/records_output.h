@@ -1,8 +1,9 @@
 // RecordsOutput: the pipeline's output "records" (issue "Event records").
 // It keeps the events that match any `[records] filter` in the records store
-// under the data directory: the loop thread encodes each (store/record.h)
-// and hands it to the store's writer thread (store/records_writer.h), so the
-// loop never waits for the database. Loop thread only, but figures() may be
+// under the data directory: the loop thread copies each into a capture
+// (store/record.h) and hands it to the store's writer thread
+// (store/records_writer.h), which makes the record and writes it, so the
+// loop never waits for the database nor writes JSON. Loop thread only, but figures() may be
 // read from it while the writer works.
 #pragma once
 

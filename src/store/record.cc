@@ -10,6 +10,7 @@
 #include <iterator>
 
 #include "core/base64.h"
+#include "core/check.h"
 #include "export/json_writer.h"
 
 namespace mailscope::store {
@@ -129,6 +130,12 @@ bool AppendUtf8JsonString(std::string& out, std::string_view s) {
     if (len == 0) {
       out.resize(start);
       return false;
+    }
+    // U+2028 and U+2029 end lines for some readers of JSON lines: escaped.
+    if (len == 3 && c == 0xE2 && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9)) {
+      out.append(s.data() + run, i - run);
+      out += p[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
+      run = i + 3;
     }
     i += len;
   }
@@ -258,9 +265,13 @@ void RecordEncoder::Flatten(const Event& event) {
     stamp_ = 1;
   }
   auto seen_id = [&](NameId id) {
-    if (id >= seen_.size()) seen_.resize(id + 1024, 0);
+    if (id >= seen_.size()) {
+      seen_.resize(id + 1024, 0);
+      slot_.resize(id + 1024, 0);
+    }
     if (seen_[id] == stamp_) return true;
     seen_[id] = stamp_;
+    slot_[id] = static_cast<std::uint32_t>(flat_.size());
     return false;
   };
   auto seen_text = [&](std::string_view key) {
@@ -277,8 +288,16 @@ void RecordEncoder::Flatten(const Event& event) {
           if (!seen_text(name))
             flat_.push_back({kNoName, name, f.value.RecordColumnValue(schema->columns[i])});
         }
-      } else if (!seen_id(f.key) && (!has_records_ || !seen_text(NameText(f.key)))) {
-        flat_.push_back({f.key, NameText(f.key), f.value});
+      } else if (!seen_id(f.key)) {
+        const std::string_view name = NameText(f.key);
+        bool column = false;
+        for (std::size_t i = 0; has_records_ && !column && i < flat_.size(); ++i) {
+          if (flat_[i].id == kNoName && flat_[i].key == name) {
+            slot_[f.key] = static_cast<std::uint32_t>(i);  // a record column had it first
+            column = true;
+          }
+        }
+        if (!column) flat_.push_back({f.key, name, f.value});
       }
     }
     return false;
@@ -301,70 +320,253 @@ std::string_view RecordEncoder::Normalized(const Event& event, NameId normalized
   // its user column equals bob.
   for (NameId field : {normalized, event.taxonomy.FieldFor(normalized)}) {
     if (field == kNoName) continue;
-    for (const Entry& e : flat_)
-      if (e.id == field || (e.id == kNoName && e.key == NameText(field)))
-        return ColumnText(e.value, scratch);
+    if (const Entry* e = FindFlat(field)) return ColumnText(e->value, scratch);
   }
   return {};
 }
 
-std::size_t RecordEncoder::Append(const Event& event, std::uint64_t stream, std::uint64_t seq,
-                                  std::string& out) {
+const RecordEncoder::Entry* RecordEncoder::FindFlat(NameId id) const {
+  if (id < seen_.size() && seen_[id] == stamp_) return &flat_[slot_[id]];
+  if (!has_records_) return nullptr;
+  for (const Entry& e : flat_)  // a record column of that name
+    if (e.id == kNoName && e.key == NameText(id)) return &e;
+  return nullptr;
+}
+std::size_t RecordEncoder::Capture(const Event& event, std::uint64_t stream, std::uint64_t seq,
+                                   std::string& out) {
   Flatten(event);
-  json_.clear();
-  units_.clear();
-  json_ += '{';
-  for (const Entry& e : flat_) {
-    if (json_.size() > 1) json_ += ',';
-    if (!AppendUtf8JsonString(json_, e.key)) exporter::AppendJsonString(json_, e.key);
-    json_ += ':';
-    AppendJsonValue(json_, e.value);
-    if (e.value.unit() != Unit::kNone) {
-      units_ += units_.empty() ? '{' : ',';
-      if (!AppendUtf8JsonString(units_, e.key)) exporter::AppendJsonString(units_, e.key);
-      units_ += ':';
-      AppendUtf8JsonString(units_, UnitName(e.value.unit()));
-    }
-  }
-  json_ += '}';
-  if (!units_.empty()) units_ += '}';
-  cats_.clear();
-  for (NameId c : categories_) {
-    cats_ += cats_.empty() ? '[' : ',';
-    if (!AppendUtf8JsonString(cats_, NameText(c))) exporter::AppendJsonString(cats_, NameText(c));
-  }
-  if (!cats_.empty()) cats_ += ']';
-
   std::string_view message_id = Normalized(event, message_id_, normalized_[5]);
   for (std::size_t i = 0; message_id.empty() && i < message_id_fields_.size(); ++i) {
-    for (const Entry& e : flat_)
-      if (e.id == message_id_fields_[i]) message_id = ColumnText(e.value, normalized_[5]);
+    if (const Entry* e = FindFlat(message_id_fields_[i]))
+      message_id = ColumnText(e->value, normalized_[5]);
   }
-
+  const std::string_view columns[] = {
+      event.name == kNoName ? std::string_view("-") : NameText(event.name),
+      NameText(event.taxonomy.kind),
+      NameText(event.taxonomy.outcome),
+      Normalized(event, remote_ip_, normalized_[0]),
+      Normalized(event, user_, normalized_[1]),
+      Normalized(event, sender_, normalized_[2]),
+      Normalized(event, recipient_, normalized_[3]),
+      Normalized(event, domain_, normalized_[4]),
+      message_id};
+  // The size first, then one resize and plain stores: the small appends of
+  // a field at a time were most of the loop's cost.
+  std::size_t size = kRecordHeaderBytes + 4 + 4;
+  for (std::string_view c : columns) size += 4 + c.size();
+  for (NameId c : categories_) size += 4 + NameText(c).size();
+  for (const Entry& e : flat_) {
+    size += 4 + e.key.size() + 2;
+    switch (e.value.type()) {
+      case Value::Type::kString:
+        size += 4 + e.value.as_string().size();
+        break;
+      case Value::Type::kTimeval:
+        size += 16;
+        break;
+      case Value::Type::kNone:
+      case Value::Type::kRecord:
+        break;
+      default:
+        size += 8;
+        break;
+    }
+  }
   const std::size_t start = out.size();
-  PutU32(out, 0);
-  out += static_cast<char>(kRecordVersion);
-  out += static_cast<char>(event.source);
-  out += static_cast<char>(event.level);
-  out += '\0';
-  PutI64(out, event.time.time_since_epoch().count());
-  PutI64(out, static_cast<std::int64_t>(stream));
-  PutI64(out, static_cast<std::int64_t>(seq));
-  PutString(out, event.name == kNoName ? std::string_view("-") : NameText(event.name));
-  PutString(out, NameText(event.taxonomy.kind));
-  PutString(out, NameText(event.taxonomy.outcome));
-  PutString(out, Normalized(event, remote_ip_, normalized_[0]));
-  PutString(out, Normalized(event, user_, normalized_[1]));
-  PutString(out, Normalized(event, sender_, normalized_[2]));
-  PutString(out, Normalized(event, recipient_, normalized_[3]));
-  PutString(out, Normalized(event, domain_, normalized_[4]));
-  PutString(out, message_id);
-  PutString(out, cats_);
-  PutString(out, json_);
-  PutString(out, units_);
-  const std::size_t size = out.size() - start;
-  PatchU32(out, start, static_cast<std::uint32_t>(size));
+  out.resize(start + size);
+  char* p = out.data() + start;
+  auto u32 = [&p](std::uint32_t v) {
+    for (int k = 0; k < 4; ++k) *p++ = static_cast<char>(v >> (8 * k));
+  };
+  auto i64 = [&u32](std::int64_t v) {
+    const auto u = static_cast<std::uint64_t>(v);
+    u32(static_cast<std::uint32_t>(u));
+    u32(static_cast<std::uint32_t>(u >> 32));
+  };
+  auto bytes = [&p, &u32](std::string_view v) {
+    u32(static_cast<std::uint32_t>(v.size()));
+    std::memcpy(p, v.data(), v.size());
+    p += v.size();
+  };
+  u32(static_cast<std::uint32_t>(size));
+  *p++ = static_cast<char>(kCaptureVersion);
+  *p++ = static_cast<char>(event.source);
+  *p++ = static_cast<char>(event.level);
+  *p++ = '\0';
+  i64(event.time.time_since_epoch().count());
+  i64(static_cast<std::int64_t>(stream));
+  i64(static_cast<std::int64_t>(seq));
+  for (std::string_view c : columns) bytes(c);
+  u32(static_cast<std::uint32_t>(categories_.size()));
+  for (NameId c : categories_) bytes(NameText(c));
+  u32(static_cast<std::uint32_t>(flat_.size()));
+  for (const Entry& e : flat_) {
+    bytes(e.key);
+    const Value& v = e.value;
+    *p++ = static_cast<char>(v.type());
+    *p++ = static_cast<char>(v.unit());
+    switch (v.type()) {
+      case Value::Type::kString:
+        bytes(v.as_string());
+        break;
+      case Value::Type::kTimeval:
+        i64(v.as_timeval().sec);
+        i64(v.as_timeval().usec);
+        break;
+      case Value::Type::kDouble: {
+        std::uint64_t bits;
+        const double d = v.as_double();
+        std::memcpy(&bits, &d, sizeof bits);
+        i64(static_cast<std::int64_t>(bits));
+        break;
+      }
+      case Value::Type::kInt:
+        i64(v.as_int());
+        break;
+      case Value::Type::kUint:
+      case Value::Type::kBool:
+        i64(static_cast<std::int64_t>(v.as_uint()));
+        break;
+      case Value::Type::kNone:
+      case Value::Type::kRecord:  // flattened into columns already
+        break;
+    }
+  }
+  MS_CHECK(p == out.data() + start + size);
   return size;
+}
+
+Status RecordEncoder::Finish(std::string_view in, std::string& out, std::size_t* used) {
+  auto corrupt = [](const char* what) {
+    return Rejected("record_corrupt", std::string("capture: ") + what);
+  };
+  if (in.size() < kRecordHeaderBytes) return corrupt("header cut short");
+  const std::uint32_t total = GetU32(in.data());
+  if (total < kRecordHeaderBytes || total > in.size()) return corrupt("size out of bounds");
+  if (static_cast<std::uint8_t>(in[4]) != kCaptureVersion) return corrupt("not a capture");
+  std::size_t at = kRecordHeaderBytes;
+  bool ok = true;
+  auto u32 = [&]() -> std::uint32_t {
+    if (!ok || total - at < 4) {
+      ok = false;
+      return 0;
+    }
+    const std::uint32_t v = GetU32(in.data() + at);
+    at += 4;
+    return v;
+  };
+  auto i64 = [&]() -> std::int64_t {
+    if (!ok || total - at < 8) {
+      ok = false;
+      return 0;
+    }
+    const std::int64_t v = GetI64(in.data() + at);
+    at += 8;
+    return v;
+  };
+  auto str = [&]() -> std::string_view {
+    const std::uint32_t len = u32();
+    if (!ok || total - at < len) {
+      ok = false;
+      return {};
+    }
+    const std::string_view v = in.substr(at, len);
+    at += len;
+    return v;
+  };
+  auto byte = [&]() -> std::uint8_t {
+    if (!ok || total - at < 1) {
+      ok = false;
+      return 0;
+    }
+    return static_cast<std::uint8_t>(in[at++]);
+  };
+  if (static_cast<std::uint8_t>(in[5]) >= kSourceCount ||
+      static_cast<std::uint8_t>(in[6]) > static_cast<std::uint8_t>(Level::kPanic))
+    return corrupt("unknown source or level");
+  RecordView r;
+  r.source = static_cast<Source>(in[5]);
+  r.level = static_cast<Level>(in[6]);
+  r.time_us = GetI64(in.data() + 8);
+  r.stream = static_cast<std::uint64_t>(GetI64(in.data() + 16));
+  r.seq = static_cast<std::uint64_t>(GetI64(in.data() + 24));
+  for (std::string_view* f : {&r.event, &r.kind, &r.outcome, &r.remote_ip, &r.user, &r.sender,
+                              &r.recipient, &r.domain, &r.message_id})
+    *f = str();
+  cats_.clear();
+  for (std::uint32_t n = u32(); ok && n > 0; --n) {
+    const std::string_view c = str();
+    cats_ += cats_.empty() ? '[' : ',';
+    if (!AppendUtf8JsonString(cats_, c)) exporter::AppendJsonString(cats_, c);
+  }
+  if (!cats_.empty()) cats_ += ']';
+  json_.assign(1, '{');
+  units_.clear();
+  for (std::uint32_t n = u32(); ok && n > 0; --n) {
+    const std::string_view key = str();
+    const auto type = static_cast<Value::Type>(byte());
+    const auto unit = static_cast<Unit>(byte());
+    Value v;
+    switch (type) {
+      case Value::Type::kString:
+        v = Value::String(str());
+        break;
+      case Value::Type::kTimeval: {
+        const std::int64_t sec = i64();
+        v = Value::Tv({sec, i64()});
+        break;
+      }
+      case Value::Type::kDouble: {
+        const auto bits = static_cast<std::uint64_t>(i64());
+        double d;
+        std::memcpy(&d, &bits, sizeof d);
+        v = Value::Double(d);
+        break;
+      }
+      case Value::Type::kInt:
+        v = Value::Int(i64());
+        break;
+      case Value::Type::kUint:
+        v = Value::Uint(static_cast<std::uint64_t>(i64()));
+        break;
+      case Value::Type::kBool:
+        v = Value::Bool(i64() != 0);
+        break;
+      default:
+        break;
+    }
+    if (!ok) break;
+    if (json_.size() > 1) json_ += ',';
+    if (!AppendUtf8JsonString(json_, key)) exporter::AppendJsonString(json_, key);
+    json_ += ':';
+    AppendJsonValue(json_, v);
+    if (unit != Unit::kNone) {
+      units_ += units_.empty() ? '{' : ',';
+      if (!AppendUtf8JsonString(units_, key)) exporter::AppendJsonString(units_, key);
+      units_ += ':';
+      AppendUtf8JsonString(units_, UnitName(unit));
+    }
+  }
+  if (!ok || at != total) return corrupt("fields do not add up to its size");
+  json_ += '}';
+  if (!units_.empty()) units_ += '}';
+  r.categories = cats_;
+  r.fields = json_;
+  r.units = units_;
+  AppendRecord(r, out);
+  *used = total;
+  return Status::Ok();
+}
+
+std::size_t RecordEncoder::Append(const Event& event, std::uint64_t stream, std::uint64_t seq,
+                                  std::string& out) {
+  capture_.clear();
+  Capture(event, stream, seq, capture_);
+  const std::size_t before = out.size();
+  std::size_t used = 0;
+  const Status s = Finish(capture_, out, &used);
+  MS_CHECK(s.ok());
+  return out.size() - before;
 }
 
 void AppendRecord(const RecordView& r, std::string& out) {

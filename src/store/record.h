@@ -26,7 +26,9 @@
 //   - integers as JSON numbers, doubles as numbers (null when not finite),
 //     booleans as true/false, timevals as "<sec>.<usec:06>";
 //   - strings of valid UTF-8 as JSON strings (control characters, NUL
-//     included, as \u00XX), so the database's JSON functions read them;
+//     included, as \u00XX, and U+2028 and U+2029 escaped, which some readers
+//     of JSON lines take for line ends), so the database's JSON functions
+//     read them;
 //   - strings that are not valid UTF-8 as {"base64":"..."}: the bytes come
 //     back exactly, and the column stays valid JSON.
 // `units` is a JSON object of the fields whose number has a unit
@@ -45,6 +47,9 @@
 namespace mailscope::store {
 
 inline constexpr std::uint8_t kRecordVersion = 1;
+// The version byte of a capture (RecordEncoder::Capture), never written to a
+// file: what the loop thread hands the writer thread.
+inline constexpr std::uint8_t kCaptureVersion = 0xC1;
 inline constexpr std::size_t kRecordHeaderBytes = 4 + 4 + 8 + 8 + 8;
 inline constexpr int kRecordStrings = 12;
 
@@ -79,9 +84,20 @@ class RecordEncoder {
  public:
   RecordEncoder();
 
-  // Appends `event` as a record keyed (stream, seq) to `out` and returns its
-  // size in bytes. The taxonomy must be set (the dispatcher routes before
-  // any output).
+  // Appends a capture of `event` keyed (stream, seq) to `out` and returns
+  // its size: the header of a record with version kCaptureVersion, its
+  // normalized columns, then the categories and the flattened fields as they
+  // are (key text, type, unit, value), no JSON yet. This is the loop
+  // thread's part, a copy: Finish() on the writer thread does the rest. The
+  // taxonomy must be set (the dispatcher routes before any output).
+  std::size_t Capture(const Event& event, std::uint64_t stream, std::uint64_t seq,
+                      std::string& out);
+  // Turns the capture at the start of `in` into a record appended to `out`;
+  // `*used` is the capture's size. A capture this process did not make
+  // whole is an error (reason "record_corrupt").
+  Status Finish(std::string_view in, std::string& out, std::size_t* used);
+
+  // Capture() and Finish() at once: `event` as a record.
   std::size_t Append(const Event& event, std::uint64_t stream, std::uint64_t seq, std::string& out);
 
  private:
@@ -92,15 +108,18 @@ class RecordEncoder {
   };
   void Flatten(const Event& event);
   std::string_view Normalized(const Event& event, NameId normalized, std::string& scratch);
+  // The flattened field of that name, or nullptr.
+  const Entry* FindFlat(NameId id) const;
 
   NameId remote_ip_, user_, sender_, recipient_, domain_, message_id_;
   std::vector<NameId> message_id_fields_;
   std::vector<Entry> flat_;
   bool has_records_ = false;         // the event's chain holds record values
   std::vector<std::uint32_t> seen_;  // by name id: stamp_ when seen in this event
+  std::vector<std::uint32_t> slot_;  // by name id: its index in flat_ when seen
   std::uint32_t stamp_ = 0;
   std::vector<NameId> categories_;
-  std::string json_, units_, cats_;
+  std::string json_, units_, cats_, capture_;
   std::string normalized_[6];
 };
 

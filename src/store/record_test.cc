@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <string>
 
 #include "catalog/catalog.h"
@@ -80,6 +81,9 @@ TEST(RecordTest, HostileStringsStayExact) {
   e.Add(InternName("nul"), Value::String(nul));
   e.Add(InternName("latin1"), Value::String(latin1));
   e.Add(InternName("big"), Value::String(big));
+  e.Add(InternName("seps"), Value::String("a\xe2\x80\xa8"
+                                          "b\xe2\x80\xa9"
+                                          "c"));
   e.Add(InternName("user"), Value::String("\xff\xfe"));
   e.categories.push_back(InternName("auth"));
   RecordEncoder enc;
@@ -91,7 +95,7 @@ TEST(RecordTest, HostileStringsStayExact) {
   EXPECT_EQ(r.user, "\xff\xfe");  // columns keep the bytes
   EXPECT_EQ(r.categories, R"(["auth"])");
   const std::string expected = R"({"nul":"a\u0000b\"\\\n","latin1":{"base64":"Y2Fm6Q=="},"big":")" +
-                               big + R"(","user":{"base64":"//4="}})";
+                               big + R"(","seps":"a\u2028b\u2029c","user":{"base64":"//4="}})";
   EXPECT_EQ(r.fields, expected);
 }
 
@@ -115,6 +119,31 @@ TEST(RecordTest, ParentAndGlobalFieldsFlattenNearestFirst) {
   EXPECT_EQ(r.fields, R"({"session":"s2","duration":3350,"user":"bob","hostname":"mx1"})");
   EXPECT_EQ(r.user, "bob");
   EXPECT_EQ(r.units, R"({"duration":"us"})");
+}
+
+TEST(RecordTest, RecordValuesGiveAColumnEachAndWinOverLaterFields) {
+  struct Payload {
+    std::uint32_t num_logins;
+    std::uint64_t user_cpu;
+  } payload{3, 42};
+  static const RecordColumn kColumns[] = {
+      {"num_logins", RecordColumn::Type::kU32, offsetof(Payload, num_logins)},
+      {"user_cpu", RecordColumn::Type::kU64, offsetof(Payload, user_cpu)}};
+  static const RecordSchema kSchema = {"test", sizeof(Payload), kColumns, 2};
+  Event e;
+  e.source = Source::kDovecotOldStats;
+  e.name = InternName("old_stats_mail");
+  e.Add(InternName("stats"), Value::Record(&kSchema, &payload));
+  e.Add(InternName("num_logins"), Value::Int(99));  // the column came first
+  e.Add(InternName("user"), Value::String("bob"));
+  RecordEncoder enc;
+  std::string buf;
+  enc.Append(e, 1, 2, buf);
+  RecordView r;
+  std::size_t size = 0;
+  ASSERT_TRUE(DecodeRecord(buf, r, &size).ok());
+  EXPECT_EQ(r.fields, R"({"num_logins":3,"user_cpu":42,"user":"bob"})");
+  EXPECT_EQ(r.user, "bob");
 }
 
 TEST(RecordTest, EncodingAllocatesNothingOnceWarm) {

@@ -69,13 +69,44 @@ RecordsFigures RecordsWriter::figures() const {
 
 bool RecordsWriter::TakePending() {
   if (work_done_ < work_.size()) return true;
-  std::lock_guard lock(mu_);
-  if (pending_.empty()) return false;
+  std::uint64_t taken;
+  {
+    std::lock_guard lock(mu_);
+    if (pending_.empty()) return false;
+    incoming_.clear();
+    incoming_.swap(pending_);
+    taken = pending_records_;
+    pending_records_ = 0;
+  }
+  // The loop hands over captures; their JSON is made here, off the loop.
   work_.clear();
-  work_.swap(pending_);
   work_done_ = 0;
-  pending_records_ = 0;
-  return true;
+  std::uint64_t converted = 0;
+  std::size_t at = 0;
+  while (at < incoming_.size()) {
+    const std::string_view rest = std::string_view(incoming_).substr(at);
+    std::size_t used = 0;
+    Status s;
+    if (rest.size() > 4 && static_cast<std::uint8_t>(rest[4]) == kCaptureVersion) {
+      s = encoder_.Finish(rest, work_, &used);
+    } else {
+      RecordView r;
+      s = DecodeRecord(rest, r, &used);
+      if (s.ok()) work_.append(rest.substr(0, used));
+    }
+    if (!s.ok()) {
+      // Only this process wrote these bytes: a bug. Drop the rest rather
+      // than write garbage.
+      spdlog::error("records: {}; {} queued bytes dropped", s.message(), rest.size());
+      break;
+    }
+    at += used;
+    ++converted;
+  }
+  if (converted < taken) queued_records_.fetch_sub(taken - converted, std::memory_order_relaxed);
+  queued_bytes_.fetch_sub(incoming_.size(), std::memory_order_relaxed);
+  queued_bytes_.fetch_add(work_.size(), std::memory_order_relaxed);
+  return !work_.empty();
 }
 
 bool RecordsWriter::WriteRecords(std::string_view data, std::size_t* done, bool count_queued) {

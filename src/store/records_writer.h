@@ -1,9 +1,11 @@
 // RecordsWriter: the records sink's own thread (DESIGN.md, "Threading").
 //
-// The loop thread hands it encoded records (record.h) with Push(), which
-// copies the bytes into a pending buffer under a mutex and never waits on
-// the database; the writer thread takes the whole buffer at once and writes
-// it in transactions of at most `batch_size` records. A record counts as
+// The loop thread hands it captures of events (RecordEncoder::Capture) or
+// whole records with Push(), which copies the bytes into a pending buffer
+// under a mutex and never waits on the database; the writer thread takes the
+// whole buffer at once, makes records of the captures (the JSON is written
+// here, off the loop) and writes them in transactions of at most
+// `batch_size` records. A record counts as
 // written when its transaction has committed. The pending buffer is bounded
 // (`queue_bytes`): a record that does not fit is dropped and counted, never
 // silently. When the database fails, the writer keeps what it took and tries
@@ -81,7 +83,7 @@ class RecordsWriter {
   RecordsWriter(const RecordsWriter&) = delete;
   RecordsWriter& operator=(const RecordsWriter&) = delete;
 
-  // Queues one encoded record (any thread; the loop thread in mailscope).
+  // Queues one capture or record (any thread; the loop thread in mailscope).
   // False, and counted, when the pending buffer has no room for it.
   bool Push(std::string_view record);
 
@@ -120,7 +122,9 @@ class RecordsWriter {
   bool stopping_ = false;
 
   // Writer thread only.
-  std::string work_;
+  std::string incoming_;   // what the loop handed over: captures and records
+  RecordEncoder encoder_;  // makes records of captures
+  std::string work_;       // records
   std::size_t work_done_ = 0;
   std::vector<RecordView> batch_;
   std::string spooled_;  // a segment being drained
