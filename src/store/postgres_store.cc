@@ -297,9 +297,24 @@ Status PostgresStore::ReleaseSpace() { return Exec("VACUUM events"); }
 
 Status PostgresStore::DistinctEvents(std::vector<std::string>& out) {
   if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
-  ResultHolder r(PQexec(conn_, "SELECT DISTINCT event FROM events ORDER BY event"));
-  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return Fail("reading the event names");
-  for (int i = 0; i < PQntuples(r.r); ++i) out.emplace_back(Value(r.r, i, 0));
+  // A skip scan of the (source, event, time) index: one seek a name.
+  for (int i = 0; i < kSourceCount; ++i) {
+    std::string last;
+    const std::string source(SourceName(static_cast<Source>(i)));
+    for (;;) {
+      const char* params[] = {source.c_str(), last.c_str()};
+      ResultHolder r(PQexecParams(conn_,
+                                  "SELECT event FROM events WHERE source = $1 AND event > $2 "
+                                  "ORDER BY event LIMIT 1",
+                                  2, nullptr, params, nullptr, nullptr, 0));
+      if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return Fail("reading the event names");
+      if (PQntuples(r.r) == 0) break;
+      last = Value(r.r, 0, 0);
+      out.push_back(last);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return Status::Ok();
 }
 

@@ -56,6 +56,12 @@ TEST(SqliteStoreTest, WritesAndReadsBack) {
 
   EXPECT_EQ(Events(**store, {}),
             (std::vector<std::string>{"10 tcp:connect", "20 msg:rcpt:defer", "30 msg:delivery"}));
+  RecordView dovecot = Make(40, "msg:delivery");  // the same name from another source
+  dovecot.source = Source::kDovecot;
+  ASSERT_TRUE((*store)->Insert(std::vector<RecordView>{dovecot, Make(50, "tcp:connect")}).ok());
+  std::vector<std::string> names;
+  ASSERT_TRUE((*store)->DistinctEvents(names).ok());
+  EXPECT_EQ(names, (std::vector<std::string>{"msg:delivery", "msg:rcpt:defer", "tcp:connect"}));
   RecordQuery q;
   q.since_us = 15;
   q.until_us = 30;
@@ -63,13 +69,15 @@ TEST(SqliteStoreTest, WritesAndReadsBack) {
   q = {};
   q.events = {"msg:delivery", "tcp:connect"};
   q.newest_first = true;
-  EXPECT_EQ(Events(**store, q), (std::vector<std::string>{"30 msg:delivery", "10 tcp:connect"}));
+  EXPECT_EQ(Events(**store, q), (std::vector<std::string>{"50 tcp:connect", "40 msg:delivery",
+                                                          "30 msg:delivery", "10 tcp:connect"}));
 
   // Every column comes back; a reader opens the file while the writer has it.
   auto reader = SqliteStore::Open(path, SqliteStore::Mode::kReadOnly);
   ASSERT_TRUE(reader.ok()) << reader.status().message();
   q = {};
   q.since_us = 30;
+  q.until_us = 31;
   int seen = 0;
   ASSERT_TRUE((*reader)
                   ->Read(q,
