@@ -10,7 +10,9 @@
 // with the fields the shipped fragment sends (about 1 KB encoded), each with
 // its own time, message id, address and user, encoded beforehand with the
 // sink's own encoder. Writing pushes them all into a RecordsWriter (as the
-// loop thread does) and waits until the writer has committed the last one.
+// loop thread does, through a queue of serve's default 64 MiB; when it is
+// full the pusher waits) and waits until the writer has committed the last
+// one.
 // It prints records/s over the wall time and records per CPU-second of this
 // process less the pushing thread (the writer thread, SQLite's work, libpq's
 // client side); a PostgreSQL server's own CPU is the caller's to measure.
@@ -211,7 +213,9 @@ int main(int argc, char** argv) {
   }
   store::RecordsWriterOptions options;
   options.batch_size = o.batch;
-  options.queue_bytes = data.size() + 1;
+  // The queue of `mailscope serve` ([records] queue_size): a full queue
+  // makes the pushing thread wait here, where serve would drop.
+  options.queue_bytes = 64u << 20;
   options.max_age = {};
   SystemClock clock;
   const double cpu0 = ProcessCpu();
@@ -223,7 +227,8 @@ int main(int argc, char** argv) {
   std::size_t size = 0;
   while (at < data.size() &&
          store::DecodeRecord(std::string_view(data).substr(at), r, &size).ok()) {
-    writer.Push(std::string_view(data).substr(at, size));
+    while (!writer.Push(std::string_view(data).substr(at, size)))
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     at += size;
   }
   const double push_cpu = ThreadCpu() - push_cpu0;
