@@ -76,12 +76,15 @@ class SqliteStore : public RecordStore {
   const std::string& path() const { return path_; }
 
  private:
-  SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  SqliteStore(sqlite3* db, std::string path);
   Status Exec(const char* sql);
   Status Prepare(const char* sql, sqlite3_stmt** stmt);
   Status Error(const char* what) const;
   Status Migrate();
+  Status StartCheckpointer();
 
+  struct Checkpointer;
+  std::unique_ptr<Checkpointer> checkpointer_;  // read-write stores only
   sqlite3* db_;
   std::string path_;
   sqlite3_stmt* insert_ = nullptr;
