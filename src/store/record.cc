@@ -385,6 +385,7 @@ std::size_t RecordEncoder::Capture(const Event& event, std::uint64_t stream, std
   };
   auto bytes = [&p, &u32](std::string_view v) {
     u32(static_cast<std::uint32_t>(v.size()));
+    if (v.empty()) return;  // an empty view's data() may be null
     std::memcpy(p, v.data(), v.size());
     p += v.size();
   };
