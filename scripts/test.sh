@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds mailscope and runs the whole test suite:
-#   1. debug build (-Werror): unit tests and the integration tests against real
-#      Dovecot 2.3 and doveadm (those need root; they are skipped otherwise)
+#   1. debug build (-Werror): unit tests and the integration tests against the real
+#      peers: Dovecot 2.3 and doveadm, Exim 4.96, PostgreSQL 15, Prometheus (those need
+#      root; they are skipped otherwise)
 #   2. ASan+UBSan build: unit tests
 #   3. libFuzzer targets, each run for a short time from its seed corpus
 #   4. clang-format check; the catalog data is what tools/catalog/generate.py makes
