@@ -5,6 +5,7 @@
 #include "catalog/event_control.h"
 #include "cli/commands.h"
 #include "serve/config.h"
+#include "store/postgres_store.h"
 
 namespace mailscope::cli {
 
@@ -79,6 +80,16 @@ void AddCheckConfigCommand(CLI::App& app, int& exit_code) {
     if (!c.old_stats_carbon_server.empty()) {
       fmt::print("old_stats.carbon = {} as {} every {}s\n", c.old_stats_carbon_server,
                  c.old_stats_carbon_name, c.old_stats_carbon_interval.count());
+    }
+    if (!c.records.filters.empty()) {
+      const std::string store =
+          c.records.database.empty()
+              ? (c.data_dir.empty() ? serve::DefaultDataDir() : c.data_dir) + "/records.sqlite"
+              : "PostgreSQL " + store::RedactConninfo(c.records.database);
+      fmt::print("records into {}, max_age {}s, max_size {}:\n", store, c.records.max_age.count(),
+                 c.records.max_size == 0 ? std::string("none")
+                                         : std::to_string(c.records.max_size) + " bytes");
+      for (const std::string& f : c.records.filters) fmt::print("  filter {}\n", f);
     }
     exit_code = 0;
   });

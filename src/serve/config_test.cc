@@ -583,3 +583,54 @@ write_timeout = 0
 
 }  // namespace
 }  // namespace mailscope::serve
+
+namespace mailscope::serve {
+namespace {
+
+TEST(ConfigTest, RecordsTakeOneFilterOrMany) {
+  auto c = ParseConfig("", "empty.toml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->records.filters.empty());
+  EXPECT_EQ(c->records.max_age, std::chrono::hours(24 * 30));
+  EXPECT_EQ(c->records.max_size, 0u);
+  EXPECT_EQ(c->records.queue_size, 64u << 20);
+
+  c = ParseConfig(R"([records]
+filter = 'kind=auth'
+max_age = "7 days"
+max_size = "2G"
+batch_size = 500
+database = "postgresql://ms@db/records"
+spool_size = "10M"
+)",
+                  "one.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->records.filters, std::vector<std::string>{"kind=auth"});
+  EXPECT_EQ(c->records.max_age, std::chrono::hours(24 * 7));
+  EXPECT_EQ(c->records.max_size, 2ull << 30);
+  EXPECT_EQ(c->records.batch_size, 500u);
+  EXPECT_EQ(c->records.database, "postgresql://ms@db/records");
+  EXPECT_EQ(c->records.spool_size, 10u << 20);
+
+  c = ParseConfig("[records]\nfilter = ['kind=auth', 'event=\"msg:*\"']\nmax_size = 0\n",
+                  "many.toml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->records.filters.size(), 2u);
+  EXPECT_EQ(c->records.max_size, 0u);
+}
+
+TEST(ConfigTest, RecordFilterMistakesNameTheirLine) {
+  auto c = ParseConfig("[records]\n\nfilter = 'event=('\n", "bad.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("bad.toml:3: records.filter: event filter: syntax error"),
+            std::string::npos)
+      << c.status().message();
+  c = ParseConfig("[records]\nfilter = ''\n", "empty-filter.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("an empty filter would keep nothing"), std::string::npos);
+  c = ParseConfig("[records]\nfilter = [1]\n", "number.toml");
+  EXPECT_FALSE(c.ok());
+}
+
+}  // namespace
+}  // namespace mailscope::serve
