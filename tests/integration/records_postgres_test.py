@@ -19,12 +19,16 @@ process writes them, each with a sequence number.
      the table exactly once (the keys (stream, seq) are unique, and each
      sequence number is there once); `mailscope events --database URL`
      reads them back.
+  5. Hostile values — quotes and SQL, CR/LF/TAB/NUL, bytes that are not
+     UTF-8, a 300 KiB string, a user name that is not UTF-8 — come back from
+     PostgreSQL byte for byte through the fields.
 
 Usage: records_postgres_test.py --mailscope PATH [--keep]. Exits 0 on
 success, 1 on failure, 77 when not root or PostgreSQL 15 is not installed.
 """
 
 import argparse
+import base64
 import json
 import os
 import subprocess
@@ -103,7 +107,7 @@ class RecordsPostgresTest:
                            capture_output=True, text=True, timeout=60)
         c.check("migrating again is a no-op", r.returncode == 0, r.stderr)
 
-        config = (f"[records]\nfilter = 'user=pgstream'\ndatabase = \"{self.pg.url}\"\n"
+        config = (f"[records]\nfilter = 'user=pgstream OR user=pghostile*'\ndatabase = \"{self.pg.url}\"\n"
                   "batch_size = 500\n")
         self.ms = lm.Mailscope(self.binary, os.path.join(self.root, "mailscope"), config=config)
         self.ms.start()
@@ -166,6 +170,38 @@ class RecordsPostgresTest:
                            capture_output=True, text=True, timeout=60)
         newest = [json.loads(line)["fields"]["seq"] for line in r.stdout.splitlines()]
         c.equal("--limit 3: the three newest, oldest first", len(newest), 3, r.stderr)
+        self.hostile_values()
+
+    def hostile_values(self) -> None:
+        """What PostgreSQL's text and json refuse (NUL, bytes that are not UTF-8) and what
+        SQL quoting fears come back byte for byte through the fields."""
+        c = self.c
+        values = {
+            "quotes": b"it's \"quoted\" \\ '); DROP TABLE events; --",
+            "controls": b"CR\rLF\nTAB\tNUL\x00SOH\x01 end",
+            "latin1": b"caf\xe9 \xff\xfe not UTF-8",
+            "utf8": "gr\u00fc\u00dfe \u2028 \U0001F4E7".encode(),
+            "big": b"x" * (300 * 1024),
+        }
+        self.writer().send("imap_command_finished", user=b"pghostile", **values)
+        self.writer().send("imap_command_finished", user=b"pghostile\xff", other=b"x")
+        def read() -> list[dict]:
+            r = subprocess.run([self.binary, "events", "--database", self.pg.url, "--filter",
+                                "user=pghostile*", "--json"], capture_output=True, timeout=60)
+            return [json.loads(line) for line in r.stdout.decode().splitlines() if line]
+        ok = lm.wait_until(lambda: len(read()) >= 2, 15.0)
+        records = read()
+        c.check("the hostile events are in PostgreSQL", ok and len(records) == 2, str(len(records)))
+        fields = records[0].get("fields", {}) if records else {}
+        for key, value in values.items():
+            got = fields.get(key, "")
+            raw = base64.b64decode(got["base64"]) if isinstance(got, dict) else got.encode()
+            c.equal(f"{key} comes back byte for byte from PostgreSQL", raw == value, True,
+                    repr(got)[:200])
+        last = records[-1] if records else {}
+        c.check("a user that is not UTF-8: no user column, the field keeps the bytes",
+                "user" not in last and last.get("fields", {}).get("user") ==
+                {"base64": base64.b64encode(b"pghostile\xff").decode()}, json.dumps(last)[:300])
 
     def cleanup(self) -> None:
         for client in self.clients:
