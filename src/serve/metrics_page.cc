@@ -167,7 +167,10 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
     w.Sample({{"reason", "queue_full"}}, r.dropped_queue_full);
     w.Sample({{"reason", "too_large"}}, src.records.too_large);
     w.Sample({{"reason", "shutdown"}}, r.dropped_shutdown);
-    if (src.records.remote) w.Sample({{"reason", "spool_full"}}, r.dropped_spool_full);
+    if (src.records.remote) {
+      w.Sample({{"reason", "spool_full"}}, r.dropped_spool_full);
+      w.Sample({{"reason", "rejected"}}, r.dropped_rejected);
+    }
     w.Family("mailscope_records_database_errors", "counter",
              "Failed transactions and retention steps of the records store");
     w.Sample({}, r.database_errors);

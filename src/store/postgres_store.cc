@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <vector>
 
 namespace mailscope::store {
@@ -50,7 +52,7 @@ struct ResultHolder {
 
 // A text column's value as PostgreSQL can hold it, or nullptr (NULL) when it
 // holds NUL or is not UTF-8, or is empty and `null_when_empty`.
-const char* Column(std::string_view v, bool null_when_empty, std::vector<std::string>& keep) {
+const char* Column(std::string_view v, bool null_when_empty, std::deque<std::string>& keep) {
   if (v.empty()) return null_when_empty ? nullptr : "";
   if (v.find('\0') != std::string_view::npos || !IsValidUtf8(v)) return nullptr;
   keep.emplace_back(v);
@@ -204,17 +206,35 @@ Status PostgresStore::Migrate() {
 }
 
 Status PostgresStore::Insert(std::span<const RecordView> records) {
+  Status s = InsertBatch(records);
+  if (s.ok() || conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return s;
+  // The server is there but refused the batch: a record it cannot take must
+  // not hold up the others forever. One at a time, each its own
+  // transaction; those refused again are counted and left out.
+  for (const RecordView& r : records) {
+    Status one = InsertBatch(std::span<const RecordView>(&r, 1));
+    if (one.ok()) continue;
+    if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return one;
+    if (rejected_.fetch_add(1, std::memory_order_relaxed) < 10)
+      spdlog::warn("records: {} (a {} record refused; it is left out)", one.message(), r.event);
+  }
+  return Status::Ok();
+}
+
+Status PostgresStore::InsertBatch(std::span<const RecordView> records) {
   if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
   // At most 65535 parameters a statement: 3,000 rows of 17.
   constexpr std::size_t kRowsPerStatement = 3000;
+  // timestamptz holds the years 4713 BC to 294276 AD; a source's odd time is
+  // kept within 1 to 9999 (the record's fields keep what the source said).
+  constexpr std::int64_t kYear1 = -62'135'596'800'000'000, kYear9999 = 253'402'300'799'000'000;
   MS_RETURN_IF_ERROR(Exec("BEGIN"));
-  std::vector<std::string> keep;
+  std::deque<std::string> keep;  // stable: params point into it
   std::vector<const char*> params;
   std::string sql;
   for (std::size_t first = 0; first < records.size(); first += kRowsPerStatement) {
     const std::size_t rows = std::min(kRowsPerStatement, records.size() - first);
     keep.clear();
-    keep.reserve(rows * kColumnsPerRow);
     params.clear();
     sql = kInsertColumns;
     for (std::size_t i = 0; i < rows; ++i) {
@@ -229,7 +249,7 @@ Status PostgresStore::Insert(std::span<const RecordView> records) {
       params.push_back(keep.back().c_str());
       keep.push_back(std::to_string(static_cast<std::int64_t>(r.seq)));
       params.push_back(keep.back().c_str());
-      keep.push_back(Rfc3339(r.time_us));
+      keep.push_back(Rfc3339(std::clamp(r.time_us, kYear1, kYear9999)));
       params.push_back(keep.back().c_str());
       params.push_back(SourceName(r.source).data());  // NUL-terminated literals
       keep.push_back(Printable(r.event));
@@ -330,8 +350,8 @@ Status PostgresStore::Read(const RecordQuery& query,
   if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
   // timestamptz holds the years 4713 BC to 294276 AD; what mailscope asks is within.
   constexpr std::int64_t kYear1 = -62'135'596'800'000'000, kYear9999 = 253'402'300'799'000'000;
-  std::vector<std::string> keep = {Rfc3339(std::clamp(query.since_us, kYear1, kYear9999)),
-                                   Rfc3339(std::clamp(query.until_us, kYear1, kYear9999))};
+  std::deque<std::string> keep = {Rfc3339(std::clamp(query.since_us, kYear1, kYear9999)),
+                                  Rfc3339(std::clamp(query.until_us, kYear1, kYear9999))};
   std::string sql =
       std::string(kSelectColumns) + " WHERE time >= $1::timestamptz AND time < $2::timestamptz";
   if (!query.events.empty()) {

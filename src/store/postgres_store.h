@@ -16,12 +16,12 @@
 //     UNIQUE (stream, seq));
 //
 // with indexes on time, (source, event, time), (remote_ip, time),
-// ("user", time) and (message_id, time), the last three partial. `json`
-// rather than `jsonb` keeps the fields exactly as written (order, and the
-// \u0000 that jsonb refuses). PostgreSQL's text holds neither NUL nor bytes
-// that are not UTF-8: a normalized column with such a value is NULL (the
-// value is in `fields`, base64 where it is not UTF-8); an event name with
-// them has each such byte replaced by U+FFFD.
+// ("user", time) and (message_id, time), the last three partial, on
+// lower() as the filter language folds case. `json` rather than `jsonb`
+// keeps the fields exactly as written, in their order. PostgreSQL's text
+// holds neither NUL nor bytes that are not UTF-8: a normalized column with
+// such a value is NULL (the value is in `fields`, as base64); an event name
+// with them has each such byte replaced by U+FFFD.
 //
 // Inserts are multi-row INSERT ... ON CONFLICT (stream, seq) DO NOTHING
 // statements with parameters only ($1, $2, ...), one transaction per batch:
@@ -33,6 +33,7 @@
 // the table stays near its high-water mark: the limit bounds its growth.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -57,7 +58,11 @@ class PostgresStore : public RecordStore {
   // of that connection.
   Status Connect(bool migrate = true);
 
+  // A batch the server refuses while the connection stays up is written
+  // again a record at a time; what it refuses then is left out and counted
+  // in rejected().
   Status Insert(std::span<const RecordView> records) override;
+  std::uint64_t rejected() const override { return rejected_.load(std::memory_order_relaxed); }
   bool Remote() const override { return true; }
   Status Reconnect() override { return Connect(); }
   Result<std::uint64_t> DeleteBefore(std::int64_t time_us, std::uint64_t limit) override;
@@ -77,12 +82,14 @@ class PostgresStore : public RecordStore {
   explicit PostgresStore(std::string conninfo, std::string display)
       : conninfo_(std::move(conninfo)), display_(std::move(display)) {}
   Status Migrate();
+  Status InsertBatch(std::span<const RecordView> records);
   Status Exec(const char* sql);
   Status Fail(std::string_view what);
 
   std::string conninfo_;
   std::string display_;
   pg_conn* conn_ = nullptr;
+  std::atomic<std::uint64_t> rejected_{0};
 };
 
 // A postgresql:// URL or key=value conninfo with its password removed.

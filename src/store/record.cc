@@ -144,6 +144,21 @@ bool AppendUtf8JsonString(std::string& out, std::string_view s) {
   return true;
 }
 
+// A name (a field's key, a category) as a JSON string: names are text, so a
+// NUL or a byte that is not UTF-8 in one becomes U+FFFD.
+void AppendJsonName(std::string& out, std::string_view name) {
+  if (name.find('\0') == std::string_view::npos && AppendUtf8JsonString(out, name)) return;
+  std::string fixed;
+  for (char c : name) {
+    if (c == '\0') {
+      fixed += "\xEF\xBF\xBD";
+    } else {
+      fixed += c;
+    }
+  }
+  exporter::AppendJsonString(out, fixed);  // replaces what is not UTF-8
+}
+
 template <typename T>
 void AppendNumber(std::string& out, T v) {
   char buf[24];
@@ -180,7 +195,9 @@ void AppendJsonValue(std::string& out, const Value& v) {
       break;
     case Value::Type::kString: {
       const std::string_view s = v.as_string();
-      if (!AppendUtf8JsonString(out, s)) {
+      // NUL is no more text than bytes that are not UTF-8: PostgreSQL's
+      // text refuses it, and one \u0000 in a json value makes ->> fail.
+      if (s.find('\0') != std::string_view::npos || !AppendUtf8JsonString(out, s)) {
         out += "{\"base64\":\"";
         out += Base64Encode(s.data(), s.size());
         out += "\"}";
@@ -498,7 +515,7 @@ Status RecordEncoder::Finish(std::string_view in, std::string& out, std::size_t*
   for (std::uint32_t n = u32(); ok && n > 0; --n) {
     const std::string_view c = str();
     cats_ += cats_.empty() ? '[' : ',';
-    if (!AppendUtf8JsonString(cats_, c)) exporter::AppendJsonString(cats_, c);
+    AppendJsonName(cats_, c);
   }
   if (!cats_.empty()) cats_ += ']';
   json_.assign(1, '{');
@@ -538,12 +555,12 @@ Status RecordEncoder::Finish(std::string_view in, std::string& out, std::size_t*
     }
     if (!ok) break;
     if (json_.size() > 1) json_ += ',';
-    if (!AppendUtf8JsonString(json_, key)) exporter::AppendJsonString(json_, key);
+    AppendJsonName(json_, key);
     json_ += ':';
     AppendJsonValue(json_, v);
     if (unit != Unit::kNone) {
       units_ += units_.empty() ? '{' : ',';
-      if (!AppendUtf8JsonString(units_, key)) exporter::AppendJsonString(units_, key);
+      AppendJsonName(units_, key);
       units_ += ':';
       AppendUtf8JsonString(units_, UnitName(unit));
     }

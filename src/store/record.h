@@ -25,12 +25,14 @@
 // it; record values give one key per column):
 //   - integers as JSON numbers, doubles as numbers (null when not finite),
 //     booleans as true/false, timevals as "<sec>.<usec:06>";
-//   - strings of valid UTF-8 as JSON strings (control characters, NUL
-//     included, as \u00XX, and U+2028 and U+2029 escaped, which some readers
-//     of JSON lines take for line ends), so the database's JSON functions
-//     read them;
-//   - strings that are not valid UTF-8 as {"base64":"..."}: the bytes come
-//     back exactly, and the column stays valid JSON.
+//   - strings of valid UTF-8 as JSON strings (control characters as
+//     \u00XX, and U+2028 and U+2029 escaped, which some readers of JSON
+//     lines take for line ends), so the database's JSON functions read them;
+//   - strings that are not valid UTF-8, or hold a NUL, as {"base64":"..."}:
+//     the bytes come back exactly, and the column stays JSON that every
+//     database's functions take (PostgreSQL's text refuses NUL).
+//   - names (keys, categories) are text: a NUL or a byte that is not UTF-8
+//     in one becomes U+FFFD.
 // `units` is a JSON object of the fields whose number has a unit
 // ({"duration":"us"}), or empty. `categories` is a JSON array, or empty.
 #pragma once

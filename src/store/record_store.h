@@ -45,6 +45,10 @@ class RecordStore {
   // retries a committed batch).
   virtual Status Insert(std::span<const RecordView> records) = 0;
 
+  // Records the store refused for what they hold (not for a failure of its
+  // own), left out; read from any thread.
+  virtual std::uint64_t rejected() const { return 0; }
+
   // Whether the store is a server that may go away: its writer spools
   // records while it is unreachable (see RecordsWriter).
   virtual bool Remote() const = 0;

@@ -61,6 +61,7 @@ RecordsFigures RecordsWriter::figures() const {
   f.deleted_age = deleted_age_.load(std::memory_order_relaxed);
   f.deleted_size = deleted_size_.load(std::memory_order_relaxed);
   f.dropped_spool_full = dropped_spool_full_.load(std::memory_order_relaxed);
+  f.dropped_rejected = store_->rejected();
   f.spool_records = spool_records_.load(std::memory_order_relaxed);
   f.spool_bytes = spool_bytes_.load(std::memory_order_relaxed);
   f.connected = connected_figure_.load(std::memory_order_relaxed);

@@ -69,6 +69,7 @@ struct RecordsFigures {
   std::uint64_t deleted_age = 0;         // rows retention removed for their age
   std::uint64_t deleted_size = 0;        // rows retention removed for the size limit
   std::uint64_t dropped_spool_full = 0;  // the store was away and the spool full
+  std::uint64_t dropped_rejected = 0;    // the store refused them (RecordStore::rejected)
   std::uint64_t spool_records = 0;       // waiting in the spool, now
   std::uint64_t spool_bytes = 0;
   bool connected = true;  // a remote store answers

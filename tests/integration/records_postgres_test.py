@@ -22,6 +22,8 @@ process writes them, each with a sequence number.
   5. Hostile values — quotes and SQL, CR/LF/TAB/NUL, bytes that are not
      UTF-8, a 300 KiB string, a user name that is not UTF-8 — come back from
      PostgreSQL byte for byte through the fields.
+  6. A record the server refuses while it is up (a CHECK added by hand) is
+     left out and counted (reason "rejected"); the ones around it are written.
 
 Usage: records_postgres_test.py --mailscope PATH [--keep]. Exits 0 on
 success, 1 on failure, 77 when not root or PostgreSQL 15 is not installed.
@@ -171,6 +173,25 @@ class RecordsPostgresTest:
         newest = [json.loads(line)["fields"]["seq"] for line in r.stdout.splitlines()]
         c.equal("--limit 3: the three newest, oldest first", len(newest), 3, r.stderr)
         self.hostile_values()
+        self.refused_record()
+
+    def refused_record(self) -> None:
+        """A record the server refuses while it is up (here a CHECK a DBA added) is left out
+        and counted; the records around it are written and nothing waits on it."""
+        c = self.c
+        self.pg.psql("mailscope", "ALTER TABLE events ADD CONSTRAINT no_poison "
+                     "CHECK (fields::text NOT LIKE '%poison%')")
+        client = self.writer()
+        for tag in (b"before", b"poison", b"after"):
+            client.send("imap_command_finished", user=b"pgstream", seq=b"refused-" + tag)
+        ok = lm.wait_until(lambda: self.metric(
+            'mailscope_records_dropped_total{reason="rejected"}') == 1, 15.0)
+        c.check("the refused record is counted as rejected", ok, str(self.metric(
+            'mailscope_records_dropped_total{reason="rejected"}')))
+        rows = self.pg.psql("mailscope", "SELECT fields->>'seq' FROM events WHERE "
+                            "fields->>'seq' LIKE 'refused-%' ORDER BY id").split()
+        c.equal("the records around it are written", rows, ["refused-before", "refused-after"])
+        c.equal("the database stays up", self.metric("mailscope_records_database_up"), 1)
 
     def hostile_values(self) -> None:
         """What PostgreSQL's text and json refuse (NUL, bytes that are not UTF-8) and what
