@@ -181,7 +181,11 @@ void AppendJsonValue(std::string& out, const Value& v) {
       break;
     case Value::Type::kDouble:
       if (std::isfinite(v.as_double())) {
+        // The shortest text that reads back as the same double, and reads
+        // back as a double: 1.0 is "1.0", not the integer "1".
+        const std::size_t at = out.size();
         fmt::format_to(std::back_inserter(out), "{}", v.as_double());
+        if (out.find_first_of(".eE", at) == std::string::npos) out += ".0";
       } else {
         out += "null";
       }

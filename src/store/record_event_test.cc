@@ -44,6 +44,7 @@ TEST(RecordEventTest, AnEventComesBackAsItWasPrinted) {
   e.Add(InternName("duration"), Value::Int(3350).WithUnit(Unit::kMicroseconds));
   e.Add(InternName("bytes_in"), Value::Uint(18'446'744'073'709'551'615u));
   e.Add(InternName("ratio"), Value::Double(0.25));
+  e.Add(InternName("whole"), Value::Double(3.0));
   e.Add(InternName("ok"), Value::Bool(true));
   e.Add(InternName("raw"), Value::String(std::string_view("\xff\x00z", 3)));
   e.Add(InternName("text"), Value::String("tab\there \"quoted\" \xe2\x82\xac"));
@@ -55,6 +56,7 @@ TEST(RecordEventTest, AnEventComesBackAsItWasPrinted) {
   EXPECT_EQ(RoundTrip(e, builder, back), live);
   EXPECT_EQ(back.level, Level::kWarn);
   EXPECT_EQ(back.Find(InternName("duration"))->value.unit(), Unit::kMicroseconds);
+  EXPECT_EQ(back.Find(InternName("whole"))->value.type(), Value::Type::kDouble);
   EXPECT_EQ(back.Find(InternName("raw"))->value.as_string(), std::string_view("\xff\x00z", 3));
   EXPECT_TRUE(Matches("event=imap_command_finished AND duration > 3ms", back));
   EXPECT_FALSE(Matches("duration > 4ms", back));
