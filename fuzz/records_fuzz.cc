@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "export/json_writer.h"
 #include "store/record.h"
 #include "store/record_event.h"
 #include "store/spool.h"
@@ -67,7 +68,7 @@ void CheckRecordedAgain(const Event& event) {
   // events whose keys are text come back whole.
   for (const Field& f : event.fields) {
     const std::string_view key = NameText(f.key);
-    if (key.find('\0') != std::string_view::npos || !store::IsValidUtf8(key)) return;
+    if (key.find('\0') != std::string_view::npos || !exporter::IsValidUtf8(key)) return;
   }
   const std::vector<Flat> before = Flatten(event);
   std::string capture, record;

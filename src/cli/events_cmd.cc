@@ -17,7 +17,6 @@
 
 #include "cli/commands.h"
 #include "cli/record_stores.h"
-#include "core/base64.h"
 #include "export/event_text.h"
 #include "export/json_writer.h"
 #include "filter/analysis.h"
@@ -144,15 +143,8 @@ void AppendJsonRecord(std::string& out, const store::RecordView& r) {
     out += ',';
     exporter::AppendJsonString(out, name);
     out += ':';
-    // Columns are text as the source gave it; one that is not UTF-8 is
-    // written as the fields write such values.
-    if (store::IsValidUtf8(value)) {
-      exporter::AppendJsonString(out, value);
-    } else {
-      out += "{\"base64\":\"";
-      out += Base64Encode(value.data(), value.size());
-      out += "\"}";
-    }
+    // Columns are the source's bytes: written as the fields write them.
+    store::AppendJsonBytes(out, value);
   }
   if (!r.categories.empty()) {
     out += ",\"categories\":";

@@ -13,6 +13,10 @@ namespace mailscope::exporter {
 // so the result is always valid JSON. Never allocates beyond `out`'s growth.
 void AppendJsonEscaped(std::string& out, std::string_view s);
 
+// Whether `s` is valid UTF-8 (RFC 3629: no overlong forms, no surrogates,
+// nothing past U+10FFFF): what AppendJsonEscaped() keeps as it is.
+bool IsValidUtf8(std::string_view s);
+
 // Appends `s` as a JSON string literal, quotes included.
 void AppendJsonString(std::string& out, std::string_view s);
 

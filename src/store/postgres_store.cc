@@ -11,6 +11,8 @@
 #include <deque>
 #include <vector>
 
+#include "export/json_writer.h"
+
 namespace mailscope::store {
 namespace {
 
@@ -54,7 +56,7 @@ struct ResultHolder {
 // holds NUL or is not UTF-8, or is empty and `null_when_empty`.
 const char* Column(std::string_view v, bool null_when_empty, std::deque<std::string>& keep) {
   if (v.empty()) return null_when_empty ? nullptr : "";
-  if (v.find('\0') != std::string_view::npos || !IsValidUtf8(v)) return nullptr;
+  if (v.find('\0') != std::string_view::npos || !exporter::IsValidUtf8(v)) return nullptr;
   keep.emplace_back(v);
   return keep.back().c_str();
 }
@@ -71,7 +73,7 @@ std::string Printable(std::string_view v) {
       n = 3;
     else if (c >= 0xC0)
       n = 2;
-    if (c != 0 && i + n <= v.size() && IsValidUtf8(v.substr(i, n))) {
+    if (c != 0 && i + n <= v.size() && exporter::IsValidUtf8(v.substr(i, n))) {
       out.append(v.substr(i, n));
       i += n;
     } else {

@@ -11,6 +11,7 @@
 
 #include "core/base64.h"
 #include "core/check.h"
+#include "export/event_format.h"
 #include "export/json_writer.h"
 
 namespace mailscope::store {
@@ -49,105 +50,10 @@ void PutString(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-// Bytes that JSON strings escape: '"', '\\' and the control characters.
-constexpr std::array<bool, 256> kJsonEscape = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
-  t['"'] = t['\\'] = true;
-  return t;
-}();
-
-// The length of the valid UTF-8 sequence at `p` (of `left` bytes), or 0.
-std::size_t Utf8Sequence(const unsigned char* p, std::size_t left) {
-  const unsigned char c = p[0];
-  std::size_t len;
-  std::uint32_t cp;
-  if ((c & 0xE0) == 0xC0) {
-    len = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (left < len) return 0;
-  for (std::size_t i = 1; i < len; ++i) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (p[i] & 0x3F);
-  }
-  static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
-
-// Appends `s` as a JSON string when it is valid UTF-8 and returns true; else
-// leaves `out` as it was and returns false. One pass: runs of bytes that
-// need no escape are copied whole.
-bool AppendUtf8JsonString(std::string& out, std::string_view s) {
-  const std::size_t start = out.size();
-  out += '"';
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const std::size_t n = s.size();
-  std::size_t run = 0, i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      if (!kJsonEscape[c]) {
-        ++i;
-        continue;
-      }
-      out.append(s.data() + run, i - run);
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        default: {
-          static constexpr char kHex[] = "0123456789abcdef";
-          const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-          out.append(esc, sizeof esc);
-        }
-      }
-      run = ++i;
-      continue;
-    }
-    const std::size_t len = Utf8Sequence(p + i, n - i);
-    if (len == 0) {
-      out.resize(start);
-      return false;
-    }
-    // U+2028 and U+2029 end lines for some readers of JSON lines: escaped.
-    if (len == 3 && c == 0xE2 && p[i + 1] == 0x80 && (p[i + 2] == 0xA8 || p[i + 2] == 0xA9)) {
-      out.append(s.data() + run, i - run);
-      out += p[i + 2] == 0xA8 ? "\\u2028" : "\\u2029";
-      run = i + 3;
-    }
-    i += len;
-  }
-  out.append(s.data() + run, n - run);
-  out += '"';
-  return true;
-}
-
 // A name (a field's key, a category) as a JSON string: names are text, so a
 // NUL or a byte that is not UTF-8 in one becomes U+FFFD.
 void AppendJsonName(std::string& out, std::string_view name) {
-  if (name.find('\0') == std::string_view::npos && AppendUtf8JsonString(out, name)) return;
+  if (name.find('\0') == std::string_view::npos) return exporter::AppendJsonString(out, name);
   std::string fixed;
   for (char c : name) {
     if (c == '\0') {
@@ -158,7 +64,6 @@ void AppendJsonName(std::string& out, std::string_view name) {
   }
   exporter::AppendJsonString(out, fixed);  // replaces what is not UTF-8
 }
-
 template <typename T>
 void AppendNumber(std::string& out, T v) {
   char buf[24];
@@ -197,17 +102,9 @@ void AppendJsonValue(std::string& out, const Value& v) {
       fmt::format_to(std::back_inserter(out), "\"{}.{:06}\"", v.as_timeval().sec,
                      v.as_timeval().usec);
       break;
-    case Value::Type::kString: {
-      const std::string_view s = v.as_string();
-      // NUL is no more text than bytes that are not UTF-8: PostgreSQL's
-      // text refuses it, and one \u0000 in a json value makes ->> fail.
-      if (s.find('\0') != std::string_view::npos || !AppendUtf8JsonString(out, s)) {
-        out += "{\"base64\":\"";
-        out += Base64Encode(s.data(), s.size());
-        out += "\"}";
-      }
+    case Value::Type::kString:
+      AppendJsonBytes(out, v.as_string());
       break;
-    }
   }
 }
 
@@ -231,32 +128,21 @@ std::string_view ColumnText(const Value& v, std::string& scratch) {
 }  // namespace
 
 void AppendRfc3339(std::string& out, std::int64_t time_us) {
-  // By hand from the day count: chrono's formatting goes through
-  // nanoseconds, which hold only the years 1677 to 2262.
-  auto floor_div = [](std::int64_t a, std::int64_t b) { return a / b - (a % b < 0 ? 1 : 0); };
-  const std::int64_t secs = floor_div(time_us, 1'000'000);
-  const std::int64_t days = floor_div(secs, 86'400);
-  const std::int64_t in_day = secs - days * 86'400;
-  const std::chrono::year_month_day ymd{
-      std::chrono::sys_days(std::chrono::days(static_cast<int>(days)))};
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                 static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                 static_cast<unsigned>(ymd.day()), in_day / 3600, in_day / 60 % 60, in_day % 60,
-                 time_us - secs * 1'000'000);
+  exporter::AppendExportTime(out,
+                             exporter::ToTimeval(TimePoint(std::chrono::microseconds(time_us))),
+                             exporter::TimeFormat::kRfc3339);
 }
 
-bool IsValidUtf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  for (std::size_t i = 0; i < s.size();) {
-    if (p[i] < 0x80) {
-      ++i;
-      continue;
-    }
-    const std::size_t len = Utf8Sequence(p + i, s.size() - i);
-    if (len == 0) return false;
-    i += len;
+void AppendJsonBytes(std::string& out, std::string_view s) {
+  // NUL is no more text than bytes that are not UTF-8: PostgreSQL's text
+  // refuses it, and one \u0000 in a json value makes ->> fail.
+  if (s.find('\0') == std::string_view::npos && exporter::IsValidUtf8(s)) {
+    exporter::AppendJsonString(out, s);
+    return;
   }
-  return true;
+  out += "{\"base64\":\"";
+  out += Base64Encode(s.data(), s.size());
+  out += "\"}";
 }
 
 RecordEncoder::RecordEncoder()
@@ -566,7 +452,7 @@ Status RecordEncoder::Finish(std::string_view in, std::string& out, std::size_t*
       units_ += units_.empty() ? '{' : ',';
       AppendJsonName(units_, key);
       units_ += ':';
-      AppendUtf8JsonString(units_, UnitName(unit));
+      exporter::AppendJsonString(units_, UnitName(unit));
     }
   }
   if (!ok || at != total) return corrupt("fields do not add up to its size");

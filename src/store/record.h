@@ -138,7 +138,8 @@ void AppendRecord(const RecordView& record, std::string& out);
 // microseconds: "2026-12-06T23:13:37.622772Z".
 void AppendRfc3339(std::string& out, std::int64_t time_us);
 
-// Whether `s` is valid UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
-bool IsValidUtf8(std::string_view s);
+// Appends `s` as the records write a string value: a JSON string when it is
+// valid UTF-8 without a NUL, else {"base64":"..."} (see above).
+void AppendJsonBytes(std::string& out, std::string_view s);
 
 }  // namespace mailscope::store

@@ -13,8 +13,6 @@
 namespace mailscope::store {
 namespace {
 
-using namespace std::string_view_literals;
-
 catalog::EventRouter& Router() {
   static catalog::EventRouter* router = [] {
     auto control = catalog::EventControl::Build(catalog::Catalog::Get(), {});
@@ -212,19 +210,6 @@ TEST(RecordTest, Rfc3339FromMicroseconds) {
   EXPECT_EQ(text(-1), "1969-12-31T23:59:59.999999Z");
   EXPECT_EQ(text(-62'135'596'800'000'000), "0001-01-01T00:00:00.000000Z");
   EXPECT_EQ(text(253'402'300'799'999'999), "9999-12-31T23:59:59.999999Z");
-}
-
-TEST(RecordTest, Utf8Validation) {
-  EXPECT_TRUE(IsValidUtf8(""));
-  EXPECT_TRUE(IsValidUtf8("plain ascii\t\n"));
-  EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xa7"));
-  EXPECT_TRUE(IsValidUtf8("\0"sv));
-  EXPECT_FALSE(IsValidUtf8("\xc3"));              // cut short
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate
-  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
-  EXPECT_FALSE(IsValidUtf8("\x80"));
-  EXPECT_FALSE(IsValidUtf8("\xff"));
 }
 
 }  // namespace
