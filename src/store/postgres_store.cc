@@ -84,9 +84,13 @@ std::string Printable(std::string_view v) {
   return out;
 }
 
+// A time as a timestamptz parameter. timestamptz holds the years 4713 BC to
+// 294276 AD; times are kept within 1 to 9999 (a record's fields keep what
+// the source said).
 std::string Rfc3339(std::int64_t time_us) {
+  constexpr std::int64_t kYear1 = -62'135'596'800'000'000, kYear9999 = 253'402'300'799'000'000;
   std::string out;
-  AppendRfc3339(out, time_us);
+  AppendRfc3339(out, std::clamp(time_us, kYear1, kYear9999));
   return out;
 }
 
@@ -227,9 +231,6 @@ Status PostgresStore::InsertBatch(std::span<const RecordView> records) {
   if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
   // At most 65535 parameters a statement: 3,000 rows of 17.
   constexpr std::size_t kRowsPerStatement = 3000;
-  // timestamptz holds the years 4713 BC to 294276 AD; a source's odd time is
-  // kept within 1 to 9999 (the record's fields keep what the source said).
-  constexpr std::int64_t kYear1 = -62'135'596'800'000'000, kYear9999 = 253'402'300'799'000'000;
   MS_RETURN_IF_ERROR(Exec("BEGIN"));
   std::deque<std::string> keep;  // stable: params point into it
   std::vector<const char*> params;
@@ -251,7 +252,7 @@ Status PostgresStore::InsertBatch(std::span<const RecordView> records) {
       params.push_back(keep.back().c_str());
       keep.push_back(std::to_string(static_cast<std::int64_t>(r.seq)));
       params.push_back(keep.back().c_str());
-      keep.push_back(Rfc3339(std::clamp(r.time_us, kYear1, kYear9999)));
+      keep.push_back(Rfc3339(r.time_us));
       params.push_back(keep.back().c_str());
       params.push_back(SourceName(r.source).data());  // NUL-terminated literals
       keep.push_back(Printable(r.event));
@@ -299,16 +300,10 @@ Result<std::uint64_t> PostgresStore::TrimToSize(std::uint64_t max_bytes,
   if (bytes <= max_bytes || rows == 0) return std::uint64_t{0};
   std::uint64_t want = rows / 10 + 1, deleted = 0;
   while (deleted < want) {
-    const std::string n = std::to_string(std::min<std::uint64_t>(want - deleted, 10'000));
-    const char* params[] = {n.c_str()};
-    ResultHolder r(PQexecParams(
-        conn_,
-        "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time LIMIT $1::bigint)", 1,
-        nullptr, params, nullptr, nullptr, 0));
-    if (PQresultStatus(r.r) != PGRES_COMMAND_OK) return Fail("retention delete");
-    const std::uint64_t went = std::strtoull(PQcmdTuples(r.r), nullptr, 10);
-    deleted += went;
-    if (went == 0) break;
+    auto went = DeleteBefore(INT64_MAX, std::min<std::uint64_t>(want - deleted, 10'000));
+    if (!went.ok()) return went.status();
+    deleted += *went;
+    if (*went == 0) break;
     between_chunks();
   }
   MS_RETURN_IF_ERROR(ReleaseSpace());
@@ -350,10 +345,7 @@ Result<std::uint64_t> PostgresStore::RowCount() {
 Status PostgresStore::Read(const RecordQuery& query,
                            const std::function<bool(const RecordView&)>& row) {
   if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
-  // timestamptz holds the years 4713 BC to 294276 AD; what mailscope asks is within.
-  constexpr std::int64_t kYear1 = -62'135'596'800'000'000, kYear9999 = 253'402'300'799'000'000;
-  std::deque<std::string> keep = {Rfc3339(std::clamp(query.since_us, kYear1, kYear9999)),
-                                  Rfc3339(std::clamp(query.until_us, kYear1, kYear9999))};
+  std::deque<std::string> keep = {Rfc3339(query.since_us), Rfc3339(query.until_us)};
   std::string sql =
       std::string(kSelectColumns) + " WHERE time >= $1::timestamptz AND time < $2::timestamptz";
   if (!query.events.empty()) {

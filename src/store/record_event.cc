@@ -65,14 +65,20 @@ Status RecordEventBuilder::Build(const RecordView& r, Event& event) {
   return Status::Ok();
 }
 
-Status RecordEventBuilder::ParseFields(std::string_view json, Event& event) {
+Status RecordEventBuilder::Iterate(std::string_view json, const char* what,
+                                   simdjson::ondemand::document& doc) {
   padded_.assign(json);
   padded_.resize(json.size() + simdjson::SIMDJSON_PADDING);
-  od::document doc;
   if (auto e =
           parser_.iterate(simdjson::padded_string_view(padded_.data(), json.size(), padded_.size()))
               .get(doc))
-    return Corrupt("the fields", e);
+    return Corrupt(what, e);
+  return Status::Ok();
+}
+
+Status RecordEventBuilder::ParseFields(std::string_view json, Event& event) {
+  od::document doc;
+  MS_RETURN_IF_ERROR(Iterate(json, "the fields", doc));
   od::object object;
   if (auto e = doc.get_object().get(object)) return Corrupt("the fields", e);
   auto keep = [this](std::string_view s) -> std::string_view {
@@ -143,13 +149,8 @@ Status RecordEventBuilder::ParseFields(std::string_view json, Event& event) {
 }
 
 Status RecordEventBuilder::ParseUnits(std::string_view json) {
-  padded_.assign(json);
-  padded_.resize(json.size() + simdjson::SIMDJSON_PADDING);
   od::document doc;
-  if (auto e =
-          parser_.iterate(simdjson::padded_string_view(padded_.data(), json.size(), padded_.size()))
-              .get(doc))
-    return Corrupt("the units", e);
+  MS_RETURN_IF_ERROR(Iterate(json, "the units", doc));
   od::object object;
   if (auto e = doc.get_object().get(object)) return Corrupt("the units", e);
   for (auto field : object) {
@@ -163,13 +164,8 @@ Status RecordEventBuilder::ParseUnits(std::string_view json) {
 }
 
 Status RecordEventBuilder::ParseCategories(std::string_view json, Event& event) {
-  padded_.assign(json);
-  padded_.resize(json.size() + simdjson::SIMDJSON_PADDING);
   od::document doc;
-  if (auto e =
-          parser_.iterate(simdjson::padded_string_view(padded_.data(), json.size(), padded_.size()))
-              .get(doc))
-    return Corrupt("the categories", e);
+  MS_RETURN_IF_ERROR(Iterate(json, "the categories", doc));
   od::array array;
   if (auto e = doc.get_array().get(array)) return Corrupt("the categories", e);
   for (auto item : array) {

@@ -36,6 +36,8 @@ class RecordEventBuilder {
   Status Build(const RecordView& record, Event& event);
 
  private:
+  // Starts `doc` on a copy of `json` with simdjson's padding.
+  Status Iterate(std::string_view json, const char* what, simdjson::ondemand::document& doc);
   Status ParseFields(std::string_view json, Event& event);
   Status ParseUnits(std::string_view json);
   Status ParseCategories(std::string_view json, Event& event);

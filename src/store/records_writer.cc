@@ -244,7 +244,7 @@ void RecordsWriter::ApplyRetention() {
   }
 }
 
-void RecordsWriter::RunRemote(bool stopping) {
+void RecordsWriter::RunRemote() {
   if (!connected_ && std::chrono::steady_clock::now() >= next_connect_) {
     if (Status s = store_->Reconnect(); s.ok()) {
       spdlog::info("records: the database is back; {} spooled records to write",
@@ -257,15 +257,10 @@ void RecordsWriter::RunRemote(bool stopping) {
       Disconnected(s);
     }
   }
-  if (connected_ && !DrainSpool()) {
-    // Disconnected() has run; what comes next is spooled.
-  }
+  if (connected_) DrainSpool();  // a failure disconnects: what comes next is spooled
   if (!TakePending()) return;
-  if (connected_ && (spool_ == nullptr || spool_->empty())) {
-    if (WriteWork()) return;
-  }
+  if (connected_ && (spool_ == nullptr || spool_->empty()) && WriteWork()) return;
   SpoolWork();
-  (void)stopping;
 }
 
 void RecordsWriter::Run() {
@@ -293,7 +288,7 @@ void RecordsWriter::Run() {
       stopping = stopping_;
     }
     if (remote) {
-      RunRemote(stopping);
+      RunRemote();
     } else if (TakePending()) {
       if (WriteWork()) {
         sqlite_backoff = 100ms;

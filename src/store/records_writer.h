@@ -101,7 +101,7 @@ class RecordsWriter {
   bool TakePending();
   void ApplyRetention();
   // Remote stores.
-  void RunRemote(bool stopping);
+  void RunRemote();
   void SpoolWork();
   bool DrainSpool();
   void Disconnected(const Status& why);

@@ -296,14 +296,7 @@ Result<std::uint64_t> SqliteStore::DeleteBefore(std::int64_t time_us, std::uint6
 }
 
 Result<std::uint64_t> SqliteStore::DeleteOldest(std::uint64_t limit) {
-  Stmt s;
-  if (sqlite3_prepare_v2(
-          db_, "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time LIMIT ?1)", -1,
-          &s.s, nullptr) != SQLITE_OK)
-    return Error("preparing a retention delete");
-  sqlite3_bind_int64(s.s, 1, static_cast<sqlite3_int64>(limit));
-  if (sqlite3_step(s.s) != SQLITE_DONE) return Error("retention delete");
-  return static_cast<std::uint64_t>(sqlite3_changes64(db_));
+  return DeleteBefore(INT64_MAX, limit);
 }
 
 Result<std::uint64_t> SqliteStore::TrimToSize(std::uint64_t max_bytes,
