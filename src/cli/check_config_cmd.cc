@@ -4,6 +4,7 @@
 
 #include "catalog/event_control.h"
 #include "cli/commands.h"
+#include "cli/record_stores.h"
 #include "serve/config.h"
 #include "store/postgres_store.h"
 
@@ -82,10 +83,9 @@ void AddCheckConfigCommand(CLI::App& app, int& exit_code) {
                  c.old_stats_carbon_name, c.old_stats_carbon_interval.count());
     }
     if (!c.records.filters.empty()) {
-      const std::string store =
-          c.records.database.empty()
-              ? (c.data_dir.empty() ? serve::DefaultDataDir() : c.data_dir) + "/records.sqlite"
-              : "PostgreSQL " + store::RedactConninfo(c.records.database);
+      const std::string store = c.records.database.empty()
+                                    ? RecordsFileOf(c.data_dir)
+                                    : "PostgreSQL " + store::RedactConninfo(c.records.database);
       fmt::print("records into {}, max_age {}s, max_size {}:\n", store, c.records.max_age.count(),
                  c.records.max_size == 0 ? std::string("none")
                                          : std::to_string(c.records.max_size) + " bytes");

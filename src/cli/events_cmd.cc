@@ -193,6 +193,10 @@ std::vector<std::string> EventsThatCanMatch(const filter::Filter& f,
 
 }  // namespace
 
+std::string RecordsFileOf(const std::string& data_dir) {
+  return store::SqlitePath(data_dir.empty() ? serve::DefaultDataDir() : data_dir);
+}
+
 Result<std::unique_ptr<store::RecordStore>> OpenStore(const std::string& database,
                                                       const std::string& sqlite_path) {
   if (database.empty()) {
@@ -252,10 +256,7 @@ std::vector<store::RecordQuery::Equals> RequiredEquals(const filter::Filter& f) 
 }
 
 int Run(const EventsFlags& f) {
-  const std::string path = !f.file.empty()
-                               ? f.file
-                               : (f.data_dir.empty() ? serve::DefaultDataDir() : f.data_dir) + "/" +
-                                     std::string(store::kSqliteFileName);
+  const std::string path = !f.file.empty() ? f.file : RecordsFileOf(f.data_dir);
   auto parsed = filter::Parse(f.filter, filter::Dialect::kMailscope);
   if (!parsed.ok()) {
     fmt::print(stderr, "mailscope events: --filter: {}\n", parsed.status().message());

@@ -9,6 +9,10 @@
 
 namespace mailscope::cli {
 
+// DATA_DIR/records.sqlite of `data_dir`, or of serve's default data
+// directory when it is empty.
+std::string RecordsFileOf(const std::string& data_dir);
+
 // PostgreSQL when `database` is not empty (connected, schema checked but
 // not changed), else the SQLite file at `sqlite_path`, read-only.
 Result<std::unique_ptr<store::RecordStore>> OpenStore(const std::string& database,

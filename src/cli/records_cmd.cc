@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/record_stores.h"
 #include "serve/config.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
@@ -45,8 +46,7 @@ int Migrate(const MigrateFlags& f) {
     fmt::print("PostgreSQL ({}): schema version {}\n", (*pg)->display_name(), *version);
     return 0;
   }
-  const std::string path = (data_dir.empty() ? serve::DefaultDataDir() : data_dir) + "/" +
-                           std::string(store::kSqliteFileName);
+  const std::string path = RecordsFileOf(data_dir);
   auto db = store::SqliteStore::Open(path, store::SqliteStore::Mode::kReadWrite);
   if (!db.ok()) {
     fmt::print(stderr, "mailscope records migrate: {}\n", db.status().message());

@@ -29,7 +29,7 @@ Status RecordsOutput::Apply(const RecordsConfig& config, const std::string& data
     std::unique_ptr<store::RecordStore> db;
     std::unique_ptr<store::Spool> spool;
     if (config.database.empty()) {
-      path_ = data_dir + "/" + std::string(store::kSqliteFileName);
+      path_ = store::SqlitePath(data_dir);
       auto sqlite = store::SqliteStore::Open(path_, store::SqliteStore::Mode::kReadWrite);
       if (!sqlite.ok()) return sqlite.status();
       db = std::move(*sqlite);

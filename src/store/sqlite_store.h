@@ -41,6 +41,10 @@ namespace mailscope::store {
 
 inline constexpr int kSqliteSchemaVersion = 1;
 inline constexpr std::string_view kSqliteFileName = "records.sqlite";
+// The records file of a data directory: DATA_DIR/records.sqlite.
+inline std::string SqlitePath(std::string_view data_dir) {
+  return std::string(data_dir) + "/" + std::string(kSqliteFileName);
+}
 
 class SqliteStore : public RecordStore {
  public:

@@ -420,6 +420,13 @@ class Mailscope:
         except OSError as err:
             return Reply(-1, "", str(err))
 
+    def metric(self, name: str) -> int | None:
+        """The value of the sample `name` (labels included) on /metrics, or None."""
+        for line in self.http("/metrics").body.splitlines():
+            if line.split(" ")[0] == name:
+                return int(float(line.split()[-1]))
+        return None
+
     def log_text(self) -> str:
         with contextlib.suppress(FileNotFoundError):
             with open(self.log_path, encoding="utf-8", errors="replace") as f:

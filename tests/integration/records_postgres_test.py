@@ -57,12 +57,6 @@ class RecordsPostgresTest:
         self.ms: lm.Mailscope | None = None
         self.clients: list[ld.StatsWriterClient] = []
 
-    def metric(self, name: str) -> int | None:
-        for line in self.ms.http("/metrics").body.splitlines():
-            if line.split(" ")[0] == name:
-                return int(float(line.split()[-1]))
-        return None
-
     def writer(self) -> ld.StatsWriterClient:
         client = ld.StatsWriterClient(os.path.join(self.ms.run_dir, "stats-writer"))
         self.clients.append(client)
@@ -114,39 +108,39 @@ class RecordsPostgresTest:
         self.ms = lm.Mailscope(self.binary, os.path.join(self.root, "mailscope"), config=config)
         self.ms.start()
         c.check("the database is up for mailscope", lm.wait_until(
-            lambda: self.metric("mailscope_records_database_up") == 1, 10.0))
+            lambda: self.ms.metric("mailscope_records_database_up") == 1, 10.0))
 
         sender = self.stream(0, FIRST)
-        lm.wait_until(lambda: (self.metric("mailscope_records_written_total") or 0) >= 3000, 30.0)
+        lm.wait_until(lambda: (self.ms.metric("mailscope_records_written_total") or 0) >= 3000, 30.0)
         self.pg.kill()
-        written_before = self.metric("mailscope_records_written_total") or 0
+        written_before = self.ms.metric("mailscope_records_written_total") or 0
         print(f"# PostgreSQL stopped after {written_before} records were committed", flush=True)
         c.check("the outage comes in the middle of the stream",
                 0 < written_before < FIRST, str(written_before))
         sender.join(30)
         c.check("mailscope spools while the server is away", lm.wait_until(
-            lambda: self.metric("mailscope_records_database_up") == 0
-            and (self.metric("mailscope_records_spool") or 0) > 0, 15.0),
-            str(self.metric("mailscope_records_spool")))
+            lambda: self.ms.metric("mailscope_records_database_up") == 0
+            and (self.ms.metric("mailscope_records_spool") or 0) > 0, 15.0),
+            str(self.ms.metric("mailscope_records_spool")))
 
         self.restart_mailscope()
-        spooled = self.metric("mailscope_records_spool") or 0
+        spooled = self.ms.metric("mailscope_records_spool") or 0
         print(f"# the restarted mailscope finds {spooled} records in the spool", flush=True)
         c.check("the restarted mailscope finds what was spooled (and what it held)",
                 spooled > 0 and spooled + written_before >= FIRST,
                 f"spool {spooled}, written before {written_before}")
         self.stream(FIRST, SECOND).join(30)
         c.check("new records join the spool", lm.wait_until(
-            lambda: (self.metric("mailscope_records_spool") or 0) >= spooled + SECOND, 15.0),
-            str(self.metric("mailscope_records_spool")))
-        c.equal("nothing was dropped", self.metric(
+            lambda: (self.ms.metric("mailscope_records_spool") or 0) >= spooled + SECOND, 15.0),
+            str(self.ms.metric("mailscope_records_spool")))
+        c.equal("nothing was dropped", self.ms.metric(
             'mailscope_records_dropped_total{reason="spool_full"}'), 0)
 
         self.pg.start()
-        drained = lm.wait_until(lambda: self.metric("mailscope_records_spool") == 0
-                                and self.metric("mailscope_records_database_up") == 1, 90.0)
+        drained = lm.wait_until(lambda: self.ms.metric("mailscope_records_spool") == 0
+                                and self.ms.metric("mailscope_records_database_up") == 1, 90.0)
         c.check("the spool drains once the server is back", drained,
-                str(self.metric("mailscope_records_spool")))
+                str(self.ms.metric("mailscope_records_spool")))
         total = FIRST + SECOND
         rows = self.pg.psql("mailscope", "SELECT count(*), count(DISTINCT (fields->>'seq')), "
                             "min((fields->>'seq')::int), max((fields->>'seq')::int), "
@@ -184,14 +178,14 @@ class RecordsPostgresTest:
         client = self.writer()
         for tag in (b"before", b"poison", b"after"):
             client.send("imap_command_finished", user=b"pgstream", seq=b"refused-" + tag)
-        ok = lm.wait_until(lambda: self.metric(
+        ok = lm.wait_until(lambda: self.ms.metric(
             'mailscope_records_dropped_total{reason="rejected"}') == 1, 15.0)
-        c.check("the refused record is counted as rejected", ok, str(self.metric(
+        c.check("the refused record is counted as rejected", ok, str(self.ms.metric(
             'mailscope_records_dropped_total{reason="rejected"}')))
         rows = self.pg.psql("mailscope", "SELECT fields->>'seq' FROM events WHERE "
                             "fields->>'seq' LIKE 'refused-%' ORDER BY id").split()
         c.equal("the records around it are written", rows, ["refused-before", "refused-after"])
-        c.equal("the database stays up", self.metric("mailscope_records_database_up"), 1)
+        c.equal("the database stays up", self.ms.metric("mailscope_records_database_up"), 1)
 
     def hostile_values(self) -> None:
         """What PostgreSQL's text and json refuse (NUL, bytes that are not UTF-8) and what

@@ -84,19 +84,13 @@ class RecordsTest:
         self.c.equal(f"mailscope events --filter '{flt}' --json exits 0", rc, 0, err)
         return [json.loads(line) for line in out.splitlines() if line]
 
-    def metric(self, name: str) -> int | None:
-        for line in self.ms.http("/metrics").body.splitlines():
-            if line.split(" ")[0] == name:
-                return int(float(line.split()[-1]))
-        return None
-
     def writer(self) -> ld.StatsWriterClient:
         client = ld.StatsWriterClient(os.path.join(self.ms.run_dir, "stats-writer"))
         self.clients.append(client)
         return client
 
     def wait_written(self, n: int, timeout: float = 15.0) -> bool:
-        return lm.wait_until(lambda: (self.metric("mailscope_records_written_total") or 0) >= n,
+        return lm.wait_until(lambda: (self.ms.metric("mailscope_records_written_total") or 0) >= n,
                              timeout)
 
     # ---- the test -----------------------------------------------------------
@@ -139,7 +133,7 @@ class RecordsTest:
                 counts.get("mail_user_session_finished") == 2
                 and counts.get("auth_request_finished", 0) >= 4, str(counts))
         c.check("every one of them is committed", self.wait_written(want),
-                str(self.metric("mailscope_records_written_total")))
+                str(self.ms.metric("mailscope_records_written_total")))
 
         failed = self.events_json("kind=auth AND outcome=failure")
         c.equal("the refused logins are recorded, as many as Dovecot logged",
@@ -201,11 +195,11 @@ class RecordsTest:
                     field_bytes(fields.get(key, "")) == value, True,
                     repr(fields.get(key))[:200])
         c.equal("the event over max_record_size is counted as too_large",
-                self.metric('mailscope_records_dropped_total{reason="too_large"}'), 1)
+                self.ms.metric('mailscope_records_dropped_total{reason="too_large"}'), 1)
 
     def sigkill_mid_stream(self) -> None:
         c = self.c
-        before = self.metric("mailscope_records_written_total") or 0
+        before = self.ms.metric("mailscope_records_written_total") or 0
         client = self.writer()
         data = b"".join(ld.StatsWriterClient.event_line(
             "imap_command_finished", {"user": b"streamer", "seq": str(i).encode()})
@@ -224,7 +218,7 @@ class RecordsTest:
         acknowledged = 0
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            acknowledged = (self.metric("mailscope_records_written_total") or 0) - before
+            acknowledged = (self.ms.metric("mailscope_records_written_total") or 0) - before
             # Somewhere in the stream: some committed, more to come.
             if acknowledged > 3000:
                 break
