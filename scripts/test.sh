@@ -103,7 +103,8 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   FilterMatchTest.MatchingDoesNotAllocate \
   MetricsEngineTest.SteadyStateAllocatesNothing \
   EventFormatTest.SteadyStateAllocatesNothing \
-  DovecotEventExportTest.SteadyStateAllocatesNothing
+  DovecotEventExportTest.SteadyStateAllocatesNothing \
+  LogTimeParserTest.ParsingAllocatesNothing
 rm -rf "$logs"
 
 step "fuzzing"
@@ -111,7 +112,7 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j"$jobs" --target fuzzers
 seconds=${MAILSCOPE_FUZZ_SECONDS:-20}
 for target in base64 dovecot_old_stats old_stats_request config dovecot_conf filter dovecot_stats_writer \
-    stats_reader dovecot_event_export exim_event records; do
+    stats_reader dovecot_event_export exim_event records log_time; do
   work=$(mktemp -d)
   cp fuzz/corpus/"$target"/* "$work"/
   echo "fuzz $target for ${seconds}s"
