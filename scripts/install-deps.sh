@@ -3,7 +3,8 @@
 #   scripts/install-deps.sh            build dependencies
 #   scripts/install-deps.sh --test     also the real peers the tests start (Dovecot 2.3,
 #                                      Exim 4.96 with swaks, PostgreSQL 15, Prometheus
-#                                      with promtool, tmux), clang's fuzzing runtime
+#                                      with promtool, tmux, daemontools' multilog),
+#                                      clang's fuzzing runtime
 #                                      and tools
 # Uses sudo when not run as root. Installing a server package would start the
 # distribution's service: a policy-rc.d that denies service starts is put in
@@ -26,12 +27,12 @@ packages=(
   cmake ninja-build g++ ccache pkg-config git
   libboost1.81-dev libfmt-dev libspdlog-dev libtomlplusplus-dev libcli11-dev
   libncurses-dev libgtest-dev libgmock-dev libbenchmark-dev libsimdjson-dev
-  libsqlite3-dev libpq-dev
+  libsqlite3-dev libpq-dev zlib1g-dev libzstd-dev
 )
 if [ "$want_test" -eq 1 ]; then
   packages+=(clang libclang-rt-14-dev clang-format python3 curl socat tmux
              dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd prometheus
-             exim4-daemon-light swaks openssl postgresql-15)
+             exim4-daemon-light swaks openssl postgresql-15 daemontools tzdata)
 fi
 
 missing=()

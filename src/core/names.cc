@@ -189,6 +189,8 @@ std::string_view NameInputName(NameInput input) {
       return "stats_reader";
     case NameInput::kExim:
       return "exim";
+    case NameInput::kLogFile:
+      return "log_file";
   }
   return "unknown";
 }

@@ -37,9 +37,10 @@ enum class NameInput : std::uint8_t {
   kTail,         // the filter of a `mailscope tail` client
   kStatsReader,  // a METRICS-ADD (`doveadm stats add`) on the stats-reader socket
   kExim,         // requests of Exim's event_action (one budget for the endpoint)
+  kLogFile,      // lines of a log file (one budget for each log source)
 };
-inline constexpr int kNameInputCount = 5;
-// "stats_writer", "dovecot_post", "tail", "stats_reader", "exim".
+inline constexpr int kNameInputCount = 6;
+// "stats_writer", "dovecot_post", "tail", "stats_reader", "exim", "log_file".
 std::string_view NameInputName(NameInput input);
 
 // Why TryInternName() refused a new name.

@@ -1,0 +1,397 @@
+#include "ingest/qmail_tracker.h"
+
+#include <span>
+#include <vector>
+
+#include "core/tab_escape.h"
+#include "ingest/log_lines.h"
+#include "ingest/text.h"
+
+namespace mailscope::ingest {
+namespace {
+
+constexpr std::string_view kSaveHeader = "qmail-tracker 1";
+
+std::string_view Str(const Event& e, NameId key) {
+  const Field* f = e.Find(key);
+  return f != nullptr && f->value.type() == Value::Type::kString ? f->value.as_string()
+                                                                 : std::string_view();
+}
+bool Int(const Event& e, NameId key, std::int64_t& out) {
+  const Field* f = e.Find(key);
+  if (f == nullptr || f->value.type() != Value::Type::kInt) return false;
+  out = f->value.as_int();
+  return true;
+}
+std::int64_t Micros(const Event& e) { return e.time.time_since_epoch().count(); }
+
+void AddString(Event& e, NameId key, std::string_view v) {
+  Value x;
+  x.set_string(v);
+  e.Add(key, x);
+}
+void AddInt(Event& e, NameId key, std::int64_t v, Unit unit = Unit::kNone) {
+  Value x;
+  x.set_int(v, unit);
+  e.Add(key, x);
+}
+void AddMicros(Event& e, NameId key, std::int64_t from, std::int64_t to) {
+  if (from >= 0 && to >= from) AddInt(e, key, to - from, Unit::kMicroseconds);
+}
+
+void Put(std::string& out, std::int64_t v) {
+  out += '\t';
+  out += std::to_string(v);
+}
+void Put(std::string& out, std::string_view v) {
+  out += '\t';
+  AppendTabEscaped(out, v);
+}
+
+}  // namespace
+
+QmailTracker::QmailTracker(QmailTrackerLimits limits)
+    : limits_(limits),
+      k_(QmailFieldKeys()),
+      verdict_program_(InternName("qmail-smtpd")),
+      tcp_pid_(InternName("tcpserver::pid")),
+      tcp_ok_(InternName("tcpserver::ok")),
+      tcp_end_(InternName("tcpserver::end")),
+      rbl_451_(InternName("rblsmtpd::451")),
+      rbl_553_(InternName("rblsmtpd::553")),
+      new_msg_(InternName("qmail-send::new_msg")),
+      info_msg_(InternName("qmail-send::info_msg")),
+      starting_delivery_(InternName("qmail-send::starting_delivery")),
+      success_(InternName("qmail-send::delivery::success")),
+      deferral_(InternName("qmail-send::delivery::deferral")),
+      failure_(InternName("qmail-send::delivery::failure")),
+      exiting_(InternName("qmail-send::status::exiting")),
+      end_msg_(InternName("qmail-send::end_msg")),
+      duration_(InternName("duration")),
+      accepted_(InternName("accepted")),
+      rejected_(InternName("rejected")),
+      rbl_(InternName("rbl")),
+      sender_domain_(InternName("sender_domain")),
+      xdelay_(InternName("xdelay")),
+      ddelay_(InternName("ddelay")),
+      qtime_(InternName("qtime")),
+      delivered_(InternName("delivered")),
+      deferred_(InternName("deferred")),
+      failed_(InternName("failed")),
+      complete_(InternName("complete")) {}
+
+template <typename Map>
+bool QmailTracker::Room(Map& map, std::size_t limit) {
+  if (map.size() < limit) return true;
+  if (limit == 0) return false;
+  // No order is kept: any entry goes. A bound is reached only when ends are
+  // being lost (a log without tcpserver -v ends, a queue bigger than planned).
+  map.erase(map.begin());
+  ++figures_.evicted;
+  return true;
+}
+
+void QmailTracker::Apply(Event& event) {
+  const NameId name = event.name;
+  std::int64_t id = 0;
+  if (name == tcp_pid_) {
+    if (!Int(event, k_.pid, id)) return;
+    if (sessions_.contains(id)) {
+      ++figures_.sessions_replaced;
+    } else if (!Room(sessions_, limits_.max_sessions)) {
+      return;
+    }
+    Session& s = sessions_[id];
+    s = Session();
+    s.start_us = Micros(event);
+    s.remote_ip = Str(event, k_.remote_ip);
+  } else if (name == tcp_ok_) {
+    if (!Int(event, k_.pid, id)) return;
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    Int(event, k_.local_port, it->second.local_port);
+    it->second.remote_host = Str(event, k_.remote_host);
+  } else if (name == tcp_end_) {
+    if (Int(event, k_.pid, id)) OnSessionEnd(event, id);
+  } else if (name == rbl_451_ || name == rbl_553_) {
+    if (!Int(event, k_.pid, id)) return;
+    auto it = sessions_.find(id);
+    if (it != sessions_.end()) it->second.rbl = name == rbl_451_ ? "451" : "553";
+  } else if (name == new_msg_) {
+    if (!Int(event, k_.msg, id)) return;
+    if (!messages_.contains(id) && !Room(messages_, limits_.max_messages)) return;
+    Message& m = messages_[id];
+    m = Message();
+    m.birth_us = Micros(event);
+  } else if (name == info_msg_) {
+    if (!Int(event, k_.msg, id)) return;
+    if (!messages_.contains(id) && !Room(messages_, limits_.max_messages)) return;
+    Message& m = messages_[id];
+    Int(event, k_.bytes, m.bytes);
+    Int(event, k_.qp, m.qp);
+    Int(event, k_.uid, m.uid);
+    m.sender = Str(event, k_.sender);
+  } else if (name == starting_delivery_) {
+    std::int64_t msg = 0;
+    if (!Int(event, k_.delivery, id) || !Int(event, k_.msg, msg)) return;
+    if (!deliveries_.contains(id) && !Room(deliveries_, limits_.max_deliveries)) return;
+    Delivery& d = deliveries_[id];
+    d.msg = msg;
+    d.start_us = Micros(event);
+    d.remote = Str(event, k_.channel) == "remote";
+    d.recipient = Str(event, k_.recipient);
+  } else if (name == success_ || name == deferral_ || name == failure_) {
+    if (Int(event, k_.delivery, id))
+      OnResult(event, id, name == success_ ? 0 : name == deferral_ ? 1 : 2);
+  } else if (name == end_msg_) {
+    if (Int(event, k_.msg, id)) OnEndMsg(event, id);
+  } else if (name == exiting_) {
+    deliveries_.clear();
+  } else if (Str(event, k_.program) == "qmail-smtpd") {
+    OnVerdict(event);
+  }
+}
+
+void QmailTracker::OnVerdict(const Event& event) {
+  std::int64_t pid = 0;
+  if (!Int(event, k_.pid, pid)) return;
+  auto it = sessions_.find(pid);
+  if (it == sessions_.end()) return;
+  Session& s = it->second;
+  if (Str(event, k_.action) == "Accept") {
+    ++s.accepted;
+  } else {
+    ++s.rejected;
+  }
+  if (const auto v = Str(event, k_.protocol); !v.empty()) s.protocol = v;
+  if (const Field* f = event.Find(k_.helo)) s.helo = f->value.as_string();
+  if (const Field* f = event.Find(k_.mail_from)) s.mail_from = f->value.as_string();
+  if (const Field* f = event.Find(k_.user)) {
+    // Accepted AUTH only: a refused one names who tried, not who is in.
+    if (Str(event, k_.action) == "Accept") s.user = f->value.as_string();
+  }
+}
+
+void QmailTracker::OnSessionEnd(Event& event, std::int64_t pid) {
+  auto it = sessions_.find(pid);
+  if (it == sessions_.end()) return;
+  ended_session_ = std::move(it->second);
+  sessions_.erase(it);
+  const Session& s = ended_session_;
+  AddString(event, k_.remote_ip, s.remote_ip);
+  if (!s.remote_host.empty()) AddString(event, k_.remote_host, s.remote_host);
+  if (s.local_port >= 0) AddInt(event, k_.local_port, s.local_port);
+  if (!s.protocol.empty()) AddString(event, k_.protocol, s.protocol);
+  if (!s.helo.empty()) AddString(event, k_.helo, s.helo);
+  if (!s.mail_from.empty()) {
+    AddString(event, k_.mail_from, s.mail_from);
+    AddString(event, k_.mail_from_domain, DomainOf(s.mail_from));
+  }
+  if (!s.user.empty()) AddString(event, k_.user, s.user);
+  if (!s.rbl.empty()) AddString(event, rbl_, s.rbl);
+  AddInt(event, accepted_, s.accepted);
+  AddInt(event, rejected_, s.rejected);
+  AddMicros(event, duration_, s.start_us, Micros(event));
+}
+
+void QmailTracker::OnResult(Event& event, std::int64_t d, int outcome) {
+  auto it = deliveries_.find(d);
+  if (it == deliveries_.end()) {
+    ++figures_.results_unmatched;
+    return;
+  }
+  ended_delivery_ = std::move(it->second);
+  deliveries_.erase(it);
+  const Delivery& dl = ended_delivery_;
+  const std::int64_t now = Micros(event);
+  AddInt(event, k_.msg, dl.msg);
+  AddString(event, k_.channel, dl.remote ? "remote" : "local");
+  AddString(event, k_.recipient, dl.recipient);
+  AddString(event, k_.recipient_domain, DomainOf(dl.recipient));
+  AddMicros(event, xdelay_, dl.start_us, now);
+  auto m = messages_.find(dl.msg);
+  if (m == messages_.end()) return;
+  Message& msg = m->second;
+  (outcome == 0 ? msg.delivered : outcome == 1 ? msg.deferred : msg.failed) += 1;
+  if (msg.bytes >= 0) AddInt(event, k_.bytes, msg.bytes, Unit::kBytes);
+  if (msg.bytes >= 0) {
+    AddString(event, k_.sender, msg.sender);
+    AddString(event, sender_domain_, DomainOf(msg.sender));
+  }
+  if (outcome == 0) AddMicros(event, ddelay_, msg.birth_us, now);
+}
+
+void QmailTracker::OnEndMsg(Event& event, std::int64_t msg) {
+  auto it = messages_.find(msg);
+  if (it == messages_.end()) {
+    event.Add(complete_, Value::Bool(false));
+    return;
+  }
+  ended_message_ = std::move(it->second);
+  messages_.erase(it);
+  const Message& m = ended_message_;
+  const bool complete = m.birth_us >= 0 && m.bytes >= 0;
+  if (m.bytes >= 0) {
+    AddString(event, k_.sender, m.sender);
+    AddString(event, sender_domain_, DomainOf(m.sender));
+    AddInt(event, k_.bytes, m.bytes, Unit::kBytes);
+    AddInt(event, k_.qp, m.qp);
+    AddInt(event, k_.uid, m.uid);
+  }
+  AddMicros(event, qtime_, m.birth_us, Micros(event));
+  AddInt(event, delivered_, m.delivered);
+  AddInt(event, deferred_, m.deferred);
+  AddInt(event, failed_, m.failed);
+  event.Add(complete_, Value::Bool(complete));
+}
+
+std::string QmailTracker::Save() const {
+  std::string out(kSaveHeader);
+  out += '\n';
+  for (const auto& [pid, s] : sessions_) {
+    out += 's';
+    Put(out, pid);
+    Put(out, s.start_us);
+    Put(out, s.local_port);
+    Put(out, s.accepted);
+    Put(out, s.rejected);
+    for (const std::string* v :
+         {&s.remote_ip, &s.remote_host, &s.protocol, &s.helo, &s.mail_from, &s.user, &s.rbl}) {
+      Put(out, *v);
+    }
+    out += '\n';
+  }
+  for (const auto& [id, m] : messages_) {
+    out += 'm';
+    for (std::int64_t v :
+         {id, m.birth_us, m.bytes, m.qp, m.uid, m.delivered, m.deferred, m.failed}) {
+      Put(out, v);
+    }
+    Put(out, m.sender);
+    out += '\n';
+  }
+  for (const auto& [id, d] : deliveries_) {
+    out += 'd';
+    for (std::int64_t v : {id, d.msg, d.start_us, static_cast<std::int64_t>(d.remote)}) Put(out, v);
+    Put(out, d.recipient);
+    out += '\n';
+  }
+  return out;
+}
+
+Status QmailTracker::Load(std::string_view saved) {
+  decltype(sessions_) sessions;
+  decltype(messages_) messages;
+  decltype(deliveries_) deliveries;
+  std::string text(saved);
+  std::vector<std::string_view> f;
+  std::size_t pos = 0;
+  int line_no = 0;
+  while (pos < text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::span<char> line(text.data() + pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (line_no == 1) {
+      if (std::string_view(line.data(), line.size()) != kSaveHeader) {
+        return InvalidArgument("qmail tracker state: unknown header");
+      }
+      continue;
+    }
+    SplitTabEscaped(line, f);
+    auto bad = [&] {
+      return InvalidArgument("qmail tracker state: line " + std::to_string(line_no) +
+                             " is malformed");
+    };
+    std::vector<std::int64_t> n;
+    auto numbers = [&](std::size_t count) {
+      n.assign(count, 0);
+      if (f.size() < count + 1) return false;
+      for (std::size_t i = 0; i < count; ++i) {
+        if (!ParseDecimal(f[i + 1], n[i])) return false;
+      }
+      return true;
+    };
+    if (f.empty()) return bad();
+    if (f[0] == "s") {
+      if (f.size() != 13 || !numbers(5)) return bad();
+      Session& s = sessions[n[0]];
+      s.start_us = n[1];
+      s.local_port = n[2];
+      s.accepted = n[3];
+      s.rejected = n[4];
+      s.remote_ip = f[6];
+      s.remote_host = f[7];
+      s.protocol = f[8];
+      s.helo = f[9];
+      s.mail_from = f[10];
+      s.user = f[11];
+      s.rbl = f[12];
+    } else if (f[0] == "m") {
+      if (f.size() != 10 || !numbers(8)) return bad();
+      Message& m = messages[n[0]];
+      m.birth_us = n[1];
+      m.bytes = n[2];
+      m.qp = n[3];
+      m.uid = n[4];
+      m.delivered = n[5];
+      m.deferred = n[6];
+      m.failed = n[7];
+      m.sender = f[9];
+    } else if (f[0] == "d") {
+      if (f.size() != 6 || !numbers(4)) return bad();
+      Delivery& d = deliveries[n[0]];
+      d.msg = n[1];
+      d.start_us = n[2];
+      d.remote = n[3] != 0;
+      d.recipient = f[5];
+    } else {
+      return bad();
+    }
+  }
+  if (line_no == 0) return InvalidArgument("qmail tracker state: empty");
+  sessions_ = std::move(sessions);
+  messages_ = std::move(messages);
+  deliveries_ = std::move(deliveries);
+  return Status::Ok();
+}
+
+QmailTrackerFigures QmailTracker::figures() const {
+  QmailTrackerFigures f = figures_;
+  f.sessions_open = sessions_.size();
+  f.messages_queued = messages_.size();
+  f.deliveries_open = deliveries_.size();
+  return f;
+}
+
+}  // namespace mailscope::ingest
+
+namespace mailscope::ingest {
+namespace {
+
+class QmailLineFormat final : public LogLineFormat {
+ public:
+  explicit QmailLineFormat(QmailTrackerLimits limits) : tracker_(limits) {}
+  std::string_view name() const override { return "qmail"; }
+  Source source() const override { return Source::kQmailLog; }
+  Status Decode(std::string_view message, Event& out) override {
+    MS_RETURN_IF_ERROR(decoder_.Decode(message, out));
+    tracker_.Apply(out);
+    return Status::Ok();
+  }
+  std::string SaveState() const override { return tracker_.Save(); }
+  Status LoadState(std::string_view saved) override { return tracker_.Load(saved); }
+
+ private:
+  QmailLineDecoder decoder_;
+  QmailTracker tracker_;
+};
+
+}  // namespace
+
+std::unique_ptr<LogLineFormat> MakeQmailLineFormat(QmailTrackerLimits limits) {
+  return std::make_unique<QmailLineFormat>(limits);
+}
+
+}  // namespace mailscope::ingest
