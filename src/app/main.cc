@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   mailscope::cli::AddTailCommand(app, exit_code);
   mailscope::cli::AddEventsCommand(app, exit_code);
   mailscope::cli::AddRecordsCommand(app, exit_code);
+  mailscope::cli::AddReplayCommand(app, exit_code);
   // Subcommands run inside parse(). Our code returns errors as values; an
   // exception reaching here is a fault of the program, not of its input or
   // environment: it ends the process with EX_SOFTWARE (sysexits.h) and a

@@ -21,8 +21,9 @@ namespace mailscope::catalog {
 
 // The outputs events are dispatched to, in dispatch order. The configuration
 // ([outputs.NAME]) and the dispatcher name outputs only from this list.
-inline constexpr std::string_view kOutputNames[] = {"old_stats", "metrics", "tail",
-                                                    "exporters", "rules",   "records"};
+// `report` is `mailscope replay`'s report, which only that command has.
+inline constexpr std::string_view kOutputNames[] = {"old_stats", "metrics", "tail",  "exporters",
+                                                    "rules",     "records", "report"};
 
 // Whether `name` is one of kOutputNames.
 constexpr bool IsOutputName(std::string_view name) {

@@ -136,7 +136,7 @@ TEST(EventControlTest, UnknownOutputsAreErrorsNamingTheKnownOnes) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().message(),
             "unknown output \"log\"; the outputs are old_stats, metrics, tail, exporters, rules, "
-            "records");
+            "records, report");
 }
 
 }  // namespace

@@ -17,5 +17,6 @@ void AddCatalogCommand(CLI::App& app, int& exit_code);
 void AddTailCommand(CLI::App& app, int& exit_code);
 void AddEventsCommand(CLI::App& app, int& exit_code);
 void AddRecordsCommand(CLI::App& app, int& exit_code);
+void AddReplayCommand(CLI::App& app, int& exit_code);
 
 }  // namespace mailscope::cli

@@ -744,6 +744,14 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
   return config;
 }
 
+Status AddShippedLogMetrics(std::string_view format, Config& config) {
+  std::vector<std::string> errors;
+  AddShippedMetrics(fmt::format("metrics.{}.toml", format), config, errors);
+  if (errors.empty()) CheckStats(config, errors);
+  if (!errors.empty()) return InvalidArgument(fmt::format("{}", fmt::join(errors, "\n")));
+  return Status::Ok();
+}
+
 Result<Config> LoadConfigFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return InvalidArgument(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));

@@ -216,6 +216,11 @@ std::string DefaultDataDir();
 std::string FallbackRunDir();
 std::string FallbackDataDir();
 
+// Adds the metrics mailscope ships for a log format ("qmail": the catalog's
+// metrics.qmail.toml) to `config`, but for the names `config` defines, and
+// makes their definitions. The error names the file and the problem.
+Status AddShippedLogMetrics(std::string_view format, Config& config);
+
 // Markdown reference of every setting (docs/configuration.md).
 std::string ConfigReferenceMarkdown();
 // Plain text for --help-config.

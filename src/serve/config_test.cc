@@ -403,9 +403,9 @@ TEST(ConfigTest, SettingsComeFromTheBlockKinds) {
     EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
   }
   ASSERT_NE(Schema().Find("outputs"), nullptr);
-  EXPECT_EQ(
-      Schema().Find("outputs")->names,
-      (std::vector<std::string>{"old_stats", "metrics", "tail", "exporters", "rules", "records"}));
+  EXPECT_EQ(Schema().Find("outputs")->names,
+            (std::vector<std::string>{"old_stats", "metrics", "tail", "exporters", "rules",
+                                      "records", "report"}));
   EXPECT_EQ(Schema().Find("sources"), nullptr);
 }
 

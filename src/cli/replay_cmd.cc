@@ -1,0 +1,305 @@
+// `mailscope replay`: old logs through the same decoders, pipeline and
+// metrics as `mailscope serve` uses for live ones, then a report.
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "catalog/event_router.h"
+#include "cli/commands.h"
+#include "cli/log_report.h"
+#include "core/time_zone.h"
+#include "export/dovecot_metrics.h"
+#include "export/openmetrics.h"
+#include "ingest/log_lines.h"
+#include "ingest/log_reader.h"
+#include "pipeline/dispatcher.h"
+#include "serve/config.h"
+#include "serve/outputs.h"
+#include "stats/ingest_counters.h"
+#include "stats/metrics_engine.h"
+
+namespace mailscope::cli {
+namespace {
+
+struct ReplayFlags {
+  std::vector<std::string> files;
+  std::string format = "auto";
+  std::string time_zone;
+  std::string config;
+  bool json = false;
+  bool openmetrics = false;
+  bool show_unparsed = false;
+  std::string progress = "auto";
+  std::size_t top = 20;
+};
+
+using SteadyClock = std::chrono::steady_clock;
+
+// A progress bar on stderr: bytes done of the total, bytes/s and ETA,
+// redrawn at most five times a second.
+class Progress {
+ public:
+  Progress(bool enabled, std::uint64_t total) : enabled_(enabled), total_(total) {}
+  void Update(std::uint64_t done, std::string_view file) {
+    if (!enabled_) return;
+    const auto now = SteadyClock::now();
+    if (now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    Draw(done, file);
+  }
+  void Finish(std::uint64_t done) {
+    if (!enabled_) return;
+    Draw(done, {});
+    std::fputs("\n", stderr);
+  }
+
+ private:
+  void Draw(std::uint64_t done, std::string_view file) {
+    const double seconds = std::chrono::duration<double>(SteadyClock::now() - start_).count();
+    const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
+    const double fraction =
+        total_ > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total_)) : 0;
+    constexpr int kWidth = 30;
+    const int filled = static_cast<int>(fraction * kWidth);
+    std::string bar(static_cast<std::size_t>(filled), '=');
+    bar.resize(kWidth, ' ');
+    std::string eta = "--:--";
+    if (rate > 0 && total_ > done) {
+      const auto left = static_cast<long>(static_cast<double>(total_ - done) / rate);
+      eta = fmt::format("{}:{:02}", left / 60, left % 60);
+    }
+    std::fprintf(stderr, "\r[%s] %3.0f%% %8.1f MB/s ETA %s %-30.30s", bar.c_str(), fraction * 100,
+                 rate / 1e6, eta.c_str(), std::string(file).c_str());
+    std::fflush(stderr);
+  }
+
+  bool enabled_;
+  std::uint64_t total_;
+  SteadyClock::time_point start_ = SteadyClock::now();
+  SteadyClock::time_point last_{};
+};
+
+// Everything a replay runs through: the pipeline with its metrics engine and
+// the report as outputs.
+struct ReplayPipeline {
+  stats::IngestCounters counters;
+  stats::MetricsEngine metrics;
+  std::unique_ptr<pipeline::Dispatcher> dispatcher;
+  std::unique_ptr<serve::MetricsOutput> metrics_output;
+  LogReport report;
+};
+
+Status BuildPipeline(const ReplayFlags& flags, const std::string& format, ReplayPipeline& p) {
+  serve::Config config;
+  if (!flags.config.empty()) {
+    auto loaded = serve::LoadConfigFile(flags.config);
+    if (!loaded.ok()) return loaded.status();
+    config = std::move(*loaded);
+  }
+  MS_RETURN_IF_ERROR(serve::AddShippedLogMetrics(format, config));
+  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), config.events);
+  if (!control.ok()) return control.status();
+  p.dispatcher = std::make_unique<pipeline::Dispatcher>(
+      p.counters,
+      std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control)));
+  p.metrics_output = std::make_unique<serve::MetricsOutput>(p.metrics, *p.dispatcher);
+  p.dispatcher->Register("metrics", *p.metrics_output);
+  p.dispatcher->Register("report", p.report);
+  for (const serve::MetricConfig& m : config.metrics) {
+    MS_RETURN_IF_ERROR(p.metrics.Add(m.definition, stats::MetricsEngine::Origin::kConfig));
+  }
+  return Status::Ok();
+}
+
+std::string OpenMetricsText(const ReplayPipeline& p, std::string_view format,
+                            const ingest::LogLineFigures& lines) {
+  exporter::MetricsWriter w(exporter::MetricsFormat::kOpenMetrics);
+  w.Family("mailscope_log_lines", "counter", "Log lines read, by format and result");
+  w.Sample({{"format", format}, {"result", "parsed"}}, lines.parsed);
+  w.Sample({{"format", format}, {"result", "unparsed"}}, lines.unparsed);
+  w.Family("mailscope_log_lines_unparsed", "counter",
+           "Log lines that matched no line of their format, by format and reason");
+  for (const auto& [reason, n] : lines.unparsed_by_reason) {
+    w.Sample({{"format", format}, {"reason", reason}}, n);
+  }
+  w.Family("mailscope_events", "counter",
+           "Events accepted, by source and the source's own event name");
+  p.counters.ForEachEvent([&](Source s, NameId name, std::uint64_t n) {
+    w.Sample({{"source", SourceName(s)}, {"event", NameText(name)}}, n);
+  });
+  exporter::RenderMetrics(p.metrics, w);
+  return w.Finish();
+}
+
+int RunReplay(const ReplayFlags& flags) {
+  // The zone of local times.
+  TimeZone zone = TimeZone::System();
+  if (!flags.time_zone.empty()) {
+    auto z = TimeZone::Load(flags.time_zone);
+    if (!z.ok()) {
+      fmt::print(stderr, "mailscope replay: --time-zone: {}\n", z.status().message());
+      return 2;
+    }
+    zone = std::move(*z);
+  }
+  // Open everything first: a wrong name fails before any work.
+  std::vector<ingest::LogReader> readers;
+  std::uint64_t total_bytes = 0;
+  for (const std::string& file : flags.files) {
+    auto r = ingest::LogReader::Open(file);
+    if (!r.ok()) {
+      fmt::print(stderr, "mailscope replay: {}\n", r.status().message());
+      return 1;
+    }
+    total_bytes += r->input_size().value_or(0);
+    readers.push_back(std::move(*r));
+  }
+
+  std::string format = flags.format;
+  std::vector<char> buffer(1u << 20);
+  std::size_t held = 0;  // bytes of the first read kept for sniffing
+  if (format == "auto") {
+    auto n = readers.front().Read(buffer);
+    if (!n.ok()) {
+      fmt::print(stderr, "mailscope replay: {}\n", n.status().message());
+      return 1;
+    }
+    held = *n;
+    format = ingest::SniffLogFormat(std::string_view(buffer.data(), held));
+    if (format.empty()) {
+      fmt::print(stderr,
+                 "mailscope replay: {}: cannot tell the log format from its first lines; "
+                 "give --format\n",
+                 flags.files.front());
+      return 1;
+    }
+  }
+  auto log_format = ingest::MakeLogLineFormat(format);
+  if (log_format == nullptr) {
+    fmt::print(stderr, "mailscope replay: --format: unknown format \"{}\"\n", format);
+    return 2;
+  }
+  ReplayPipeline p;
+  if (Status st = BuildPipeline(flags, format, p); !st.ok()) {
+    fmt::print(stderr, "mailscope replay: {}\n", st.message());
+    return 1;
+  }
+  const TimePoint now = SystemClock().Now();
+  ingest::LogLines lines(std::move(log_format), zone, now);
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  Progress progress(flags.progress == "always" || (flags.progress == "auto" && tty), total_bytes);
+
+  const auto started = SteadyClock::now();
+  LogReport::Input input;
+  Event event;
+  std::string carry;  // a line cut by the end of a read
+  std::uint64_t done_before = 0;
+  for (std::size_t i = 0; i < readers.size(); ++i) {
+    ingest::LogReader& reader = readers[i];
+    const std::string& file = flags.files[i];
+    // A syslog year is inferred from the file's time; now for stdin.
+    std::uint64_t line_no = 0;
+    auto handle = [&](std::string_view line) {
+      ++line_no;
+      ++input.lines;
+      const Status st = lines.Decode(line, now, event);
+      if (st.ok()) {
+        p.dispatcher->Dispatch(event);
+      } else if (flags.show_unparsed) {
+        fmt::print(stderr, "{}:{}: {}: {}\n", file, line_no, st.reason(), st.message());
+      }
+    };
+    carry.clear();
+    for (;;) {
+      std::size_t n = 0;
+      if (held > 0) {
+        n = held;
+        held = 0;
+      } else {
+        auto r = reader.Read(buffer);
+        if (!r.ok()) {
+          fmt::print(stderr, "mailscope replay: {}\n", r.status().message());
+          return 1;
+        }
+        n = *r;
+      }
+      if (n == 0) break;
+      input.bytes += n;
+      std::string_view block(buffer.data(), n);
+      if (!carry.empty()) {
+        const std::size_t nl = block.find('\n');
+        if (nl == std::string_view::npos) {
+          carry.append(block);
+          continue;
+        }
+        carry.append(block.substr(0, nl));
+        handle(carry);
+        carry.clear();
+        block.remove_prefix(nl + 1);
+      }
+      for (;;) {
+        const std::size_t nl = block.find('\n');
+        if (nl == std::string_view::npos) break;
+        handle(block.substr(0, nl));
+        block.remove_prefix(nl + 1);
+      }
+      carry.assign(block);
+      progress.Update(done_before + reader.input_position(), file);
+    }
+    if (!carry.empty()) handle(carry);  // a last line without its LF
+    done_before += reader.input_position();
+    ++input.files;
+  }
+  progress.Finish(done_before);
+  input.seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
+  input.lines_figures = lines.figures();
+
+  if (flags.openmetrics) {
+    std::fputs(OpenMetricsText(p, format, input.lines_figures).c_str(), stdout);
+  } else if (flags.json) {
+    std::fputs(p.report.Json(input, flags.top).c_str(), stdout);
+  } else {
+    std::fputs(p.report.Text(input, flags.top).c_str(), stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddReplayCommand(CLI::App& app, int& exit_code) {
+  auto flags = std::make_shared<ReplayFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "replay",
+      "Read old logs (s/qmail) through the decoders, the metrics and the pipeline of `serve`, "
+      "then print a report: totals, verdicts by Action::Type::Condition, rejections, top IPs, "
+      "HELOs and domains, deliveries by destination, delays and a per-hour histogram "
+      "(qmailanalog's reports and more). Plain, .gz and .zst files; - reads stdin.");
+  cmd->add_option("FILE", flags->files, "Log files, oldest first; - for stdin")->required();
+  cmd->add_option("--format", flags->format, "Log format: auto (from the first lines) or qmail")
+      ->check(CLI::IsMember({"auto", "qmail"}));
+  cmd->add_option("--time-zone", flags->time_zone,
+                  "Zone of local times without one (tai64nlocal, syslog): a zoneinfo name "
+                  "(Europe/Berlin), UTC or an offset (+01:00); default: the system's");
+  cmd->add_option("--config", flags->config,
+                  "A mailscope configuration whose [metrics.NAME] and [events] apply too");
+  cmd->add_flag("--json", flags->json, "Print the report as one JSON object");
+  cmd->add_flag("--openmetrics", flags->openmetrics,
+                "Print the counters and metrics as OpenMetrics text instead of the report");
+  cmd->add_flag("--show-unparsed", flags->show_unparsed,
+                "Print each line that was not understood, with file:line and reason, on stderr");
+  cmd->add_option("--progress", flags->progress,
+                  "Progress bar on stderr: auto (when it is a terminal), always or never")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+  cmd->add_option("--top", flags->top, "Rows of each top table")->capture_default_str();
+  cmd->callback([flags, &exit_code] { exit_code = RunReplay(*flags); });
+}
+
+}  // namespace mailscope::cli
