@@ -22,6 +22,7 @@
 #include "ingest/log_reader.h"
 #include "pipeline/dispatcher.h"
 #include "serve/config.h"
+#include "serve/metrics_page.h"
 #include "serve/outputs.h"
 #include "stats/ingest_counters.h"
 #include "stats/metrics_engine.h"
@@ -122,14 +123,8 @@ Status BuildPipeline(const ReplayFlags& flags, const std::string& format, Replay
 std::string OpenMetricsText(const ReplayPipeline& p, std::string_view format,
                             const ingest::LogLineFigures& lines) {
   exporter::MetricsWriter w(exporter::MetricsFormat::kOpenMetrics);
-  w.Family("mailscope_log_lines", "counter", "Log lines read, by format and result");
-  w.Sample({{"format", format}, {"result", "parsed"}}, lines.parsed);
-  w.Sample({{"format", format}, {"result", "unparsed"}}, lines.unparsed);
-  w.Family("mailscope_log_lines_unparsed", "counter",
-           "Log lines that matched no line of their format, by format and reason");
-  for (const auto& [reason, n] : lines.unparsed_by_reason) {
-    w.Sample({{"format", format}, {"reason", reason}}, n);
-  }
+  const serve::LogLineSample sample[] = {{format, &lines}};
+  serve::RenderLogLineFamilies(sample, w);
   w.Family("mailscope_events", "counter",
            "Events accepted, by source and the source's own event name");
   p.counters.ForEachEvent([&](Source s, NameId name, std::uint64_t n) {

@@ -313,6 +313,12 @@ struct Event {
   std::string_view source_file;
   std::uint32_t source_line = 0;
   Taxonomy taxonomy;  // set by routing; empty until then
+  // Where the event was read, when its source can name that place durably:
+  // a log line's file (origin_stream, never 0 then) and offset (origin_seq).
+  // Outputs that keep events key them by it, so that an event read again
+  // after a crash is kept once. 0 when the source cannot say.
+  std::uint64_t origin_stream = 0;
+  std::uint64_t origin_seq = 0;
 
   void Clear() {
     name = kNoName;
@@ -325,6 +331,7 @@ struct Event {
     source_file = {};
     source_line = 0;
     taxonomy = {};
+    origin_stream = origin_seq = 0;
   }
   void Add(NameId key, Value v) { fields.push_back({key, v}); }
   // Returns the first field with this key, or nullptr.

@@ -152,6 +152,7 @@ NameId QmailLineDecoder::EventName(std::string_view name) { return TryInternName
 Status QmailLineDecoder::Decode(std::string_view line, Event& out) {
   out.name = kNoName;
   out.fields.clear();
+  line_ = line;
   std::string_view rest = line;
   if (Consume(rest, "qmail-smtpd: pid ")) return DecodeVerdict("qmail-smtpd", rest, out);
   if (Consume(rest, "qmail-popup: pid ")) return DecodeVerdict("qmail-popup", rest, out);
@@ -166,7 +167,7 @@ Status QmailLineDecoder::DecodeVerdict(std::string_view program, std::string_vie
                                        Event& out) {
   const bool popup = program == "qmail-popup";
   const char* const reason = popup ? "malformed_qmail_popup" : "malformed_qmail_smtpd";
-  const std::string_view line = rest;
+  const std::string_view line = line_;
   std::int64_t pid = 0;
   if (!NumberToken(rest, pid)) return Malformed(reason, "no pid", line);
   const std::string_view verdict = Token(rest);
@@ -280,7 +281,7 @@ Status QmailLineDecoder::DecodeVerdict(std::string_view program, std::string_vie
 
 Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_view rest,
                                          Event& out) {
-  const std::string_view line = rest;
+  const std::string_view line = line_;
   AddString(out, k_.program, program);
   if (Consume(rest, "status: ")) {
     std::int64_t n = 0, limit = 0;
@@ -367,7 +368,7 @@ Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_v
 
 // IP " pid " P ": " text
 Status QmailLineDecoder::DecodeRblsmtpd(std::string_view rest, Event& out) {
-  const std::string_view line = rest;
+  const std::string_view line = line_;
   const std::string_view ip = Token(rest);
   std::int64_t pid = 0;
   if (ip.empty() || !Consume(rest, "pid ")) return Malformed("malformed_rblsmtpd", "pid", line);

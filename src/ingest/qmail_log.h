@@ -73,7 +73,8 @@ class QmailLineDecoder {
 
   const QmailKeys& k_;
   NameBudget budget_;
-  std::string scratch_;  // "qmail-popup::" + verdict
+  std::string scratch_;    // "qmail-popup::" + verdict
+  std::string_view line_;  // the line being decoded, for error messages
   // Names fixed by the format.
   NameId qmail_smtpd_, qmail_popup_, tcpserver_name_, sslserver_name_;
   NameId tcp_status_, tcp_pid_, tcp_ok_, tcp_deny_, tcp_end_, tcp_warning_, tcp_fatal_;

@@ -36,6 +36,20 @@ void Dispatcher::SetControl(catalog::EventControl control) {
   for (Output& out : outputs_) Settle(out);
 }
 
+Dispatcher::DurableMark Dispatcher::MarkDurable() const {
+  DurableMark mark;
+  mark.taken.reserve(outputs_.size());
+  for (const Output& out : outputs_) mark.taken.push_back(out.consumer->DurableTaken());
+  return mark;
+}
+
+bool Dispatcher::Reached(const DurableMark& mark) const {
+  for (std::size_t i = 0; i < mark.taken.size() && i < outputs_.size(); ++i) {
+    if (outputs_[i].consumer->DurableSettled() < mark.taken[i]) return false;
+  }
+  return true;
+}
+
 int Dispatcher::OutputIndex(std::string_view name) const {
   for (std::size_t i = 0; i < outputs_.size(); ++i)
     if (outputs_[i].name == name) return static_cast<int>(i);

@@ -29,6 +29,13 @@ class Consumer {
   // What gave the verdict Consume() returned last (a rule's name), for the
   // verdict's own event; empty by default.
   virtual std::string_view VerdictOrigin() const { return {}; }
+
+  // Outputs that keep events beyond the process (the records store): the
+  // events handed to keeping so far (loop thread), and how many of them have
+  // reached their end, kept or given up and counted (any thread). Such an
+  // output ends them in the order it took them. Others keep nothing: 0, 0.
+  virtual std::uint64_t DurableTaken() const { return 0; }
+  virtual std::uint64_t DurableSettled() const { return 0; }
 };
 
 // The name of the event every verdict becomes (see Dispatcher::Dispatch).
@@ -81,6 +88,17 @@ class Dispatcher {
   // Applies a reloaded event control: routing and every registered output's
   // choice of events follow `control` from the next Dispatch() on.
   void SetControl(catalog::EventControl control);
+
+  // A point in the stream of dispatched events for the outputs that keep
+  // events (Consumer::DurableTaken): reached once each has settled every
+  // event dispatched before the mark was taken. Sources that must not lose
+  // input across a crash (log files) save their read position only then.
+  struct DurableMark {
+    std::vector<std::uint64_t> taken;  // by output, registration order
+  };
+  DurableMark MarkDurable() const;
+  // Any thread. REQUIRES: no output is registered meanwhile.
+  bool Reached(const DurableMark& mark) const;
 
   // The registration index of output `name`, or -1.
   int OutputIndex(std::string_view name) const;

@@ -15,6 +15,7 @@
 
 #include "catalog/catalog.h"
 #include "core/check.h"
+#include "core/time_zone.h"
 #include "serve/dovecot_conf.h"
 
 namespace mailscope::serve {
@@ -570,6 +571,60 @@ ConfigSchema<Config> MakeSchema() {
            "mailscope:verdict (counted, and seen by tail, metrics and exporters).",
            RuleKey(&rules::RuleSettings::verdict)},
       }});
+  schema.Add(BlockKind<Config, LogConfig>{
+      .path = "logs",
+      .shape = BlockShape::kArrayOfTables,
+      .open = [](Config& c, const BlockStart& start) -> LogConfig& {
+        LogConfig& l = c.logs.emplace_back();
+        l.where = start.where;
+        return l;
+      },
+      .keys = {
+          {"name", SettingType::kString, false, "(required)",
+           "The log source's name, unique among them: the `log` label of its figures on "
+           "/metrics, and DATA_DIR/logs/NAME.state, where its read positions are kept.",
+           Store(&LogConfig::name, ReadString)},
+          {"format", SettingType::kString, false, "(required)",
+           "The format of its lines: qmail (s/qmail's qmail-smtpd, qmail-popup, tcpserver, "
+           "rblsmtpd and qmail-send, with any timestamp prefix; docs/integrations/qmail.md).",
+           Store(&LogConfig::format, ReadString)},
+          {"files", SettingType::kStringList, false, "(required)",
+           "The live files to follow: paths or glob patterns (a pattern is looked at again "
+           "every poll, so files that appear later are read too). Each is followed through "
+           "rotation: multilog's current -> @....s, logrotate's name.1, name.2.gz, "
+           "name-DATE.zst, and copytruncate.",
+           Store(&LogConfig::files, ReadPaths)},
+          {"start", SettingType::kString, false, "\"end\"",
+           "Where a file without a saved position begins: end (only lines written from now on) "
+           "or start (the whole file). A saved position always wins, so a restart neither "
+           "loses nor repeats a line.",
+           Store(&LogConfig::start, ReadString)},
+          {"time_zone", SettingType::kString, false, "(the system's)",
+           "The zone of local times without one (tai64nlocal, s6-log T, syslog dates): a "
+           "zoneinfo name such as Europe/Berlin, UTC, or an offset such as +01:00.",
+           Store(&LogConfig::time_zone, ReadString)},
+          {"poll_interval", SettingType::kDuration, false, "250 msecs",
+           "How often the files are looked at for new lines and rotation. A bare number "
+           "counts milliseconds.",
+           Store(&LogConfig::poll_interval, ReadMillis)},
+          {"checkpoint_interval", SettingType::kDuration, false, "1 sec",
+           "How often the read positions, with the sessions and queued messages in flight, "
+           "are written to DATA_DIR/logs/NAME.state, once the records of the lines before "
+           "them are in the records store. A bare number counts milliseconds.",
+           Store(&LogConfig::checkpoint_interval, ReadMillis)},
+          {"max_line_size", SettingType::kSize, false, "1M",
+           "Longest line taken; a longer one is cut there, counted, and the rest skipped.",
+           Store(&LogConfig::max_line_size, ReadSize)},
+          {"queue_size", SettingType::kSize, false, "4M",
+           "Bytes read ahead of the loop. When the loop is behind, reading waits: nothing is "
+           "dropped.",
+           Store(&LogConfig::queue_size, ReadSize)},
+          {"shipped_metrics", SettingType::kBool, false, "true",
+           "Count the log's events with the metrics mailscope ships for its format "
+           "(src/catalog/data/metrics.FORMAT.toml). A [metrics.NAME] of the same name replaces "
+           "one of them.",
+           Store(&LogConfig::shipped_metrics, ReadBool)},
+      }});
   schema.Add(BlockKind<Config, ExporterConfig>{
       .path = "exporters",
       .shape = BlockShape::kNamedTables,
@@ -669,6 +724,28 @@ void CheckStats(Config& config, std::vector<std::string>& errors) {
     }
     r.rule = std::move(*rule);
   }
+  std::set<std::string, std::less<>> log_names;
+  for (const LogConfig& l : config.logs) {
+    auto bad = [&](std::string_view problem) {
+      errors.push_back(
+          fmt::format("{}: logs{}{}: {}", l.where, l.name.empty() ? "" : " ", l.name, problem));
+    };
+    if (l.name.empty()) bad("name is required");
+    if (l.name.find('/') != std::string::npos || l.name.starts_with('.')) {
+      bad("name must not contain '/' nor begin with '.'");
+    }
+    if (!l.name.empty() && !log_names.insert(l.name).second) bad("defined twice");
+    if (l.format != "qmail")
+      bad(fmt::format("unknown format '{}'; the formats are qmail", l.format));
+    if (l.files.empty()) bad("files is required");
+    if (l.start != "end" && l.start != "start") bad("start must be end or start");
+    if (!l.time_zone.empty()) {
+      if (auto z = TimeZone::Load(l.time_zone); !z.ok()) bad(z.status().message());
+    }
+    if (l.poll_interval.count() <= 0 || l.checkpoint_interval.count() <= 0) {
+      bad("poll_interval and checkpoint_interval must be positive");
+    }
+  }
   std::set<std::string, std::less<>> names;
   for (MetricConfig& m : config.metrics) {
     if (!names.insert(m.settings.name).second) {
@@ -735,6 +812,15 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
       AddDovecotBlocks(*conf, config, errors);
     }
     if (config.exim_shipped_metrics) AddShippedMetrics("metrics.exim.toml", config, errors);
+    for (const LogConfig& l : config.logs) {
+      // Once per format; an unknown format is reported by CheckStats.
+      const bool first = std::find_if(config.logs.begin(), config.logs.end(),
+                                      [&](const LogConfig& o) { return o.format == l.format; }) ==
+                         config.logs.begin() + (&l - config.logs.data());
+      if (l.shipped_metrics && l.format == "qmail" && first) {
+        AddShippedMetrics("metrics.qmail.toml", config, errors);
+      }
+    }
     CheckStats(config, errors);
   }
   if (config.old_stats_carbon_name.find('.') != std::string::npos) {

@@ -127,6 +127,21 @@ struct RecordsConfig {
   std::uint64_t spool_size = 1u << 30;  // DATA_DIR/records-spool, while PostgreSQL is away
 };
 
+// [[logs]]: one log source, files of one format read live (serve/log_source.h).
+struct LogConfig {
+  std::string name;                // unique; names DATA_DIR/logs/NAME.state
+  std::string format;              // "qmail"
+  std::vector<std::string> files;  // glob patterns; each match is a stream
+  std::string start = "end";       // where a stream without a saved position begins
+  std::string time_zone;           // local times without zone; empty: the system's
+  std::chrono::milliseconds poll_interval{250};
+  std::chrono::milliseconds checkpoint_interval{1000};
+  std::uint64_t max_line_size = 1u << 20;
+  std::uint64_t queue_size = 4u << 20;
+  bool shipped_metrics = true;
+  std::string where;  // "file:line" of its table
+};
+
 struct Config {
   // [serve]
   std::string run_dir;                  // sockets and FIFOs; empty: the default run directory
@@ -175,6 +190,8 @@ struct Config {
   std::chrono::milliseconds exim_verdict_timeout{500};
   // [records]
   RecordsConfig records;
+  // [[logs]], in file order.
+  std::vector<LogConfig> logs;
 };
 
 // mailscope's block kinds, in documentation order: [serve], [old_stats],

@@ -31,6 +31,7 @@
 #include "serve/exim_source.h"
 #include "serve/exporter_set.h"
 #include "serve/listener_registry.h"
+#include "serve/log_source.h"
 #include "serve/metrics_page.h"
 #include "serve/outputs.h"
 #include "serve/rate_limited_log.h"
@@ -238,6 +239,9 @@ struct Daemon::State {
   std::unique_ptr<DovecotStatsWriterSource> stats_writer_source;
   std::unique_ptr<DovecotEventPostSource> event_post_source;
   std::unique_ptr<EximEventSource> exim_source;
+  // After records_output: destroyed first, each waits for the records of
+  // what it read before it saves its positions.
+  std::vector<std::unique_ptr<LogSource>> log_sources;
   asio::steady_timer filter_timer{io};
   bool filter_push_pending = false;
   std::string filter_line;
@@ -320,6 +324,18 @@ Status Daemon::State::Start() {
   exim_options.max_new_names = MaxNewNames(config);
   exim_source =
       std::make_unique<EximEventSource>(context, exim_options, config.exim_verdict_timeout);
+
+  if (!config.logs.empty()) {
+    const std::string state_dir = config.data_dir + "/logs";
+    MS_RETURN_IF_ERROR(MakeDir(state_dir, FallbackDataDir() + "/logs"));
+    for (const LogConfig& l : config.logs) {
+      auto source = std::make_unique<LogSource>(io, context, l, state_dir);
+      if (Status st = source->Start(); !st.ok()) {
+        return Status(st.code(), fmt::format("{}: logs {}: {}", l.where, l.name, st.message()));
+      }
+      log_sources.push_back(std::move(source));
+    }
+  }
 
   MS_RETURN_IF_ERROR(old_stats_source->Open(listeners, run, *mail_fifo, *user_fifo));
   auto export_handler = [this](std::span<char> l, std::string& r) { return OnExportRequest(l, r); };
@@ -476,7 +492,9 @@ net::HttpRouter Daemon::State::HttpRoutes() {
                            listeners.Figures(),
                            std::chrono::duration<double>(stall_probe.longest()).count(),
                            exim_source->late_verdicts(),
-                           records_output->figures()};
+                           records_output->figures(),
+                           {}};
+    for (const auto& source : log_sources) sources.logs.push_back(source->figures());
     return net::HttpResponse{
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   });
@@ -647,6 +665,9 @@ void Daemon::State::Shutdown() {
   stopping = true;
   // FIFOs first: what writers already sent is read and accounted.
   listeners.CloseAll();
+  // Log files: what was read is dispatched, and its position saved once the
+  // records of it are written.
+  for (auto& source : log_sources) source->Stop();
   // File and log transports go on writing what they hold (Run() waits for
   // them once the loop is done); the network ones drop it.
   exporters.Close();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <tuple>
 #include <vector>
 
@@ -13,6 +14,29 @@ namespace mailscope::serve {
 
 namespace {
 constexpr const char* kVersion = "0.1.0";
+}
+
+void RenderLogLineFamilies(std::span<const LogLineSample> logs, exporter::MetricsWriter& w) {
+  // Summed per format: several logs of one format are one series.
+  std::map<std::string_view, ingest::LogLineFigures> by_format;
+  for (const LogLineSample& l : logs) {
+    ingest::LogLineFigures& f = by_format[l.format];
+    f.parsed += l.figures->parsed;
+    f.unparsed += l.figures->unparsed;
+    for (const auto& [reason, n] : l.figures->unparsed_by_reason) f.unparsed_by_reason[reason] += n;
+  }
+  w.Family("mailscope_log_lines", "counter",
+           "Log lines read, by format and result: parsed, or unparsed (no line of the format)");
+  for (const auto& [format, f] : by_format) {
+    w.Sample({{"format", format}, {"result", "parsed"}}, f.parsed);
+    w.Sample({{"format", format}, {"result", "unparsed"}}, f.unparsed);
+  }
+  w.Family("mailscope_log_lines_unparsed", "counter", "Log lines not parsed, by format and reason");
+  for (const auto& [format, f] : by_format) {
+    for (const auto& [reason, n] : f.unparsed_by_reason) {
+      w.Sample({{"format", format}, {"reason", reason}}, n);
+    }
+  }
 }
 
 std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat format) {
@@ -192,6 +216,38 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
       w.Family("mailscope_records_database_up", "gauge",
                "1 while the records database answers, 0 while records are spooled");
       w.Sample({}, std::uint64_t{r.connected ? 1u : 0u});
+    }
+  }
+
+  if (!src.logs.empty()) {
+    std::vector<LogLineSample> lines;
+    for (const LogSourceFigures& l : src.logs) lines.push_back({l.format, &l.lines});
+    RenderLogLineFamilies(lines, w);
+    auto family = [&](std::string_view name, std::string_view help, auto value) {
+      w.Family(name, "counter", help);
+      for (const LogSourceFigures& l : src.logs) w.Sample({{"log", l.name}}, value(l));
+    };
+    family("mailscope_log_bytes_read", "Bytes of log content read (uncompressed), by log",
+           [](const LogSourceFigures& l) { return l.follower.bytes_read; });
+    family("mailscope_log_rotations", "Log files followed to their successor, by log",
+           [](const LogSourceFigures& l) { return l.follower.rotations; });
+    family("mailscope_log_truncations", "Log files found truncated and read again from 0, by log",
+           [](const LogSourceFigures& l) { return l.follower.truncations; });
+    family("mailscope_log_lost_rotations",
+           "Saved positions whose file was found nowhere (its unread lines are lost), by log",
+           [](const LogSourceFigures& l) { return l.follower.lost_rotations; });
+    family("mailscope_log_oversize_lines", "Log lines cut at max_line_size, by log",
+           [](const LogSourceFigures& l) { return l.follower.oversize_lines; });
+    family("mailscope_log_read_errors", "Errors reading log files, once per cause, by log",
+           [](const LogSourceFigures& l) { return l.follower.read_errors; });
+    family("mailscope_log_checkpoints", "Read positions saved to DATA_DIR/logs, by log",
+           [](const LogSourceFigures& l) { return l.checkpoints; });
+    family("mailscope_log_checkpoint_errors", "Read positions that could not be saved, by log",
+           [](const LogSourceFigures& l) { return l.checkpoint_errors; });
+    w.Family("mailscope_log_queued_bytes", "gauge",
+             "Bytes read from log files and not yet dispatched, by log", "bytes");
+    for (const LogSourceFigures& l : src.logs) {
+      w.Sample({{"log", l.name}}, l.follower.queued_bytes);
     }
   }
 

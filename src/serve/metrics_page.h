@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "core/clock.h"
 #include "export/openmetrics.h"
 #include "net/line_limits.h"
+#include "serve/log_source.h"
 #include "serve/records_output.h"
 #include "stats/ingest_counters.h"
 #include "stats/metrics_engine.h"
@@ -53,7 +55,18 @@ struct MetricsSources {
   std::uint64_t exim_late_verdicts = 0;
   // The records sink; its families are left out while it is off.
   RecordsOutputFigures records = {};
+  // The [[logs]] sources.
+  std::vector<LogSourceFigures> logs = {};
 };
+
+// mailscope_log_lines_total{format,result} and
+// mailscope_log_lines_unparsed_total{format,reason}, summed per format: for
+// /metrics and `mailscope replay --openmetrics`.
+struct LogLineSample {
+  std::string_view format;
+  const ingest::LogLineFigures* figures;
+};
+void RenderLogLineFamilies(std::span<const LogLineSample> logs, exporter::MetricsWriter& w);
 
 std::string RenderMetricsPage(const MetricsSources& sources, exporter::MetricsFormat format);
 

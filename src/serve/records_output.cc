@@ -73,13 +73,23 @@ std::string_view RecordsOutput::Consume(const Event& event) {
   if (!match) return {};
   ++matched_;
   scratch_.clear();
-  const std::size_t size = encoder_.Capture(event, stream_, seq_++, scratch_);
+  // An event that knows where it was read is keyed by that place, kept once
+  // however often it is read (store::kOriginStreamBit).
+  const std::size_t size =
+      event.origin_stream != 0
+          ? encoder_.Capture(event, event.origin_stream | store::kOriginStreamBit, event.origin_seq,
+                             scratch_)
+          : encoder_.Capture(event, stream_, seq_++, scratch_);
   if (size > max_record_size_) {
     ++too_large_;
     return {};
   }
-  writer_->Push(scratch_);
+  if (writer_->Push(scratch_)) ++pushed_;
   return {};
+}
+
+std::uint64_t RecordsOutput::DurableSettled() const {
+  return writer_ != nullptr ? writer_->settled() : 0;
 }
 
 std::vector<const filter::Filter*> RecordsOutput::Filters() const {

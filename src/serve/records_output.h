@@ -43,6 +43,10 @@ class RecordsOutput : public pipeline::Consumer {
 
   std::string_view Consume(const Event& event) override;
 
+  // Records pushed to the writer, and of them those it is done with.
+  std::uint64_t DurableTaken() const override { return pushed_; }
+  std::uint64_t DurableSettled() const override;
+
   // The filters, for the FILTER Dovecot's processes get.
   std::vector<const filter::Filter*> Filters() const;
   RecordsOutputFigures figures() const;
@@ -65,6 +69,7 @@ class RecordsOutput : public pipeline::Consumer {
   // The records' keys: a random stream per run, numbered from 0.
   std::uint64_t stream_;
   std::uint64_t seq_ = 0;
+  std::uint64_t pushed_ = 0;
   std::uint64_t matched_ = 0;
   std::uint64_t too_large_ = 0;
 };

@@ -55,10 +55,16 @@ inline constexpr std::uint8_t kCaptureVersion = 0xC1;
 inline constexpr std::size_t kRecordHeaderBytes = 4 + 4 + 8 + 8 + 8;
 inline constexpr int kRecordStrings = 12;
 
+// A record's stream with this bit set names where its event was read (a log
+// line: Event::origin_stream, and seq its offset): the same place read again
+// after a crash is the same record. Every store keeps such a key once;
+// PostgreSQL keeps every key once.
+inline constexpr std::uint64_t kOriginStreamBit = std::uint64_t{1} << 63;
+
 // One decoded record: views into the buffer it was decoded from.
 struct RecordView {
   std::int64_t time_us = 0;
-  std::uint64_t stream = 0;  // a random number per run of mailscope
+  std::uint64_t stream = 0;  // a random number per run, or an origin (kOriginStreamBit)
   std::uint64_t seq = 0;     // the record's number in its stream
   Source source = Source::kDovecot;
   Level level = Level::kInfo;

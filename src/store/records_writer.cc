@@ -44,9 +44,17 @@ bool RecordsWriter::Push(std::string_view record) {
     ++pending_records_;
   }
   queued_records_.fetch_add(1, std::memory_order_relaxed);
+  // After queued_records_: settled() may then only be too low, never too high.
+  accepted_.fetch_add(1, std::memory_order_release);
   queued_bytes_.fetch_add(record.size(), std::memory_order_relaxed);
   if (was_empty) wake_.notify_one();
   return true;
+}
+
+std::uint64_t RecordsWriter::settled() const {
+  const std::uint64_t accepted = accepted_.load(std::memory_order_acquire);
+  const std::uint64_t queued = queued_records_.load(std::memory_order_acquire);
+  return accepted > queued ? accepted - queued : 0;
 }
 
 RecordsFigures RecordsWriter::figures() const {

@@ -92,6 +92,11 @@ class RecordsWriter {
   void Stop();
 
   RecordsFigures figures() const;
+  // Records Push() accepted that have reached their end: committed, in the
+  // spool, or dropped and counted. Records end in the order they were
+  // pushed, so once settled() >= n the first n pushed are done with. Any
+  // thread.
+  std::uint64_t settled() const;
 
  private:
   void Run();
@@ -137,6 +142,7 @@ class RecordsWriter {
       database_errors_{0}, deleted_age_{0}, deleted_size_{0}, dropped_spool_full_{0};
   std::atomic<std::uint64_t> queued_records_{0}, queued_bytes_{0}, spool_records_{0},
       spool_bytes_{0};
+  std::atomic<std::uint64_t> accepted_{0};  // Push() calls that queued a record
   std::atomic<bool> connected_figure_{true};
   std::thread thread_;
 };

@@ -33,10 +33,22 @@ constexpr const char* kSchemaV1[] = {
     " WHERE message_id IS NOT NULL",
 };
 
+// Version 2: records that know where their event was read (kOriginStreamBit)
+// keep that place, and a place is kept once.
+constexpr const char* kSchemaV2[] = {
+    "ALTER TABLE events ADD COLUMN origin_stream INTEGER",
+    "ALTER TABLE events ADD COLUMN origin_seq INTEGER",
+    "CREATE UNIQUE INDEX events_origin ON events(origin_stream, origin_seq)"
+    " WHERE origin_stream IS NOT NULL",
+};
+
+// OR IGNORE: a record of a place already kept is left out (the only
+// constraint a bound row can break).
 constexpr const char* kInsert =
-    "INSERT INTO events (time, source, event, level, kind, outcome, remote_ip, user, sender,"
-    " recipient, domain, message_id, categories, fields, units)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    "INSERT OR IGNORE INTO events (time, source, event, level, kind, outcome, remote_ip, user,"
+    " sender, recipient, domain, message_id, categories, fields, units, origin_stream,"
+    " origin_seq)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
 constexpr const char* kColumns =
     "time, source, event, level, kind, outcome, remote_ip, user, sender, recipient, domain,"
@@ -151,7 +163,13 @@ Status SqliteStore::Migrate() {
       s = Exec(sql);
       if (!s.ok()) return fail(s);
     }
-    s = Exec("DELETE FROM mailscope_schema; INSERT INTO mailscope_schema VALUES (1)");
+  }
+  if (version < 2) {
+    for (const char* sql : kSchemaV2) {
+      s = Exec(sql);
+      if (!s.ok()) return fail(s);
+    }
+    s = Exec("DELETE FROM mailscope_schema; INSERT INTO mailscope_schema VALUES (2)");
     if (!s.ok()) return fail(s);
   }
   return Exec("COMMIT");
@@ -265,6 +283,11 @@ Status SqliteStore::Insert(std::span<const RecordView> records) {
     BindText(s, 13, r.categories, true);
     BindText(s, 14, r.fields, false);
     BindText(s, 15, r.units, true);
+    if ((r.stream & kOriginStreamBit) != 0) {
+      // SQLite's integers are signed: the bit pattern is kept.
+      sqlite3_bind_int64(s, 16, static_cast<sqlite3_int64>(r.stream));
+      sqlite3_bind_int64(s, 17, static_cast<sqlite3_int64>(r.seq));
+    }  // else NULL, cleared after the last row
     const int rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);

@@ -39,7 +39,7 @@ struct sqlite3_stmt;
 
 namespace mailscope::store {
 
-inline constexpr int kSqliteSchemaVersion = 1;
+inline constexpr int kSqliteSchemaVersion = 2;
 inline constexpr std::string_view kSqliteFileName = "records.sqlite";
 // The records file of a data directory: DATA_DIR/records.sqlite.
 inline std::string SqlitePath(std::string_view data_dir) {
