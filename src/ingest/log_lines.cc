@@ -37,7 +37,7 @@ Status LogLines::Unparsed(Status status) {
   return status;
 }
 
-Status LogLines::Decode(std::string_view line, TimePoint fallback_time, Event& out) {
+Status LogLines::DecodeLine(std::string_view line, TimePoint fallback_time, Event& out) {
   out.Clear();
   out.source = format_->source();
   const std::optional<LogTime> t = time_.Parse(line);
@@ -46,7 +46,7 @@ Status LogLines::Decode(std::string_view line, TimePoint fallback_time, Event& o
         Rejected("bad_timestamp", std::string(time_.error()) + ": \"" + QuoteForLog(line) + "\""));
   }
   out.time = t->kind == LogTimeKind::kNone ? fallback_time : t->time;
-  Status st = format_->Decode(t->message, out);
+  Status st = format_->DecodeLine(t->message, out);
   if (!st.ok()) return Unparsed(std::move(st));
   ++figures_.parsed;
   return Status::Ok();

@@ -29,8 +29,20 @@ class LogLineFormat {
   virtual std::string_view name() const = 0;
   virtual Source source() const = 0;
   // Decodes one line's message (without timestamp prefix and LF) into `out`,
-  // whose time is set already. Lines come in log order.
-  virtual Status Decode(std::string_view message, Event& out) = 0;
+  // whose time is set already: DecodeLine(), then Join(). Lines come in log
+  // order.
+  Status Decode(std::string_view message, Event& out) {
+    MS_RETURN_IF_ERROR(DecodeLine(message, out));
+    Join(out);
+    return Status::Ok();
+  }
+  // The two halves, for a reader that decodes on one thread and dispatches
+  // on another: DecodeLine() reads the line alone (it may keep names, not
+  // what lines mean together); Join() adds what earlier lines tell and
+  // remembers what later ones need, in log order. They touch disjoint state,
+  // so each may run on a thread of its own.
+  virtual Status DecodeLine(std::string_view message, Event& out) = 0;
+  virtual void Join(Event& out) = 0;
   // The state in flight (sessions, messages in the queue), for a checkpoint
   // or the next file; LoadState() takes it back.
   virtual std::string SaveState() const = 0;
@@ -59,7 +71,15 @@ class LogLines {
   // Decodes one line (no LF). On success `out` is ready to be dispatched:
   // source, name, time (the line's, else `fallback_time`), fields. Else the
   // line is counted as unparsed under the error's reason.
-  Status Decode(std::string_view line, TimePoint fallback_time, Event& out);
+  Status Decode(std::string_view line, TimePoint fallback_time, Event& out) {
+    MS_RETURN_IF_ERROR(DecodeLine(line, fallback_time, out));
+    format_->Join(out);
+    return Status::Ok();
+  }
+  // The same in two steps (LogLineFormat::DecodeLine and Join): the first
+  // with the prefix and the counts, the second on the line's event, in order.
+  Status DecodeLine(std::string_view line, TimePoint fallback_time, Event& out);
+  void Join(Event& out) { format_->Join(out); }
 
   const LogLineFormat& format() const { return *format_; }
   LogLineFormat& format() { return *format_; }

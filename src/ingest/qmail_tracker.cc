@@ -1,5 +1,6 @@
 #include "ingest/qmail_tracker.h"
 
+#include <algorithm>
 #include <span>
 #include <vector>
 
@@ -46,6 +47,19 @@ void Put(std::string& out, std::int64_t v) {
 void Put(std::string& out, std::string_view v) {
   out += '\t';
   AppendTabEscaped(out, v);
+}
+
+// The entries of a table by key. A hash table's order is its history (a
+// table that grew and emptied again iterates unlike one just loaded with the
+// same entries), and one state must save as one text.
+template <typename Map>
+std::vector<const typename Map::value_type*> ByKey(const Map& map) {
+  std::vector<const typename Map::value_type*> out;
+  out.reserve(map.size());
+  for (const auto& entry : map) out.push_back(&entry);
+  std::sort(out.begin(), out.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  return out;
 }
 
 }  // namespace
@@ -248,7 +262,8 @@ void QmailTracker::OnEndMsg(Event& event, std::int64_t msg) {
 std::string QmailTracker::Save() const {
   std::string out(kSaveHeader);
   out += '\n';
-  for (const auto& [pid, s] : sessions_) {
+  for (const auto* entry : ByKey(sessions_)) {
+    const auto& [pid, s] = *entry;
     out += 's';
     Put(out, pid);
     Put(out, s.start_us);
@@ -261,7 +276,8 @@ std::string QmailTracker::Save() const {
     }
     out += '\n';
   }
-  for (const auto& [id, m] : messages_) {
+  for (const auto* entry : ByKey(messages_)) {
+    const auto& [id, m] = *entry;
     out += 'm';
     for (std::int64_t v :
          {id, m.birth_us, m.bytes, m.qp, m.uid, m.delivered, m.deferred, m.failed}) {
@@ -270,7 +286,8 @@ std::string QmailTracker::Save() const {
     Put(out, m.sender);
     out += '\n';
   }
-  for (const auto& [id, d] : deliveries_) {
+  for (const auto* entry : ByKey(deliveries_)) {
+    const auto& [id, d] = *entry;
     out += 'd';
     for (std::int64_t v : {id, d.msg, d.start_us, static_cast<std::int64_t>(d.remote)}) Put(out, v);
     Put(out, d.recipient);
@@ -375,11 +392,10 @@ class QmailLineFormat final : public LogLineFormat {
   explicit QmailLineFormat(QmailTrackerLimits limits) : tracker_(limits) {}
   std::string_view name() const override { return "qmail"; }
   Source source() const override { return Source::kQmailLog; }
-  Status Decode(std::string_view message, Event& out) override {
-    MS_RETURN_IF_ERROR(decoder_.Decode(message, out));
-    tracker_.Apply(out);
-    return Status::Ok();
+  Status DecodeLine(std::string_view message, Event& out) override {
+    return decoder_.Decode(message, out);
   }
+  void Join(Event& out) override { tracker_.Apply(out); }
   std::string SaveState() const override { return tracker_.Save(); }
   Status LoadState(std::string_view saved) override { return tracker_.Load(saved); }
 
