@@ -32,7 +32,7 @@ packages=(
 if [ "$want_test" -eq 1 ]; then
   packages+=(clang libclang-rt-14-dev clang-format python3 curl socat tmux
              dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd prometheus
-             exim4-daemon-light swaks openssl postgresql-15 daemontools tzdata)
+             exim4-daemon-light swaks openssl postgresql-15 daemontools tzdata gzip zstd)
 fi
 
 missing=()

@@ -242,7 +242,9 @@ std::vector<store::RecordQuery::Equals> RequiredEquals(const filter::Filter& f) 
       candidates.emplace_back(key, value);
     return false;
   });
-  for (const auto& [key, value] : candidates) {
+  for (const auto& candidate : candidates) {
+    const auto& key = candidate.first;  // not a structured binding: lambdas capture it
+    const auto& value = candidate.second;
     const filter::Truth t = filter::Evaluate(f, 0, [&](const filter::Leaf& leaf) {
       return leaf.key() == key && leaf.value() == value ? filter::Truth::kFalse
                                                         : filter::Truth::kUnknown;

@@ -95,9 +95,6 @@ void LogReport::Hour(const Event& e, int which) {
 
 std::string_view LogReport::Consume(const Event& e) {
   ++events_;
-  const std::int64_t us = e.time.time_since_epoch().count();
-  if (first_us_ < 0 || us < first_us_) first_us_ = us;
-  if (us > last_us_) last_us_ = us;
   const NameId name = e.name;
   if (name == tcp_pid_) {
     ++connections_;
@@ -199,6 +196,14 @@ void LogReport::OnEndMsg(const Event& e) {
   Int(e, k_.bytes, bytes);
   completed_recipients_ += static_cast<std::uint64_t>(nk + nd);
   const double q = std::max(0.0, Seconds(e, qtime_));
+  // zoverall's time span: from the first birth to the last end of the
+  // completed messages.
+  const std::int64_t end_us = e.time.time_since_epoch().count();
+  std::int64_t qtime_us = 0;
+  Int(e, qtime_, qtime_us);
+  const std::int64_t birth_us = end_us - qtime_us;
+  if (first_us_ < 0 || birth_us < first_us_) first_us_ = birth_us;
+  if (end_us > last_us_) last_us_ = end_us;
   qtime_sum_ += q;
   qtime_q_.Add(q);
   auto it = senders_.find(Str(e, k_.sender));

@@ -72,7 +72,7 @@ class LogReport final : public pipeline::Consumer {
   std::uint64_t attempts_[3] = {0, 0, 0};  // success, deferral, failure
   std::uint64_t unmatched_results_ = 0;
   double qtime_sum_ = 0, ddelay_sum_ = 0, xdelay_sum_ = 0, session_seconds_ = 0;
-  std::int64_t first_us_ = -1, last_us_ = -1;
+  std::int64_t first_us_ = -1, last_us_ = -1;  // completed messages: first birth, last end
   std::uint64_t bytes_delivered_ = 0;
 
   Table verdicts_;        // Action::Type::Condition: a = lines

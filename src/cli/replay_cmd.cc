@@ -235,10 +235,11 @@ class BatchQueue {
 
 // The reading thread: every file in order, cut into lines, each line's
 // prefix and text decoded (LogLines::DecodeLine), in batches of about a
-// read block. `held` bytes of `buffer` were read already (format sniffing).
+// read block. `held` bytes of `buffer` were read from file `held_file`
+// already (format sniffing); the files before it were empty.
 void ReadAndDecode(const ReplayFlags& flags, std::vector<ingest::LogReader>& readers,
-                   std::vector<char> buffer, std::size_t held, ingest::LogLines& lines,
-                   TimePoint now, BatchQueue& queue) {
+                   std::vector<char> buffer, std::size_t held, std::size_t held_file,
+                   ingest::LogLines& lines, TimePoint now, BatchQueue& queue) {
   std::uint64_t bytes = 0, line_count = 0, done_before = 0;
   std::string carry;  // a line cut by the end of a read
   Event event;
@@ -278,7 +279,7 @@ void ReadAndDecode(const ReplayFlags& flags, std::vector<ingest::LogReader>& rea
     carry.clear();
     for (;;) {
       std::size_t n = 0;
-      if (held > 0) {
+      if (held > 0 && i == held_file) {
         n = held;
         held = 0;
       } else {
@@ -347,20 +348,26 @@ int RunReplay(const ReplayFlags& flags) {
 
   std::string format = flags.format;
   std::vector<char> buffer(1u << 20);
-  std::size_t held = 0;  // bytes of the first read kept for sniffing
+  std::size_t held = 0;       // bytes of the first read kept for sniffing
+  std::size_t held_file = 0;  // the file those bytes are of
   if (format == "auto") {
-    auto n = readers.front().Read(buffer);
-    if (!n.ok()) {
-      fmt::print(stderr, "mailscope replay: {}\n", n.status().message());
-      return 1;
+    // The first lines of the first file that has any (a file just rotated
+    // may be empty).
+    for (held_file = 0; held_file < readers.size(); ++held_file) {
+      auto n = readers[held_file].Read(buffer);
+      if (!n.ok()) {
+        fmt::print(stderr, "mailscope replay: {}\n", n.status().message());
+        return 1;
+      }
+      held = *n;
+      if (held > 0) break;
     }
-    held = *n;
     format = ingest::SniffLogFormat(std::string_view(buffer.data(), held));
     if (format.empty()) {
       fmt::print(stderr,
                  "mailscope replay: {}: cannot tell the log format from its first lines; "
                  "give --format\n",
-                 flags.files.front());
+                 held_file < flags.files.size() ? flags.files[held_file] : flags.files.front());
       return 1;
     }
   }
@@ -385,8 +392,9 @@ int RunReplay(const ReplayFlags& flags) {
   // the dispatch here (bench/run_qmail_replay_bench.sh: 1.6x the lines/s
   // of one thread on two cores).
   BatchQueue queue;
-  std::jthread reader_thread(
-      [&] { ReadAndDecode(flags, readers, std::move(buffer), held, lines, now, queue); });
+  std::jthread reader_thread([&] {
+    ReadAndDecode(flags, readers, std::move(buffer), held, held_file, lines, now, queue);
+  });
   Event event;
   for (;;) {
     std::unique_ptr<Batch> batch = queue.Pop();
@@ -415,6 +423,9 @@ int RunReplay(const ReplayFlags& flags) {
     return 1;
   }
   input.files = readers.size();
+  const ingest::LogLineFormat::InFlight in_flight = lines.format().in_flight();
+  input.messages_in_queue = in_flight.messages;
+  input.sessions_open = in_flight.sessions;
   input.bytes = queue.bytes();
   input.lines = queue.lines();
   progress.Finish(queue.input_done());

@@ -38,6 +38,8 @@ Status LogLines::Unparsed(Status status) {
 }
 
 Status LogLines::DecodeLine(std::string_view line, TimePoint fallback_time, Event& out) {
+  // A CR before the LF (a log that passed through a CRLF relay) is not text.
+  if (line.ends_with('\r')) line.remove_suffix(1);
   out.Clear();
   out.source = format_->source();
   const std::optional<LogTime> t = time_.Parse(line);

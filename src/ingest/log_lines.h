@@ -43,6 +43,13 @@ class LogLineFormat {
   // so each may run on a thread of its own.
   virtual Status DecodeLine(std::string_view message, Event& out) = 0;
   virtual void Join(Event& out) = 0;
+  // What Join() holds open now: sessions without their end, messages still
+  // in the queue.
+  struct InFlight {
+    std::uint64_t sessions = 0;
+    std::uint64_t messages = 0;
+  };
+  virtual InFlight in_flight() const { return {}; }
   // The state in flight (sessions, messages in the queue), for a checkpoint
   // or the next file; LoadState() takes it back.
   virtual std::string SaveState() const = 0;

@@ -396,6 +396,10 @@ class QmailLineFormat final : public LogLineFormat {
     return decoder_.Decode(message, out);
   }
   void Join(Event& out) override { tracker_.Apply(out); }
+  InFlight in_flight() const override {
+    const QmailTrackerFigures f = tracker_.figures();
+    return {f.sessions_open, f.messages_queued};
+  }
   std::string SaveState() const override { return tracker_.Save(); }
   Status LoadState(std::string_view saved) override { return tracker_.Load(saved); }
 

@@ -36,9 +36,22 @@ bool ParseDecimal(std::string_view s, T& out) {
 
 // `s` cut to 64 bytes for a log line (with "..." when cut), so garbage input
 // cannot make log lines long.
+// Control bytes and DEL are written \xNN, so that a log line cannot move a
+// terminal's cursor or forge a line of its own.
 inline std::string QuoteForLog(std::string_view s) {
   constexpr std::size_t kMax = 64;
-  std::string out(s.substr(0, kMax));
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : s.substr(0, kMax)) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7f) {
+      out += "\\x";
+      out += kHex[b >> 4];
+      out += kHex[b & 15];
+    } else {
+      out += c;
+    }
+  }
   if (s.size() > kMax) out += "...";
   return out;
 }

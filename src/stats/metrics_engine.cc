@@ -17,8 +17,6 @@ namespace {
 // Group values longer than this are keyed by a hash, so a metric grouped by
 // a long field (cmd_args) holds 17 bytes per key, not the whole value.
 constexpr std::size_t kMaxVerbatimKeyBytes = 64;
-// Dovecot's str_sanitize_utf8(value, 32) for sub-metric names.
-constexpr int kSubNameMaxCodePoints = 32;
 // Exponential bounds base^max must fit in int64.
 constexpr std::int64_t kMaxExponentBase2 = 62;
 constexpr std::int64_t kMaxExponentBase10 = 18;
@@ -334,11 +332,11 @@ Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text) {
   return out;
 }
 
-std::string SubMetricName(std::string_view value) {
+std::string SubMetricName(std::string_view value, int max_code_points) {
   value = value.substr(0, value.find('\0'));  // Dovecot's values are C strings
   std::string out;
   std::size_t i = 0, last_pos = 0;
-  for (int cps = 0; cps < kSubNameMaxCodePoints && i < value.size(); ++cps) {
+  for (int cps = 0; cps < max_code_points && i < value.size(); ++cps) {
     const int len = Utf8Length(value, i);
     if (len == 0) break;  // cut inside a sequence
     last_pos = out.size();
@@ -883,7 +881,9 @@ void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& eve
     }
     node.index_.emplace(std::string(key.view()), static_cast<std::uint32_t>(node.children_.size()));
     node.children_.push_back(std::unique_ptr<MetricNode>(new MetricNode(
-        SubMetricName(label), node.depth_ + 1, bucket, node.fields_.size(), prototype_)));
+        SubMetricName(label, metric.definition_.base_units() ? kMailscopeSubNameMaxCodePoints
+                                                             : kDovecotSubNameMaxCodePoints),
+        node.depth_ + 1, bucket, node.fields_.size(), prototype_)));
     ++metric.sub_metric_count_;
     child = node.children_.back().get();
   }

@@ -109,8 +109,13 @@ Result<std::vector<GroupBy>> ParseGroupBy(std::string_view text);
 
 // Dovecot's sub-metric name for a value: UTF-8 sanitized to at most 32 code
 // points (control characters and invalid bytes become U+FFFD; a longer value
-// keeps 31 code points and gets U+2026), cut at the first NUL.
-std::string SubMetricName(std::string_view value);
+// keeps 31 code points and gets U+2026), cut at the first NUL. Metrics of
+// mailscope's dialect allow kMailscopeSubNameMaxCodePoints, so that values
+// such as IPv6 addresses (39 characters) keep apart.
+inline constexpr int kDovecotSubNameMaxCodePoints = 32;
+inline constexpr int kMailscopeSubNameMaxCodePoints = 256;
+std::string SubMetricName(std::string_view value,
+                          int max_code_points = kDovecotSubNameMaxCodePoints);
 
 // The metric { } settings as Dovecot text (dovecot.conf, METRICS-ADD).
 struct MetricSettings {
