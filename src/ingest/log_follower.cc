@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,6 +32,13 @@ constexpr std::size_t kChunkOverhead = 256;
 constexpr std::size_t kMaxPredecessors = 256;
 // A held partial line gives its memory back past this size.
 constexpr std::size_t kKeepPartialBytes = 64 << 10;
+// Listings of the rotated files taken again when one vanished before it
+// could be opened (logrotate renaming or compressing meanwhile).
+constexpr int kListAttempts = 3;
+// How much older than Start() a rotated file's mtime may be and still be
+// new: file timestamps come from a coarse clock, on some filesystems in
+// whole seconds.
+constexpr std::int64_t kMtimeMarginNs = 1'000'000'000;
 
 std::string SystemError(const std::string& name, const char* what) {
   return name + ": " + what + ": " + std::strerror(errno);
@@ -92,8 +100,8 @@ struct LogFollower::File {
     if (fd >= 0) ::close(fd);
   }
 
-  int fd = -1;
-  std::string name;  // path when opened
+  int fd = -1;       // -1: a placeholder for a listed file that is not open
+  std::string name;  // path when opened (listed)
   std::uint64_t dev = 0;
   std::uint64_t ino = 0;
   std::int64_t mtime_ns = 0;
@@ -106,6 +114,7 @@ struct LogFollower::File {
   std::uint64_t seen_size = 0;    // kLive: size at the last check
   Clock::time_point last_growth;  // kRenamed: when it last grew
   bool finished_mark = false;     // kRenamed: multilog marked it finished (mode 744)
+  std::string unread;             // a placeholder: why it is not open
   // LogFingerprint(head) for head.size() == hashed_len. The head only grows,
   // except when a truncation replaces it (which resets hashed_len).
   mutable std::size_t hashed_len = SIZE_MAX;
@@ -302,6 +311,10 @@ Status LogFollower::Start(std::map<std::string, LogPosition> saved) {
     started_ = true;
   }
   saved_ = std::move(saved);
+  struct timespec now;
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  new_since_ns_ =
+      static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec - kMtimeMarginNs;
   thread_ = std::jthread([this](std::stop_token stop) { Run(stop); });
   return Status::Ok();
 }
@@ -560,23 +573,76 @@ void LogFollower::GrowHead(File& f, std::uint64_t base, std::size_t n) {
   f.head.append(block_.get() + from, std::min(n - from, kFingerprintBytes - f.head.size()));
 }
 
+// A listed file is opened at once, which pins it. One that cannot be, or
+// that is older than the newest kMaxPredecessors, is kept as a placeholder
+// (fd -1): Chain counts it lost if it comes to be read.
+//
+// multilog passes a full `current` through a name of no rotated form: it
+// renames it `previous`, creates the next `current`, and only then marks
+// the old one finished, links it to its `@...` name and removes `previous`.
+// Meanwhile that file is the newest predecessor of `current`.
 std::vector<std::unique_ptr<LogFollower::File>> LogFollower::Predecessors(const Stream& s,
                                                                           const File& live) {
-  std::vector<RotatedFile> listed = ListRotatedFiles(s.path);
-  if (listed.size() > kMaxPredecessors) {
-    listed.erase(listed.begin(), listed.end() - kMaxPredecessors);
+  const bool multilog = BaseName(s.path) == "current";
+  for (int attempt = 1;; ++attempt) {
+    // `previous` before the listing: a file that is no longer there has its
+    // `@...` name by then.
+    std::unique_ptr<File> previous;
+    if (multilog) {
+      const std::string dir = DirName(s.path);
+      if (auto f = OpenFile((dir == "/" ? "" : dir) + "/previous", false); f.ok()) {
+        previous = std::move(*f);
+      }
+    }
+    const std::vector<RotatedFile> listed = ListRotatedFiles(s.path);
+    const std::size_t first_open =
+        listed.size() > kMaxPredecessors ? listed.size() - kMaxPredecessors : 0;
+    std::vector<std::unique_ptr<File>> out;
+    bool vanished = false;
+    bool reached_live = false;
+    for (std::size_t i = 0; i < listed.size(); ++i) {
+      const RotatedFile& r = listed[i];
+      // The live file itself among them was rotated after it was opened: it
+      // and anything newer are handled when its own rotation is seen.
+      if (r.dev == live.dev && r.ino == live.ino) {
+        reached_live = true;
+        break;
+      }
+      if (previous != nullptr && r.dev == previous->dev && r.ino == previous->ino) {
+        previous.reset();  // linked already, not yet removed: listed here
+      }
+      std::string unread;
+      if (i < first_open) {
+        unread = "older than the newest " + std::to_string(kMaxPredecessors) + " rotated files";
+      } else {
+        auto f = OpenFile(r.path, false);
+        if (f.ok()) {
+          if ((*f)->dev == live.dev && (*f)->ino == live.ino) {
+            reached_live = true;
+            break;
+          }
+          out.push_back(std::move(*f));
+          continue;
+        }
+        // Gone meanwhile: renamed (a fresh listing finds it) or removed.
+        if (f.status().code() == StatusCode::kNotFound) vanished = true;
+        unread = f.status().message();
+      }
+      auto placeholder = std::make_unique<File>();
+      placeholder->name = r.path;
+      placeholder->dev = r.dev;
+      placeholder->ino = r.ino;
+      placeholder->mtime_ns = r.mtime_ns;
+      placeholder->unread = std::move(unread);
+      out.push_back(std::move(placeholder));
+    }
+    // Newer than the live file, or the live file itself: not a predecessor.
+    if (previous != nullptr && !reached_live &&
+        (previous->dev != live.dev || previous->ino != live.ino)) {
+      out.push_back(std::move(previous));
+    }
+    if (!vanished || attempt == kListAttempts) return out;
   }
-  std::vector<std::unique_ptr<File>> out;
-  for (const RotatedFile& r : listed) {
-    // The live file itself among them was rotated after it was opened: it
-    // and anything newer are handled when its own rotation is seen.
-    if (r.dev == live.dev && r.ino == live.ino) break;
-    auto f = OpenFile(r.path, false);
-    if (!f.ok()) continue;  // gone meanwhile
-    if ((*f)->dev == live.dev && (*f)->ino == live.ino) break;
-    out.push_back(std::move(*f));
-  }
-  return out;
 }
 
 // The newest predecessor holding the file of `p`: by device and inode when
@@ -586,15 +652,15 @@ std::optional<std::size_t> LogFollower::Locate(std::vector<std::unique_ptr<File>
                                                const LogPosition& p) {
   for (std::size_t i = 0; i < files.size(); ++i) {
     File& f = *files[i];
-    if (f.dev == p.dev && f.ino == p.ino && f.format == LogFormat::kPlain && EnsureHead(f).ok() &&
-        f.Matches(p)) {
+    if (f.fd >= 0 && f.dev == p.dev && f.ino == p.ino && f.format == LogFormat::kPlain &&
+        EnsureHead(f).ok() && f.Matches(p)) {
       return i;
     }
   }
   std::optional<std::size_t> best;
   for (std::size_t i = files.size(); i-- > 0;) {
     File& f = *files[i];
-    if (!EnsureHead(f).ok() || !f.Matches(p)) continue;
+    if (f.fd < 0 || !EnsureHead(f).ok() || !f.Matches(p)) continue;
     if (!best) {
       best = i;
       if (f.format == LogFormat::kPlain) break;
@@ -607,12 +673,19 @@ std::optional<std::size_t> LogFollower::Locate(std::vector<std::unique_ptr<File>
 }
 
 // Reading goes on with `files` in order (the same content once), then
-// `live`. `done_head` is the head of the file just finished, if any.
+// `live`. `done_head` is the head of the file just finished, if any. A
+// placeholder among `files` cannot be read: it is counted lost.
 void LogFollower::Chain(Stream& s, std::vector<std::unique_ptr<File>> files,
                         std::unique_ptr<File> live, const std::string* done_head) {
   s.next.clear();
   for (auto& f : files) {
     if (f == nullptr) continue;
+    if (f->fd < 0) {
+      lost_rotations_.fetch_add(1, std::memory_order_relaxed);
+      Notice(s.path + ": the rotated file " + f->name + " is passed over unread (" + f->unread +
+             "); its lines are lost");
+      continue;
+    }
     if (EnsureHead(*f).ok()) {
       const bool seen = (done_head != nullptr && *done_head == f->head) ||
                         std::any_of(s.next.begin(), s.next.end(), [&](const auto& g) {
@@ -723,6 +796,11 @@ void LogFollower::Discover(bool initial) {
       return true;
     }
     const std::size_t dir_len = m.size() - base.size();
+    // multilog's file on its way from `current` to its rotated name.
+    if (base == "previous" &&
+        std::binary_search(matches.begin(), matches.end(), m.substr(0, dir_len) + "current")) {
+      return true;
+    }
     for (std::size_t i = 1; i < base.size(); ++i) {
       if (base[i] != '.' && base[i] != '-') continue;
       const std::string live = m.substr(0, dir_len + i);
@@ -792,7 +870,15 @@ bool LogFollower::Begin(Stream& s) {
                ") is gone; what it held past offset " + std::to_string(p.offset) + " is lost");
       }
     }
-  } else if (s.initial && options_.from == StartFrom::kEnd) {
+  } else if (!s.initial) {
+    // Found after the start, so new: the writer may have rotated it
+    // already, perhaps several times, before it was first seen. What was
+    // rotated from it since the start comes first; older files were there
+    // before (by their mtime).
+    for (std::unique_ptr<File>& f : Predecessors(s, *live)) {
+      if (f->mtime_ns >= new_since_ns_) chain.push_back(std::move(f));
+    }
+  } else if (options_.from == StartFrom::kEnd) {
     std::tie(live->start, resync) = LastLineStart(*live);
   }
   s.saved.reset();
@@ -963,15 +1049,24 @@ bool LogFollower::SwitchToSuccessor(Stream& s) {
   // Several rotations may have happened since the last poll: the files
   // rotated after the old one come first.
   std::vector<std::unique_ptr<File>> preds = Predecessors(s, *live);
+  std::optional<std::size_t> at = Locate(preds, was);
+  for (std::size_t i = 0; !at && i < preds.size(); ++i) {
+    // Listed but not opened: still known by its device and inode, which
+    // cannot have been reused while `old` holds it open.
+    if (preds[i]->fd < 0 && preds[i]->dev == old->dev && preds[i]->ino == old->ino) at = i;
+  }
   std::vector<std::unique_ptr<File>> chain;
-  if (auto at = Locate(preds, was)) {
+  if (at) {
     chain.assign(std::make_move_iterator(preds.begin() + static_cast<std::ptrdiff_t>(*at) + 1),
                  std::make_move_iterator(preds.end()));
   } else {
     // The old file is no longer in the directory (multilog removed it as the
-    // oldest): the newer ones are told by their modification time.
+    // oldest): the newer ones are told by their modification time. The
+    // oldest go first, so one as old as it (coarse timestamps) is newer.
     for (auto& f : preds) {
-      if (f->mtime_ns > old_mtime) chain.push_back(std::move(f));
+      if (f->mtime_ns >= old_mtime && (f->dev != old->dev || f->ino != old->ino)) {
+        chain.push_back(std::move(f));
+      }
     }
   }
   rotations_.fetch_add(1, std::memory_order_relaxed);

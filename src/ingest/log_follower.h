@@ -116,7 +116,9 @@ Result<StartFrom> ParseStartFrom(std::string_view text);
 struct LogFollowerOptions {
   std::vector<std::string> patterns;  // glob(3) patterns; each match is a stream
   // Where a stream without a saved position starts, for files present at
-  // Start(). A file that appears later is new: it is read from its start.
+  // Start(). A stream that appears later is new: it is read from its start,
+  // after the files rotated from it since Start() (last written since then),
+  // which a writer may have produced before the stream was first seen.
   StartFrom from = StartFrom::kEnd;
   std::chrono::milliseconds poll_interval{250};
   // A live file renamed away is read on until it has been unchanged this
@@ -158,7 +160,7 @@ struct LogFollowerFigures {
   std::uint64_t chunks = 0;          // chunks handed over, position-only ones included
   std::uint64_t rotations = 0;       // moves from a file to its successor
   std::uint64_t truncations = 0;     // files found shorter or rewritten: read again from 0
-  std::uint64_t lost_rotations = 0;  // a saved position's file found nowhere
+  std::uint64_t lost_rotations = 0;  // files passed over unread: gone or not openable
   std::uint64_t oversize_lines = 0;  // lines cut to max_line_bytes
   std::uint64_t read_errors = 0;     // errors, once per stream and cause
   std::uint64_t queue_waits = 0;     // times the reader waited for room (backpressure)
@@ -242,6 +244,10 @@ class LogFollower {
 
   const LogFollowerOptions options_;
   std::map<std::string, LogPosition> saved_;  // reader thread after Start
+  // Wall-clock time of Start() (ns since the epoch) less a margin for coarse
+  // file timestamps: a rotated file last written since is new. Set before
+  // the reader thread starts.
+  std::int64_t new_since_ns_ = 0;
 
   std::mutex stop_mu_;  // Stop() from two threads joins once
 

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/temp_dir_testing.h"
@@ -90,6 +91,40 @@ std::vector<std::string> Join(std::vector<std::string> a, const std::vector<std:
   return a;
 }
 
+// A multilog name for the rotated file `i`: later ones sort after.
+std::string MultilogName(int i) {
+  char name[32];
+  std::snprintf(name, sizeof name, "@4000000065a3f1c2%08x.s", static_cast<unsigned>(i));
+  return name;
+}
+
+// multilog's rotation of a full `current` in `dir`, in its order:
+// RenameToPrevious, the next `current` created, then FinishPrevious marks
+// the old file finished (mode 744), links it to its rotated name and removes
+// `previous`. MultilogRotate does all three, `next` being the new content.
+void RenameToPrevious(const std::string& dir) { fs::rename(dir + "/current", dir + "/previous"); }
+void FinishPrevious(const std::string& dir, int i) {
+  ::chmod((dir + "/previous").c_str(), 0744);
+  fs::create_hard_link(dir + "/previous", dir + "/" + MultilogName(i));
+  fs::remove(dir + "/previous");
+}
+void MultilogRotate(const std::string& dir, int i, std::string_view next) {
+  RenameToPrevious(dir);
+  WriteFile(dir + "/current", next);
+  FinishPrevious(dir, i);
+}
+
+// Waits, without taking anything from the queue, until the reader is
+// blocked for want of room: in the middle of a file, if it is long enough.
+bool WaitForBackpressure(const LogFollower& follower) {
+  const auto deadline = std::chrono::steady_clock::now() + kTimeout;
+  while (follower.figures().queue_waits == 0) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
 // The loop's side: pops chunks, checks that positions are contiguous, and
 // keeps every line and each stream's last position.
 class Consumer {
@@ -143,6 +178,10 @@ class Consumer {
   }
   bool WaitForLines(std::size_t n) {
     return WaitUntil([&] { return all_.size() >= n; });
+  }
+  // Until the last line handed over ends with `tail`.
+  bool WaitForLast(std::string_view tail) {
+    return WaitUntil([&] { return !all_.empty() && all_.back().ends_with(tail); });
   }
   // Lets the reader go over every stream `rounds` more times.
   void WaitPolls(int rounds = 5) {
@@ -521,6 +560,167 @@ TEST_F(LogFollowerTest, ReadsEveryFileOfSeveralQuickRotations) {
   EXPECT_EQ(consumer.all(), want);
 }
 
+// A stream found after the start whose writer rotated it, several times,
+// before the first poll that saw it: the rotated files come first, the one
+// still under multilog's `previous` too; those last written before the
+// start are left alone.
+TEST_F(LogFollowerTest, StreamFoundAfterItsFirstRotationsReadsThemFirst) {
+  const std::string log_dir = dir_.File("log");
+  const std::string current = log_dir + "/current";
+  LogFollower follower(Options(current));
+  Consumer consumer(follower);
+  ASSERT_TRUE(follower.Start().ok());
+  consumer.WaitPolls(2);
+  // Everything is made elsewhere and appears at once, as between two polls.
+  const std::string staging = dir_.File("staging");
+  fs::create_directories(staging);
+  WriteFile(staging + "/" + MultilogName(0), Text("old", 1, 2));
+  fs::last_write_time(staging + "/" + MultilogName(0),
+                      fs::file_time_type::clock::now() - std::chrono::hours(1));
+  WriteFile(staging + "/current", Text("a", 1, 3));
+  MultilogRotate(staging, 1, Text("b", 1, 3));
+  MultilogRotate(staging, 2, Text("c", 1, 3));
+  RenameToPrevious(staging);
+  WriteFile(staging + "/current", Text("d", 1, 2));
+  fs::rename(staging, log_dir);
+  ASSERT_TRUE(consumer.WaitForLast(Expected("d", 2, 2).front()));
+  consumer.WaitPolls();
+  EXPECT_EQ(consumer.all(), Join(Join(Expected("a", 1, 3), Expected("b", 1, 3)),
+                                 Join(Expected("c", 1, 3), Expected("d", 1, 2))));
+  EXPECT_EQ(follower.figures().rotations, 3u);
+  EXPECT_EQ(follower.figures().lost_rotations, 0u);
+  // Going on from there as usual.
+  FinishPrevious(log_dir, 3);
+  Append(current, Text("d", 3, 3));
+  MultilogRotate(log_dir, 4, Text("e", 1, 1));
+  ASSERT_TRUE(consumer.WaitForLast(Expected("e", 1, 1).front()));
+  consumer.WaitPolls();
+  ASSERT_EQ(consumer.all().size(), 13u);
+  EXPECT_EQ(consumer.all()[11], Expected("d", 3, 3).front());
+  EXPECT_EQ(follower.figures().rotations, 4u);
+}
+
+// multilog creates the next `current` before the old file gets its rotated
+// name. The reader, blocked in the middle of a file meanwhile, moves on
+// from it while the file after it is still `previous`: that one is read.
+TEST_F(LogFollowerTest, ReadsTheFileThatMultilogStillHoldsAsPrevious) {
+  const std::string current = dir_.File("current");
+  WriteFile(current, Text("a", 1, 300));
+  LogFollowerOptions o = Options(current);
+  o.rename_grace = std::chrono::hours(1);  // only the finished mark ends a file
+  o.read_block_bytes = 256;
+  o.chunk_bytes = 512;
+  o.queue_bytes = 2048;
+  LogFollower follower(std::move(o));
+  Consumer consumer(follower);
+  ASSERT_TRUE(follower.Start().ok());
+  ASSERT_TRUE(WaitForBackpressure(follower));
+  MultilogRotate(dir_.path(), 1, Text("b", 1, 20));
+  RenameToPrevious(dir_.path());
+  WriteFile(current, Text("c", 1, 20));
+  ASSERT_TRUE(consumer.WaitForLast(Expected("c", 20, 20).front()));
+  consumer.WaitPolls();
+  EXPECT_EQ(consumer.all(),
+            Join(Join(Expected("a", 1, 300), Expected("b", 1, 20)), Expected("c", 1, 20)));
+  EXPECT_EQ(follower.figures().rotations, 2u);
+  // Its rotated name changes nothing; nor does the next rotation seen
+  // while the old file is `previous` and not yet marked.
+  FinishPrevious(dir_.path(), 2);
+  RenameToPrevious(dir_.path());
+  WriteFile(current, Text("d", 1, 5));
+  consumer.WaitPolls();
+  FinishPrevious(dir_.path(), 3);
+  ASSERT_TRUE(consumer.WaitForLast(Expected("d", 5, 5).front()));
+  consumer.WaitPolls();
+  EXPECT_EQ(consumer.all().size(), 345u);
+  EXPECT_EQ(follower.figures().rotations, 3u);
+  EXPECT_EQ(follower.figures().lost_rotations, 0u);
+}
+
+// Rotations while the reader is blocked in the middle of a file, several
+// of them before it reads on; then `current` missing (between multilog's
+// rename and its new file) long enough for the reader to see it.
+TEST_F(LogFollowerTest, RotationsWhileTheReaderIsMidFileLoseNothing) {
+  const std::string current = dir_.File("current");
+  WriteFile(current, Text("a", 1, 300));
+  LogFollowerOptions o = Options(current);
+  o.rename_grace = std::chrono::hours(1);
+  o.read_block_bytes = 256;
+  o.chunk_bytes = 512;
+  o.queue_bytes = 2048;
+  LogFollower follower(std::move(o));
+  Consumer consumer(follower);
+  ASSERT_TRUE(follower.Start().ok());
+  ASSERT_TRUE(WaitForBackpressure(follower));
+  Append(current, Text("a", 301, 310));
+  MultilogRotate(dir_.path(), 1, Text("b", 1, 40));
+  MultilogRotate(dir_.path(), 2, Text("c", 1, 40));
+  ASSERT_TRUE(consumer.WaitForLines(390));
+  Append(current, Text("c", 41, 41));
+  RenameToPrevious(dir_.path());
+  consumer.WaitPolls();  // `current` is missing meanwhile
+  WriteFile(current, Text("d", 1, 30));
+  FinishPrevious(dir_.path(), 3);
+  MultilogRotate(dir_.path(), 4, Text("e", 1, 5));
+  ASSERT_TRUE(consumer.WaitForLast(Expected("e", 5, 5).front()));
+  consumer.WaitPolls();
+  EXPECT_EQ(consumer.all(),
+            Join(Join(Expected("a", 1, 310), Expected("b", 1, 40)),
+                 Join(Join(Expected("c", 1, 41), Expected("d", 1, 30)), Expected("e", 1, 5))));
+  EXPECT_EQ(follower.figures().rotations, 4u);
+  EXPECT_EQ(follower.figures().lost_rotations, 0u);
+  EXPECT_EQ(follower.figures().read_errors, 0u);
+}
+
+// The file being read is removed (multilog's n: the oldest goes) before the
+// reader gets to its successor, which is no newer by mtime than it (file
+// timestamps are coarse): the successor is still read.
+TEST_F(LogFollowerTest, SuccessorOfARemovedFileWithTheSameMtimeIsRead) {
+  const std::string current = dir_.File("current");
+  WriteFile(current, Text("a", 1, 200));
+  LogFollowerOptions o = Options(current);
+  o.rename_grace = std::chrono::hours(1);
+  o.read_block_bytes = 256;
+  o.chunk_bytes = 512;
+  o.queue_bytes = 2048;
+  LogFollower follower(std::move(o));
+  Consumer consumer(follower);
+  ASSERT_TRUE(follower.Start().ok());
+  ASSERT_TRUE(WaitForBackpressure(follower));
+  MultilogRotate(dir_.path(), 1, Text("b", 1, 3));
+  MultilogRotate(dir_.path(), 2, Text("c", 1, 2));
+  const std::string first = dir_.File(MultilogName(1)), second = dir_.File(MultilogName(2));
+  fs::last_write_time(second, fs::last_write_time(first));
+  fs::remove(first);
+  ASSERT_TRUE(consumer.WaitForLast(Expected("c", 2, 2).front()));
+  consumer.WaitPolls();
+  EXPECT_EQ(consumer.all(),
+            Join(Join(Expected("a", 1, 200), Expected("b", 1, 3)), Expected("c", 1, 2)));
+  EXPECT_EQ(follower.figures().rotations, 2u);
+  EXPECT_EQ(follower.figures().lost_rotations, 0u);
+}
+
+// Past the newest 256 rotated files the follower keeps open, the older
+// ones due to be read are passed over: counted and told, not silent.
+TEST_F(LogFollowerTest, RotatedFilesPastTheOpenLimitAreCountedLost) {
+  const std::string log_dir = dir_.File("log");
+  LogFollower follower(Options(log_dir + "/current"));
+  Consumer consumer(follower);
+  ASSERT_TRUE(follower.Start().ok());
+  consumer.WaitPolls(2);
+  const std::string staging = dir_.File("staging");
+  fs::create_directories(staging);
+  for (int i = 1; i <= 258; ++i) WriteFile(staging + "/" + MultilogName(i), Text("r", i, i));
+  WriteFile(staging + "/current", Text("c", 1, 1));
+  fs::rename(staging, log_dir);
+  ASSERT_TRUE(consumer.WaitForLast(Expected("c", 1, 1).front()));
+  consumer.WaitPolls();
+  EXPECT_EQ(consumer.all(), Join(Expected("r", 3, 258), Expected("c", 1, 1)));
+  EXPECT_EQ(follower.figures().lost_rotations, 2u);
+  EXPECT_TRUE(Noticed(MultilogName(1) + " is passed over unread"));
+  EXPECT_TRUE(Noticed(MultilogName(2) + " is passed over unread"));
+}
+
 TEST_F(LogFollowerTest, RestartsInsideARotatedFileCompressedWithGzip) {
   const std::string path = dir_.File("app.log");
   WriteFile(path, Text("a", 1, 20));
@@ -703,7 +903,7 @@ TEST_F(LogFollowerTest, GlobMatchesSeveralStreamsAndLaterOnes) {
 }
 
 TEST_F(LogFollowerTest, GlobLeavesRotatedFilesToTheirStream) {
-  for (const char* name : {"app.log", "app.log.1", "app.log.2.gz", "current",
+  for (const char* name : {"app.log", "app.log.1", "app.log.2.gz", "current", "previous",
                            "@4000000065a3f1c22f0b6a1c.s", "notes.zst"}) {
     WriteFile(dir_.File(name), "x\n");
   }
@@ -908,6 +1108,88 @@ TEST_F(LogFollowerTest, FollowsRealMultilog) {
     EXPECT_EQ(got.substr(26), sent[i]) << "line " << i;
   }
   EXPECT_GE(follower.figures().rotations, 4u);
+  EXPECT_EQ(follower.figures().read_errors, 0u);
+}
+
+// The real multilog rotating a small `current` in bursts, several times
+// between two polls, in a directory that the follower first sees after
+// multilog has rotated in it a few times: every line arrives once, in
+// order, those of the first files included.
+TEST_F(LogFollowerTest, FollowsRealMultilogThroughQuickRotationsFromItsFirstFile) {
+  if (std::system("command -v multilog >/dev/null 2>&1") != 0) {
+    FAIL() << "multilog is not installed (daemontools; scripts/install-deps.sh --test)";
+  }
+  const std::string staging = dir_.File("staging");
+  const std::string log_dir = dir_.File("log");
+  LogFollowerOptions o = Options(log_dir + "/current");
+  o.poll_interval = 20ms;
+  o.rename_grace = std::chrono::hours(1);  // only multilog's finished mark ends a file
+  LogFollower follower(std::move(o));
+  Consumer consumer(follower);
+  ASSERT_TRUE(follower.Start().ok());
+  consumer.WaitPolls(2);
+  fs::create_directories(staging);
+  FILE* pipe = ::popen(("exec multilog t s4096 n200 " + staging).c_str(), "w");
+  ASSERT_NE(pipe, nullptr);
+  // On an early return too, multilog gets its end of input and finishes
+  // before the directory is removed.
+  struct Closer {
+    FILE*& pipe;
+    ~Closer() {
+      if (pipe != nullptr) ::pclose(pipe);
+    }
+  } closer{pipe};
+  std::vector<std::string> sent;
+  std::uintmax_t written = 0;  // by multilog: "@" + 24 hex + " " before each line
+  auto send = [&](int lines) {
+    for (int i = 0; i < lines; ++i) {
+      std::string line = "qmail-smtpd: pid " + std::to_string(sent.size()) +
+                         " Accept::RCPT::Rcpthosts_" + std::string(sent.size() % 37, 'x');
+      std::fprintf(pipe, "%s\n", line.c_str());
+      written += 26 + line.size() + 1;
+      sent.push_back(std::move(line));
+    }
+    std::fflush(pipe);
+  };
+  // A first burst of several files, all written before the directory
+  // appears where the follower looks (multilog holds it open).
+  send(300);
+  auto multilog_bytes = [&] {
+    std::uintmax_t total = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(staging, ec)) {
+      const std::string name = e.path().filename().string();
+      const std::uintmax_t size = fs::file_size(e.path(), ec);
+      if ((name == "current" || name[0] == '@') && !ec) total += size;
+    }
+    return total;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + kTimeout;
+  while (multilog_bytes() != written && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(multilog_bytes(), written);
+  fs::rename(staging, log_dir);
+  for (int burst = 0; burst < 40; ++burst) {
+    send(burst % 5 == 4 ? 250 : 10 + 7 * (burst % 5));  // every fifth: several rotations
+    std::this_thread::sleep_for(std::chrono::milliseconds(burst % 3 * 4));
+  }
+  EXPECT_EQ(::pclose(std::exchange(pipe, nullptr)), 0);
+  ASSERT_TRUE(consumer.WaitForLast(sent.back()));
+  consumer.WaitPolls();
+  ASSERT_EQ(consumer.all().size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    const std::string& got = consumer.all()[i];
+    ASSERT_GT(got.size(), 26u);
+    ASSERT_EQ(got.substr(26), sent[i]) << "line " << i;
+  }
+  std::uint64_t rotated = 0;
+  for (const auto& e : fs::directory_iterator(log_dir)) {
+    rotated += e.path().filename().string()[0] == '@';
+  }
+  EXPECT_GE(rotated, 20u);
+  EXPECT_EQ(follower.figures().rotations, rotated);
+  EXPECT_EQ(follower.figures().lost_rotations, 0u);
   EXPECT_EQ(follower.figures().read_errors, 0u);
 }
 

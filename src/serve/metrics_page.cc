@@ -234,7 +234,8 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
     family("mailscope_log_truncations", "Log files found truncated and read again from 0, by log",
            [](const LogSourceFigures& l) { return l.follower.truncations; });
     family("mailscope_log_lost_rotations",
-           "Saved positions whose file was found nowhere (its unread lines are lost), by log",
+           "Log files that could not be read before they were gone: a saved position's file "
+           "found nowhere, a rotated file that vanished or could not be opened, by log",
            [](const LogSourceFigures& l) { return l.follower.lost_rotations; });
     family("mailscope_log_oversize_lines", "Log lines cut at max_line_size, by log",
            [](const LogSourceFigures& l) { return l.follower.oversize_lines; });
