@@ -6,27 +6,20 @@
 #include <vector>
 
 #include "export/json_writer.h"
+#include "ingest/event_fields.h"
 
 namespace mailscope::cli {
 namespace {
 
 constexpr std::int64_t kHourUs = 3600LL * 1000 * 1000;
 
-std::string_view Str(const Event& e, NameId key) {
-  const Field* f = e.Find(key);
-  return f != nullptr && f->value.type() == Value::Type::kString ? f->value.as_string()
-                                                                 : std::string_view();
-}
-bool Int(const Event& e, NameId key, std::int64_t& out) {
-  const Field* f = e.Find(key);
-  if (f == nullptr || f->value.type() != Value::Type::kInt) return false;
-  out = f->value.as_int();
-  return true;
-}
+using ingest::IntField;
+using ingest::StringField;
+
 // A microseconds field in seconds; negative when absent.
 double Seconds(const Event& e, NameId key) {
   std::int64_t us = 0;
-  return Int(e, key, us) ? static_cast<double>(us) / 1e6 : -1;
+  return IntField(e, key, us) ? static_cast<double>(us) / 1e6 : -1;
 }
 
 template <typename Table, typename Key>
@@ -98,7 +91,7 @@ std::string_view LogReport::Consume(const Event& e) {
   const NameId name = e.name;
   if (name == tcp_pid_) {
     ++connections_;
-    Bump(ips_, Str(e, k_.remote_ip), 0);
+    Bump(ips_, StringField(e, k_.remote_ip), 0);
     Hour(e, 0);
   } else if (name == tcp_deny_) {
     ++denied_;
@@ -123,11 +116,11 @@ std::string_view LogReport::Consume(const Event& e) {
   } else if (name == new_msg_) {
     ++new_messages_;
   } else {
-    const std::string_view program = Str(e, k_.program);
+    const std::string_view program = StringField(e, k_.program);
     if (program == "qmail-smtpd") {
       OnVerdict(e);
     } else if (program == "qmail-popup") {
-      (Str(e, k_.action) == "Accept" ? popup_accepted_ : popup_rejected_) += 1;
+      (StringField(e, k_.action) == "Accept" ? popup_accepted_ : popup_rejected_) += 1;
       Bump(verdicts_, NameText(name), 0);
     }
   }
@@ -135,7 +128,7 @@ std::string_view LogReport::Consume(const Event& e) {
 }
 
 void LogReport::OnVerdict(const Event& e) {
-  const std::string_view action = Str(e, k_.action);
+  const std::string_view action = StringField(e, k_.action);
   const bool accept = action == "Accept";
   if (accept) {
     ++smtp_accepted_;
@@ -147,18 +140,19 @@ void LogReport::OnVerdict(const Event& e) {
   const int which = accept ? 1 : 2;
   Hour(e, which);
   Bump(verdicts_, NameText(e.name), 0);
-  Bump(ips_, Str(e, k_.remote_ip), which);
+  Bump(ips_, StringField(e, k_.remote_ip), which);
   if (const Field* f = e.Find(k_.helo)) Bump(helos_, f->value.as_string(), which);
-  if (e.Find(k_.mail_from) != nullptr) Bump(sender_domains_, Str(e, k_.mail_from_domain), which);
-  if (e.Find(k_.rcpt_to) != nullptr) Bump(rcpt_domains_, Str(e, k_.rcpt_to_domain), which);
-  if (const Field* f = e.Find(k_.user); f != nullptr && Str(e, k_.type) == "AUTH") {
+  if (e.Find(k_.mail_from) != nullptr)
+    Bump(sender_domains_, StringField(e, k_.mail_from_domain), which);
+  if (e.Find(k_.rcpt_to) != nullptr) Bump(rcpt_domains_, StringField(e, k_.rcpt_to_domain), which);
+  if (const Field* f = e.Find(k_.user); f != nullptr && StringField(e, k_.type) == "AUTH") {
     Bump(auth_users_, f->value.as_string(), which);
   }
 }
 
 void LogReport::OnResult(const Event& e, int outcome) {
   std::int64_t msg = 0;
-  if (!Int(e, k_.msg, msg)) {
+  if (!IntField(e, k_.msg, msg)) {
     ++unmatched_results_;
     return;
   }
@@ -168,10 +162,10 @@ void LogReport::OnResult(const Event& e, int outcome) {
   xdelay_sum_ += x;
   xdelay_q_.Add(x);
   std::int64_t bytes = 0;
-  const bool have_bytes = Int(e, k_.bytes, bytes);
-  Bump(destinations_, Str(e, k_.recipient_domain), outcome,
+  const bool have_bytes = IntField(e, k_.bytes, bytes);
+  Bump(destinations_, StringField(e, k_.recipient_domain), outcome,
        outcome == 0 && have_bytes ? static_cast<double>(bytes) : 0);
-  Bump(recipients_, Str(e, k_.recipient), outcome,
+  Bump(recipients_, StringField(e, k_.recipient), outcome,
        outcome == 0 && have_bytes ? static_cast<double>(bytes) : 0);
   if (outcome == 0) {
     if (have_bytes) bytes_delivered_ += static_cast<std::uint64_t>(bytes);
@@ -181,7 +175,7 @@ void LogReport::OnResult(const Event& e, int outcome) {
       ddelay_q_.Add(d);
     }
   } else {
-    Bump(outcome == 1 ? deferrals_ : failures_, Str(e, k_.report), 0, x);
+    Bump(outcome == 1 ? deferrals_ : failures_, StringField(e, k_.report), 0, x);
   }
 }
 
@@ -190,24 +184,25 @@ void LogReport::OnEndMsg(const Event& e) {
   if (complete == nullptr || !complete->value.as_bool()) return;
   ++completed_;
   std::int64_t nk = 0, nz = 0, nd = 0, bytes = 0;
-  Int(e, delivered_, nk);
-  Int(e, deferred_, nz);
-  Int(e, failed_, nd);
-  Int(e, k_.bytes, bytes);
+  IntField(e, delivered_, nk);
+  IntField(e, deferred_, nz);
+  IntField(e, failed_, nd);
+  IntField(e, k_.bytes, bytes);
   completed_recipients_ += static_cast<std::uint64_t>(nk + nd);
   const double q = std::max(0.0, Seconds(e, qtime_));
   // zoverall's time span: from the first birth to the last end of the
   // completed messages.
   const std::int64_t end_us = e.time.time_since_epoch().count();
   std::int64_t qtime_us = 0;
-  Int(e, qtime_, qtime_us);
+  IntField(e, qtime_, qtime_us);
   const std::int64_t birth_us = end_us - qtime_us;
   if (first_us_ < 0 || birth_us < first_us_) first_us_ = birth_us;
   if (end_us > last_us_) last_us_ = end_us;
   qtime_sum_ += q;
   qtime_q_.Add(q);
-  auto it = senders_.find(Str(e, k_.sender));
-  if (it == senders_.end()) it = senders_.emplace(std::string(Str(e, k_.sender)), Counts()).first;
+  auto it = senders_.find(StringField(e, k_.sender));
+  if (it == senders_.end())
+    it = senders_.emplace(std::string(StringField(e, k_.sender)), Counts()).first;
   it->second.a += 1;
   it->second.b += static_cast<std::uint64_t>(nk + nd);
   it->second.c += static_cast<std::uint64_t>(nk + nz + nd);

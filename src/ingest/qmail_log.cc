@@ -3,6 +3,7 @@
 #include <array>
 #include <string>
 
+#include "ingest/event_fields.h"
 #include "ingest/text.h"
 
 namespace mailscope::ingest {
@@ -35,17 +36,6 @@ bool Ratio(std::string_view s, std::int64_t& a, std::int64_t& b) {
   const std::size_t slash = s.find('/');
   return slash != std::string_view::npos && ParseDecimal(s.substr(0, slash), a) &&
          ParseDecimal(s.substr(slash + 1), b);
-}
-
-void AddString(Event& out, NameId key, std::string_view v) {
-  Value x;
-  x.set_string(v);
-  out.Add(key, x);
-}
-void AddInt(Event& out, NameId key, std::int64_t v, Unit unit = Unit::kNone) {
-  Value x;
-  x.set_int(v, unit);
-  out.Add(key, x);
 }
 
 Status Malformed(const char* reason, std::string_view what, std::string_view line) {
@@ -179,11 +169,11 @@ Status QmailLineDecoder::DecodeVerdict(std::string_view program, std::string_vie
   const std::string_view action = verdict.substr(0, c1);
   const std::string_view type = verdict.substr(c1 + 2, c2 - c1 - 2);
   const std::string_view condition = verdict.substr(c2 + 2);
-  AddString(out, k_.program, program);
-  AddInt(out, k_.pid, pid);
-  AddString(out, k_.action, action);
-  AddString(out, k_.type, type);
-  AddString(out, k_.condition, condition);
+  AddStringField(out, k_.program, program);
+  AddIntField(out, k_.pid, pid);
+  AddStringField(out, k_.action, action);
+  AddStringField(out, k_.type, type);
+  AddStringField(out, k_.condition, condition);
 
   // The tags P: S: H: F: T: begin at a space; a word that begins no tag
   // belongs to the value before it (a HELO with spaces). `?~ 'user'` (`?=`
@@ -259,37 +249,37 @@ Status QmailLineDecoder::DecodeVerdict(std::string_view program, std::string_vie
     return Rejected("too_many_names",
                     "more than " + std::to_string(kMaxVerdictNames) + " distinct verdicts");
   }
-  AddString(out, k_.protocol, tags[kP]);
+  AddStringField(out, k_.protocol, tags[kP]);
   const std::string_view s = tags[kS];
   const std::size_t colon = s.rfind(':');
-  AddString(out, k_.remote_ip, colon == std::string_view::npos ? s : s.substr(0, colon));
-  AddString(out, k_.remote_host,
-            colon == std::string_view::npos ? std::string_view() : s.substr(colon + 1));
-  if (seen[kH]) AddString(out, k_.helo, tags[kH]);
+  AddStringField(out, k_.remote_ip, colon == std::string_view::npos ? s : s.substr(0, colon));
+  AddStringField(out, k_.remote_host,
+                 colon == std::string_view::npos ? std::string_view() : s.substr(colon + 1));
+  if (seen[kH]) AddStringField(out, k_.helo, tags[kH]);
   if (seen[kF]) {
-    AddString(out, k_.mail_from, tags[kF]);
-    AddString(out, k_.mail_from_domain, DomainOf(tags[kF]));
+    AddStringField(out, k_.mail_from, tags[kF]);
+    AddStringField(out, k_.mail_from_domain, DomainOf(tags[kF]));
   }
   if (seen[kT]) {
-    AddString(out, k_.rcpt_to, tags[kT]);
-    AddString(out, k_.rcpt_to_domain, DomainOf(tags[kT]));
+    AddStringField(out, k_.rcpt_to, tags[kT]);
+    AddStringField(out, k_.rcpt_to_domain, DomainOf(tags[kT]));
   }
-  if (have_user) AddString(out, k_.user, user);
-  if (have_note) AddString(out, k_.info, note);
+  if (have_user) AddStringField(out, k_.user, user);
+  if (have_note) AddStringField(out, k_.info, note);
   return Status::Ok();
 }
 
 Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_view rest,
                                          Event& out) {
   const std::string_view line = line_;
-  AddString(out, k_.program, program);
+  AddStringField(out, k_.program, program);
   if (Consume(rest, "status: ")) {
     std::int64_t n = 0, limit = 0;
     // indimail's tcpserver appends " sql: 0|1".
     if (!Ratio(Token(rest), n, limit)) return Malformed("malformed_tcpserver", "status", line);
     out.name = tcp_status_;
-    AddInt(out, k_.concurrency, n);
-    AddInt(out, k_.limit, limit);
+    AddIntField(out, k_.concurrency, n);
+    AddIntField(out, k_.limit, limit);
     return Status::Ok();
   }
   if (Consume(rest, "pid ")) {
@@ -298,8 +288,8 @@ Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_v
       return Malformed("malformed_tcpserver", "pid", line);
     }
     out.name = tcp_pid_;
-    AddInt(out, k_.pid, pid);
-    AddString(out, k_.remote_ip, rest);
+    AddIntField(out, k_.pid, pid);
+    AddStringField(out, k_.remote_ip, rest);
     return Status::Ok();
   }
   const bool ok = rest.starts_with("ok ");
@@ -324,14 +314,14 @@ Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_v
       return Malformed("malformed_tcpserver", "port", line);
     }
     out.name = ok ? tcp_ok_ : tcp_deny_;
-    AddInt(out, k_.pid, pid);
-    AddString(out, k_.local_host, local.substr(0, l1));
-    AddString(out, k_.local_ip, local.substr(l1 + 1, l2 - l1 - 1));
-    AddInt(out, k_.local_port, lport);
-    AddString(out, k_.remote_host, remote.substr(0, r1));
-    AddString(out, k_.remote_ip, middle.substr(0, m));
-    AddString(out, k_.remote_info, middle.substr(m + 1));
-    AddInt(out, k_.remote_port, rport);
+    AddIntField(out, k_.pid, pid);
+    AddStringField(out, k_.local_host, local.substr(0, l1));
+    AddStringField(out, k_.local_ip, local.substr(l1 + 1, l2 - l1 - 1));
+    AddIntField(out, k_.local_port, lport);
+    AddStringField(out, k_.remote_host, remote.substr(0, r1));
+    AddStringField(out, k_.remote_ip, middle.substr(0, m));
+    AddStringField(out, k_.remote_info, middle.substr(m + 1));
+    AddIntField(out, k_.remote_port, rport);
     return Status::Ok();
   }
   if (Consume(rest, "end ")) {
@@ -341,26 +331,26 @@ Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_v
       return Malformed("malformed_tcpserver", "end", line);
     }
     out.name = tcp_end_;
-    AddInt(out, k_.pid, pid);
-    AddInt(out, k_.status, wstat);
+    AddIntField(out, k_.pid, pid);
+    AddIntField(out, k_.status, wstat);
     // A wait() status: exited with (W >> 8) when the low 7 bits are 0, else
     // killed by the signal they hold.
     if ((wstat & 0x7f) == 0) {
-      AddInt(out, k_.exit_code, (wstat >> 8) & 0xff);
+      AddIntField(out, k_.exit_code, (wstat >> 8) & 0xff);
     } else {
-      AddInt(out, k_.signal, wstat & 0x7f);
+      AddIntField(out, k_.signal, wstat & 0x7f);
     }
     return Status::Ok();
   }
   if (Consume(rest, "warning: ")) {
     Consume(rest, "dropping connection, ");
     out.name = tcp_warning_;
-    AddString(out, k_.reason, rest);
+    AddStringField(out, k_.reason, rest);
     return Status::Ok();
   }
   if (Consume(rest, "fatal: ")) {
     out.name = tcp_fatal_;
-    AddString(out, k_.reason, rest);
+    AddStringField(out, k_.reason, rest);
     return Status::Ok();
   }
   return Malformed("malformed_tcpserver", "unknown tcpserver line", line);
@@ -377,9 +367,9 @@ Status QmailLineDecoder::DecodeRblsmtpd(std::string_view rest, Event& out) {
     return Malformed("malformed_rblsmtpd", "pid", line);
   }
   rest.remove_prefix(colon + 2);
-  AddString(out, k_.program, "rblsmtpd");
-  AddString(out, k_.remote_ip, ip);
-  AddInt(out, k_.pid, pid);
+  AddStringField(out, k_.program, "rblsmtpd");
+  AddStringField(out, k_.remote_ip, ip);
+  AddIntField(out, k_.pid, pid);
   if (Consume(rest, "451 ")) {
     out.name = rbl_451_;
   } else if (Consume(rest, "553 ")) {
@@ -390,12 +380,12 @@ Status QmailLineDecoder::DecodeRblsmtpd(std::string_view rest, Event& out) {
     std::int64_t seconds = 0;
     if (!ParseDecimal(rest, seconds)) return Malformed("malformed_rblsmtpd", "greetdelay", line);
     out.name = rbl_greetdelay_;
-    AddInt(out, k_.seconds, seconds, Unit::kSeconds);
+    AddIntField(out, k_.seconds, seconds, Unit::kSeconds);
     return Status::Ok();
   } else {
     return Malformed("malformed_rblsmtpd", "unknown rblsmtpd text", line);
   }
-  AddString(out, k_.reason, rest);
+  AddStringField(out, k_.reason, rest);
   return Status::Ok();
 }
 
@@ -403,7 +393,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
   std::string_view rest = line;
   auto send = [&](NameId name) {
     out.name = name;
-    AddString(out, k_.program, "qmail-send");
+    AddStringField(out, k_.program, "qmail-send");
   };
   auto malformed = [&](std::string_view what) {
     out.name = kNoName;
@@ -414,7 +404,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     std::int64_t msg = 0;
     if (!ParseDecimal(rest, msg)) return malformed("new msg");
     send(new_msg_);
-    AddInt(out, k_.msg, msg);
+    AddIntField(out, k_.msg, msg);
     return Status::Ok();
   }
   if (Consume(rest, "info msg ")) {
@@ -435,11 +425,11 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
       return malformed("info msg");
     }
     send(info_msg_);
-    AddInt(out, k_.msg, msg);
-    AddInt(out, k_.bytes, bytes, Unit::kBytes);
-    AddString(out, k_.sender, sender);
-    AddInt(out, k_.qp, qp);
-    AddInt(out, k_.uid, uid);
+    AddIntField(out, k_.msg, msg);
+    AddIntField(out, k_.bytes, bytes, Unit::kBytes);
+    AddStringField(out, k_.sender, sender);
+    AddIntField(out, k_.qp, qp);
+    AddIntField(out, k_.uid, uid);
     return Status::Ok();
   }
   if (Consume(rest, "starting delivery ")) {
@@ -455,11 +445,11 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
       return malformed("starting delivery");
     }
     send(starting_delivery_);
-    AddInt(out, k_.delivery, d);
-    AddInt(out, k_.msg, msg);
-    AddString(out, k_.channel, channel);
-    AddString(out, k_.recipient, rest);
-    AddString(out, k_.recipient_domain, DomainOf(rest));
+    AddIntField(out, k_.delivery, d);
+    AddIntField(out, k_.msg, msg);
+    AddStringField(out, k_.channel, channel);
+    AddStringField(out, k_.recipient, rest);
+    AddStringField(out, k_.recipient_domain, DomainOf(rest));
     return Status::Ok();
   }
   if (Consume(rest, "delivery ")) {
@@ -484,9 +474,9 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     }
     Consume(rest, " ");
     send(name);
-    AddInt(out, k_.delivery, d);
-    AddString(out, k_.result, NameText(result));
-    AddString(out, k_.report, rest);
+    AddIntField(out, k_.delivery, d);
+    AddStringField(out, k_.result, NameText(result));
+    AddStringField(out, k_.report, rest);
     return Status::Ok();
   }
   if (Consume(rest, "status: ")) {
@@ -496,17 +486,17 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
         return malformed("status");
       }
       send(send_status_);
-      AddInt(out, k_.local, l);
-      AddInt(out, k_.local_limit, ll);
-      AddInt(out, k_.remote, r);
-      AddInt(out, k_.remote_limit, rl);
+      AddIntField(out, k_.local, l);
+      AddIntField(out, k_.local_limit, ll);
+      AddIntField(out, k_.remote, r);
+      AddIntField(out, k_.remote_limit, rl);
       return Status::Ok();
     }
     // "exiting" (qmail), "qmail-send exiting", "qmail-todo stop processing
     // asap" (s/qmail).
     if (rest.ends_with("exiting") || rest.ends_with("stop processing asap")) {
       send(send_exiting_);
-      AddString(out, k_.text, rest);
+      AddStringField(out, k_.text, rest);
       return Status::Ok();
     }
     return malformed("status");
@@ -515,7 +505,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     std::int64_t msg = 0;
     if (!ParseDecimal(rest, msg)) return malformed("end msg");
     send(end_msg_);
-    AddInt(out, k_.msg, msg);
+    AddIntField(out, k_.msg, msg);
     return Status::Ok();
   }
   if (Consume(rest, "bounce msg ")) {
@@ -524,13 +514,13 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
       return malformed("bounce msg");
     }
     send(bounce_msg_);
-    AddInt(out, k_.msg, msg);
-    AddInt(out, k_.qp, qp);
+    AddIntField(out, k_.msg, msg);
+    AddIntField(out, k_.qp, qp);
     return Status::Ok();
   }
   if (Consume(rest, "double bounce: ")) {
     send(double_bounce_);
-    AddString(out, k_.text, rest);
+    AddStringField(out, k_.text, rest);
     return Status::Ok();
   }
   if (Consume(rest, "triple bounce: ")) {
@@ -539,19 +529,19 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     const std::size_t slash = rest.rfind('/');
     send(triple_bounce_);
     if (slash != std::string_view::npos && ParseDecimal(rest.substr(slash + 1), msg)) {
-      AddInt(out, k_.msg, msg);
+      AddIntField(out, k_.msg, msg);
     }
-    AddString(out, k_.text, rest);
+    AddStringField(out, k_.text, rest);
     return Status::Ok();
   }
   if (Consume(rest, "warning: ")) {
     send(send_warning_);
-    AddString(out, k_.text, rest);
+    AddStringField(out, k_.text, rest);
     return Status::Ok();
   }
   if (Consume(rest, "alert: ")) {
     send(send_alert_);
-    AddString(out, k_.text, rest);
+    AddStringField(out, k_.text, rest);
     return Status::Ok();
   }
   return Rejected("unknown_line", "not an s/qmail line: \"" + QuoteForLog(line) + "\"");

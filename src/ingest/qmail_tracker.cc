@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/tab_escape.h"
+#include "ingest/event_fields.h"
 #include "ingest/log_lines.h"
 #include "ingest/text.h"
 
@@ -13,31 +14,10 @@ namespace {
 
 constexpr std::string_view kSaveHeader = "qmail-tracker 1";
 
-std::string_view Str(const Event& e, NameId key) {
-  const Field* f = e.Find(key);
-  return f != nullptr && f->value.type() == Value::Type::kString ? f->value.as_string()
-                                                                 : std::string_view();
-}
-bool Int(const Event& e, NameId key, std::int64_t& out) {
-  const Field* f = e.Find(key);
-  if (f == nullptr || f->value.type() != Value::Type::kInt) return false;
-  out = f->value.as_int();
-  return true;
-}
 std::int64_t Micros(const Event& e) { return e.time.time_since_epoch().count(); }
 
-void AddString(Event& e, NameId key, std::string_view v) {
-  Value x;
-  x.set_string(v);
-  e.Add(key, x);
-}
-void AddInt(Event& e, NameId key, std::int64_t v, Unit unit = Unit::kNone) {
-  Value x;
-  x.set_int(v, unit);
-  e.Add(key, x);
-}
 void AddMicros(Event& e, NameId key, std::int64_t from, std::int64_t to) {
-  if (from >= 0 && to >= from) AddInt(e, key, to - from, Unit::kMicroseconds);
+  if (from >= 0 && to >= from) AddIntField(e, key, to - from, Unit::kMicroseconds);
 }
 
 void Put(std::string& out, std::int64_t v) {
@@ -109,7 +89,7 @@ void QmailTracker::Apply(Event& event) {
   const NameId name = event.name;
   std::int64_t id = 0;
   if (name == tcp_pid_) {
-    if (!Int(event, k_.pid, id)) return;
+    if (!IntField(event, k_.pid, id)) return;
     if (sessions_.contains(id)) {
       ++figures_.sessions_replaced;
     } else if (!Room(sessions_, limits_.max_sessions)) {
@@ -118,71 +98,71 @@ void QmailTracker::Apply(Event& event) {
     Session& s = sessions_[id];
     s = Session();
     s.start_us = Micros(event);
-    s.remote_ip = Str(event, k_.remote_ip);
+    s.remote_ip = StringField(event, k_.remote_ip);
   } else if (name == tcp_ok_) {
-    if (!Int(event, k_.pid, id)) return;
+    if (!IntField(event, k_.pid, id)) return;
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return;
-    Int(event, k_.local_port, it->second.local_port);
-    it->second.remote_host = Str(event, k_.remote_host);
+    IntField(event, k_.local_port, it->second.local_port);
+    it->second.remote_host = StringField(event, k_.remote_host);
   } else if (name == tcp_end_) {
-    if (Int(event, k_.pid, id)) OnSessionEnd(event, id);
+    if (IntField(event, k_.pid, id)) OnSessionEnd(event, id);
   } else if (name == rbl_451_ || name == rbl_553_) {
-    if (!Int(event, k_.pid, id)) return;
+    if (!IntField(event, k_.pid, id)) return;
     auto it = sessions_.find(id);
     if (it != sessions_.end()) it->second.rbl = name == rbl_451_ ? "451" : "553";
   } else if (name == new_msg_) {
-    if (!Int(event, k_.msg, id)) return;
+    if (!IntField(event, k_.msg, id)) return;
     if (!messages_.contains(id) && !Room(messages_, limits_.max_messages)) return;
     Message& m = messages_[id];
     m = Message();
     m.birth_us = Micros(event);
   } else if (name == info_msg_) {
-    if (!Int(event, k_.msg, id)) return;
+    if (!IntField(event, k_.msg, id)) return;
     if (!messages_.contains(id) && !Room(messages_, limits_.max_messages)) return;
     Message& m = messages_[id];
-    Int(event, k_.bytes, m.bytes);
-    Int(event, k_.qp, m.qp);
-    Int(event, k_.uid, m.uid);
-    m.sender = Str(event, k_.sender);
+    IntField(event, k_.bytes, m.bytes);
+    IntField(event, k_.qp, m.qp);
+    IntField(event, k_.uid, m.uid);
+    m.sender = StringField(event, k_.sender);
   } else if (name == starting_delivery_) {
     std::int64_t msg = 0;
-    if (!Int(event, k_.delivery, id) || !Int(event, k_.msg, msg)) return;
+    if (!IntField(event, k_.delivery, id) || !IntField(event, k_.msg, msg)) return;
     if (!deliveries_.contains(id) && !Room(deliveries_, limits_.max_deliveries)) return;
     Delivery& d = deliveries_[id];
     d.msg = msg;
     d.start_us = Micros(event);
-    d.remote = Str(event, k_.channel) == "remote";
-    d.recipient = Str(event, k_.recipient);
+    d.remote = StringField(event, k_.channel) == "remote";
+    d.recipient = StringField(event, k_.recipient);
   } else if (name == success_ || name == deferral_ || name == failure_) {
-    if (Int(event, k_.delivery, id))
+    if (IntField(event, k_.delivery, id))
       OnResult(event, id, name == success_ ? 0 : name == deferral_ ? 1 : 2);
   } else if (name == end_msg_) {
-    if (Int(event, k_.msg, id)) OnEndMsg(event, id);
+    if (IntField(event, k_.msg, id)) OnEndMsg(event, id);
   } else if (name == exiting_) {
     deliveries_.clear();
-  } else if (Str(event, k_.program) == "qmail-smtpd") {
+  } else if (StringField(event, k_.program) == "qmail-smtpd") {
     OnVerdict(event);
   }
 }
 
 void QmailTracker::OnVerdict(const Event& event) {
   std::int64_t pid = 0;
-  if (!Int(event, k_.pid, pid)) return;
+  if (!IntField(event, k_.pid, pid)) return;
   auto it = sessions_.find(pid);
   if (it == sessions_.end()) return;
   Session& s = it->second;
-  if (Str(event, k_.action) == "Accept") {
+  if (StringField(event, k_.action) == "Accept") {
     ++s.accepted;
   } else {
     ++s.rejected;
   }
-  if (const auto v = Str(event, k_.protocol); !v.empty()) s.protocol = v;
+  if (const auto v = StringField(event, k_.protocol); !v.empty()) s.protocol = v;
   if (const Field* f = event.Find(k_.helo)) s.helo = f->value.as_string();
   if (const Field* f = event.Find(k_.mail_from)) s.mail_from = f->value.as_string();
   if (const Field* f = event.Find(k_.user)) {
     // Accepted AUTH only: a refused one names who tried, not who is in.
-    if (Str(event, k_.action) == "Accept") s.user = f->value.as_string();
+    if (StringField(event, k_.action) == "Accept") s.user = f->value.as_string();
   }
 }
 
@@ -192,19 +172,19 @@ void QmailTracker::OnSessionEnd(Event& event, std::int64_t pid) {
   ended_session_ = std::move(it->second);
   sessions_.erase(it);
   const Session& s = ended_session_;
-  AddString(event, k_.remote_ip, s.remote_ip);
-  if (!s.remote_host.empty()) AddString(event, k_.remote_host, s.remote_host);
-  if (s.local_port >= 0) AddInt(event, k_.local_port, s.local_port);
-  if (!s.protocol.empty()) AddString(event, k_.protocol, s.protocol);
-  if (!s.helo.empty()) AddString(event, k_.helo, s.helo);
+  AddStringField(event, k_.remote_ip, s.remote_ip);
+  if (!s.remote_host.empty()) AddStringField(event, k_.remote_host, s.remote_host);
+  if (s.local_port >= 0) AddIntField(event, k_.local_port, s.local_port);
+  if (!s.protocol.empty()) AddStringField(event, k_.protocol, s.protocol);
+  if (!s.helo.empty()) AddStringField(event, k_.helo, s.helo);
   if (!s.mail_from.empty()) {
-    AddString(event, k_.mail_from, s.mail_from);
-    AddString(event, k_.mail_from_domain, DomainOf(s.mail_from));
+    AddStringField(event, k_.mail_from, s.mail_from);
+    AddStringField(event, k_.mail_from_domain, DomainOf(s.mail_from));
   }
-  if (!s.user.empty()) AddString(event, k_.user, s.user);
-  if (!s.rbl.empty()) AddString(event, rbl_, s.rbl);
-  AddInt(event, accepted_, s.accepted);
-  AddInt(event, rejected_, s.rejected);
+  if (!s.user.empty()) AddStringField(event, k_.user, s.user);
+  if (!s.rbl.empty()) AddStringField(event, rbl_, s.rbl);
+  AddIntField(event, accepted_, s.accepted);
+  AddIntField(event, rejected_, s.rejected);
   AddMicros(event, duration_, s.start_us, Micros(event));
 }
 
@@ -218,19 +198,19 @@ void QmailTracker::OnResult(Event& event, std::int64_t d, int outcome) {
   deliveries_.erase(it);
   const Delivery& dl = ended_delivery_;
   const std::int64_t now = Micros(event);
-  AddInt(event, k_.msg, dl.msg);
-  AddString(event, k_.channel, dl.remote ? "remote" : "local");
-  AddString(event, k_.recipient, dl.recipient);
-  AddString(event, k_.recipient_domain, DomainOf(dl.recipient));
+  AddIntField(event, k_.msg, dl.msg);
+  AddStringField(event, k_.channel, dl.remote ? "remote" : "local");
+  AddStringField(event, k_.recipient, dl.recipient);
+  AddStringField(event, k_.recipient_domain, DomainOf(dl.recipient));
   AddMicros(event, xdelay_, dl.start_us, now);
   auto m = messages_.find(dl.msg);
   if (m == messages_.end()) return;
   Message& msg = m->second;
   (outcome == 0 ? msg.delivered : outcome == 1 ? msg.deferred : msg.failed) += 1;
-  if (msg.bytes >= 0) AddInt(event, k_.bytes, msg.bytes, Unit::kBytes);
+  if (msg.bytes >= 0) AddIntField(event, k_.bytes, msg.bytes, Unit::kBytes);
   if (msg.bytes >= 0) {
-    AddString(event, k_.sender, msg.sender);
-    AddString(event, sender_domain_, DomainOf(msg.sender));
+    AddStringField(event, k_.sender, msg.sender);
+    AddStringField(event, sender_domain_, DomainOf(msg.sender));
   }
   if (outcome == 0) AddMicros(event, ddelay_, msg.birth_us, now);
 }
@@ -246,16 +226,16 @@ void QmailTracker::OnEndMsg(Event& event, std::int64_t msg) {
   const Message& m = ended_message_;
   const bool complete = m.birth_us >= 0 && m.bytes >= 0;
   if (m.bytes >= 0) {
-    AddString(event, k_.sender, m.sender);
-    AddString(event, sender_domain_, DomainOf(m.sender));
-    AddInt(event, k_.bytes, m.bytes, Unit::kBytes);
-    AddInt(event, k_.qp, m.qp);
-    AddInt(event, k_.uid, m.uid);
+    AddStringField(event, k_.sender, m.sender);
+    AddStringField(event, sender_domain_, DomainOf(m.sender));
+    AddIntField(event, k_.bytes, m.bytes, Unit::kBytes);
+    AddIntField(event, k_.qp, m.qp);
+    AddIntField(event, k_.uid, m.uid);
   }
   AddMicros(event, qtime_, m.birth_us, Micros(event));
-  AddInt(event, delivered_, m.delivered);
-  AddInt(event, deferred_, m.deferred);
-  AddInt(event, failed_, m.failed);
+  AddIntField(event, delivered_, m.delivered);
+  AddIntField(event, deferred_, m.deferred);
+  AddIntField(event, failed_, m.failed);
   event.Add(complete_, Value::Bool(complete));
 }
 
