@@ -353,13 +353,18 @@ int RunReplay(const ReplayFlags& flags) {
   if (format == "auto") {
     // The first lines of the first file that has any (a file just rotated
     // may be empty).
+    // A pipe gives what is there: read on until some lines are in.
+    constexpr std::size_t kSniffBytes = 64 << 10;
     for (held_file = 0; held_file < readers.size(); ++held_file) {
-      auto n = readers[held_file].Read(buffer);
-      if (!n.ok()) {
-        fmt::print(stderr, "mailscope replay: {}\n", n.status().message());
-        return 1;
+      for (;;) {
+        auto n = readers[held_file].Read(std::span<char>(buffer).subspan(held));
+        if (!n.ok()) {
+          fmt::print(stderr, "mailscope replay: {}\n", n.status().message());
+          return 1;
+        }
+        held += *n;
+        if (*n == 0 || held >= kSniffBytes) break;
       }
-      held = *n;
       if (held > 0) break;
     }
     format = ingest::SniffLogFormat(std::string_view(buffer.data(), held));

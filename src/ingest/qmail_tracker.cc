@@ -209,8 +209,11 @@ void QmailTracker::OnResult(Event& event, std::int64_t d, int outcome) {
   (outcome == 0 ? msg.delivered : outcome == 1 ? msg.deferred : msg.failed) += 1;
   if (msg.bytes >= 0) AddIntField(event, k_.bytes, msg.bytes, Unit::kBytes);
   if (msg.bytes >= 0) {
-    AddStringField(event, k_.sender, msg.sender);
-    AddStringField(event, sender_domain_, DomainOf(msg.sender));
+    // A copy: the table's entries move when it grows, and the event is
+    // dispatched after this returns.
+    result_message_.sender = msg.sender;
+    AddStringField(event, k_.sender, result_message_.sender);
+    AddStringField(event, sender_domain_, DomainOf(result_message_.sender));
   }
   if (outcome == 0) AddMicros(event, ddelay_, msg.birth_us, now);
 }

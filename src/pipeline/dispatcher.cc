@@ -50,6 +50,13 @@ bool Dispatcher::Reached(const DurableMark& mark) const {
   return true;
 }
 
+bool Dispatcher::Backlogged() const {
+  for (const Output& out : outputs_) {
+    if (out.consumer->Backlogged()) return true;
+  }
+  return false;
+}
+
 int Dispatcher::OutputIndex(std::string_view name) const {
   for (std::size_t i = 0; i < outputs_.size(); ++i)
     if (outputs_[i].name == name) return static_cast<int>(i);

@@ -34,8 +34,12 @@ class Consumer {
   // events handed to keeping so far (loop thread), and how many of them have
   // reached their end, kept or given up and counted (any thread). Such an
   // output ends them in the order it took them. Others keep nothing: 0, 0.
+  // DurableSettled() is read from other threads: it must be thread-safe.
   virtual std::uint64_t DurableTaken() const { return 0; }
   virtual std::uint64_t DurableSettled() const { return 0; }
+  // Whether such an output is so far behind that events it takes now may be
+  // dropped (its queue more than half full). Loop thread.
+  virtual bool Backlogged() const { return false; }
 };
 
 // The name of the event every verdict becomes (see Dispatcher::Dispatch).
@@ -99,6 +103,9 @@ class Dispatcher {
   DurableMark MarkDurable() const;
   // Any thread. REQUIRES: no output is registered meanwhile.
   bool Reached(const DurableMark& mark) const;
+  // Whether an output that keeps events is backlogged: sources that can
+  // wait (log files) hold back until it is not.
+  bool Backlogged() const;
 
   // The registration index of output `name`, or -1.
   int OutputIndex(std::string_view name) const;

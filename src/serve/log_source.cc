@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/hash.h"
+#include "core/tab_escape.h"
 #include "ingest/text.h"
 
 namespace mailscope::serve {
@@ -21,10 +21,10 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 // The state file: a header line, then per stream
-//   "stream " PATH LF "position " LogPosition LF "state " N LF N bytes LF
+//   "stream " PATH LF "position " LogPosition LF "sequence " S LF "state " N LF
+//   N bytes LF
+// with PATH and LogPosition tab-escaped; S is the place of the next line.
 constexpr std::string_view kStateHeader = "mailscope-log-state 1\n";
-// Snapshots waiting for the durable outputs; past it the oldest goes.
-constexpr std::size_t kMaxPendingSnapshots = 64;
 // Chunks handled in one turn of the loop before other work gets its turn.
 constexpr int kChunksPerTurn = 16;
 
@@ -49,11 +49,19 @@ Status WriteFileAtomically(const std::string& path, std::string_view text) {
     if (n <= 0) {
       const int err = errno;
       ::close(fd);
+      ::unlink(tmp.c_str());
       return Unavailable(tmp + ": " + std::strerror(err));
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) return Unavailable(tmp + ": " + std::strerror(errno));
+  const int synced = ::fsync(fd);
+  const int sync_errno = errno;
+  const int closed = ::close(fd);
+  if (synced != 0 || closed != 0) {
+    const int err = synced != 0 ? sync_errno : errno;
+    ::unlink(tmp.c_str());
+    return Unavailable(tmp + ": " + std::strerror(err));
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return Unavailable(path + ": " + std::strerror(errno));
   }
@@ -80,7 +88,8 @@ LogSource::LogSource(asio::io_context& io, SourceContext context, LogConfig conf
       context_(context),
       config_(std::move(config)),
       state_path_(state_dir + "/" + config_.name + ".state"),
-      checkpoint_timer_(io) {}
+      checkpoint_timer_(io),
+      backlog_timer_(io) {}
 
 LogSource::~LogSource() { Stop(); }
 
@@ -126,11 +135,29 @@ LogSource::Stream& LogSource::StreamOf(const std::string& path) {
   Stream& s = streams_[path];
   s.lines = std::make_unique<ingest::LogLines>(ingest::MakeLogLineFormat(config_.format), zone_,
                                                context_.clock.Now());
+  // The origin of its lines: the log and the stream, by a hash fixed by the
+  // state file's format (FNV-1a), never 0.
+  s.origin = ingest::LogFingerprint(config_.name + '\n' + path) | 1;
   return s;
 }
 
 void LogSource::Drain() {
   if (follower_ == nullptr) return;
+  // Lines are only taken while the outputs that keep events have room: a
+  // record dropped for a full queue would be a line lost after its
+  // position is saved. The follower's queue fills meanwhile and its reader
+  // waits; nothing is dropped.
+  if (context_.dispatcher.Backlogged()) {
+    if (!backlog_wait_) {
+      backlog_wait_ = true;
+      backlog_timer_.expires_after(20ms);
+      backlog_timer_.async_wait([this](boost::system::error_code ec) {
+        backlog_wait_ = false;
+        if (!ec && !stopped_) Drain();
+      });
+    }
+    return;
+  }
   ingest::LogChunk chunk;
   for (int i = 0; i < kChunksPerTurn; ++i) {
     if (!follower_->TryPop(chunk)) return;
@@ -149,22 +176,17 @@ void LogSource::Drain() {
 
 void LogSource::Process(const ingest::LogChunk& chunk) {
   Stream& s = StreamOf(chunk.stream);
-  // The origin of the lines: the log, the stream and the file.
-  std::string key = config_.name;
-  key += '\n';
-  key += chunk.stream;
-  key += '\n';
-  key += std::to_string(chunk.begin.fingerprint);
-  s.origin = HashBytes(key, 0x6c6f67) | 1;  // never 0
-  std::uint64_t offset = chunk.begin.offset;
   std::string_view rest = chunk.lines;
   const TimePoint now = context_.clock.Now();
   while (!rest.empty()) {
     std::size_t nl = rest.find('\n');
     if (nl == std::string_view::npos) nl = rest.size();
     const std::string_view line = rest.substr(0, nl);
-    const std::uint64_t line_offset = offset;
-    offset += nl + 1;
+    // A line's place: the bytes of the lines before it in this stream, all
+    // files together. Read again from a saved position, the same lines come
+    // the same way (cut ones too), so they get the same places.
+    const std::uint64_t seq = s.sequence;
+    s.sequence += nl + 1;
     rest.remove_prefix(std::min(rest.size(), nl + 1));
     RunContainedInput(context_, s.lines->format().source(), [&] {
       const Status st = s.lines->Decode(line, now, event_);
@@ -173,7 +195,7 @@ void LogSource::Process(const ingest::LogChunk& chunk) {
         return;
       }
       event_.origin_stream = s.origin;
-      event_.origin_seq = line_offset;
+      event_.origin_seq = seq;
       context_.Dispatch(event_);
     });
   }
@@ -185,10 +207,13 @@ std::string LogSource::SnapshotText() const {
   std::string out(kStateHeader);
   for (const auto& [path, s] : streams_) {
     const std::string state = s.lines->SaveState();
+    // Paths may hold any byte but NUL: tab-escaped, a line each.
     out += "stream ";
-    out += path;
+    AppendTabEscaped(out, path);
     out += "\nposition ";
-    out += s.position.ToString();
+    AppendTabEscaped(out, s.position.ToString());
+    out += "\nsequence ";
+    out += std::to_string(s.sequence);
     out += "\nstate ";
     out += std::to_string(state.size());
     out += '\n';
@@ -217,22 +242,27 @@ Status LogSource::LoadState(std::map<std::string, ingest::LogPosition>& position
   if (!rest.starts_with(kStateHeader)) return bad("not a log state file");
   rest.remove_prefix(kStateHeader.size());
   while (!rest.empty()) {
-    std::string_view path, position, size_text;
-    std::uint64_t size = 0;
-    if (!Line(rest, "stream ", path) || !Line(rest, "position ", position) ||
-        !Line(rest, "state ", size_text) || !ingest::ParseDecimal(size_text, size) ||
-        rest.size() < size + 1 || rest[size] != '\n') {
+    std::string_view path_text, position_text, sequence_text, size_text;
+    std::uint64_t size = 0, sequence = 0;
+    if (!Line(rest, "stream ", path_text) || !Line(rest, "position ", position_text) ||
+        !Line(rest, "sequence ", sequence_text) || !Line(rest, "state ", size_text) ||
+        !ingest::ParseDecimal(sequence_text, sequence) || !ingest::ParseDecimal(size_text, size) ||
+        size >= rest.size() || rest[size] != '\n') {
       return bad("malformed");
     }
+    std::string path(path_text), position(position_text);
+    path.resize(UnescapeTabInPlace(std::span<char>(path.data(), path.size())).size());
+    position.resize(UnescapeTabInPlace(std::span<char>(position.data(), position.size())).size());
     auto pos = ingest::LogPosition::Parse(position);
     if (!pos.ok()) return bad(pos.status().message());
-    Stream& s = StreamOf(std::string(path));
+    Stream& s = StreamOf(path);
+    s.sequence = sequence;
     if (Status loaded = s.lines->LoadState(rest.substr(0, size)); !loaded.ok()) {
       return bad(loaded.message());
     }
     rest.remove_prefix(size + 1);
     s.position = *pos;
-    positions[std::string(path)] = *pos;
+    positions[path] = *pos;
   }
   return Status::Ok();
 }
@@ -241,13 +271,20 @@ void LogSource::ScheduleCheckpoint() {
   checkpoint_timer_.expires_after(config_.checkpoint_interval);
   checkpoint_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || stopped_) return;
-    if (dirty_) {
+    bool waiting;
+    {
+      std::lock_guard lock(mu_);
+      waiting = !pending_.empty();
+    }
+    // One snapshot at a time: while the durable outputs have not reached the
+    // last one, a newer one would only take memory (the state of every
+    // session and queued message) and time on the loop.
+    if (dirty_ && !waiting) {
       dirty_ = false;
       Snapshot snap{SnapshotText(), context_.dispatcher.MarkDurable()};
       {
         std::lock_guard lock(mu_);
         pending_.push_back(std::move(snap));
-        if (pending_.size() > kMaxPendingSnapshots) pending_.pop_front();
       }
       wake_.notify_all();
     }
@@ -316,6 +353,7 @@ void LogSource::Stop() {
   }
   stopped_ = true;
   checkpoint_timer_.cancel();
+  backlog_timer_.cancel();
   follower_->Stop();
   // What was read before the stop is dispatched: its position is saved.
   ingest::LogChunk chunk;

@@ -11,8 +11,12 @@
 // file, fsync, rename) once every durable output holds the events
 // dispatched before it (Dispatcher::DurableMark). A restart begins at the
 // saved positions with the saved state. Each event also carries its line's
-// place (Event::origin), so that the records store keeps an event read again
-// after a crash between two checkpoints once.
+// place (Event::origin: the log and stream, and the bytes of the stream's
+// lines before it), so that the records store keeps an event read again
+// after a crash between two checkpoints once. Lines wait while an output
+// that keeps events is backlogged (Dispatcher::Backlogged), so none is
+// dropped there. What a crash of the machine itself takes from the records
+// store's last unsynced writes (SQLite's synchronous=NORMAL) is not covered.
 //
 // Loop thread only, but for the checkpoint thread it owns.
 #pragma once
@@ -57,8 +61,10 @@ class LogSource {
   // Reads the saved state (a damaged one is an error: the file is named, so
   // that it can be moved away) and starts following.
   Status Start();
-  // Stops reading, dispatches what was read, writes the last checkpoint (it
-  // waits for the durable outputs, at most kFinalCheckpointWait) and joins.
+  // Stops reading, dispatches what was read and hands the last snapshot to
+  // the checkpoint thread. The destructor waits for that thread, which
+  // writes the snapshot once the durable outputs hold what it covers (at
+  // most kFinalCheckpointWait): destroy log sources before those outputs.
   void Stop();
 
   LogSourceFigures figures() const;
@@ -70,7 +76,8 @@ class LogSource {
   struct Stream {
     std::unique_ptr<ingest::LogLines> lines;
     ingest::LogPosition position;  // after the last line dispatched
-    std::uint64_t origin = 0;      // Event::origin_stream of its current file
+    std::uint64_t origin = 0;      // Event::origin_stream of its lines
+    std::uint64_t sequence = 0;    // Event::origin_seq of its next line
   };
   struct Snapshot {
     std::string text;
@@ -94,6 +101,8 @@ class LogSource {
   std::unique_ptr<ingest::LogFollower> follower_;
   std::map<std::string, Stream> streams_;
   boost::asio::steady_timer checkpoint_timer_;
+  boost::asio::steady_timer backlog_timer_;  // Drain() again once outputs have room
+  bool backlog_wait_ = false;
   bool drain_posted_ = false;  // loop thread only, but set from on_ready through post
   bool dirty_ = false;         // dispatched since the last snapshot
   bool stopped_ = false;
@@ -103,7 +112,7 @@ class LogSource {
   // The checkpoint thread and what it waits on.
   mutable std::mutex mu_;
   std::condition_variable wake_;
-  std::deque<Snapshot> pending_;  // oldest first; bounded
+  std::deque<Snapshot> pending_;  // at most one: see ScheduleCheckpoint()
   bool final_ = false;            // Stop(): write what is pending, then end
   std::atomic<std::uint64_t> checkpoints_{0};
   std::atomic<std::uint64_t> checkpoint_errors_{0};

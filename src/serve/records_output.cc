@@ -54,6 +54,7 @@ Status RecordsOutput::Apply(const RecordsConfig& config, const std::string& data
     max_record_size_ = config.max_record_size;
     writer_ =
         std::make_unique<store::RecordsWriter>(std::move(db), std::move(spool), options, clock_);
+    settled_from_.store(writer_.get(), std::memory_order_release);
     spdlog::info("records: {} filter{} into {}", filters.size(), filters.size() == 1 ? "" : "s",
                  path_);
   }
@@ -89,7 +90,8 @@ std::string_view RecordsOutput::Consume(const Event& event) {
 }
 
 std::uint64_t RecordsOutput::DurableSettled() const {
-  return writer_ != nullptr ? writer_->settled() : 0;
+  const store::RecordsWriter* w = settled_from_.load(std::memory_order_acquire);
+  return w != nullptr ? w->settled() : 0;
 }
 
 std::vector<const filter::Filter*> RecordsOutput::Filters() const {

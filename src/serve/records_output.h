@@ -7,6 +7,7 @@
 // read from it while the writer works.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -46,6 +47,7 @@ class RecordsOutput : public pipeline::Consumer {
   // Records pushed to the writer, and of them those it is done with.
   std::uint64_t DurableTaken() const override { return pushed_; }
   std::uint64_t DurableSettled() const override;
+  bool Backlogged() const override { return writer_ != nullptr && writer_->backlogged(); }
 
   // The filters, for the FILTER Dovecot's processes get.
   std::vector<const filter::Filter*> Filters() const;
@@ -62,6 +64,9 @@ class RecordsOutput : public pipeline::Consumer {
   std::vector<filter::Filter> filters_;
   std::uint64_t max_record_size_ = 0;
   std::unique_ptr<store::RecordsWriter> writer_;
+  // writer_ for DurableSettled(), which other threads call: set once, when
+  // the writer starts.
+  std::atomic<const store::RecordsWriter*> settled_from_{nullptr};
   store::RecordEncoder encoder_;
   std::string scratch_;
   std::string path_;

@@ -97,6 +97,10 @@ class RecordsWriter {
   // pushed, so once settled() >= n the first n pushed are done with. Any
   // thread.
   std::uint64_t settled() const;
+  // Whether the pending records take more than half of queue_bytes. Any thread.
+  bool backlogged() const {
+    return queued_bytes_.load(std::memory_order_relaxed) > options_.queue_bytes / 2;
+  }
 
  private:
   void Run();

@@ -42,13 +42,14 @@ constexpr const char* kSchemaV2[] = {
     " WHERE origin_stream IS NOT NULL",
 };
 
-// OR IGNORE: a record of a place already kept is left out (the only
-// constraint a bound row can break).
+// A record of a place already kept is left out; any other constraint
+// still fails the insert.
 constexpr const char* kInsert =
-    "INSERT OR IGNORE INTO events (time, source, event, level, kind, outcome, remote_ip, user,"
+    "INSERT INTO events (time, source, event, level, kind, outcome, remote_ip, user,"
     " sender, recipient, domain, message_id, categories, fields, units, origin_stream,"
     " origin_seq)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+    " ON CONFLICT (origin_stream, origin_seq) WHERE origin_stream IS NOT NULL DO NOTHING";
 
 constexpr const char* kColumns =
     "time, source, event, level, kind, outcome, remote_ip, user, sender, recipient, domain,"
