@@ -144,6 +144,11 @@ std::string OpenMetricsText(const ReplayPipeline& p, std::string_view format,
   return w.Finish();
 }
 
+// Longest line taken, as `serve`'s max_line_size default: a longer one is
+// cut there and its rest skipped, so a file without line ends (a binary given
+// by mistake) is not held whole.
+constexpr std::size_t kMaxLineBytes = 1u << 20;
+
 // One line as the reading thread decoded it.
 struct DecodedLine {
   bool ok = false;
@@ -187,11 +192,20 @@ class BatchQueue {
     b->Clear();
     return b;
   }
-  void Push(std::unique_ptr<Batch> b) {
+  // False when the dispatching side has gone (Cancel): stop reading.
+  bool Push(std::unique_ptr<Batch> b) {
     std::unique_lock lock(mu_);
-    room_.wait(lock, [&] { return ready_.size() < kDepth; });
+    room_.wait(lock, [&] { return ready_.size() < kDepth || cancelled_; });
+    if (cancelled_) return false;
     ready_.push_back(std::move(b));
     filled_.notify_one();
+    return true;
+  }
+  // The dispatching side leaves (an error, an exception): the reader ends.
+  void Cancel() {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+    room_.notify_all();
   }
   // nullptr once the reader is done and everything was taken.
   std::unique_ptr<Batch> Pop() {
@@ -229,6 +243,7 @@ class BatchQueue {
   std::deque<std::unique_ptr<Batch>> ready_;
   std::vector<std::unique_ptr<Batch>> free_;
   bool done_ = false;
+  bool cancelled_ = false;
   std::string error_;
   std::uint64_t bytes_ = 0, lines_ = 0, input_done_ = 0;
 };
@@ -242,6 +257,18 @@ void ReadAndDecode(const ReplayFlags& flags, std::vector<ingest::LogReader>& rea
                    ingest::LogLines& lines, TimePoint now, BatchQueue& queue) {
   std::uint64_t bytes = 0, line_count = 0, done_before = 0;
   std::string carry;  // a line cut by the end of a read
+  bool cut = false;   // carry holds kMaxLineBytes of a longer line: the rest is skipped
+  // Appends `part` of the unfinished line to carry, at most kMaxLineBytes.
+  auto keep_partial = [&](std::string_view part, std::uint32_t file, std::uint64_t line_no) {
+    if (cut || part.empty()) return;
+    if (carry.size() + part.size() > kMaxLineBytes) {
+      part = part.substr(0, kMaxLineBytes - carry.size());
+      cut = true;
+      fmt::print(stderr, "mailscope replay: {}:{}: a line longer than {} bytes is cut there\n",
+                 flags.files[file], line_no + 1, kMaxLineBytes);
+    }
+    carry.append(part);
+  };
   Event event;
   std::unique_ptr<Batch> batch = queue.Take();
   auto decode = [&](std::string_view line, std::uint32_t file, std::uint64_t line_no) {
@@ -277,6 +304,7 @@ void ReadAndDecode(const ReplayFlags& flags, std::vector<ingest::LogReader>& rea
     const auto file = static_cast<std::uint32_t>(i);
     std::uint64_t line_no = 0;
     carry.clear();
+    cut = false;
     for (;;) {
       std::size_t n = 0;
       if (held > 0 && i == held_file) {
@@ -293,19 +321,25 @@ void ReadAndDecode(const ReplayFlags& flags, std::vector<ingest::LogReader>& rea
       if (n == 0) break;
       bytes += n;
       const std::string_view block(buffer.data(), n);
-      const std::size_t last_nl = block.rfind('\n');
-      if (last_nl == std::string_view::npos) {
-        carry.append(block);
+      const std::size_t first_nl = block.find('\n');
+      if (first_nl == std::string_view::npos) {
+        keep_partial(block, file, line_no);
         continue;
       }
-      // The text of whole lines, copied: the fields point into it.
+      keep_partial(block.substr(0, first_nl), file, line_no);
+      // The text of whole lines, copied: the fields point into it. Lines
+      // within one block are shorter than kMaxLineBytes already.
+      const std::size_t last_nl = block.rfind('\n');
       batch->text.assign(carry);
-      batch->text.append(block.substr(0, last_nl + 1));
-      carry.assign(block.substr(last_nl + 1));
+      batch->text += '\n';
+      batch->text.append(block.substr(first_nl + 1, last_nl - first_nl));
+      carry.clear();
+      cut = false;
+      keep_partial(block.substr(last_nl + 1), file, line_no);
       decode_text(file, line_no);
       batch->file = file;
       batch->input_done = done_before + reader.input_position();
-      queue.Push(std::move(batch));
+      if (!queue.Push(std::move(batch))) return;
       batch = queue.Take();
     }
     if (!carry.empty()) {  // a last line without its LF
@@ -316,7 +350,7 @@ void ReadAndDecode(const ReplayFlags& flags, std::vector<ingest::LogReader>& rea
     done_before += reader.input_position();
     batch->file = file;
     batch->input_done = done_before;
-    queue.Push(std::move(batch));
+    if (!queue.Push(std::move(batch))) return;
     batch = queue.Take();
   }
   queue.Finish({}, bytes, line_count, done_before);
@@ -400,6 +434,12 @@ int RunReplay(const ReplayFlags& flags) {
   std::jthread reader_thread([&] {
     ReadAndDecode(flags, readers, std::move(buffer), held, held_file, lines, now, queue);
   });
+  // Destroyed before reader_thread: however this scope is left, the reader
+  // is told to end before it is joined.
+  struct CancelOnExit {
+    BatchQueue& queue;
+    ~CancelOnExit() { queue.Cancel(); }
+  } cancel_on_exit{queue};
   Event event;
   for (;;) {
     std::unique_ptr<Batch> batch = queue.Pop();
