@@ -291,7 +291,8 @@ Status Daemon::State::Start() {
   const std::string& run = config.run_dir;
   MS_RETURN_IF_ERROR(MakeDir(run, FallbackRunDir()));
   MS_RETURN_IF_ERROR(MakeDir(config.data_dir, FallbackDataDir()));
-  MS_RETURN_IF_ERROR(records_output->Apply(config.records, config.data_dir));
+  // With log sources, a commit is synced: their saved positions follow it.
+  MS_RETURN_IF_ERROR(records_output->Apply(config.records, config.data_dir, !config.logs.empty()));
 
   const ListenerSettings& perms = config.listeners;
   RaiseOpenFileLimit(perms);
@@ -610,7 +611,8 @@ void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
   dispatcher->SetControl(std::move(loaded->control));
   ApplyConfiguredMetrics(config.metrics, next.metrics);
   rules_output->SetRules(RulesOf(next));
-  if (Status st = records_output->Apply(next.records, next.data_dir); !st.ok())
+  if (Status st = records_output->Apply(next.records, next.data_dir, !config.logs.empty());
+      !st.ok())
     spdlog::error("records: {}; events are not recorded", st.message());
   exim_source->set_verdict_timeout(next.exim_verdict_timeout);
   SchedulePushFilter();  // event control may ask Dovecot for other events

@@ -15,8 +15,9 @@
 // lines before it), so that the records store keeps an event read again
 // after a crash between two checkpoints once. Lines wait while an output
 // that keeps events is backlogged (Dispatcher::Backlogged), so none is
-// dropped there. What a crash of the machine itself takes from the records
-// store's last unsynced writes (SQLite's synchronous=NORMAL) is not covered.
+// dropped there. With log sources the SQLite store syncs each commit
+// (synchronous=FULL), so a saved position never runs ahead of the records
+// after a crash of the machine either.
 //
 // Loop thread only, but for the checkpoint thread it owns.
 #pragma once

@@ -18,7 +18,7 @@ RecordsOutput::RecordsOutput(const Clock& clock) : clock_(clock) {
 
 RecordsOutput::~RecordsOutput() { Stop(); }
 
-Status RecordsOutput::Apply(const RecordsConfig& config, const std::string& data_dir) {
+Status RecordsOutput::Apply(const RecordsConfig& config, const std::string& data_dir, bool synced) {
   std::vector<filter::Filter> filters;
   for (const std::string& text : config.filters) {
     auto f = filter::Parse(text, filter::Dialect::kMailscope);
@@ -30,7 +30,9 @@ Status RecordsOutput::Apply(const RecordsConfig& config, const std::string& data
     std::unique_ptr<store::Spool> spool;
     if (config.database.empty()) {
       path_ = store::SqlitePath(data_dir);
-      auto sqlite = store::SqliteStore::Open(path_, store::SqliteStore::Mode::kReadWrite);
+      auto sqlite = store::SqliteStore::Open(
+          path_, store::SqliteStore::Mode::kReadWrite,
+          synced ? store::SqliteStore::Commits::kSynced : store::SqliteStore::Commits::kNormal);
       if (!sqlite.ok()) return sqlite.status();
       db = std::move(*sqlite);
     } else {

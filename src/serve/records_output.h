@@ -40,7 +40,9 @@ class RecordsOutput : public pipeline::Consumer {
   // Takes `config`'s filters. The first time there are any, opens
   // DATA_DIR/records.sqlite (made and migrated when needed) and starts the
   // writer with the other settings, which stay until a restart.
-  Status Apply(const RecordsConfig& config, const std::string& data_dir);
+  // `synced`: SQLite commits reach the disk before they count as settled
+  // (log sources save their positions after them).
+  Status Apply(const RecordsConfig& config, const std::string& data_dir, bool synced = false);
 
   std::string_view Consume(const Event& event) override;
 

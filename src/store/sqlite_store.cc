@@ -92,7 +92,8 @@ Status SqliteStore::Prepare(const char* sql, sqlite3_stmt** stmt) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, Mode mode) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, Mode mode,
+                                                       Commits commits) {
   sqlite3* db = nullptr;
   const int flags = mode == Mode::kReadOnly
                         ? SQLITE_OPEN_READONLY
@@ -128,7 +129,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
   // so the file stays within max_size without it.
   MS_RETURN_IF_ERROR(store->Exec("PRAGMA page_size = 8192"));
   MS_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode = WAL"));
-  MS_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = NORMAL"));
+  MS_RETURN_IF_ERROR(store->Exec(commits == Commits::kSynced ? "PRAGMA synchronous = FULL"
+                                                             : "PRAGMA synchronous = NORMAL"));
   MS_RETURN_IF_ERROR(store->Migrate());
   MS_RETURN_IF_ERROR(store->StartCheckpointer());
   MS_RETURN_IF_ERROR(store->Prepare(kInsert, &store->insert_));

@@ -52,7 +52,12 @@ class SqliteStore : public RecordStore {
 
   // Opens (kReadWrite: creates, and migrates to kSqliteSchemaVersion) the
   // file at `path`. A file of a newer schema is refused.
-  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path, Mode mode);
+  // kSynced makes every commit reach the disk before it returns
+  // (synchronous=FULL): what a reader of settled records (a log source's
+  // saved position) counts on survives a crash of the machine too.
+  enum class Commits { kNormal, kSynced };
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path, Mode mode,
+                                                   Commits commits = Commits::kNormal);
   ~SqliteStore() override;
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
