@@ -63,14 +63,20 @@ void WalkDiscrete(const MetricDefinition& d, const MetricNode& node, LabelPath& 
 void RenderCounters(const MetricDefinition& d, const std::string& name, const MetricNode& root,
                     MetricsWriter& w) {
   LabelPath path;
+  // openmetrics_levels = "last": the innermost level's series only.
+  auto shown = [&](const MetricNode& n) {
+    return !d.openmetrics_last_level_only || n.depth() == d.group_by.size();
+  };
   w.Family(name, "counter", Help("Total number of all events of this kind", d));
   WalkDiscrete(d, root, path, [&](const MetricNode& n, const LabelPath& p) {
-    w.Sample(std::span<const Label>(View(p)), n.duration().count());
+    if (shown(n)) w.Sample(std::span<const Label>(View(p)), n.duration().count());
   });
   w.Family(name + "_duration_seconds", "counter",
            Help("Total duration of all events of this kind", d), "seconds");
   WalkDiscrete(d, root, path, [&](const MetricNode& n, const LabelPath& p) {
-    w.Sample(std::span<const Label>(View(p)), static_cast<double>(n.duration().sum()) / 1e6);
+    if (shown(n)) {
+      w.Sample(std::span<const Label>(View(p)), static_cast<double>(n.duration().sum()) / 1e6);
+    }
   });
 }
 

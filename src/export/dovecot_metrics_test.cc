@@ -184,3 +184,39 @@ TEST(DovecotMetricsTest, MailscopeMetricsInBaseUnits) {
 
 }  // namespace
 }  // namespace mailscope::exporter
+
+namespace mailscope::exporter {
+namespace {
+
+// openmetrics_levels = "last": the innermost level's series only, so that
+// sum() over the family is the number of events.
+TEST(DovecotMetricsTest, LastLevelOnly) {
+  stats::MetricSettings s;
+  s.name = "imap_cmd";
+  s.filter = "event=imap_command_finished";
+  s.group_by = "cmd_name tagged_reply_state";
+  s.openmetrics_levels = "last";
+  auto d = stats::MakeMetric(s);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  stats::MetricsEngine engine;
+  ASSERT_TRUE(engine.Add(std::move(*d)).ok());
+  Command(engine, "SELECT", "OK", 5, 300);
+  Command(engine, "SELECT", "NO", 1500, 20);
+  Command(engine, "NOOP", "OK", 50, 2000);
+  MetricsWriter w(MetricsFormat::kPrometheus);
+  RenderMetrics(engine, w);
+  const std::string text = w.Finish();
+  EXPECT_NE(text.find("dovecot_imap_cmd_total{cmd_name=\"SELECT\",tagged_reply_state=\"OK\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("dovecot_imap_cmd_total{cmd_name=\"NOOP\",tagged_reply_state=\"OK\"} 1\n"),
+            std::string::npos);
+  EXPECT_EQ(text.find("dovecot_imap_cmd_total 3\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("dovecot_imap_cmd_total{cmd_name=\"SELECT\"} "), std::string::npos) << text;
+
+  s.openmetrics_levels = "some";
+  EXPECT_FALSE(stats::MakeMetric(s).ok());
+}
+
+}  // namespace
+}  // namespace mailscope::exporter

@@ -133,6 +133,11 @@ const std::vector<Key<MetricConfig>>& MetricKeys() {
       {"exporter_include", SettingType::kStringList, true,
        "name hostname timestamps categories fields", "Parts of the event the exporter sends.",
        MetricText(&S::exporter_include, true)},
+      {"openmetrics_levels", SettingType::kString, true, "\"all\"",
+       "Which group_by levels are series on /metrics: all (the metric's total and every "
+       "level, Dovecot's layout) or last (the innermost level only, so that sum() over the "
+       "family gives the total; events without the grouped fields are then in no series).",
+       MetricText(&S::openmetrics_levels, false)},
   };
   return keys;
 }

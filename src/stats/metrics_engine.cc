@@ -386,6 +386,10 @@ Result<MetricDefinition> Make(const MetricSettings& s, const ClientMetricLimits*
                     "time may have {} (stats.max_dynamic_metric_group_by)",
                     group_by->size(), client->max_group_by));
   }
+  if (s.openmetrics_levels != "all" && s.openmetrics_levels != "last") {
+    return InvalidArgument(
+        fmt::format("openmetrics_levels '{}' is neither all nor last", s.openmetrics_levels));
+  }
   if (!s.openmetrics_name.empty() && !ValidMetricName(s.openmetrics_name)) {
     return InvalidArgument(
         fmt::format("openmetrics_name '{}' is not a valid metric name", s.openmetrics_name));
@@ -419,6 +423,7 @@ Result<MetricDefinition> Make(const MetricSettings& s, const ClientMetricLimits*
   for (std::string_view f : SplitSpaces(s.exporter_include)) def.exporter_include.emplace_back(f);
   def.dialect = s.dialect;
   def.openmetrics_name = s.openmetrics_name;
+  def.openmetrics_last_level_only = s.openmetrics_levels == "last";
   return def;
 }
 

@@ -132,6 +132,10 @@ struct MetricSettings {
   filter::Dialect dialect = filter::Dialect::kDovecot;
   // The metric's name on /metrics instead of the prefixed one; empty: none.
   std::string openmetrics_name;
+  // Which group_by levels are series on /metrics: "all" (the metric's total
+  // and every level, as Dovecot shows them) or "last" (the innermost level
+  // only, so that sum() over the family is the total, as Prometheus expects).
+  std::string openmetrics_levels = "all";
 
   friend bool operator==(const MetricSettings&, const MetricSettings&) = default;
 };
@@ -148,7 +152,8 @@ struct MetricDefinition {
   std::string exporter;
   std::vector<std::string> exporter_include;
   filter::Dialect dialect = filter::Dialect::kDovecot;
-  std::string openmetrics_name;  // as set, empty when none
+  std::string openmetrics_name;              // as set, empty when none
+  bool openmetrics_last_level_only = false;  // openmetrics_levels = "last"
 
   // Whether values count in base units (kMailscope; see the top of this file).
   bool base_units() const { return dialect == filter::Dialect::kMailscope; }
