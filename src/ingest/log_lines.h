@@ -60,8 +60,6 @@ class LogLineFormat {
 std::unique_ptr<LogLineFormat> MakeLogLineFormat(std::string_view name);
 // The name of the format the first lines of a log look like, or empty.
 std::string_view SniffLogFormat(std::string_view head);
-// The names MakeLogLineFormat() knows, for help texts.
-inline constexpr std::string_view kLogFormatNames[] = {"qmail"};
 
 struct LogLineFigures {
   std::uint64_t parsed = 0;

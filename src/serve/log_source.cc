@@ -374,7 +374,6 @@ LogSourceFigures LogSource::figures() const {
   LogSourceFigures f;
   f.name = config_.name;
   f.format = config_.format;
-  f.lines = retired_;
   for (const auto& [path, s] : streams_) AddFigures(f.lines, s.lines->figures());
   if (follower_ != nullptr) f.follower = follower_->figures();
   f.checkpoints = checkpoints_.load(std::memory_order_relaxed);

@@ -108,7 +108,6 @@ class LogSource {
   bool dirty_ = false;         // dispatched since the last snapshot
   bool stopped_ = false;
   Event event_;
-  ingest::LogLineFigures retired_;  // figures of streams no longer present (none yet)
 
   // The checkpoint thread and what it waits on.
   mutable std::mutex mu_;
