@@ -51,27 +51,7 @@ std::string HourText(std::int64_t hour_us) {
 
 }  // namespace
 
-LogReport::LogReport()
-    : k_(ingest::QmailFieldKeys()),
-      tcp_pid_(InternName("tcpserver::pid")),
-      tcp_deny_(InternName("tcpserver::deny")),
-      tcp_end_(InternName("tcpserver::end")),
-      rbl_451_(InternName("rblsmtpd::451")),
-      rbl_553_(InternName("rblsmtpd::553")),
-      success_(InternName("qmail-send::delivery::success")),
-      deferral_(InternName("qmail-send::delivery::deferral")),
-      failure_(InternName("qmail-send::delivery::failure")),
-      end_msg_(InternName("qmail-send::end_msg")),
-      new_msg_(InternName("qmail-send::new_msg")),
-      xdelay_(InternName("xdelay")),
-      ddelay_(InternName("ddelay")),
-      qtime_(InternName("qtime")),
-      delivered_(InternName("delivered")),
-      deferred_(InternName("deferred")),
-      failed_(InternName("failed")),
-      complete_(InternName("complete")),
-      sender_domain_(InternName("sender_domain")),
-      duration_(InternName("duration")) {}
+LogReport::LogReport() : k_(ingest::QmailFieldKeys()) {}
 
 void LogReport::Bump(Table& t, std::string_view key, int which, double d) {
   auto it = t.find(key);
@@ -89,31 +69,31 @@ void LogReport::Hour(const Event& e, int which) {
 std::string_view LogReport::Consume(const Event& e) {
   ++events_;
   const NameId name = e.name;
-  if (name == tcp_pid_) {
+  if (name == k_.ev_tcp_pid) {
     ++connections_;
     Bump(ips_, StringField(e, k_.remote_ip), 0);
     Hour(e, 0);
-  } else if (name == tcp_deny_) {
+  } else if (name == k_.ev_tcp_deny) {
     ++denied_;
-  } else if (name == tcp_end_) {
-    const double s = Seconds(e, duration_);
+  } else if (name == k_.ev_tcp_end) {
+    const double s = Seconds(e, k_.duration);
     if (s >= 0) {
       ++sessions_;
       session_seconds_ += s;
       session_q_.Add(s);
     }
-  } else if (name == rbl_451_ || name == rbl_553_) {
+  } else if (name == k_.ev_rbl_451 || name == k_.ev_rbl_553) {
     ++rbl_refused_;
-    Bump(rbl_, name == rbl_451_ ? "451" : "553", 0);
-  } else if (name == success_) {
+    Bump(rbl_, name == k_.ev_rbl_451 ? "451" : "553", 0);
+  } else if (name == k_.ev_delivery_success) {
     OnResult(e, 0);
-  } else if (name == deferral_) {
+  } else if (name == k_.ev_delivery_deferral) {
     OnResult(e, 1);
-  } else if (name == failure_) {
+  } else if (name == k_.ev_delivery_failure) {
     OnResult(e, 2);
-  } else if (name == end_msg_) {
+  } else if (name == k_.ev_end_msg) {
     OnEndMsg(e);
-  } else if (name == new_msg_) {
+  } else if (name == k_.ev_new_msg) {
     ++new_messages_;
   } else {
     const std::string_view program = StringField(e, k_.program);
@@ -158,7 +138,7 @@ void LogReport::OnResult(const Event& e, int outcome) {
   }
   ++attempts_[outcome];
   Hour(e, 3 + outcome);
-  const double x = std::max(0.0, Seconds(e, xdelay_));
+  const double x = std::max(0.0, Seconds(e, k_.xdelay));
   xdelay_sum_ += x;
   xdelay_q_.Add(x);
   std::int64_t bytes = 0;
@@ -169,7 +149,7 @@ void LogReport::OnResult(const Event& e, int outcome) {
        outcome == 0 && have_bytes ? static_cast<double>(bytes) : 0);
   if (outcome == 0) {
     if (have_bytes) bytes_delivered_ += static_cast<std::uint64_t>(bytes);
-    const double d = Seconds(e, ddelay_);
+    const double d = Seconds(e, k_.ddelay);
     if (d >= 0) {
       ddelay_sum_ += d;
       ddelay_q_.Add(d);
@@ -180,21 +160,21 @@ void LogReport::OnResult(const Event& e, int outcome) {
 }
 
 void LogReport::OnEndMsg(const Event& e) {
-  const Field* complete = e.Find(complete_);
+  const Field* complete = e.Find(k_.complete);
   if (complete == nullptr || !complete->value.as_bool()) return;
   ++completed_;
   std::int64_t nk = 0, nz = 0, nd = 0, bytes = 0;
-  IntField(e, delivered_, nk);
-  IntField(e, deferred_, nz);
-  IntField(e, failed_, nd);
+  IntField(e, k_.delivered, nk);
+  IntField(e, k_.deferred, nz);
+  IntField(e, k_.failed, nd);
   IntField(e, k_.bytes, bytes);
   completed_recipients_ += static_cast<std::uint64_t>(nk + nd);
-  const double q = std::max(0.0, Seconds(e, qtime_));
+  const double q = std::max(0.0, Seconds(e, k_.qtime));
   // zoverall's time span: from the first birth to the last end of the
   // completed messages.
   const std::int64_t end_us = e.time.time_since_epoch().count();
   std::int64_t qtime_us = 0;
-  IntField(e, qtime_, qtime_us);
+  IntField(e, k_.qtime, qtime_us);
   const std::int64_t birth_us = end_us - qtime_us;
   if (first_us_ < 0 || birth_us < first_us_) first_us_ = birth_us;
   if (end_us > last_us_) last_us_ = end_us;

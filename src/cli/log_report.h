@@ -58,10 +58,6 @@ class LogReport final : public pipeline::Consumer {
   void Hour(const Event& e, int which);
 
   const ingest::QmailKeys& k_;
-  NameId tcp_pid_, tcp_deny_, tcp_end_, rbl_451_, rbl_553_, success_, deferral_, failure_, end_msg_,
-      new_msg_;
-  NameId xdelay_, ddelay_, qtime_, delivered_, deferred_, failed_, complete_, sender_domain_,
-      duration_;
 
   // Totals.
   std::uint64_t events_ = 0;

@@ -92,7 +92,44 @@ QmailKeys::QmailKeys()
       local_limit(InternName("local_limit")),
       remote(InternName("remote")),
       remote_limit(InternName("remote_limit")),
-      text(InternName("text")) {}
+      text(InternName("text")),
+      duration(InternName("duration")),
+      accepted(InternName("accepted")),
+      rejected(InternName("rejected")),
+      rbl(InternName("rbl")),
+      sender_domain(InternName("sender_domain")),
+      xdelay(InternName("xdelay")),
+      ddelay(InternName("ddelay")),
+      qtime(InternName("qtime")),
+      delivered(InternName("delivered")),
+      deferred(InternName("deferred")),
+      failed(InternName("failed")),
+      complete(InternName("complete")),
+      ev_tcp_status(InternName("tcpserver::status")),
+      ev_tcp_pid(InternName("tcpserver::pid")),
+      ev_tcp_ok(InternName("tcpserver::ok")),
+      ev_tcp_deny(InternName("tcpserver::deny")),
+      ev_tcp_end(InternName("tcpserver::end")),
+      ev_tcp_warning(InternName("tcpserver::warning")),
+      ev_tcp_fatal(InternName("tcpserver::fatal")),
+      ev_rbl_451(InternName("rblsmtpd::451")),
+      ev_rbl_553(InternName("rblsmtpd::553")),
+      ev_rbl_info(InternName("rblsmtpd::rbl_info")),
+      ev_rbl_greetdelay(InternName("rblsmtpd::greetdelay")),
+      ev_new_msg(InternName("qmail-send::new_msg")),
+      ev_info_msg(InternName("qmail-send::info_msg")),
+      ev_starting_delivery(InternName("qmail-send::starting_delivery")),
+      ev_delivery_success(InternName("qmail-send::delivery::success")),
+      ev_delivery_deferral(InternName("qmail-send::delivery::deferral")),
+      ev_delivery_failure(InternName("qmail-send::delivery::failure")),
+      ev_send_status(InternName("qmail-send::status")),
+      ev_send_exiting(InternName("qmail-send::status::exiting")),
+      ev_end_msg(InternName("qmail-send::end_msg")),
+      ev_bounce_msg(InternName("qmail-send::bounce_msg")),
+      ev_double_bounce(InternName("qmail-send::double_bounce")),
+      ev_triple_bounce(InternName("qmail-send::triple_bounce")),
+      ev_send_warning(InternName("qmail-send::warning")),
+      ev_send_alert(InternName("qmail-send::alert")) {}
 
 const QmailKeys& QmailFieldKeys() {
   static const QmailKeys keys;
@@ -100,42 +137,7 @@ const QmailKeys& QmailFieldKeys() {
 }
 
 QmailLineDecoder::QmailLineDecoder()
-    : k_(QmailFieldKeys()),
-      budget_(NameInput::kLogFile, kMaxVerdictNames),
-      qmail_smtpd_(InternName("qmail-smtpd")),
-      qmail_popup_(InternName("qmail-popup")),
-      tcpserver_name_(InternName("tcpserver")),
-      sslserver_name_(InternName("sslserver")),
-      tcp_status_(InternName("tcpserver::status")),
-      tcp_pid_(InternName("tcpserver::pid")),
-      tcp_ok_(InternName("tcpserver::ok")),
-      tcp_deny_(InternName("tcpserver::deny")),
-      tcp_end_(InternName("tcpserver::end")),
-      tcp_warning_(InternName("tcpserver::warning")),
-      tcp_fatal_(InternName("tcpserver::fatal")),
-      rbl_451_(InternName("rblsmtpd::451")),
-      rbl_553_(InternName("rblsmtpd::553")),
-      rbl_info_(InternName("rblsmtpd::rbl_info")),
-      rbl_greetdelay_(InternName("rblsmtpd::greetdelay")),
-      new_msg_(InternName("qmail-send::new_msg")),
-      info_msg_(InternName("qmail-send::info_msg")),
-      starting_delivery_(InternName("qmail-send::starting_delivery")),
-      delivery_success_(InternName("qmail-send::delivery::success")),
-      delivery_deferral_(InternName("qmail-send::delivery::deferral")),
-      delivery_failure_(InternName("qmail-send::delivery::failure")),
-      send_status_(InternName("qmail-send::status")),
-      send_exiting_(InternName("qmail-send::status::exiting")),
-      end_msg_(InternName("qmail-send::end_msg")),
-      bounce_msg_(InternName("qmail-send::bounce_msg")),
-      double_bounce_(InternName("qmail-send::double_bounce")),
-      triple_bounce_(InternName("qmail-send::triple_bounce")),
-      send_warning_(InternName("qmail-send::warning")),
-      send_alert_(InternName("qmail-send::alert")),
-      success_(InternName("success")),
-      deferral_(InternName("deferral")),
-      failure_(InternName("failure")),
-      local_name_(InternName("local")),
-      remote_name_(InternName("remote")) {}
+    : k_(QmailFieldKeys()), budget_(NameInput::kLogFile, kMaxVerdictNames) {}
 
 NameId QmailLineDecoder::EventName(std::string_view name) { return TryInternName(name, budget_); }
 
@@ -277,7 +279,7 @@ Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_v
     std::int64_t n = 0, limit = 0;
     // indimail's tcpserver appends " sql: 0|1".
     if (!Ratio(Token(rest), n, limit)) return Malformed("malformed_tcpserver", "status", line);
-    out.name = tcp_status_;
+    out.name = k_.ev_tcp_status;
     AddIntField(out, k_.concurrency, n);
     AddIntField(out, k_.limit, limit);
     return Status::Ok();
@@ -287,7 +289,7 @@ Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_v
     if (!NumberToken(rest, pid) || !Consume(rest, "from ") || rest.empty()) {
       return Malformed("malformed_tcpserver", "pid", line);
     }
-    out.name = tcp_pid_;
+    out.name = k_.ev_tcp_pid;
     AddIntField(out, k_.pid, pid);
     AddStringField(out, k_.remote_ip, rest);
     return Status::Ok();
@@ -313,7 +315,7 @@ Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_v
     if (!ParseDecimal(local.substr(l2 + 1), lport) || !ParseDecimal(remote.substr(r2 + 1), rport)) {
       return Malformed("malformed_tcpserver", "port", line);
     }
-    out.name = ok ? tcp_ok_ : tcp_deny_;
+    out.name = ok ? k_.ev_tcp_ok : k_.ev_tcp_deny;
     AddIntField(out, k_.pid, pid);
     AddStringField(out, k_.local_host, local.substr(0, l1));
     AddStringField(out, k_.local_ip, local.substr(l1 + 1, l2 - l1 - 1));
@@ -330,7 +332,7 @@ Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_v
         wstat < 0) {
       return Malformed("malformed_tcpserver", "end", line);
     }
-    out.name = tcp_end_;
+    out.name = k_.ev_tcp_end;
     AddIntField(out, k_.pid, pid);
     AddIntField(out, k_.status, wstat);
     // A wait() status: exited with (W >> 8) when the low 7 bits are 0, else
@@ -344,12 +346,12 @@ Status QmailLineDecoder::DecodeTcpserver(std::string_view program, std::string_v
   }
   if (Consume(rest, "warning: ")) {
     Consume(rest, "dropping connection, ");
-    out.name = tcp_warning_;
+    out.name = k_.ev_tcp_warning;
     AddStringField(out, k_.reason, rest);
     return Status::Ok();
   }
   if (Consume(rest, "fatal: ")) {
-    out.name = tcp_fatal_;
+    out.name = k_.ev_tcp_fatal;
     AddStringField(out, k_.reason, rest);
     return Status::Ok();
   }
@@ -371,15 +373,15 @@ Status QmailLineDecoder::DecodeRblsmtpd(std::string_view rest, Event& out) {
   AddStringField(out, k_.remote_ip, ip);
   AddIntField(out, k_.pid, pid);
   if (Consume(rest, "451 ")) {
-    out.name = rbl_451_;
+    out.name = k_.ev_rbl_451;
   } else if (Consume(rest, "553 ")) {
-    out.name = rbl_553_;
+    out.name = k_.ev_rbl_553;
   } else if (Consume(rest, "[RBL info] ")) {
-    out.name = rbl_info_;
+    out.name = k_.ev_rbl_info;
   } else if (Consume(rest, "greetdelay: ")) {
     std::int64_t seconds = 0;
     if (!ParseDecimal(rest, seconds)) return Malformed("malformed_rblsmtpd", "greetdelay", line);
-    out.name = rbl_greetdelay_;
+    out.name = k_.ev_rbl_greetdelay;
     AddIntField(out, k_.seconds, seconds, Unit::kSeconds);
     return Status::Ok();
   } else {
@@ -403,7 +405,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
   if (Consume(rest, "new msg ")) {
     std::int64_t msg = 0;
     if (!ParseDecimal(rest, msg)) return malformed("new msg");
-    send(new_msg_);
+    send(k_.ev_new_msg);
     AddIntField(out, k_.msg, msg);
     return Status::Ok();
   }
@@ -424,7 +426,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     if (!NumberToken(rest, qp) || !Consume(rest, "uid ") || !ParseDecimal(rest, uid)) {
       return malformed("info msg");
     }
-    send(info_msg_);
+    send(k_.ev_info_msg);
     AddIntField(out, k_.msg, msg);
     AddIntField(out, k_.bytes, bytes, Unit::kBytes);
     AddStringField(out, k_.sender, sender);
@@ -444,7 +446,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     if ((channel != "local" && channel != "remote") || rest.empty()) {
       return malformed("starting delivery");
     }
-    send(starting_delivery_);
+    send(k_.ev_starting_delivery);
     AddIntField(out, k_.delivery, d);
     AddIntField(out, k_.msg, msg);
     AddStringField(out, k_.channel, channel);
@@ -459,23 +461,24 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
       return malformed("delivery");
     }
     rest.remove_prefix(colon + 2);
-    NameId name, result;
+    NameId name;
+    std::string_view result;
     if (Consume(rest, "success:")) {
-      name = delivery_success_;
-      result = success_;
+      name = k_.ev_delivery_success;
+      result = "success";
     } else if (Consume(rest, "deferral:")) {
-      name = delivery_deferral_;
-      result = deferral_;
+      name = k_.ev_delivery_deferral;
+      result = "deferral";
     } else if (Consume(rest, "failure:")) {
-      name = delivery_failure_;
-      result = failure_;
+      name = k_.ev_delivery_failure;
+      result = "failure";
     } else {
       return malformed("delivery result");
     }
     Consume(rest, " ");
     send(name);
     AddIntField(out, k_.delivery, d);
-    AddStringField(out, k_.result, NameText(result));
+    AddStringField(out, k_.result, result);
     AddStringField(out, k_.report, rest);
     return Status::Ok();
   }
@@ -485,7 +488,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
       if (!Ratio(Token(rest), l, ll) || !Consume(rest, "remote ") || !Ratio(rest, r, rl)) {
         return malformed("status");
       }
-      send(send_status_);
+      send(k_.ev_send_status);
       AddIntField(out, k_.local, l);
       AddIntField(out, k_.local_limit, ll);
       AddIntField(out, k_.remote, r);
@@ -495,7 +498,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     // "exiting" (qmail), "qmail-send exiting", "qmail-todo stop processing
     // asap" (s/qmail).
     if (rest.ends_with("exiting") || rest.ends_with("stop processing asap")) {
-      send(send_exiting_);
+      send(k_.ev_send_exiting);
       AddStringField(out, k_.text, rest);
       return Status::Ok();
     }
@@ -504,7 +507,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
   if (Consume(rest, "end msg ")) {
     std::int64_t msg = 0;
     if (!ParseDecimal(rest, msg)) return malformed("end msg");
-    send(end_msg_);
+    send(k_.ev_end_msg);
     AddIntField(out, k_.msg, msg);
     return Status::Ok();
   }
@@ -513,13 +516,13 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     if (!NumberToken(rest, msg) || !Consume(rest, "qp ") || !ParseDecimal(rest, qp)) {
       return malformed("bounce msg");
     }
-    send(bounce_msg_);
+    send(k_.ev_bounce_msg);
     AddIntField(out, k_.msg, msg);
     AddIntField(out, k_.qp, qp);
     return Status::Ok();
   }
   if (Consume(rest, "double bounce: ")) {
-    send(double_bounce_);
+    send(k_.ev_double_bounce);
     AddStringField(out, k_.text, rest);
     return Status::Ok();
   }
@@ -527,7 +530,7 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     // "discarding bounce/M"
     std::int64_t msg = 0;
     const std::size_t slash = rest.rfind('/');
-    send(triple_bounce_);
+    send(k_.ev_triple_bounce);
     if (slash != std::string_view::npos && ParseDecimal(rest.substr(slash + 1), msg)) {
       AddIntField(out, k_.msg, msg);
     }
@@ -535,12 +538,12 @@ Status QmailLineDecoder::DecodeQmailSend(std::string_view line, Event& out) {
     return Status::Ok();
   }
   if (Consume(rest, "warning: ")) {
-    send(send_warning_);
+    send(k_.ev_send_warning);
     AddStringField(out, k_.text, rest);
     return Status::Ok();
   }
   if (Consume(rest, "alert: ")) {
-    send(send_alert_);
+    send(k_.ev_send_alert);
     AddStringField(out, k_.text, rest);
     return Status::Ok();
   }

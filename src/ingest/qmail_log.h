@@ -37,7 +37,7 @@
 
 namespace mailscope::ingest {
 
-// The field keys of qmail log events, interned once.
+// The field keys and fixed event names of qmail log events, interned once.
 struct QmailKeys {
   QmailKeys();
   NameId program, pid, action, type, condition, protocol, remote_ip, remote_host, helo, mail_from,
@@ -46,6 +46,15 @@ struct QmailKeys {
       exit_code, signal, reason, seconds;
   NameId msg, bytes, sender, qp, uid, delivery, channel, recipient, recipient_domain, report,
       result, local, local_limit, remote, remote_limit, text;
+  // What QmailTracker adds (qmail_tracker.h).
+  NameId duration, accepted, rejected, rbl, sender_domain, xdelay, ddelay, qtime, delivered,
+      deferred, failed, complete;
+  // The event names of lines other than verdicts.
+  NameId ev_tcp_status, ev_tcp_pid, ev_tcp_ok, ev_tcp_deny, ev_tcp_end, ev_tcp_warning,
+      ev_tcp_fatal, ev_rbl_451, ev_rbl_553, ev_rbl_info, ev_rbl_greetdelay, ev_new_msg, ev_info_msg,
+      ev_starting_delivery, ev_delivery_success, ev_delivery_deferral, ev_delivery_failure,
+      ev_send_status, ev_send_exiting, ev_end_msg, ev_bounce_msg, ev_double_bounce,
+      ev_triple_bounce, ev_send_warning, ev_send_alert;
 };
 const QmailKeys& QmailFieldKeys();
 
@@ -75,14 +84,6 @@ class QmailLineDecoder {
   NameBudget budget_;
   std::string scratch_;    // "qmail-popup::" + verdict
   std::string_view line_;  // the line being decoded, for error messages
-  // Names fixed by the format.
-  NameId qmail_smtpd_, qmail_popup_, tcpserver_name_, sslserver_name_;
-  NameId tcp_status_, tcp_pid_, tcp_ok_, tcp_deny_, tcp_end_, tcp_warning_, tcp_fatal_;
-  NameId rbl_451_, rbl_553_, rbl_info_, rbl_greetdelay_;
-  NameId new_msg_, info_msg_, starting_delivery_, delivery_success_, delivery_deferral_,
-      delivery_failure_, send_status_, send_exiting_, end_msg_, bounce_msg_, double_bounce_,
-      triple_bounce_, send_warning_, send_alert_;
-  NameId success_, deferral_, failure_, local_name_, remote_name_;
 };
 
 // The domain of an address: after its last '@', or empty.

@@ -44,35 +44,7 @@ std::vector<const typename Map::value_type*> ByKey(const Map& map) {
 
 }  // namespace
 
-QmailTracker::QmailTracker(QmailTrackerLimits limits)
-    : limits_(limits),
-      k_(QmailFieldKeys()),
-      verdict_program_(InternName("qmail-smtpd")),
-      tcp_pid_(InternName("tcpserver::pid")),
-      tcp_ok_(InternName("tcpserver::ok")),
-      tcp_end_(InternName("tcpserver::end")),
-      rbl_451_(InternName("rblsmtpd::451")),
-      rbl_553_(InternName("rblsmtpd::553")),
-      new_msg_(InternName("qmail-send::new_msg")),
-      info_msg_(InternName("qmail-send::info_msg")),
-      starting_delivery_(InternName("qmail-send::starting_delivery")),
-      success_(InternName("qmail-send::delivery::success")),
-      deferral_(InternName("qmail-send::delivery::deferral")),
-      failure_(InternName("qmail-send::delivery::failure")),
-      exiting_(InternName("qmail-send::status::exiting")),
-      end_msg_(InternName("qmail-send::end_msg")),
-      duration_(InternName("duration")),
-      accepted_(InternName("accepted")),
-      rejected_(InternName("rejected")),
-      rbl_(InternName("rbl")),
-      sender_domain_(InternName("sender_domain")),
-      xdelay_(InternName("xdelay")),
-      ddelay_(InternName("ddelay")),
-      qtime_(InternName("qtime")),
-      delivered_(InternName("delivered")),
-      deferred_(InternName("deferred")),
-      failed_(InternName("failed")),
-      complete_(InternName("complete")) {}
+QmailTracker::QmailTracker(QmailTrackerLimits limits) : limits_(limits), k_(QmailFieldKeys()) {}
 
 template <typename Map>
 bool QmailTracker::Room(Map& map, std::size_t limit) {
@@ -88,7 +60,7 @@ bool QmailTracker::Room(Map& map, std::size_t limit) {
 void QmailTracker::Apply(Event& event) {
   const NameId name = event.name;
   std::int64_t id = 0;
-  if (name == tcp_pid_) {
+  if (name == k_.ev_tcp_pid) {
     if (!IntField(event, k_.pid, id)) return;
     if (sessions_.contains(id)) {
       ++figures_.sessions_replaced;
@@ -99,25 +71,25 @@ void QmailTracker::Apply(Event& event) {
     s = Session();
     s.start_us = Micros(event);
     s.remote_ip = StringField(event, k_.remote_ip);
-  } else if (name == tcp_ok_) {
+  } else if (name == k_.ev_tcp_ok) {
     if (!IntField(event, k_.pid, id)) return;
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return;
     IntField(event, k_.local_port, it->second.local_port);
     it->second.remote_host = StringField(event, k_.remote_host);
-  } else if (name == tcp_end_) {
+  } else if (name == k_.ev_tcp_end) {
     if (IntField(event, k_.pid, id)) OnSessionEnd(event, id);
-  } else if (name == rbl_451_ || name == rbl_553_) {
+  } else if (name == k_.ev_rbl_451 || name == k_.ev_rbl_553) {
     if (!IntField(event, k_.pid, id)) return;
     auto it = sessions_.find(id);
-    if (it != sessions_.end()) it->second.rbl = name == rbl_451_ ? "451" : "553";
-  } else if (name == new_msg_) {
+    if (it != sessions_.end()) it->second.rbl = name == k_.ev_rbl_451 ? "451" : "553";
+  } else if (name == k_.ev_new_msg) {
     if (!IntField(event, k_.msg, id)) return;
     if (!messages_.contains(id) && !Room(messages_, limits_.max_messages)) return;
     Message& m = messages_[id];
     m = Message();
     m.birth_us = Micros(event);
-  } else if (name == info_msg_) {
+  } else if (name == k_.ev_info_msg) {
     if (!IntField(event, k_.msg, id)) return;
     if (!messages_.contains(id) && !Room(messages_, limits_.max_messages)) return;
     Message& m = messages_[id];
@@ -125,7 +97,7 @@ void QmailTracker::Apply(Event& event) {
     IntField(event, k_.qp, m.qp);
     IntField(event, k_.uid, m.uid);
     m.sender = StringField(event, k_.sender);
-  } else if (name == starting_delivery_) {
+  } else if (name == k_.ev_starting_delivery) {
     std::int64_t msg = 0;
     if (!IntField(event, k_.delivery, id) || !IntField(event, k_.msg, msg)) return;
     if (!deliveries_.contains(id) && !Room(deliveries_, limits_.max_deliveries)) return;
@@ -134,12 +106,16 @@ void QmailTracker::Apply(Event& event) {
     d.start_us = Micros(event);
     d.remote = StringField(event, k_.channel) == "remote";
     d.recipient = StringField(event, k_.recipient);
-  } else if (name == success_ || name == deferral_ || name == failure_) {
+  } else if (name == k_.ev_delivery_success || name == k_.ev_delivery_deferral ||
+             name == k_.ev_delivery_failure) {
     if (IntField(event, k_.delivery, id))
-      OnResult(event, id, name == success_ ? 0 : name == deferral_ ? 1 : 2);
-  } else if (name == end_msg_) {
+      OnResult(event, id,
+               name == k_.ev_delivery_success    ? 0
+               : name == k_.ev_delivery_deferral ? 1
+                                                 : 2);
+  } else if (name == k_.ev_end_msg) {
     if (IntField(event, k_.msg, id)) OnEndMsg(event, id);
-  } else if (name == exiting_) {
+  } else if (name == k_.ev_send_exiting) {
     deliveries_.clear();
   } else if (StringField(event, k_.program) == "qmail-smtpd") {
     OnVerdict(event);
@@ -182,10 +158,10 @@ void QmailTracker::OnSessionEnd(Event& event, std::int64_t pid) {
     AddStringField(event, k_.mail_from_domain, DomainOf(s.mail_from));
   }
   if (!s.user.empty()) AddStringField(event, k_.user, s.user);
-  if (!s.rbl.empty()) AddStringField(event, rbl_, s.rbl);
-  AddIntField(event, accepted_, s.accepted);
-  AddIntField(event, rejected_, s.rejected);
-  AddMicros(event, duration_, s.start_us, Micros(event));
+  if (!s.rbl.empty()) AddStringField(event, k_.rbl, s.rbl);
+  AddIntField(event, k_.accepted, s.accepted);
+  AddIntField(event, k_.rejected, s.rejected);
+  AddMicros(event, k_.duration, s.start_us, Micros(event));
 }
 
 void QmailTracker::OnResult(Event& event, std::int64_t d, int outcome) {
@@ -202,7 +178,7 @@ void QmailTracker::OnResult(Event& event, std::int64_t d, int outcome) {
   AddStringField(event, k_.channel, dl.remote ? "remote" : "local");
   AddStringField(event, k_.recipient, dl.recipient);
   AddStringField(event, k_.recipient_domain, DomainOf(dl.recipient));
-  AddMicros(event, xdelay_, dl.start_us, now);
+  AddMicros(event, k_.xdelay, dl.start_us, now);
   auto m = messages_.find(dl.msg);
   if (m == messages_.end()) return;
   Message& msg = m->second;
@@ -213,15 +189,15 @@ void QmailTracker::OnResult(Event& event, std::int64_t d, int outcome) {
     // dispatched after this returns.
     result_message_.sender = msg.sender;
     AddStringField(event, k_.sender, result_message_.sender);
-    AddStringField(event, sender_domain_, DomainOf(result_message_.sender));
+    AddStringField(event, k_.sender_domain, DomainOf(result_message_.sender));
   }
-  if (outcome == 0) AddMicros(event, ddelay_, msg.birth_us, now);
+  if (outcome == 0) AddMicros(event, k_.ddelay, msg.birth_us, now);
 }
 
 void QmailTracker::OnEndMsg(Event& event, std::int64_t msg) {
   auto it = messages_.find(msg);
   if (it == messages_.end()) {
-    event.Add(complete_, Value::Bool(false));
+    event.Add(k_.complete, Value::Bool(false));
     return;
   }
   ended_message_ = std::move(it->second);
@@ -230,16 +206,16 @@ void QmailTracker::OnEndMsg(Event& event, std::int64_t msg) {
   const bool complete = m.birth_us >= 0 && m.bytes >= 0;
   if (m.bytes >= 0) {
     AddStringField(event, k_.sender, m.sender);
-    AddStringField(event, sender_domain_, DomainOf(m.sender));
+    AddStringField(event, k_.sender_domain, DomainOf(m.sender));
     AddIntField(event, k_.bytes, m.bytes, Unit::kBytes);
     AddIntField(event, k_.qp, m.qp);
     AddIntField(event, k_.uid, m.uid);
   }
-  AddMicros(event, qtime_, m.birth_us, Micros(event));
-  AddIntField(event, delivered_, m.delivered);
-  AddIntField(event, deferred_, m.deferred);
-  AddIntField(event, failed_, m.failed);
-  event.Add(complete_, Value::Bool(complete));
+  AddMicros(event, k_.qtime, m.birth_us, Micros(event));
+  AddIntField(event, k_.delivered, m.delivered);
+  AddIntField(event, k_.deferred, m.deferred);
+  AddIntField(event, k_.failed, m.failed);
+  event.Add(k_.complete, Value::Bool(complete));
 }
 
 std::string QmailTracker::Save() const {

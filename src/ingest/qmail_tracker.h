@@ -104,10 +104,6 @@ class QmailTracker {
 
   QmailTrackerLimits limits_;
   const QmailKeys& k_;
-  NameId verdict_program_, tcp_pid_, tcp_ok_, tcp_end_, rbl_451_, rbl_553_, new_msg_, info_msg_,
-      starting_delivery_, success_, deferral_, failure_, exiting_, end_msg_;
-  NameId duration_, accepted_, rejected_, rbl_, sender_domain_, xdelay_, ddelay_, qtime_,
-      delivered_, deferred_, failed_, complete_;
   boost::unordered_flat_map<std::int64_t, Session> sessions_;
   boost::unordered_flat_map<std::int64_t, Message> messages_;
   boost::unordered_flat_map<std::int64_t, Delivery> deliveries_;
