@@ -53,10 +53,15 @@ std::string HourText(std::int64_t hour_us) {
 
 LogReport::LogReport() : k_(ingest::QmailFieldKeys()) {}
 
-void LogReport::Bump(Table& t, std::string_view key, int which, double d) {
+LogReport::Counts& LogReport::Row(Table& t, std::string_view key) {
   auto it = t.find(key);
-  if (it == t.end()) it = t.emplace(std::string(key), Counts()).first;
-  Counts& c = it->second;
+  if (it != t.end()) return it->second;
+  if (t.size() >= kMaxRows) key = kOtherRow;
+  return t.try_emplace(std::string(key)).first->second;
+}
+
+void LogReport::Bump(Table& t, std::string_view key, int which, double d) {
+  Counts& c = Row(t, key);
   (which == 0 ? c.a : which == 1 ? c.b : c.c) += 1;
   c.d += d;
 }
@@ -180,13 +185,11 @@ void LogReport::OnEndMsg(const Event& e) {
   if (end_us > last_us_) last_us_ = end_us;
   qtime_sum_ += q;
   qtime_q_.Add(q);
-  auto it = senders_.find(StringField(e, k_.sender));
-  if (it == senders_.end())
-    it = senders_.emplace(std::string(StringField(e, k_.sender)), Counts()).first;
-  it->second.a += 1;
-  it->second.b += static_cast<std::uint64_t>(nk + nd);
-  it->second.c += static_cast<std::uint64_t>(nk + nz + nd);
-  it->second.d += static_cast<double>(bytes);
+  Counts& sender = Row(senders_, StringField(e, k_.sender));
+  sender.a += 1;
+  sender.b += static_cast<std::uint64_t>(nk + nd);
+  sender.c += static_cast<std::uint64_t>(nk + nz + nd);
+  sender.d += static_cast<double>(bytes);
 }
 
 namespace {

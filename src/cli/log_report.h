@@ -50,6 +50,12 @@ class LogReport final : public pipeline::Consumer {
     double d = 0;
   };
   using Table = boost::unordered_flat_map<std::string, Counts, SeededStringHash, std::equal_to<>>;
+  // The row of `key`: made when new while the table holds fewer than
+  // kMaxRows, else the shared row kOtherRow, so memory stays bounded however
+  // many addresses, HELOs or senders a log holds.
+  static constexpr std::size_t kMaxRows = 100'000;
+  static constexpr std::string_view kOtherRow = "(other)";
+  static Counts& Row(Table& t, std::string_view key);
   static void Bump(Table& t, std::string_view key, int which, double d = 0);
 
   void OnVerdict(const Event& e);
