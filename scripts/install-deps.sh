@@ -27,7 +27,7 @@ packages=(
   cmake ninja-build g++ ccache pkg-config git
   libboost1.81-dev libfmt-dev libspdlog-dev libtomlplusplus-dev libcli11-dev
   libncurses-dev libgtest-dev libgmock-dev libbenchmark-dev libsimdjson-dev
-  libsqlite3-dev libpq-dev zlib1g-dev libzstd-dev
+  libsqlite3-dev libpq-dev zlib1g-dev libzstd-dev libssl-dev
 )
 if [ "$want_test" -eq 1 ]; then
   packages+=(clang libclang-rt-14-dev clang-format python3 curl socat tmux

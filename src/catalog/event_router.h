@@ -40,6 +40,12 @@ constexpr std::optional<System> SystemOf(Source source) {
   return std::nullopt;
 }
 
+// Whether a source's events say their level. Stalwart's webhook payload does
+// not: its events take their catalog level, with the configured overrides,
+// when routed. Every other source says it, or its events have no catalog
+// level to take.
+constexpr bool SourceCarriesLevel(Source source) { return source != Source::kStalwart; }
+
 class EventRouter {
  public:
   struct Routed {

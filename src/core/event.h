@@ -235,6 +235,8 @@ class FieldList {
   const Field* begin() const { return data_.data(); }
   const Field* end() const { return data_.data() + size_; }
   const Field& operator[](std::size_t i) const { return data_[i]; }
+  // For a decoder that completes a field after adding it. REQUIRES: i < size().
+  Field& at(std::size_t i) { return data_[i]; }
 
  private:
   std::array<Field, kCapacity> data_;

@@ -191,6 +191,8 @@ std::string_view NameInputName(NameInput input) {
       return "exim";
     case NameInput::kLogFile:
       return "log_file";
+    case NameInput::kStalwartPost:
+      return "stalwart_post";
   }
   return "unknown";
 }

@@ -38,9 +38,11 @@ enum class NameInput : std::uint8_t {
   kStatsReader,  // a METRICS-ADD (`doveadm stats add`) on the stats-reader socket
   kExim,         // requests of Exim's event_action (one budget for the endpoint)
   kLogFile,      // lines of a log file (one budget for each log source)
+  kStalwartPost,  // bodies POSTed by Stalwart's webhooks (one budget for the route)
 };
-inline constexpr int kNameInputCount = 6;
-// "stats_writer", "dovecot_post", "tail", "stats_reader", "exim", "log_file".
+inline constexpr int kNameInputCount = 7;
+// "stats_writer", "dovecot_post", "tail", "stats_reader", "exim", "log_file",
+// "stalwart_post".
 std::string_view NameInputName(NameInput input);
 
 // Why TryInternName() refused a new name.

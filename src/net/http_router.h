@@ -51,6 +51,9 @@ struct HttpRequest {
   std::string_view accept;        // the Accept header, "" when absent
   std::string_view content_type;  // the Content-Type header, "" when absent
   std::string_view body;
+  // Bytes readable from body.data(): at least body.size(), more when the
+  // route asked for padding (HttpRouteOptions::body_padding) and got it.
+  std::size_t body_capacity = 0;
   const HttpHeaderSource* headers = nullptr;
   bool api = false;  // the route answers errors as JSON
 
@@ -78,6 +81,12 @@ struct HttpRouteOptions {
   // When not empty, the media types accepted (compared without parameters,
   // case-insensitively); others get 415 before the body is read.
   std::vector<std::string> content_types;
+  // Bytes the body buffer should hold past the body, so that a parser that
+  // reads ahead (simdjson) can take it in place; see body_capacity.
+  std::size_t body_padding = 0;
+  // Called with each refusal the server answers for this route without its
+  // handler (413, 415), so the route can count them with its own.
+  std::function<void(const HttpResponse&)> on_refused;
 };
 
 // The route table: exact paths and path prefixes, each with its methods, its

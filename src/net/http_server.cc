@@ -168,11 +168,18 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
       const auto length = parser.content_length();
       if (length && *length > route.options.max_body_bytes) {
         resp = TooLarge(route.options);
+        if (route.options.on_refused) route.options.on_refused(resp);
       } else if (!parser.is_done() &&
                  !route.AcceptsContentType(View(req[http::field::content_type]))) {
         resp = HttpError(415, "unsupported content type", route.options.api);
+        if (route.options.on_refused) route.options.on_refused(resp);
       } else if (!parser.is_done()) {
         parser.body_limit(route.options.max_body_bytes);
+        // The body is appended within this capacity, so the padding stays.
+        if (length && route.options.body_padding > 0) {
+          parser.get().body().reserve(static_cast<std::size_t>(*length) +
+                                      route.options.body_padding);
+        }
         if (ExpectsContinue(req)) {
           // The interim response is small: the request's deadline covers it.
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -188,6 +195,7 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
         if (state->closed) break;
         if (bec == http::error::body_limit) {
           resp = TooLarge(route.options);
+          if (route.options.on_refused) route.options.on_refused(resp);
         } else if (bec) {
           read_failed(parser);
           break;
@@ -203,6 +211,7 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
                                   .accept = View(req[http::field::accept]),
                                   .content_type = View(req[http::field::content_type]),
                                   .body = req.body(),
+                                  .body_capacity = req.body().capacity(),
                                   .headers = &headers,
                                   .api = route.options.api};
         try {

@@ -92,6 +92,9 @@ std::string_view Dispatcher::Dispatch(Event& event) {
   if (catalog_source) routed = router_->Route(event);
   counters_.CountEvent(event.source, event.name, !catalog_source || routed.info != nullptr);
   event.taxonomy = routed.taxonomy;
+  if (routed.info != nullptr && !catalog::SourceCarriesLevel(event.source)) {
+    event.level = routed.level;
+  }
   if (routed.taxonomy.kind != kNoName)
     counters_.CountTaxonomy(event.source, routed.taxonomy.kind, routed.taxonomy.outcome);
   std::size_t index = 0;

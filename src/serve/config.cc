@@ -504,6 +504,66 @@ ConfigSchema<Config> MakeSchema() {
            "without it. A bare number counts milliseconds. 0 disables.",
            Store(&Config::exim_verdict_timeout, ReadMillis)},
       }});
+  schema.Add(BlockKind<Config, StalwartConfig>{
+      .path = "sources.stalwart",
+      .open = [](Config& c, const BlockStart& start) -> StalwartConfig& {
+        c.stalwart.where = start.where;
+        return c.stalwart;
+      },
+      .keys = {
+          {"signature_key", SettingType::kString, true, "\"\"",
+           "The key of the webhook's `signature-key` (v0.16: signatureKey). When set, every POST "
+           "must carry X-Signature, the base64 HMAC-SHA256 of its body under this key, checked "
+           "in constant time before the body is parsed: none is a 401, a wrong one a 403, each "
+           "counted in mailscope_ingest_rejected_total{source=\"stalwart\"}.",
+           Store(&StalwartConfig::signature_key, ReadString)},
+          {"username", SettingType::kString, true, "\"\"",
+           "With `secret`: the webhook's `auth.username` / `auth.secret` (v0.16: httpAuth "
+           "Basic). Every POST must then carry them as `Authorization: Basic`; none is a 401, "
+           "others a 403.",
+           Store(&StalwartConfig::username, ReadString)},
+          {"secret", SettingType::kString, true, "\"\"", "The password that goes with `username`.",
+           Store(&StalwartConfig::secret, ReadString)},
+          {"token", SettingType::kString, true, "\"\"",
+           "The webhook's `auth.token` (v0.16: httpAuth Bearer): every POST must carry "
+           "`Authorization: Bearer TOKEN`. With `username` set too, either is taken.",
+           Store(&StalwartConfig::token, ReadString)},
+          {"max_body_size", SettingType::kSize, false, "64M",
+           "The largest POST body taken. Stalwart puts everything a throttle window gathered "
+           "into one POST, and re-sends a refused one whole, merged with newer events, until "
+           "its discard-after: a body refused for its size would come back larger. Keep this "
+           "above what a burst can produce.",
+           Store(&StalwartConfig::max_body_size, ReadSize)},
+          {"dedup_window", SettingType::kDuration, false, "5 mins",
+           "How long an event is remembered so that Stalwart's re-sending (after a timeout or "
+           "a non-2xx, until discard-after, 5 minutes by default) counts it once. An event is "
+           "known by its type, createdAt, id and data. 0 counts every event received.",
+           Store(&StalwartConfig::dedup_window, ReadDuration)},
+          {"dedup_memory", SettingType::kSize, false, "64M",
+           "The memory that holds the remembered events, 32 bytes each (64M: two million). "
+           "Past it the oldest is forgotten before its window ends and counted in "
+           "mailscope_stalwart_dedup_evicted_total.",
+           Store(&StalwartConfig::dedup_memory, ReadSize)},
+          {"shipped_metrics", SettingType::kBool, true, "false",
+           "Count Stalwart's events with the metrics mailscope ships (SMTP sessions, "
+           "deliveries and their outcomes, authentication failures per IP and account, spam "
+           "verdicts, queue events, latency and size distributions; "
+           "docs/integrations/stalwart.md lists them): the [metrics.NAME] tables of "
+           "src/catalog/data/metrics.stalwart.toml, compiled in. A [metrics.NAME] of this file "
+           "with the same name replaces one of them.",
+           Store(&StalwartConfig::shipped_metrics, ReadBool)},
+          {"listen", SettingType::kAddress, false, "\"\"",
+           "A second listener, ADDR:PORT, for Stalwart servers on other hosts: HTTPS with "
+           "`tls_certificate` and `tls_key`, serving POST /ingest/stalwart only. It requires a "
+           "`signature_key`, a `username` or a `token`. Empty: none.",
+           Store(&StalwartConfig::listen, ReadAddress)},
+          {"tls_certificate", SettingType::kString, false, "\"\"",
+           "The PEM file of the `listen` listener's certificate chain.",
+           Store(&StalwartConfig::tls_certificate, ReadString)},
+          {"tls_key", SettingType::kString, false, "\"\"",
+           "The PEM file of that certificate's private key.",
+           Store(&StalwartConfig::tls_key, ReadString)},
+      }});
   schema.Add(BlockKind<Config, RecordsConfig>{
       .path = "records",
       .open = [](Config& c, const BlockStart&) -> RecordsConfig& { return c.records; },
@@ -700,6 +760,27 @@ void AddDovecotBlocks(const DovecotConf& conf, Config& config, std::vector<std::
 
 // Every metric valid as Dovecot checks it, names unique, exporters named by
 // metrics defined, exporter settings valid.
+void CheckStalwart(const StalwartConfig& s, std::vector<std::string>& errors) {
+  auto problem = [&](std::string_view what) {
+    errors.push_back(fmt::format("{}: sources.stalwart: {}", s.where, what));
+  };
+  if (s.username.empty() != s.secret.empty()) {
+    problem("`username` and `secret` go together");
+  }
+  if (s.listen.empty()) {
+    if (!s.tls_certificate.empty() || !s.tls_key.empty()) {
+      problem("`tls_certificate` and `tls_key` are for `listen`, which is not set");
+    }
+    return;
+  }
+  if (s.tls_certificate.empty() || s.tls_key.empty()) {
+    problem("`listen` serves HTTPS only: set `tls_certificate` and `tls_key`");
+  }
+  if (s.signature_key.empty() && s.username.empty() && s.token.empty()) {
+    problem("`listen` is reachable from other hosts: set `signature_key`, `username` or `token`");
+  }
+}
+
 void CheckStats(Config& config, std::vector<std::string>& errors) {
   std::set<std::string, std::less<>> exporters;
   for (ExporterConfig& e : config.exporters) {
@@ -817,6 +898,10 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
       AddDovecotBlocks(*conf, config, errors);
     }
     if (config.exim_shipped_metrics) AddShippedMetrics("metrics.exim.toml", config, errors);
+    if (config.stalwart.shipped_metrics) {
+      AddShippedMetrics("metrics.stalwart.toml", config, errors);
+    }
+    CheckStalwart(config.stalwart, errors);
     for (const LogConfig& l : config.logs) {
       // Once per format; an unknown format is reported by CheckStats.
       const bool first = std::find_if(config.logs.begin(), config.logs.end(),

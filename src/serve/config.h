@@ -142,6 +142,25 @@ struct LogConfig {
   std::string where;  // "file:line" of its table
 };
 
+// [sources.stalwart]: the webhook receiver POST /ingest/stalwart
+// (serve/stalwart_source.h, docs/integrations/stalwart.md).
+struct StalwartConfig {
+  // Credentials; each set one is required of every POST (reloadable).
+  std::string signature_key;  // X-Signature: base64(HMAC-SHA256(key, body))
+  std::string username;       // with `secret`: Authorization: Basic
+  std::string secret;
+  std::string token;  // Authorization: Bearer; either this or Basic when both are set
+  std::uint64_t max_body_size = 64u << 20;
+  std::chrono::seconds dedup_window{5 * 60};  // 0: no de-duplication
+  std::uint64_t dedup_memory = 64u << 20;
+  bool shipped_metrics = false;
+  // A second listener for remote Stalwart servers: HTTPS, this route only.
+  std::string listen;
+  std::string tls_certificate;  // PEM chain
+  std::string tls_key;          // PEM private key
+  std::string where;            // "file:line" of the table
+};
+
 struct Config {
   // [serve]
   std::string run_dir;                  // sockets and FIFOs; empty: the default run directory
@@ -188,6 +207,8 @@ struct Config {
   bool exim_shipped_metrics = false;
   // A verdict ready later than this after Exim connected is not written.
   std::chrono::milliseconds exim_verdict_timeout{500};
+  // [sources.stalwart]
+  StalwartConfig stalwart;
   // [records]
   RecordsConfig records;
   // [[logs]], in file order.

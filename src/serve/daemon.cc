@@ -37,6 +37,7 @@
 #include "serve/rate_limited_log.h"
 #include "serve/records_output.h"
 #include "serve/run_dir.h"
+#include "serve/stalwart_source.h"
 #include "serve/tail_hub.h"
 #include "stats/ingest_counters.h"
 #include "stats/metrics_engine.h"
@@ -239,6 +240,7 @@ struct Daemon::State {
   std::unique_ptr<DovecotStatsWriterSource> stats_writer_source;
   std::unique_ptr<DovecotEventPostSource> event_post_source;
   std::unique_ptr<EximEventSource> exim_source;
+  std::unique_ptr<StalwartWebhookSource> stalwart_source;
   // After records_output: destroyed first, each waits for the records of
   // what it read before it saves its positions.
   std::vector<std::unique_ptr<LogSource>> log_sources;
@@ -325,6 +327,8 @@ Status Daemon::State::Start() {
   exim_options.max_new_names = MaxNewNames(config);
   exim_source =
       std::make_unique<EximEventSource>(context, exim_options, config.exim_verdict_timeout);
+  stalwart_source =
+      std::make_unique<StalwartWebhookSource>(context, config.stalwart, MaxNewNames(config));
 
   if (!config.logs.empty()) {
     const std::string state_dir = config.data_dir + "/logs";
@@ -496,6 +500,7 @@ net::HttpRouter Daemon::State::HttpRoutes() {
                            records_output->figures(),
                            {}};
     for (const auto& source : log_sources) sources.logs.push_back(source->figures());
+    sources.stalwart = stalwart_source->figures();
     return net::HttpResponse{
         200, std::string(exporter::ContentType(format)), RenderMetricsPage(sources, format), {}};
   });
@@ -519,6 +524,10 @@ net::HttpRouter Daemon::State::HttpRoutes() {
   auto post = [this](const net::HttpRequest& req) { return event_post_source->Handle(req); };
   router.Add({"POST"}, "/ingest/dovecot", post, dovecot);
   router.Add({"POST"}, "/dovecot/events", post, dovecot);
+  router.Add(
+      {"POST"}, "/ingest/stalwart",
+      [this](const net::HttpRequest& req) { return stalwart_source->Handle(req); },
+      stalwart_source->RouteOptions());
   return router;
 }
 
@@ -615,6 +624,17 @@ void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
       !st.ok())
     spdlog::error("records: {}; events are not recorded", st.message());
   exim_source->set_verdict_timeout(next.exim_verdict_timeout);
+  // [sources.stalwart]: the credentials follow the file, the rest waits for a restart.
+  {
+    StalwartConfig stalwart = config.stalwart;
+    stalwart.signature_key = next.stalwart.signature_key;
+    stalwart.username = next.stalwart.username;
+    stalwart.secret = next.stalwart.secret;
+    stalwart.token = next.stalwart.token;
+    stalwart.shipped_metrics = next.stalwart.shipped_metrics;
+    next.stalwart = std::move(stalwart);
+  }
+  stalwart_source->SetCredentials(next.stalwart);
   SchedulePushFilter();  // event control may ask Dovecot for other events
   const bool interval_changed = next.old_stats_carbon_interval != config.old_stats_carbon_interval;
   config = std::move(next);

@@ -178,6 +178,23 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
            "Verdicts for Exim not written because they were ready after "
            "[sources.exim] verdict_timeout: Exim got an empty reply");
   w.Sample({}, src.exim_late_verdicts);
+  w.Family(
+      "mailscope_stalwart_batches", "counter",
+      "Webhook POSTs taken on /ingest/stalwart (their events count in mailscope_events_total)");
+  w.Sample({}, src.stalwart.batches);
+  w.Family("mailscope_stalwart_duplicates", "counter",
+           "Stalwart events not counted again: received before within [sources.stalwart] "
+           "dedup_window");
+  w.Sample({}, src.stalwart.duplicates);
+  w.Family("mailscope_stalwart_dedup_evicted", "counter",
+           "Stalwart events forgotten before their dedup_window ended, to stay within "
+           "dedup_memory: a re-sending of them would count twice");
+  w.Sample({}, src.stalwart.dedup_evicted);
+  w.Family("mailscope_stalwart_dedup_keys", "gauge",
+           "Stalwart events remembered for de-duplication now");
+  w.Sample({}, src.stalwart.dedup_keys);
+  w.Family("mailscope_stalwart_dedup_max_keys", "gauge", "The events dedup_memory holds at most");
+  w.Sample({}, src.stalwart.dedup_max_keys);
 
   if (src.records.enabled) {
     const store::RecordsFigures& r = src.records.writer;

@@ -16,6 +16,7 @@
 #include "net/line_limits.h"
 #include "serve/log_source.h"
 #include "serve/records_output.h"
+#include "serve/stalwart_source.h"
 #include "stats/ingest_counters.h"
 #include "stats/metrics_engine.h"
 #include "stats/old_stats_store.h"
@@ -57,6 +58,8 @@ struct MetricsSources {
   RecordsOutputFigures records = {};
   // The [[logs]] sources.
   std::vector<LogSourceFigures> logs = {};
+  // POST /ingest/stalwart.
+  StalwartFigures stalwart = {};
 };
 
 // mailscope_log_lines_total{format,result} and

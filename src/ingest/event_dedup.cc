@@ -1,0 +1,79 @@
+#include "ingest/event_dedup.h"
+
+#include <algorithm>
+#include <bit>
+
+namespace mailscope::ingest {
+
+namespace {
+
+// 0 marks an empty slot, so a key of 0 is kept as another value.
+std::uint64_t Stored(std::uint64_t key) { return key == 0 ? 0x9e3779b97f4a7c15ull : key; }
+
+}  // namespace
+
+std::size_t EventDedup::MaxKeysFor(std::uint64_t bytes) {
+  return static_cast<std::size_t>(std::max<std::uint64_t>(1, bytes / kBytesPerKey));
+}
+
+EventDedup::EventDedup(std::chrono::microseconds window, std::size_t max_keys) : window_(window) {
+  max_keys = std::max<std::size_t>(1, max_keys);
+  if (window_.count() <= 0) return;
+  // At most half full: a ring entry (16 bytes) and two slots (16) per key.
+  const std::size_t slots = std::bit_ceil(max_keys * 2);
+  table_.assign(slots, 0);
+  mask_ = slots - 1;
+  ring_.resize(max_keys);
+}
+
+std::size_t EventDedup::Probe(std::uint64_t key) const {
+  std::size_t i = static_cast<std::size_t>(key) & mask_;
+  while (table_[i] != 0 && table_[i] != key) i = (i + 1) & mask_;
+  return i;
+}
+
+void EventDedup::Erase(std::uint64_t key) {
+  std::size_t i = Probe(key);
+  if (table_[i] == 0) return;
+  // Backward-shift deletion: pull later members of the probe run into the
+  // hole so that every key stays reachable from its home slot.
+  std::size_t hole = i;
+  for (std::size_t j = (i + 1) & mask_; table_[j] != 0; j = (j + 1) & mask_) {
+    const std::size_t home = static_cast<std::size_t>(table_[j]) & mask_;
+    // Move table_[j] into the hole when its home is not in (hole, j].
+    const bool between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+    if (!between) {
+      table_[hole] = table_[j];
+      hole = j;
+    }
+  }
+  table_[hole] = 0;
+}
+
+void EventDedup::PopFront() {
+  Erase(ring_[head_].key);
+  head_ = (head_ + 1) % ring_.size();
+  --count_;
+}
+
+bool EventDedup::Seen(std::uint64_t key, TimePoint now) {
+  if (ring_.empty()) return false;
+  key = Stored(key);
+  while (count_ > 0 && ring_[head_].expires <= now) PopFront();
+  std::size_t slot = Probe(key);
+  if (table_[slot] == key) {
+    ++duplicates_;
+    return true;
+  }
+  if (count_ == ring_.size()) {
+    PopFront();
+    ++evicted_;
+    slot = Probe(key);  // the eviction may have moved keys
+  }
+  table_[slot] = key;
+  ring_[(head_ + count_) % ring_.size()] = {key, now + window_};
+  ++count_;
+  return false;
+}
+
+}  // namespace mailscope::ingest

@@ -1,0 +1,82 @@
+#include "ingest/event_dedup.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <random>
+#include <set>
+
+namespace mailscope::ingest {
+namespace {
+
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+const TimePoint kStart = TimePoint{} + seconds(1'800'000'000);
+
+TEST(EventDedupTest, AKeyIsSeenWithinItsWindowOnly) {
+  EventDedup dedup(minutes(5), 100);
+  EXPECT_FALSE(dedup.Seen(42, kStart));
+  EXPECT_TRUE(dedup.Seen(42, kStart + minutes(4)));
+  // Seeing it again does not renew it: the window runs from the first sight.
+  EXPECT_FALSE(dedup.Seen(42, kStart + minutes(5)));
+  EXPECT_TRUE(dedup.Seen(42, kStart + minutes(6)));
+  EXPECT_EQ(dedup.duplicates(), 2u);
+  EXPECT_EQ(dedup.evicted(), 0u);
+}
+
+TEST(EventDedupTest, ZeroIsAKeyLikeAnother) {
+  EventDedup dedup(minutes(5), 10);
+  EXPECT_FALSE(dedup.Seen(0, kStart));
+  EXPECT_TRUE(dedup.Seen(0, kStart));
+}
+
+TEST(EventDedupTest, PastTheBoundTheOldestIsForgottenAndCounted) {
+  EventDedup dedup(minutes(5), 3);
+  for (std::uint64_t k = 1; k <= 4; ++k) EXPECT_FALSE(dedup.Seen(k, kStart));
+  EXPECT_EQ(dedup.evicted(), 1u);
+  EXPECT_EQ(dedup.size(), 3u);
+  EXPECT_FALSE(dedup.Seen(1, kStart)) << "evicted before its window ended";
+  EXPECT_TRUE(dedup.Seen(4, kStart));
+}
+
+TEST(EventDedupTest, AZeroWindowRemembersNothing) {
+  EventDedup dedup(seconds(0), 100);
+  EXPECT_FALSE(dedup.Seen(7, kStart));
+  EXPECT_FALSE(dedup.Seen(7, kStart));
+  EXPECT_EQ(dedup.size(), 0u);
+}
+
+TEST(EventDedupTest, MemoryBoundGivesKeys) {
+  EXPECT_EQ(EventDedup::MaxKeysFor(64u << 20), (64u << 20) / 32);
+  EXPECT_EQ(EventDedup::MaxKeysFor(0), 1u);
+}
+
+// Keys colliding in the table's low bits, inserted, expired and evicted in
+// random order, against a plain set as the model: deletion must keep every
+// remaining key reachable.
+TEST(EventDedupTest, AgreesWithAModelUnderChurn) {
+  constexpr std::size_t kMax = 64;
+  EventDedup dedup(seconds(10), kMax);
+  std::mt19937_64 rng(7);
+  std::deque<std::pair<std::uint64_t, TimePoint>> model;  // first sights, oldest first
+  TimePoint now = kStart;
+  for (int step = 0; step < 200000; ++step) {
+    now += std::chrono::milliseconds(rng() % 200);
+    // Few distinct low bits, so probe runs form and wrap around.
+    const std::uint64_t key = ((rng() % 300) << 8) | (rng() % 4);
+    while (!model.empty() && model.front().second + seconds(10) <= now) model.pop_front();
+    bool expected = false;
+    for (const auto& [k, t] : model) expected |= k == key;
+    ASSERT_EQ(dedup.Seen(key, now), expected) << "step " << step;
+    if (!expected) {
+      if (model.size() == kMax) model.pop_front();
+      model.emplace_back(key, now);
+    }
+    ASSERT_EQ(dedup.size(), model.size());
+  }
+  EXPECT_GT(dedup.evicted(), 0u);
+}
+
+}  // namespace
+}  // namespace mailscope::ingest

@@ -1,0 +1,160 @@
+#include "serve/stalwart_source.h"
+
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cctype>
+
+#include "core/base64.h"
+
+namespace mailscope::serve {
+
+namespace {
+
+constexpr std::string_view kWhere = "POST /ingest/stalwart";
+
+// Whether `a` and `b` hold the same bytes, in a time that depends on their
+// lengths only (which are not secret: a base64 HMAC is 44 bytes).
+bool SameBytes(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// The credentials after `scheme` and a space in an Authorization value
+// (the scheme compared without case), or nullopt for another scheme.
+std::optional<std::string_view> Credentials(std::string_view authorization,
+                                            std::string_view scheme) {
+  if (authorization.size() <= scheme.size() || authorization[scheme.size()] != ' ') {
+    return std::nullopt;
+  }
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) !=
+        std::tolower(static_cast<unsigned char>(scheme[i]))) {
+      return std::nullopt;
+    }
+  }
+  std::string_view rest = authorization.substr(scheme.size() + 1);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  while (!rest.empty() && rest.back() == ' ') rest.remove_suffix(1);
+  return rest;
+}
+
+}  // namespace
+
+StalwartWebhookSource::StalwartWebhookSource(SourceContext context, const StalwartConfig& config,
+                                             std::uint32_t max_new_names)
+    : context_(context),
+      max_body_size_(config.max_body_size),
+      decoder_(ingest::StalwartWebhookOptions{.max_new_names = max_new_names}),
+      dedup_(config.dedup_window, ingest::EventDedup::MaxKeysFor(config.dedup_memory)) {
+  SetCredentials(config);
+}
+
+void StalwartWebhookSource::SetCredentials(const StalwartConfig& config) {
+  signature_key_ = config.signature_key;
+  const std::string user_secret = config.username + ":" + config.secret;
+  basic_ = config.username.empty() ? std::string()
+                                   : Base64Encode(user_secret.data(), user_secret.size());
+  bearer_ = config.token;
+}
+
+net::HttpRouteOptions StalwartWebhookSource::RouteOptions() {
+  net::HttpRouteOptions options;
+  options.api = true;
+  options.max_body_bytes = static_cast<std::size_t>(max_body_size_);
+  options.body_padding = ingest::StalwartWebhookPadding();
+  options.on_refused = [this](const net::HttpResponse& response) {
+    const char* reason = response.status == 413 ? "body_too_large" : "unsupported_content_type";
+    context_.Reject(Source::kStalwart,
+                    Rejected(reason, fmt::format("refused with {}", response.status)), kWhere);
+  };
+  return options;
+}
+
+net::HttpResponse StalwartWebhookSource::Refuse(const net::HttpRequest& request, unsigned status,
+                                                const Status& why) {
+  context_.Reject(Source::kStalwart, why, kWhere);
+  net::HttpResponse response = request.Error(status, why.message());
+  if (status == 401) {
+    response.headers.push_back(
+        {"WWW-Authenticate", bearer_.empty() ? "Basic realm=\"mailscope\"" : "Bearer"});
+  }
+  return response;
+}
+
+net::HttpResponse StalwartWebhookSource::Authorize(const net::HttpRequest& request) {
+  if (!signature_key_.empty()) {
+    const std::string_view given = request.header("X-Signature");
+    if (given.empty()) {
+      return Refuse(request, 401, Rejected("missing_signature", "no X-Signature header"));
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_size = 0;
+    HMAC(EVP_sha256(), signature_key_.data(), static_cast<int>(signature_key_.size()),
+         reinterpret_cast<const unsigned char*>(request.body.data()), request.body.size(), mac,
+         &mac_size);
+    if (!SameBytes(given, Base64Encode(mac, mac_size))) {
+      return Refuse(
+          request, 403,
+          Rejected("bad_signature",
+                   "X-Signature is not the HMAC-SHA256 of the body under the signature key"));
+    }
+  }
+  if (!basic_.empty() || !bearer_.empty()) {
+    const std::string_view authorization = request.header("Authorization");
+    if (authorization.empty()) {
+      return Refuse(request, 401, Rejected("missing_authorization", "no Authorization header"));
+    }
+    const auto basic = Credentials(authorization, "Basic");
+    const auto bearer = Credentials(authorization, "Bearer");
+    const bool good = (!basic_.empty() && basic && SameBytes(*basic, basic_)) ||
+                      (!bearer_.empty() && bearer && SameBytes(*bearer, bearer_));
+    if (!good) {
+      return Refuse(request, 403,
+                    Rejected("bad_authorization",
+                             "the Authorization header does not carry the configured credentials"));
+    }
+  }
+  return {};
+}
+
+net::HttpResponse StalwartWebhookSource::Handle(const net::HttpRequest& request) {
+  if (net::HttpResponse refused = Authorize(request); refused.status != 200) return refused;
+  if (Status st = decoder_.Parse(request.body, request.body_capacity); !st.ok()) {
+    return Refuse(request, 400, st);
+  }
+  ++batches_;
+  const TimePoint now = context_.clock.Now();
+  std::size_t dispatched = 0;
+  std::size_t duplicates = 0;
+  for (std::size_t i = 0; i < decoder_.size(); ++i) {
+    if (dedup_.Seen(decoder_.dedup_key(i), now)) {
+      ++duplicates;
+      continue;
+    }
+    RunContainedInput(context_, Source::kStalwart, [&] {
+      if (Status st = decoder_.Decode(i, event_); !st.ok()) {
+        context_.Reject(Source::kStalwart, st, kWhere);
+        return;
+      }
+      context_.Dispatch(event_);
+      ++dispatched;
+    });
+  }
+  return net::HttpResponse{
+      200,
+      "application/json",
+      fmt::format("{{\"events\":{},\"duplicates\":{}}}\n", dispatched, duplicates),
+      {}};
+}
+
+StalwartFigures StalwartWebhookSource::figures() const {
+  return {.batches = batches_,
+          .duplicates = dedup_.duplicates(),
+          .dedup_evicted = dedup_.evicted(),
+          .dedup_keys = dedup_.size(),
+          .dedup_max_keys = dedup_.max_keys()};
+}
+
+}  // namespace mailscope::serve
