@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -12,6 +13,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 #include <list>
+#include <optional>
 
 #include "net/accept_backoff.h"
 #include "net/listeners.h"
@@ -45,6 +47,8 @@ struct HttpServer::State {
   std::uint64_t refused = 0;
   std::uint64_t closed_request_timeout = 0;
   std::uint64_t closed_write_timeout = 0;
+  std::optional<asio::ssl::context> tls;  // set: every connection begins with a handshake
+  std::uint64_t failed_handshakes = 0;
 };
 
 namespace {
@@ -118,10 +122,12 @@ bool ExpectsContinue(const http::request<http::string_body>& req) {
          boost::beast::iequals(req[http::field::expect], boost::beast::string_view("100-continue"));
 }
 
-asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
-                            std::shared_ptr<tcp::socket> sock) {
+// Serves the requests of one connection over `stream`, the socket itself or
+// a TLS stream on it; `deadline` closes the socket.
+template <typename Stream>
+asio::awaitable<void> ServeRequests(std::shared_ptr<HttpServer::State> state, Stream& stream,
+                                    Deadline& deadline) {
   boost::beast::flat_buffer buffer(kReadBufferBytes);
-  Deadline deadline(state->io, sock);
   const LineServerLimits& limits = state->limits;
   // A request cut by line_timeout is counted; an idle keep-alive connection
   // closed by it is not.
@@ -149,7 +155,7 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
     // Between requests the connection holds no read buffer.
     if (buffer.size() == 0) buffer.shrink_to_fit();
     deadline.Arm(limits.line_timeout);
-    auto [ec, n] = co_await http::async_read_header(*sock, buffer, parser, kTuple);
+    auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
     if (state->closed) break;
     if (ec) {
       read_failed(parser);
@@ -184,14 +190,14 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
           // The interim response is small: the request's deadline covers it.
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
           auto [cec, cn] = co_await asio::async_write(
-              *sock, asio::buffer(kContinue.data(), kContinue.size()), kTuple);
+              stream, asio::buffer(kContinue.data(), kContinue.size()), kTuple);
           if (state->closed) break;
           if (cec) {
             read_failed(parser);
             break;
           }
         }
-        auto [bec, bn] = co_await http::async_read(*sock, buffer, parser, kTuple);
+        auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
         if (state->closed) break;
         if (bec == http::error::body_limit) {
           resp = TooLarge(route.options);
@@ -251,7 +257,7 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
     boost::system::error_code wec;
     while (!wec && !(head ? sr.is_header_done() : sr.is_done())) {
       deadline.Arm(limits.write_timeout);  // each write that moves bytes starts it again
-      auto [e, wn] = co_await http::async_write_some(*sock, sr, kTuple);
+      auto [e, wn] = co_await http::async_write_some(stream, sr, kTuple);
       wec = e;
       if (state->closed) co_return;
     }
@@ -263,6 +269,28 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
     deadline.Reset();
     if (!keep_alive) break;
   }
+}
+
+asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
+                            std::shared_ptr<tcp::socket> sock) {
+  Deadline deadline(state->io, sock);
+  if (!state->tls) {
+    co_await ServeRequests(state, *sock, deadline);
+    co_return;
+  }
+  asio::ssl::stream<tcp::socket&> tls(*sock, *state->tls);
+  deadline.Arm(state->limits.line_timeout);
+  auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, kTuple);
+  deadline.Disarm();
+  if (state->closed) co_return;
+  if (ec) {
+    if (PowerOfTwo(++state->failed_handshakes)) {
+      spdlog::info("http {}: TLS handshake failed: {} ({} so far)", state->address, ec.message(),
+                   state->failed_handshakes);
+    }
+    co_return;
+  }
+  co_await ServeRequests(state, tls, deadline);
 }
 
 // Serves one accepted connection; however Serve ends, even by a throw, the
@@ -358,6 +386,32 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
   server->state_ = state;
   state->address = address;
   StartAccepting(state);
+  return server;
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::ListenTls(asio::io_context& io,
+                                                          const std::string& address,
+                                                          HttpRouter router, const HttpTls& tls,
+                                                          const LineServerLimits& limits) {
+  asio::ssl::context context(asio::ssl::context::tls_server);
+  context.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                      asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  context.use_certificate_chain_file(tls.certificate_file, ec);
+  if (ec) {
+    return InvalidArgument(
+        fmt::format("TLS certificate {}: {}", tls.certificate_file, ec.message()));
+  }
+  context.use_private_key_file(tls.key_file, asio::ssl::context::pem, ec);
+  if (ec) return InvalidArgument(fmt::format("TLS key {}: {}", tls.key_file, ec.message()));
+  if (SSL_CTX_check_private_key(context.native_handle()) != 1) {
+    return InvalidArgument(fmt::format("TLS key {} does not belong to the certificate of {}",
+                                       tls.key_file, tls.certificate_file));
+  }
+  auto server = Listen(io, address, std::move(router), limits);
+  if (!server.ok()) return server.status();
+  (*server)->state_->tls.emplace(std::move(context));
   return server;
 }
 

@@ -1,4 +1,5 @@
-// A small HTTP/1.1 server (Boost.Beast) on the loop thread: keep-alive, an
+// A small HTTP/1.1 server (Boost.Beast) on the loop thread, plain or TLS
+// (OpenSSL): keep-alive, an
 // HttpRouter choosing the handler. Used for /metrics, /healthz and the POSTs
 // of event sources. The header (at most 16 KiB) is read first and the route
 // resolved, so 404, 405, 415 and an oversized Content-Length (413) are
@@ -26,6 +27,13 @@
 
 namespace mailscope::net {
 
+// A listener's TLS: PEM files of the certificate chain and its key. TLS 1.2
+// and later; the handshake is bounded by line_timeout like a request.
+struct HttpTls {
+  std::string certificate_file;
+  std::string key_file;
+};
+
 // Owns the listening socket and its connections; loop thread only.
 class HttpServer {
  public:
@@ -35,6 +43,12 @@ class HttpServer {
   static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io,
                                                     const std::string& address, HttpRouter router,
                                                     const LineServerLimits& limits = {});
+  // The same over TLS. Also kInvalidArgument when a file cannot be read or
+  // the key does not fit the certificate.
+  static Result<std::unique_ptr<HttpServer>> ListenTls(boost::asio::io_context& io,
+                                                       const std::string& address,
+                                                       HttpRouter router, const HttpTls& tls,
+                                                       const LineServerLimits& limits = {});
   // One handler for every method and path, with the default body limit.
   static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io,
                                                     const std::string& address, HttpHandler handler,

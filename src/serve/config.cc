@@ -558,10 +558,11 @@ ConfigSchema<Config> MakeSchema() {
            "`signature_key`, a `username` or a `token`. Empty: none.",
            Store(&StalwartConfig::listen, ReadAddress)},
           {"tls_certificate", SettingType::kString, false, "\"\"",
-           "The PEM file of the `listen` listener's certificate chain.",
+           "The PEM file of the `listen` listener's certificate chain; a relative path is "
+           "found from this file's directory.",
            Store(&StalwartConfig::tls_certificate, ReadString)},
           {"tls_key", SettingType::kString, false, "\"\"",
-           "The PEM file of that certificate's private key.",
+           "The PEM file of that certificate's private key (relative: as `tls_certificate`).",
            Store(&StalwartConfig::tls_key, ReadString)},
       }});
   schema.Add(BlockKind<Config, RecordsConfig>{
@@ -902,6 +903,13 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
       AddShippedMetrics("metrics.stalwart.toml", config, errors);
     }
     CheckStalwart(config.stalwart, errors);
+    // TLS files, like dovecot.conf files, are found from the configuration's directory.
+    for (std::string* file : {&config.stalwart.tls_certificate, &config.stalwart.tls_key}) {
+      std::filesystem::path p(*file);
+      if (!file->empty() && p.is_relative()) {
+        *file = (std::filesystem::path(name).parent_path() / p).string();
+      }
+    }
     for (const LogConfig& l : config.logs) {
       // Once per format; an unknown format is reported by CheckStats.
       const bool first = std::find_if(config.logs.begin(), config.logs.end(),

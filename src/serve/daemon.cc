@@ -383,6 +383,23 @@ Status Daemon::State::Start() {
     http = *server;
     spdlog::info("http listening on {}", http->local_address());
   }
+  if (!config.stalwart.listen.empty()) {
+    // Stalwart on other hosts: its route alone, over TLS.
+    net::HttpRouter routes;
+    routes.Add(
+        {"POST"}, "/ingest/stalwart",
+        [this](const net::HttpRequest& req) { return stalwart_source->Handle(req); },
+        stalwart_source->RouteOptions());
+    auto server = listeners.ListenHttps(config.stalwart.listen, std::move(routes),
+                                        {config.stalwart.tls_certificate, config.stalwart.tls_key},
+                                        perms.http.limits);
+    if (!server.ok()) {
+      return Status(server.status().code(),
+                    fmt::format("{}: sources.stalwart.listen: {}", config.stalwart.where,
+                                server.status().message()));
+    }
+    spdlog::info("https listening on {} for POST /ingest/stalwart", (*server)->local_address());
+  }
   spdlog::info("old-stats FIFOs {0}/old-stats-mail {0}/old-stats-user, socket {0}/old-stats", run);
   spdlog::info("Exim event_action socket {}/exim-events, {} rules", run, config.rules.size());
   ScheduleTick();

@@ -85,6 +85,15 @@ Result<net::HttpServer*> ListenerRegistry::ListenHttp(const std::string& address
   return Keep(std::move(*server), false, "http " + address);
 }
 
+Result<net::HttpServer*> ListenerRegistry::ListenHttps(const std::string& address,
+                                                       net::HttpRouter router,
+                                                       const net::HttpTls& tls,
+                                                       const net::LineServerLimits& limits) {
+  auto server = net::HttpServer::ListenTls(io_, address, std::move(router), tls, limits);
+  if (!server.ok()) return server.status();
+  return Keep(std::move(*server), false, "https " + address);
+}
+
 void ListenerRegistry::CloseAll() {
   for (bool fifos : {true, false}) {
     for (Entry& e : entries_) {

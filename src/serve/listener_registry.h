@@ -40,6 +40,9 @@ class ListenerRegistry {
                                      const net::LineServerLimits& limits = {});
   Result<net::HttpServer*> ListenHttp(const std::string& address, net::HttpRouter router,
                                       const net::LineServerLimits& limits = {});
+  Result<net::HttpServer*> ListenHttps(const std::string& address, net::HttpRouter router,
+                                       const net::HttpTls& tls,
+                                       const net::LineServerLimits& limits = {});
 
   // Closes every listener; idempotent.
   void CloseAll();
