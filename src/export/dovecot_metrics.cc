@@ -24,6 +24,24 @@ bool ValidName(std::string_view s, bool colon_ok) {
   return true;
 }
 
+// A group_by field as a label name, in Prometheus' snake_case: Stalwart's
+// camelCase keys split at their capitals (remoteIp: remote_ip). Dovecot's
+// and Exim's names are snake_case already and stay as they are.
+std::string LabelName(std::string_view field) {
+  std::string out;
+  out.reserve(field.size() + 4);
+  for (std::size_t i = 0; i < field.size(); ++i) {
+    const char c = field[i];
+    if (c >= 'A' && c <= 'Z') {
+      if (i > 0 && out.back() != '_') out += '_';
+      out += static_cast<char>(c - 'A' + 'a');
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string Help(std::string_view what, const MetricDefinition& d) {
   std::string help(what);
   if (!d.description.empty()) {
@@ -52,7 +70,7 @@ void WalkDiscrete(const MetricDefinition& d, const MetricNode& node, LabelPath& 
   const GroupBy& g = d.group_by[level];
   if (g.quantized() || !ValidName(g.field, false)) return;
   for (const auto& child : node.children()) {
-    path.emplace_back(g.field, child->sub_name());
+    path.emplace_back(LabelName(g.field), child->sub_name());
     WalkDiscrete(d, *child, path, emit);
     path.pop_back();
   }
@@ -136,7 +154,7 @@ void RenderHistogram(const MetricDefinition& d, const MetricNode& node, LabelPat
   }
   const GroupBy& g = d.group_by[level];
   for (const auto& child : node.children()) {
-    path.emplace_back(g.field, child->sub_name());
+    path.emplace_back(LabelName(g.field), child->sub_name());
     RenderHistogram(d, *child, path, seconds, w);
     path.pop_back();
   }

@@ -182,6 +182,28 @@ TEST(DovecotMetricsTest, MailscopeMetricsInBaseUnits) {
             "mailscope_imap_duration_seconds_total 0.0015\n");
 }
 
+TEST(DovecotMetricsTest, CamelCaseFieldsBecomeSnakeCaseLabels) {
+  stats::MetricSettings s;
+  s.name = "auth_failures";
+  s.filter = "event=\"auth.failed\"";
+  s.group_by = "remoteIp";
+  s.dialect = filter::Dialect::kMailscope;
+  auto d = stats::MakeMetric(s);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  stats::MetricsEngine engine;
+  ASSERT_TRUE(engine.Add(std::move(*d)).ok());
+  Event e;
+  e.name = InternName("auth.failed");
+  e.Add(InternName("remoteIp"), Value::String("192.0.2.7"));
+  engine.Process(e);
+  MetricsWriter w(MetricsFormat::kPrometheus);
+  RenderMetrics(engine, w);
+  const std::string text = w.Finish();
+  EXPECT_NE(text.find("mailscope_auth_failures_total{remote_ip=\"192.0.2.7\"} 1\n"),
+            std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace mailscope::exporter
 

@@ -173,8 +173,22 @@ class GroupKey {
   std::size_t size_;
 };
 
+// A field of the event or its chain; failing that, what the taxonomy says
+// of the event under that name (filter/match.cc reads the same): `kind`,
+// `outcome`, or a normalized name (remote_ip) for the source's own field.
 bool FindField(const Event& event, NameId id, std::string_view key, Value& out) {
-  return event.FindInChain(id, key, out);
+  if (event.FindInChain(id, key, out)) return true;
+  static const NameId kKind = InternName("kind");
+  static const NameId kOutcome = InternName("outcome");
+  const NameId taxonomy = id == kKind      ? event.taxonomy.kind
+                          : id == kOutcome ? event.taxonomy.outcome
+                                           : kNoName;
+  if (taxonomy != kNoName) {
+    out = Value::String(NameText(taxonomy));
+    return true;
+  }
+  const NameId field = event.taxonomy.FieldFor(id);
+  return field != kNoName && event.FindInChain(field, NameText(field), out);
 }
 
 // stats_metric_event_field(): the number a field adds to a distribution.

@@ -476,6 +476,22 @@ TEST_F(MetricsEngineTest, CountsNamedMatchingEventsOnly) {
   EXPECT_EQ(engine_.Find("only_a")->root().duration().count(), 0u);
 }
 
+TEST_F(MetricsEngineTest, GroupByReadsTheTaxonomyWhereNoFieldIs) {
+  ASSERT_TRUE(engine_.Add(Def("m", "event=e", "", "outcome remote_ip", "", kMailscope)).ok());
+  const FieldAlias alias{InternName("remote_ip"), InternName("remoteIp")};
+  Ev ev("e");
+  ev.Str("remoteIp", "192.0.2.7");
+  ev.e.taxonomy = {InternName("auth"), InternName("failure"), &alias, 1};
+  engine_.Process(ev.e);
+  // A field of that name wins over the taxonomy.
+  Ev own("e");
+  own.Str("outcome", "own").Str("remote_ip", "198.51.100.1");
+  own.e.taxonomy = ev.e.taxonomy;
+  engine_.Process(own.e);
+  EXPECT_EQ(Lines(), (std::vector<std::string>{"m/0/=2", "m/1/failure=1", "m/2/192.0.2.7=1",
+                                               "m/1/own=1", "m/2/198.51.100.1=1"}));
+}
+
 TEST_F(MetricsEngineTest, FieldsAreLookedUpRecursively) {
   ASSERT_TRUE(engine_.Add(Def("m", "event=e", "size user tv missing from_global")).ok());
   Ev global;
