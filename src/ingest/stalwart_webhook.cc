@@ -54,24 +54,30 @@ bool HashValue(dom::element v, int depth, std::uint64_t& h) {
   switch (type) {
     case dom::element_type::OBJECT: {
       if (depth >= kStalwartMaxNesting) return false;
-      for (dom::key_value_pair member : v.get_object().value_unsafe()) {
+      // Held in a local: ranging over the temporary result's value would dangle.
+      const dom::object object = v.get_object().value_unsafe();
+      for (dom::key_value_pair member : object) {
         h = Mix(h, member.key);
         if (!HashValue(member.value, depth + 1, h)) return false;
       }
       return true;
     }
-    case dom::element_type::ARRAY:
+    case dom::element_type::ARRAY: {
       if (depth >= kStalwartMaxNesting) return false;
-      for (dom::element e : v.get_array().value_unsafe()) {
+      const dom::array array = v.get_array().value_unsafe();
+      for (dom::element e : array) {
         if (!HashValue(e, depth + 1, h)) return false;
       }
       return true;
+    }
     case dom::element_type::STRING:
       h = Mix(h, v.get_string().value_unsafe());
       return true;
     case dom::element_type::INT64:
+      h = Mix(h, static_cast<std::uint64_t>(v.get_int64().value_unsafe()));
+      return true;
     case dom::element_type::UINT64:
-      h = Mix(h, static_cast<std::uint64_t>(v.get_uint64().value_unsafe()));
+      h = Mix(h, v.get_uint64().value_unsafe());
       return true;
     case dom::element_type::DOUBLE: {
       const double d = v.get_double().value_unsafe();
@@ -145,8 +151,7 @@ Status StalwartWebhookDecoder::ParseBody(std::string_view body, std::size_t capa
     dom::element id;
     if (event["id"].get(id) == simdjson::SUCCESS) {
       if (!id.is_string() && !id.is_number()) return bad("\"id\" is neither a string nor a number");
-      h = Mix(h, id.is_string() ? id.get_string().value_unsafe() : std::string_view("#"));
-      if (!id.is_string()) h = Mix(h, id.get_uint64().value_unsafe());
+      HashValue(id, 0, h);  // a scalar: never too deep
     }
     if (event["data"].get(ref.data) == simdjson::SUCCESS) {
       if (!ref.data.is_object() && !ref.data.is_null()) return bad("\"data\" is not an object");
@@ -187,7 +192,8 @@ Status StalwartWebhookDecoder::Decode(std::size_t i, Event& out) {
 
 void StalwartWebhookDecoder::AddObject(NameId parent, const void* object, int depth, Event& out) {
   const dom::element& element = *static_cast<const dom::element*>(object);
-  for (dom::key_value_pair member : element.get_object().value_unsafe()) {
+  const dom::object members = element.get_object().value_unsafe();
+  for (dom::key_value_pair member : members) {
     if (parent == kNoName && member.key == "spanId") {
       std::uint64_t span = 0;
       if (member.value.get(span) == simdjson::SUCCESS) {
@@ -274,7 +280,8 @@ void StalwartWebhookDecoder::Separate() {
 
 void StalwartWebhookDecoder::JoinArray(const void* array) {
   const dom::element& a = *static_cast<const dom::element*>(array);
-  for (dom::element e : a.get_array().value_unsafe()) {
+  const dom::array elements = a.get_array().value_unsafe();
+  for (dom::element e : elements) {
     std::string_view type;
     switch (e.type()) {
       case dom::element_type::STRING:
