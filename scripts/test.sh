@@ -112,7 +112,8 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j"$jobs" --target fuzzers
 seconds=${MAILSCOPE_FUZZ_SECONDS:-20}
 for target in base64 dovecot_old_stats old_stats_request config dovecot_conf filter dovecot_stats_writer \
-    stats_reader dovecot_event_export exim_event records log_time qmail_log; do
+    stats_reader dovecot_event_export exim_event records log_time qmail_log stalwart_log \
+    stalwart_webhook; do
   work=$(mktemp -d)
   cp fuzz/corpus/"$target"/* "$work"/
   echo "fuzz $target for ${seconds}s"

@@ -493,13 +493,14 @@ void AddReplayCommand(CLI::App& app, int& exit_code) {
   auto flags = std::make_shared<ReplayFlags>();
   CLI::App* cmd = app.add_subcommand(
       "replay",
-      "Read old logs (s/qmail) through the decoders, the metrics and the pipeline of `serve`, "
-      "then print a report: totals, verdicts by Action::Type::Condition, rejections, top IPs, "
-      "HELOs and domains, deliveries by destination, delays and a per-hour histogram "
+      "Read old logs (s/qmail, Stalwart) through the decoders, the metrics and the pipeline of "
+      "`serve`, then print a report: totals, verdicts by Action::Type::Condition, rejections, "
+      "top IPs, HELOs and domains, deliveries by destination, delays and a per-hour histogram "
       "(qmailanalog's reports and more). Plain, .gz and .zst files; - reads stdin.");
   cmd->add_option("FILE", flags->files, "Log files, oldest first; - for stdin")->required();
-  cmd->add_option("--format", flags->format, "Log format: auto (from the first lines) or qmail")
-      ->check(CLI::IsMember({"auto", "qmail"}));
+  cmd->add_option("--format", flags->format,
+                  "Log format: auto (from the first lines), qmail, or stalwart (its text log)")
+      ->check(CLI::IsMember({"auto", "qmail", "stalwart"}));
   cmd->add_option("--time-zone", flags->time_zone,
                   "Zone of local times without one (tai64nlocal, syslog): a zoneinfo name "
                   "(Europe/Berlin), UTC or an offset (+01:00); default: the system's");

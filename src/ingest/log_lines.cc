@@ -1,6 +1,7 @@
 #include "ingest/log_lines.h"
 
 #include "ingest/qmail_tracker.h"
+#include "ingest/stalwart_log.h"
 #include "ingest/text.h"
 
 namespace mailscope::ingest {
@@ -13,10 +14,14 @@ constexpr std::string_view kStateHeader = "log-lines 1\n";
 
 std::unique_ptr<LogLineFormat> MakeLogLineFormat(std::string_view name) {
   if (name == "qmail") return MakeQmailLineFormat();
+  if (name == "stalwart") return MakeStalwartLineFormat();
   return nullptr;
 }
 
 std::string_view SniffLogFormat(std::string_view head) {
+  // A Stalwart line begins with its own time, level and (type): the first
+  // line tells, and no qmail line looks like one.
+  if (LooksLikeStalwartLogLine(head.substr(0, head.find('\n')))) return "stalwart";
   for (std::string_view mark : {"qmail-smtpd: pid ", "qmail-popup: pid ", "tcpserver: ",
                                 "rblsmtpd: ", "starting delivery ", "new msg ", "info msg "}) {
     if (head.find(mark) != std::string_view::npos) return "qmail";
@@ -25,7 +30,9 @@ std::string_view SniffLogFormat(std::string_view head) {
 }
 
 LogLines::LogLines(std::unique_ptr<LogLineFormat> format, const TimeZone& zone, TimePoint reference)
-    : format_(std::move(format)), time_(zone, reference) {}
+    : format_(std::move(format)), time_(zone, reference) {
+  time_.set_iso8601_syslog_header(format_->iso8601_syslog_header());
+}
 
 Status LogLines::Unparsed(Status status) {
   ++figures_.unparsed;

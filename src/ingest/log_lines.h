@@ -25,7 +25,7 @@ namespace mailscope::ingest {
 class LogLineFormat {
  public:
   virtual ~LogLineFormat() = default;
-  // "qmail": the `format` label of mailscope_log_lines_total.
+  // "qmail", "stalwart": the `format` label of mailscope_log_lines_total.
   virtual std::string_view name() const = 0;
   virtual Source source() const = 0;
   // Decodes one line's message (without timestamp prefix and LF) into `out`,
@@ -42,6 +42,9 @@ class LogLineFormat {
   // remembers what later ones need, in log order. They touch disjoint state,
   // so each may run on a thread of its own.
   virtual Status DecodeLine(std::string_view message, Event& out) = 0;
+  // Whether an RFC 3339 time at the start of a line is followed by a
+  // syslog header (log_time.h); false for a format whose own text follows.
+  virtual bool iso8601_syslog_header() const { return true; }
   virtual void Join(Event& out) = 0;
   // What Join() holds open now: sessions without their end, messages still
   // in the queue.
@@ -56,7 +59,7 @@ class LogLineFormat {
   virtual Status LoadState(std::string_view saved) = 0;
 };
 
-// The formats by name: "qmail". nullptr for another name.
+// The formats by name: "qmail", "stalwart". nullptr for another name.
 std::unique_ptr<LogLineFormat> MakeLogLineFormat(std::string_view name);
 // The name of the format the first lines of a log look like, or empty.
 std::string_view SniffLogFormat(std::string_view head);

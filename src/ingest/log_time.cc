@@ -322,7 +322,11 @@ std::optional<LogTime> LogTimeParser::ParseDated(std::string_view line) {
   if (!InRange(seconds)) return Fail("iso8601: outside the years 0000..9999", 0);
   out.kind = LogTimeKind::kIso8601;
   out.time = MakeTime(seconds, s.micros);
-  ParseSyslogHeader(line, i < line.size() ? i + 1 : i, out);
+  if (iso8601_header_) {
+    ParseSyslogHeader(line, i < line.size() ? i + 1 : i, out);
+  } else {
+    out.message = line.substr(i < line.size() ? i + 1 : i);
+  }
   return out;
 }
 

@@ -115,6 +115,12 @@ class LogTimeParser {
   TimePoint reference() const { return reference_; }
   void set_reference(TimePoint reference);
 
+  // Whether an RFC 3339 time is followed by a syslog header (rsyslog's
+  // precise format: "host tag[pid]: message"), the default. A log whose
+  // RFC 3339 time starts its own line (Stalwart's: the level follows) has
+  // its message begin right after the time.
+  void set_iso8601_syslog_header(bool header) { iso8601_header_ = header; }
+
  private:
   std::optional<LogTime> Fail(std::string_view why, std::size_t offset);
   std::optional<LogTime> ParseTai64n(std::string_view line);
@@ -124,6 +130,7 @@ class LogTimeParser {
   void ParseSyslogHeader(std::string_view line, std::size_t at, LogTime& out) const;
 
   TimeZone zone_;
+  bool iso8601_header_ = true;
   TimePoint reference_;
   std::int64_t reference_seconds_ = 0;
   int reference_year_ = 1970;

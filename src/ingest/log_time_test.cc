@@ -184,6 +184,21 @@ TEST(LogTimeParserTest, ParsesEveryForm) {
       });
 }
 
+TEST(LogTimeParserTest, AnIso8601TimeWithoutASyslogHeader) {
+  LogTimeParser parser(TimeZone::Utc(), kReference);
+  const std::string_view line = "2025-06-15T10:20:53Z INFO SMTP EHLO (smtp.ehlo) domain = \"x\"";
+  auto with = parser.Parse(line);
+  ASSERT_TRUE(with.has_value());
+  EXPECT_EQ(with->host, "INFO") << "rsyslog's form: a host follows the time";
+  parser.set_iso8601_syslog_header(false);
+  auto without = parser.Parse(line);
+  ASSERT_TRUE(without.has_value());
+  EXPECT_EQ(without->kind, LogTimeKind::kIso8601);
+  EXPECT_EQ(UnixSeconds(without->time), 1749982853);
+  EXPECT_EQ(without->host, "");
+  EXPECT_EQ(without->message, "INFO SMTP EHLO (smtp.ehlo) domain = \"x\"");
+}
+
 TEST(LogTimeParserTest, LocalTimesUseTheZone) {
   using K = LogTimeKind;
   ExpectForms(

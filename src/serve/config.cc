@@ -652,7 +652,9 @@ ConfigSchema<Config> MakeSchema() {
            Store(&LogConfig::name, ReadString)},
           {"format", SettingType::kString, false, "(required)",
            "The format of its lines: qmail (s/qmail's qmail-smtpd, qmail-popup, tcpserver, "
-           "rblsmtpd and qmail-send, with any timestamp prefix; docs/integrations/qmail.md).",
+           "rblsmtpd and qmail-send, with any timestamp prefix; docs/integrations/qmail.md), or "
+           "stalwart (the text log of Stalwart's log and console tracers; "
+           "docs/integrations/stalwart.md).",
            Store(&LogConfig::format, ReadString)},
           {"files", SettingType::kStringList, false, "(required)",
            "The live files to follow: paths or glob patterns (a pattern is looked at again "
@@ -822,8 +824,8 @@ void CheckStats(Config& config, std::vector<std::string>& errors) {
       bad("name must not contain '/' nor begin with '.'");
     }
     if (!l.name.empty() && !log_names.insert(l.name).second) bad("defined twice");
-    if (l.format != "qmail")
-      bad(fmt::format("unknown format '{}'; the formats are qmail", l.format));
+    if (l.format != "qmail" && l.format != "stalwart")
+      bad(fmt::format("unknown format '{}'; the formats are qmail and stalwart", l.format));
     if (l.files.empty()) bad("files is required");
     if (l.start != "end" && l.start != "start") bad("start must be end or start");
     if (!l.time_zone.empty()) {
@@ -915,8 +917,9 @@ Result<Config> ParseConfig(std::string_view toml_text, std::string_view name) {
       const bool first = std::find_if(config.logs.begin(), config.logs.end(),
                                       [&](const LogConfig& o) { return o.format == l.format; }) ==
                          config.logs.begin() + (&l - config.logs.data());
-      if (l.shipped_metrics && l.format == "qmail" && first) {
-        AddShippedMetrics("metrics.qmail.toml", config, errors);
+      const bool known = l.format == "qmail" || l.format == "stalwart";
+      if (l.shipped_metrics && known && first) {
+        AddShippedMetrics(fmt::format("metrics.{}.toml", l.format), config, errors);
       }
     }
     CheckStats(config, errors);
