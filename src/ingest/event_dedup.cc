@@ -16,14 +16,23 @@ std::size_t EventDedup::MaxKeysFor(std::uint64_t bytes) {
   return static_cast<std::size_t>(std::max<std::uint64_t>(1, bytes / kBytesPerKey));
 }
 
-EventDedup::EventDedup(std::chrono::microseconds window, std::size_t max_keys) : window_(window) {
-  max_keys = std::max<std::size_t>(1, max_keys);
+EventDedup::EventDedup(std::chrono::microseconds window, std::size_t max_keys)
+    : window_(window), max_keys_(std::max<std::size_t>(1, max_keys)) {
   if (window_.count() <= 0) return;
+  ring_.resize(std::min<std::size_t>(max_keys_, 4096));
   // At most half full: a ring entry (16 bytes) and two slots (16) per key.
-  const std::size_t slots = std::bit_ceil(max_keys * 2);
-  table_.assign(slots, 0);
-  mask_ = slots - 1;
-  ring_.resize(max_keys);
+  table_.assign(std::bit_ceil(ring_.size() * 2), 0);
+  mask_ = table_.size() - 1;
+}
+
+void EventDedup::Grow() {
+  std::vector<Entry> ring(std::min(max_keys_, ring_.size() * 2));
+  for (std::size_t i = 0; i < count_; ++i) ring[i] = ring_[(head_ + i) % ring_.size()];
+  ring_ = std::move(ring);
+  head_ = 0;
+  table_.assign(std::bit_ceil(ring_.size() * 2), 0);
+  mask_ = table_.size() - 1;
+  for (std::size_t i = 0; i < count_; ++i) table_[Probe(ring_[i].key)] = ring_[i].key;
 }
 
 std::size_t EventDedup::Probe(std::uint64_t key) const {
@@ -66,9 +75,13 @@ bool EventDedup::Seen(std::uint64_t key, TimePoint now) {
     return true;
   }
   if (count_ == ring_.size()) {
-    PopFront();
-    ++evicted_;
-    slot = Probe(key);  // the eviction may have moved keys
+    if (ring_.size() < max_keys_) {
+      Grow();
+    } else {
+      PopFront();
+      ++evicted_;
+    }
+    slot = Probe(key);  // growing or evicting moved keys
   }
   table_[slot] = key;
   ring_[(head_ + count_) % ring_.size()] = {key, now + window_};

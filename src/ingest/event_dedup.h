@@ -11,8 +11,11 @@
 //
 // Open addressing with linear probing over a power-of-two table at most
 // half full, plus a ring of (key, expiry) in order of first sight: a lookup
-// is a probe or two, expiry and eviction pop the ring's front. Memory:
-// 32 bytes per key held, allocated once. Thread-compatible.
+// is a probe or two, expiry and eviction pop the ring's front. Both grow by
+// doubling with the keys held, up to the bound: a table sized to the
+// traffic stays in the CPU's caches, where one sized to the bound (64 MiB
+// by default) would miss them on every probe. Memory: at most 32 bytes per
+// key of the bound. Thread-compatible.
 #pragma once
 
 #include <cstddef>
@@ -39,7 +42,7 @@ class EventDedup {
   bool Seen(std::uint64_t key, TimePoint now);
 
   std::size_t size() const { return count_; }
-  std::size_t max_keys() const { return ring_.size(); }
+  std::size_t max_keys() const { return max_keys_; }
   std::uint64_t evicted() const { return evicted_; }
   std::uint64_t duplicates() const { return duplicates_; }
   std::chrono::microseconds window() const { return window_; }
@@ -53,8 +56,11 @@ class EventDedup {
   std::size_t Probe(std::uint64_t key) const;
   void Erase(std::uint64_t key);
   void PopFront();
+  // Doubles the ring (up to max_keys_) and the table, keeping the keys.
+  void Grow();
 
   std::chrono::microseconds window_;
+  std::size_t max_keys_;
   std::vector<std::uint64_t> table_;  // 0: empty slot
   std::size_t mask_ = 0;
   std::vector<Entry> ring_;

@@ -4,7 +4,7 @@
 
 #include <deque>
 #include <random>
-#include <set>
+#include <unordered_set>
 
 namespace mailscope::ingest {
 namespace {
@@ -40,6 +40,17 @@ TEST(EventDedupTest, PastTheBoundTheOldestIsForgottenAndCounted) {
   EXPECT_TRUE(dedup.Seen(4, kStart));
 }
 
+TEST(EventDedupTest, GrowsWithTheKeysUpToItsBound) {
+  EventDedup dedup(minutes(5), 10000);
+  for (std::uint64_t k = 1; k <= 10000; ++k) ASSERT_FALSE(dedup.Seen(k * 0x10001, kStart));
+  EXPECT_EQ(dedup.size(), 10000u);
+  EXPECT_EQ(dedup.evicted(), 0u);
+  for (std::uint64_t k = 1; k <= 10000; ++k) ASSERT_TRUE(dedup.Seen(k * 0x10001, kStart));
+  EXPECT_FALSE(dedup.Seen(1, kStart));
+  EXPECT_EQ(dedup.evicted(), 1u);
+  EXPECT_EQ(dedup.max_keys(), 10000u);
+}
+
 TEST(EventDedupTest, AZeroWindowRemembersNothing) {
   EventDedup dedup(seconds(0), 100);
   EXPECT_FALSE(dedup.Seen(7, kStart));
@@ -53,27 +64,33 @@ TEST(EventDedupTest, MemoryBoundGivesKeys) {
 }
 
 // Keys colliding in the table's low bits, inserted, expired and evicted in
-// random order, against a plain set as the model: deletion must keep every
-// remaining key reachable.
+// random order, against a plain set as the model: deletion and growth must
+// keep every remaining key reachable.
 TEST(EventDedupTest, AgreesWithAModelUnderChurn) {
-  constexpr std::size_t kMax = 64;
-  EventDedup dedup(seconds(10), kMax);
+  constexpr std::size_t kMax = 5000;
+  const auto window = seconds(10);
+  EventDedup dedup(window, kMax);
   std::mt19937_64 rng(7);
-  std::deque<std::pair<std::uint64_t, TimePoint>> model;  // first sights, oldest first
+  std::deque<std::pair<std::uint64_t, TimePoint>> order;  // first sights, oldest first
+  std::unordered_set<std::uint64_t> held;
   TimePoint now = kStart;
-  for (int step = 0; step < 200000; ++step) {
-    now += std::chrono::milliseconds(rng() % 200);
+  for (int step = 0; step < 60000; ++step) {
+    now += std::chrono::microseconds(rng() % 400);
     // Few distinct low bits, so probe runs form and wrap around.
-    const std::uint64_t key = ((rng() % 300) << 8) | (rng() % 4);
-    while (!model.empty() && model.front().second + seconds(10) <= now) model.pop_front();
-    bool expected = false;
-    for (const auto& [k, t] : model) expected |= k == key;
+    const std::uint64_t key = ((rng() % 9000) << 8) | (rng() % 4);
+    auto forget_front = [&] {
+      held.erase(order.front().first);
+      order.pop_front();
+    };
+    while (!order.empty() && order.front().second + window <= now) forget_front();
+    const bool expected = held.count(key) > 0;
     ASSERT_EQ(dedup.Seen(key, now), expected) << "step " << step;
     if (!expected) {
-      if (model.size() == kMax) model.pop_front();
-      model.emplace_back(key, now);
+      if (order.size() == kMax) forget_front();
+      order.emplace_back(key, now);
+      held.insert(key);
     }
-    ASSERT_EQ(dedup.size(), model.size());
+    ASSERT_EQ(dedup.size(), order.size());
   }
   EXPECT_GT(dedup.evicted(), 0u);
 }

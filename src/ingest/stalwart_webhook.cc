@@ -29,70 +29,31 @@ struct StalwartWebhookDecoder::Pending {
 struct StalwartWebhookDecoder::EventRef {
   std::string_view type;
   std::int64_t created = 0;
+  dom::element id;    // valid when has_id
   dom::element data;  // valid when has_data
+  bool has_id = false;
   bool has_data = false;
-  std::uint64_t key = 0;
 };
 
 namespace {
 
 Status Bad(const char* reason, std::string message) { return Rejected(reason, std::move(message)); }
 
-// The hash chain of a dedup key: each part under the hash of what came before.
-std::uint64_t Mix(std::uint64_t h, std::string_view bytes) { return HashBytes(bytes, h); }
-std::uint64_t Mix(std::uint64_t h, std::uint64_t v) {
-  char bytes[8];
-  std::memcpy(bytes, &v, sizeof v);
-  return HashBytes({bytes, sizeof bytes}, h);
+// Containers nested in a body before an event's values: the body object,
+// "events", the event and its "data".
+constexpr std::size_t kEnvelopeDepth = 4;
+// simdjson refuses a body (DEPTH_ERROR) whose containers nest this deep,
+// so values nest at most kStalwartMaxNesting - 1 containers below "data".
+constexpr std::size_t kMaxDepth = kEnvelopeDepth + kStalwartMaxNesting;
+
+template <typename T>
+void AppendRaw(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
 }
 
-// Hashes a value with its JSON type, so that "1" and 1 differ; and checks
-// that events nested in it stay within kStalwartMaxNesting.
-bool HashValue(dom::element v, int depth, std::uint64_t& h) {
-  const auto type = v.type();
-  h = Mix(h, static_cast<std::uint64_t>(type));
-  switch (type) {
-    case dom::element_type::OBJECT: {
-      if (depth >= kStalwartMaxNesting) return false;
-      // Held in a local: ranging over the temporary result's value would dangle.
-      const dom::object object = v.get_object().value_unsafe();
-      for (dom::key_value_pair member : object) {
-        h = Mix(h, member.key);
-        if (!HashValue(member.value, depth + 1, h)) return false;
-      }
-      return true;
-    }
-    case dom::element_type::ARRAY: {
-      if (depth >= kStalwartMaxNesting) return false;
-      const dom::array array = v.get_array().value_unsafe();
-      for (dom::element e : array) {
-        if (!HashValue(e, depth + 1, h)) return false;
-      }
-      return true;
-    }
-    case dom::element_type::STRING:
-      h = Mix(h, v.get_string().value_unsafe());
-      return true;
-    case dom::element_type::INT64:
-      h = Mix(h, static_cast<std::uint64_t>(v.get_int64().value_unsafe()));
-      return true;
-    case dom::element_type::UINT64:
-      h = Mix(h, v.get_uint64().value_unsafe());
-      return true;
-    case dom::element_type::DOUBLE: {
-      const double d = v.get_double().value_unsafe();
-      std::uint64_t bits;
-      std::memcpy(&bits, &d, sizeof bits);
-      h = Mix(h, bits);
-      return true;
-    }
-    case dom::element_type::BOOL:
-      h = Mix(h, std::uint64_t{v.get_bool().value_unsafe()});
-      return true;
-    case dom::element_type::NULL_VALUE:
-      return true;
-  }
-  return true;
+void AppendText(std::string& out, std::string_view text) {
+  AppendRaw(out, static_cast<std::uint32_t>(text.size()));
+  out.append(text);
 }
 
 }  // namespace
@@ -100,7 +61,17 @@ bool HashValue(dom::element v, int depth, std::uint64_t& h) {
 StalwartWebhookDecoder::StalwartWebhookDecoder(StalwartWebhookOptions options)
     : options_(options),
       names_(NameBudget(NameInput::kStalwartPost, options.max_new_names)),
-      json_(std::make_unique<Json>()) {}
+      json_(std::make_unique<Json>()) {
+  AllocateParser();
+}
+
+void StalwartWebhookDecoder::AllocateParser() {
+  json_->parser = dom::parser();
+  // The depth limit holds as the parser grows: simdjson keeps it.
+  if (json_->parser.allocate(64 * 1024, kMaxDepth) != simdjson::SUCCESS) {
+    throw std::bad_alloc();
+  }
+}
 
 StalwartWebhookDecoder::~StalwartWebhookDecoder() = default;
 
@@ -114,7 +85,7 @@ Status StalwartWebhookDecoder::Parse(std::string_view body, std::size_t capacity
 Status StalwartWebhookDecoder::ParseBody(std::string_view body, std::size_t capacity) {
   // A parser sized for a huge batch holds several times its size: give that
   // back before the next body rather than keep it for good.
-  if (json_->parser.capacity() > options_.keep_parser_bytes) json_->parser = dom::parser();
+  if (json_->parser.capacity() > options_.keep_parser_bytes) AllocateParser();
   const char* data = body.data();
   if (capacity < body.size() + simdjson::SIMDJSON_PADDING) {
     copy_.resize(body.size() + simdjson::SIMDJSON_PADDING);
@@ -123,6 +94,11 @@ Status StalwartWebhookDecoder::ParseBody(std::string_view body, std::size_t capa
   }
   dom::element root;
   if (auto e = json_->parser.parse(data, body.size(), false).get(root)) {
+    if (e == simdjson::DEPTH_ERROR) {
+      return Bad("too_deep", "Values nested deeper than " +
+                                 std::to_string(kStalwartMaxNesting - 1) +
+                                 " arrays or objects below an event's data");
+    }
     return Bad("bad_json", std::string("Invalid JSON: ") + simdjson::error_message(e));
   }
   if (copy_.size() > options_.keep_parser_bytes) {
@@ -142,34 +118,36 @@ Status StalwartWebhookDecoder::ParseBody(std::string_view body, std::size_t capa
     dom::object event;
     if (element.get(event)) return bad("not an object");
     EventRef& ref = events_.emplace_back();
-    std::string_view created;
-    if (event["type"].get(ref.type) || ref.type.empty()) return bad("no string \"type\"");
-    if (event["createdAt"].get(created) || !ParseStalwartTimestamp(created, ref.created)) {
-      return bad("no \"createdAt\" of the form YYYY-MM-DDTHH:MM:SSZ");
-    }
-    std::uint64_t h = Mix(Mix(HashSeed(), ref.type), created);
-    dom::element id;
-    if (event["id"].get(id) == simdjson::SUCCESS) {
-      if (!id.is_string() && !id.is_number()) return bad("\"id\" is neither a string nor a number");
-      HashValue(id, 0, h);  // a scalar: never too deep
-    }
-    if (event["data"].get(ref.data) == simdjson::SUCCESS) {
-      if (!ref.data.is_object() && !ref.data.is_null()) return bad("\"data\" is not an object");
-      ref.has_data = ref.data.is_object();
-      if (!HashValue(ref.data, 0, h)) {
-        return Bad("too_deep", "Event " + std::to_string(index) + ": values nested deeper than " +
-                                   std::to_string(kStalwartMaxNesting) + " levels");
+    bool created = false;
+    // One pass over the members; the first of a repeated one counts.
+    for (dom::key_value_pair member : event) {
+      const dom::element v = member.value;
+      if (member.key == "type" && ref.type.empty()) {
+        if (v.get(ref.type) || ref.type.empty()) return bad("no string \"type\"");
+      } else if (member.key == "createdAt" && !created) {
+        std::string_view text;
+        if (v.get(text) || !ParseStalwartTimestamp(text, ref.created)) {
+          return bad("no \"createdAt\" of the form YYYY-MM-DDTHH:MM:SSZ");
+        }
+        created = true;
+      } else if (member.key == "id" && !ref.has_id) {
+        if (!v.is_string() && !v.is_number()) return bad("\"id\" is neither a string nor a number");
+        ref.id = v;
+        ref.has_id = true;
+      } else if (member.key == "data" && !ref.has_data) {
+        if (!v.is_object() && !v.is_null()) return bad("\"data\" is not an object");
+        ref.data = v;
+        ref.has_data = v.is_object();
       }
     }
-    ref.key = h;
+    if (ref.type.empty()) return bad("no string \"type\"");
+    if (!created) return bad("no \"createdAt\" of the form YYYY-MM-DDTHH:MM:SSZ");
     ++index;
   }
   return Status::Ok();
 }
 
 std::size_t StalwartWebhookDecoder::size() const { return events_.size(); }
-
-std::uint64_t StalwartWebhookDecoder::dedup_key(std::size_t i) const { return events_[i].key; }
 
 Status StalwartWebhookDecoder::Decode(std::size_t i, Event& out) {
   const EventRef& ref = events_[i];
@@ -182,17 +160,67 @@ Status StalwartWebhookDecoder::Decode(std::size_t i, Event& out) {
   out.time = TimePoint(std::chrono::seconds(ref.created));
   text_.clear();
   pending_.clear();
-  if (ref.has_data) AddObject(kNoName, &ref.data, 0, out);
+  if (ref.has_data) {
+    current_shape_ = &shapes_[out.name];
+    AddObject(kNoName, &ref.data, 0, out);
+  }
   // Every array is joined: text_ moves no more, so the views can be made.
   for (const Pending& p : pending_) {
     out.fields.at(p.field).value.set_string(std::string_view(text_).substr(p.offset, p.size));
   }
+  MakeDedupKey(ref, out);
   return Status::Ok();
+}
+
+void StalwartWebhookDecoder::MakeDedupKey(const EventRef& ref, const Event& out) {
+  // The event as sent, in one buffer hashed once: type, createdAt, id, then
+  // spanId and the fields (key, type, unit and value) as decoded. Data that
+  // differs decodes differently: a value's JSON type gives its Value type,
+  // nested keys their own names.
+  std::string& b = key_bytes_;
+  b.clear();
+  AppendText(b, ref.type);
+  AppendRaw(b, ref.created);
+  if (ref.has_id) {
+    const dom::element& id = ref.id;
+    AppendRaw(b, static_cast<std::uint8_t>(id.type()));
+    if (id.is_string()) {
+      AppendText(b, id.get_string().value_unsafe());
+    } else if (id.is_double()) {
+      AppendRaw(b, id.get_double().value_unsafe());
+    } else if (id.is_int64()) {
+      AppendRaw(b, id.get_int64().value_unsafe());
+    } else {
+      AppendRaw(b, id.get_uint64().value_unsafe());
+    }
+  }
+  AppendRaw(b, out.span_id);
+  for (const Field& f : out.fields) {
+    AppendRaw(b, f.key);
+    AppendRaw(b, static_cast<std::uint8_t>(f.value.type()));
+    AppendRaw(b, static_cast<std::uint8_t>(f.value.unit()));
+    switch (f.value.type()) {
+      case Value::Type::kString:
+        AppendText(b, f.value.as_string());
+        break;
+      case Value::Type::kTimeval:
+        AppendRaw(b, f.value.as_timeval().sec);
+        break;
+      case Value::Type::kDouble:
+        AppendRaw(b, f.value.as_double());
+        break;
+      default:  // kInt, kUint, kBool: the same 8 bytes
+        AppendRaw(b, f.value.as_uint());
+        break;
+    }
+  }
+  key_ = HashBytes(b);
 }
 
 void StalwartWebhookDecoder::AddObject(NameId parent, const void* object, int depth, Event& out) {
   const dom::element& element = *static_cast<const dom::element*>(object);
   const dom::object members = element.get_object().value_unsafe();
+  std::size_t position = 0;
   for (dom::key_value_pair member : members) {
     if (parent == kNoName && member.key == "spanId") {
       std::uint64_t span = 0;
@@ -203,10 +231,26 @@ void StalwartWebhookDecoder::AddObject(NameId parent, const void* object, int de
     }
     // First occurrence wins, as Stalwart merges; JSON objects rarely repeat
     // a key, but a hand-made body may.
-    const NameId key = names_.Key(parent, member.key);
+    const NameId key =
+        parent == kNoName ? TopKey(position++, member.key) : names_.Key(parent, member.key);
     if (key == kNoName || out.Find(key) != nullptr) continue;
     AddValue(key, member.key, &member.value, depth, out);
   }
+}
+
+NameId StalwartWebhookDecoder::TopKey(std::size_t position, std::string_view key) {
+  // Events of a type carry their keys in one order: the key at this
+  // position last time is compared first, which costs no hashing.
+  Shape& shape = *current_shape_;
+  if (position < shape.size() && shape[position].first == key) return shape[position].second;
+  const NameId id = names_.Key(kNoName, key);
+  if (id == kNoName || position > shape.size() || position >= kMaxShapeKeys) return id;
+  if (position == shape.size()) {
+    shape.emplace_back(std::string(key), id);
+  } else {
+    shape[position] = {std::string(key), id};
+  }
+  return id;
 }
 
 void StalwartWebhookDecoder::AddValue(NameId key, std::string_view key_text, const void* element,

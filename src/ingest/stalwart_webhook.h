@@ -26,6 +26,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -59,14 +61,14 @@ class StalwartWebhookDecoder {
   // Parses and checks one body; `capacity` is how many bytes from
   // body.data() may be read (body.size() when unknown). OK: size() events
   // wait for Decode(). Rejections (kInvalidArgument), by reason:
-  //   bad_json    not valid JSON (truncated, bad UTF-8, ...), or nested
-  //               deeper than the parser's limit
+  //   bad_json    not valid JSON (truncated, bad UTF-8, ...)
   //   bad_batch   not an object with an "events" array
   //   bad_event   an element that is not an object with a string "type",
   //               a createdAt of Stalwart's form, a string or number "id"
   //               and, when present, an object "data"
-  //   too_deep    objects or arrays nested in an event's data deeper than
-  //               kStalwartMaxNesting
+  //   too_deep    arrays or objects nested below an event's data more than
+  //               kStalwartMaxNesting - 1 deep (anywhere in the body: the
+  //               parser's depth limit)
   // An event with more fields than an Event holds keeps the first ones and
   // is marked truncated (FieldList::truncated).
   Status Parse(std::string_view body, std::size_t capacity);
@@ -77,19 +79,26 @@ class StalwartWebhookDecoder {
   //   client_name_budget, name_table_full (kResourceExhausted): a new event
   //   type past the budget. A new key past it is left out of its event.
   Status Decode(std::size_t i, Event& out);
-  // The identity of event `i` for de-duplication: a hash of its type,
-  // createdAt, id and data. Equal for a re-sent event, different (but for a
-  // 2^-64 chance) for any other.
-  std::uint64_t dedup_key(std::size_t i) const;
+  // The identity of the event Decode() gave last, for de-duplication: a
+  // hash of its type, createdAt and id as sent and of its data as decoded.
+  // Equal for a re-sent event, different (but for a 2^-64 chance) for any
+  // other, unless they differ only in keys past the name budget.
+  std::uint64_t dedup_key() const { return key_; }
 
   const NameBudget& names() const { return names_.budget(); }
 
  private:
   struct Json;
   struct Pending;  // a joined array waiting for its place in text_
+  struct EventRef;
   Status ParseBody(std::string_view body, std::size_t capacity);
+  void AllocateParser();
+  void MakeDedupKey(const EventRef& ref, const Event& out);
   void AddValue(NameId key, std::string_view key_text, const void* element, int depth, Event& out);
   void AddObject(NameId parent, const void* object, int depth, Event& out);
+  // The name of the key at `position` of the data of the event being
+  // decoded, whose type's Shape is current_shape_.
+  NameId TopKey(std::size_t position, std::string_view key);
   // Appends an array's elements to text_, TAB between them.
   void JoinArray(const void* array);
   void Separate();  // the TAB before an element but the first
@@ -101,8 +110,14 @@ class StalwartWebhookDecoder {
   std::string text_;             // the current event's joined arrays
   std::size_t array_start_ = 0;  // where the array being joined begins in text_
   std::vector<Pending> pending_;
-  struct EventRef;
   std::vector<EventRef> events_;
+  // The keys of the last event of each type, in order (TopKey).
+  using Shape = std::vector<std::pair<std::string, NameId>>;
+  static constexpr std::size_t kMaxShapeKeys = 32;
+  std::unordered_map<NameId, Shape> shapes_;
+  Shape* current_shape_ = nullptr;
+  std::string key_bytes_;  // the last event, laid out for its dedup key
+  std::uint64_t key_ = 0;
 };
 
 }  // namespace mailscope::ingest

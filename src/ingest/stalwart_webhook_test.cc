@@ -212,6 +212,12 @@ TEST(StalwartWebhookTest, NestingUpToTheLimitIsTaken) {
   std::vector<Decoded> events = DecodeAll(Wrap(OneEvent("smtp.ehlo", "{\"x\":" + deep + "}")));
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].fields.at("x").as_string(), "1");
+  // One more is too deep, however it nests.
+  StalwartWebhookDecoder decoder;
+  for (const std::string& deeper : {"[" + deep + "]", "{\"y\":" + deep + "}"}) {
+    const std::string body = Wrap(OneEvent("smtp.ehlo", "{\"x\":" + deeper + "}"));
+    EXPECT_EQ(decoder.Parse(body, body.size()).reason(), "too_deep") << body;
+  }
 }
 
 TEST(StalwartWebhookTest, DedupKeysTellResentEventsApart) {
@@ -219,7 +225,11 @@ TEST(StalwartWebhookTest, DedupKeysTellResentEventsApart) {
   auto keys = [&](const std::string& body) {
     std::vector<std::uint64_t> out;
     EXPECT_TRUE(decoder.Parse(body, body.size()).ok());
-    for (std::size_t i = 0; i < decoder.size(); ++i) out.push_back(decoder.dedup_key(i));
+    Event e;
+    for (std::size_t i = 0; i < decoder.size(); ++i) {
+      EXPECT_TRUE(decoder.Decode(i, e).ok());
+      out.push_back(decoder.dedup_key());
+    }
     return out;
   };
   const std::string a = OneEvent("smtp.ehlo", R"({"domain":"x","localPort":25})");

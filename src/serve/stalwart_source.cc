@@ -129,13 +129,13 @@ net::HttpResponse StalwartWebhookSource::Handle(const net::HttpRequest& request)
   std::size_t dispatched = 0;
   std::size_t duplicates = 0;
   for (std::size_t i = 0; i < decoder_.size(); ++i) {
-    if (dedup_.Seen(decoder_.dedup_key(i), now)) {
-      ++duplicates;
-      continue;
-    }
     RunContainedInput(context_, Source::kStalwart, [&] {
       if (Status st = decoder_.Decode(i, event_); !st.ok()) {
         context_.Reject(Source::kStalwart, st, kWhere);
+        return;
+      }
+      if (dedup_.Seen(decoder_.dedup_key(), now)) {
+        ++duplicates;
         return;
       }
       context_.Dispatch(event_);
