@@ -162,6 +162,7 @@ Status StalwartWebhookDecoder::Decode(std::size_t i, Event& out) {
   pending_.clear();
   if (ref.has_data) {
     current_shape_ = &shapes_[out.name];
+    keys_seen_ = 0;
     AddObject(kNoName, &ref.data, 0, out);
   }
   // Every array is joined: text_ moves no more, so the views can be made.
@@ -229,39 +230,49 @@ void StalwartWebhookDecoder::AddObject(NameId parent, const void* object, int de
         continue;
       }
     }
+    KeyInfo key;
+    if (parent == kNoName) {
+      key = TopKey(position++, member.key);
+    } else {
+      key = {names_.Key(parent, member.key), StalwartKeyUnit(member.key),
+             IsStalwartTimestampKey(member.key)};
+    }
+    if (key.id == kNoName) continue;
     // First occurrence wins, as Stalwart merges; JSON objects rarely repeat
-    // a key, but a hand-made body may.
-    const NameId key =
-        parent == kNoName ? TopKey(position++, member.key) : names_.Key(parent, member.key);
-    if (key == kNoName || out.Find(key) != nullptr) continue;
-    AddValue(key, member.key, &member.value, depth, out);
+    // a key, but a hand-made body may. A bit per key's id modulo 64 tells
+    // most keys new without a search.
+    const std::uint64_t bit = std::uint64_t{1} << (key.id % 64);
+    if ((keys_seen_ & bit) != 0 && out.Find(key.id) != nullptr) continue;
+    keys_seen_ |= bit;
+    AddValue(key, &member.value, depth, out);
   }
 }
 
-NameId StalwartWebhookDecoder::TopKey(std::size_t position, std::string_view key) {
+StalwartWebhookDecoder::KeyInfo StalwartWebhookDecoder::TopKey(std::size_t position,
+                                                               std::string_view key) {
   // Events of a type carry their keys in one order: the key at this
   // position last time is compared first, which costs no hashing.
   Shape& shape = *current_shape_;
   if (position < shape.size() && shape[position].first == key) return shape[position].second;
-  const NameId id = names_.Key(kNoName, key);
-  if (id == kNoName || position > shape.size() || position >= kMaxShapeKeys) return id;
+  const KeyInfo info{names_.Key(kNoName, key), StalwartKeyUnit(key), IsStalwartTimestampKey(key)};
+  if (info.id == kNoName || position > shape.size() || position >= kMaxShapeKeys) return info;
   if (position == shape.size()) {
-    shape.emplace_back(std::string(key), id);
+    shape.emplace_back(std::string(key), info);
   } else {
-    shape[position] = {std::string(key), id};
+    shape[position] = {std::string(key), info};
   }
-  return id;
+  return info;
 }
 
-void StalwartWebhookDecoder::AddValue(NameId key, std::string_view key_text, const void* element,
-                                      int depth, Event& out) {
+void StalwartWebhookDecoder::AddValue(const KeyInfo& key, const void* element, int depth,
+                                      Event& out) {
   const dom::element& v = *static_cast<const dom::element*>(element);
   Value value;
   switch (v.type()) {
     case dom::element_type::STRING: {
       const std::string_view s = v.get_string().value_unsafe();
       std::int64_t seconds;
-      if (IsStalwartTimestampKey(key_text) && ParseStalwartTimestamp(s, seconds)) {
+      if (key.timestamp && ParseStalwartTimestamp(s, seconds)) {
         value.set_timeval({seconds, 0});
       } else {
         value.set_string(s);
@@ -271,14 +282,14 @@ void StalwartWebhookDecoder::AddValue(NameId key, std::string_view key_text, con
     case dom::element_type::INT64: {
       const std::int64_t n = v.get_int64().value_unsafe();
       value = n < 0 ? Value::Int(n) : Value::Uint(static_cast<std::uint64_t>(n));
-      value = value.WithUnit(StalwartKeyUnit(key_text));
+      value = value.WithUnit(key.unit);
       break;
     }
     case dom::element_type::UINT64:
-      value = Value::Uint(v.get_uint64().value_unsafe()).WithUnit(StalwartKeyUnit(key_text));
+      value = Value::Uint(v.get_uint64().value_unsafe()).WithUnit(key.unit);
       break;
     case dom::element_type::DOUBLE:
-      value = Value::Double(v.get_double().value_unsafe()).WithUnit(StalwartKeyUnit(key_text));
+      value = Value::Double(v.get_double().value_unsafe()).WithUnit(key.unit);
       break;
     case dom::element_type::BOOL:
       value = Value::Bool(v.get_bool().value_unsafe());
@@ -307,15 +318,15 @@ void StalwartWebhookDecoder::AddValue(NameId key, std::string_view key_text, con
           object["data"].get(data) == simdjson::SUCCESS && data.is_object()) {
         const NameId name = names_.EventName(type);
         value.set_string(name != kNoName ? NameText(name) : type);
-        out.Add(key, value);
-        AddObject(key, &data, depth + 1, out);
+        out.Add(key.id, value);
+        AddObject(key.id, &data, depth + 1, out);
       } else {
-        AddObject(key, &v, depth + 1, out);
+        AddObject(key.id, &v, depth + 1, out);
       }
       return;
     }
   }
-  out.Add(key, value);
+  out.Add(key.id, value);
 }
 
 void StalwartWebhookDecoder::Separate() {

@@ -94,11 +94,17 @@ class StalwartWebhookDecoder {
   Status ParseBody(std::string_view body, std::size_t capacity);
   void AllocateParser();
   void MakeDedupKey(const EventRef& ref, const Event& out);
-  void AddValue(NameId key, std::string_view key_text, const void* element, int depth, Event& out);
+  // A key's name and what its name says of its values.
+  struct KeyInfo {
+    NameId id = kNoName;
+    Unit unit = Unit::kNone;  // StalwartKeyUnit
+    bool timestamp = false;   // IsStalwartTimestampKey
+  };
+  void AddValue(const KeyInfo& key, const void* element, int depth, Event& out);
   void AddObject(NameId parent, const void* object, int depth, Event& out);
-  // The name of the key at `position` of the data of the event being
-  // decoded, whose type's Shape is current_shape_.
-  NameId TopKey(std::size_t position, std::string_view key);
+  // The key at `position` of the data of the event being decoded, whose
+  // type's Shape is current_shape_.
+  KeyInfo TopKey(std::size_t position, std::string_view key);
   // Appends an array's elements to text_, TAB between them.
   void JoinArray(const void* array);
   void Separate();  // the TAB before an element but the first
@@ -112,11 +118,12 @@ class StalwartWebhookDecoder {
   std::vector<Pending> pending_;
   std::vector<EventRef> events_;
   // The keys of the last event of each type, in order (TopKey).
-  using Shape = std::vector<std::pair<std::string, NameId>>;
+  using Shape = std::vector<std::pair<std::string, KeyInfo>>;
   static constexpr std::size_t kMaxShapeKeys = 32;
   std::unordered_map<NameId, Shape> shapes_;
   Shape* current_shape_ = nullptr;
-  std::string key_bytes_;  // the last event, laid out for its dedup key
+  std::uint64_t keys_seen_ = 0;  // bit (id % 64) of each key the event has
+  std::string key_bytes_;        // the last event, laid out for its dedup key
   std::uint64_t key_ = 0;
 };
 

@@ -31,6 +31,11 @@ constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
 // The read buffer holds a header and one read of the body at a time; bodies
 // go straight into the message.
 constexpr std::size_t kReadBufferBytes = kMaxHeaderBytes + 64 * 1024;
+// What one read of a body asks for. Beast reads as much as the buffer has
+// room for, and a flat_buffer does not grow by itself: left at its first
+// 512 bytes, a large body came in 512-byte reads, each a system call and a
+// wait on epoll.
+constexpr std::size_t kBodyReadBytes = 64 * 1024;
 
 struct HttpServer::State {
   explicit State(asio::io_context& ctx) : io(ctx), acceptor(ctx), restart(ctx) {}
@@ -181,6 +186,9 @@ asio::awaitable<void> ServeRequests(std::shared_ptr<HttpServer::State> state, St
         if (route.options.on_refused) route.options.on_refused(resp);
       } else if (!parser.is_done()) {
         parser.body_limit(route.options.max_body_bytes);
+        if (!length || *length > buffer.size()) {
+          buffer.reserve(std::min(buffer.max_size(), buffer.size() + kBodyReadBytes));
+        }
         // The body is appended within this capacity, so the padding stays.
         if (length && route.options.body_padding > 0) {
           parser.get().body().reserve(static_cast<std::size_t>(*length) +
