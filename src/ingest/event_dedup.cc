@@ -5,13 +5,6 @@
 
 namespace mailscope::ingest {
 
-namespace {
-
-// 0 marks an empty slot, so a key of 0 is kept as another value.
-std::uint64_t Stored(std::uint64_t key) { return key == 0 ? 0x9e3779b97f4a7c15ull : key; }
-
-}  // namespace
-
 std::size_t EventDedup::MaxKeysFor(std::uint64_t bytes) {
   return static_cast<std::size_t>(std::max<std::uint64_t>(1, bytes / kBytesPerKey));
 }
@@ -86,6 +79,8 @@ bool EventDedup::Seen(std::uint64_t key, TimePoint now) {
   table_[slot] = key;
   ring_[(head_ + count_) % ring_.size()] = {key, now + window_};
   ++count_;
+  // The next key to expire is erased by a later call: start loading its slot.
+  Prefetch(ring_[head_].key);
   return false;
 }
 

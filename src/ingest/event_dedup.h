@@ -40,6 +40,12 @@ class EventDedup {
   // remembered from `now` on. `now` never goes back by more than the window
   // (a clock step back only makes keys live longer).
   bool Seen(std::uint64_t key, TimePoint now);
+  // Starts loading the table slot of `key` into the cache, for a Seen(key)
+  // after other work: in a table larger than the cache, each Seen() would
+  // otherwise wait on memory.
+  void Prefetch(std::uint64_t key) const {
+    if (!table_.empty()) __builtin_prefetch(&table_[static_cast<std::size_t>(Stored(key)) & mask_]);
+  }
 
   std::size_t size() const { return count_; }
   std::size_t max_keys() const { return max_keys_; }
@@ -48,6 +54,8 @@ class EventDedup {
   std::chrono::microseconds window() const { return window_; }
 
  private:
+  // 0 marks an empty slot, so a key of 0 is kept as another value.
+  static std::uint64_t Stored(std::uint64_t key) { return key == 0 ? 0x9e3779b97f4a7c15ull : key; }
   struct Entry {
     std::uint64_t key;
     TimePoint expires;

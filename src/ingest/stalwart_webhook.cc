@@ -158,7 +158,10 @@ Status StalwartWebhookDecoder::Decode(std::size_t i, Event& out) {
     return NameRefusedStatus(names_.budget(), "event type", "");
   }
   out.time = TimePoint(std::chrono::seconds(ref.created));
-  text_.clear();
+  // Events i and i + 1 each have their own: a caller may hold one while it
+  // decodes the next.
+  text_ = &texts_[i % 2];
+  text_->clear();
   pending_.clear();
   if (ref.has_data) {
     current_shape_ = &shapes_[out.name];
@@ -167,7 +170,7 @@ Status StalwartWebhookDecoder::Decode(std::size_t i, Event& out) {
   }
   // Every array is joined: text_ moves no more, so the views can be made.
   for (const Pending& p : pending_) {
-    out.fields.at(p.field).value.set_string(std::string_view(text_).substr(p.offset, p.size));
+    out.fields.at(p.field).value.set_string(std::string_view(*text_).substr(p.offset, p.size));
   }
   MakeDedupKey(ref, out);
   return Status::Ok();
@@ -297,12 +300,12 @@ void StalwartWebhookDecoder::AddValue(const KeyInfo& key, const void* element, i
     case dom::element_type::NULL_VALUE:
       return;
     case dom::element_type::ARRAY: {
-      const std::size_t offset = text_.size();
+      const std::size_t offset = text_->size();
       array_start_ = offset;
       JoinArray(&v);
       // A field past the event's capacity is dropped by Add: nothing to point.
       if (out.fields.size() < FieldList::kCapacity) {
-        pending_.push_back({out.fields.size(), offset, text_.size() - offset});
+        pending_.push_back({out.fields.size(), offset, text_->size() - offset});
       }
       value.set_string({});
       break;
@@ -330,7 +333,7 @@ void StalwartWebhookDecoder::AddValue(const KeyInfo& key, const void* element, i
 }
 
 void StalwartWebhookDecoder::Separate() {
-  if (text_.size() > array_start_) text_ += '\t';
+  if (text_->size() > array_start_) *text_ += '\t';
 }
 
 void StalwartWebhookDecoder::JoinArray(const void* array) {
@@ -341,23 +344,23 @@ void StalwartWebhookDecoder::JoinArray(const void* array) {
     switch (e.type()) {
       case dom::element_type::STRING:
         Separate();
-        text_ += e.get_string().value_unsafe();
+        *text_ += e.get_string().value_unsafe();
         break;
       case dom::element_type::INT64:
         Separate();
-        fmt::format_to(std::back_inserter(text_), "{}", e.get_int64().value_unsafe());
+        fmt::format_to(std::back_inserter(*text_), "{}", e.get_int64().value_unsafe());
         break;
       case dom::element_type::UINT64:
         Separate();
-        fmt::format_to(std::back_inserter(text_), "{}", e.get_uint64().value_unsafe());
+        fmt::format_to(std::back_inserter(*text_), "{}", e.get_uint64().value_unsafe());
         break;
       case dom::element_type::DOUBLE:
         Separate();
-        fmt::format_to(std::back_inserter(text_), "{}", e.get_double().value_unsafe());
+        fmt::format_to(std::back_inserter(*text_), "{}", e.get_double().value_unsafe());
         break;
       case dom::element_type::BOOL:
         Separate();
-        text_ += e.get_bool().value_unsafe() ? "true" : "false";
+        *text_ += e.get_bool().value_unsafe() ? "true" : "false";
         break;
       case dom::element_type::ARRAY:
         JoinArray(&e);  // flattened into the same list
@@ -367,7 +370,7 @@ void StalwartWebhookDecoder::JoinArray(const void* array) {
         if (e["type"].get(type) == simdjson::SUCCESS) {
           Separate();
           const NameId name = names_.EventName(type);
-          text_ += name != kNoName ? NameText(name) : type;
+          *text_ += name != kNoName ? NameText(name) : type;
         }
         break;
       case dom::element_type::NULL_VALUE:

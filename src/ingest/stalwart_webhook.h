@@ -75,6 +75,8 @@ class StalwartWebhookDecoder {
   std::size_t size() const;
 
   // Decodes event `i` of the last good Parse() into `out` (cleared first).
+  // Its strings stay valid until the next Parse() or the decoding of event
+  // i + 2, so a caller may dispatch one event while it decodes the next.
   // Errors (the event is then not to be dispatched; counted by the caller):
   //   client_name_budget, name_table_full (kResourceExhausted): a new event
   //   type past the budget. A new key past it is left out of its event.
@@ -113,7 +115,8 @@ class StalwartWebhookDecoder {
   StalwartNames names_;
   std::unique_ptr<Json> json_;
   std::vector<char> copy_;       // the body when the caller's buffer had no padding
-  std::string text_;             // the current event's joined arrays
+  std::string texts_[2];         // the joined arrays of events 2k and 2k + 1
+  std::string* text_ = texts_;   // the current event's
   std::size_t array_start_ = 0;  // where the array being joined begins in text_
   std::vector<Pending> pending_;
   std::vector<EventRef> events_;

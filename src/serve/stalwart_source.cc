@@ -128,20 +128,39 @@ net::HttpResponse StalwartWebhookSource::Handle(const net::HttpRequest& request)
   const TimePoint now = context_.clock.Now();
   std::size_t dispatched = 0;
   std::size_t duplicates = 0;
-  for (std::size_t i = 0; i < decoder_.size(); ++i) {
+  // Two events in flight: event i is decoded and its dedup slot fetched
+  // from memory while event i - 1 is looked up and dispatched, so the
+  // lookup rarely waits. The decoder keeps the strings of both.
+  struct Pending {
+    bool ready = false;
+    std::uint64_t key = 0;
+  } pending[2];
+  auto finish = [&](std::size_t slot) {
+    Pending& p = pending[slot];
+    if (!p.ready) return;
+    p.ready = false;
+    if (dedup_.Seen(p.key, now)) {
+      ++duplicates;
+      return;
+    }
     RunContainedInput(context_, Source::kStalwart, [&] {
-      if (Status st = decoder_.Decode(i, event_); !st.ok()) {
+      context_.Dispatch(events_[slot]);
+      ++dispatched;
+    });
+  };
+  for (std::size_t i = 0; i < decoder_.size(); ++i) {
+    const std::size_t slot = i % 2;
+    RunContainedInput(context_, Source::kStalwart, [&] {
+      if (Status st = decoder_.Decode(i, events_[slot]); !st.ok()) {
         context_.Reject(Source::kStalwart, st, kWhere);
         return;
       }
-      if (dedup_.Seen(decoder_.dedup_key(), now)) {
-        ++duplicates;
-        return;
-      }
-      context_.Dispatch(event_);
-      ++dispatched;
+      pending[slot] = {true, decoder_.dedup_key()};
+      dedup_.Prefetch(pending[slot].key);
     });
+    finish(1 - slot);
   }
+  finish(decoder_.size() % 2 == 0 ? 1 : 0);
   return net::HttpResponse{
       200,
       "application/json",

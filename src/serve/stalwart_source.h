@@ -56,7 +56,7 @@ class StalwartWebhookSource {
   ingest::StalwartWebhookDecoder decoder_;
   ingest::EventDedup dedup_;
   std::uint64_t batches_ = 0;
-  Event event_;
+  Event events_[2];  // decoded, waiting for dispatch
 };
 
 }  // namespace mailscope::serve
