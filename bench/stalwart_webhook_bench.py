@@ -7,7 +7,10 @@ The events are a mix built as Stalwart makes them (tests/integration/
 lib_stalwart.py, fixed seed): inbound SMTP sessions (7 events each),
 outbound deliveries (3 events: delivered, deferred or failed) and auth
 failures, every event distinct, so de-duplication looks up and inserts
-each one. For each case a fresh `mailscope serve` (release build; the
+each one. Before the measured events the server takes as many others
+(in batches of at least 100), so that its dedup table is grown and full of
+them, as in a server that has run a while. For each case a fresh
+`mailscope serve` (release build; the
 shipped Stalwart metrics off, as by default, or on) takes the batches over
 one keep-alive connection,
 one POST at a time, as Stalwart sends them; its CPU time (user + system,
@@ -72,8 +75,8 @@ def peak_rss_mib(pid: int) -> float:
     return int(m.group(1)) / 1024 if m else float("nan")
 
 
-def run_case(binary: str, work: str, bodies: list[bytes], events_per_body: int, signed: bool,
-             dedup: bool, metrics: bool) -> dict:
+def run_case(binary: str, work: str, warmup: list[bytes], bodies: list[bytes],
+             events_per_body: int, signed: bool, dedup: bool, metrics: bool) -> dict:
     root = tempfile.mkdtemp(dir=work)
     config = os.path.join(root, "mailscope.toml")
     with open(config, "w", encoding="utf-8") as f:
@@ -99,12 +102,17 @@ def run_case(binary: str, work: str, bodies: list[bytes], events_per_body: int, 
         conn = http.client.HTTPConnection(host, int(port), timeout=60)
         headers = [{"Content-Type": "application/json",
                     **({"X-Signature": ls.signature(KEY, b)} if signed else {})} for b in bodies]
-        # One warm-up POST of an event outside the measured set.
-        warm = ls.body([ls.Stalwart(seed=1).auth_failure(T0, "192.0.2.1", "warm")])
-        conn.request("POST", "/ingest/stalwart", body=warm, headers={
-            "Content-Type": "application/json",
-            **({"X-Signature": ls.signature(KEY, warm)} if signed else {})})
-        conn.getresponse().read()
+        # Warm-up: as many other events as are measured, so that the dedup
+        # table holds them (a server that has run a while) and the measured
+        # events find it grown.
+        for warm in warmup:
+            conn.request("POST", "/ingest/stalwart", body=warm, headers={
+                "Content-Type": "application/json",
+                **({"X-Signature": ls.signature(KEY, warm)} if signed else {})})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"warm-up status {resp.status}")
         latencies = []
         cpu0 = cpu_seconds(proc.pid)
         wall0 = time.perf_counter()
@@ -149,15 +157,18 @@ def main() -> int:
             f.write(ls.body(make_events(10_000)))
         return 0
     work = args.work or tempfile.mkdtemp(prefix="mailscope-stalwart-bench-")
-    events = make_events(args.events)
+    events = make_events(2 * args.events)
     rows = []
     for batch in (1, 100, 10_000):
         n = args.events // 10 if batch == 1 else args.events
         n -= n % batch
+        warm_events = events[args.events:args.events + n]
+        warmup = [ls.body(warm_events[i:i + max(batch, 100)])
+                  for i in range(0, n, max(batch, 100))]
         bodies = [ls.body(events[i:i + batch]) for i in range(0, n, batch)]
         for signed, dedup, metrics in ((False, False, False), (True, True, False),
                                        (True, True, True)):
-            r = run_case(args.mailscope, work, bodies, batch, signed, dedup, metrics)
+            r = run_case(args.mailscope, work, warmup, bodies, batch, signed, dedup, metrics)
             rows.append((batch, signed, dedup, metrics, r))
             print(f"# batch {batch} signed={signed} dedup={dedup} metrics={metrics}: "
                   f"{json.dumps(r)}", flush=True)

@@ -2,8 +2,22 @@
 
 #include <algorithm>
 #include <bit>
+#include <new>
 
 namespace mailscope::ingest {
+
+namespace {
+
+// Zeroed memory for n objects of T; calloc takes pages of this size straight
+// from the kernel, which maps them on first write.
+template <typename T>
+T* ZeroedArray(std::size_t n) {
+  void* p = std::calloc(n, sizeof(T));
+  if (p == nullptr) throw std::bad_alloc();
+  return static_cast<T*>(p);
+}
+
+}  // namespace
 
 std::size_t EventDedup::MaxKeysFor(std::uint64_t bytes) {
   return static_cast<std::size_t>(std::max<std::uint64_t>(1, bytes / kBytesPerKey));
@@ -12,20 +26,11 @@ std::size_t EventDedup::MaxKeysFor(std::uint64_t bytes) {
 EventDedup::EventDedup(std::chrono::microseconds window, std::size_t max_keys)
     : window_(window), max_keys_(std::max<std::size_t>(1, max_keys)) {
   if (window_.count() <= 0) return;
-  ring_.resize(std::min<std::size_t>(max_keys_, 4096));
   // At most half full: a ring entry (16 bytes) and two slots (16) per key.
-  table_.assign(std::bit_ceil(ring_.size() * 2), 0);
-  mask_ = table_.size() - 1;
-}
-
-void EventDedup::Grow() {
-  std::vector<Entry> ring(std::min(max_keys_, ring_.size() * 2));
-  for (std::size_t i = 0; i < count_; ++i) ring[i] = ring_[(head_ + i) % ring_.size()];
-  ring_ = std::move(ring);
-  head_ = 0;
-  table_.assign(std::bit_ceil(ring_.size() * 2), 0);
-  mask_ = table_.size() - 1;
-  for (std::size_t i = 0; i < count_; ++i) table_[Probe(ring_[i].key)] = ring_[i].key;
+  const std::size_t slots = std::bit_ceil(max_keys_ * 2);
+  table_.reset(ZeroedArray<std::uint64_t>(slots));
+  mask_ = slots - 1;
+  ring_.reset(ZeroedArray<Entry>(max_keys_));
 }
 
 std::size_t EventDedup::Probe(std::uint64_t key) const {
@@ -54,30 +59,29 @@ void EventDedup::Erase(std::uint64_t key) {
 
 void EventDedup::PopFront() {
   Erase(ring_[head_].key);
-  head_ = (head_ + 1) % ring_.size();
+  head_ = head_ + 1 == max_keys_ ? 0 : head_ + 1;
   --count_;
 }
 
 bool EventDedup::Seen(std::uint64_t key, TimePoint now) {
-  if (ring_.empty()) return false;
+  if (!table_) return false;
   key = Stored(key);
-  while (count_ > 0 && ring_[head_].expires <= now) PopFront();
+  const std::int64_t now_us = now.time_since_epoch().count();
+  while (count_ > 0 && ring_[head_].expires <= now_us) PopFront();
   std::size_t slot = Probe(key);
   if (table_[slot] == key) {
     ++duplicates_;
     return true;
   }
-  if (count_ == ring_.size()) {
-    if (ring_.size() < max_keys_) {
-      Grow();
-    } else {
-      PopFront();
-      ++evicted_;
-    }
-    slot = Probe(key);  // growing or evicting moved keys
+  if (count_ == max_keys_) {
+    PopFront();
+    ++evicted_;
+    slot = Probe(key);  // the eviction may have moved keys
   }
   table_[slot] = key;
-  ring_[(head_ + count_) % ring_.size()] = {key, now + window_};
+  std::size_t tail = head_ + count_;
+  if (tail >= max_keys_) tail -= max_keys_;
+  ring_[tail] = {key, now_us + window_.count()};
   ++count_;
   // The next key to expire is erased by a later call: start loading its slot.
   Prefetch(ring_[head_].key);

@@ -11,16 +11,18 @@
 //
 // Open addressing with linear probing over a power-of-two table at most
 // half full, plus a ring of (key, expiry) in order of first sight: a lookup
-// is a probe or two, expiry and eviction pop the ring's front. Both grow by
-// doubling with the keys held, up to the bound: a table sized to the
-// traffic stays in the CPU's caches, where one sized to the bound (64 MiB
-// by default) would miss them on every probe. Memory: at most 32 bytes per
-// key of the bound. Thread-compatible.
+// is a probe or two, expiry and eviction pop the ring's front. Both are
+// sized for `max_keys` at construction, from zeroed pages the kernel maps
+// as they are first written: nothing is ever rehashed (a growing table
+// stalls the loop for a quarter second when it doubles past a million
+// keys), and memory is committed as the traffic fills it, up to 32 bytes
+// per key of the bound. Thread-compatible.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <cstdlib>
+#include <memory>
 
 #include "core/clock.h"
 
@@ -33,7 +35,8 @@ class EventDedup {
   // The keys `bytes` of memory hold; at least 1.
   static std::size_t MaxKeysFor(std::uint64_t bytes);
 
-  // A window of 0 remembers nothing: every event is new.
+  // A window of 0 remembers nothing: every event is new. Throws
+  // std::bad_alloc when the memory cannot be reserved.
   EventDedup(std::chrono::microseconds window, std::size_t max_keys);
 
   // Whether `key` was seen within the window before `now`; if not, it is
@@ -44,7 +47,7 @@ class EventDedup {
   // after other work: in a table larger than the cache, each Seen() would
   // otherwise wait on memory.
   void Prefetch(std::uint64_t key) const {
-    if (!table_.empty()) __builtin_prefetch(&table_[static_cast<std::size_t>(Stored(key)) & mask_]);
+    if (table_) __builtin_prefetch(&table_[static_cast<std::size_t>(Stored(key)) & mask_]);
   }
 
   std::size_t size() const { return count_; }
@@ -58,21 +61,22 @@ class EventDedup {
   static std::uint64_t Stored(std::uint64_t key) { return key == 0 ? 0x9e3779b97f4a7c15ull : key; }
   struct Entry {
     std::uint64_t key;
-    TimePoint expires;
+    std::int64_t expires;  // microseconds since the epoch
+  };
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
   };
   // Slot of `key` in table_, or the empty slot where it would go.
   std::size_t Probe(std::uint64_t key) const;
   void Erase(std::uint64_t key);
   void PopFront();
-  // Doubles the ring (up to max_keys_) and the table, keeping the keys.
-  void Grow();
 
   std::chrono::microseconds window_;
   std::size_t max_keys_;
-  std::vector<std::uint64_t> table_;  // 0: empty slot
+  std::unique_ptr<std::uint64_t[], Free> table_;  // 0: empty slot
   std::size_t mask_ = 0;
-  std::vector<Entry> ring_;
-  std::size_t head_ = 0;  // oldest entry
+  std::unique_ptr<Entry[], Free> ring_;  // max_keys_ entries
+  std::size_t head_ = 0;                 // oldest entry
   std::size_t count_ = 0;
   std::uint64_t evicted_ = 0;
   std::uint64_t duplicates_ = 0;

@@ -40,7 +40,7 @@ TEST(EventDedupTest, PastTheBoundTheOldestIsForgottenAndCounted) {
   EXPECT_TRUE(dedup.Seen(4, kStart));
 }
 
-TEST(EventDedupTest, GrowsWithTheKeysUpToItsBound) {
+TEST(EventDedupTest, HoldsItsBound) {
   EventDedup dedup(minutes(5), 10000);
   for (std::uint64_t k = 1; k <= 10000; ++k) ASSERT_FALSE(dedup.Seen(k * 0x10001, kStart));
   EXPECT_EQ(dedup.size(), 10000u);
