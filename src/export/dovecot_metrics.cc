@@ -178,6 +178,13 @@ void RenderMetrics(const stats::MetricsEngine& engine, MetricsWriter& w) {
     const std::size_t last = d.group_by.size() - 1;
     const bool seconds = d.group_by[last].field == "duration" ||
                          (d.base_units() && KindOf(metric->group_unit(last)) == UnitKind::kTime);
+    // A mailscope histogram learns its field's unit from the first value: until
+    // then its `le` would be plain numbers, and the next scrape would change
+    // them to seconds. An empty one waits for its first value.
+    if (d.base_units() && !seconds && metric->group_unit(last) == Unit::kNone &&
+        metric->root().duration().count() == 0) {
+      continue;
+    }
     w.Family(name, "histogram", Help("Histogram", d));
     LabelPath path;
     RenderHistogram(d, metric->root(), path, seconds, w);

@@ -204,6 +204,32 @@ TEST(DovecotMetricsTest, CamelCaseFieldsBecomeSnakeCaseLabels) {
       << text;
 }
 
+TEST(DovecotMetricsTest, AHistogramOfUnknownUnitWaitsForItsFirstValue) {
+  stats::MetricSettings s;
+  s.name = "session_length";
+  s.filter = "event=\"smtp.connection-end\"";
+  s.group_by = "elapsed:exponential:3:7:10";
+  s.dialect = filter::Dialect::kMailscope;
+  auto d = stats::MakeMetric(s);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  stats::MetricsEngine engine;
+  ASSERT_TRUE(engine.Add(std::move(*d)).ok());
+  auto render = [&] {
+    MetricsWriter w(MetricsFormat::kOpenMetrics);
+    RenderMetrics(engine, w);
+    return w.Finish();
+  };
+  EXPECT_EQ(render().find("mailscope_session_length"), std::string::npos)
+      << "no `le` in plain numbers that the first value would turn into seconds";
+  Event e;
+  e.name = InternName("smtp.connection-end");
+  e.Add(InternName("elapsed"), Value::Uint(2140).WithUnit(Unit::kMilliseconds));
+  engine.Process(e);
+  const std::string text = render();
+  EXPECT_NE(text.find("mailscope_session_length_bucket{le=\"10\"} 1\n"), std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace mailscope::exporter
 

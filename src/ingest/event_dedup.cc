@@ -20,7 +20,12 @@ T* ZeroedArray(std::size_t n) {
 }  // namespace
 
 std::size_t EventDedup::MaxKeysFor(std::uint64_t bytes) {
-  return static_cast<std::size_t>(std::max<std::uint64_t>(1, bytes / kBytesPerKey));
+  // The table has a power of two of 8-byte slots, at least two per key; the
+  // ring 16 bytes per key. The largest table within half the bytes, then as
+  // many keys as it and the rest of the bytes hold.
+  const std::uint64_t slots = std::bit_floor(std::max<std::uint64_t>(2, bytes / 16));
+  const std::uint64_t ring = bytes > slots * 8 ? (bytes - slots * 8) / 16 : 0;
+  return static_cast<std::size_t>(std::max<std::uint64_t>(1, std::min(slots / 2, ring)));
 }
 
 EventDedup::EventDedup(std::chrono::microseconds window, std::size_t max_keys)

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <deque>
 #include <random>
 #include <unordered_set>
@@ -61,6 +62,14 @@ TEST(EventDedupTest, AZeroWindowRemembersNothing) {
 TEST(EventDedupTest, MemoryBoundGivesKeys) {
   EXPECT_EQ(EventDedup::MaxKeysFor(64u << 20), (64u << 20) / 32);
   EXPECT_EQ(EventDedup::MaxKeysFor(0), 1u);
+  // Never more than the bytes given, table rounded to a power of two included.
+  for (std::uint64_t bytes : {std::uint64_t{65} << 20, std::uint64_t{100} << 20,
+                              std::uint64_t{1000}, std::uint64_t{12345}}) {
+    const std::size_t keys = EventDedup::MaxKeysFor(bytes);
+    const std::uint64_t used = std::bit_ceil(std::uint64_t{keys} * 2) * 8 + keys * 16;
+    EXPECT_LE(used, bytes) << bytes;
+    EXPECT_GE(used * 2, bytes) << bytes;  // and not far below them
+  }
 }
 
 // Keys colliding in the table's low bits, inserted, expired and evicted in

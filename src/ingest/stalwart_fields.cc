@@ -55,6 +55,11 @@ bool ParseStalwartTimestamp(std::string_view text, std::int64_t& seconds) {
   return true;
 }
 
+std::string_view StalwartTypeSpelling(std::string_view type) {
+  const catalog::EventInfo* info = catalog::Catalog::Get().Find(catalog::System::kStalwart, type);
+  return info != nullptr ? std::string_view(info->name) : type;
+}
+
 NameId StalwartNames::EventName(std::string_view type) {
   if (auto it = events_.find(type); it != events_.end()) return it->second;
   // The catalog's name for a known type or alias: interned without charge,

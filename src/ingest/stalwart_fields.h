@@ -60,6 +60,11 @@ bool IsStalwartTimestampKey(std::string_view key);
 // literal Z) into seconds since the epoch; false for anything else.
 bool ParseStalwartTimestamp(std::string_view text, std::int64_t& seconds);
 
+// The type of a nested event (a value, not an event name): its v0.16
+// spelling when the catalog knows it, else as written. Never interned, so
+// types made up in values spend no names.
+std::string_view StalwartTypeSpelling(std::string_view type);
+
 // The names one Stalwart decoder interns: event types (mapped to their v0.16
 // spelling), keys and nested keys, each looked up once and then cached.
 // Names new to mailscope's table are charged to the budget; past it the

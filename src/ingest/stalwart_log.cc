@@ -382,11 +382,7 @@ Status StalwartLineDecoder::ParseElement(int depth, Event& out) {
   if (open != kNpos) {
     std::string_view type;
     MS_RETURN_IF_ERROR(ParseNested(open, close, kNoName, depth, false, out, type));
-    const NameId name = names_.EventName(type);
-    if (name == kNoName) {
-      return NameRefusedStatus(names_.budget(), "event type \"" + QuoteForLog(type) + "\"");
-    }
-    Put(NameText(name));
+    Put(StalwartTypeSpelling(type));
     return Status::Ok();
   }
   std::string_view token = text_.substr(pos_, end - pos_);
@@ -408,13 +404,7 @@ Status StalwartLineDecoder::ParseNested(std::size_t open, std::size_t close, Nam
   // What stands before the group is the nested event's description.
   type = text_.substr(open + 1, close - open - 1);
   pos_ = close + 1;
-  if (emit) {
-    const NameId name = names_.EventName(type);
-    if (name == kNoName) {
-      return NameRefusedStatus(names_.budget(), "event type \"" + QuoteForLog(type) + "\"");
-    }
-    out.Add(key, Value::String(NameText(name)));
-  }
+  if (emit) out.Add(key, Value::String(StalwartTypeSpelling(type)));
   // Stalwart writes braces only around keys; empty ones are taken too.
   if (At(text_, pos_, " {}")) {
     pos_ += 3;

@@ -94,6 +94,12 @@ Status StalwartWebhookDecoder::ParseBody(std::string_view body, std::size_t capa
   }
   dom::element root;
   if (auto e = json_->parser.parse(data, body.size(), false).get(root)) {
+    // Not the sender's fault: a 400 would have Stalwart re-send the batch
+    // (larger) for nothing. The route answers kResourceExhausted with 503.
+    if (e == simdjson::MEMALLOC || e == simdjson::CAPACITY) {
+      return ResourceExhausted("parser_memory", std::string("No memory to parse the body: ") +
+                                                    simdjson::error_message(e));
+    }
     if (e == simdjson::DEPTH_ERROR) {
       return Bad("too_deep", "Values nested deeper than " +
                                  std::to_string(kStalwartMaxNesting - 1) +
@@ -119,6 +125,7 @@ Status StalwartWebhookDecoder::ParseBody(std::string_view body, std::size_t capa
     if (element.get(event)) return bad("not an object");
     EventRef& ref = events_.emplace_back();
     bool created = false;
+    bool data_seen = false;
     // One pass over the members; the first of a repeated one counts.
     for (dom::key_value_pair member : event) {
       const dom::element v = member.value;
@@ -134,7 +141,8 @@ Status StalwartWebhookDecoder::ParseBody(std::string_view body, std::size_t capa
         if (!v.is_string() && !v.is_number()) return bad("\"id\" is neither a string nor a number");
         ref.id = v;
         ref.has_id = true;
-      } else if (member.key == "data" && !ref.has_data) {
+      } else if (member.key == "data" && !data_seen) {
+        data_seen = true;
         if (!v.is_object() && !v.is_null()) return bad("\"data\" is not an object");
         ref.data = v;
         ref.has_data = v.is_object();
@@ -166,6 +174,7 @@ Status StalwartWebhookDecoder::Decode(std::size_t i, Event& out) {
   if (ref.has_data) {
     current_shape_ = &shapes_[out.name];
     keys_seen_ = 0;
+    span_seen_ = false;
     AddObject(kNoName, &ref.data, 0, out);
   }
   // Every array is joined: text_ moves no more, so the views can be made.
@@ -213,7 +222,13 @@ void StalwartWebhookDecoder::MakeDedupKey(const EventRef& ref, const Event& out)
       case Value::Type::kDouble:
         AppendRaw(b, f.value.as_double());
         break;
-      default:  // kInt, kUint, kBool: the same 8 bytes
+      case Value::Type::kInt:
+        AppendRaw(b, f.value.as_int());
+        break;
+      case Value::Type::kBool:
+        AppendRaw(b, static_cast<std::uint8_t>(f.value.as_bool()));
+        break;
+      default:  // kUint
         AppendRaw(b, f.value.as_uint());
         break;
     }
@@ -227,9 +242,12 @@ void StalwartWebhookDecoder::AddObject(NameId parent, const void* object, int de
   std::size_t position = 0;
   for (dom::key_value_pair member : members) {
     if (parent == kNoName && member.key == "spanId") {
+      // The first spanId that is an unsigned integer is the span; another
+      // value stays a field, a later one is dropped like any repeated key.
       std::uint64_t span = 0;
       if (member.value.get(span) == simdjson::SUCCESS) {
-        out.span_id = span;
+        if (!span_seen_) out.span_id = span;
+        span_seen_ = true;
         continue;
       }
     }
@@ -319,8 +337,7 @@ void StalwartWebhookDecoder::AddValue(const KeyInfo& key, const void* element, i
       dom::element data;
       if (object["type"].get(type) == simdjson::SUCCESS &&
           object["data"].get(data) == simdjson::SUCCESS && data.is_object()) {
-        const NameId name = names_.EventName(type);
-        value.set_string(name != kNoName ? NameText(name) : type);
+        value.set_string(StalwartTypeSpelling(type));
         out.Add(key.id, value);
         AddObject(key.id, &data, depth + 1, out);
       } else {
@@ -369,8 +386,7 @@ void StalwartWebhookDecoder::JoinArray(const void* array) {
         // A nested event stands for its type; another object for nothing.
         if (e["type"].get(type) == simdjson::SUCCESS) {
           Separate();
-          const NameId name = names_.EventName(type);
-          *text_ += name != kNoName ? NameText(name) : type;
+          *text_ += StalwartTypeSpelling(type);
         }
         break;
       case dom::element_type::NULL_VALUE:

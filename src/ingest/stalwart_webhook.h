@@ -63,9 +63,13 @@ class StalwartWebhookDecoder {
   // wait for Decode(). Rejections (kInvalidArgument), by reason:
   //   bad_json    not valid JSON (truncated, bad UTF-8, ...)
   //   bad_batch   not an object with an "events" array
-  //   bad_event   an element that is not an object with a string "type",
-  //               a createdAt of Stalwart's form, a string or number "id"
-  //               and, when present, an object "data"
+  //   bad_event   an element that is not an object with a string "type"
+  //               and a createdAt of Stalwart's form, or whose "id" (when
+  //               present) is not a string or number, or whose "data" (when
+  //               present) is neither an object nor null; the first of a
+  //               repeated member counts
+  //   parser_memory  (kResourceExhausted) no memory for the parser: not
+  //               the body's fault
   //   too_deep    arrays or objects nested below an event's data more than
   //               kStalwartMaxNesting - 1 deep (anywhere in the body: the
   //               parser's depth limit)
@@ -84,7 +88,10 @@ class StalwartWebhookDecoder {
   // The identity of the event Decode() gave last, for de-duplication: a
   // hash of its type, createdAt and id as sent and of its data as decoded.
   // Equal for a re-sent event, different (but for a 2^-64 chance) for any
-  // other, unless they differ only in keys past the name budget.
+  // other that Stalwart can send. Data that decodes alike hashes alike:
+  // keys past the name budget or past an Event's 96 fields, and values that
+  // only a hand-made body holds (an array of arrays and its flat twin, an
+  // array element with a TAB, `{"a":{"b":1}}` and `{"a.b":1}`).
   std::uint64_t dedup_key() const { return key_; }
 
   const NameBudget& names() const { return names_.budget(); }
@@ -126,7 +133,8 @@ class StalwartWebhookDecoder {
   std::unordered_map<NameId, Shape> shapes_;
   Shape* current_shape_ = nullptr;
   std::uint64_t keys_seen_ = 0;  // bit (id % 64) of each key the event has
-  std::string key_bytes_;        // the last event, laid out for its dedup key
+  bool span_seen_ = false;
+  std::string key_bytes_;  // the last event, laid out for its dedup key
   std::uint64_t key_ = 0;
 };
 

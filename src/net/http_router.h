@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,8 @@ struct HttpRequest {
   std::size_t body_capacity = 0;
   const HttpHeaderSource* headers = nullptr;
   bool api = false;  // the route answers errors as JSON
+  // The route's check_headers passed before the body was read.
+  bool headers_checked = false;
 
   // The first header named `name`, case-insensitively; "" when absent.
   std::string_view header(std::string_view name) const {
@@ -87,6 +90,10 @@ struct HttpRouteOptions {
   // Called with each refusal the server answers for this route without its
   // handler (413, 415), so the route can count them with its own.
   std::function<void(const HttpResponse&)> on_refused;
+  // When set, called with the request before its body is read (body empty):
+  // a response refuses the request there (credentials missing), and the
+  // connection closes as after a 413; nullopt lets the body be read.
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> check_headers;
 };
 
 // The route table: exact paths and path prefixes, each with its methods, its

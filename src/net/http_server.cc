@@ -36,6 +36,8 @@ constexpr std::size_t kReadBufferBytes = kMaxHeaderBytes + 64 * 1024;
 // 512 bytes, a large body came in 512-byte reads, each a system call and a
 // wait on epoll.
 constexpr std::size_t kBodyReadBytes = 64 * 1024;
+// The TLS handshake's bound when line_timeout is 0 (none).
+constexpr std::chrono::milliseconds kHandshakeTimeout{10000};
 
 struct HttpServer::State {
   explicit State(asio::io_context& ctx) : io(ctx), acceptor(ctx), restart(ctx) {}
@@ -172,19 +174,38 @@ asio::awaitable<void> ServeRequests(std::shared_ptr<HttpServer::State> state, St
     HttpRouter::Match match = state->router.Find(View(req.method_string()), path);
     HttpResponse resp;
     bool failed = false;
+    BeastHeaders headers(req);
+    auto make_request = [&](const HttpRouter::Route& route) {
+      return HttpRequest{.method = View(req.method_string()),
+                         .target = target,
+                         .path = path,
+                         .query = TargetQuery(target),
+                         .subpath = match.subpath,
+                         .accept = View(req[http::field::accept]),
+                         .content_type = View(req[http::field::content_type]),
+                         .body = req.body(),
+                         .body_capacity = req.body().capacity(),
+                         .headers = &headers,
+                         .api = route.options.api,
+                         .headers_checked = static_cast<bool>(route.options.check_headers)};
+    };
+    std::optional<HttpResponse> refused;
     if (match.route == nullptr) {
       resp = std::move(match.error);
     } else {
       const HttpRouter::Route& route = *match.route;
       const auto length = parser.content_length();
       if (length && *length > route.options.max_body_bytes) {
-        resp = TooLarge(route.options);
-        if (route.options.on_refused) route.options.on_refused(resp);
+        refused = TooLarge(route.options);
+        if (route.options.on_refused) route.options.on_refused(*refused);
       } else if (!parser.is_done() &&
                  !route.AcceptsContentType(View(req[http::field::content_type]))) {
-        resp = HttpError(415, "unsupported content type", route.options.api);
-        if (route.options.on_refused) route.options.on_refused(resp);
-      } else if (!parser.is_done()) {
+        refused = HttpError(415, "unsupported content type", route.options.api);
+        if (route.options.on_refused) route.options.on_refused(*refused);
+      } else if (route.options.check_headers) {
+        refused = route.options.check_headers(make_request(route));
+      }
+      if (!refused && !parser.is_done()) {
         parser.body_limit(route.options.max_body_bytes);
         if (!length || *length > buffer.size()) {
           buffer.reserve(std::min(buffer.max_size(), buffer.size() + kBodyReadBytes));
@@ -205,29 +226,29 @@ asio::awaitable<void> ServeRequests(std::shared_ptr<HttpServer::State> state, St
             break;
           }
         }
-        auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
+        // line_timeout bounds each wait for more of the body, not the whole
+        // body: a large one on a slow link takes as long as it takes, as
+        // long as it keeps coming.
+        boost::system::error_code bec;
+        while (!bec && !parser.is_done()) {
+          deadline.Arm(limits.line_timeout);
+          auto [e, bn] = co_await http::async_read_some(stream, buffer, parser, kTuple);
+          bec = e;
+          if (state->closed) break;
+        }
         if (state->closed) break;
         if (bec == http::error::body_limit) {
-          resp = TooLarge(route.options);
-          if (route.options.on_refused) route.options.on_refused(resp);
+          refused = TooLarge(route.options);
+          if (route.options.on_refused) route.options.on_refused(*refused);
         } else if (bec) {
           read_failed(parser);
           break;
         }
       }
-      if (parser.is_done()) {
-        BeastHeaders headers(req);
-        const HttpRequest request{.method = View(req.method_string()),
-                                  .target = target,
-                                  .path = path,
-                                  .query = TargetQuery(target),
-                                  .subpath = match.subpath,
-                                  .accept = View(req[http::field::accept]),
-                                  .content_type = View(req[http::field::content_type]),
-                                  .body = req.body(),
-                                  .body_capacity = req.body().capacity(),
-                                  .headers = &headers,
-                                  .api = route.options.api};
+      if (refused) {
+        resp = std::move(*refused);
+      } else if (parser.is_done()) {
+        const HttpRequest request = make_request(route);
         try {
           resp = route.handler(request);
         } catch (...) {
@@ -287,7 +308,10 @@ asio::awaitable<void> Serve(std::shared_ptr<HttpServer::State> state,
     co_return;
   }
   asio::ssl::stream<tcp::socket&> tls(*sock, *state->tls);
-  deadline.Arm(state->limits.line_timeout);
+  // Bounded even when line_timeout is 0: a peer that never finishes the
+  // handshake must not keep its place under client_limit.
+  deadline.Arm(state->limits.line_timeout.count() > 0 ? state->limits.line_timeout
+                                                      : kHandshakeTimeout);
   auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, kTuple);
   deadline.Disarm();
   if (state->closed) co_return;
@@ -376,6 +400,14 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
                                                        const std::string& address,
                                                        HttpRouter router,
                                                        const LineServerLimits& limits) {
+  return ListenWith(io, address, std::move(router), limits, nullptr);
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::ListenWith(asio::io_context& io,
+                                                           const std::string& address,
+                                                           HttpRouter router,
+                                                           const LineServerLimits& limits,
+                                                           asio::ssl::context* tls) {
   auto hp = SplitHostPort(address);
   if (!hp.ok()) return hp.status();
   boost::system::error_code ec;
@@ -384,6 +416,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,
   auto state = std::make_shared<State>(io);
   state->router = std::move(router);
   state->limits = limits;
+  // Set before the first accept: every connection of a TLS listener is TLS.
+  if (tls != nullptr) state->tls.emplace(std::move(*tls));
   tcp::endpoint ep(ip, hp->second);
   state->acceptor.open(ep.protocol(), ec);
   if (!ec) state->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
@@ -405,6 +439,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::ListenTls(asio::io_context& io,
   context.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                       asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  // No renegotiation: a peer could make the server redo the costly part of
+  // a handshake at will.
+  SSL_CTX_set_options(context.native_handle(), SSL_OP_NO_RENEGOTIATION);
   boost::system::error_code ec;
   context.use_certificate_chain_file(tls.certificate_file, ec);
   if (ec) {
@@ -417,10 +454,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::ListenTls(asio::io_context& io,
     return InvalidArgument(fmt::format("TLS key {} does not belong to the certificate of {}",
                                        tls.key_file, tls.certificate_file));
   }
-  auto server = Listen(io, address, std::move(router), limits);
-  if (!server.ok()) return server.status();
-  (*server)->state_->tls.emplace(std::move(context));
-  return server;
+  return ListenWith(io, address, std::move(router), limits, &context);
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,

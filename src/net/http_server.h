@@ -25,6 +25,10 @@
 #include "net/http_router.h"
 #include "net/line_limits.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace mailscope::net {
 
 // A listener's TLS: PEM files of the certificate chain and its key. TLS 1.2
@@ -64,6 +68,12 @@ class HttpServer {
 
  private:
   HttpServer() = default;
+  // Listen(), over TLS when `tls` (moved from) is not null.
+  static Result<std::unique_ptr<HttpServer>> ListenWith(boost::asio::io_context& io,
+                                                        const std::string& address,
+                                                        HttpRouter router,
+                                                        const LineServerLimits& limits,
+                                                        boost::asio::ssl::context* tls);
   std::shared_ptr<State> state_;
 };
 

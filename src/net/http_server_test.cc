@@ -288,6 +288,43 @@ TEST_F(HttpServerTest, ExpectContinueGetsAnInterimResponseBeforeTheBody) {
   EXPECT_EQ(reply.responses[1].body(), "POST /big path=/big query= subpath= body=5");
 }
 
+TEST_F(HttpServerTest, CheckHeadersRefusesBeforeTheBodyIsRead) {
+  HttpRouter router;
+  HttpRouteOptions options = LargeBodies();
+  int handled = 0;
+  options.check_headers = [](const HttpRequest& r) -> std::optional<HttpResponse> {
+    EXPECT_TRUE(r.body.empty());
+    if (r.header("Authorization") == "Bearer ok") return std::nullopt;
+    return r.Error(401, "no");
+  };
+  options.body_padding = 64;
+  router.Add(
+      {"POST"}, "/hook",
+      [&](const HttpRequest& r) {
+        ++handled;
+        EXPECT_TRUE(r.headers_checked);
+        return HttpResponse{
+            200, "text/plain", fmt::format("padded={}", r.body_capacity >= r.body.size() + 64), {}};
+      },
+      options);
+  Start(std::move(router));
+  // Refused from the header alone: no 100 Continue, no body read, closed.
+  Reply refused = Exchange({{"POST /hook HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n"
+                             "Expect: 100-continue\r\n\r\n"}},
+                           true);
+  ASSERT_EQ(refused.responses.size(), 1u);
+  EXPECT_EQ(refused.responses[0].result_int(), 401);
+  EXPECT_TRUE(refused.closed);
+  EXPECT_EQ(handled, 0);
+  Reply taken =
+      Exchange({{"POST /hook HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ok\r\n"
+                 "Content-Length: 5\r\n\r\nhello"}});
+  ASSERT_EQ(taken.responses.size(), 1u);
+  EXPECT_EQ(taken.responses[0].result_int(), 200);
+  EXPECT_EQ(taken.responses[0].body(), "padded=true");
+  EXPECT_EQ(handled, 1);
+}
+
 TEST_F(HttpServerTest, HeaderLookupIgnoresCase) {
   HttpRouter router;
   router.Add({"POST"}, "/hook", [](const HttpRequest& r) {

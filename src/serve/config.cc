@@ -767,6 +767,16 @@ void CheckStalwart(const StalwartConfig& s, std::vector<std::string>& errors) {
   auto problem = [&](std::string_view what) {
     errors.push_back(fmt::format("{}: sources.stalwart: {}", s.where, what));
   };
+  // simdjson parses documents below 4 GiB.
+  if (s.max_body_size > kStalwartMaxBodySize) {
+    problem(fmt::format("`max_body_size` is at most {} bytes (4G less 64)", kStalwartMaxBodySize));
+  }
+  if (s.dedup_window > std::chrono::hours(24)) {
+    problem("`dedup_window` is at most a day (Stalwart re-sends for its discard-after, 5m)");
+  }
+  if (s.dedup_memory > kStalwartMaxDedupMemory) {
+    problem("`dedup_memory` is at most 16G");
+  }
   if (s.username.empty() != s.secret.empty()) {
     problem("`username` and `secret` go together");
   }

@@ -142,6 +142,11 @@ struct LogConfig {
   std::string where;  // "file:line" of its table
 };
 
+// Bounds of [sources.stalwart] max_body_size (simdjson parses documents
+// below 4 GiB; its padding follows the body) and dedup_memory.
+inline constexpr std::uint64_t kStalwartMaxBodySize = (std::uint64_t{4} << 30) - 64;
+inline constexpr std::uint64_t kStalwartMaxDedupMemory = std::uint64_t{16} << 30;
+
 // [sources.stalwart]: the webhook receiver POST /ingest/stalwart
 // (serve/stalwart_source.h, docs/integrations/stalwart.md).
 struct StalwartConfig {

@@ -641,14 +641,25 @@ void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
       !st.ok())
     spdlog::error("records: {}; events are not recorded", st.message());
   exim_source->set_verdict_timeout(next.exim_verdict_timeout);
-  // [sources.stalwart]: the credentials follow the file, the rest waits for a restart.
+  // [sources.stalwart]: the credentials follow the file, the rest waits for a
+  // restart. A running remote listener keeps requiring credentials: a file
+  // that drops them all (and `listen` with them) keeps the running ones.
   {
     StalwartConfig stalwart = config.stalwart;
-    stalwart.signature_key = next.stalwart.signature_key;
-    stalwart.username = next.stalwart.username;
-    stalwart.secret = next.stalwart.secret;
-    stalwart.token = next.stalwart.token;
     stalwart.shipped_metrics = next.stalwart.shipped_metrics;
+    const bool any = !next.stalwart.signature_key.empty() || !next.stalwart.username.empty() ||
+                     !next.stalwart.token.empty();
+    if (any || stalwart.listen.empty()) {
+      stalwart.signature_key = next.stalwart.signature_key;
+      stalwart.username = next.stalwart.username;
+      stalwart.secret = next.stalwart.secret;
+      stalwart.token = next.stalwart.token;
+    } else {
+      spdlog::error(
+          "reload: [sources.stalwart] sets no credentials while the listener on {} runs; the "
+          "running ones stay until a restart",
+          stalwart.listen);
+    }
     next.stalwart = std::move(stalwart);
   }
   stalwart_source->SetCredentials(next.stalwart);

@@ -1,7 +1,8 @@
 // StalwartWebhookSource: POST /ingest/stalwart, where Stalwart's webhooks
 // send their batches (docs/integrations/stalwart.md). Each POST is checked
-// against the configured credentials before its body is parsed (signature
-// first, then Authorization), parsed whole (a malformed body is a 400 and
+// against the configured credentials: Authorization and the presence of
+// X-Signature from its header, before the body is read; the signature over
+// the body before the body is parsed. It is then parsed whole (a malformed body is a 400 and
 // counts nothing), and each of its events not seen within the dedup window
 // is dispatched. The reply is a 200 with the counts as soon as the events
 // are dispatched: Stalwart takes any 2xx, and re-sends the whole batch on
@@ -9,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "ingest/event_dedup.h"
@@ -42,9 +44,13 @@ class StalwartWebhookSource {
   StalwartFigures figures() const;
 
  private:
-  // The response refusing the request, or a 200 with an empty body when
-  // its credentials are good.
-  net::HttpResponse Authorize(const net::HttpRequest& request);
+  // The refusal of a request whose headers lack the configured credentials
+  // (Authorization; an X-Signature of the right length), before its body is
+  // read; nullopt when they are there.
+  std::optional<net::HttpResponse> CheckHeaders(const net::HttpRequest& request);
+  // The refusal of a body that X-Signature does not sign; nullopt when it
+  // does or no key is set.
+  std::optional<net::HttpResponse> CheckSignature(const net::HttpRequest& request);
   // Counts and logs `why`, and answers it with `status`.
   net::HttpResponse Refuse(const net::HttpRequest& request, unsigned status, const Status& why);
 

@@ -158,9 +158,15 @@ TEST(StalwartWebhookSourceTest, TheSignatureIsCheckedBeforeTheBody) {
   EXPECT_EQ(Post(source, body, other_body).status, 403u);
   // A bad body with a bad signature is refused for the signature.
   EXPECT_EQ(Post(source, "{", wrong).status, 403u);
+  // Not the length of a base64 HMAC-SHA256: refused from the header alone.
+  Headers short_one;
+  short_one.fields["x-signature"] = "c2hvcnQ=";
+  const net::HttpResponse r = Post(source, body, short_one);
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_TRUE(r.headers.empty()) << "WWW-Authenticate is for Authorization only";
   EXPECT_EQ(f.Events("auth.failed"), 0u);
   EXPECT_EQ(f.counters.rejected(Source::kStalwart, "missing_signature"), 1u);
-  EXPECT_EQ(f.counters.rejected(Source::kStalwart, "bad_signature"), 3u);
+  EXPECT_EQ(f.counters.rejected(Source::kStalwart, "bad_signature"), 4u);
   EXPECT_EQ(f.counters.rejected(Source::kStalwart, "bad_json"), 0u);
   Headers good;
   good.fields["x-signature"] = Sign("s3cr3t-key", body);
