@@ -8,9 +8,10 @@
 //
 // Limits (LineServerLimits, the same settings as the line sockets'):
 // client_limit connections are served; one more gets a 503 written without
-// waiting and is closed. A connection that sends no complete request within
-// line_timeout of the previous one (or of its accept) is closed, and counted
-// when it had sent part of a request. A response the client does not take
+// waiting and is closed. A connection that sends no complete request header
+// within line_timeout of the previous response (or of its accept), or then
+// no more of a body for line_timeout, is closed, and counted when it had
+// sent part of a request. A response the client does not take
 // for write_timeout (reset by every byte taken) closes the connection. An
 // idle connection gives back its read buffer. buffer_limit and output_limit
 // do not apply: a request is bounded by the header limit and its route's
@@ -32,7 +33,8 @@ class context;
 namespace mailscope::net {
 
 // A listener's TLS: PEM files of the certificate chain and its key. TLS 1.2
-// and later; the handshake is bounded by line_timeout like a request.
+// and later, no renegotiation; the handshake is bounded by line_timeout like
+// a request header (10 s when line_timeout is 0).
 struct HttpTls {
   std::string certificate_file;
   std::string key_file;

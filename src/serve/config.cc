@@ -400,8 +400,10 @@ ConfigSchema<Config> MakeSchema() {
               {"line_timeout", SettingType::kDuration, false, "30 secs",
                "Time from a line's first byte to its end; a connection still inside a line "
                "after it is closed. For the HTTP listener, the time a connection has to send a "
-               "whole request (header and body) after accept or after the previous response; "
-               "an idle keep-alive connection is closed then too, uncounted. 0 disables. "
+               "request's header after accept or after the previous response (an idle "
+               "keep-alive connection is closed then too, uncounted), and then each further "
+               "piece of its body: a large body may take longer as long as it keeps coming. "
+               "0 disables (a TLS handshake is still bounded, by 10 s). "
                "Sockets only.",
                SocketOnly(&net::LineServerLimits::line_timeout, ReadDuration)},
               {"write_timeout", SettingType::kDuration, false, "30 secs",
