@@ -42,8 +42,8 @@ void BM_Signature(benchmark::State& state) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
   for (auto _ : state) {
-    HMAC(EVP_sha256(), "bench-signing-key", 17, reinterpret_cast<const unsigned char*>(g_body.data()),
-         g_body.size(), mac, &size);
+    HMAC(EVP_sha256(), "bench-signing-key", 17,
+         reinterpret_cast<const unsigned char*>(g_body.data()), g_body.size(), mac, &size);
     benchmark::DoNotOptimize(mac);
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * g_body.size()));
@@ -58,9 +58,8 @@ void BM_Webhook(benchmark::State& state) {
   ingest::StalwartWebhookDecoder decoder(ingest::StalwartWebhookOptions{.max_new_names = 1u << 20});
   stats::IngestCounters counters;
   auto control = catalog::EventControl::Build(catalog::Catalog::Get(), {});
-  pipeline::Dispatcher dispatcher(
-      counters,
-      std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control)));
+  pipeline::Dispatcher dispatcher(counters, std::make_unique<catalog::EventRouter>(
+                                                catalog::Catalog::Get(), std::move(*control)));
   stats::MetricsEngine engine;
   auto config = serve::ParseConfig("[sources.stalwart]\nshipped_metrics = true\n", "bench.toml");
   if (!config.ok()) {

@@ -32,12 +32,12 @@ NameId InternName(std::string_view name);
 
 // The inputs whose clients make up names, for counting refusals per input.
 enum class NameInput : std::uint8_t {
-  kStatsWriter,  // a connection to the stats-writer socket
-  kDovecotPost,  // bodies POSTed by Dovecot's event exporter
-  kTail,         // the filter of a `mailscope tail` client
-  kStatsReader,  // a METRICS-ADD (`doveadm stats add`) on the stats-reader socket
-  kExim,         // requests of Exim's event_action (one budget for the endpoint)
-  kLogFile,      // lines of a log file (one budget for each log source)
+  kStatsWriter,   // a connection to the stats-writer socket
+  kDovecotPost,   // bodies POSTed by Dovecot's event exporter
+  kTail,          // the filter of a `mailscope tail` client
+  kStatsReader,   // a METRICS-ADD (`doveadm stats add`) on the stats-reader socket
+  kExim,          // requests of Exim's event_action (one budget for the endpoint)
+  kLogFile,       // lines of a log file (one budget for each log source)
   kStalwartPost,  // bodies POSTed by Stalwart's webhooks (one budget for the route)
 };
 inline constexpr int kNameInputCount = 7;

@@ -226,8 +226,7 @@ TEST(DovecotMetricsTest, AHistogramOfUnknownUnitWaitsForItsFirstValue) {
   e.Add(InternName("elapsed"), Value::Uint(2140).WithUnit(Unit::kMilliseconds));
   engine.Process(e);
   const std::string text = render();
-  EXPECT_NE(text.find("mailscope_session_length_bucket{le=\"10\"} 1\n"), std::string::npos)
-      << text;
+  EXPECT_NE(text.find("mailscope_session_length_bucket{le=\"10\"} 1\n"), std::string::npos) << text;
 }
 
 }  // namespace
