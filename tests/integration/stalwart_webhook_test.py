@@ -13,7 +13,8 @@ certificate made by openssl. Checks:
   * a re-sent batch counts once, a batch re-sent merged with newer events
     counts the newer ones only;
   * the signature (from openssl dgst, not from mailscope's code) is checked:
-    missing 401, wrong 403, right 200; Basic and Bearer the same;
+    missing 401, wrong 403, right 200; Basic (curl -u) and Bearer the same,
+    on a second mailscope, whose new token a SIGHUP puts in force;
   * an oversize body is a 413, truncated JSON and wrong types a 400, each
     counted in mailscope_ingest_rejected_total and changing no other count;
   * the TLS listener refuses plain HTTP and takes curl's signed POST;
@@ -28,6 +29,7 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -99,6 +101,7 @@ class StalwartTest:
             f'tls_certificate = "{os.path.join(work, "cert.pem")}"\n'
             f'tls_key = "{os.path.join(work, "key.pem")}"\n')
         self.serve = lm.Mailscope(binary, os.path.join(work, "mailscope"), config)
+        self.others: list[lm.Mailscope] = []
 
     def signed(self, data: bytes) -> tuple[int, str]:
         return post(self.serve.http_address, data, {"X-Signature": ls.signature(KEY, data)})
@@ -178,6 +181,7 @@ class StalwartTest:
         self.refusals(after)
         self.tls(s)
         self.metrics()
+        self.credentials()
 
     def refusals(self, before: dict[str, int]) -> None:
         c = self.c
@@ -272,11 +276,57 @@ class StalwartTest:
                               text=True)
         c.equal("promtool check metrics passes", lint.returncode, 0, lint.stdout + lint.stderr)
 
+    def credentials(self) -> None:
+        """Basic and Bearer as curl sends them (-u, -H), on a second mailscope that
+        requires them, taking its credentials anew on SIGHUP."""
+        c = self.c
+        config = ('[sources.stalwart]\nusername = "stalwart"\nsecret = "s3cr:et"\n'
+                  'token = "t0ken"\n')
+        other = lm.Mailscope(self.serve.binary, os.path.join(self.work, "auth"), config)
+        self.others.append(other)
+        other.start()
+        url = f"http://{other.http_address}/ingest/stalwart"
+        path = os.path.join(self.work, "auth-body.json")
+        s = ls.Stalwart(seed=11)
+        with open(path, "wb") as f:
+            f.write(ls.body([s.auth_failure(T0 + 60, "192.0.2.60", "trudy")]))
+
+        def code(*args: str) -> str:
+            r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--data-binary", f"@{path}", *args, url],
+                               capture_output=True, text=True, timeout=30)
+            return r.stdout
+        c.equal("no credentials: 401", code(), "401")
+        c.equal("curl -u with the right password: 200", code("-u", "stalwart:s3cr:et"), "200")
+        c.equal("curl -u with a wrong password: 403", code("-u", "stalwart:wrong"), "403")
+        c.equal("Bearer with the token: 200", code("-H", "Authorization: Bearer t0ken"), "200")
+        c.equal("Bearer with another token: 403", code("-H", "Authorization: Bearer nope"), "403")
+        # The same event twice with good credentials: counted once.
+        c.equal("the auth failure counted once", lm_sample(
+            other.http("/metrics").body,
+            'mailscope_events_total{source="stalwart",event="auth.failed"}'), 1)
+        c.equal("refusals counted by reason", [lm_sample(
+            other.http("/metrics").body,
+            f'mailscope_ingest_rejected_total{{source="stalwart",reason="{r}"}}')
+            for r in ("missing_authorization", "bad_authorization")], [1, 2])
+        # A new token on SIGHUP: the old one stops working at once.
+        with open(other.config_path, "w", encoding="utf-8") as f:
+            f.write('[sources.stalwart]\ntoken = "rotated"\n')
+        other.proc.send_signal(signal.SIGHUP)
+        lm.wait_until(lambda: "configuration reloaded" in other.log_text(), 10)
+        c.equal("after a reload the old token is refused",
+                code("-H", "Authorization: Bearer t0ken"), "403")
+        c.equal("and the new one taken", code("-H", "Authorization: Bearer rotated"), "200")
+        c.equal("Basic is no longer taken once the file drops it",
+                code("-u", "stalwart:s3cr:et"), "403")
+
     def cleanup(self) -> None:
         self.serve.stop()
+        for other in self.others:
+            other.stop()
 
     def print_logs(self) -> None:
-        lm.print_log_tails([self.serve.log_path])
+        lm.print_log_tails([self.serve.log_path] + [o.log_path for o in self.others])
 
 
 def lm_sample(body: str, name: str) -> int | None:
