@@ -42,9 +42,12 @@ Status Bad(const char* reason, std::string message) { return Rejected(reason, st
 // Containers nested in a body before an event's values: the body object,
 // "events", the event and its "data".
 constexpr std::size_t kEnvelopeDepth = 4;
-// simdjson refuses a body (DEPTH_ERROR) whose containers nest this deep,
-// so values nest at most kStalwartMaxNesting - 1 containers below "data".
-constexpr std::size_t kMaxDepth = kEnvelopeDepth + kStalwartMaxNesting;
+// Containers a value may nest below "data": a nested event is two (itself
+// and its "data"), and kStalwartMaxNesting of them are taken, as in the text
+// log; arrays count one each.
+constexpr std::size_t kValueDepth = 2 * kStalwartMaxNesting;
+// simdjson refuses a body (DEPTH_ERROR) whose containers nest this deep.
+constexpr std::size_t kMaxDepth = kEnvelopeDepth + kValueDepth + 1;
 
 template <typename T>
 void AppendRaw(std::string& out, const T& v) {
@@ -101,8 +104,7 @@ Status StalwartWebhookDecoder::ParseBody(std::string_view body, std::size_t capa
                                                     simdjson::error_message(e));
     }
     if (e == simdjson::DEPTH_ERROR) {
-      return Bad("too_deep", "Values nested deeper than " +
-                                 std::to_string(kStalwartMaxNesting - 1) +
+      return Bad("too_deep", "Values nested deeper than " + std::to_string(kValueDepth) +
                                  " arrays or objects below an event's data");
     }
     return Bad("bad_json", std::string("Invalid JSON: ") + simdjson::error_message(e));

@@ -71,8 +71,9 @@ class StalwartWebhookDecoder {
   //   parser_memory  (kResourceExhausted) no memory for the parser: not
   //               the body's fault
   //   too_deep    arrays or objects nested below an event's data more than
-  //               kStalwartMaxNesting - 1 deep (anywhere in the body: the
-  //               parser's depth limit)
+  //               2 * kStalwartMaxNesting deep (kStalwartMaxNesting nested
+  //               events, each an object and its data; anywhere in the body:
+  //               the parser's depth limit)
   // An event with more fields than an Event holds keeps the first ones and
   // is marked truncated (FieldList::truncated).
   Status Parse(std::string_view body, std::size_t capacity);

@@ -173,7 +173,7 @@ TEST(StalwartWebhookTest, UnknownTypesKeepTheirNameAndMembersAreOptional) {
 TEST(StalwartWebhookTest, MalformedBodiesAreRejectedWhole) {
   const std::string good = OneEvent("smtp.ehlo", R"({"domain":"x"})");
   std::string deep = "1";
-  for (int i = 0; i < 9; ++i) deep = "[" + deep + "]";
+  for (int i = 0; i < 2 * kStalwartMaxNesting + 1; ++i) deep = "[" + deep + "]";
   std::string very_deep(100000, '[');
   const struct {
     std::string body;
@@ -208,7 +208,7 @@ TEST(StalwartWebhookTest, MalformedBodiesAreRejectedWhole) {
 
 TEST(StalwartWebhookTest, NestingUpToTheLimitIsTaken) {
   std::string deep = "1";
-  for (int i = 0; i < kStalwartMaxNesting - 1; ++i) deep = "[" + deep + "]";
+  for (int i = 0; i < 2 * kStalwartMaxNesting; ++i) deep = "[" + deep + "]";
   std::vector<Decoded> events = DecodeAll(Wrap(OneEvent("smtp.ehlo", "{\"x\":" + deep + "}")));
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].fields.at("x").as_string(), "1");
@@ -218,6 +218,24 @@ TEST(StalwartWebhookTest, NestingUpToTheLimitIsTaken) {
     const std::string body = Wrap(OneEvent("smtp.ehlo", "{\"x\":" + deeper + "}"));
     EXPECT_EQ(decoder.Parse(body, body.size()).reason(), "too_deep") << body;
   }
+}
+
+TEST(StalwartWebhookTest, NestedEventsAsDeepAsTheTextLogTakes) {
+  auto nested = [](int levels) {
+    std::string data = R"({"code":1})";
+    for (int i = 0; i < levels; ++i) {
+      data = R"({"causedBy":{"type":"store.ldap-error","data":)" + data + "}}";
+    }
+    return Wrap(OneEvent("auth.failed", data));
+  };
+  std::vector<Decoded> events = DecodeAll(nested(kStalwartMaxNesting));
+  ASSERT_EQ(events.size(), 1u);
+  std::string deepest = "causedBy";
+  for (int i = 1; i < kStalwartMaxNesting; ++i) deepest += ".causedBy";
+  EXPECT_EQ(events[0].fields.at(deepest + ".code").as_uint(), 1u);
+  StalwartWebhookDecoder decoder;
+  const std::string body = nested(kStalwartMaxNesting + 1);
+  EXPECT_EQ(decoder.Parse(body, body.size()).reason(), "too_deep");
 }
 
 TEST(StalwartWebhookTest, DedupKeysTellResentEventsApart) {

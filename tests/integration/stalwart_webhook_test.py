@@ -195,7 +195,7 @@ class StalwartTest:
             ("truncated JSON", self.signed(data[:-3]), 400, "bad_json"),
             ("wrong types", self.signed(b'{"events":[{"type":7}]}'), 400, "bad_event"),
             ("deeply nested values", self.signed(ls.body([s.event(
-                T0, "smtp.ehlo", {"x": [[[[[[[[[[1]]]]]]]]]]})])), 400, "too_deep"),
+                T0, "smtp.ehlo", {"x": deep_list(17)})])), 400, "too_deep"),
         ]
         # curl, as Stalwart's client, sends a large body after `Expect: 100-continue`,
         # so the 413 comes before the body is sent.
@@ -327,6 +327,14 @@ class StalwartTest:
 
     def print_logs(self) -> None:
         lm.print_log_tails([self.serve.log_path] + [o.log_path for o in self.others])
+
+
+def deep_list(levels: int) -> object:
+    """[[...[1]...]] with `levels` arrays: more than a body may nest below data."""
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
 
 
 def lm_sample(body: str, name: str) -> int | None:
