@@ -482,6 +482,7 @@ LineServerFigures HttpServer::figures() const {
   f.refused = state_->refused;
   f.closed_line_timeout = state_->closed_request_timeout;
   f.closed_write_timeout = state_->closed_write_timeout;
+  f.closed_tls_handshake = state_->failed_handshakes;
   return f;
 }
 

@@ -37,8 +37,9 @@ struct LineServerFigures {
   std::uint64_t closed_line_timeout = 0;
   std::uint64_t closed_write_timeout = 0;
   std::uint64_t closed_buffer_limit = 0;
-  std::size_t held_input_bytes = 0;     // of incomplete lines, now
-  std::size_t queued_output_bytes = 0;  // not yet taken by the peers, now
+  std::uint64_t closed_tls_handshake = 0;  // TLS listeners: handshakes failed or not finished
+  std::size_t held_input_bytes = 0;        // of incomplete lines, now
+  std::size_t queued_output_bytes = 0;     // not yet taken by the peers, now
 };
 
 }  // namespace mailscope::net

@@ -146,7 +146,8 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
   }
   w.Family("mailscope_listener_closed", "counter",
            "Connections closed by a limit: a line over the length limit, a line not finished "
-           "within line_timeout, output not taken within write_timeout, buffer_limit");
+           "within line_timeout, output not taken within write_timeout, buffer_limit, a TLS "
+           "handshake that failed");
   for (const ListenerFigures& l : src.listeners) {
     if (l.fifo) continue;
     const std::pair<std::string_view, std::uint64_t> reasons[] = {
@@ -156,6 +157,10 @@ std::string RenderMetricsPage(const MetricsSources& src, exporter::MetricsFormat
         {"buffer_limit", l.server.closed_buffer_limit}};
     for (const auto& [reason, count] : reasons) {
       w.Sample({{"listener", l.name}, {"reason", reason}}, count);
+    }
+    // TLS listeners only (`https ADDR`, [sources.stalwart] listen).
+    if (l.name.starts_with("https ")) {
+      w.Sample({{"listener", l.name}, {"reason", "tls_handshake"}}, l.server.closed_tls_handshake);
     }
   }
   w.Family("mailscope_listener_input_buffered_bytes", "gauge",

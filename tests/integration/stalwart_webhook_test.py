@@ -238,6 +238,10 @@ class StalwartTest:
                                capture_output=True, text=True, timeout=30)
         c.check("plain HTTP on the TLS listener gets no answer", plain.returncode != 0,
                 plain.stdout + plain.stderr)
+        c.equal("the failed handshake is counted", lm_sample(
+            self.serve.http("/metrics").body,
+            f'mailscope_listener_closed_total{{listener="https 127.0.0.1:{self.tls_port}",'
+            'reason="tls_handshake"}'), 1)
         unsigned = subprocess.run(
             ["curl", "-sS", "--cacert", os.path.join(self.work, "cert.pem"), "-o", "/dev/null",
              "-w", "%{http_code}", "--data-binary", f"@{path}", url],
