@@ -431,11 +431,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::ListenWith(asio::io_context& io,
   return server;
 }
 
-Result<std::unique_ptr<HttpServer>> HttpServer::ListenTls(asio::io_context& io,
-                                                          const std::string& address,
-                                                          HttpRouter router, const HttpTls& tls,
-                                                          const LineServerLimits& limits) {
-  asio::ssl::context context(asio::ssl::context::tls_server);
+namespace {
+
+// A server context of `tls`'s files, or the error that names the file.
+Status MakeTlsContext(const HttpTls& tls, std::optional<asio::ssl::context>& out) {
+  asio::ssl::context& context = out.emplace(asio::ssl::context::tls_server);
   context.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                       asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
@@ -454,7 +454,27 @@ Result<std::unique_ptr<HttpServer>> HttpServer::ListenTls(asio::io_context& io,
     return InvalidArgument(fmt::format("TLS key {} does not belong to the certificate of {}",
                                        tls.key_file, tls.certificate_file));
   }
-  return ListenWith(io, address, std::move(router), limits, &context);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<HttpServer>> HttpServer::ListenTls(asio::io_context& io,
+                                                          const std::string& address,
+                                                          HttpRouter router, const HttpTls& tls,
+                                                          const LineServerLimits& limits) {
+  std::optional<asio::ssl::context> context;
+  MS_RETURN_IF_ERROR(MakeTlsContext(tls, context));
+  return ListenWith(io, address, std::move(router), limits, &*context);
+}
+
+Status HttpServer::ReloadTls(const HttpTls& tls) {
+  if (!state_->tls) return FailedPrecondition("not a TLS listener");
+  std::optional<asio::ssl::context> context;
+  MS_RETURN_IF_ERROR(MakeTlsContext(tls, context));
+  // Connections made before keep the old context: OpenSSL counts its users.
+  state_->tls.emplace(std::move(*context));
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Listen(asio::io_context& io,

@@ -59,6 +59,10 @@ class HttpServer {
   static Result<std::unique_ptr<HttpServer>> Listen(boost::asio::io_context& io,
                                                     const std::string& address, HttpHandler handler,
                                                     const LineServerLimits& limits = {});
+  // A TLS listener's certificate and key read again (a renewed certificate);
+  // connections accepted from now on use them. Errors as ListenTls'; the
+  // running ones stay then.
+  Status ReloadTls(const HttpTls& tls);
   ~HttpServer();
   // Stops accepting and closes every connection; idempotent.
   void Close();

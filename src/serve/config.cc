@@ -561,7 +561,8 @@ ConfigSchema<Config> MakeSchema() {
            Store(&StalwartConfig::listen, ReadAddress)},
           {"tls_certificate", SettingType::kString, false, "\"\"",
            "The PEM file of the `listen` listener's certificate chain; a relative path is "
-           "found from this file's directory.",
+           "found from this file's directory. The file and the key's are read again on "
+           "SIGHUP (a renewed certificate); a new path needs a restart.",
            Store(&StalwartConfig::tls_certificate, ReadString)},
           {"tls_key", SettingType::kString, false, "\"\"",
            "The PEM file of that certificate's private key (relative: as `tls_certificate`).",

@@ -241,6 +241,7 @@ struct Daemon::State {
   std::unique_ptr<DovecotEventPostSource> event_post_source;
   std::unique_ptr<EximEventSource> exim_source;
   std::unique_ptr<StalwartWebhookSource> stalwart_source;
+  net::HttpServer* stalwart_https = nullptr;  // [sources.stalwart] listen, owned by listeners
   // After records_output: destroyed first, each waits for the records of
   // what it read before it saves its positions.
   std::vector<std::unique_ptr<LogSource>> log_sources;
@@ -398,6 +399,7 @@ Status Daemon::State::Start() {
                     fmt::format("{}: sources.stalwart.listen: {}", config.stalwart.where,
                                 server.status().message()));
     }
+    stalwart_https = *server;
     spdlog::info("https listening on {} for POST /ingest/stalwart", (*server)->local_address());
   }
   spdlog::info("old-stats FIFOs {0}/old-stats-mail {0}/old-stats-user, socket {0}/old-stats", run);
@@ -663,6 +665,15 @@ void Daemon::State::ApplyReload(Result<LoadedConfig> loaded) {
     next.stalwart = std::move(stalwart);
   }
   stalwart_source->SetCredentials(next.stalwart);
+  // A renewed certificate (certbot and the like replace the files, then
+  // reload): read again from the running paths.
+  if (stalwart_https != nullptr) {
+    if (Status st =
+            stalwart_https->ReloadTls({next.stalwart.tls_certificate, next.stalwart.tls_key});
+        !st.ok()) {
+      spdlog::error("reload: sources.stalwart.listen keeps its certificate: {}", st.message());
+    }
+  }
   SchedulePushFilter();  // event control may ask Dovecot for other events
   const bool interval_changed = next.old_stats_carbon_interval != config.old_stats_carbon_interval;
   config = std::move(next);
