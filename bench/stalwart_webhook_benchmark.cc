@@ -57,9 +57,8 @@ void BM_Webhook(benchmark::State& state) {
   const int steps = static_cast<int>(state.range(0));
   ingest::StalwartWebhookDecoder decoder(ingest::StalwartWebhookOptions{.max_new_names = 1u << 20});
   stats::IngestCounters counters;
-  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), {});
-  pipeline::Dispatcher dispatcher(counters, std::make_unique<catalog::EventRouter>(
-                                                catalog::Catalog::Get(), std::move(*control)));
+  auto router = catalog::MakeCatalogRouter();
+  pipeline::Dispatcher dispatcher(counters, std::move(*router));
   stats::MetricsEngine engine;
   auto config = serve::ParseConfig("[sources.stalwart]\nshipped_metrics = true\n", "bench.toml");
   if (!config.ok()) {

@@ -95,4 +95,10 @@ EventRouter::Routed EventRouter::Route(const Event& event) {
   return {slot, control_.EffectiveLevel(*slot), TaxonomyOf(*slot, event)};
 }
 
+Result<std::unique_ptr<EventRouter>> MakeCatalogRouter(const EventControlOptions& options) {
+  auto control = EventControl::Build(Catalog::Get(), options);
+  if (!control.ok()) return control.status();
+  return std::make_unique<EventRouter>(Catalog::Get(), std::move(*control));
+}
+
 }  // namespace mailscope::catalog

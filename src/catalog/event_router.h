@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,11 @@ constexpr std::optional<System> SystemOf(Source source) {
 // when routed. Every other source says it, or its events have no catalog
 // level to take.
 constexpr bool SourceCarriesLevel(Source source) { return source != Source::kStalwart; }
+
+class EventRouter;
+// A router over the compiled-in catalog, its control built from `options`;
+// the error of EventControl::Build otherwise.
+Result<std::unique_ptr<EventRouter>> MakeCatalogRouter(const EventControlOptions& options = {});
 
 class EventRouter {
  public:

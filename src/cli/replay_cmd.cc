@@ -111,11 +111,9 @@ Status BuildPipeline(const ReplayFlags& flags, const std::string& format, Replay
     config = std::move(*loaded);
   }
   MS_RETURN_IF_ERROR(serve::AddShippedLogMetrics(format, config));
-  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), config.events);
-  if (!control.ok()) return control.status();
-  p.dispatcher = std::make_unique<pipeline::Dispatcher>(
-      p.counters,
-      std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control)));
+  auto router = catalog::MakeCatalogRouter(config.events);
+  if (!router.ok()) return router.status();
+  p.dispatcher = std::make_unique<pipeline::Dispatcher>(p.counters, std::move(*router));
   p.metrics_output = std::make_unique<serve::MetricsOutput>(p.metrics, *p.dispatcher);
   // Only what is printed is counted: the metrics for --openmetrics, the
   // report otherwise.

@@ -28,9 +28,9 @@ class Recorder : public Consumer {
 };
 
 std::unique_ptr<catalog::EventRouter> Router(const catalog::EventControlOptions& options) {
-  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), options);
-  EXPECT_TRUE(control.ok()) << control.status().message();
-  return std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control));
+  auto router = catalog::MakeCatalogRouter(options);
+  EXPECT_TRUE(router.ok()) << router.status().message();
+  return std::move(*router);
 }
 
 Event Make(Source source, std::string_view name) {

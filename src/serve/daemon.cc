@@ -135,12 +135,6 @@ std::string HostName() {
   return {};
 }
 
-Result<std::unique_ptr<catalog::EventRouter>> MakeRouter(const Config& config) {
-  auto control = catalog::EventControl::Build(catalog::Catalog::Get(), config.events);
-  if (!control.ok()) return control.status();
-  return std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control));
-}
-
 // A configuration file read again for SIGHUP, with its event control built:
 // all the loop has left to do is swap them in.
 struct LoadedConfig {
@@ -270,7 +264,7 @@ struct Daemon::State {
 };
 
 Status Daemon::State::Start() {
-  auto router = MakeRouter(config);
+  auto router = catalog::MakeCatalogRouter(config.events);
   if (!router.ok()) return router.status();
   dispatcher = std::make_unique<pipeline::Dispatcher>(counters, std::move(*router));
   // Outputs, in the order they see each event.

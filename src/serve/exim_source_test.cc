@@ -18,11 +18,9 @@ using namespace std::chrono_literals;
 // A source with one rule that answers every tcp:connect.
 struct Fixture {
   Fixture() {
-    auto control = catalog::EventControl::Build(catalog::Catalog::Get(), {});
-    EXPECT_TRUE(control.ok());
-    dispatcher = std::make_unique<pipeline::Dispatcher>(
-        counters,
-        std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control)));
+    auto router = catalog::MakeCatalogRouter();
+    EXPECT_TRUE(router.ok());
+    dispatcher = std::make_unique<pipeline::Dispatcher>(counters, std::move(*router));
     auto rule = rules::MakeRule({"all", "event=\"tcp:connect\"", "not now"});
     EXPECT_TRUE(rule.ok());
     std::vector<rules::Rule> list;

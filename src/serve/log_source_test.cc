@@ -37,11 +37,9 @@ class Recorder final : public pipeline::Consumer {
 
 struct Fixture {
   Fixture() {
-    auto control = catalog::EventControl::Build(catalog::Catalog::Get(), {});
-    EXPECT_TRUE(control.ok());
-    dispatcher = std::make_unique<pipeline::Dispatcher>(
-        counters,
-        std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control)));
+    auto router = catalog::MakeCatalogRouter();
+    EXPECT_TRUE(router.ok());
+    dispatcher = std::make_unique<pipeline::Dispatcher>(counters, std::move(*router));
     dispatcher->Register("records", recorder);
   }
   SourceContext Context() { return SourceContext{*dispatcher, counters, log, clock, nullptr}; }

@@ -28,11 +28,9 @@ class Recorder : public pipeline::Consumer {
 
 struct Fixture {
   explicit Fixture(catalog::EventControlOptions options = {}) {
-    auto control = catalog::EventControl::Build(catalog::Catalog::Get(), options);
-    EXPECT_TRUE(control.ok());
-    dispatcher = std::make_unique<pipeline::Dispatcher>(
-        counters,
-        std::make_unique<catalog::EventRouter>(catalog::Catalog::Get(), std::move(*control)));
+    auto router = catalog::MakeCatalogRouter(options);
+    EXPECT_TRUE(router.ok());
+    dispatcher = std::make_unique<pipeline::Dispatcher>(counters, std::move(*router));
     dispatcher->Register("metrics", recorder);  // metrics take every level
   }
   SourceContext Context() { return SourceContext{*dispatcher, counters, log, clock, nullptr}; }
