@@ -104,7 +104,8 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   MetricsEngineTest.SteadyStateAllocatesNothing \
   EventFormatTest.SteadyStateAllocatesNothing \
   DovecotEventExportTest.SteadyStateAllocatesNothing \
-  LogTimeParserTest.ParsingAllocatesNothing
+  LogTimeParserTest.ParsingAllocatesNothing \
+  StalwartWebhookTest.DecodingAllocatesNothingOnceNamesAreKnown
 rm -rf "$logs"
 
 step "fuzzing"

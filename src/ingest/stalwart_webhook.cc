@@ -89,6 +89,10 @@ Status StalwartWebhookDecoder::ParseBody(std::string_view body, std::size_t capa
   // A parser sized for a huge batch holds several times its size: give that
   // back before the next body rather than keep it for good.
   if (json_->parser.capacity() > options_.keep_parser_bytes) AllocateParser();
+  // So do the buffers a huge event's arrays and dedup layout grew.
+  for (std::string* buffer : {&texts_[0], &texts_[1], &key_bytes_}) {
+    if (buffer->capacity() > options_.keep_parser_bytes) *buffer = std::string();
+  }
   const char* data = body.data();
   if (capacity < body.size() + simdjson::SIMDJSON_PADDING) {
     copy_.resize(body.size() + simdjson::SIMDJSON_PADDING);
@@ -177,7 +181,7 @@ Status StalwartWebhookDecoder::Decode(std::size_t i, Event& out) {
     current_shape_ = &shapes_[out.name];
     keys_seen_ = 0;
     span_seen_ = false;
-    AddObject(kNoName, &ref.data, 0, out);
+    AddObject(kNoName, &ref.data, out);
   }
   // Every array is joined: text_ moves no more, so the views can be made.
   for (const Pending& p : pending_) {
@@ -238,7 +242,7 @@ void StalwartWebhookDecoder::MakeDedupKey(const EventRef& ref, const Event& out)
   key_ = HashBytes(b);
 }
 
-void StalwartWebhookDecoder::AddObject(NameId parent, const void* object, int depth, Event& out) {
+void StalwartWebhookDecoder::AddObject(NameId parent, const void* object, Event& out) {
   const dom::element& element = *static_cast<const dom::element*>(object);
   const dom::object members = element.get_object().value_unsafe();
   std::size_t position = 0;
@@ -267,7 +271,7 @@ void StalwartWebhookDecoder::AddObject(NameId parent, const void* object, int de
     const std::uint64_t bit = std::uint64_t{1} << (key.id % 64);
     if ((keys_seen_ & bit) != 0 && out.Find(key.id) != nullptr) continue;
     keys_seen_ |= bit;
-    AddValue(key, &member.value, depth, out);
+    AddValue(key, &member.value, out);
   }
 }
 
@@ -287,8 +291,7 @@ StalwartWebhookDecoder::KeyInfo StalwartWebhookDecoder::TopKey(std::size_t posit
   return info;
 }
 
-void StalwartWebhookDecoder::AddValue(const KeyInfo& key, const void* element, int depth,
-                                      Event& out) {
+void StalwartWebhookDecoder::AddValue(const KeyInfo& key, const void* element, Event& out) {
   const dom::element& v = *static_cast<const dom::element*>(element);
   Value value;
   switch (v.type()) {
@@ -341,9 +344,9 @@ void StalwartWebhookDecoder::AddValue(const KeyInfo& key, const void* element, i
           object["data"].get(data) == simdjson::SUCCESS && data.is_object()) {
         value.set_string(StalwartTypeSpelling(type));
         out.Add(key.id, value);
-        AddObject(key.id, &data, depth + 1, out);
+        AddObject(key.id, &data, out);
       } else {
-        AddObject(key.id, &v, depth + 1, out);
+        AddObject(key.id, &v, out);
       }
       return;
     }

@@ -46,7 +46,7 @@ struct StalwartWebhookOptions {
   // lasting client identity.
   std::uint32_t max_new_names = kDefaultMaxNewNamesPerClient;
   // After a body larger than this, the parser's buffers (several times the
-  // body) are given back.
+  // body), and the decoder's own grown past it, are given back.
   std::size_t keep_parser_bytes = 8u << 20;
 };
 
@@ -110,8 +110,8 @@ class StalwartWebhookDecoder {
     Unit unit = Unit::kNone;  // StalwartKeyUnit
     bool timestamp = false;   // IsStalwartTimestampKey
   };
-  void AddValue(const KeyInfo& key, const void* element, int depth, Event& out);
-  void AddObject(NameId parent, const void* object, int depth, Event& out);
+  void AddValue(const KeyInfo& key, const void* element, Event& out);
+  void AddObject(NameId parent, const void* object, Event& out);
   // The key at `position` of the data of the event being decoded, whose
   // type's Shape is current_shape_.
   KeyInfo TopKey(std::size_t position, std::string_view key);
