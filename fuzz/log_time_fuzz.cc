@@ -6,6 +6,7 @@
 // views lie inside its line, or an error with a reason; a TAI64N label
 // written back from its time is the label read (give or take a minute when
 // an s6-log local time follows); the syslog year stays within 0..9999.
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -60,7 +61,10 @@ void CheckLine(ingest::LogTimeParser& parser, std::string_view line) {
   if (t->kind == ingest::LogTimeKind::kTai64n || t->kind == ingest::LogTimeKind::kTai64nLocal) {
     // The seconds of the label (within a minute when a local time follows
     // it), and its nanoseconds to the microsecond.
-    std::int64_t secs = UnixSeconds(t->time);
+    // Floored, not truncated: a label before 1970 with a fraction is in the
+    // second below (UnixSeconds rounds toward zero).
+    const auto floored = std::chrono::floor<std::chrono::seconds>(t->time);
+    std::int64_t secs = floored.time_since_epoch().count();
     if (t->kind == ingest::LogTimeKind::kTai64nLocal) {
       std::uint64_t label = 0;
       for (std::size_t i = 1; i < 17; ++i) {
@@ -81,7 +85,7 @@ void CheckLine(ingest::LogTimeParser& parser, std::string_view line) {
       const char c = line[i];
       nanos = nanos * 16 + static_cast<std::uint32_t>(c <= '9' ? c - '0' : c - 'a' + 10);
     }
-    MS_CHECK(nanos / 1000 == static_cast<std::uint32_t>(SubsecondMicros(t->time)));
+    MS_CHECK(nanos / 1000 == static_cast<std::uint32_t>((t->time - floored).count()));
   }
 }
 
