@@ -1,80 +1,223 @@
-// In-process cost of the old-stats ingest path, without the pipe: framing,
-// decoding and applying a pre-generated stream (bench/old_stats_load
-// --write-file FILE) to a store with Dovecot's default 16 MB limit.
+// In-process cost of the old-stats ingest path, without the pipe, step by
+// step on a pre-generated stream (bench/old_stats_load --write-file FILE):
+// framing, decoding, applying to a store with Dovecot's default 16 MB limit,
+// and the whole path of `mailscope serve` (the dispatcher with its router and
+// counters in front of the store's output).
 //   old_stats_ingest_benchmark --stream FILE [google benchmark flags]
+//
+// Besides time, each step reports what a timing cannot guard: heap
+// allocations per record (the allocation counter) and, where the CPU's
+// counters can be read (perf_event_open), user-space instructions per record.
 #include <benchmark/benchmark.h>
+#include <linux/perf_event.h>
 #include <malloc.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <sstream>
+#include <optional>
 #include <string>
 
+#include "catalog/event_router.h"
+#include "core/allocation_counter_testing.h"
 #include "ingest/dovecot_old_stats.h"
 #include "ingest/line_framer.h"
+#include "pipeline/dispatcher.h"
+#include "serve/outputs.h"
+#include "serve/rate_limited_log.h"
+#include "stats/ingest_counters.h"
 #include "stats/old_stats_store.h"
 
 namespace {
 
+using namespace mailscope;
+
 std::string g_stream;
+stats::OldStatsOptions g_options;  // --memory-limit BYTES changes the limit
+
+// User-space instructions retired by this thread, where the kernel lets a
+// process count them (not in most virtual machines).
+class InstructionCounter {
+ public:
+  InstructionCounter() {
+    perf_event_attr attr{};
+    attr.type = PERF_TYPE_HARDWARE;
+    attr.size = sizeof attr;
+    attr.config = PERF_COUNT_HW_INSTRUCTIONS;
+    attr.disabled = 1;
+    attr.exclude_kernel = 1;
+    attr.exclude_hv = 1;
+    fd_ = static_cast<int>(syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0));
+  }
+  ~InstructionCounter() {
+    if (fd_ >= 0) close(fd_);
+  }
+  InstructionCounter(const InstructionCounter&) = delete;
+  InstructionCounter& operator=(const InstructionCounter&) = delete;
+
+  bool available() const { return fd_ >= 0; }
+  void Start() {
+    if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_ENABLE, 0);
+  }
+  void Stop() {
+    if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_DISABLE, 0);
+  }
+  std::optional<std::uint64_t> Read() const {
+    std::uint64_t n = 0;
+    if (fd_ < 0 || read(fd_, &n, sizeof n) != static_cast<ssize_t>(sizeof n)) return std::nullopt;
+    return n;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+enum Step { kFrame = 0, kDecode = 1, kStore = 2, kDispatch = 3 };
+
+// What one pass over the stream needs, built fresh (and untimed) per pass:
+// the store starts empty every time, as a freshly started server does.
+struct Pipeline {
+  FakeClock clock;
+  stats::OldStatsStore store{g_options, clock};
+  stats::IngestCounters counters;
+  serve::RateLimitedLog reject_log{5, std::chrono::seconds(60)};
+  serve::OldStatsOutput output{store, counters, reject_log};
+  std::unique_ptr<pipeline::Dispatcher> dispatcher;
+  ingest::DovecotOldStatsDecoder decoder;
+  ingest::LineFramer framer{ingest::kOldStatsMaxLineBytes};
+  Event event;
+
+  Pipeline() {
+    auto router = catalog::MakeCatalogRouter();
+    if (router.ok()) {
+      dispatcher = std::make_unique<pipeline::Dispatcher>(counters, std::move(*router));
+      dispatcher->Register("old_stats", output,
+                           pipeline::SourceSet::Only(Source::kDovecotOldStats));
+    }
+  }
+};
+
+// Runs the stream through the pipeline up to `step`; returns the records seen.
+std::size_t Pass(Pipeline& p, Step step) {
+  std::size_t records = 0;
+  std::string_view in = g_stream;
+  while (!in.empty()) {
+    auto space = p.framer.WriteSpace();
+    const std::size_t n = std::min(space.size(), in.size());
+    std::memcpy(space.data(), in.data(), n);
+    p.framer.Commit(n);
+    in.remove_prefix(n);
+    p.framer.Drain(
+        [&](std::span<char> line) {
+          ++records;
+          if (step == kFrame) {
+            benchmark::DoNotOptimize(line.data());
+            return;
+          }
+          auto r = p.decoder.Decode(line, p.clock.Now(), p.event);
+          if (!r.emit || step == kDecode) return;
+          if (step == kStore) {
+            benchmark::DoNotOptimize(p.store.Apply(p.event));
+          } else {
+            p.dispatcher->Dispatch(p.event);
+          }
+        },
+        [](std::size_t) {});
+  }
+  return records;
+}
 
 void BM_OldStatsIngest(benchmark::State& state) {
-  using namespace mailscope;
+  const auto step = static_cast<Step>(state.range(0));
+  InstructionCounter instructions;
   std::size_t records = 0;
+  long allocations = 0;
+  std::uint64_t retired = 0;
+  bool counted = instructions.available();
+  std::unique_ptr<Pipeline> p;
   for (auto _ : state) {
     state.PauseTiming();
-    FakeClock clock;
-    auto store = std::make_unique<stats::OldStatsStore>(stats::OldStatsOptions{}, clock);
-    ingest::DovecotOldStatsDecoder decoder;
-    ingest::LineFramer framer(ingest::kOldStatsMaxLineBytes);
-    Event event;
-    state.ResumeTiming();
-    std::string_view in = g_stream;
-    while (!in.empty()) {
-      auto space = framer.WriteSpace();
-      std::size_t n = std::min(space.size(), in.size());
-      std::memcpy(space.data(), in.data(), n);
-      framer.Commit(n);
-      in.remove_prefix(n);
-      framer.Drain(
-          [&](std::span<char> line) {
-            auto r = decoder.Decode(line, clock.Now(), event);
-            if (r.emit) benchmark::DoNotOptimize(store->Apply(event));
-            ++records;
-          },
-          [](std::size_t) {});
+    p = std::make_unique<Pipeline>();
+    if (p->dispatcher == nullptr) {
+      state.SkipWithError("the catalog router could not be built");
+      return;
     }
+    const long before = HeapAllocationsForTesting();
+    const auto before_instructions = instructions.Read();
+    instructions.Start();
+    state.ResumeTiming();
+    records += Pass(*p, step);
     state.PauseTiming();
-    struct mallinfo2 mi = mallinfo2();
-    state.counters["heap_used_MiB"] = static_cast<double>(mi.uordblks) / (1 << 20);
-    state.counters["heap_held_MiB"] = static_cast<double>(mi.arena + mi.hblkhd) / (1 << 20);
-    state.counters["accounted_MiB"] = static_cast<double>(store->memory_used_bytes()) / (1 << 20);
-    store.reset();
+    instructions.Stop();
+    allocations += HeapAllocationsForTesting() - before;
+    const auto after_instructions = instructions.Read();
+    if (before_instructions && after_instructions) {
+      retired += *after_instructions - *before_instructions;
+    } else {
+      counted = false;
+    }
+    if (step >= kStore) {
+      struct mallinfo2 mi = mallinfo2();
+      state.counters["heap_used_MiB"] = static_cast<double>(mi.uordblks) / (1 << 20);
+      state.counters["accounted_MiB"] =
+          static_cast<double>(p->store.memory_used_bytes()) / (1 << 20);
+    }
+    p.reset();
     state.ResumeTiming();
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(records));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * g_stream.size()));
+  const double per = static_cast<double>(records);
+  state.counters["allocs_per_record"] = static_cast<double>(allocations) / per;
+  // -1: the CPU's instruction counter is not available here.
+  state.counters["instructions_per_record"] = counted ? static_cast<double>(retired) / per : -1;
 }
-BENCHMARK(BM_OldStatsIngest)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_OldStatsIngest)
+    ->Arg(kFrame)
+    ->Arg(kDecode)
+    ->Arg(kStore)
+    ->Arg(kDispatch)
+    ->ArgName("step")
+    ->Unit(benchmark::kMillisecond);
+
+// Removes argv[i] and argv[i + 1], which this program has taken.
+void Take(int& argc, char** argv, int i) {
+  for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
+  argc -= 2;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i + 1 < argc; ++i) {
+  for (int i = 1; i + 1 < argc;) {
     if (std::strcmp(argv[i], "--stream") == 0) {
-      std::ifstream in(argv[i + 1], std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      g_stream = ss.str();
-      for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
-      argc -= 2;
-      break;
+      std::ifstream in(argv[i + 1], std::ios::binary | std::ios::ate);
+      if (in) {
+        g_stream.resize(static_cast<std::size_t>(in.tellg()));
+        in.seekg(0);
+        in.read(g_stream.data(), static_cast<std::streamsize>(g_stream.size()));
+        if (!in) g_stream.clear();
+      }
+      Take(argc, argv, i);
+    } else if (std::strcmp(argv[i], "--memory-limit") == 0) {
+      g_options.memory_limit_bytes = std::strtoull(argv[i + 1], nullptr, 10);
+      Take(argc, argv, i);
+    } else {
+      ++i;
     }
   }
   if (g_stream.empty()) {
-    std::cerr
-        << "usage: old_stats_ingest_benchmark --stream FILE (from old_stats_load --write-file)\n";
+    std::cerr << "usage: old_stats_ingest_benchmark --stream FILE [--memory-limit BYTES]\n"
+                 "                                  [benchmark flags]\n"
+                 "FILE comes from: old_stats_load --records N --write-file FILE\n"
+                 "Steps: 0 framing, 1 + decoding, 2 + the store (16 MiB limit unless\n"
+                 "--memory-limit), 3 the whole path of `mailscope serve` (dispatcher,\n"
+                 "router, counters, store output).\n";
     return 2;
   }
   benchmark::Initialize(&argc, argv);
