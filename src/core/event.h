@@ -145,6 +145,23 @@ class Value {
     type_ = Type::kInt;
     unit_ = unit;
   }
+  void set_uint(std::uint64_t v) {
+    u_.tv = {};
+    u_.u = v;
+    type_ = Type::kUint;
+    unit_ = Unit::kNone;
+  }
+  void set_bool(bool v) {
+    u_.tv = {};
+    u_.u = v ? 1 : 0;
+    type_ = Type::kBool;
+    unit_ = Unit::kNone;
+  }
+  void set_record(const RecordSchema* schema, const void* data) {
+    u_.r = {schema, data};
+    type_ = Type::kRecord;
+    unit_ = Unit::kNone;
+  }
   void set_timeval(Timeval tv) {
     u_.tv = tv;
     type_ = Type::kTimeval;
@@ -321,6 +338,7 @@ struct Event {
   // after a crash is kept once. 0 when the source cannot say.
   std::uint64_t origin_stream = 0;
   std::uint64_t origin_seq = 0;
+  Field spill;  // where AddInPlace() writes once `fields` is full
 
   void Clear() {
     name = kNoName;
@@ -336,6 +354,16 @@ struct Event {
     origin_stream = origin_seq = 0;
   }
   void Add(NameId key, Value v) { fields.push_back({key, v}); }
+  // Appends a field whose value the caller then sets in place (set_string,
+  // set_uint, ...): what hot decoders use, since copying a Value just built
+  // on the stack costs a store-forwarding stall per field. When the list is
+  // full, the value set lands in a scratch slot and the list is truncated.
+  Value& AddInPlace(NameId key) {
+    Field* f = fields.Append(1);
+    if (f == nullptr) return spill.value;
+    f->key = key;
+    return f->value;
+  }
   // Returns the first field with this key, or nullptr.
   const Field* Find(NameId key) const {
     for (const Field& f : fields)

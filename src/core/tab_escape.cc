@@ -84,6 +84,63 @@ void SplitTabEscaped(std::span<char> line, std::vector<std::string_view>& out) {
   }
 }
 
+std::size_t FindTabScalar(const char* p, std::size_t n, bool& escaped) {
+  bool seen = false;
+  std::size_t i = 0;
+  for (; i < n && p[i] != '\t'; ++i) seen |= p[i] == '\001';
+  escaped |= seen;
+  return i;
+}
+
+std::size_t FindTab(const char* p, std::size_t n, bool& escaped) {
+#if defined(__SSE2__)
+  // Fields of old-stats and stats-writer lines are mostly short, and the
+  // payload after them long: 16 bytes per compare, and the last partial
+  // block read as the 16 bytes that end the field rather than byte by byte.
+  if (n >= 16) {
+    const __m128i tab = _mm_set1_epi8('\t');
+    const __m128i esc = _mm_set1_epi8('\001');
+    unsigned escs = 0;  // kept here, not in `escaped`: a char* store may alias p
+    std::size_t i = 0;
+    for (;;) {
+      const bool last = i + 16 >= n;
+      if (last) i = n - 16;  // overlaps bytes already seen: they hold no TAB
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      const auto tabs = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, tab)));
+      const auto block_escs = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, esc)));
+      if (tabs != 0) {
+        const unsigned at = static_cast<unsigned>(__builtin_ctz(tabs));
+        escs |= block_escs & ((1u << at) - 1);  // only escapes before the TAB
+        escaped |= escs != 0;
+        return i + at;
+      }
+      escs |= block_escs;
+      if (last) {
+        escaped |= escs != 0;
+        return n;
+      }
+      i += 16;
+    }
+  }
+#endif
+  return FindTabScalar(p, n, escaped);
+}
+
+std::string_view TabFields::Next() {
+  bool escaped = false;
+  char* const start = base_ + pos_;
+  const std::size_t left = size_ - pos_;
+  const std::size_t len = FindTab(start, left, escaped);
+  if (len == left) {
+    done_ = true;
+    pos_ = size_;
+  } else {
+    pos_ += len + 1;  // a TAB at the very end leaves one empty field
+  }
+  if (escaped) return UnescapeTabInPlace({start, len});
+  return {start, len};
+}
+
 void AppendTabEscaped(std::string& out, std::string_view s) {
   for (char c : s) {
     switch (c) {

@@ -20,7 +20,6 @@ using catalog::OldStatsType;
 }  // namespace
 
 DovecotOldStatsDecoder::DovecotOldStatsDecoder() {
-  args_.reserve(16);
   payload_.reserve(256);
   (void)catalog::OldStatsFieldIds();  // intern the keys before the first event
 }
@@ -60,8 +59,8 @@ Status DovecotOldStatsDecoder::DecodePayload(std::string_view base64, Event& out
     // The item's struct stays where it is: the event carries it as a record
     // whose schema names and types its columns.
     const bool mail = item == catalog::kOldStatsMailItem;
-    out.Add(mail ? keys.mail : keys.auth,
-            Value::Record(mail ? &catalog::kOldStatsMailRecord : &catalog::kOldStatsAuthRecord, p));
+    out.AddInPlace(mail ? keys.mail : keys.auth)
+        .set_record(mail ? &catalog::kOldStatsMailRecord : &catalog::kOldStatsAuthRecord, p);
     p += size;
     left -= size;
   }
@@ -72,23 +71,33 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
   out.Clear();
   out.source = Source::kDovecotOldStats;
   out.time = now;
-  SplitTabEscaped(line, args_);
-  if (args_.empty()) return {false, Rejected("empty_line", "Empty line")};
+  // Fields are taken one at a time, as each command needs them; what follows
+  // the last one a command reads (parameters Dovecot ignores) is not scanned.
+  TabFields fields(line);
+  if (fields.done()) return {false, Rejected("empty_line", "Empty line")};
 
   const auto& cmds = catalog::OldStatsCommands();
   const auto& keys = catalog::OldStatsKeys();
-  const std::string_view cmd = args_[0];
-  const std::size_t n = args_.size() - 1;  // parameters after the command
-  auto arg = [this](std::size_t i) { return args_[i + 1]; };
+  const std::string_view cmd = fields.Next();
+  // Takes the next `count` parameters into `into`; false if the line has fewer.
+  auto take = [&fields](std::string_view* into, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+      if (fields.done()) return false;
+      into[i] = fields.Next();
+    }
+    return true;
+  };
+  std::string_view session;  // the first parameter of every command
 
-  // Statistics payload: on error the event still goes out without statistics.
-  auto with_payload = [&](std::size_t index) -> DecodeResult {
-    Status st = index < n ? DecodePayload(arg(index), out)
-                          : Rejected("invalid_base64", "Missing statistics payload");
+  // Statistics payload, the next parameter: on error the event still goes
+  // out without statistics.
+  auto with_payload = [&]() -> DecodeResult {
+    Status st = fields.done() ? Rejected("invalid_base64", "Missing statistics payload")
+                              : DecodePayload(fields.Next(), out);
     if (!st.ok()) {
-      out.Add(keys.payload_error, Value::String(st.reason()));
+      out.AddInPlace(keys.payload_error).set_string(st.reason());
       return {true, Status(st.code(), st.reason().data(),
-                           std::string(cmd) + " " + QuoteForLog(arg(0)) + ": " + st.message())};
+                           std::string(cmd) + " " + QuoteForLog(session) + ": " + st.message())};
     }
     return {true, Status::Ok()};
   };
@@ -97,13 +106,15 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
   if (cmd == "UPDATE-CMD") {
     // UPDATE-CMD <session> <id> <flags> <name> <args> <stats>   (new command)
     // UPDATE-CMD <session> <id> c[d] <stats>                    (continued)
-    if (n < 3) return {false, Rejected("too_few_fields", "UPDATE-CMD: Too few parameters")};
+    std::string_view p[3];
+    if (!take(p, 3)) return {false, Rejected("too_few_fields", "UPDATE-CMD: Too few parameters")};
+    session = p[0];
     std::uint32_t id = 0;
-    if (!ParseDecimal(arg(1), id) || id == 0) {
+    if (!ParseDecimal(p[1], id) || id == 0) {
       return {false, Rejected("invalid_command_id", "UPDATE-CMD: Invalid command id")};
     }
     bool done = false, continued = false;
-    for (char c : arg(2)) {
+    for (char c : p[2]) {
       if (c == 'd') {
         done = true;
       } else if (c == 'c') {
@@ -112,61 +123,70 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
         return {false, Rejected("invalid_flags", "UPDATE-CMD: Invalid flags parameter")};
       }
     }
-    if (!continued && n < 5) {
+    std::string_view name_args[2];
+    if (!continued && !take(name_args, 2)) {
       return {false, Rejected("too_few_fields", "UPDATE-CMD: Too few parameters")};
     }
     out.name = cmds.update_cmd;
-    out.Add(keys.session, Value::String(arg(0)));
-    out.Add(keys.cmd_id, Value::Uint(id));
-    out.Add(keys.done, Value::Bool(done));
-    out.Add(keys.continued, Value::Bool(continued));
+    out.AddInPlace(keys.session).set_string(session);
+    out.AddInPlace(keys.cmd_id).set_uint(id);
+    out.AddInPlace(keys.done).set_bool(done);
+    out.AddInPlace(keys.continued).set_bool(continued);
     if (!continued) {
-      out.Add(keys.cmd_name, Value::String(arg(3)));
-      out.Add(keys.cmd_args, Value::String(arg(4)));
-      return with_payload(5);
+      out.AddInPlace(keys.cmd_name).set_string(name_args[0]);
+      out.AddInPlace(keys.cmd_args).set_string(name_args[1]);
     }
-    return with_payload(3);
+    return with_payload();
   }
   if (cmd == "UPDATE-SESSION") {
     // UPDATE-SESSION <session> <base64 stats>
-    if (n < 1) return {false, Rejected("too_few_fields", "UPDATE-SESSION: Too few parameters")};
+    if (!take(&session, 1)) {
+      return {false, Rejected("too_few_fields", "UPDATE-SESSION: Too few parameters")};
+    }
     out.name = cmds.update_session;
-    out.Add(keys.session, Value::String(arg(0)));
-    return with_payload(1);
+    out.AddInPlace(keys.session).set_string(session);
+    return with_payload();
   }
   if (cmd == "CONNECT") {
     // CONNECT <session> <user> <service> <pid> [lip=<ip>] [rip=<ip>] [...]
-    if (n < 4) return {false, Rejected("too_few_fields", "CONNECT: Too few parameters")};
+    std::string_view p[4];
+    if (!take(p, 4)) return {false, Rejected("too_few_fields", "CONNECT: Too few parameters")};
     std::int32_t pid = 0;
-    if (!ParseDecimal(arg(3), pid) || pid < 0) {
-      return {false, Rejected("invalid_pid", "CONNECT: Invalid pid " + QuoteForLog(arg(3)) +
-                                                 " for session ID " + QuoteForLog(arg(0)))};
+    if (!ParseDecimal(p[3], pid) || pid < 0) {
+      return {false, Rejected("invalid_pid", "CONNECT: Invalid pid " + QuoteForLog(p[3]) +
+                                                 " for session ID " + QuoteForLog(p[0]))};
     }
     out.name = cmds.connect;
-    out.Add(keys.session, Value::String(arg(0)));
-    out.Add(keys.user, Value::String(arg(1)));
-    out.Add(keys.service, Value::String(arg(2)));
-    out.Add(keys.pid, Value::Int(pid));
-    for (std::size_t i = 4; i < n; ++i) {
-      std::string_view a = arg(i);
-      if (a.starts_with("lip=")) out.Add(keys.lip, Value::String(a.substr(4)));
-      if (a.starts_with("rip=")) out.Add(keys.rip, Value::String(a.substr(4)));
+    out.AddInPlace(keys.session).set_string(p[0]);
+    out.AddInPlace(keys.user).set_string(p[1]);
+    out.AddInPlace(keys.service).set_string(p[2]);
+    out.AddInPlace(keys.pid).set_int(pid);
+    while (!fields.done()) {
+      std::string_view a = fields.Next();
+      if (a.starts_with("lip=")) out.AddInPlace(keys.lip).set_string(a.substr(4));
+      if (a.starts_with("rip=")) out.AddInPlace(keys.rip).set_string(a.substr(4));
     }
     return {true, Status::Ok()};
   }
   if (cmd == "DISCONNECT") {
-    if (n < 1) return {false, Rejected("too_few_fields", "DISCONNECT: Too few parameters")};
+    if (!take(&session, 1)) {
+      return {false, Rejected("too_few_fields", "DISCONNECT: Too few parameters")};
+    }
     out.name = cmds.disconnect;
-    out.Add(keys.session, Value::String(arg(0)));
+    out.AddInPlace(keys.session).set_string(session);
     return {true, Status::Ok()};
   }
   if (cmd == "ADD-USER") {
     // ADD-USER <user> <service> <base64 auth stats delta>
-    if (n < 3) return {false, Rejected("too_few_fields", "ADD-USER: Too few parameters")};
+    std::string_view p[2];
+    if (!take(p, 2) || fields.done()) {
+      return {false, Rejected("too_few_fields", "ADD-USER: Too few parameters")};
+    }
+    session = p[0];  // the user names the record in messages
     out.name = cmds.add_user;
-    out.Add(keys.user, Value::String(arg(0)));
-    out.Add(keys.service, Value::String(arg(1)));
-    return with_payload(2);
+    out.AddInPlace(keys.user).set_string(p[0]);
+    out.AddInPlace(keys.service).set_string(p[1]);
+    return with_payload();
   }
   return {false, Rejected("unknown_command", "Unknown command: " + QuoteForLog(cmd))};
 }

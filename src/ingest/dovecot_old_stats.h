@@ -42,7 +42,6 @@ class DovecotOldStatsDecoder {
   // Appends the statistics fields of a base64 payload to `out`.
   Status DecodePayload(std::string_view base64, Event& out);
 
-  std::vector<std::string_view> args_;
   std::vector<std::uint8_t> payload_;
 };
 
