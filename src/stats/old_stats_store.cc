@@ -144,7 +144,7 @@ struct OldStatsStore::Parsed {
   std::uint32_t cmd_id = 0;
   bool done = false, continued = false, has_rip = false, payload_error = false;
   std::uint32_t columns = 0;  // bit i: column i present in `values`
-  OldStatsVector values;
+  OldStatsVector values;      // zero in the columns not present
 
   Parsed(const Event& e, const std::vector<std::int8_t>& slots) {
     for (const Field& f : e.fields) {
@@ -211,26 +211,6 @@ struct OldStatsStore::Parsed {
           break;
       }
     }
-  }
-
-  // stats_import(): the stored values, overwritten by the items present.
-  OldStatsVector ImportOver(const OldStatsVector& old) const {
-    // Whole items replace their columns at once (the usual case).
-    if (columns == (kMailColumnsMask | kAuthColumnsMask)) return values;
-    if (columns == kMailColumnsMask) {
-      OldStatsVector v = values;
-      std::copy(old.n.begin() + (catalog::kOldStatsMailColumns - OldStatsVector::kTimevals),
-                old.n.end(),
-                v.n.begin() + (catalog::kOldStatsMailColumns - OldStatsVector::kTimevals));
-      return v;
-    }
-    OldStatsVector v = old;
-    for (std::size_t i = 0; i < OldStatsVector::kTimevals; ++i)
-      if (columns & (1u << i)) v.tv[i] = values.tv[i];
-    for (std::size_t i = OldStatsVector::kTimevals; i < OldStatsVector::kColumns; ++i)
-      if (columns & (1u << i))
-        v.n[i - OldStatsVector::kTimevals] = values.n[i - OldStatsVector::kTimevals];
-    return v;
   }
 };
 
@@ -466,9 +446,9 @@ Status OldStatsStore::Disconnect(const Parsed& p) {
 Status OldStatsStore::UpdateSession(const Parsed& p) {
   OldSession* s = GetOrPlaceholder(p.session);
   if (p.payload_error) return Status::Ok();  // counted by the decoder
-  OldStatsVector now = p.ImportOver(s->stats);
+  // stats_import() keeps the stored value of a column the record lacks.
   OldStatsVector diff;
-  MS_RETURN_IF_ERROR(OldStatsVector::Diff(s->stats, now, diff));
+  MS_RETURN_IF_ERROR(OldStatsVector::Diff(s->stats, p.values, diff, p.columns));
   RefreshSession(s, &diff);
   return Status::Ok();
 }
@@ -511,9 +491,8 @@ Status OldStatsStore::UpdateCommand(const Parsed& p) {
     cmd->last_update = now_;
   }
   if (p.payload_error) return Status::Ok();  // counted by the decoder
-  OldStatsVector now = p.ImportOver(cmd->stats);
   OldStatsVector diff;
-  MS_RETURN_IF_ERROR(OldStatsVector::Diff(cmd->stats, now, diff));
+  MS_RETURN_IF_ERROR(OldStatsVector::Diff(cmd->stats, p.values, diff, p.columns));
   // Command statistics stay with the command; sessions get theirs from UPDATE-SESSION.
   cmd->stats.Add(diff);
   if (p.done) cmd->id = 0;
@@ -524,9 +503,9 @@ Status OldStatsStore::UpdateCommand(const Parsed& p) {
 Status OldStatsStore::AddUser(const Parsed& p) {
   OldUser* u = LoginUser(p.user);
   if (p.payload_error) return Status::Ok();  // counted by the decoder
-  // The payload is a delta: imported over zeros, added to user, domain, global.
-  OldStatsVector diff = p.ImportOver(OldStatsVector{});
-  RefreshUser(u, &diff);
+  // The payload is a delta, added to user, domain and global: imported over
+  // zeros, it is the values as parsed.
+  RefreshUser(u, &p.values);
   return Status::Ok();
 }
 

@@ -16,8 +16,10 @@ void AppendUint(std::string& out, std::uint64_t v) {
 
 }  // namespace
 
-Status OldStatsVector::ShrankError(const OldStatsVector& old, const OldStatsVector& now) {
+Status OldStatsVector::ShrankError(const OldStatsVector& old, const OldStatsVector& now,
+                                   std::uint32_t present) {
   for (std::size_t i = 0; i < kTimevals; ++i) {
+    if (((present >> i) & 1u) == 0) continue;
     std::int64_t us =
         (now.tv[i].sec - old.tv[i].sec) * 1'000'000 + (now.tv[i].usec - old.tv[i].usec);
     if (us < 0) {
@@ -27,6 +29,7 @@ Status OldStatsVector::ShrankError(const OldStatsVector& old, const OldStatsVect
     }
   }
   for (std::size_t i = 0; i < now.n.size(); ++i) {
+    if (((present >> (i + kTimevals)) & 1u) == 0) continue;
     if (now.n[i] < old.n[i]) {
       return Rejected("stats_shrank",
                       fmt::format("stats shrank: {} {} < {}", kOldStatsFields[i + kTimevals].name,

@@ -30,22 +30,30 @@ struct OldStatsVector {
     }
   }
 
-  // diff = now - old per column (stats_diff). Fails, naming the column, if
-  // any column shrank; `diff` is unspecified then.
-  static Status Diff(const OldStatsVector& old, const OldStatsVector& now, OldStatsVector& diff) {
+  static constexpr std::uint32_t kAllColumns = (1u << kColumns) - 1;
+
+  // diff = now - old per column (stats_diff), for the columns whose bit is
+  // set in `present`; the others differ by nothing (stats_import() keeps the
+  // stored value of a column the record lacks). Fails, naming the column, if
+  // any present column shrank; `diff` is unspecified then.
+  static Status Diff(const OldStatsVector& old, const OldStatsVector& now, OldStatsVector& diff,
+                     std::uint32_t present = kAllColumns) {
     bool shrank = false;
     for (std::size_t i = 0; i < kTimevals; ++i) {
       std::int64_t us =
           (now.tv[i].sec - old.tv[i].sec) * 1'000'000 + (now.tv[i].usec - old.tv[i].usec);
+      us = (present >> i) & 1u ? us : 0;
       shrank |= us < 0;
       // Most differences are below a second: spare the divisions.
       diff.tv[i] = us < 1'000'000 ? Timeval{0, us} : Timeval{us / 1'000'000, us % 1'000'000};
     }
     for (std::size_t i = 0; i < now.n.size(); ++i) {
-      shrank |= now.n[i] < old.n[i];
-      diff.n[i] = now.n[i] - old.n[i];
+      // All ones for a present column, zero for an absent one: no branch.
+      const std::uint64_t keep = 0 - std::uint64_t{(present >> (i + kTimevals)) & 1u};
+      shrank |= (now.n[i] < old.n[i]) & (keep != 0);
+      diff.n[i] = (now.n[i] - old.n[i]) & keep;
     }
-    return shrank ? ShrankError(old, now) : Status::Ok();
+    return shrank ? ShrankError(old, now, present) : Status::Ok();
   }
 
   // this += d (stats_add): integers add (u32 columns wrap at 2^32); timevals
@@ -84,8 +92,9 @@ struct OldStatsVector {
     }
     return m;
   }();
-  // The error naming the first column that shrank.
-  static Status ShrankError(const OldStatsVector& old, const OldStatsVector& now);
+  // The error naming the first present column that shrank.
+  static Status ShrankError(const OldStatsVector& old, const OldStatsVector& now,
+                            std::uint32_t present);
 };
 
 // The column names joined by TAB (the stats part of every EXPORT header).
