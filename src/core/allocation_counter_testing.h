@@ -18,7 +18,7 @@ inline constexpr bool kCountsAllocations = true;
 inline constexpr bool kCountsAllocations = true;
 #endif
 
-// Calls of operator new so far in this process.
+// Calls of operator new so far by the calling thread.
 long HeapAllocationsForTesting();
 
 }  // namespace mailscope

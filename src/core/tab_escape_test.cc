@@ -82,5 +82,66 @@ TEST(TabEscapeTest, SplitMatchesByteByByteReference) {
   }
 }
 
+std::vector<std::string> Fields(std::string s) {
+  std::vector<std::string> out;
+  for (TabFields f(s); !f.done();) out.emplace_back(f.Next());
+  return out;
+}
+
+// A random line of `len` bytes, TABs and escapes at random places; half the
+// rounds without any escape byte.
+std::string RandomLine(std::mt19937& rng, std::size_t len, bool plain) {
+  const char alphabet[] = {'a', 'b', '\t', '\t', '\001', 't', '1', 'n', '0', 'x'};
+  std::string s;
+  for (std::size_t i = 0; i < len; ++i) {
+    char c = alphabet[rng() % sizeof alphabet];
+    if (plain && c == '\001') c = 'e';
+    s += c;
+  }
+  return s;
+}
+
+TEST(TabFieldsTest, TakesTheFieldsSplitGives) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(Fields(""), V{});
+  EXPECT_EQ(Fields("a"), V{"a"});
+  EXPECT_EQ(Fields("a\t"), (V{"a", ""}));
+  EXPECT_EQ(Fields("\t"), (V{"", ""}));
+  EXPECT_EQ(Fields("UPDATE-SESSION\tsess\tbWFpbAA="), (V{"UPDATE-SESSION", "sess", "bWFpbAA="}));
+  EXPECT_EQ(Fields("x\001ty\tz\0011\001"), (V{"x\ty", "z\001"}));
+}
+
+TEST(TabFieldsTest, StopsWhereTheDecoderStops) {
+  std::string s = "CONNECT\tsess\tu\001ts\trest\001n";
+  TabFields f(s);
+  EXPECT_EQ(f.Next(), "CONNECT");
+  EXPECT_EQ(f.Next(), "sess");
+  EXPECT_FALSE(f.done());
+  // The fields not taken stay as they came, escapes included.
+  EXPECT_EQ(s.substr(13), "u\001ts\trest\001n");
+}
+
+// The SSE2 scan against the scalar reference, on lines of every length
+// around the 16-byte blocks with TABs and escapes at every position.
+TEST(TabFieldsTest, FindTabMatchesScalarReference) {
+  std::mt19937 rng(11);
+  for (int round = 0; round < 40000; ++round) {
+    const std::string s = RandomLine(rng, rng() % 90, round % 2 == 0);
+    bool escaped = false, reference_escaped = false;
+    const std::size_t at = FindTab(s.data(), s.size(), escaped);
+    const std::size_t reference = FindTabScalar(s.data(), s.size(), reference_escaped);
+    ASSERT_EQ(at, reference) << "round " << round;
+    ASSERT_EQ(escaped, reference_escaped) << "round " << round;
+  }
+}
+
+TEST(TabFieldsTest, MatchesSplitOnRandomLines) {
+  std::mt19937 rng(13);
+  for (int round = 0; round < 20000; ++round) {
+    const std::string s = RandomLine(rng, rng() % 90, round % 2 == 0);
+    ASSERT_EQ(Fields(s), Split(s)) << "round " << round;
+  }
+}
+
 }  // namespace
 }  // namespace mailscope

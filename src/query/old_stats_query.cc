@@ -47,15 +47,15 @@ bool InNet(const OldStatsFilter& f, const OldSession& s) {
 bool MatchSession(const OldStatsFilter& f, const OldSession& s) {
   if (f.connected && s.disconnected) return false;
   if (!Since(f, s.last_update)) return false;
-  if (f.session && s.id != *f.session) return false;
-  if (!Matches(f.user, s.user->name)) return false;
+  if (f.session && s.id() != *f.session) return false;
+  if (!Matches(f.user, s.user->name())) return false;
   if (!Matches(f.domain, s.user->domain->name)) return false;
   if (f.ip.bits > 0 && !InNet(f, s)) return false;
   return true;
 }
 
 bool MatchUserCommon(const OldStatsFilter& f, const OldUser& u) {
-  if (!Matches(f.user, u.name)) return false;
+  if (!Matches(f.user, u.name())) return false;
   if (f.connected || f.ip.bits > 0) {
     bool connected = false, ip_ok = false;
     for (const OldSession* s = u.sessions; s != nullptr; s = s->in_user.next) {
@@ -91,7 +91,7 @@ bool MatchIp(const OldStatsFilter& f, const OldIp& ip) {
     bool connected = false, user_ok = false, domain_ok = false;
     for (const OldSession* s = ip.sessions; s != nullptr; s = s->in_ip.next) {
       if (!s->disconnected) connected = true;
-      if (f.user && WildcardMatch(s->user->name, *f.user)) user_ok = true;
+      if (f.user && WildcardMatch(s->user->name(), *f.user)) user_ok = true;
       if (f.domain && WildcardMatch(s->user->domain->name, *f.domain)) domain_ok = true;
     }
     if (f.connected && !connected) return false;
@@ -116,13 +116,13 @@ void AppendHeader(std::string& out, OldLevel level) {
 }
 
 void AppendCommand(std::string& out, const OldCommand& c) {
-  AppendTabEscaped(out, c.name);
+  AppendTabEscaped(out, c.name());
   out += '\t';
-  AppendTabEscaped(out, c.args);
+  AppendTabEscaped(out, c.args());
   out += '\t';
-  out += c.session->id;
+  out += c.session->id();
   out += '\t';
-  AppendTabEscaped(out, c.session->user->name);
+  AppendTabEscaped(out, c.session->user->name());
   out += '\t';
   AppendTimeval(out, c.last_update);
   out += '\t';
@@ -131,13 +131,13 @@ void AppendCommand(std::string& out, const OldCommand& c) {
 }
 
 void AppendSession(std::string& out, const OldSession& s) {
-  out += s.id;
+  out += s.id();
   out += '\t';
-  AppendTabEscaped(out, s.user->name);
+  AppendTabEscaped(out, s.user->name());
   out += '\t';
   if (s.ip != nullptr) out += s.ip->ip.ToString();
   out += '\t';
-  AppendTabEscaped(out, s.service);
+  AppendTabEscaped(out, s.service());
   fmt::format_to(std::back_inserter(out), "\t{}\t{}\t", s.pid, s.disconnected ? 0 : 1);
   AppendTimeval(out, s.last_update);
   fmt::format_to(std::back_inserter(out), "\t{}\t", s.num_cmds);
@@ -146,7 +146,7 @@ void AppendSession(std::string& out, const OldSession& s) {
 }
 
 void AppendUser(std::string& out, const OldUser& u) {
-  AppendTabEscaped(out, u.name);
+  AppendTabEscaped(out, u.name());
   fmt::format_to(std::back_inserter(out), "\t{}\t", u.reset_timestamp);
   AppendTimeval(out, u.last_update);
   fmt::format_to(std::back_inserter(out), "\t{}\t{}\t", u.num_logins, u.num_cmds);

@@ -101,7 +101,7 @@ TEST_F(OldStatsStoreTest, CommandsCountButKeepTheirOwnStatistics) {
   EXPECT_EQ(Feed("UPDATE-CMD\ts1\t9\tc\t" + MailPayload(10, 0, 0)).reason(), "expired_command");
   const OldCommand* first = store_.commands_oldest();
   ASSERT_NE(first, nullptr);
-  EXPECT_EQ(first->name, "SELECT");
+  EXPECT_EQ(first->name(), "SELECT");
   EXPECT_EQ(first->stats.tv[0], (Timeval{0, 300}));
   EXPECT_EQ(store_.FindUser("alice@example.com")->num_cmds, 2u);
   EXPECT_EQ(store_.FindUser("alice@example.com")->stats.tv[0], (Timeval{0, 0}));
@@ -115,7 +115,7 @@ TEST_F(OldStatsStoreTest, BadPayloadStillCreatesTheCommand) {
       Feed("UPDATE-CMD\ts1\t3\t\tSEARCH\tSUBJECT \"tab\there\"\t" + MailPayload(5, 5, 5)).reason(),
       "invalid_base64");
   ASSERT_NE(store_.commands_oldest(), nullptr);
-  EXPECT_EQ(store_.commands_oldest()->args, "SUBJECT \"tab");
+  EXPECT_EQ(store_.commands_oldest()->args(), "SUBJECT \"tab");
   EXPECT_EQ(store_.commands_oldest()->stats, OldStatsVector{});
   EXPECT_EQ(store_.global().num_cmds, 1u);
 }
@@ -127,7 +127,7 @@ TEST_F(OldStatsStoreTest, UnknownSessionGetsPlaceholder) {
   EXPECT_EQ(empty->num_logins, 1u);
   EXPECT_EQ(empty->stats.tv[0], (Timeval{0, 700}));
   EXPECT_EQ(store_.sessions_newest()->pid, 0);
-  EXPECT_EQ(store_.sessions_newest()->service, "");
+  EXPECT_EQ(store_.sessions_newest()->service(), "");
 }
 
 TEST_F(OldStatsStoreTest, AddUserCountsAuthOnUserDomainGlobalOnly) {
