@@ -514,12 +514,28 @@ Status OldStatsStore::UpdateCommand(const Parsed& p) {
     cmd->last_update = now_;
   }
   if (p.payload_error) return Status::Ok();  // counted by the decoder
-  OldStatsVector diff;
-  MS_RETURN_IF_ERROR(OldStatsVector::Diff(cmd->stats, p.values, diff, p.columns));
   // Command statistics stay with the command; sessions get theirs from UPDATE-SESSION.
-  cmd->stats.Add(diff);
+  if (!p.continued) {
+    MS_RETURN_IF_ERROR(SetNewCommandStats(*cmd, p));
+  } else {
+    OldStatsVector diff;
+    MS_RETURN_IF_ERROR(OldStatsVector::Diff(cmd->stats, p.values, diff, p.columns));
+    cmd->stats.Add(diff);
+  }
   if (p.done) cmd->id = 0;
   RefreshSession(s, nullptr);
+  return Status::Ok();
+}
+
+Status OldStatsStore::SetNewCommandStats(OldCommand& cmd, const Parsed& p) {
+  // A new command's statistics are zero, so adding the difference from zero
+  // is assigning it (a normalized timeval never carries). Its memory is
+  // fresh and not in cache: read-modify-write of it stalled on every column
+  // (12 % of the store's time); assigning only writes.
+  static const OldStatsVector kZero;
+  OldStatsVector diff;
+  MS_RETURN_IF_ERROR(OldStatsVector::Diff(kZero, p.values, diff, p.columns));
+  cmd.stats = diff;
   return Status::Ok();
 }
 
@@ -690,24 +706,22 @@ void OldStatsStore::FreeCommands() {
     const bool eligible =
         c->id == 0 || c->session->disconnected || now_ - c->last_update > kCommandTimeout;
     if (!eligible) break;
+    PrefetchForReuse(c);
     FreeCommand(c);
     ++evicted_[static_cast<int>(OldLevel::kCommand)];
-    if (BelowLimit() || commands_.empty()) {
-      PrefetchNextVictim();
-      break;
-    }
+    if (BelowLimit() || commands_.empty()) break;
     if (Younger(commands_.head()->last_update, options_.command_min_time)) break;
   }
 }
 
-void OldStatsStore::PrefetchNextVictim() const {
-  // At the limit, every new command frees the oldest one, whose session and
-  // session neighbour were last touched long ago: asking for them a record
-  // ahead hides those cache misses behind the next record's work.
-  const OldCommand* next = commands_.head();
-  if (next == nullptr) return;
-  __builtin_prefetch(next->session);
-  __builtin_prefetch(next->in_session.prev);
+void OldStatsStore::PrefetchForReuse(const OldCommand* victim) {
+  // At the limit, each new command frees the oldest one, and malloc hands
+  // that block to the next new command, which writes all of it. The block
+  // was last touched long ago: filling it stalled on every cache line (a
+  // sixth of the store's time). Asked for now, the lines arrive while the
+  // next record is decoded.
+  const char* bytes = reinterpret_cast<const char*>(victim);
+  for (std::size_t at = 64; at < sizeof(OldCommand); at += 64) __builtin_prefetch(bytes + at, 1);
 }
 
 void OldStatsStore::FreeSessions() {

@@ -173,6 +173,7 @@ class OldStatsStore {
   Status Disconnect(const Parsed& p);
   Status UpdateSession(const Parsed& p);
   Status UpdateCommand(const Parsed& p);
+  Status SetNewCommandStats(OldCommand& cmd, const Parsed& p);
   Status AddUser(const Parsed& p);
 
   OldSession* GetOrPlaceholder(std::string_view id);
@@ -199,7 +200,7 @@ class OldStatsStore {
   void EnforceLimit();
   bool FreeSomething();
   void FreeCommands();
-  void PrefetchNextVictim() const;
+  static void PrefetchForReuse(const OldCommand* victim);
   void FreeSessions();
   void FreeUsers();
   void FreeIps();
