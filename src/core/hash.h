@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace mailscope {
@@ -35,6 +36,29 @@ struct SeededStringHash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const noexcept {
     return static_cast<std::size_t>(HashBytes(s));
+  }
+};
+
+// Equality for tables keyed by short strings (session ids, user names): two
+// overlapping word compares for keys of 8 to 16 bytes, where a memcmp call
+// cost more than the compare (4 % of old-stats ingest). Transparent.
+struct ShortStringEqual {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const noexcept {
+    if (a.size() != b.size()) return false;
+    const std::size_t n = a.size();
+    if (n >= 8 && n <= 16) {
+      return (Word(a.data()) ^ Word(b.data())) == 0 &&
+             (Word(a.data() + n - 8) ^ Word(b.data() + n - 8)) == 0;
+    }
+    return a == b;
+  }
+
+ private:
+  static std::uint64_t Word(const char* at) noexcept {
+    std::uint64_t w;
+    std::memcpy(&w, at, sizeof w);
+    return w;
   }
 };
 

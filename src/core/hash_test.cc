@@ -84,5 +84,20 @@ TEST(HashTest, TheSeedChangesEveryHash) {
   EXPECT_LT(lower, 54);
 }
 
+// Against operator== on every length up to 24, differing at every byte.
+TEST(ShortStringEqualTest, AgreesWithStringEquality) {
+  ShortStringEqual eq;
+  for (std::size_t n = 0; n <= 24; ++n) {
+    const std::string a(n, 'k');
+    EXPECT_TRUE(eq(a, std::string(n, 'k')));
+    EXPECT_FALSE(eq(a, std::string(n + 1, 'k')));
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string b = a;
+      b[i] = 'x';
+      EXPECT_FALSE(eq(a, b)) << "length " << n << ", byte " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mailscope

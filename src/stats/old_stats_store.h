@@ -223,9 +223,9 @@ class OldStatsStore {
   // Session ids, user and domain names are the sender's: seeded.
   using StrHash = SeededStringHash;
   const std::vector<std::int8_t> key_slots_;  // event key -> what it carries
-  boost::unordered_flat_map<std::string_view, OldSession*, StrHash>
+  boost::unordered_flat_map<std::string_view, OldSession*, StrHash, ShortStringEqual>
       sessions_by_id_;  // connected only
-  boost::unordered_flat_map<std::string_view, OldUser*, StrHash> users_by_name_;
+  boost::unordered_flat_map<std::string_view, OldUser*, StrHash, ShortStringEqual> users_by_name_;
   boost::unordered_flat_map<std::string_view, OldDomain*, StrHash> domains_by_name_;
   boost::unordered_flat_map<IpAddress, OldIp*, IpHash> ips_by_addr_;
 
