@@ -29,6 +29,8 @@
 #                   listener on a free port, so the default one cannot clash with others)
 #   EVENTS          EVENT lines in the stream, at least (1000000)
 #   CONNECTIONS CONCURRENCY SEED   generator shape (8 200 1)
+#   MIX             what the sessions do: capture, deep (long parent chains), short (auth and
+#                   short IMAP commands); see stats_writer_load --help (capture)
 #   METRIC_SETS     which runs, in order: "12" (the 12 metrics), "0" (none) ("12 0")
 #   STREAM_FILE     replay this file instead of generating one (a stats_writer_load --write-file
 #                   stream, or a unixproxy capture such as stats-writer-wire.txt)
@@ -44,6 +46,7 @@ EVENTS=${EVENTS:-1000000}
 CONNECTIONS=${CONNECTIONS:-8}
 CONCURRENCY=${CONCURRENCY:-200}
 SEED=${SEED:-1}
+MIX=${MIX:-capture}
 METRIC_SETS=${METRIC_SETS:-12 0}
 MAILSCOPE=${MAILSCOPE:-}
 MAILSCOPE_SERVE_ARGS=${MAILSCOPE_SERVE_ARGS---http 127.0.0.1:0}
@@ -89,10 +92,11 @@ if [[ -n $STREAM_FILE ]]; then
 else
   STREAM=$WORK/stream
   GEN_CMD="stats_writer_load --events $EVENTS --connections $CONNECTIONS"
-  GEN_CMD+=" --concurrency $CONCURRENCY --seed $SEED"
-  log "generating a stream of $EVENTS events"
+  GEN_CMD+=" --concurrency $CONCURRENCY --seed $SEED --mix $MIX"
+  log "generating a stream of $EVENTS events ($MIX mix)"
   "$STATS_WRITER_LOAD" --events "$EVENTS" --connections "$CONNECTIONS" \
-    --concurrency "$CONCURRENCY" --seed "$SEED" --write-file "$STREAM" >"$WORK/stream.summary"
+    --concurrency "$CONCURRENCY" --seed "$SEED" --mix "$MIX" --write-file "$STREAM" \
+    >"$WORK/stream.summary"
 fi
 log "stream: $(cat "$WORK/stream.summary")"
 # key=value from the generator's summary line (0 when absent)

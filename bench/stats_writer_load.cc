@@ -74,11 +74,39 @@ struct Options {
   // The replay's pace over all connections; 0: as fast as the server reads.
   std::uint64_t bytes_per_second = 0;
 
+  std::string mix = "capture";  // the mix of sessions and commands (kMixes)
   std::string in;          // replay this file instead of generating
   std::string out;         // stats-writer socket to feed
   std::string write_file;  // write the stream to this file
   std::string filter_out;  // write the FILTER line the server sent here
 };
+
+// What a generated stream is made of. "capture" follows the capture instance's traffic; the
+// other two stress what makes a stats process work hardest per event.
+struct Mix {
+  std::string_view name;
+  std::uint32_t imap_percent, pop3_percent;  // of sessions; the rest are LMTP deliveries
+  std::uint32_t long_imap_per_mille;         // IMAP sessions of 20..200 commands
+  std::uint32_t imap_commands_max;           // the others: 1..this many
+  std::uint32_t fetch_opens_per_mille;       // FETCHes that open mails (mail_opened)
+  std::uint64_t mails_min, mails_max;        // mails such a FETCH opens
+  std::uint32_t fetch_weight_factor;         // FETCH and UID FETCH weigh this much more
+  bool mailbox_free_commands;                // only commands that need no selected mailbox
+};
+constexpr Mix kMixes[] = {
+    {"capture", 72, 10, 100, 20, 300, 1, 4, 1, false},
+    // Long parent chains: most events are mail_opened under the FETCH command's event, under
+    // the mailbox, the storage, the mail user and the client.
+    {"deep", 90, 10, 300, 20, 1000, 2, 8, 6, false},
+    // Short sessions: logins (auth and login-process events) and a few commands that need no
+    // mailbox, then LOGOUT.
+    {"short", 90, 10, 0, 3, 0, 0, 0, 1, true},
+};
+const Mix* FindMix(std::string_view name) {
+  for (const Mix& m : kMixes)
+    if (m.name == name) return &m;
+  return nullptr;
+}
 
 // Also called from the replay threads: no static destructors while they run.
 [[noreturn]] void Die(const std::string& message) {
@@ -398,7 +426,7 @@ struct GenCounts {
 
 class Generator {
  public:
-  explicit Generator(const Options& o) : o_(o), rng_(o.seed) {
+  Generator(const Options& o, const Mix& mix) : o_(o), mix_(mix), rng_(o.seed) {
     conns_.resize(o_.connections);
     for (std::size_t i = 0; i < o_.connections; ++i) {
       const Role r = i < kRoles ? kRoleOrder[i] : Role::kImap;
@@ -418,7 +446,7 @@ class Generator {
       for (Role r : c.roles)
         for (std::string_view cat : InitialCategories(r)) Register(c, cat);
     }
-    for (const auto& cmd : kImapCommands) total_weight_ += cmd.weight;
+    for (const auto& cmd : kImapCommands) total_weight_ += Weight(cmd);
   }
 
   Stream Generate() {
@@ -511,7 +539,9 @@ class Generator {
     Session s;
     ++c_.sessions;
     const std::uint64_t p = rng_.Below(100);
-    s.kind = p < 72 ? Kind::kImap : p < 82 ? Kind::kPop3 : Kind::kLmtp;
+    s.kind = p < mix_.imap_percent                        ? Kind::kImap
+             : p < mix_.imap_percent + mix_.pop3_percent ? Kind::kPop3
+                                                          : Kind::kLmtp;
     const Role role = s.kind == Kind::kImap   ? Role::kImap
                       : s.kind == Kind::kPop3 ? Role::kPop3
                                               : Role::kLmtp;
@@ -527,8 +557,9 @@ class Generator {
     if (s.kind != Kind::kLmtp) s.id.replace(12, 4, "AAAB");
     for (int i = 0; i < 4; ++i) s.tag_prefix += static_cast<char>('A' + rng_.Below(26));
     if (s.kind == Kind::kImap) {
-      s.work_left = rng_.PerMille(100) ? static_cast<std::uint32_t>(rng_.Range(20, 200))
-                                       : static_cast<std::uint32_t>(rng_.Range(1, 20));
+      s.work_left = rng_.PerMille(mix_.long_imap_per_mille)
+                        ? static_cast<std::uint32_t>(rng_.Range(20, 200))
+                        : static_cast<std::uint32_t>(rng_.Range(1, mix_.imap_commands_max));
     } else if (s.kind == Kind::kPop3) {
       s.work_left = static_cast<std::uint32_t>(rng_.Range(0, 8));
     }
@@ -606,11 +637,21 @@ class Generator {
 
   // ---- imap
 
+  std::uint64_t Weight(const ImapCommand& cmd) const {
+    if (mix_.mailbox_free_commands &&
+        (cmd.on_mailbox || cmd.args == ArgsKind::kMailbox || cmd.args == ArgsKind::kAppend ||
+         cmd.args == ArgsKind::kCopy)) {
+      return 0;
+    }
+    const bool fetch = cmd.args == ArgsKind::kFetch || cmd.args == ArgsKind::kUidFetch;
+    return fetch ? std::uint64_t{cmd.weight} * mix_.fetch_weight_factor : cmd.weight;
+  }
+
   const ImapCommand& PickCommand() {
     std::uint64_t w = rng_.Below(total_weight_);
     for (const auto& cmd : kImapCommands) {
-      if (w < cmd.weight) return cmd;
-      w -= cmd.weight;
+      if (w < Weight(cmd)) return cmd;
+      w -= Weight(cmd);
     }
     return kImapCommands[0];
   }
@@ -838,7 +879,7 @@ class Generator {
     const std::uint64_t us = rng_.Skewed(cmd.base_us, cmd.doublings);
     const bool opens_mails = state == "OK" && !s.selected.empty() &&
                              (cmd.args == ArgsKind::kFetch || cmd.args == ArgsKind::kUidFetch) &&
-                             rng_.PerMille(300);
+                             rng_.PerMille(mix_.fetch_opens_per_mille);
     std::uint64_t parent = s.client;
     if (opens_mails) {
       // As in the capture: the command's event (BEGIN, parent of the mails), each mail's event
@@ -854,7 +895,7 @@ class Generator {
           .S("cmd_name", cmd.name)
           .L("reason_code", {ReasonCode(cmd.name), "imap:fetch_header_fields", "imap:fetch_size"})
           .S("mailbox", s.selected);
-      const std::uint64_t mails = rng_.Range(1, 4);
+      const std::uint64_t mails = rng_.Range(mix_.mails_min, mix_.mails_max);
       for (std::uint64_t k = 0; k < mails; ++k) {
         const std::uint64_t mail_ev = NewId(c);
         Line(c.out, "BEGIN")
@@ -1189,6 +1230,7 @@ class Generator {
   }
 
   const Options& o_;
+  const Mix& mix_;
   Rng rng_;
   std::vector<Conn> conns_;
   std::array<std::vector<std::size_t>, kRoles> by_role_;
@@ -1678,6 +1720,12 @@ constexpr char kUsage[] =
     "  --domains N         distinct domains (default 100)\n"
     "  --ips N             distinct client addresses (default 2000)\n"
     "  --seed N            generator seed (default 1)\n"
+    "  --mix NAME          what the sessions do (default capture):\n"
+    "                      capture  the capture instance's traffic: IMAP, POP3 and LMTP\n"
+    "                      deep     IMAP FETCHes opening 2-8 mails each: mail_opened events\n"
+    "                               under command, mailbox, storage, user and client\n"
+    "                      short    logins and 1-3 IMAP commands without a mailbox, then\n"
+    "                               LOGOUT: auth and short command events\n"
     "  --chunk-bytes N     bytes per write, rounded down to whole lines (default 1048576)\n"
     "  --handshake-timeout-ms N   wait for the server's VERSION and FILTER (default 5000)\n"
     "  --drain-timeout-s N wait for the server to close after EOF (default 900)\n"
@@ -1733,6 +1781,9 @@ Options ParseOptions(int argc, char** argv) {
       o.write_file = value;
     } else if (arg == "--filter-out") {
       o.filter_out = value;
+    } else if (arg == "--mix") {
+      if (FindMix(value) == nullptr) Die("unknown mix " + std::string(value) + "\n" + kUsage);
+      o.mix = value;
     } else {
       const auto* flag = std::find_if(std::begin(kNumberFlags), std::end(kNumberFlags),
                                       [&](const NumberFlag& f) { return f.name == arg; });
@@ -1760,7 +1811,7 @@ int main(int argc, char** argv) {
   // A server that goes away must show up as EPIPE and an error message, not a silent death.
   std::signal(SIGPIPE, SIG_IGN);
   const Options o = ParseOptions(argc, argv);
-  const Stream stream = o.in.empty() ? Generator(o).Generate() : LoadStream(o.in);
+  const Stream stream = o.in.empty() ? Generator(o, *FindMix(o.mix)).Generate() : LoadStream(o.in);
   if (stream.conns.empty()) Die("the stream holds no connection");
   if (!o.write_file.empty()) WriteStreamFile(o.write_file, stream);
   const Counts counts = CountStream(stream);
