@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "catalog/dovecot_old_stats.h"
+#include "core/check.h"
 
 namespace mailscope::stats {
 namespace {
@@ -480,7 +481,8 @@ Status OldStatsStore::UpdateCommand(const Parsed& p) {
   OldSession* s = GetOrPlaceholder(p.session);
   OldCommand* cmd = nullptr;
   if (p.cmd_id <= s->highest_cmd_id) {
-    for (OldCommand* c = s->commands; c != nullptr; c = c->in_session.next) {
+    OldCommand* c = s->commands;
+    for (std::uint32_t k = 0; k < s->num_commands; ++k, c = c->older_in_session) {
       if (c->id == p.cmd_id) {
         cmd = c;
         break;
@@ -497,7 +499,8 @@ Status OldStatsStore::UpdateCommand(const Parsed& p) {
     cmd->id = p.cmd_id;
     cmd->last_update = now_;
     commands_.PushBack(cmd);
-    Prepend<OldCommand, &OldCommand::in_session>(s->commands, cmd);
+    cmd->older_in_session = s->commands;
+    s->commands = cmd;
     ++s->num_commands;
     ++counts_[static_cast<int>(OldLevel::kCommand)];
     entry_bytes_ += CommandBytes(*cmd);
@@ -574,10 +577,12 @@ void OldStatsStore::SetOptions(const OldStatsOptions& options) {
 // --- freeing
 
 void OldStatsStore::FreeCommand(OldCommand* c) {
+  MS_CHECK(c == commands_.head());  // what older_in_session relies on
   entry_bytes_ -= CommandBytes(*c);
   commands_.Remove(c);
-  Unlink<OldCommand, &OldCommand::in_session>(c->session->commands, c);
-  --c->session->num_commands;
+  // The session's oldest command: the link to it from the next newer one is
+  // past num_commands from now on, and never followed.
+  if (--c->session->num_commands == 0) c->session->commands = nullptr;
   --counts_[static_cast<int>(OldLevel::kCommand)];
   DeleteWithText(c);
 }

@@ -42,8 +42,12 @@ struct OldUser;
 // One allocation per command: the struct, then its name and arguments.
 // The fields that eviction reads come first, in one cache line.
 struct OldCommand {
-  Hook<OldCommand> stable;      // all commands, oldest first; also the eviction order
-  Hook<OldCommand> in_session;  // the session's commands, newest first
+  Hook<OldCommand> stable;  // all commands, oldest first; also the eviction order
+  // The session's next older command. Commands are freed oldest first, the
+  // whole store's and so each session's, so a freed command is always the
+  // last of its session's list: only the first num_commands links of that
+  // list are ever followed, and freeing touches no neighbour.
+  OldCommand* older_in_session = nullptr;
   OldSession* session = nullptr;
   std::uint32_t id = 0;  // 0 once finished ("d" flag)
   std::uint32_t name_size = 0;
@@ -109,7 +113,7 @@ struct OldSession {
   std::uint32_t num_cmds = 0;
   std::uint32_t highest_cmd_id = 0;
   OldStatsVector stats;
-  OldCommand* commands = nullptr;  // newest first
+  OldCommand* commands = nullptr;  // newest first; num_commands of them are alive
   std::uint32_t num_commands = 0;
   Hook<OldSession> stable, lru, connected, in_user, in_ip;
 

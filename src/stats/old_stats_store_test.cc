@@ -228,7 +228,33 @@ TEST_F(OldStatsStoreTest, LimitHoldsWhileLongSessionsRunCommands) {
   EXPECT_EQ(store_.global().num_connected_sessions, 4u);
   EXPECT_GT(store_.evicted(OldLevel::kCommand), 4000u);
   // The newest command is still there; a continuation of an evicted one is ignored.
+  EXPECT_TRUE(Feed("UPDATE-CMD\tlong1\t4997\tc\t" + MailPayload(2, 2, 2)).ok());
   EXPECT_EQ(Feed("UPDATE-CMD\tlong1\t1\tc\t" + MailPayload(2, 2, 2)).reason(), "expired_command");
+}
+
+// Commands leave oldest first, so a session's list loses its oldest ones
+// only; once all are gone, new ones start it afresh.
+TEST_F(OldStatsStoreTest, SessionCommandsSurviveEvictionOfTheirOlderOnes) {
+  OldStatsOptions small;
+  small.memory_limit_bytes = 48 * 1024;
+  store_.SetOptions(small);
+  ASSERT_TRUE(Feed("CONNECT\tquiet\tq\timap\t1").ok());
+  ASSERT_TRUE(Feed("CONNECT\tbusy\tb\timap\t2").ok());
+  ASSERT_TRUE(Feed("UPDATE-CMD\tquiet\t1\t\tNOOP\t\t" + MailPayload(1, 1, 1)).ok());
+  for (int i = 1; i <= 2000; ++i) {
+    ASSERT_TRUE(
+        Feed("UPDATE-CMD\tbusy\t" + std::to_string(i) + "\t\tNOOP\t\t" + MailPayload(1, 1, 1))
+            .ok());
+  }
+  EXPECT_EQ(Feed("UPDATE-CMD\tquiet\t1\tc\t" + MailPayload(2, 2, 2)).reason(), "expired_command");
+  ASSERT_TRUE(Feed("UPDATE-CMD\tquiet\t2\t\tSELECT\tINBOX\t" + MailPayload(1, 1, 1)).ok());
+  ASSERT_TRUE(Feed("UPDATE-CMD\tquiet\t3\t\tFETCH\t1:*\t" + MailPayload(1, 1, 1)).ok());
+  EXPECT_TRUE(Feed("UPDATE-CMD\tquiet\t2\tc\t" + MailPayload(3, 3, 3)).ok());
+  EXPECT_TRUE(Feed("UPDATE-CMD\tquiet\t3\tcd\t" + MailPayload(4, 4, 4)).ok());
+  // 3 is done (its id cleared, as in Dovecot); 2 is still running.
+  EXPECT_EQ(Feed("UPDATE-CMD\tquiet\t2\t\tSELECT\tINBOX\t" + MailPayload(1, 1, 1)).reason(),
+            "duplicate_command");
+  EXPECT_TRUE(Feed("UPDATE-CMD\tbusy\t2000\tc\t" + MailPayload(5, 5, 5)).ok());
 }
 
 TEST_F(OldStatsStoreTest, ConnectedSessionsAreNeverEvicted) {
