@@ -9,24 +9,19 @@
 // allocations per record (the allocation counter) and, where the CPU's
 // counters can be read (perf_event_open), user-space instructions per record.
 #include <benchmark/benchmark.h>
-#include <linux/perf_event.h>
 #include <malloc.h>
-#include <sys/ioctl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
-#include <optional>
 #include <string>
 
 #include "catalog/event_router.h"
-#include "core/allocation_counter_testing.h"
 #include "ingest/dovecot_old_stats.h"
 #include "ingest/line_framer.h"
+#include "loop_counters.h"
 #include "pipeline/dispatcher.h"
 #include "serve/outputs.h"
 #include "serve/rate_limited_log.h"
@@ -39,43 +34,6 @@ using namespace mailscope;
 
 std::string g_stream;
 stats::OldStatsOptions g_options;  // --memory-limit BYTES changes the limit
-
-// User-space instructions retired by this thread, where the kernel lets a
-// process count them (not in most virtual machines).
-class InstructionCounter {
- public:
-  InstructionCounter() {
-    perf_event_attr attr{};
-    attr.type = PERF_TYPE_HARDWARE;
-    attr.size = sizeof attr;
-    attr.config = PERF_COUNT_HW_INSTRUCTIONS;
-    attr.disabled = 1;
-    attr.exclude_kernel = 1;
-    attr.exclude_hv = 1;
-    fd_ = static_cast<int>(syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0));
-  }
-  ~InstructionCounter() {
-    if (fd_ >= 0) close(fd_);
-  }
-  InstructionCounter(const InstructionCounter&) = delete;
-  InstructionCounter& operator=(const InstructionCounter&) = delete;
-
-  bool available() const { return fd_ >= 0; }
-  void Start() {
-    if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_ENABLE, 0);
-  }
-  void Stop() {
-    if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_DISABLE, 0);
-  }
-  std::optional<std::uint64_t> Read() const {
-    std::uint64_t n = 0;
-    if (fd_ < 0 || read(fd_, &n, sizeof n) != static_cast<ssize_t>(sizeof n)) return std::nullopt;
-    return n;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 enum Step { kFrame = 0, kDecode = 1, kStore = 2, kDispatch = 3 };
 
@@ -134,11 +92,8 @@ std::size_t Pass(Pipeline& p, Step step) {
 
 void BM_OldStatsIngest(benchmark::State& state) {
   const auto step = static_cast<Step>(state.range(0));
-  InstructionCounter instructions;
+  bench::LoopCounters loop;
   std::size_t records = 0;
-  long allocations = 0;
-  std::uint64_t retired = 0;
-  bool counted = instructions.available();
   std::unique_ptr<Pipeline> p;
   for (auto _ : state) {
     state.PauseTiming();
@@ -147,20 +102,11 @@ void BM_OldStatsIngest(benchmark::State& state) {
       state.SkipWithError("the catalog router could not be built");
       return;
     }
-    const long before = HeapAllocationsForTesting();
-    const auto before_instructions = instructions.Read();
-    instructions.Start();
+    loop.Start();
     state.ResumeTiming();
     records += Pass(*p, step);
     state.PauseTiming();
-    instructions.Stop();
-    allocations += HeapAllocationsForTesting() - before;
-    const auto after_instructions = instructions.Read();
-    if (before_instructions && after_instructions) {
-      retired += *after_instructions - *before_instructions;
-    } else {
-      counted = false;
-    }
+    loop.Stop();
     if (step >= kStore) {
       struct mallinfo2 mi = mallinfo2();
       state.counters["heap_used_MiB"] = static_cast<double>(mi.uordblks) / (1 << 20);
@@ -172,10 +118,7 @@ void BM_OldStatsIngest(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(records));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * g_stream.size()));
-  const double per = static_cast<double>(records);
-  state.counters["allocs_per_record"] = static_cast<double>(allocations) / per;
-  // -1: the CPU's instruction counter is not available here.
-  state.counters["instructions_per_record"] = counted ? static_cast<double>(retired) / per : -1;
+  loop.Report(state, "record", static_cast<double>(records));
 }
 BENCHMARK(BM_OldStatsIngest)
     ->Arg(kFrame)

@@ -11,10 +11,6 @@
 // instructions. The whole work of the stream (BEGIN, UPDATE, END lines too)
 // is divided by its named events, as docs/PERFORMANCE.md does.
 #include <benchmark/benchmark.h>
-#include <linux/perf_event.h>
-#include <sys/ioctl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -24,8 +20,8 @@
 #include <vector>
 
 #include "catalog/event_router.h"
-#include "core/allocation_counter_testing.h"
 #include "ingest/dovecot_stats_writer.h"
+#include "loop_counters.h"
 #include "pipeline/dispatcher.h"
 #include "serve/config.h"
 #include "serve/outputs.h"
@@ -42,42 +38,6 @@ struct Connection {
 };
 std::vector<Connection> g_connections;
 std::vector<stats::MetricDefinition> g_metrics;
-
-// User-space instructions retired by this thread, where the kernel lets a
-// process count them (not in most virtual machines).
-class InstructionCounter {
- public:
-  InstructionCounter() {
-    perf_event_attr attr{};
-    attr.type = PERF_TYPE_HARDWARE;
-    attr.size = sizeof attr;
-    attr.config = PERF_COUNT_HW_INSTRUCTIONS;
-    attr.disabled = 1;
-    attr.exclude_kernel = 1;
-    attr.exclude_hv = 1;
-    fd_ = static_cast<int>(syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0));
-  }
-  ~InstructionCounter() {
-    if (fd_ >= 0) close(fd_);
-  }
-  InstructionCounter(const InstructionCounter&) = delete;
-  InstructionCounter& operator=(const InstructionCounter&) = delete;
-
-  void Start() {
-    if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_ENABLE, 0);
-  }
-  void Stop() {
-    if (fd_ >= 0) ioctl(fd_, PERF_EVENT_IOC_DISABLE, 0);
-  }
-  std::optional<std::uint64_t> Read() const {
-    std::uint64_t n = 0;
-    if (fd_ < 0 || read(fd_, &n, sizeof n) != static_cast<ssize_t>(sizeof n)) return std::nullopt;
-    return n;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 enum Step { kDecode = 0, kDispatch = 1, kMetrics = 2 };
 
@@ -112,11 +72,8 @@ void BM_StatsWriterIngest(benchmark::State& state) {
     state.SkipWithError("step 2 needs --metrics FILE");
     return;
   }
-  InstructionCounter instructions;
+  bench::LoopCounters loop;
   std::size_t events = 0;
-  long allocations = 0;
-  std::uint64_t retired = 0;
-  bool counted = true;
   for (auto _ : state) {
     state.PauseTiming();
     // A fresh server per pass: its metrics start empty.
@@ -140,27 +97,15 @@ void BM_StatsWriterIngest(benchmark::State& state) {
     }
     std::vector<std::string> lines;
     for (const Connection& c : g_connections) lines.push_back(c.bytes);
-    const long before = HeapAllocationsForTesting();
-    const auto before_instructions = instructions.Read();
-    instructions.Start();
+    loop.Start();
     state.ResumeTiming();
     events += Pass(lines, dispatcher, step);
     state.PauseTiming();
-    instructions.Stop();
-    allocations += HeapAllocationsForTesting() - before;
-    const auto after_instructions = instructions.Read();
-    if (before_instructions && after_instructions) {
-      retired += *after_instructions - *before_instructions;
-    } else {
-      counted = false;
-    }
+    loop.Stop();
     state.ResumeTiming();
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(events));
-  const double per = static_cast<double>(events);
-  state.counters["allocs_per_event"] = static_cast<double>(allocations) / per;
-  // -1: the CPU's instruction counter is not available here.
-  state.counters["instructions_per_event"] = counted ? static_cast<double>(retired) / per : -1;
+  loop.Report(state, "event", static_cast<double>(events));
 }
 BENCHMARK(BM_StatsWriterIngest)
     ->Arg(kDecode)

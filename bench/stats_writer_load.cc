@@ -75,10 +75,10 @@ struct Options {
   std::uint64_t bytes_per_second = 0;
 
   std::string mix = "capture";  // the mix of sessions and commands (kMixes)
-  std::string in;          // replay this file instead of generating
-  std::string out;         // stats-writer socket to feed
-  std::string write_file;  // write the stream to this file
-  std::string filter_out;  // write the FILTER line the server sent here
+  std::string in;               // replay this file instead of generating
+  std::string out;              // stats-writer socket to feed
+  std::string write_file;       // write the stream to this file
+  std::string filter_out;       // write the FILTER line the server sent here
 };
 
 // What a generated stream is made of. "capture" follows the capture instance's traffic; the
@@ -539,9 +539,9 @@ class Generator {
     Session s;
     ++c_.sessions;
     const std::uint64_t p = rng_.Below(100);
-    s.kind = p < mix_.imap_percent                        ? Kind::kImap
+    s.kind = p < mix_.imap_percent                       ? Kind::kImap
              : p < mix_.imap_percent + mix_.pop3_percent ? Kind::kPop3
-                                                          : Kind::kLmtp;
+                                                         : Kind::kLmtp;
     const Role role = s.kind == Kind::kImap   ? Role::kImap
                       : s.kind == Kind::kPop3 ? Role::kPop3
                                               : Role::kLmtp;
