@@ -74,6 +74,17 @@ void DeleteWithText(T* x) {
   x->~T();
   ::operator delete(static_cast<void*>(x));
 }
+
+void PrefetchForReuse(const OldCommand* victim) {
+  // At the limit, each new command frees the oldest one, and malloc hands
+  // that block to the next new command, which writes all of it. The block
+  // was last touched long ago: filling it stalled on every cache line (a
+  // sixth of the store's time). Asked for now, the lines arrive while the
+  // next record is decoded.
+  const char* bytes = reinterpret_cast<const char*>(victim);
+  for (std::size_t at = 64; at < sizeof(OldCommand); at += 64) __builtin_prefetch(bytes + at, 1);
+}
+
 std::size_t DomainBytes(const OldDomain& d) { return MallocBytes(sizeof d) + StringBytes(d.name); }
 std::size_t IpBytes(const OldIp&) { return MallocBytes(sizeof(OldIp)); }
 
@@ -131,9 +142,6 @@ void ImportRecord(const unsigned char* p, OldStatsVector& v, std::index_sequence
   };
   (one.template operator()<First + I>(), ...);
 }
-constexpr std::uint32_t kMailColumnsMask = (1u << catalog::kOldStatsMailColumns) - 1;
-constexpr std::uint32_t kAuthColumnsMask =
-    ((1u << OldStatsVector::kColumns) - 1) & ~kMailColumnsMask;
 }  // namespace
 
 std::vector<std::int8_t> OldStatsStore::BuildKeySlots() {
@@ -218,7 +226,7 @@ struct OldStatsStore::Parsed {
               f.value.record_schema() == &catalog::kOldStatsMailRecord) {
             ImportRecord<0>(static_cast<const unsigned char*>(f.value.record_data()), values,
                             std::make_index_sequence<catalog::kOldStatsMailColumns>{});
-            columns |= kMailColumnsMask;
+            columns |= OldStatsVector::kMailColumns;
           }
           break;
         case kSlotAuth:
@@ -228,7 +236,7 @@ struct OldStatsStore::Parsed {
                 static_cast<const unsigned char*>(f.value.record_data()), values,
                 std::make_index_sequence<OldStatsVector::kColumns -
                                          catalog::kOldStatsMailColumns>{});
-            columns |= kAuthColumnsMask;
+            columns |= OldStatsVector::kAuthColumns;
           }
           break;
         default:
@@ -717,16 +725,6 @@ void OldStatsStore::FreeCommands() {
     if (BelowLimit() || commands_.empty()) break;
     if (Younger(commands_.head()->last_update, options_.command_min_time)) break;
   }
-}
-
-void OldStatsStore::PrefetchForReuse(const OldCommand* victim) {
-  // At the limit, each new command frees the oldest one, and malloc hands
-  // that block to the next new command, which writes all of it. The block
-  // was last touched long ago: filling it stalled on every cache line (a
-  // sixth of the store's time). Asked for now, the lines arrive while the
-  // next record is decoded.
-  const char* bytes = reinterpret_cast<const char*>(victim);
-  for (std::size_t at = 64; at < sizeof(OldCommand); at += 64) __builtin_prefetch(bytes + at, 1);
 }
 
 void OldStatsStore::FreeSessions() {

@@ -204,7 +204,6 @@ class OldStatsStore {
   void EnforceLimit();
   bool FreeSomething();
   void FreeCommands();
-  static void PrefetchForReuse(const OldCommand* victim);
   void FreeSessions();
   void FreeUsers();
   void FreeIps();
