@@ -233,6 +233,15 @@ class FieldList {
     }
     data_[size_++] = f;
   }
+  // Appends a field with `key` and returns its value for setting in place.
+  // When the list is full, the list is marked truncated and the value set
+  // goes to a scratch slot that nothing reads.
+  Value& AppendValue(NameId key) {
+    Field* f = Append(1);
+    if (f == nullptr) return spill_.value;
+    f->key = key;
+    return f->value;
+  }
   // Appends n default fields and returns them for filling in place, or
   // nullptr (and marks the list truncated) when they do not fit.
   Field* Append(std::size_t n) {
@@ -259,6 +268,7 @@ class FieldList {
   std::array<Field, kCapacity> data_;
   std::size_t size_ = 0;
   bool truncated_ = false;
+  Field spill_;  // where AppendValue() writes once full
 };
 
 // The categories of one event (Dovecot's), stored inline. A decoder adds
@@ -338,7 +348,6 @@ struct Event {
   // after a crash is kept once. 0 when the source cannot say.
   std::uint64_t origin_stream = 0;
   std::uint64_t origin_seq = 0;
-  Field spill;  // where AddInPlace() writes once `fields` is full
 
   void Clear() {
     name = kNoName;
@@ -358,12 +367,7 @@ struct Event {
   // set_uint, ...): what hot decoders use, since copying a Value just built
   // on the stack costs a store-forwarding stall per field. When the list is
   // full, the value set lands in a scratch slot and the list is truncated.
-  Value& AddInPlace(NameId key) {
-    Field* f = fields.Append(1);
-    if (f == nullptr) return spill.value;
-    f->key = key;
-    return f->value;
-  }
+  Value& AddInPlace(NameId key) { return fields.AppendValue(key); }
   // Returns the first field with this key, or nullptr.
   const Field* Find(NameId key) const {
     for (const Field& f : fields)

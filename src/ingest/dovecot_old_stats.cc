@@ -87,7 +87,7 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
     }
     return true;
   };
-  std::string_view session;  // the first parameter of every command
+  std::string_view first;  // the first parameter, which names the record in messages
 
   // Statistics payload, the next parameter: on error the event still goes
   // out without statistics.
@@ -97,7 +97,7 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
     if (!st.ok()) {
       out.AddInPlace(keys.payload_error).set_string(st.reason());
       return {true, Status(st.code(), st.reason().data(),
-                           std::string(cmd) + " " + QuoteForLog(session) + ": " + st.message())};
+                           std::string(cmd) + " " + QuoteForLog(first) + ": " + st.message())};
     }
     return {true, Status::Ok()};
   };
@@ -108,7 +108,7 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
     // UPDATE-CMD <session> <id> c[d] <stats>                    (continued)
     std::string_view p[3];
     if (!take(p, 3)) return {false, Rejected("too_few_fields", "UPDATE-CMD: Too few parameters")};
-    session = p[0];
+    first = p[0];
     std::uint32_t id = 0;
     if (!ParseDecimal(p[1], id) || id == 0) {
       return {false, Rejected("invalid_command_id", "UPDATE-CMD: Invalid command id")};
@@ -128,7 +128,7 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
       return {false, Rejected("too_few_fields", "UPDATE-CMD: Too few parameters")};
     }
     out.name = cmds.update_cmd;
-    out.AddInPlace(keys.session).set_string(session);
+    out.AddInPlace(keys.session).set_string(first);
     out.AddInPlace(keys.cmd_id).set_uint(id);
     out.AddInPlace(keys.done).set_bool(done);
     out.AddInPlace(keys.continued).set_bool(continued);
@@ -140,11 +140,11 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
   }
   if (cmd == "UPDATE-SESSION") {
     // UPDATE-SESSION <session> <base64 stats>
-    if (!take(&session, 1)) {
+    if (!take(&first, 1)) {
       return {false, Rejected("too_few_fields", "UPDATE-SESSION: Too few parameters")};
     }
     out.name = cmds.update_session;
-    out.AddInPlace(keys.session).set_string(session);
+    out.AddInPlace(keys.session).set_string(first);
     return with_payload();
   }
   if (cmd == "CONNECT") {
@@ -169,11 +169,11 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
     return {true, Status::Ok()};
   }
   if (cmd == "DISCONNECT") {
-    if (!take(&session, 1)) {
+    if (!take(&first, 1)) {
       return {false, Rejected("too_few_fields", "DISCONNECT: Too few parameters")};
     }
     out.name = cmds.disconnect;
-    out.AddInPlace(keys.session).set_string(session);
+    out.AddInPlace(keys.session).set_string(first);
     return {true, Status::Ok()};
   }
   if (cmd == "ADD-USER") {
@@ -182,7 +182,7 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
     if (!take(p, 2) || fields.done()) {
       return {false, Rejected("too_few_fields", "ADD-USER: Too few parameters")};
     }
-    session = p[0];  // the user names the record in messages
+    first = p[0];
     out.name = cmds.add_user;
     out.AddInPlace(keys.user).set_string(p[0]);
     out.AddInPlace(keys.service).set_string(p[1]);

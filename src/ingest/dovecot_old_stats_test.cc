@@ -56,6 +56,20 @@ TEST(DovecotOldStatsDecoderTest, Connect) {
   EXPECT_EQ(Get(d.event, "rip")->as_string(), "::1");
 }
 
+// Parameters past what an event holds are dropped and the event is marked
+// truncated; the fields before them stay.
+TEST(DovecotOldStatsDecoderTest, TooManyParametersTruncateTheFields) {
+  std::string line = "CONNECT\tS\tu\timap\t1";
+  for (std::size_t i = 0; i < FieldList::kCapacity; ++i)
+    line += "\trip=192.0.2." + std::to_string(i % 250);
+  auto d = Decode(line);
+  ASSERT_TRUE(d.result.emit);
+  EXPECT_TRUE(d.event.fields.truncated());
+  EXPECT_EQ(d.event.fields.size(), FieldList::kCapacity);
+  EXPECT_EQ(Get(d.event, "session")->as_string(), "S");
+  EXPECT_EQ(Get(d.event, "rip")->as_string(), "192.0.2.0");
+}
+
 TEST(DovecotOldStatsDecoderTest, EscapedUsernameIsUnescaped) {
   auto d = Decode("CONNECT\tid\tweird\001tname\timap\t1");
   ASSERT_TRUE(d.result.emit);
