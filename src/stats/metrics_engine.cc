@@ -738,7 +738,7 @@ void MetricsEngine::Rebuild() {
   }
 
   lookups_.clear();
-  lookup_bits_ = 0;
+  slot_by_id_.clear();
   for (auto& m : metrics_) {
     const MetricDefinition& def = m->definition_;
     m->duration_slot_ = SlotOf(duration_id_, "duration");
@@ -756,30 +756,32 @@ std::uint32_t MetricsEngine::SlotOf(NameId id, std::string_view name) {
   Lookup l;
   l.id = id;
   l.name = std::string(name);
-  lookup_bits_ |= std::uint64_t{1} << (id % 64);
   l.stamp = stamp_;  // stale: stamp_ moves on before the next event is looked at
   lookups_.push_back(std::move(l));
-  return static_cast<std::uint32_t>(lookups_.size() - 1);
+  const auto slot = static_cast<std::uint32_t>(lookups_.size() - 1);
+  // An id names one text, so it has at most one lookup; kNoName (a name the
+  // table had no room for) is on no field.
+  if (id != kNoName) {
+    if (id >= slot_by_id_.size()) slot_by_id_.resize(std::size_t{id} + 1, 0);
+    slot_by_id_[id] = slot + 1;
+  }
+  return slot;
 }
 
+// FindHere() looks at the fields by key before any record's columns, so a
+// field found here is the one it finds; lookups left unsettled (columns,
+// parents) go through FindField().
 void MetricsEngine::ScanOwnFields(const Event& event) {
   scanned_stamp_ = stamp_;
+  const std::size_t ids = slot_by_id_.size();
   for (const mailscope::Field& f : event.fields) {
-    // Record columns are fields too, found after all plain ones: leave
-    // such events to FindInChain().
-    if (f.value.type() == Value::Type::kRecord) return;
-  }
-  for (const mailscope::Field& f : event.fields) {
-    if ((lookup_bits_ & (std::uint64_t{1} << (f.key % 64))) == 0) continue;
+    if (f.key >= ids || slot_by_id_[f.key] == 0) continue;
     if (f.value.type() == Value::Type::kNone) continue;  // as FindHere() skips them
-    for (Lookup& l : lookups_) {
-      // The first field of a key is the one found, as in FindHere().
-      if (l.id == f.key && l.id != kNoName && l.stamp != stamp_) {
-        l.stamp = stamp_;
-        l.found = true;
-        l.value = f.value;
-      }
-    }
+    Lookup& l = lookups_[slot_by_id_[f.key] - 1];
+    if (l.stamp == stamp_) continue;  // the first field of a key is the one found
+    l.stamp = stamp_;
+    l.found = true;
+    l.value = f.value;
   }
 }
 

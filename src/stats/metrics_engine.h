@@ -450,7 +450,11 @@ class MetricsEngine {
   std::vector<Metric*> any_name_;
   std::uint64_t stamp_ = 0;          // counts Process() calls
   std::uint64_t scanned_stamp_ = 0;  // == stamp_ once ScanOwnFields() ran for this event
-  std::uint64_t lookup_bits_ = 0;    // bit (id % 64) of every lookups_ id
+  // By NameId: 1 + the index in lookups_ of the lookup of that id, 0 for
+  // none; as long as the largest id looked up. An event's field finds its
+  // lookup in one load instead of a pass over lookups_ (callgrind: the
+  // pass cost 640 instructions an event on the capture mix's 12 metrics).
+  std::vector<std::uint32_t> slot_by_id_;
   ExportSink export_sink_;
 };
 
