@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/check.h"
+#include "stats/sketch_integer_index.h"
 
 namespace mailscope::stats {
 namespace {
@@ -34,11 +35,16 @@ QuantileSketch::QuantileSketch(double relative_error, int max_buckets)
       std::max(std::numeric_limits<double>::min(), std::exp(-kMaxAbsIndex * log_gamma_)) * gamma_;
   max_indexable_ = std::min(std::numeric_limits<double>::max() / (gamma_ * gamma_),
                             std::exp(kMaxAbsIndex * log_gamma_) / gamma_);
+  // Integers below min_indexable_ belong to the zero bucket: only with it
+  // at or below 1 is every integer from 1 up one for the table.
+  integer_index_ = IntegerBucketIndex::For(inv_log_gamma_);
+  if (integer_index_ != nullptr && min_indexable_ <= 1) {
+    integer_index_max_ = static_cast<std::uint64_t>(
+        std::min(static_cast<double>(IntegerBucketIndex::kMaxValue), std::floor(max_indexable_)));
+  }
 }
 
-int QuantileSketch::Index(double value) const {
-  return static_cast<int>(std::ceil(std::log(value) * inv_log_gamma_));
-}
+int QuantileSketch::Index(double value) const { return IndexByLog(value, inv_log_gamma_); }
 
 double QuantileSketch::Value(int index) const {
   return std::exp(index * log_gamma_) * (2 / (gamma_ + 1));
@@ -77,41 +83,36 @@ void QuantileSketch::AddValues(std::span<const std::uint64_t> values) {
     const std::span<const std::uint64_t> batch = values.first(n);
     values = values.subspan(n);
     for (std::size_t i = 0; i < n; ++i) {
-      const auto v = static_cast<double>(batch[i]);
-      if (!(v >= min_indexable_)) {
+      const std::uint64_t x = batch[i];
+      const auto v = static_cast<double>(x);
+      if (x - 1 < integer_index_max_) {  // 1 <= x <= integer_index_max_
+        index[i] = (*integer_index_)(x);
+      } else if (!(v >= min_indexable_)) {
         index[i] = kZero;
-      } else if (i > 0 && batch[i] == batch[i - 1]) {
-        index[i] = index[i - 1];  // repeated values are common: no second log()
       } else {
         index[i] = Index(std::min(v, max_indexable_));
       }
     }
-    const auto size = static_cast<std::int64_t>(buckets_.size());
-    bool in_window = true;
-    for (std::size_t i = 0; i < n; ++i) {
-      in_window = in_window && (index[i] == kZero ||
-                                (index[i] >= offset_ && std::int64_t{index[i]} - offset_ < size));
-    }
-    if (!in_window) {  // the window moves: one at a time
-      for (const std::uint64_t v : batch) Add(static_cast<double>(v));
-      continue;
-    }
-    double lo = static_cast<double>(batch[0]), hi = lo;
+    // Converting to double keeps the order, so the extremes are taken as
+    // integers and converted once.
+    std::uint64_t lo = batch[0], hi = lo;
     for (std::size_t i = 0; i < n; ++i) {
       if (index[i] == kZero) {
         ++zero_count_;
       } else {
-        ++buckets_[static_cast<std::size_t>(index[i] - offset_)];
+        // As in Add(): SlotFor() only when the window has to move.
+        const auto slot = static_cast<std::size_t>(std::int64_t{index[i]} - offset_);
+        ++buckets_[slot < buckets_.size() ? slot : SlotFor(index[i])];
       }
-      lo = std::min(lo, static_cast<double>(batch[i]));
-      hi = std::max(hi, static_cast<double>(batch[i]));
+      lo = std::min(lo, batch[i]);
+      hi = std::max(hi, batch[i]);
     }
     if (count_ == 0) {
-      min_ = lo;
-      max_ = hi;
+      min_ = static_cast<double>(lo);
+      max_ = static_cast<double>(hi);
     } else {
-      min_ = std::min(min_, lo);
-      max_ = std::max(max_, hi);
+      min_ = std::min(min_, static_cast<double>(lo));
+      max_ = std::max(max_, static_cast<double>(hi));
     }
     count_ += n;
   }

@@ -14,6 +14,8 @@
 
 namespace mailscope::stats {
 
+class IntegerBucketIndex;
+
 class QuantileSketch {
  public:
   static constexpr double kDefaultRelativeError = 0.01;
@@ -71,6 +73,10 @@ class QuantileSketch {
   double min_indexable_;
   double max_indexable_;
   int max_buckets_;
+  // Index() of integers up to integer_index_max_ by table lookup; nullptr
+  // when this relative error has no table.
+  const IntegerBucketIndex* integer_index_ = nullptr;
+  std::uint64_t integer_index_max_ = 0;
   std::vector<std::uint64_t> buckets_;  // dense, buckets_[i] covers index offset_ + i
   int offset_ = 0;
   std::uint64_t zero_count_ = 0;
