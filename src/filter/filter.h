@@ -94,12 +94,29 @@ Result<Filter> ParseFilter(std::string_view text, Dialect dialect, NameBudget* n
 //    every source.
 //  - Like Dovecot, a filter whose every query requires an event name
 //    (RequiresEventName) never matches an unnamed event, even through NOT.
+// Where Matches() finds the value of a field it compares, for a caller that
+// has the event's fields at hand already (the metrics engine looks up the
+// same few for every metric).
+class FieldSource {
+ public:
+  // What the event's chain holds under the key (Event::FindInChain()) or,
+  // when it holds none, what the pipeline gives for the key (`kind`,
+  // `outcome`, the source field a normalized name stands for); false for
+  // neither. Matches() then tries the pipeline's keys itself.
+  virtual bool Find(NameId id, std::string_view key, Value& out) = 0;
+
+ protected:
+  ~FieldSource() = default;
+};
+
 class Filter {
  public:
   Filter() = default;  // empty
 
   // Whether the event matches any query. Never allocates.
   bool Matches(const Event& event) const;
+  // The same, with the fields taken from `fields`.
+  bool Matches(const Event& event, FieldSource& fields) const;
 
   bool empty() const;
   std::size_t query_count() const;
@@ -148,6 +165,7 @@ class Filter {
                                               NameBudget* names);
   friend struct internal::Access;
   explicit Filter(std::shared_ptr<const internal::Program> program);
+  bool Matches(const Event& event, FieldSource* fields) const;
 
   std::shared_ptr<const internal::Program> program_;  // nullptr: empty
 };

@@ -149,9 +149,10 @@ bool MatchInBaseUnit(const Node& n, const Value& v) {
   return MatchValue(n, Value::Double(v.as_double() * static_cast<double>(factor)));
 }
 
-bool MatchField(const Node& n, const Event& e) {
+bool MatchField(const Node& n, const Event& e, FieldSource* fields) {
   Value v;
-  if (!FindField(e, n, v) && !FindPipelineField(e, n, v)) return n.value.empty();
+  const bool found = fields != nullptr ? fields->Find(n.id, n.key, v) : FindField(e, n, v);
+  if (!found && !FindPipelineField(e, n, v)) return n.value.empty();
   // Untagged values, and every value under kDovecot, compare as sent.
   if (n.base_units && v.unit() != Unit::kNone) return MatchInBaseUnit(n, v);
   return MatchValue(n, v);
@@ -159,19 +160,19 @@ bool MatchField(const Node& n, const Event& e) {
 
 }  // namespace
 
-bool Eval(const Program& program, std::uint32_t node, const Event& e) {
+bool Eval(const Program& program, std::uint32_t node, const Event& e, FieldSource* fields) {
   const Node& n = program.nodes[node];
   switch (n.kind) {
     case Kind::kAnd:
       for (std::uint32_t c : n.children)
-        if (!Eval(program, c, e)) return false;
+        if (!Eval(program, c, e, fields)) return false;
       return true;
     case Kind::kOr:
       for (std::uint32_t c : n.children)
-        if (Eval(program, c, e)) return true;
+        if (Eval(program, c, e, fields)) return true;
       return false;
     case Kind::kNot:
-      return !Eval(program, n.children[0], e);
+      return !Eval(program, n.children[0], e, fields);
     case Kind::kEventName:
       return n.id != kNoName && e.name == n.id;
     case Kind::kEventWildcard:
@@ -185,21 +186,27 @@ bool Eval(const Program& program, std::uint32_t node, const Event& e) {
       return !e.source_file.empty() && e.source_file == n.value &&
              (n.line == 0 || e.source_line == n.line);
     case Kind::kField:
-      return MatchField(n, e);
+      return MatchField(n, e, fields);
   }
   return false;
 }
 
 }  // namespace internal
 
-bool Filter::Matches(const Event& event) const {
+bool Filter::Matches(const Event& event) const { return Matches(event, nullptr); }
+
+bool Filter::Matches(const Event& event, FieldSource& fields) const {
+  return Matches(event, &fields);
+}
+
+bool Filter::Matches(const Event& event, FieldSource* fields) const {
   if (program_ == nullptr) return false;
   const internal::Program& p = *program_;
   // Dovecot's fast path, which also decides: a filter whose every query
   // requires a name skips unnamed events, even where NOT would match them.
   if (p.requires_name && event.name == kNoName) return false;
   for (const internal::Query& q : p.queries)
-    if (internal::Eval(p, q.root, event)) return true;
+    if (internal::Eval(p, q.root, event, fields)) return true;
   return false;
 }
 

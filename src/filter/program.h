@@ -8,6 +8,7 @@
 
 #include "core/event.h"
 #include "core/names.h"
+#include "filter/filter.h"
 
 namespace mailscope::filter::internal {
 
@@ -62,7 +63,9 @@ struct Program {
 };
 
 // Evaluates one query's node (match.cc).
-bool Eval(const Program& program, std::uint32_t node, const Event& event);
+// `fields`: where kField leaves look up their values; nullptr for the chain.
+bool Eval(const Program& program, std::uint32_t node, const Event& event,
+          FieldSource* fields = nullptr);
 // Appends one query's node in Dovecot's export format (export.cc).
 void Export(const Program& program, std::uint32_t node, std::string& out);
 

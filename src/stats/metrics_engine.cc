@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "core/hash.h"
+#include "filter/analysis.h"
 
 namespace mailscope::stats {
 namespace {
@@ -747,6 +748,13 @@ void MetricsEngine::Rebuild() {
       m->field_slots_.push_back(SlotOf(def.field_ids[i], def.fields[i]));
     m->group_slots_.clear();
     for (const GroupBy& g : def.group_by) m->group_slots_.push_back(SlotOf(g.field_id, g.field));
+    // The filter's fields; the parser interned their keys.
+    for (std::size_t q = 0; q < def.filter.query_count(); ++q) {
+      filter::AnyLeaf(def.filter, q, [&](const filter::Leaf& leaf) {
+        if (leaf.type() == filter::Leaf::Type::kField) SlotOf(FindName(leaf.key()), leaf.key());
+        return false;
+      });
+    }
   }
 }
 
@@ -795,14 +803,24 @@ const Value* MetricsEngine::Field(std::uint32_t slot, const Event& event) {
   return l.found ? &l.value : nullptr;
 }
 
+bool MetricsEngine::Find(NameId id, std::string_view key, Value& out) {
+  if (id < slot_by_id_.size() && slot_by_id_[id] != 0) {
+    const Value* v = Field(slot_by_id_[id] - 1, *current_);
+    if (v != nullptr) out = *v;
+    return v != nullptr;
+  }
+  return current_->FindInChain(id, key, out);
+}
+
 void MetricsEngine::Process(const Event& event) {
   // The 2.3.19 server's merged filter keeps "requires an event name" set,
   // so it drops every unnamed event before any metric sees it (§3.3).
   if (event.name == kNoName) return;
   ++stamp_;  // the lookups of the previous event are stale
+  current_ = &event;
   const auto it = by_name_.find(event.name);
   for (Metric* m : it != by_name_.end() ? it->second : any_name_) {
-    if (!m->name_decides_ && !m->definition().filter.Matches(event)) continue;
+    if (!m->name_decides_ && !m->definition().filter.Matches(event, *this)) continue;
     Feed(*m, *m->root_, event);
     if (export_sink_ && !m->definition().exporter.empty()) export_sink_(*m, event);
   }

@@ -360,7 +360,7 @@ struct MetricsOptions {
 };
 
 // Loop thread only. Owns the metrics and all their state.
-class MetricsEngine {
+class MetricsEngine final : private filter::FieldSource {
  public:
   enum class Origin { kConfig, kDynamic };
   // Called for each matching metric that has an exporter, after counting.
@@ -422,6 +422,10 @@ class MetricsEngine {
     Value value;
   };
 
+  // FieldSource: the metrics' filters find their fields through the same
+  // lookups (a field the filters alone compare gets a lookup too).
+  bool Find(NameId id, std::string_view key, Value& out) override;
+
   void Feed(Metric& metric, MetricNode& node, const Event& event);
   // Feed() for metrics counting in base units.
   void FeedBaseUnits(Metric& metric, MetricNode& node, const Event& event);
@@ -448,6 +452,7 @@ class MetricsEngine {
   // that can match any name. Names no filter lists get any_name_.
   boost::unordered_flat_map<NameId, std::vector<Metric*>> by_name_;
   std::vector<Metric*> any_name_;
+  const Event* current_ = nullptr;   // the event of Process(), for Find()
   std::uint64_t stamp_ = 0;          // counts Process() calls
   std::uint64_t scanned_stamp_ = 0;  // == stamp_ once ScanOwnFields() ran for this event
   // By NameId: 1 + the index in lookups_ of the lookup of that id, 0 for

@@ -822,6 +822,57 @@ TEST_F(MetricsEngineTest, NameIndexKeepsMetricOrderAndFilterResults) {
   EXPECT_EQ(engine_.Find("none")->root().duration().count(), 0u);
 }
 
+// The filters take their fields from the engine's lookups (FieldSource):
+// the same answers as Filter::Matches() on its own, wherever the field is.
+TEST_F(MetricsEngineTest, FiltersSeeWhatMatchesSeesThroughTheLookups) {
+  static const RecordColumn kColumns[] = {{"rec_a", RecordColumn::Type::kU32, 0}};
+  static const RecordSchema kSchema = {"r", 4, kColumns, 1};
+  static const std::uint32_t kRecord = 17;
+  const std::pair<const char*, const char*> defs[] = {
+      {"own", "event=e AND (cmd=SEARCH OR cmd=STORE OR state=NO)"},
+      {"parent", "event=e AND user=al*"},
+      {"global", "event=e AND g>5"},
+      {"missing", "event=e AND nothere=\"\""},
+      {"record", "event=e AND rec_a=17"},
+      {"kind", "event=e AND kind=auth AND outcome=failure"},
+      {"alias", "event=e AND remote_ip=192.0.2.*"},
+      {"source", "event=e AND source=dovecot"},
+      {"not", "event=e AND NOT size>=100"},
+  };
+  for (const auto& [name, filter] : defs) {
+    // Counting some of the same fields too, so that lookups are shared.
+    ASSERT_TRUE(engine_.Add(Def(name, filter, "size g", "cmd", "exp", kMailscope)).ok());
+  }
+  std::vector<std::string> seen;
+  engine_.set_export_sink([&](const Metric& m, const Event&) { seen.push_back(m.name()); });
+  const FieldAlias alias{InternName("remote_ip"), InternName("remoteIp")};
+  Ev global;
+  global.Int("g", 9);
+  Ev parent;
+  parent.Str("user", "alice").Str("cmd", "FETCH");
+  for (int variant = 0; variant < 8; ++variant) {
+    Ev ev("e");
+    if (variant & 1) ev.Str("cmd", "STORE").Int("size", 50);
+    if (variant & 2) ev.Str("state", "NO").Str("remoteIp", "192.0.2.9").Int("size", 500);
+    if (variant & 4) {
+      ev.e.Add(InternName("record"), Value::Record(&kSchema, &kRecord));
+      ev.e.parent = &parent.e;
+      ev.e.global = &global.e;
+      ev.e.taxonomy = {InternName("auth"), InternName("failure"), &alias, 1};
+    }
+    ev.e.source = Source::kDovecot;
+    std::string want;
+    for (const auto& [name, filter] : defs) {
+      if (engine_.Find(name)->definition().filter.Matches(ev.e)) want += std::string(name) + " ";
+    }
+    seen.clear();
+    engine_.Process(ev.e);
+    std::string got;
+    for (const std::string& s : seen) got += s + " ";
+    EXPECT_EQ(got, want) << "variant " << variant;
+  }
+}
+
 TEST_F(MetricsEngineTest, ExportSinkSeesExportedMetricsOnly) {
   ASSERT_TRUE(engine_.Add(Def("plain", "event=e")).ok());
   ASSERT_TRUE(engine_.Add(Def("exported", "event=e", "", "", "json_http")).ok());
