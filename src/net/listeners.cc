@@ -101,11 +101,11 @@ namespace {
 // fault on every read cannot spin the CPU, while a single one costs little.
 constexpr std::chrono::milliseconds kFifoRestartMin(100);
 constexpr std::chrono::milliseconds kFifoRestartMax(5000);
-// A FIFO's pipe holds this much, and a busy FIFO is read in chunks up to it
-// (Linux's default is 64 KiB, which a writer fills in one 64 KiB write):
-// a wakeup of the loop and a read call per 1 MiB rather than per 64 KiB.
-// Up to /proc/sys/fs/pipe-max-size, whose default this is; where the kernel
-// refuses it, the pipe keeps its size.
+// A FIFO's pipe is grown to hold this much, and a busy FIFO is read in
+// chunks up to it (Linux's default is 64 KiB, which a writer fills in one
+// 64 KiB write): a wakeup of the loop and a read call per 1 MiB rather than
+// per 64 KiB. Up to /proc/sys/fs/pipe-max-size, whose default this is; where
+// the kernel refuses it, the pipe keeps its size, and a larger one is kept.
 constexpr int kFifoPipeBytes = 1024 * 1024;
 constexpr std::size_t kFifoReadChunk = 64 * 1024;
 // Writers that send one record per write() (Dovecot's mail processes do)
@@ -115,8 +115,9 @@ constexpr std::size_t kFifoReadChunk = 64 * 1024;
 // writes cost. So a small read that follows the previous one closely waits
 // kFifoCoalesceDelay before the next read, and that read takes what came
 // meanwhile. A FIFO written now and then is read at once as before; a busy
-// one delivers its records at most this late. 1 MiB of pipe holds what a
-// writer sends in that time many times over.
+// one delivers its records at most this late. Only with a pipe of at least
+// kFifoPipeBytes, which holds what a writer sends in that time many times
+// over: Dovecot's writers drop a record rather than wait on a full pipe.
 constexpr std::size_t kFifoCoalesceBelow = 16 * 1024;
 constexpr std::chrono::microseconds kFifoCoalesceWindow(100);
 constexpr std::chrono::microseconds kFifoCoalesceDelay(500);
@@ -134,11 +135,14 @@ Result<int> OpenFifoFd(const std::string& path, const PathPerms& perms) {
   // last mail process closes, and writers never get ENXIO.
   int fd = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Unavailable(Errno("open", path));
-  if (::fcntl(fd, F_SETPIPE_SZ, kFifoPipeBytes) < 0) {
+  if (::fcntl(fd, F_GETPIPE_SZ) < kFifoPipeBytes && ::fcntl(fd, F_SETPIPE_SZ, kFifoPipeBytes) < 0) {
     spdlog::debug("{}; keeping the pipe's size", Errno("F_SETPIPE_SZ", path));
   }
   return fd;
 }
+
+// Whether reads of `fd` may wait between small reads (kFifoCoalesceDelay).
+bool PipeHoldsACoalescingDelay(int fd) { return ::fcntl(fd, F_GETPIPE_SZ) >= kFifoPipeBytes; }
 
 }  // namespace
 
@@ -155,7 +159,10 @@ struct FifoReader::State {
   asio::posix::stream_descriptor fd;
   asio::steady_timer restart;
   asio::steady_timer coalesce;  // the wait between small reads close together
-  int parked_fd = -1;           // the FIFO during that wait, out of the loop's epoll set
+  // The FIFO during that wait, out of the loop's epoll set; also kept here
+  // when it could not be put back, for the restart to try again.
+  int parked_fd = -1;
+  bool may_coalesce = false;  // the pipe is large enough (PipeHoldsACoalescingDelay)
   std::string path;
   PathPerms perms;
   ingest::LineFramer framer;
@@ -165,6 +172,21 @@ struct FifoReader::State {
   FaultLog faults;
   std::chrono::milliseconds backoff = kFifoRestartMin;
   bool closed = false;
+
+  ~State() {
+    if (parked_fd >= 0) ::close(parked_fd);
+  }
+
+  // Reads what `descriptor` holds into the handlers, until it holds nothing.
+  void DrainNow(int descriptor) {
+    for (;;) {
+      auto space = framer.WriteSpace();
+      ssize_t n = ::read(descriptor, space.data(), space.size());
+      if (n <= 0) break;
+      framer.Commit(static_cast<std::size_t>(n));
+      HandleRead();
+    }
+  }
 
   // Hands one read to the handlers. A throw out of a handler costs only its
   // own line: the pipe must keep being emptied, or Dovecot's writers block
@@ -214,7 +236,8 @@ awaitable<void> ReadFifo(std::shared_ptr<FifoReader::State> state) {
     state->framer.Commit(n);
     state->HandleRead();
     const auto now = std::chrono::steady_clock::now();
-    const bool trickle = n < kFifoCoalesceBelow && now - last_read < kFifoCoalesceWindow;
+    const bool trickle =
+        state->may_coalesce && n < kFifoCoalesceBelow && now - last_read < kFifoCoalesceWindow;
     last_read = now;
     if (trickle) {
       // Out of the epoll set meanwhile: each write into the pipe would wake
@@ -222,15 +245,16 @@ awaitable<void> ReadFifo(std::shared_ptr<FifoReader::State> state) {
       state->parked_fd = state->fd.release();
       state->coalesce.expires_after(kFifoCoalesceDelay);
       co_await state->coalesce.async_wait(kTuple);
-      if (state->closed) co_return;  // Close() took the descriptor back
-      const int parked = std::exchange(state->parked_fd, -1);
+      if (state->closed) co_return;  // Close() took the descriptor
       boost::system::error_code assign_error;
-      state->fd.assign(parked, assign_error);
+      state->fd.assign(state->parked_fd, assign_error);
       if (assign_error) {
-        spdlog::warn("fifo {}: {}; reopening it", state->path, assign_error.message());
-        ::close(parked);
+        // Still open and parked: the pipe keeps its read end, and the
+        // restart puts it back.
+        spdlog::warn("fifo {}: {}; reading again later", state->path, assign_error.message());
         co_return;
       }
+      state->parked_fd = -1;
     }
   }
 }
@@ -243,12 +267,26 @@ void ScheduleRestart(std::shared_ptr<FifoReader::State> state) {
   state->restart.async_wait([state](boost::system::error_code ec) {
     if (ec || state->closed) return;
     if (!state->fd.is_open()) {
-      auto fd = OpenFifoFd(state->path, state->perms);
-      if (!fd.ok()) {
-        spdlog::warn("fifo {}: {}", state->path, fd.status().message());
+      int fd = state->parked_fd;
+      if (fd < 0) {
+        auto opened = OpenFifoFd(state->path, state->perms);
+        if (!opened.ok()) {
+          spdlog::warn("fifo {}: {}", state->path, opened.status().message());
+          return ScheduleRestart(state);
+        }
+        fd = *opened;
+        state->may_coalesce = PipeHoldsACoalescingDelay(fd);
+      }
+      boost::system::error_code assign_error;
+      state->fd.assign(fd, assign_error);
+      if (assign_error) {
+        // Kept (parked) for the next try: closing it would drop what the
+        // pipe holds when no writer has it open.
+        spdlog::warn("fifo {}: {}", state->path, assign_error.message());
+        state->parked_fd = fd;
         return ScheduleRestart(state);
       }
-      state->fd.assign(*fd);
+      state->parked_fd = -1;
     }
     StartReading(state);
   });
@@ -273,6 +311,7 @@ Result<std::unique_ptr<FifoReader>> FifoReader::Open(asio::io_context& io, const
   std::unique_ptr<FifoReader> reader(new FifoReader());
   reader->path_ = path;
   auto state = std::make_shared<State>(io, path, perms, max_line);
+  state->may_coalesce = PipeHoldsACoalescingDelay(*fd);
   state->fd.assign(*fd);
   state->on_read = std::move(on_read);
   state->on_line = std::move(on_line);
@@ -287,22 +326,14 @@ void FifoReader::Close() {
   state_->closed = true;
   state_->restart.cancel();
   state_->coalesce.cancel();
+  // Take what the writers already put into the pipe before going away.
   if (state_->parked_fd >= 0) {
     const int parked = std::exchange(state_->parked_fd, -1);
-    boost::system::error_code ec;
-    state_->fd.assign(parked, ec);
-    if (ec) ::close(parked);
+    state_->DrainNow(parked);
+    ::close(parked);
   }
   if (!state_->fd.is_open()) return;
-  // Take what the writers already put into the pipe before going away.
-  int fd = state_->fd.native_handle();
-  for (;;) {
-    auto space = state_->framer.WriteSpace();
-    ssize_t n = ::read(fd, space.data(), space.size());
-    if (n <= 0) break;
-    state_->framer.Commit(static_cast<std::size_t>(n));
-    state_->HandleRead();
-  }
+  state_->DrainNow(state_->fd.native_handle());
   boost::system::error_code ec;
   state_->fd.close(ec);
   // The FIFO stays: writers that keep their descriptor across a restart of
