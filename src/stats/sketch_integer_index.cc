@@ -12,14 +12,8 @@ int IndexByLog(double value, double inv_log_gamma) {
   return static_cast<int>(std::ceil(std::log(value) * inv_log_gamma));
 }
 
-bool IntegerBucketIndex::Build(double inv_log_gamma, int bits) {
-  bits_ = bits;
-  slice_mask_ = (std::uint64_t{1} << bits) - 1;
+void IntegerBucketIndex::BuildThresholds(double inv_log_gamma) {
   auto index = [&](std::uint64_t v) { return IndexByLog(static_cast<double>(v), inv_log_gamma); };
-
-  small_.assign(std::size_t{1} << bits, 0);
-  for (std::uint64_t v = 1; v < small_.size(); ++v) small_[v] = index(v);
-
   // Thresholds of every bucket an integer can reach, and one past the last.
   threshold_base_ = index(1);
   const int last = index(kMaxValue);
@@ -36,6 +30,14 @@ bool IntegerBucketIndex::Build(double inv_log_gamma, int bits) {
     threshold_.push_back(g);
   }
   threshold_.push_back(kMaxValue + 1);
+}
+
+bool IntegerBucketIndex::BuildSlices(double inv_log_gamma, int bits) {
+  auto index = [&](std::uint64_t v) { return IndexByLog(static_cast<double>(v), inv_log_gamma); };
+  bits_ = bits;
+  slice_mask_ = (std::uint64_t{1} << bits) - 1;
+  small_.assign(std::size_t{1} << bits, 0);
+  for (std::uint64_t v = 1; v < small_.size(); ++v) small_[v] = index(v);
 
   const int slices_per_power = 1 << bits;
   first_.clear();
@@ -61,8 +63,9 @@ const IntegerBucketIndex* IntegerBucketIndex::For(double inv_log_gamma) {
   // Sketches share a handful of relative errors; past this many distinct
   // ones, new ones keep to the logarithm rather than grow this list.
   constexpr std::size_t kMaxTables = 16;
-  static std::mutex mu;
-  static std::vector<std::pair<double, std::unique_ptr<IntegerBucketIndex>>> tables;
+  // Never destroyed: sketches may be used until the process ends.
+  static std::mutex& mu = *new std::mutex;
+  static auto& tables = *new std::vector<std::pair<double, std::unique_ptr<IntegerBucketIndex>>>;
   const std::lock_guard lock(mu);
   for (const auto& [key, table] : tables) {
     if (key == inv_log_gamma) return table.get();
@@ -75,14 +78,11 @@ const IntegerBucketIndex* IntegerBucketIndex::For(double inv_log_gamma) {
       !(53 * std::log(2.0) * inv_log_gamma < kMaxBuckets)) {
     return nullptr;
   }
-  std::unique_ptr<IntegerBucketIndex> table;
-  for (int bits = 1; bits <= 10; ++bits) {
-    std::unique_ptr<IntegerBucketIndex> t(new IntegerBucketIndex());
-    if (t->Build(inv_log_gamma, bits)) {
-      table = std::move(t);
-      break;
-    }
-  }
+  std::unique_ptr<IntegerBucketIndex> table(new IntegerBucketIndex());
+  table->BuildThresholds(inv_log_gamma);
+  int bits = 1;
+  while (bits <= 10 && !table->BuildSlices(inv_log_gamma, bits)) ++bits;
+  if (bits > 10) table.reset();
   tables.emplace_back(inv_log_gamma, std::move(table));
   return tables.back().second.get();
 }
