@@ -804,6 +804,14 @@ const Value* MetricsEngine::Field(std::uint32_t slot, const Event& event) {
 }
 
 bool MetricsEngine::Find(NameId id, std::string_view key, Value& out) {
+  // The keys the filter itself gives a pipeline meaning: the chain only, so
+  // that the lookups' fallback (FindField()) cannot answer for them first.
+  static const NameId kPipelineKeys[] = {InternName("source"), InternName("kind"),
+                                         InternName("outcome")};
+  if (std::find(std::begin(kPipelineKeys), std::end(kPipelineKeys), id) !=
+      std::end(kPipelineKeys)) {
+    return current_->FindInChain(id, key, out);
+  }
   if (id < slot_by_id_.size() && slot_by_id_[id] != 0) {
     const Value* v = Field(slot_by_id_[id] - 1, *current_);
     if (v != nullptr) out = *v;

@@ -845,7 +845,10 @@ TEST_F(MetricsEngineTest, FiltersSeeWhatMatchesSeesThroughTheLookups) {
   }
   std::vector<std::string> seen;
   engine_.set_export_sink([&](const Metric& m, const Event&) { seen.push_back(m.name()); });
-  const FieldAlias alias{InternName("remote_ip"), InternName("remoteIp")};
+  // An alias for a key the filter gives a pipeline meaning (`source`): the
+  // filter's meaning wins, as in Matches() alone.
+  const FieldAlias aliases[] = {{InternName("remote_ip"), InternName("remoteIp")},
+                                {InternName("source"), InternName("origin")}};
   Ev global;
   global.Int("g", 9);
   Ev parent;
@@ -858,7 +861,8 @@ TEST_F(MetricsEngineTest, FiltersSeeWhatMatchesSeesThroughTheLookups) {
       ev.e.Add(InternName("record"), Value::Record(&kSchema, &kRecord));
       ev.e.parent = &parent.e;
       ev.e.global = &global.e;
-      ev.e.taxonomy = {InternName("auth"), InternName("failure"), &alias, 1};
+      ev.e.taxonomy = {InternName("auth"), InternName("failure"), aliases, 2};
+      ev.Str("origin", "elsewhere");
     }
     ev.e.source = Source::kDovecot;
     std::string want;
