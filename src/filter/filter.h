@@ -99,10 +99,9 @@ Result<Filter> ParseFilter(std::string_view text, Dialect dialect, NameBudget* n
 // same few for every metric).
 class FieldSource {
  public:
-  // What the event's chain holds under the key (Event::FindInChain()) or,
-  // when it holds none, what the pipeline gives for the key (`kind`,
-  // `outcome`, the source field a normalized name stands for); false for
-  // neither. Matches() then tries the pipeline's keys itself.
+  // What the event's chain holds under the key, as Event::FindInChain()
+  // finds it; false when it holds none. Matches() then tries the keys the
+  // pipeline defines itself.
   virtual bool Find(NameId id, std::string_view key, Value& out) = 0;
 
  protected:

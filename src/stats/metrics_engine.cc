@@ -174,11 +174,10 @@ class GroupKey {
   std::size_t size_;
 };
 
-// A field of the event or its chain; failing that, what the taxonomy says
-// of the event under that name (filter/match.cc reads the same): `kind`,
-// `outcome`, or a normalized name (remote_ip) for the source's own field.
-bool FindField(const Event& event, NameId id, std::string_view key, Value& out) {
-  if (event.FindInChain(id, key, out)) return true;
+// For a field the event's chain lacks: what the taxonomy says of the event
+// under that name (filter/match.cc reads the same): `kind`, `outcome`, or a
+// normalized name (remote_ip) for the source's own field.
+bool FindTaxonomyField(const Event& event, NameId id, Value& out) {
   static const NameId kKind = InternName("kind");
   static const NameId kOutcome = InternName("outcome");
   const NameId taxonomy = id == kKind      ? event.taxonomy.kind
@@ -778,7 +777,7 @@ std::uint32_t MetricsEngine::SlotOf(NameId id, std::string_view name) {
 
 // FindHere() looks at the fields by key before any record's columns, so a
 // field found here is the one it finds; lookups left unsettled (columns,
-// parents) go through FindField().
+// parents) are looked up in the chain by Field().
 void MetricsEngine::ScanOwnFields(const Event& event) {
   scanned_stamp_ = stamp_;
   const std::size_t ids = slot_by_id_.size();
@@ -788,7 +787,7 @@ void MetricsEngine::ScanOwnFields(const Event& event) {
     Lookup& l = lookups_[slot_by_id_[f.key] - 1];
     if (l.stamp == stamp_) continue;  // the first field of a key is the one found
     l.stamp = stamp_;
-    l.found = true;
+    l.found = l.in_chain = true;
     l.value = f.value;
   }
 }
@@ -798,24 +797,21 @@ const Value* MetricsEngine::Field(std::uint32_t slot, const Event& event) {
   Lookup& l = lookups_[slot];
   if (l.stamp != stamp_) {
     l.stamp = stamp_;
-    l.found = FindField(event, l.id, l.name, l.value);
+    l.in_chain = event.FindInChain(l.id, l.name, l.value);
+    l.found = l.in_chain || FindTaxonomyField(event, l.id, l.value);
   }
   return l.found ? &l.value : nullptr;
 }
 
 bool MetricsEngine::Find(NameId id, std::string_view key, Value& out) {
-  // The keys the filter itself gives a pipeline meaning: the chain only, so
-  // that the lookups' fallback (FindField()) cannot answer for them first.
-  static const NameId kPipelineKeys[] = {InternName("source"), InternName("kind"),
-                                         InternName("outcome")};
-  if (std::find(std::begin(kPipelineKeys), std::end(kPipelineKeys), id) !=
-      std::end(kPipelineKeys)) {
-    return current_->FindInChain(id, key, out);
-  }
   if (id < slot_by_id_.size() && slot_by_id_[id] != 0) {
-    const Value* v = Field(slot_by_id_[id] - 1, *current_);
-    if (v != nullptr) out = *v;
-    return v != nullptr;
+    const std::uint32_t slot = slot_by_id_[id] - 1;
+    Field(slot, *current_);
+    // The taxonomy's answers are the filter's to give (it reads some keys
+    // differently: `source`), so only the chain's is passed on.
+    const Lookup& l = lookups_[slot];
+    if (l.in_chain) out = l.value;
+    return l.in_chain;
   }
   return current_->FindInChain(id, key, out);
 }

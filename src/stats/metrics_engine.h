@@ -417,8 +417,9 @@ class MetricsEngine final : private filter::FieldSource {
   struct Lookup {
     NameId id = kNoName;
     std::string name;
-    std::uint64_t stamp = 0;  // == stamp_ when found and value are this event's
+    std::uint64_t stamp = 0;  // == stamp_ when the rest is this event's
     bool found = false;
+    bool in_chain = false;  // found in the event's chain, not given by the taxonomy
     Value value;
   };
 
