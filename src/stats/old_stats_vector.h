@@ -116,11 +116,13 @@ struct OldStatsVector {
   template <std::size_t From, std::size_t To>
   static bool DiffInts(const OldStatsVector& old, const OldStatsVector& now, OldStatsVector& diff) {
     bool shrank = false;
-    for (std::size_t i = From; i < To; ++i) {
-      shrank |= now.n[i] < old.n[i];
-      diff.n[i] = now.n[i] - old.n[i];
-    }
+    for (std::size_t i = From; i < To; ++i) shrank |= DiffInt(old, now, diff, i);
     return shrank;
+  }
+  static bool DiffInt(const OldStatsVector& old, const OldStatsVector& now, OldStatsVector& diff,
+                      std::size_t i) {
+    diff.n[i] = now.n[i] - old.n[i];
+    return now.n[i] < old.n[i];
   }
   // Diff() column by column, for any other set of columns.
   static bool DiffEach(const OldStatsVector& old, const OldStatsVector& now, OldStatsVector& diff,
@@ -131,9 +133,7 @@ struct OldStatsVector {
       if ((present >> i) & 1u) shrank |= DiffTimeval(old, now, diff, i);
     }
     for (std::size_t i = 0; i < now.n.size(); ++i) {
-      if (((present >> (i + kTimevals)) & 1u) == 0) continue;
-      shrank |= now.n[i] < old.n[i];
-      diff.n[i] = now.n[i] - old.n[i];
+      if ((present >> (i + kTimevals)) & 1u) shrank |= DiffInt(old, now, diff, i);
     }
     return shrank;
   }
