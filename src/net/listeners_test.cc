@@ -157,60 +157,59 @@ TEST(FifoReaderTest, HandlerThatThrowsOnEveryLineDoesNotStopTheReader) {
   ::close(w);
 }
 
+// A FifoReader that collects its lines, and a non-blocking writer of its FIFO.
+class CollectingFifoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto reader = FifoReader::Open(
+        io_, dir_.File("fifo"), PathPerms{}, 1024, [] {},
+        [this](std::span<char> line) { lines_.emplace_back(line.data(), line.size()); },
+        [](std::size_t) {});
+    ASSERT_TRUE(reader.ok()) << reader.status().message();
+    reader_ = std::move(*reader);
+    writer_ = ::open(dir_.File("fifo").c_str(), O_WRONLY | O_NONBLOCK);
+    ASSERT_GE(writer_, 0);
+  }
+  void TearDown() override {
+    if (writer_ >= 0) ::close(writer_);
+  }
+  // One write(), then whatever the loop has ready to run.
+  void WriteAndPoll(std::string_view text) {
+    ASSERT_EQ(::write(writer_, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    io_.restart();
+    io_.poll();
+  }
+
+  TempDir dir_;
+  boost::asio::io_context io_;
+  std::vector<std::string> lines_;
+  std::unique_ptr<FifoReader> reader_;
+  int writer_ = -1;
+};
+
 // Records written one per write() and read as fast as they come make the
 // reader wait between small reads (out of the epoll set): nothing is lost or
 // reordered, and the pipe is the 1 MiB one asked for.
-TEST(FifoReaderTest, SmallWritesInQuickSuccessionAllArriveInOrder) {
-  TempDir dir;
-  boost::asio::io_context io;
-  std::vector<std::string> lines;
-  auto reader = FifoReader::Open(
-      io, dir.File("fifo"), PathPerms{}, 1024, [] {},
-      [&](std::span<char> line) { lines.emplace_back(line.data(), line.size()); },
-      [](std::size_t) {});
-  ASSERT_TRUE(reader.ok()) << reader.status().message();
-  int w = ::open(dir.File("fifo").c_str(), O_WRONLY | O_NONBLOCK);
-  ASSERT_GE(w, 0);
-  EXPECT_EQ(::fcntl(w, F_GETPIPE_SZ), 1024 * 1024);
+TEST_F(CollectingFifoTest, SmallWritesInQuickSuccessionAllArriveInOrder) {
+  EXPECT_EQ(::fcntl(writer_, F_GETPIPE_SZ), 1024 * 1024);
   constexpr int kRecords = 5000;
-  for (int i = 0; i < kRecords; ++i) {
-    const std::string record = "record " + std::to_string(i) + "\n";
-    ASSERT_EQ(::write(w, record.data(), record.size()), static_cast<ssize_t>(record.size()));
-    io.restart();
-    io.poll();
-  }
-  EXPECT_TRUE(RunUntil(io, [&] { return lines.size() == kRecords; }));
-  ASSERT_EQ(lines.size(), static_cast<std::size_t>(kRecords));
-  for (int i = 0; i < kRecords; ++i) ASSERT_EQ(lines[i], "record " + std::to_string(i));
-  ::close(w);
+  for (int i = 0; i < kRecords; ++i) WriteAndPoll("record " + std::to_string(i) + "\n");
+  EXPECT_TRUE(RunUntil(io_, [&] { return lines_.size() == kRecords; }));
+  ASSERT_EQ(lines_.size(), static_cast<std::size_t>(kRecords));
+  for (int i = 0; i < kRecords; ++i) ASSERT_EQ(lines_[i], "record " + std::to_string(i));
 }
 
 // Close() during such a wait still takes what the writers left in the pipe.
-TEST(FifoReaderTest, CloseBetweenSmallReadsTakesWhatThePipeHolds) {
-  TempDir dir;
-  boost::asio::io_context io;
-  std::vector<std::string> lines;
-  auto reader = FifoReader::Open(
-      io, dir.File("fifo"), PathPerms{}, 1024, [] {},
-      [&](std::span<char> line) { lines.emplace_back(line.data(), line.size()); },
-      [](std::size_t) {});
-  ASSERT_TRUE(reader.ok()) << reader.status().message();
-  int w = ::open(dir.File("fifo").c_str(), O_WRONLY | O_NONBLOCK);
-  ASSERT_GE(w, 0);
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_EQ(::write(w, "a\n", 2), 2);
-    io.restart();
-    io.poll();
-  }
-  ASSERT_EQ(::write(w, "last\n", 5), 5);
-  (*reader)->Close();
-  ASSERT_FALSE(lines.empty());
-  EXPECT_EQ(lines.back(), "last");
-  EXPECT_EQ(lines.size(), 4u);
-  io.restart();
-  io.poll();  // the waiting read ends without touching the closed FIFO
-  EXPECT_EQ(lines.size(), 4u);
-  ::close(w);
+TEST_F(CollectingFifoTest, CloseBetweenSmallReadsTakesWhatThePipeHolds) {
+  for (int i = 0; i < 3; ++i) WriteAndPoll("a\n");
+  ASSERT_EQ(::write(writer_, "last\n", 5), 5);
+  reader_->Close();
+  ASSERT_FALSE(lines_.empty());
+  EXPECT_EQ(lines_.back(), "last");
+  EXPECT_EQ(lines_.size(), 4u);
+  io_.restart();
+  io_.poll();  // the waiting read ends without touching the closed FIFO
+  EXPECT_EQ(lines_.size(), 4u);
 }
 
 struct Recorder {
