@@ -14,10 +14,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <string>
 
+#include "bench_flags.h"
 #include "catalog/event_router.h"
 #include "ingest/dovecot_old_stats.h"
 #include "ingest/line_framer.h"
@@ -128,28 +128,16 @@ BENCHMARK(BM_OldStatsIngest)
     ->ArgName("step")
     ->Unit(benchmark::kMillisecond);
 
-// Removes argv[i] and argv[i + 1], which this program has taken.
-void Take(int& argc, char** argv, int i) {
-  for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
-  argc -= 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc;) {
     if (std::strcmp(argv[i], "--stream") == 0) {
-      std::ifstream in(argv[i + 1], std::ios::binary | std::ios::ate);
-      if (in) {
-        g_stream.resize(static_cast<std::size_t>(in.tellg()));
-        in.seekg(0);
-        in.read(g_stream.data(), static_cast<std::streamsize>(g_stream.size()));
-        if (!in) g_stream.clear();
-      }
-      Take(argc, argv, i);
+      if (auto bytes = bench::ReadWholeFile(argv[i + 1])) g_stream = std::move(*bytes);
+      bench::TakeFlag(argc, argv, i);
     } else if (std::strcmp(argv[i], "--memory-limit") == 0) {
       g_options.memory_limit_bytes = std::strtoull(argv[i + 1], nullptr, 10);
-      Take(argc, argv, i);
+      bench::TakeFlag(argc, argv, i);
     } else {
       ++i;
     }

@@ -13,12 +13,12 @@
 #include <benchmark/benchmark.h>
 
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "bench_flags.h"
 #include "catalog/event_router.h"
 #include "ingest/dovecot_stats_writer.h"
 #include "loop_counters.h"
@@ -114,16 +114,6 @@ BENCHMARK(BM_StatsWriterIngest)
     ->ArgName("step")
     ->Unit(benchmark::kMillisecond);
 
-std::optional<std::string> ReadFile(const char* path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return std::nullopt;
-  std::string s(static_cast<std::size_t>(in.tellg()), '\0');
-  in.seekg(0);
-  in.read(s.data(), static_cast<std::streamsize>(s.size()));
-  if (!in) return std::nullopt;
-  return s;
-}
-
 // The --write-file format of stats_writer_load: a magic line, then per
 // connection "CONNECTION\t<index>\t<bytes>\t<label>\n" and its bytes.
 bool ParseStream(std::string_view s) {
@@ -147,12 +137,6 @@ bool ParseStream(std::string_view s) {
   return !g_connections.empty();
 }
 
-// Removes argv[i] and argv[i + 1], which this program has taken.
-void Take(int& argc, char** argv, int i) {
-  for (int j = i; j + 2 <= argc; ++j) argv[j] = argv[j + 2];
-  argc -= 2;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,10 +145,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc;) {
     if (std::strcmp(argv[i], "--stream") == 0) {
       stream = argv[i + 1];
-      Take(argc, argv, i);
+      bench::TakeFlag(argc, argv, i);
     } else if (std::strcmp(argv[i], "--metrics") == 0) {
       metrics = argv[i + 1];
-      Take(argc, argv, i);
+      bench::TakeFlag(argc, argv, i);
     } else {
       ++i;
     }
@@ -179,7 +163,7 @@ int main(int argc, char** argv) {
                  "2 + the metrics.\n";
     return 2;
   }
-  const auto bytes = ReadFile(stream);
+  const auto bytes = bench::ReadWholeFile(stream);
   if (!bytes || !ParseStream(*bytes)) {
     std::cerr << "stats_writer_ingest_benchmark: " << stream
               << ": not a stats_writer_load --write-file stream\n";
