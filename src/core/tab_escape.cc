@@ -1,5 +1,6 @@
 #include "core/tab_escape.h"
 
+#include <algorithm>
 #include <cstring>
 
 #if defined(__SSE2__)
@@ -44,11 +45,25 @@ std::string_view UnescapeTabInPlace(std::span<char> field) {
   return {p, static_cast<std::size_t>(w - p)};
 }
 
-void SplitTabEscaped(std::span<char> line, std::vector<std::string_view>& out) {
-  out.clear();
-  if (line.empty()) return;
+namespace {
+
+// The fields of `line` into views[0..count), `views` grown as needed (its
+// size is room, not fields); returns count. The room is checked once per
+// block of 16 bytes that has a TAB, against copies kept in registers.
+std::size_t SplitInto(std::span<char> line, std::vector<std::string_view>& views) {
+  if (line.empty()) return 0;
   char* const base = line.data();
   const std::size_t n = line.size();
+  std::string_view* out = views.data();
+  std::size_t room = views.size();
+  std::size_t count = 0;
+  // Room for a block's fields, and the last field, after `count`.
+  auto reserve = [&](std::size_t need) {
+    if (count + need <= room) return;
+    views.resize(std::max(2 * room, count + 17));
+    out = views.data();
+    room = views.size();
+  };
   // One pass finds the TABs and whether any escape exists; a call per field
   // (memchr) costs more than the field on typical lines of short fields.
   std::size_t start = 0;
@@ -61,27 +76,44 @@ void SplitTabEscaped(std::span<char> line, std::vector<std::string_view>& out) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + i));
     auto tabs = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, tab)));
     escaped |= _mm_movemask_epi8(_mm_cmpeq_epi8(v, esc)) != 0;
-    while (tabs != 0) {
+    if (tabs == 0) continue;
+    reserve(16);
+    do {
       const std::size_t at = i + static_cast<std::size_t>(__builtin_ctz(tabs));
-      out.emplace_back(base + start, at - start);
+      out[count++] = std::string_view(base + start, at - start);
       start = at + 1;
       tabs &= tabs - 1;
-    }
+    } while (tabs != 0);
   }
 #endif
   for (; i < n; ++i) {
     if (base[i] == '\t') {
-      out.emplace_back(base + start, i - start);
+      reserve(1);
+      out[count++] = std::string_view(base + start, i - start);
       start = i + 1;
     } else if (base[i] == '\001') {
       escaped = true;
     }
   }
-  out.emplace_back(base + start, n - start);
+  reserve(1);
+  out[count++] = std::string_view(base + start, n - start);
   // Escapes are rare. Fields do not overlap, so each unescapes in place.
   if (escaped) {
-    for (std::string_view& f : out) f = UnescapeTabInPlace({base + (f.data() - base), f.size()});
+    for (std::size_t k = 0; k < count; ++k)
+      out[k] = UnescapeTabInPlace({base + (out[k].data() - base), out[k].size()});
   }
+  return count;
+}
+
+}  // namespace
+
+void SplitTabEscaped(std::span<char> line, std::vector<std::string_view>& out) {
+  out.resize(SplitInto(line, out));
+}
+
+std::span<const std::string_view> TabSplitter::Split(std::span<char> line) {
+  const std::size_t count = SplitInto(line, views_);  // may move views_
+  return {views_.data(), count};
 }
 
 std::size_t FindTabScalar(const char* p, std::size_t n, bool& escaped) {

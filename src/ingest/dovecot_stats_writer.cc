@@ -69,7 +69,7 @@ bool SetField(Field* fields, std::size_t& n, std::size_t cap, NameId key, Value 
 // the name table, whose hash is seeded; a writer gets no more by sending
 // names it never sent before. (A seed would not stop collisions anyway: names
 // of one length sharing their first and last 8 bytes always collide.)
-std::size_t NameCacheSlot(std::string_view s, std::size_t slots) {
+[[gnu::always_inline]] inline std::size_t NameCacheSlot(std::string_view s, std::size_t slots) {
   std::uint64_t a = 0, b = 0;
   const std::size_t n = s.size();
   if (n >= 8) {
@@ -90,7 +90,7 @@ std::size_t NameCacheSlot(std::string_view s, std::size_t slots) {
 
 // a[0..b.size()) == b for the short texts of names: first and last words
 // compared inline, memcmp only for the middle of long ones.
-bool SameBytes(const char* a, std::string_view b) {
+[[gnu::always_inline]] inline bool SameBytes(const char* a, std::string_view b) {
   const std::size_t n = b.size();
   if (n >= 8) {
     std::uint64_t x0, y0, x1, y1;
@@ -224,7 +224,7 @@ struct DovecotStatsWriterDecoder::Stored {
 
 struct DovecotStatsWriterDecoder::Workspace {
   Parsed parsed;
-  std::vector<std::string_view> args;  // of the line being decoded
+  TabSplitter splitter;  // the fields of the line being decoded
   Event event;
   std::array<CachedName, kNameCacheSlots> name_cache{};
 };
@@ -266,11 +266,10 @@ StatsWriterResult DovecotStatsWriterDecoder::Decode(std::span<char> line) {
   if (state_ == State::kClosed) {
     return {Emit::kNone, Rejected("closed", "Line after the connection was to be closed"), true};
   }
-  SplitTabEscaped(line, work_->args);
-  if (state_ == State::kAwaitingVersion) return Handshake(work_->args);
+  const std::span<const std::string_view> args = work_->splitter.Split(line);
+  if (state_ == State::kAwaitingVersion) return Handshake(args);
 
   StatsWriterResult result;
-  std::span<const std::string_view> args(work_->args);
   const std::string_view cmd = args.empty() ? std::string_view() : args[0];
   // Most frequent first.
   if (args.empty()) {
@@ -495,37 +494,36 @@ DovecotStatsWriterDecoder::CachedName* DovecotStatsWriterDecoder::CacheSlot(std:
   return &work_->name_cache[NameCacheSlot(name, kNameCacheSlots)];
 }
 
-NameId DovecotStatsWriterDecoder::Intern(std::string_view name, Unit* unit) {
-  if (name.empty()) return kNoName;
-  CachedName* slot = CacheSlot(name);
-  if (slot->size == name.size() && SameBytes(slot->text, name)) {
+[[gnu::always_inline]] inline NameId DovecotStatsWriterDecoder::Cached(std::string_view name,
+                                                                       Unit* unit, bool intern) {
+  const CachedName* slot = name.empty() ? nullptr : CacheSlot(name);
+  if (slot != nullptr && slot->size == name.size() && SameBytes(slot->text, name)) {
     if (unit != nullptr) *unit = slot->unit;
     return slot->id;
   }
-  const NameId id = TryInternName(name, names_);
-  if (id == kNoName) return kNoName;  // this connection's or the table's budget is spent
-  const Unit u = DovecotFieldUnit(name);
-  if (unit != nullptr) *unit = u;
-  const std::string_view text = NameText(id);
-  if (text.size() <= UINT16_MAX)
-    *slot = {text.data(), static_cast<std::uint16_t>(text.size()), u, id};
-  return id;
+  return CacheMiss(name, unit, intern);
 }
 
-NameId DovecotStatsWriterDecoder::Find(std::string_view name, Unit* unit) {
+inline NameId DovecotStatsWriterDecoder::Intern(std::string_view name, Unit* unit) {
+  return Cached(name, unit, true);
+}
+
+inline NameId DovecotStatsWriterDecoder::Find(std::string_view name, Unit* unit) {
+  return Cached(name, unit, false);
+}
+
+[[gnu::noinline]] NameId DovecotStatsWriterDecoder::CacheMiss(std::string_view name, Unit* unit,
+                                                              bool intern) {
   if (name.empty()) return kNoName;
-  CachedName* slot = CacheSlot(name);
-  if (slot->size == name.size() && SameBytes(slot->text, name)) {
-    if (unit != nullptr) *unit = slot->unit;
-    return slot->id;
-  }
-  const NameId id = FindName(name);
-  if (id == kNoName) return id;  // a miss is not kept: the name may be interned later
+  // A name not found is not kept: it may be interned later. Not interned:
+  // this connection's or the table's budget is spent.
+  const NameId id = intern ? TryInternName(name, names_) : FindName(name);
+  if (id == kNoName) return kNoName;
   const Unit u = DovecotFieldUnit(name);
   if (unit != nullptr) *unit = u;
   const std::string_view text = NameText(id);
   if (text.size() <= UINT16_MAX)
-    *slot = {text.data(), static_cast<std::uint16_t>(text.size()), u, id};
+    *CacheSlot(name) = {text.data(), static_cast<std::uint16_t>(text.size()), u, id};
   return id;
 }
 

@@ -162,6 +162,10 @@ class DovecotStatsWriterDecoder {
   // (DovecotFieldUnit()), kept in the cache with the id.
   NameId Intern(std::string_view name, Unit* unit = nullptr);
   NameId Find(std::string_view name, Unit* unit = nullptr);
+  // Both, by `intern`: the hit inline, the miss out of line (23 instructions
+  // less a name than both in one function, callgrind).
+  NameId Cached(std::string_view name, Unit* unit, bool intern);
+  NameId CacheMiss(std::string_view name, Unit* unit, bool intern);
 
   // Direct-mapped: slot = hash of the text; a slot holds an id and its
   // (permanent) text, compared before use, so a collision only costs a miss.
