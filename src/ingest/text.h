@@ -12,8 +12,10 @@ namespace mailscope::ingest {
 
 // The whole of `s` as a decimal number of type T (no sign for unsigned T, no
 // spaces, no trailing bytes); false if it is not one or does not fit.
+// Inlined everywhere: the call was a tenth of the cost of a stats-writer
+// line's numbers (callgrind).
 template <typename T>
-bool ParseDecimal(std::string_view s, T& out) {
+[[gnu::always_inline]] inline bool ParseDecimal(std::string_view s, T& out) {
   // Fast path, the same answer as from_chars: digits (after a '-' for signed
   // T) too few to overflow. The numbers of the wire protocols are short.
   if constexpr (std::is_integral_v<T>) {
