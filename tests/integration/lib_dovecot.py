@@ -312,10 +312,16 @@ plugin {{
         if proc.returncode != 0:
             raise RuntimeError(f"dovecot failed to start (rc={proc.returncode}):"
                                f" {output}")
-        if not wait_until(lambda: os.path.exists(self.pid_file), timeout):
-            raise RuntimeError(f"{self.pid_file} did not appear")
-        with open(self.pid_file, encoding="ascii") as f:
-            self.master_pid = int(f.read().strip())
+        # The file may be there a moment before its PID is.
+        def read_pid() -> int | None:
+            with contextlib.suppress(OSError, ValueError):
+                with open(self.pid_file, encoding="ascii") as f:
+                    return int(f.read().strip())
+            return None
+
+        if not wait_until(lambda: read_pid() is not None, timeout):
+            raise RuntimeError(f"{self.pid_file} did not appear with a PID in it")
+        self.master_pid = read_pid()
         # Probing with a connection would start a login process and, through
         # it, auth, before the caller has a chance to redirect auth's FIFO.
         ready = lambda: (tcp_listening(self.imap_port) and

@@ -79,9 +79,12 @@ class Exim:
                        timeout=timeout)
 
         def up() -> bool:
+            # Exim creates its PID file before it writes it: it may be empty.
             with contextlib.suppress(OSError, ValueError):
                 with open(self.pid_file, encoding="ascii") as f:
-                    self.pid = int(f.read().split()[0])
+                    words = f.read().split()
+                if words:
+                    self.pid = int(words[0])
             return self.pid is not None and _listening(port)
 
         if not wait_until(up, timeout):
