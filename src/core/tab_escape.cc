@@ -158,21 +158,6 @@ std::size_t FindTab(const char* p, std::size_t n, bool& escaped) {
   return FindTabScalar(p, n, escaped);
 }
 
-std::string_view TabFields::Next() {
-  bool escaped = false;
-  char* const start = base_ + pos_;
-  const std::size_t left = size_ - pos_;
-  const std::size_t len = FindTab(start, left, escaped);
-  if (len == left) {
-    done_ = true;
-    pos_ = size_;
-  } else {
-    pos_ += len + 1;  // a TAB at the very end leaves one empty field
-  }
-  if (escaped) return UnescapeTabInPlace({start, len});
-  return {start, len};
-}
-
 void AppendTabEscaped(std::string& out, std::string_view s) {
   for (char c : s) {
     switch (c) {
