@@ -792,7 +792,13 @@ void MetricsEngine::ScanOwnFields(const Event& event) {
   }
 }
 
-const Value* MetricsEngine::Field(std::uint32_t slot, const Event& event) {
+inline const Value* MetricsEngine::Field(std::uint32_t slot, const Event& event) {
+  const Lookup& l = lookups_[slot];
+  if (scanned_stamp_ != stamp_ || l.stamp != stamp_) return FieldSettled(slot, event);
+  return l.found ? &l.value : nullptr;
+}
+
+const Value* MetricsEngine::FieldSettled(std::uint32_t slot, const Event& event) {
   if (scanned_stamp_ != stamp_) ScanOwnFields(event);
   Lookup& l = lookups_[slot];
   if (l.stamp != stamp_) {

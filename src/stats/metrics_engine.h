@@ -432,7 +432,10 @@ class MetricsEngine final : private filter::FieldSource {
   void FeedBaseUnits(Metric& metric, MetricNode& node, const Event& event);
   void GroupInto(Metric& metric, MetricNode& node, const Event& event);
   // The field of lookups_[slot] for the current event; nullptr when missing.
+  // Inline when settled already, FieldSettled() settling it otherwise: the
+  // call was 3 % of a stats-writer stream's run with 12 metrics (callgrind).
   const Value* Field(std::uint32_t slot, const Event& event);
+  const Value* FieldSettled(std::uint32_t slot, const Event& event);
   // One pass over the event's own fields settles every lookup they hold,
   // instead of a scan of them per lookup; the rest go through FindInChain().
   void ScanOwnFields(const Event& event);
