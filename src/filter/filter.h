@@ -54,6 +54,20 @@ struct Access;  // analysis.cc
 Result<Filter> ParseFilter(std::string_view text, Dialect dialect, NameBudget* names);
 }  // namespace internal
 
+// Where Matches() finds the value of a field it compares, for a caller that
+// has the event's fields at hand already (the metrics engine looks up the
+// same few for every metric).
+class FieldSource {
+ public:
+  // What the event's chain holds under the key, as Event::FindInChain()
+  // finds it; false when it holds none. Matches() then tries the keys the
+  // pipeline defines itself.
+  virtual bool Find(NameId id, std::string_view key, Value& out) = 0;
+
+ protected:
+  ~FieldSource() = default;
+};
+
 // A parsed filter: a list of queries, matching an event when any query does
 // (one query per Parse(), several after Merge()). An empty filter has no
 // query and matches nothing. Immutable, so thread-safe; copies are cheap and
@@ -94,28 +108,13 @@ Result<Filter> ParseFilter(std::string_view text, Dialect dialect, NameBudget* n
 //    every source.
 //  - Like Dovecot, a filter whose every query requires an event name
 //    (RequiresEventName) never matches an unnamed event, even through NOT.
-// Where Matches() finds the value of a field it compares, for a caller that
-// has the event's fields at hand already (the metrics engine looks up the
-// same few for every metric).
-class FieldSource {
- public:
-  // What the event's chain holds under the key, as Event::FindInChain()
-  // finds it; false when it holds none. Matches() then tries the keys the
-  // pipeline defines itself.
-  virtual bool Find(NameId id, std::string_view key, Value& out) = 0;
-
- protected:
-  ~FieldSource() = default;
-};
-
 class Filter {
  public:
   Filter() = default;  // empty
 
-  // Whether the event matches any query. Never allocates.
-  bool Matches(const Event& event) const;
-  // The same, with the fields taken from `fields`.
-  bool Matches(const Event& event, FieldSource& fields) const;
+  // Whether the event matches any query, with the values of the fields it
+  // compares taken from `fields` when given. Never allocates.
+  bool Matches(const Event& event, FieldSource* fields = nullptr) const;
 
   bool empty() const;
   std::size_t query_count() const;
@@ -164,7 +163,6 @@ class Filter {
                                               NameBudget* names);
   friend struct internal::Access;
   explicit Filter(std::shared_ptr<const internal::Program> program);
-  bool Matches(const Event& event, FieldSource* fields) const;
 
   std::shared_ptr<const internal::Program> program_;  // nullptr: empty
 };

@@ -193,12 +193,6 @@ bool Eval(const Program& program, std::uint32_t node, const Event& e, FieldSourc
 
 }  // namespace internal
 
-bool Filter::Matches(const Event& event) const { return Matches(event, nullptr); }
-
-bool Filter::Matches(const Event& event, FieldSource& fields) const {
-  return Matches(event, &fields);
-}
-
 bool Filter::Matches(const Event& event, FieldSource* fields) const {
   if (program_ == nullptr) return false;
   const internal::Program& p = *program_;

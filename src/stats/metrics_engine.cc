@@ -830,7 +830,7 @@ void MetricsEngine::Process(const Event& event) {
   current_ = &event;
   const auto it = by_name_.find(event.name);
   for (Metric* m : it != by_name_.end() ? it->second : any_name_) {
-    if (!m->name_decides_ && !m->definition().filter.Matches(event, *this)) continue;
+    if (!m->name_decides_ && !m->definition().filter.Matches(event, this)) continue;
     Feed(*m, *m->root_, event);
     if (export_sink_ && !m->definition().exporter.empty()) export_sink_(*m, event);
   }
