@@ -11,11 +11,12 @@
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 
+#include <charconv>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <string_view>
 
 #include "bench_flags.h"
 #include "catalog/event_router.h"
@@ -136,7 +137,14 @@ int main(int argc, char** argv) {
       if (auto bytes = bench::ReadWholeFile(argv[i + 1])) g_stream = std::move(*bytes);
       bench::TakeFlag(argc, argv, i);
     } else if (std::strcmp(argv[i], "--memory-limit") == 0) {
-      g_options.memory_limit_bytes = std::strtoull(argv[i + 1], nullptr, 10);
+      const std::string_view text = argv[i + 1];
+      const auto [end, ec] =
+          std::from_chars(text.data(), text.data() + text.size(), g_options.memory_limit_bytes);
+      if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+        std::cerr << "old_stats_ingest_benchmark: --memory-limit takes a number of bytes, not '"
+                  << text << "'\n";
+        return 2;
+      }
       bench::TakeFlag(argc, argv, i);
     } else {
       ++i;
