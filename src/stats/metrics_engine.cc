@@ -758,16 +758,21 @@ void MetricsEngine::Rebuild() {
 }
 
 std::uint32_t MetricsEngine::SlotOf(NameId id, std::string_view name) {
-  for (std::size_t i = 0; i < lookups_.size(); ++i)
-    if (lookups_[i].id == id && lookups_[i].name == name) return static_cast<std::uint32_t>(i);
+  // An id names one text, so it has at most one lookup, found by slot_by_id_;
+  // kNoName (a name the table had no room for) is on no field, and its
+  // lookups are told apart by their text.
+  if (id != kNoName) {
+    if (id < slot_by_id_.size() && slot_by_id_[id] != 0) return slot_by_id_[id] - 1;
+  } else {
+    for (std::size_t i = 0; i < lookups_.size(); ++i)
+      if (lookups_[i].id == id && lookups_[i].name == name) return static_cast<std::uint32_t>(i);
+  }
   Lookup l;
   l.id = id;
   l.name = std::string(name);
   l.stamp = stamp_;  // stale: stamp_ moves on before the next event is looked at
   lookups_.push_back(std::move(l));
   const auto slot = static_cast<std::uint32_t>(lookups_.size() - 1);
-  // An id names one text, so it has at most one lookup; kNoName (a name the
-  // table had no room for) is on no field.
   if (id != kNoName) {
     if (id >= slot_by_id_.size()) slot_by_id_.resize(std::size_t{id} + 1, 0);
     slot_by_id_[id] = slot + 1;
