@@ -48,9 +48,12 @@ std::string_view UnescapeTabInPlace(std::span<char> field) {
 namespace {
 
 // The fields of `line` into views[0..count), `views` grown as needed (its
-// size is room, not fields); returns count. The room is checked once per
-// block of 16 bytes that has a TAB, against copies kept in registers.
-std::size_t SplitInto(std::span<char> line, std::vector<std::string_view>& views) {
+// size is room, not fields); returns count, and sets `escaped` if the line
+// held a \001. The room is checked once per block of 16 bytes that has a
+// TAB, against copies kept in registers.
+std::size_t SplitInto(std::span<char> line, std::vector<std::string_view>& views,
+                      bool& escaped_out) {
+  escaped_out = false;
   if (line.empty()) return 0;
   char* const base = line.data();
   const std::size_t n = line.size();
@@ -98,6 +101,7 @@ std::size_t SplitInto(std::span<char> line, std::vector<std::string_view>& views
   reserve(1);
   out[count++] = std::string_view(base + start, n - start);
   // Escapes are rare. Fields do not overlap, so each unescapes in place.
+  escaped_out = escaped;
   if (escaped) {
     for (std::size_t k = 0; k < count; ++k)
       out[k] = UnescapeTabInPlace({base + (out[k].data() - base), out[k].size()});
@@ -108,12 +112,41 @@ std::size_t SplitInto(std::span<char> line, std::vector<std::string_view>& views
 }  // namespace
 
 void SplitTabEscaped(std::span<char> line, std::vector<std::string_view>& out) {
-  out.resize(SplitInto(line, out));
+  bool escaped = false;
+  out.resize(SplitInto(line, out, escaped));
 }
 
 std::span<const std::string_view> TabSplitter::Split(std::span<char> line) {
-  const std::size_t count = SplitInto(line, views_);  // may move views_
+  const std::size_t count = SplitInto(line, views_, escaped_);  // may move views_
   return {views_.data(), count};
+}
+
+std::size_t CountTabsScalar(std::string_view s) {
+  std::size_t n = 0;
+  for (const char c : s) n += c == '\t' ? 1 : 0;
+  return n;
+}
+
+std::size_t CountTabs(std::string_view s) {
+  std::size_t n = 0;
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  // Per byte lane, 0 - (number of TABs), in at most 255 blocks at a time;
+  // then the lanes summed by psadbw.
+  const __m128i tab = _mm_set1_epi8('\t');
+  while (i + 16 <= s.size()) {
+    __m128i lanes = _mm_setzero_si128();
+    for (int blocks = 0; blocks < 255 && i + 16 <= s.size(); ++blocks, i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+      lanes = _mm_add_epi8(lanes, _mm_cmpeq_epi8(v, tab));
+    }
+    const __m128i sums =
+        _mm_sad_epu8(_mm_sub_epi8(_mm_setzero_si128(), lanes), _mm_setzero_si128());
+    n += static_cast<std::size_t>(_mm_cvtsi128_si32(sums)) +
+         static_cast<std::size_t>(_mm_extract_epi16(sums, 4));
+  }
+#endif
+  return n + CountTabsScalar(s.substr(i));
 }
 
 std::size_t FindTabScalar(const char* p, std::size_t n, bool& escaped) {

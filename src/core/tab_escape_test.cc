@@ -121,18 +121,33 @@ TEST(TabFieldsTest, StopsWhereTheDecoderStops) {
   EXPECT_EQ(s.substr(13), "u\001ts\trest\001n");
 }
 
-// The SSE2 scan against the scalar reference, on lines of every length
-// around the 16-byte blocks with TABs and escapes at every position.
+// The SSE2 scan, and its inline first block, against the scalar reference,
+// on lines of every length around the 16-byte blocks with TABs and escapes
+// at every position.
 TEST(TabFieldsTest, FindTabMatchesScalarReference) {
   std::mt19937 rng(11);
   for (int round = 0; round < 40000; ++round) {
     const std::string s = RandomLine(rng, rng() % 90, round % 2 == 0);
-    bool escaped = false, reference_escaped = false;
-    const std::size_t at = FindTab(s.data(), s.size(), escaped);
+    bool reference_escaped = false;
     const std::size_t reference = FindTabScalar(s.data(), s.size(), reference_escaped);
-    ASSERT_EQ(at, reference) << "round " << round;
-    ASSERT_EQ(escaped, reference_escaped) << "round " << round;
+    for (auto find : {&FindTab, &FindTabInline}) {
+      bool escaped = false;
+      ASSERT_EQ(find(s.data(), s.size(), escaped), reference) << "round " << round;
+      ASSERT_EQ(escaped, reference_escaped) << "round " << round;
+    }
   }
+}
+
+// Lines past 255 blocks of 16 bytes, where the SSE2 count empties its lanes.
+TEST(TabFieldsTest, CountTabsMatchesScalarReference) {
+  std::mt19937 rng(19);
+  for (int round = 0; round < 4000; ++round) {
+    const std::size_t size = round % 10 == 0 ? 4000 + rng() % 5000 : rng() % 200;
+    const std::string s = RandomLine(rng, size, round % 2 == 0);
+    ASSERT_EQ(CountTabs(s), CountTabsScalar(s)) << "round " << round;
+  }
+  EXPECT_EQ(CountTabs(std::string(4096 + 7, '\t')), 4096u + 7);
+  EXPECT_EQ(CountTabs(""), 0u);
 }
 
 TEST(TabFieldsTest, MatchesSplitOnRandomLines) {
