@@ -129,6 +129,11 @@ class DovecotStatsWriterDecoder {
   // Walks the held events and checks the counts and links above; false on
   // any inconsistency.
   bool CheckInvariantsForTesting() const;
+  // Every line down the general path, as the reference of the line shapes'
+  // differential tests.
+  void DisableShapesForTesting() { shapes_enabled_ = false; }
+  // EVENT lines decoded by their shape.
+  std::uint64_t lines_by_shape() const { return lines_by_shape_; }
 
  private:
   enum class State : std::uint8_t { kAwaitingVersion, kReady, kClosed };
@@ -140,6 +145,8 @@ class DovecotStatsWriterDecoder {
   Status Begin(std::span<const std::string_view> args, std::span<char> line);
   Status Update(std::span<const std::string_view> args, std::span<char> line);
   Status EventLine(std::span<const std::string_view> args, std::span<char> line);
+  // The EVENT of parsed_ into event_, and emitted.
+  void EmitEvent(std::uint64_t parent_id, Level level, Stored* global, Stored* parent);
   Status End(std::span<const std::string_view> args);
   // Parses args[from..] (an <event-export>) into parsed_.
   Status ParseExport(std::span<const std::string_view> args, std::size_t from,
@@ -180,6 +187,18 @@ class DovecotStatsWriterDecoder {
   static constexpr std::size_t kNameCacheSlots = 512;
   CachedName* CacheSlot(std::string_view name);
 
+  // Line shapes: an EVENT line that repeats the source file, name,
+  // categories and keys of an earlier one is decoded by comparing its tokens
+  // with that line's, not by the general path (see the .cc).
+  struct Shape;
+  static constexpr std::size_t kShapeSlots = 32;
+  // Decodes an EVENT line that matches its slot's shape, and emits it; false
+  // (the line untouched) sends it down the general path.
+  bool DecodeEventByShape(std::span<char> line);
+  // Keeps the shape of the EVENT line just decoded by the general path
+  // (args unescaped: none held an escape), if it has one.
+  void RecordShape(std::span<const std::string_view> args);
+
   StatsWriterOptions options_;
   NameBudget names_;
   State state_ = State::kAwaitingVersion;
@@ -197,6 +216,11 @@ class DovecotStatsWriterDecoder {
   std::vector<std::unique_ptr<Stored>> held_;
   std::vector<std::unique_ptr<Stored>> spare_;  // freed events, reused by BEGIN
   std::vector<char> text_;                      // scratch for Store()
+  // Allocated when first recorded: at most kShapeSlots shapes, each of at
+  // most 1 KiB of tokens and 64 items (about 70 KiB a connection at most).
+  std::array<std::unique_ptr<Shape>, kShapeSlots> shapes_;
+  bool shapes_enabled_ = true;
+  std::uint64_t lines_by_shape_ = 0;
   std::size_t state_bytes_ = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -105,6 +106,153 @@ std::vector<std::string_view> CategoryNames(const Event& e) {
   std::vector<std::string_view> names;
   for (NameId c : e.categories) names.push_back(NameText(c));
   return names;
+}
+
+// An event as text, for comparing two decoders' answers field for field.
+std::string Describe(const Event& e) {
+  std::ostringstream out;
+  out << NameText(e.name) << " level=" << static_cast<int>(e.level)
+      << " time=" << e.time.time_since_epoch().count() << " span=" << e.span_id
+      << " parent=" << e.parent_id << "/" << (e.parent != nullptr ? e.parent->span_id : 0)
+      << " global=" << (e.global != nullptr ? e.global->span_id : 0) << " src=" << e.source_file
+      << ":" << e.source_line << " truncated=" << e.fields.truncated() << " cats=";
+  for (NameId c : e.categories) out << NameText(c) << ",";
+  for (const Field& f : e.fields) {
+    out << " " << NameText(f.key) << "=" << static_cast<int>(f.value.type()) << "/"
+        << static_cast<int>(f.value.unit()) << ":";
+    switch (f.value.type()) {
+      case Value::Type::kString:
+        out << "[" << f.value.as_string() << "]";
+        break;
+      case Value::Type::kInt:
+        out << f.value.as_int();
+        break;
+      case Value::Type::kTimeval:
+        out << f.value.as_timeval().sec << "." << f.value.as_timeval().usec;
+        break;
+      default:
+        out << "?";
+    }
+  }
+  return out.str();
+}
+
+// A line of a few recurring kinds, values drawn anew, now and then changed
+// in one token: what the line shapes must answer exactly as the general path.
+std::string RandomStatsWriterLine(std::mt19937& rng) {
+  auto pick = [&](std::initializer_list<const char*> xs) {
+    return std::string(xs.begin()[rng() % xs.size()]);
+  };
+  auto number = [&]() -> std::string {
+    switch (rng() % 12) {
+      case 0:
+        return pick({"", "-", "12x", "99999999999999999999", "-7", "007"});
+      default:
+        return std::to_string(rng() % 100000);
+    }
+  };
+  auto text = [&]() -> std::string {
+    switch (rng() % 10) {
+      case 0:
+        return "a\001tb";  // an escaped TAB
+      case 1:
+        return "";
+      default:
+        return pick({"OK", "SELECT", "INBOX", "Lists/dovecot", "alice@example.com", "x y"});
+    }
+  };
+  const int kind = static_cast<int>(rng() % 4);
+  std::vector<std::string> t;
+  const std::string cmd = rng() % 8 == 0 ? pick({"BEGIN", "END", "UPDATE"}) : "EVENT";
+  t.push_back(cmd);
+  t.push_back(rng() % 3 == 0 ? std::to_string(1 + rng() % 6) : "0");
+  t.push_back(rng() % 3 == 0 ? std::to_string(1 + rng() % 6) : "0");
+  if (cmd == "END") return t[0] + "\t" + t[1];
+  if (cmd != "UPDATE") t.push_back(rng() % 20 == 0 ? "7" : std::to_string(rng() % 3));
+  t.push_back(rng() % 30 == 0 ? "x" : std::to_string(1795304655 + rng() % 100));
+  t.push_back(std::to_string(rng() % 1000000));
+  t.push_back(kind == 3 ? "smain.c" : "simap-client.c");
+  t.push_back(kind == 2 ? "1017" : "1016");
+  if (rng() % 4 != 0) {
+    t.push_back("l1795304655");
+    t.push_back(rng() % 30 == 0 ? "1000000" : std::to_string(rng() % 1000000));
+  }
+  t.push_back(kind == 1 ? "nmail_opened" : "nimap_command_finished");
+  t.push_back(rng() % 20 == 0 ? "cbogus" : "cimap");
+  if (kind != 0) t.push_back("cmailbox");
+  const std::vector<std::string> keys = {"Scmd_name",    "Ibytes_in", "Tlast_run_time",
+                                         "Lreason_code", "Smailbox",  "Ibytes_out"};
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    if ((k + static_cast<std::size_t>(kind)) % 3 == 0 && kind != 0) continue;
+    std::string key = keys[k];
+    if (rng() % 40 == 0) key = "S" + key.substr(1);  // the same key, another type
+    t.push_back(key);
+    switch (key[0]) {
+      case 'S':
+        t.push_back(text());
+        break;
+      case 'I':
+        t.push_back(number());
+        break;
+      case 'T':
+        t.push_back(number());
+        t.push_back(rng() % 20 == 0 ? "1000000" : std::to_string(rng() % 1000000));
+        break;
+      case 'L': {
+        const std::size_t n = rng() % 4;
+        t.push_back(rng() % 25 == 0 ? "9" : std::to_string(n));
+        for (std::size_t e = 0; e < n; ++e) t.push_back(text());
+        break;
+      }
+    }
+  }
+  if (kind == 2) t.push_back("Scmd_name");  // a repeated key: the last value wins
+  if (kind == 2) t.push_back("STATUS");
+  if (rng() % 30 == 0) t.insert(t.begin() + 8 + static_cast<long>(rng() % (t.size() - 8)), "a");
+  if (rng() % 30 == 0) t.pop_back();
+  std::string line;
+  for (std::size_t i = 0; i < t.size(); ++i) line += (i == 0 ? "" : "\t") + t[i];
+  return line;
+}
+
+// The line shapes against the general path alone: the same lines through
+// two decoders give the same verdicts and the same events, field for field.
+TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
+  std::mt19937 rng(23);
+  Connection shaped, general;
+  general.decoder().DisableShapesForTesting();
+  shaped.Start();
+  general.Start();
+  // Parents to point at: BEGIN 1..6 under no parent.
+  for (int id = 1; id <= 6; ++id) {
+    const std::string begin =
+        "BEGIN\t" + std::to_string(id) + "\t0\t0\t1795304655\t1\tsmain.c\t250\tcimap";
+    shaped.FeedOk({begin});
+    general.FeedOk({begin});
+  }
+  for (int round = 0; round < 30000; ++round) {
+    const std::string line = RandomStatsWriterLine(rng);
+    const StatsWriterResult a = shaped.Feed(line);
+    // Read before the other decoder runs: the decoders of a thread share the
+    // EVENT they emit.
+    const std::string shaped_event = a.emit != Emit::kNone ? Describe(shaped.event()) : "";
+    const StatsWriterResult b = general.Feed(line);
+    ASSERT_EQ(a.status.ToString(), b.status.ToString()) << line;
+    ASSERT_EQ(a.emit, b.emit) << line;
+    if (a.emit != Emit::kNone) {
+      ASSERT_EQ(shaped_event, Describe(general.event())) << line;
+    }
+    if (line.starts_with("END")) {  // and BEGIN it again
+      const std::string id = line.substr(4);
+      const std::string begin = "BEGIN\t" + id + "\t0\t0\t1795304655\t1\tsmain.c\t250\tcimap";
+      (void)shaped.Feed(begin);
+      (void)general.Feed(begin);
+    }
+  }
+  EXPECT_TRUE(shaped.decoder().CheckInvariantsForTesting());
+  // Most EVENT lines took the shapes' path.
+  EXPECT_GT(shaped.decoder().lines_by_shape(), 5000u);
+  EXPECT_EQ(general.decoder().lines_by_shape(), 0u);
 }
 
 TEST(DovecotStatsWriterDecoderTest, HandshakeFailuresCloseTheConnection) {
