@@ -10,6 +10,7 @@
 #include "core/check.h"
 #include "core/tab_escape.h"
 #include "ingest/dovecot_field_units.h"
+#include "ingest/dovecot_timeval.h"
 #include "ingest/text.h"
 
 namespace mailscope::ingest {
@@ -20,23 +21,10 @@ namespace {
 constexpr std::string_view kClientService = "stats-client";
 constexpr std::uint32_t kMajorVersion = 4;
 
-// Timestamps past the year 9999 are garbage; the bound also keeps
-// sec * 10^6 + usec far from overflowing in consumers.
-constexpr std::int64_t kMaxSeconds = 253'402'300'799;
-
 // Spare stored events kept for reuse; each holds an Event (~3 KiB).
 constexpr std::size_t kMaxSpare = 32;
 // A reused string buffer larger than this is given back instead.
 constexpr std::size_t kMaxKeptTextBytes = 64 * 1024;
-
-// "<sec>" "<usec>" with usec 0..999999, as lib-event writes tv_created,
-// tv_last_sent and timeval fields.
-bool ParseTimeval(std::string_view sec, std::string_view usec, bool allow_negative, Timeval& out) {
-  std::uint32_t us = 0;
-  if (!ParseDecimal(sec, out.sec) || !ParseDecimal(usec, us) || us > 999'999) return false;
-  out.usec = us;
-  return out.sec <= kMaxSeconds && out.sec >= (allow_negative ? -kMaxSeconds : 0);
-}
 
 TimePoint ToTimePoint(Timeval tv) {
   return TimePoint(std::chrono::seconds(tv.sec) + std::chrono::microseconds(tv.usec));
@@ -266,12 +254,11 @@ StatsWriterResult DovecotStatsWriterDecoder::Decode(std::span<char> line) {
   if (state_ == State::kClosed) {
     return {Emit::kNone, Rejected("closed", "Line after the connection was to be closed"), true};
   }
-  // Most lines are EVENTs of a shape already seen.
-  constexpr std::string_view kEventPrefix = "EVENT\t";
-  if (state_ == State::kReady && shapes_enabled_ && line.size() > kEventPrefix.size() &&
-      std::memcmp(line.data(), kEventPrefix.data(), kEventPrefix.size()) == 0 &&
-      DecodeEventByShape(line)) {
-    return {Emit::kEvent, Status::Ok(), false};
+  // Most lines are EVENTs and BEGINs of a shape already seen.
+  if (state_ == State::kReady && shapes_enabled_) {
+    const std::string_view head(line.data(), std::min<std::size_t>(line.size(), 6));
+    if (head == "EVENT\t" && DecodeByShape(line, false)) return {Emit::kEvent, Status::Ok(), false};
+    if (head == "BEGIN\t" && DecodeByShape(line, true)) return {Emit::kBegin, Status::Ok(), false};
   }
   const std::span<const std::string_view> args = work_->splitter.Split(line);
   if (state_ == State::kAwaitingVersion) return Handshake(args);
@@ -364,7 +351,7 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
   Parsed& p = *parsed_;
   p.Reset();
   const std::string_view cmd = args[0];
-  if (args.size() < from + 2 || !ParseTimeval(args[from], args[from + 1], false, p.created)) {
+  if (args.size() < from + 2 || !ParseLineTimeval(args[from], args[from + 1], false, p.created)) {
     return Reject(cmd, "invalid_timestamp", "Missing or invalid create timestamp");
   }
   // The line's own fields leave room for `duration`, which BEGIN and EVENT add.
@@ -386,7 +373,7 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
         i += 2;
         continue;
       case 'l':
-        if (i + 1 >= n || !ParseTimeval(rest, args[i + 1], false, p.last_sent)) {
+        if (i + 1 >= n || !ParseLineTimeval(rest, args[i + 1], false, p.last_sent)) {
           return Reject(cmd, "invalid_timestamp", "Missing or invalid tv_last_sent");
         }
         i += 2;
@@ -440,7 +427,7 @@ Status DovecotStatsWriterDecoder::ParseExport(std::span<const std::string_view> 
             "Invalid number '" + QuoteForLog(arg) + "' for field '" + QuoteForLog(rest) + "'");
       }
     } else if (code == 'T') {
-      if (i + 2 >= n || !ParseTimeval(arg, args[i + 2], true, tv)) {
+      if (i + 2 >= n || !ParseLineTimeval(arg, args[i + 2], true, tv)) {
         return Reject(cmd, "invalid_field_value",
                       "Missing or invalid timeval for field '" + QuoteForLog(rest) + "'");
       }
@@ -562,8 +549,13 @@ Status DovecotStatsWriterDecoder::Begin(std::span<const std::string_view> args,
             "BEGIN: More than " + std::to_string(options_.max_events) + " events held"};
   }
   MS_RETURN_IF_ERROR(ParseExport(args, 4, line));
-  parsed_->AddDuration(duration_key_);
+  if (shapes_enabled_ && !work_->splitter.escaped()) RecordShape(args);
+  return HoldBegin(h->id, h->parent_id, h->level, *parent);
+}
 
+Status DovecotStatsWriterDecoder::HoldBegin(std::uint64_t id, std::uint64_t parent_id, Level level,
+                                            Stored* parent) {
+  parsed_->AddDuration(duration_key_);
   auto s = spare_.empty() ? std::make_unique<Stored>() : std::move(spare_.back());
   if (!spare_.empty()) spare_.pop_back();
   s->event.Clear();
@@ -573,17 +565,17 @@ Status DovecotStatsWriterDecoder::Begin(std::span<const std::string_view> args,
   }
   Event& e = s->event;
   e.source = Source::kDovecot;
-  e.level = h->level;
-  e.span_id = h->id;
-  e.parent_id = h->parent_id;
-  s->parent = *parent;
+  e.level = level;
+  e.span_id = id;
+  e.parent_id = parent_id;
+  s->parent = parent;
   if (s->parent != nullptr) {
     e.parent = &s->parent->event;
     ++s->parent->children;
   }
   s->slot = held_.size();
   emitted_ = &e;
-  live_.emplace(h->id, s.get());
+  live_.emplace(id, s.get());
   held_.push_back(std::move(s));
   return Status::Ok();
 }
@@ -708,16 +700,17 @@ void DovecotStatsWriterDecoder::EmitEvent(std::uint64_t parent_id, Level level, 
 
 // --- Line shapes
 //
-// A process sends the same kinds of events again and again: an EVENT line of
-// one kind repeats the source file, name, categories and keys of the last,
-// in the same order, and only the numbers and strings between them change.
+// A process sends the same kinds of events again and again: an EVENT (or a
+// BEGIN) line of one kind repeats the source file, name, categories and keys
+// of the last, in the same order, and only the numbers and strings between
+// them change.
 // The general path leaves the shape of such a line: those tokens as sent,
 // with their names and places among the fields resolved. A later line whose
 // tokens are the same is decoded by comparing them, with no split of the
 // line, no name lookup and no search of the fields. Anything else (another
 // token, an escape, an `a` item, a bad number, an unknown id) leaves the line
 // untouched for the general path, which gives the answer or the error.
-// Measured reason: 1,034 -> 937 M instructions for the `capture` stream with
+// Measured reason: 1,034 -> 944 M instructions for the `capture` stream with
 // the 12 metrics (docs/PERFORMANCE.md, "Fifth round: line shapes").
 
 namespace {
@@ -821,7 +814,7 @@ struct DovecotStatsWriterDecoder::Shape {
 };
 
 void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> args) {
-  // EVENT <id> <parent-id> <log-type> <sec> <usec> s<file> <line> ...
+  // EVENT|BEGIN <id> <parent-id> <log-type> <sec> <usec> s<file> <line> ...
   constexpr std::size_t kFirstItem = 6;
   const Parsed& p = *parsed_;
   const std::size_t n = args.size();
@@ -917,11 +910,11 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
   for (std::size_t i = 0; i < p.field_count; ++i) shape.keys.push_back(p.fields[i].key);
 }
 
-bool DovecotStatsWriterDecoder::DecodeEventByShape(std::span<char> line) {
+bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) {
   RawTokens t(line);
   std::string_view id, parent_id, log_type, sec, usec, file, source_line;
-  if (!t.Expect("EVENT") || !t.Next(id) || !t.Next(parent_id) || !t.Next(log_type) ||
-      !t.Next(sec) || !t.Next(usec) || !t.Next(file) || !t.Next(source_line) ||
+  if (!t.Expect(begin ? "BEGIN" : "EVENT") || !t.Next(id) || !t.Next(parent_id) ||
+      !t.Next(log_type) || !t.Next(sec) || !t.Next(usec) || !t.Next(file) || !t.Next(source_line) ||
       !file.starts_with('s')) {
     return false;
   }
@@ -938,7 +931,7 @@ bool DovecotStatsWriterDecoder::DecodeEventByShape(std::span<char> line) {
   Header h;
   std::uint32_t type = 0;
   if (!ParseDecimal(id, h.id) || !ParseDecimal(parent_id, h.parent_id) ||
-      !ParseDecimal(log_type, type) || type > 5 || !ParseTimeval(sec, usec, false, p.created)) {
+      !ParseDecimal(log_type, type) || type > 5 || !ParseLineTimeval(sec, usec, false, p.created)) {
     return false;
   }
   h.level = LevelOf(type);
@@ -954,7 +947,7 @@ bool DovecotStatsWriterDecoder::DecodeEventByShape(std::span<char> line) {
         return false;
       case Shape::Kind::kLastSent:
         if (!t.Next(a) || !a.starts_with('l') || !t.Next(b) ||
-            !ParseTimeval(a.substr(1), b, false, p.last_sent)) {
+            !ParseLineTimeval(a.substr(1), b, false, p.last_sent)) {
           return false;
         }
         break;
@@ -975,7 +968,7 @@ bool DovecotStatsWriterDecoder::DecodeEventByShape(std::span<char> line) {
       case Shape::Kind::kTimeval: {
         Timeval tv;
         if (!t.Expect(shape->Token(item)) || !t.Next(a) || !t.Next(b) ||
-            !ParseTimeval(a, b, true, tv)) {
+            !ParseLineTimeval(a, b, true, tv)) {
           return false;
         }
         value.set_timeval(tv);
@@ -1000,15 +993,24 @@ bool DovecotStatsWriterDecoder::DecodeEventByShape(std::span<char> line) {
     }
   }
   if (!t.done()) return false;  // more items than the shape's
-  Stored* global = h.id == 0 ? nullptr : FindLive(h.id);
-  Stored* parent = h.parent_id == 0 ? nullptr : FindLive(h.parent_id);
-  if ((h.id != 0 && global == nullptr) || (h.parent_id != 0 && parent == nullptr)) return false;
   p.has_name = shape->has_name;
   p.name = shape->name;
   p.categories = shape->categories;
   p.field_count = shape->keys.size();
   p.key_bits = shape->key_bits;
-  EmitEvent(h.parent_id, h.level, global, parent);
+  // The checks of Begin() and EventLine(); the general path tells what failed.
+  Stored* parent = h.parent_id == 0 ? nullptr : FindLive(h.parent_id);
+  if (h.parent_id != 0 && parent == nullptr) return false;
+  if (begin) {
+    if (h.id == 0 || FindLive(h.id) != nullptr || held_.size() >= options_.max_events ||
+        !HoldBegin(h.id, h.parent_id, h.level, parent).ok()) {
+      return false;
+    }
+  } else {
+    Stored* global = h.id == 0 ? nullptr : FindLive(h.id);
+    if (h.id != 0 && global == nullptr) return false;
+    EmitEvent(h.parent_id, h.level, global, parent);
+  }
   ++lines_by_shape_;
   return true;
 }

@@ -132,7 +132,7 @@ class DovecotStatsWriterDecoder {
   // Every line down the general path, as the reference of the line shapes'
   // differential tests.
   void DisableShapesForTesting() { shapes_enabled_ = false; }
-  // EVENT lines decoded by their shape.
+  // EVENT and BEGIN lines decoded by their shape.
   std::uint64_t lines_by_shape() const { return lines_by_shape_; }
 
  private:
@@ -147,6 +147,9 @@ class DovecotStatsWriterDecoder {
   Status EventLine(std::span<const std::string_view> args, std::span<char> line);
   // The EVENT of parsed_ into event_, and emitted.
   void EmitEvent(std::uint64_t parent_id, Level level, Stored* global, Stored* parent);
+  // The BEGIN of parsed_ held and emitted; its id is new and not 0, its
+  // parent held (or none), and there is room for one more event.
+  Status HoldBegin(std::uint64_t id, std::uint64_t parent_id, Level level, Stored* parent);
   Status End(std::span<const std::string_view> args);
   // Parses args[from..] (an <event-export>) into parsed_.
   Status ParseExport(std::span<const std::string_view> args, std::size_t from,
@@ -187,16 +190,17 @@ class DovecotStatsWriterDecoder {
   static constexpr std::size_t kNameCacheSlots = 512;
   CachedName* CacheSlot(std::string_view name);
 
-  // Line shapes: an EVENT line that repeats the source file, name,
+  // Line shapes: an EVENT or BEGIN line that repeats the source file, name,
   // categories and keys of an earlier one is decoded by comparing its tokens
   // with that line's, not by the general path (see the .cc).
   struct Shape;
   static constexpr std::size_t kShapeSlots = 32;
-  // Decodes an EVENT line that matches its slot's shape, and emits it; false
-  // (the line untouched) sends it down the general path.
-  bool DecodeEventByShape(std::span<char> line);
-  // Keeps the shape of the EVENT line just decoded by the general path
-  // (args unescaped: none held an escape), if it has one.
+  // Decodes an EVENT line, or a BEGIN line if `begin`, that matches its
+  // slot's shape, and emits it; false (the line and every state untouched)
+  // sends it down the general path.
+  bool DecodeByShape(std::span<char> line, bool begin);
+  // Keeps the shape of the EVENT or BEGIN line just decoded by the general
+  // path (args unescaped: none held an escape), if it has one.
   void RecordShape(std::span<const std::string_view> args);
 
   StatsWriterOptions options_;

@@ -139,7 +139,8 @@ std::string Describe(const Event& e) {
 
 // A line of a few recurring kinds, values drawn anew, now and then changed
 // in one token: what the line shapes must answer exactly as the general path.
-std::string RandomStatsWriterLine(std::mt19937& rng) {
+// A BEGIN mostly takes `fresh_id`, an id not held yet.
+std::string RandomStatsWriterLine(std::mt19937& rng, std::uint64_t fresh_id) {
   auto pick = [&](std::initializer_list<const char*> xs) {
     return std::string(xs.begin()[rng() % xs.size()]);
   };
@@ -167,6 +168,7 @@ std::string RandomStatsWriterLine(std::mt19937& rng) {
   t.push_back(cmd);
   t.push_back(rng() % 3 == 0 ? std::to_string(1 + rng() % 6) : "0");
   t.push_back(rng() % 3 == 0 ? std::to_string(1 + rng() % 6) : "0");
+  if (cmd == "BEGIN" && rng() % 4 != 0) t[1] = std::to_string(fresh_id);
   if (cmd == "END") return t[0] + "\t" + t[1];
   if (cmd != "UPDATE") t.push_back(rng() % 20 == 0 ? "7" : std::to_string(rng() % 3));
   t.push_back(rng() % 30 == 0 ? "x" : std::to_string(1795304655 + rng() % 100));
@@ -231,7 +233,7 @@ TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
     general.FeedOk({begin});
   }
   for (int round = 0; round < 30000; ++round) {
-    const std::string line = RandomStatsWriterLine(rng);
+    const std::string line = RandomStatsWriterLine(rng, 100 + static_cast<std::uint64_t>(round));
     const StatsWriterResult a = shaped.Feed(line);
     // Read before the other decoder runs: the decoders of a thread share the
     // EVENT they emit.
@@ -239,6 +241,9 @@ TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
     const StatsWriterResult b = general.Feed(line);
     ASSERT_EQ(a.status.ToString(), b.status.ToString()) << line;
     ASSERT_EQ(a.emit, b.emit) << line;
+    ASSERT_EQ(shaped.decoder().held_events(), general.decoder().held_events()) << line;
+    ASSERT_EQ(shaped.decoder().live_events(), general.decoder().live_events()) << line;
+    ASSERT_EQ(shaped.decoder().state_bytes(), general.decoder().state_bytes()) << line;
     if (a.emit != Emit::kNone) {
       ASSERT_EQ(shaped_event, Describe(general.event())) << line;
     }
