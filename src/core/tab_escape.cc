@@ -6,6 +6,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace mailscope {
 
@@ -127,7 +130,7 @@ std::size_t CountTabsScalar(std::string_view s) {
   return n;
 }
 
-std::size_t CountTabs(std::string_view s) {
+std::size_t CountTabsSse2(std::string_view s) {
   std::size_t n = 0;
   std::size_t i = 0;
 #if defined(__SSE2__)
@@ -147,6 +150,44 @@ std::size_t CountTabs(std::string_view s) {
   }
 #endif
   return n + CountTabsScalar(s.substr(i));
+}
+
+#if defined(__x86_64__)
+namespace {
+
+// The TABs among the 32 bytes at p, one bit each.
+__attribute__((target("avx2"))) unsigned TabBits32(const char* p) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('\t'))));
+}
+
+}  // namespace
+
+__attribute__((target("avx2,popcnt"))) std::size_t CountTabsAvx2(std::string_view s) {
+  if (s.size() < 32) return CountTabsSse2(s);
+  std::size_t n = 0;
+  std::size_t i = 0;
+  for (; i + 32 <= s.size(); i += 32)
+    n += static_cast<std::size_t>(__builtin_popcount(TabBits32(s.data() + i)));
+  // The last 32 bytes, less those counted already: no byte loop.
+  if (i < s.size()) {
+    const std::size_t seen = i + 32 - s.size();
+    n += static_cast<std::size_t>(__builtin_popcount(TabBits32(s.data() + s.size() - 32) >> seen));
+  }
+  return n;
+}
+
+bool HaveAvx2() {
+  static const bool have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+  return have;
+}
+#else
+std::size_t CountTabsAvx2(std::string_view s) { return CountTabsSse2(s); }
+bool HaveAvx2() { return false; }
+#endif
+
+std::size_t CountTabs(std::string_view s) {
+  return HaveAvx2() ? CountTabsAvx2(s) : CountTabsSse2(s);
 }
 
 std::size_t FindTabScalar(const char* p, std::size_t n, bool& escaped) {

@@ -75,11 +75,16 @@ std::size_t FindTab(const char* p, std::size_t n, bool& escaped);
 // scan. The same answers (tab_escape_test.cc).
 std::size_t FindTabInline(const char* p, std::size_t n, bool& escaped);
 
-// The number of TABs in `s`: the scalar reference, and 16 bytes at a time
-// on SSE2 (std::count, which the compiler does not vectorize, cost about
-// 2.5 instructions a byte). They must agree (tab_escape_test.cc).
-std::size_t CountTabsScalar(std::string_view s);
+// The number of TABs in `s` (std::count, which the compiler does not
+// vectorize, cost about 2.5 instructions a byte). CountTabs() takes the AVX2
+// version where the CPU has it, else the SSE2 one; the scalar reference and
+// both must agree (tab_escape_test.cc). HaveAvx2(): whether the CPU has AVX2
+// and POPCNT, for CountTabsAvx2().
 std::size_t CountTabs(std::string_view s);
+std::size_t CountTabsScalar(std::string_view s);
+std::size_t CountTabsSse2(std::string_view s);
+std::size_t CountTabsAvx2(std::string_view s);
+bool HaveAvx2();
 
 // Unescapes one field in place and returns the shortened view.
 std::string_view UnescapeTabInPlace(std::span<char> field);

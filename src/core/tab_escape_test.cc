@@ -144,7 +144,12 @@ TEST(TabFieldsTest, CountTabsMatchesScalarReference) {
   for (int round = 0; round < 4000; ++round) {
     const std::size_t size = round % 10 == 0 ? 4000 + rng() % 5000 : rng() % 200;
     const std::string s = RandomLine(rng, size, round % 2 == 0);
-    ASSERT_EQ(CountTabs(s), CountTabsScalar(s)) << "round " << round;
+    const std::size_t want = CountTabsScalar(s);
+    ASSERT_EQ(CountTabs(s), want) << "round " << round;
+    ASSERT_EQ(CountTabsSse2(s), want) << "round " << round;
+    if (HaveAvx2()) {
+      ASSERT_EQ(CountTabsAvx2(s), want) << "round " << round;
+    }
   }
   EXPECT_EQ(CountTabs(std::string(4096 + 7, '\t')), 4096u + 7);
   EXPECT_EQ(CountTabs(""), 0u);
