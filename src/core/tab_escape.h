@@ -74,6 +74,10 @@ std::size_t FindTab(const char* p, std::size_t n, bool& escaped);
 // stats-writer line mostly end within them, and the call cost more than the
 // scan. The same answers (tab_escape_test.cc).
 std::size_t FindTabInline(const char* p, std::size_t n, bool& escaped);
+// FindTabInline() of [p, end) within a line that begins at `line`: where
+// fewer than 16 bytes are left, the line's last 16 are looked at instead, so
+// a line's last fields take no call either. The same answers.
+std::size_t FindTabInLine(const char* line, const char* p, const char* end, bool& escaped);
 
 // The number of TABs in `s` (std::count, which the compiler does not
 // vectorize, cost about 2.5 instructions a byte). CountTabs() takes the AVX2
@@ -126,6 +130,26 @@ inline std::string_view TabFields::Next() {
   }
 #endif
   return FindTab(p, n, escaped);
+}
+
+[[gnu::always_inline]] inline std::size_t FindTabInLine(const char* line, const char* p,
+                                                        const char* end, bool& escaped) {
+  const auto n = static_cast<std::size_t>(end - p);
+#if defined(__SSE2__)
+  if (n < 16 && end - line >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(end - 16));
+    const auto before = static_cast<unsigned>(16 - n);  // bytes of the line before p
+    const unsigned tabs =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')))) >> before;
+    const unsigned escs =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\001')))) >>
+        before;
+    const std::size_t at = tabs != 0 ? static_cast<std::size_t>(__builtin_ctz(tabs)) : n;
+    if ((escs & ((1u << at) - 1)) != 0) escaped = true;
+    return at;
+  }
+#endif
+  return FindTabInline(p, n, escaped);
 }
 
 }  // namespace mailscope

@@ -135,6 +135,17 @@ TEST(TabFieldsTest, FindTabMatchesScalarReference) {
       ASSERT_EQ(find(s.data(), s.size(), escaped), reference) << "round " << round;
       ASSERT_EQ(escaped, reference_escaped) << "round " << round;
     }
+    // The same field at the end of a longer line, and anywhere in it.
+    const std::string line = RandomLine(rng, rng() % 40, round % 2 == 0) + s;
+    for (const std::size_t at :
+         {line.size() - s.size(), static_cast<std::size_t>(rng() % (line.size() + 1))}) {
+      bool escaped = false, want_escaped = false;
+      const std::size_t want = FindTabScalar(line.data() + at, line.size() - at, want_escaped);
+      ASSERT_EQ(FindTabInLine(line.data(), line.data() + at, line.data() + line.size(), escaped),
+                want)
+          << "round " << round;
+      ASSERT_EQ(escaped, want_escaped) << "round " << round;
+    }
   }
 }
 
