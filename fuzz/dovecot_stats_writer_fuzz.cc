@@ -104,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Every line again down the general path alone: the line shapes must give
   // the same verdicts and events.
   DovecotStatsWriterDecoder general(options);
-  general.DisableShapesForTesting();
+  general.DisableFastPathsForTesting();
 
   std::string_view input(reinterpret_cast<const char*>(data), size);
   auto feed = [&](std::string_view text) {

@@ -10,7 +10,7 @@
 #include "core/check.h"
 #include "core/tab_escape.h"
 #include "ingest/dovecot_field_units.h"
-#include "ingest/dovecot_timeval.h"
+#include "ingest/line_numbers.h"
 #include "ingest/text.h"
 
 namespace mailscope::ingest {
@@ -249,40 +249,36 @@ Event& DovecotStatsWriterDecoder::mutable_event() {
 }
 
 StatsWriterResult DovecotStatsWriterDecoder::Decode(std::span<char> line) {
-  using Emit = StatsWriterResult::Emit;
   emitted_ = nullptr;
   if (state_ == State::kClosed) {
     return {Emit::kNone, Rejected("closed", "Line after the connection was to be closed"), true};
   }
-  // Most lines are EVENTs and BEGINs of a shape already seen.
-  if (state_ == State::kReady && shapes_enabled_) {
+  if (state_ == State::kReady && fast_paths_) {
+    // Most lines are EVENTs and BEGINs of a shape already seen, and ENDs.
     const std::string_view head(line.data(), std::min<std::size_t>(line.size(), 6));
     if (head == "EVENT\t" && DecodeByShape(line, false)) return {Emit::kEvent, Status::Ok(), false};
     if (head == "BEGIN\t" && DecodeByShape(line, true)) return {Emit::kBegin, Status::Ok(), false};
+    std::uint64_t id = 0;  // "END <id>" has nothing to split
+    if (head.starts_with("END\t") &&
+        ParseDecimal(std::string_view(line.data() + 4, line.size() - 4), id)) {
+      return Finish(Emit::kNone, EndEvent(id));
+    }
   }
   const std::span<const std::string_view> args = work_->splitter.Split(line);
   if (state_ == State::kAwaitingVersion) return Handshake(args);
-
-  StatsWriterResult result;
-  const std::string_view cmd = args.empty() ? std::string_view() : args[0];
+  if (args.empty()) return Finish(Emit::kNone, Rejected("empty_line", "Empty line"));
   // Most frequent first.
-  if (args.empty()) {
-    result.status = Rejected("empty_line", "Empty line");
-  } else if (cmd == "EVENT") {
-    result.status = EventLine(args, line);
-    if (result.status.ok()) result.emit = Emit::kEvent;
-  } else if (cmd == "BEGIN") {
-    result.status = Begin(args, line);
-    if (result.status.ok()) result.emit = Emit::kBegin;
-  } else if (cmd == "END") {
-    result.status = End(args);
-  } else if (cmd == "CATEGORY") {
-    result.status = Category(args);
-  } else if (cmd == "UPDATE") {
-    result.status = Update(args, line);
-  } else {
-    result.status = Rejected("unknown_command", "Unknown command: " + QuoteForLog(cmd));
-  }
+  const std::string_view cmd = args[0];
+  if (cmd == "EVENT") return Finish(Emit::kEvent, EventLine(args, line));
+  if (cmd == "BEGIN") return Finish(Emit::kBegin, Begin(args, line));
+  if (cmd == "END") return Finish(Emit::kNone, End(args));
+  if (cmd == "CATEGORY") return Finish(Emit::kNone, Category(args));
+  if (cmd == "UPDATE") return Finish(Emit::kNone, Update(args, line));
+  return Finish(Emit::kNone, Rejected("unknown_command", "Unknown command: " + QuoteForLog(cmd)));
+}
+
+StatsWriterResult DovecotStatsWriterDecoder::Finish(Emit emit, Status status) {
+  StatsWriterResult result{status.ok() ? emit : Emit::kNone, std::move(status), false};
   if (!result.status.ok() && options_.close_on_error) {
     result.close = true;
     state_ = State::kClosed;
@@ -549,7 +545,7 @@ Status DovecotStatsWriterDecoder::Begin(std::span<const std::string_view> args,
             "BEGIN: More than " + std::to_string(options_.max_events) + " events held"};
   }
   MS_RETURN_IF_ERROR(ParseExport(args, 4, line));
-  if (shapes_enabled_ && !work_->splitter.escaped()) RecordShape(args);
+  if (fast_paths_ && !work_->splitter.escaped()) RecordShape(args);
   return HoldBegin(h->id, h->parent_id, h->level, *parent);
 }
 
@@ -670,7 +666,7 @@ Status DovecotStatsWriterDecoder::EventLine(std::span<const std::string_view> ar
   Result<Stored*> parent = LiveOrNone("EVENT", h->parent_id, "unknown_parent_event", "parent");
   if (!parent.ok()) return parent.status();
   MS_RETURN_IF_ERROR(ParseExport(args, 4, line));
-  if (shapes_enabled_ && !work_->splitter.escaped()) RecordShape(args);
+  if (fast_paths_ && !work_->splitter.escaped()) RecordShape(args);
   EmitEvent(h->parent_id, h->level, *global, *parent);
   return Status::Ok();
 }
@@ -724,7 +720,7 @@ constexpr std::size_t kMaxShapeItems = 64;
 class RawTokens {
  public:
   explicit RawTokens(std::span<const char> line)
-      : p_(line.data()), end_(line.data() + line.size()) {}
+      : line_(line.data()), p_(line.data()), end_(line.data() + line.size()) {}
 
   bool done() const { return done_; }
 
@@ -732,7 +728,7 @@ class RawTokens {
     if (done_) return false;
     bool escaped = false;
     const auto left = static_cast<std::size_t>(end_ - p_);
-    const std::size_t at = FindTabInline(p_, left, escaped);
+    const std::size_t at = FindTabInLine(line_, p_, end_, escaped);
     if (escaped) return false;
     token = {p_, at};
     if (at == left) {
@@ -758,6 +754,7 @@ class RawTokens {
   }
 
  private:
+  const char* line_;
   const char* p_;
   const char* end_;
   bool done_ = false;
@@ -920,7 +917,7 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
   }
   Parsed& p = *parsed_;
   p.Reset();
-  if (!ParseDecimal(source_line, p.source_line)) return false;
+  if (!ParseLineDecimal(source_line, line.data(), p.source_line)) return false;
   const std::size_t tokens = CountTabs({line.data(), line.size()}) + 1;
   const std::size_t first = ShapeSlot(file, source_line, tokens, kShapeSlots);
   const Shape* shape = shapes_[first].get();
@@ -930,8 +927,10 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
   }
   Header h;
   std::uint32_t type = 0;
-  if (!ParseDecimal(id, h.id) || !ParseDecimal(parent_id, h.parent_id) ||
-      !ParseDecimal(log_type, type) || type > 5 || !ParseLineTimeval(sec, usec, false, p.created)) {
+  if (!ParseLineDecimal(id, line.data(), h.id) ||
+      !ParseLineDecimal(parent_id, line.data(), h.parent_id) ||
+      !ParseLineDecimal(log_type, line.data(), type) || type > 5 ||
+      !ParseLineTimeval(sec, usec, false, p.created)) {
     return false;
   }
   h.level = LevelOf(type);
@@ -961,7 +960,9 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
         break;
       case Shape::Kind::kInt: {
         std::int64_t number = 0;
-        if (!t.Expect(shape->Token(item)) || !t.Next(a) || !ParseDecimal(a, number)) return false;
+        if (!t.Expect(shape->Token(item)) || !t.Next(a) ||
+            !ParseLineDecimal(a, line.data(), number))
+          return false;
         value.set_int(number, item.unit);
         break;
       }
@@ -978,7 +979,8 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
         // <count> <v1> ... <vN>: with no escape, the elements joined by TAB
         // are the line's bytes from the first to the last.
         std::uint32_t count = 0;
-        if (!t.Expect(shape->Token(item)) || !t.Next(a) || !ParseDecimal(a, count)) return false;
+        if (!t.Expect(shape->Token(item)) || !t.Next(a) || !ParseLineDecimal(a, line.data(), count))
+          return false;
         std::string_view head, last;
         for (std::uint32_t e = 0; e < count; ++e) {
           if (!t.Next(last)) return false;
@@ -1020,6 +1022,10 @@ Status DovecotStatsWriterDecoder::End(std::span<const std::string_view> args) {
   std::uint64_t id = 0;
   if (args.size() < 2) return Reject("END", "too_few_fields", "Too few parameters");
   if (!ParseDecimal(args[1], id)) return Reject("END", "invalid_id", "Invalid ID");
+  return EndEvent(id);
+}
+
+Status DovecotStatsWriterDecoder::EndEvent(std::uint64_t id) {
   auto it = live_.find(id);
   if (it == live_.end()) return Reject("END", "unknown_event_id", "Unknown event ID");
   Stored* s = it->second;

@@ -129,9 +129,9 @@ class DovecotStatsWriterDecoder {
   // Walks the held events and checks the counts and links above; false on
   // any inconsistency.
   bool CheckInvariantsForTesting() const;
-  // Every line down the general path, as the reference of the line shapes'
-  // differential tests.
-  void DisableShapesForTesting() { shapes_enabled_ = false; }
+  // Every line down the general path (no line shapes, no END without a
+  // split), as the reference of their differential tests.
+  void DisableFastPathsForTesting() { fast_paths_ = false; }
   // EVENT and BEGIN lines decoded by their shape.
   std::uint64_t lines_by_shape() const { return lines_by_shape_; }
 
@@ -140,6 +140,10 @@ class DovecotStatsWriterDecoder {
   struct Stored;  // one held BEGIN-ed event
   struct Parsed;  // one <event-export>, parsed
 
+  using Emit = StatsWriterResult::Emit;
+  // The result of a command line: `emit` if `status` is OK; closing the
+  // connection on an error if Options::close_on_error asks for it.
+  StatsWriterResult Finish(Emit emit, Status status);
   StatsWriterResult Handshake(std::span<const std::string_view> args);
   Status Category(std::span<const std::string_view> args);
   Status Begin(std::span<const std::string_view> args, std::span<char> line);
@@ -151,6 +155,8 @@ class DovecotStatsWriterDecoder {
   // parent held (or none), and there is room for one more event.
   Status HoldBegin(std::uint64_t id, std::uint64_t parent_id, Level level, Stored* parent);
   Status End(std::span<const std::string_view> args);
+  // END of a parsed id.
+  Status EndEvent(std::uint64_t id);
   // Parses args[from..] (an <event-export>) into parsed_.
   Status ParseExport(std::span<const std::string_view> args, std::size_t from,
                      std::span<char> line);
@@ -223,7 +229,7 @@ class DovecotStatsWriterDecoder {
   // Allocated when first recorded: at most kShapeSlots shapes, each of at
   // most 1 KiB of tokens and 64 items (about 70 KiB a connection at most).
   std::array<std::unique_ptr<Shape>, kShapeSlots> shapes_;
-  bool shapes_enabled_ = true;
+  bool fast_paths_ = true;
   std::uint64_t lines_by_shape_ = 0;
   std::size_t state_bytes_ = 0;
 };

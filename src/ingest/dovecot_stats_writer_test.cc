@@ -222,7 +222,7 @@ std::string RandomStatsWriterLine(std::mt19937& rng, std::uint64_t fresh_id) {
 TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
   std::mt19937 rng(23);
   Connection shaped, general;
-  general.decoder().DisableShapesForTesting();
+  general.decoder().DisableFastPathsForTesting();
   shaped.Start();
   general.Start();
   // Parents to point at: BEGIN 1..6 under no parent.

@@ -1,4 +1,4 @@
-#include "ingest/dovecot_timeval.h"
+#include "ingest/line_numbers.h"
 
 #include <gtest/gtest.h>
 
@@ -21,7 +21,7 @@ void ExpectSameAnswer(const std::string& sec, const std::string& usec, bool allo
   }
 }
 
-TEST(DovecotTimevalTest, EightDigits) {
+TEST(LineNumbersTest, EightDigits) {
   std::uint32_t v = 0;
   auto word = [](const char* s) {
     std::uint64_t w = 0;
@@ -42,7 +42,7 @@ TEST(DovecotTimevalTest, EightDigits) {
     EXPECT_FALSE(EightDigits(word(bad), v)) << bad;
 }
 
-TEST(DovecotTimevalTest, LineTimevalsOfEveryForm) {
+TEST(LineNumbersTest, LineTimevalsOfEveryForm) {
   ExpectSameAnswer("1795304655", "257129", false);
   ExpectSameAnswer("1795304655", "0", false);
   ExpectSameAnswer("1795304655", "1000000", false);  // seven digits: the scalar path refuses
@@ -66,6 +66,36 @@ TEST(DovecotTimevalTest, LineTimevalsOfEveryForm) {
     if (round % 7 == 0 && !sec.empty()) sec[rng() % sec.size()] = alphabet[rng() % 48];
     ExpectSameAnswer(sec, round % 3 == 0 ? std::to_string(rng() % 1'000'000) : text(8),
                      round % 5 == 0);
+  }
+}
+
+// Every text of up to ten bytes, at every distance from the line's start:
+// the same answers as ParseDecimal() for the three types the decoders read.
+template <typename T>
+void ExpectSameDecimal(const std::string& line, std::size_t at, std::size_t size) {
+  const std::string_view s(line.data() + at, size);
+  T want = 7, got = 7;
+  const bool ok = ParseDecimal(s, want);
+  ASSERT_EQ(ParseLineDecimal(s, line.data(), got), ok) << "[" << s << "] at " << at;
+  if (ok) {
+    ASSERT_EQ(got, want) << "[" << s << "] at " << at;
+  }
+}
+
+TEST(LineNumbersTest, LineDecimalsOfEveryForm) {
+  std::mt19937 rng(31);
+  const char alphabet[] = "01234567890123456789-+ x\t";
+  for (int round = 0; round < 100000; ++round) {
+    std::string line(24, '0');
+    for (char& c : line) c = alphabet[rng() % (sizeof alphabet - 1)];
+    if (round % 3 == 0) {
+      for (char& c : line) c = static_cast<char>('0' + rng() % 10);
+    }
+    const std::size_t at = rng() % 14;
+    const std::size_t size = rng() % 11;
+    ExpectSameDecimal<std::uint64_t>(line, at, size);
+    ExpectSameDecimal<std::uint32_t>(line, at, size);
+    ExpectSameDecimal<std::int64_t>(line, at, size);
   }
 }
 
