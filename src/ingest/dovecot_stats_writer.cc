@@ -739,6 +739,18 @@ class RawTokens {
     return true;
   }
 
+  // Expect(text) where the token and its TAB are `word` under `mask` (see
+  // Shape::Item): one compare of eight bytes while eight are left to read.
+  [[gnu::always_inline]] bool Expect(std::string_view text, std::uint64_t word,
+                                     std::uint64_t mask) {
+    if (mask == 0 || done_ || end_ - p_ < 8) return Expect(text);
+    std::uint64_t bytes = 0;
+    std::memcpy(&bytes, p_, 8);
+    if ((bytes & mask) != word) return false;  // with 8 left, the token is not the last
+    p_ += text.size() + 1;
+    return true;
+  }
+
   // Takes the next token if it is `text`, which holds no TAB or escape.
   [[gnu::always_inline]] bool Expect(std::string_view text) {
     const std::size_t size = text.size();
@@ -790,6 +802,10 @@ struct DovecotStatsWriterDecoder::Shape {
     Unit unit = Unit::kNone;  // kInt
     std::uint16_t size = 0;   // the token in `text`; none for kLastSent
     std::uint32_t offset = 0;
+    // A token of at most 7 bytes and its TAB as one little-endian word, and
+    // the mask of their bytes; mask 0 for longer tokens.
+    std::uint64_t word = 0;
+    std::uint64_t mask = 0;
   };
   std::string text;  // the tokens compared, back to back
   std::vector<Item> items;
@@ -843,6 +859,14 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
     item.offset = static_cast<std::uint32_t>(shape.text.size());
     item.size = static_cast<std::uint16_t>(token.size());
     shape.text.append(token);
+    if (token.size() < 8) {
+      char bytes[8] = {};
+      std::memcpy(bytes, token.data(), token.size());
+      bytes[token.size()] = '\t';
+      std::memcpy(&item.word, bytes, 8);
+      item.mask = token.size() == 7 ? ~std::uint64_t{0}
+                                    : (std::uint64_t{1} << ((token.size() + 1) * 8)) - 1;
+    }
     return shape.items.emplace_back(item);
   };
   for (std::size_t i = kFirstItem; ok && i < n;) {
@@ -952,15 +976,15 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
         break;
       case Shape::Kind::kName:
       case Shape::Kind::kCategory:
-        if (!t.Expect(shape->Token(item))) return false;
+        if (!t.Expect(shape->Token(item), item.word, item.mask)) return false;
         break;
       case Shape::Kind::kString:
-        if (!t.Expect(shape->Token(item)) || !t.Next(a)) return false;
+        if (!t.Expect(shape->Token(item), item.word, item.mask) || !t.Next(a)) return false;
         value.set_string(a);
         break;
       case Shape::Kind::kInt: {
         std::int64_t number = 0;
-        if (!t.Expect(shape->Token(item)) || !t.Next(a) ||
+        if (!t.Expect(shape->Token(item), item.word, item.mask) || !t.Next(a) ||
             !ParseLineDecimal(a, line.data(), number))
           return false;
         value.set_int(number, item.unit);
@@ -968,7 +992,7 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
       }
       case Shape::Kind::kTimeval: {
         Timeval tv;
-        if (!t.Expect(shape->Token(item)) || !t.Next(a) || !t.Next(b) ||
+        if (!t.Expect(shape->Token(item), item.word, item.mask) || !t.Next(a) || !t.Next(b) ||
             !ParseLineTimeval(a, b, true, tv)) {
           return false;
         }
@@ -979,7 +1003,8 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
         // <count> <v1> ... <vN>: with no escape, the elements joined by TAB
         // are the line's bytes from the first to the last.
         std::uint32_t count = 0;
-        if (!t.Expect(shape->Token(item)) || !t.Next(a) || !ParseLineDecimal(a, line.data(), count))
+        if (!t.Expect(shape->Token(item), item.word, item.mask) || !t.Next(a) ||
+            !ParseLineDecimal(a, line.data(), count))
           return false;
         std::string_view head, last;
         for (std::uint32_t e = 0; e < count; ++e) {

@@ -180,7 +180,7 @@ std::string RandomStatsWriterLine(std::mt19937& rng, std::uint64_t fresh_id) {
     t.push_back(rng() % 30 == 0 ? "1000000" : std::to_string(rng() % 1000000));
   }
   t.push_back(kind == 1 ? "nmail_opened" : "nimap_command_finished");
-  t.push_back(rng() % 20 == 0 ? "cbogus" : "cimap");
+  t.push_back(rng() % 20 == 0 ? pick({"cbogus", "cimapx", "cima"}) : "cimap");
   if (kind != 0) t.push_back("cmailbox");
   const std::vector<std::string> keys = {"Scmd_name",    "Ibytes_in", "Tlast_run_time",
                                          "Lreason_code", "Smailbox",  "Ibytes_out"};
@@ -188,6 +188,7 @@ std::string RandomStatsWriterLine(std::mt19937& rng, std::uint64_t fresh_id) {
     if ((k + static_cast<std::size_t>(kind)) % 3 == 0 && kind != 0) continue;
     std::string key = keys[k];
     if (rng() % 40 == 0) key = "S" + key.substr(1);  // the same key, another type
+    if (rng() % 40 == 0) key += "x";                 // a longer key
     t.push_back(key);
     switch (key[0]) {
       case 'S':
