@@ -236,8 +236,6 @@ DovecotStatsWriterDecoder::DovecotStatsWriterDecoder(StatsWriterOptions options)
       parsed_(&work_->parsed),
       event_(&work_->event) {}
 
-DovecotStatsWriterDecoder::~DovecotStatsWriterDecoder() = default;
-
 const Event& DovecotStatsWriterDecoder::event() const {
   MS_CHECK(emitted_ != nullptr);
   return *emitted_;
@@ -712,8 +710,8 @@ void DovecotStatsWriterDecoder::EmitEvent(std::uint64_t parent_id, Level level, 
 namespace {
 
 // Bounds of one shape; a line past them keeps the general path.
-constexpr std::size_t kMaxShapeText = 1024;
-constexpr std::size_t kMaxShapeItems = 64;
+constexpr std::size_t kMaxShapeText = 512;
+constexpr std::size_t kMaxShapeItems = 48;
 
 // The tokens of a line as sent, front to back, for the shape path. A token
 // holding an escape ends the walk (false), as does asking past the last one.
@@ -826,6 +824,9 @@ struct DovecotStatsWriterDecoder::Shape {
   }
 };
 
+// Here, where Shape is complete.
+DovecotStatsWriterDecoder::~DovecotStatsWriterDecoder() = default;
+
 void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> args) {
   // EVENT|BEGIN <id> <parent-id> <log-type> <sec> <usec> s<file> <line> ...
   constexpr std::size_t kFirstItem = 6;
@@ -842,12 +843,7 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
       break;
     }
   }
-  if (*slot == nullptr) {
-    *slot = std::make_unique<Shape>();
-    (*slot)->items.reserve(kMaxShapeItems);  // grown once, not line by line
-    (*slot)->keys.reserve(kMaxShapeItems);
-    (*slot)->text.reserve(kMaxShapeText);
-  }
+  if (*slot == nullptr) *slot = std::make_unique<Shape>();
   Shape& shape = **slot;  // its storage kept: another line may take the slot
   shape.text.clear();
   shape.items.clear();

@@ -227,7 +227,8 @@ class DovecotStatsWriterDecoder {
   std::vector<std::unique_ptr<Stored>> spare_;  // freed events, reused by BEGIN
   std::vector<char> text_;                      // scratch for Store()
   // Allocated when first recorded: at most kShapeSlots shapes, each of at
-  // most 1 KiB of tokens and 64 items (about 70 KiB a connection at most).
+  // most 512 bytes of tokens and 48 items: about 75 KiB a connection at
+  // most; 0 - 15 KB in the connections of the benchmark's streams.
   std::array<std::unique_ptr<Shape>, kShapeSlots> shapes_;
   bool fast_paths_ = true;
   std::uint64_t lines_by_shape_ = 0;
