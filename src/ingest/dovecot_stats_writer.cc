@@ -848,9 +848,12 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
   shape.text.clear();
   shape.items.clear();
   bool ok = true;
-  auto add = [&](Shape::Kind kind, std::string_view token) -> Shape::Item& {
-    if (shape.text.size() + token.size() > kMaxShapeText || shape.items.size() == kMaxShapeItems)
+  // The item, or nullptr past the bounds (and no shape): nothing kept grows past them.
+  auto add = [&](Shape::Kind kind, std::string_view token) -> Shape::Item* {
+    if (shape.text.size() + token.size() > kMaxShapeText || shape.items.size() == kMaxShapeItems) {
       ok = false;
+      return nullptr;
+    }
     Shape::Item item{kind};
     item.offset = static_cast<std::uint32_t>(shape.text.size());
     item.size = static_cast<std::uint16_t>(token.size());
@@ -863,7 +866,7 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
       item.mask = token.size() == 7 ? ~std::uint64_t{0}
                                     : (std::uint64_t{1} << ((token.size() + 1) * 8)) - 1;
     }
-    return shape.items.emplace_back(item);
+    return &shape.items.emplace_back(item);
   };
   for (std::size_t i = kFirstItem; ok && i < n;) {
     const std::string_view item = args[i];
@@ -896,13 +899,15 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
         const auto* f =
             std::find_if(p.fields.begin(), end, [&](const Field& x) { return x.key == key; });
         MS_CHECK(f != end);  // the general path just placed it
-        Shape::Item& added = add(code == 'S'   ? Shape::Kind::kString
+        Shape::Item* added = add(code == 'S'   ? Shape::Kind::kString
                                  : code == 'I' ? Shape::Kind::kInt
                                  : code == 'T' ? Shape::Kind::kTimeval
                                                : Shape::Kind::kList,
                                  item);
-        added.field = static_cast<std::uint8_t>(f - p.fields.begin());
-        added.unit = unit;
+        if (added != nullptr) {
+          added->field = static_cast<std::uint8_t>(f - p.fields.begin());
+          added->unit = unit;
+        }
         std::uint32_t count = 0;
         if (code == 'L') ok = ParseDecimal(args[i + 1], count);  // as the general path read it
         i += code == 'T' ? 3 : 2 + count;

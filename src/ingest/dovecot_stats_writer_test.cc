@@ -261,6 +261,31 @@ TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
   EXPECT_EQ(general.decoder().lines_by_shape(), 0u);
 }
 
+// A line of longer tokens or more items than a shape keeps is decoded by the
+// general path every time; one within the bounds takes its shape from the
+// second time on.
+TEST(DovecotStatsWriterDecoderTest, LinesPastTheShapeBoundsKeepTheGeneralPath) {
+  Connection c;
+  c.Start();
+  const std::string prefix = "EVENT\t0\t0\t0\t1795304655\t1\tsmain.c\t1\tnshape_bounds\t";
+  std::string many_items = prefix;
+  for (int i = 0; i < 50; ++i) many_items += "Sk" + std::to_string(i) + "\tv\t";
+  many_items.pop_back();
+  const std::string long_token = prefix + "S" + std::string(520, 'k') + "\tv";
+  for (const std::string& line : {many_items, long_token}) {
+    for (int round = 0; round < 3; ++round) {
+      c.FeedOk({line});
+      const std::string key = line == many_items ? "k49" : std::string(520, 'k');
+      EXPECT_EQ(Get(c.event(), key).as_string(), "v");
+    }
+  }
+  EXPECT_EQ(c.decoder().lines_by_shape(), 0u);
+  const std::string within = prefix + "Sk0\tv\tIk1\t5";
+  for (int round = 0; round < 3; ++round) c.FeedOk({within});
+  EXPECT_EQ(c.decoder().lines_by_shape(), 2u);
+  EXPECT_EQ(Get(c.event(), "k1").as_int(), 5);
+}
+
 TEST(DovecotStatsWriterDecoderTest, HandshakeFailuresCloseTheConnection) {
   struct Case {
     std::string line;
