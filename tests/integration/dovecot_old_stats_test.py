@@ -673,8 +673,13 @@ class Test:
         if self.link_mode == "replace":
             # The master unlinks and re-creates every FIFO listener on
             # reload, replacing the symlink; put it back once that happened.
-            recreated = lm.wait_until(lambda: stat.S_ISFIFO(
-                os.lstat(self.dovecot.auth_fifo_path).st_mode), 10.0, 0.05)
+            def is_fifo() -> bool:
+                try:
+                    return stat.S_ISFIFO(
+                        os.lstat(self.dovecot.auth_fifo_path).st_mode)
+                except FileNotFoundError:  # between unlink and mkfifo
+                    return False
+            recreated = lm.wait_until(is_fifo, 10.0, 0.05)
             c.check("reload replaces the symlink with Dovecot's FIFO",
                     recreated)
             self.link_auth_fifo()
