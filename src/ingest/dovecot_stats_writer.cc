@@ -858,7 +858,7 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
     item.offset = static_cast<std::uint32_t>(shape.text.size());
     item.size = static_cast<std::uint16_t>(token.size());
     shape.text.append(token);
-    if (token.size() < 8) {
+    if (!token.empty() && token.size() < 8) {
       char bytes[8] = {};
       std::memcpy(bytes, token.data(), token.size());
       bytes[token.size()] = '\t';
