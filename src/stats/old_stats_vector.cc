@@ -20,9 +20,7 @@ Status OldStatsVector::ShrankError(const OldStatsVector& old, const OldStatsVect
                                    std::uint32_t present) {
   for (std::size_t i = 0; i < kTimevals; ++i) {
     if (((present >> i) & 1u) == 0) continue;
-    std::int64_t us =
-        (now.tv[i].sec - old.tv[i].sec) * 1'000'000 + (now.tv[i].usec - old.tv[i].usec);
-    if (us < 0) {
+    if (DiffUsecs(old, now, i) < 0) {
       return Rejected("stats_shrank",
                       fmt::format("stats shrank: {} {}.{} < {}.{}", kOldStatsFields[i].name,
                                   now.tv[i].sec, now.tv[i].usec, old.tv[i].sec, old.tv[i].usec));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "catalog/dovecot_old_stats.h"
@@ -65,11 +66,11 @@ struct OldStatsVector {
   // add both parts and carry only when usec > 1000000.
   void Add(const OldStatsVector& d) {
     for (std::size_t i = 0; i < kTimevals; ++i) {
-      tv[i].sec += d.tv[i].sec;
-      tv[i].usec += d.tv[i].usec;
+      tv[i].sec = Wrap(tv[i].sec, d.tv[i].sec, std::plus<>());
+      tv[i].usec = Wrap(tv[i].usec, d.tv[i].usec, std::plus<>());
       if (tv[i].usec > 1'000'000) {
         tv[i].usec -= 1'000'000;
-        tv[i].sec++;
+        tv[i].sec = Wrap(tv[i].sec, std::int64_t{1}, std::plus<>());
       }
     }
     for (std::size_t i = 0; i < n.size(); ++i) n[i] = (n[i] + d.n[i]) & kMask[i];
@@ -86,6 +87,21 @@ struct OldStatsVector {
   friend bool operator==(const OldStatsVector&, const OldStatsVector&) = default;
 
  private:
+  // a OP b on the two's-complement 64 bits, as Dovecot's C gets them from the
+  // machine: a payload is any bytes, and its timevals must wrap, not be
+  // undefined (found by the old-stats fuzz target under UBSan).
+  template <typename Op>
+  static std::int64_t Wrap(std::int64_t a, std::int64_t b, Op op) {
+    return static_cast<std::int64_t>(
+        op(static_cast<std::uint64_t>(a), static_cast<std::uint64_t>(b)));
+  }
+  // now - old of timeval column i, in µs.
+  static std::int64_t DiffUsecs(const OldStatsVector& old, const OldStatsVector& now,
+                                std::size_t i) {
+    const std::int64_t secs = Wrap(now.tv[i].sec, old.tv[i].sec, std::minus<>());
+    return Wrap(Wrap(secs, std::int64_t{1'000'000}, std::multiplies<>()),
+                Wrap(now.tv[i].usec, old.tv[i].usec, std::minus<>()), std::plus<>());
+  }
   // Per integer column: all ones for u64, the low 32 bits for u32 columns,
   // which wrap at 2^32 as in Dovecot.
   static constexpr std::array<std::uint64_t, kColumns - kTimevals> kMask = [] {
@@ -106,8 +122,7 @@ struct OldStatsVector {
   }
   static bool DiffTimeval(const OldStatsVector& old, const OldStatsVector& now,
                           OldStatsVector& diff, std::size_t i) {
-    const std::int64_t us =
-        (now.tv[i].sec - old.tv[i].sec) * 1'000'000 + (now.tv[i].usec - old.tv[i].usec);
+    const std::int64_t us = DiffUsecs(old, now, i);
     // Most differences are below a second: spare the divisions.
     diff.tv[i] = us < 1'000'000 ? Timeval{0, us} : Timeval{us / 1'000'000, us % 1'000'000};
     return us < 0;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 
 namespace mailscope::stats {
@@ -50,6 +51,26 @@ TEST(OldStatsVectorTest, DiffNormalizesAndRejectsShrinking) {
   Status st = OldStatsVector::Diff(old, now, diff);
   EXPECT_EQ(st.reason(), "stats_shrank");
   EXPECT_NE(st.message().find("disk_input"), std::string::npos) << st.message();
+}
+
+// A payload is any bytes: timevals near the ends of int64 wrap as the
+// machine's two's complement does, defined (the ASan+UBSan build checks).
+TEST(OldStatsVectorTest, GarbageTimevalsWrap) {
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  OldStatsVector a, b;
+  a.tv[0] = {kMax, 999999};
+  b.tv[0] = {1, 2};
+  a.Add(b);
+  EXPECT_EQ(a.tv[0], (Timeval{kMin + 1, 1}));  // usec 1000001 carried
+  OldStatsVector old, now, diff;
+  old.tv[0] = {kMin, 0};
+  now.tv[0] = {kMax, 0};  // now - old wraps to -1 second: shrank
+  Status st = OldStatsVector::Diff(old, now, diff);
+  EXPECT_EQ(st.reason(), "stats_shrank");
+  old.tv[0] = {0, 0};
+  now.tv[0] = {kMax / 1000, 5};  // the µs product wraps to -807,995
+  EXPECT_FALSE(OldStatsVector::Diff(old, now, diff).ok());
 }
 
 TEST(OldStatsVectorTest, U32ColumnsWrap) {
