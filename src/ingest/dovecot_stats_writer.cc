@@ -737,6 +737,13 @@ class RawTokens {
     return true;
   }
 
+  // The next token as a decimal number (ParseLineDecimal()).
+  template <typename T>
+  [[gnu::always_inline]] bool NextDecimal(T& out) {
+    std::string_view token;
+    return Next(token) && ParseLineDecimal(token, line_, out);
+  }
+
   // Expect(text) where the token and its TAB are `word` under `mask` (see
   // Shape::Item): one compare of eight bytes while eight are left to read.
   [[gnu::always_inline]] bool Expect(std::string_view text, std::uint64_t word,
@@ -773,10 +780,10 @@ class RawTokens {
 // The first of the two slots of a line's shape (the other is this ^ 1): of
 // its source item's file and line number, and its number of tokens (events
 // of one kind often differ in their fields).
-std::size_t ShapeSlot(std::string_view file, std::string_view line, std::size_t tokens,
+std::size_t ShapeSlot(std::string_view file, std::uint32_t line, std::size_t tokens,
                       std::size_t slots) {
   std::uint64_t h = NameCacheSlot(file, std::size_t{1} << 30) * 0x9e3779b97f4a7c15ULL;
-  h ^= NameCacheSlot(line, std::size_t{1} << 30) + (std::uint64_t{tokens} << 32);
+  h ^= (std::uint64_t{line} << 32) + tokens;
   h *= 0xc2b2ae3d27d4eb4fULL;
   return static_cast<std::size_t>(h >> 40) & (slots - 1);
 }
@@ -784,16 +791,7 @@ std::size_t ShapeSlot(std::string_view file, std::string_view line, std::size_t 
 }  // namespace
 
 struct DovecotStatsWriterDecoder::Shape {
-  enum class Kind : std::uint8_t {
-    kSource,
-    kLastSent,
-    kName,
-    kCategory,
-    kString,
-    kInt,
-    kTimeval,
-    kList
-  };
+  enum class Kind : std::uint8_t { kLastSent, kName, kCategory, kString, kInt, kTimeval, kList };
   struct Item {
     Kind kind;
     std::uint8_t field = 0;   // kString kInt kTimeval kList: its place in Parsed::fields
@@ -805,22 +803,24 @@ struct DovecotStatsWriterDecoder::Shape {
     std::uint64_t word = 0;
     std::uint64_t mask = 0;
   };
-  std::string text;  // the tokens compared, back to back
-  std::vector<Item> items;
-  // Which lines it is for: items[0] is the source item, then these.
+  // The tokens compared, back to back: first the source item ("s<file>"),
+  // text[0..source_size), then those of `items`.
+  std::string text;
+  std::uint16_t source_size = 0;
+  std::vector<Item> items;  // after the source item and its line number
+  // Which lines it is for, with the source item.
   std::uint32_t source_line = 0;
   std::size_t tokens = 0;
   // What the general path left in Parsed, values aside.
   bool has_name = false;
   NameId name = kNoName;
   CategoryList categories;
-  std::uint64_t key_bits = 0;
   std::vector<NameId> keys;  // Parsed::fields' keys, in order
 
+  std::string_view Source() const { return {text.data(), source_size}; }
   std::string_view Token(const Item& item) const { return {text.data() + item.offset, item.size}; }
   bool For(std::string_view file, std::uint32_t line, std::size_t line_tokens) const {
-    return !items.empty() && tokens == line_tokens && source_line == line &&
-           Token(items[0]) == file;
+    return tokens == line_tokens && source_line == line && Source() == file;
   }
 };
 
@@ -832,20 +832,16 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
   constexpr std::size_t kFirstItem = 6;
   const Parsed& p = *parsed_;
   const std::size_t n = args.size();
-  if (p.truncated || n < kFirstItem + 2 || !args[kFirstItem].starts_with('s')) return;
-  // The slot that holds this line's shape, else a free one, else the second.
-  const std::size_t first = ShapeSlot(args[kFirstItem], args[kFirstItem + 1], n, kShapeSlots);
-  std::unique_ptr<Shape>* slot = &shapes_[first ^ 1];
-  for (const std::size_t k : {first, first ^ 1}) {
-    if (shapes_[k] == nullptr || shapes_[k]->items.empty() ||
-        shapes_[k]->For(args[kFirstItem], p.source_line, n)) {
-      slot = &shapes_[k];
-      break;
-    }
+  const std::string_view source = n > kFirstItem ? args[kFirstItem] : std::string_view();
+  if (p.truncated || n < kFirstItem + 2 || !source.starts_with('s') ||
+      source.size() > kMaxShapeText) {
+    return;
   }
-  if (*slot == nullptr) *slot = std::make_unique<Shape>();
-  Shape& shape = **slot;  // its storage kept: another line may take the slot
-  shape.text.clear();
+  // Built aside, so a line without a shape takes no slot from one with.
+  if (scratch_shape_ == nullptr) scratch_shape_ = std::make_unique<Shape>();
+  Shape& shape = *scratch_shape_;
+  shape.text.assign(source);
+  shape.source_size = static_cast<std::uint16_t>(source.size());
   shape.items.clear();
   bool ok = true;
   // The item, or nullptr past the bounds (and no shape): nothing kept grows past them.
@@ -868,15 +864,10 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
     }
     return &shape.items.emplace_back(item);
   };
-  for (std::size_t i = kFirstItem; ok && i < n;) {
+  for (std::size_t i = kFirstItem + 2; ok && i < n;) {
     const std::string_view item = args[i];
     const char code = item.empty() ? '\0' : item[0];
     switch (code) {
-      case 's':
-        ok = i == kFirstItem;  // the slot knows only the first
-        add(Shape::Kind::kSource, item);
-        i += 2;
-        break;
       case 'l':
         add(Shape::Kind::kLastSent, {});
         i += 2;
@@ -913,62 +904,64 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
         i += code == 'T' ? 3 : 2 + count;
         break;
       }
-      default:  // 'a', an unknown code: no shape
+      default:  // a second source item, 'a', an unknown code: no shape
         ok = false;
         break;
     }
   }
-  if (!ok) {
-    shape.items.clear();  // matches no line
-    return;
-  }
+  if (!ok) return;
   shape.source_line = p.source_line;
   shape.tokens = n;
   shape.has_name = p.has_name;
   shape.name = p.name;
   shape.categories = p.categories;
-  shape.key_bits = p.key_bits;
   shape.keys.clear();
   for (std::size_t i = 0; i < p.field_count; ++i) shape.keys.push_back(p.fields[i].key);
+  // Into the slot that holds this line's shape, else a free one, else the
+  // second; what it held becomes the next scratch.
+  const std::size_t first = ShapeSlot(source, p.source_line, n, kShapeSlots);
+  std::size_t k = first ^ 1;
+  for (const std::size_t candidate : {first, first ^ 1}) {
+    if (shapes_[candidate] == nullptr || shapes_[candidate]->For(source, p.source_line, n)) {
+      k = candidate;
+      break;
+    }
+  }
+  std::swap(shapes_[k], scratch_shape_);
 }
 
 bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) {
   RawTokens t(line);
-  std::string_view id, parent_id, log_type, sec, usec, file, source_line;
-  if (!t.Expect(begin ? "BEGIN" : "EVENT") || !t.Next(id) || !t.Next(parent_id) ||
-      !t.Next(log_type) || !t.Next(sec) || !t.Next(usec) || !t.Next(file) || !t.Next(source_line) ||
-      !file.starts_with('s')) {
-    return false;
-  }
   Parsed& p = *parsed_;
   p.Reset();
-  if (!ParseLineDecimal(source_line, line.data(), p.source_line)) return false;
+  Header h;
+  std::uint32_t type = 0;
+  std::string_view sec, usec, file;
+  if (!t.Expect(begin ? "BEGIN" : "EVENT") || !t.NextDecimal(h.id) || !t.NextDecimal(h.parent_id) ||
+      !t.NextDecimal(type) || type > 5 || !t.Next(sec) || !t.Next(usec) ||
+      !ParseLineTimeval(sec, usec, false, p.created) || !t.Next(file) || !file.starts_with('s') ||
+      !t.NextDecimal(p.source_line)) {
+    return false;
+  }
   const std::size_t tokens = CountTabs({line.data(), line.size()}) + 1;
-  const std::size_t first = ShapeSlot(file, source_line, tokens, kShapeSlots);
+  const std::size_t first = ShapeSlot(file, p.source_line, tokens, kShapeSlots);
   const Shape* shape = shapes_[first].get();
   if (shape == nullptr || !shape->For(file, p.source_line, tokens)) {
     shape = shapes_[first ^ 1].get();
     if (shape == nullptr || !shape->For(file, p.source_line, tokens)) return false;
-  }
-  Header h;
-  std::uint32_t type = 0;
-  if (!ParseLineDecimal(id, line.data(), h.id) ||
-      !ParseLineDecimal(parent_id, line.data(), h.parent_id) ||
-      !ParseLineDecimal(log_type, line.data(), type) || type > 5 ||
-      !ParseLineTimeval(sec, usec, false, p.created)) {
-    return false;
   }
   h.level = LevelOf(type);
   p.has_source = true;
   p.source_file = file.substr(1);
   for (std::size_t k = 0; k < shape->keys.size(); ++k) p.fields[k].key = shape->keys[k];
   std::string_view a, b;
-  for (std::size_t k = 1; k < shape->items.size(); ++k) {
-    const Shape::Item& item = shape->items[k];
+  for (const Shape::Item& item : shape->items) {
+    if (item.kind != Shape::Kind::kLastSent &&
+        !t.Expect(shape->Token(item), item.word, item.mask)) {
+      return false;
+    }
     Value& value = p.fields[item.field].value;
     switch (item.kind) {
-      case Shape::Kind::kSource:  // only the first, compared above
-        return false;
       case Shape::Kind::kLastSent:
         if (!t.Next(a) || !a.starts_with('l') || !t.Next(b) ||
             !ParseLineTimeval(a.substr(1), b, false, p.last_sent)) {
@@ -977,26 +970,20 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
         break;
       case Shape::Kind::kName:
       case Shape::Kind::kCategory:
-        if (!t.Expect(shape->Token(item), item.word, item.mask)) return false;
         break;
       case Shape::Kind::kString:
-        if (!t.Expect(shape->Token(item), item.word, item.mask) || !t.Next(a)) return false;
+        if (!t.Next(a)) return false;
         value.set_string(a);
         break;
       case Shape::Kind::kInt: {
         std::int64_t number = 0;
-        if (!t.Expect(shape->Token(item), item.word, item.mask) || !t.Next(a) ||
-            !ParseLineDecimal(a, line.data(), number))
-          return false;
+        if (!t.NextDecimal(number)) return false;
         value.set_int(number, item.unit);
         break;
       }
       case Shape::Kind::kTimeval: {
         Timeval tv;
-        if (!t.Expect(shape->Token(item), item.word, item.mask) || !t.Next(a) || !t.Next(b) ||
-            !ParseLineTimeval(a, b, true, tv)) {
-          return false;
-        }
+        if (!t.Next(a) || !t.Next(b) || !ParseLineTimeval(a, b, true, tv)) return false;
         value.set_timeval(tv);
         break;
       }
@@ -1004,9 +991,7 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
         // <count> <v1> ... <vN>: with no escape, the elements joined by TAB
         // are the line's bytes from the first to the last.
         std::uint32_t count = 0;
-        if (!t.Expect(shape->Token(item), item.word, item.mask) || !t.Next(a) ||
-            !ParseLineDecimal(a, line.data(), count))
-          return false;
+        if (!t.NextDecimal(count)) return false;
         std::string_view head, last;
         for (std::uint32_t e = 0; e < count; ++e) {
           if (!t.Next(last)) return false;
@@ -1025,7 +1010,6 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
   p.name = shape->name;
   p.categories = shape->categories;
   p.field_count = shape->keys.size();
-  p.key_bits = shape->key_bits;
   // The checks of Begin() and EventLine(); the general path tells what failed.
   Stored* parent = h.parent_id == 0 ? nullptr : FindLive(h.parent_id);
   if (h.parent_id != 0 && parent == nullptr) return false;

@@ -226,10 +226,12 @@ class DovecotStatsWriterDecoder {
   std::vector<std::unique_ptr<Stored>> held_;
   std::vector<std::unique_ptr<Stored>> spare_;  // freed events, reused by BEGIN
   std::vector<char> text_;                      // scratch for Store()
-  // Allocated when first recorded: at most kShapeSlots shapes, each of at
-  // most 512 bytes of tokens and 48 items: about 75 KiB a connection at
-  // most; 0 - 15 KB in the connections of the benchmark's streams.
+  // Allocated when first recorded: at most kShapeSlots shapes and the one
+  // being built, each of at most 512 bytes of tokens and 48 items: about
+  // 75 KiB a connection at most; 0 - 15 KB in the connections of the
+  // benchmark's streams.
   std::array<std::unique_ptr<Shape>, kShapeSlots> shapes_;
+  std::unique_ptr<Shape> scratch_shape_;  // where RecordShape() builds one
   bool fast_paths_ = true;
   std::uint64_t lines_by_shape_ = 0;
   std::size_t state_bytes_ = 0;
