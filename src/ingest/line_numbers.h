@@ -3,6 +3,7 @@
 // as lib-event writes tv_created, tv_last_sent and timeval fields).
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -31,6 +32,7 @@ inline bool ParseTimeval(std::string_view sec, std::string_view usec, bool allow
 // word `v`, to their value; false if a byte is not a digit. (SWAR: a dozen
 // instructions where a byte loop takes about fifty.)
 [[gnu::always_inline]] inline bool EightDigits(std::uint64_t v, std::uint32_t& out) {
+  static_assert(std::endian::native == std::endian::little, "the first digit is the low byte");
   constexpr std::uint64_t kHigh = 0xF0F0F0F0F0F0F0F0ULL;
   constexpr std::uint64_t kZeros = 0x3030303030303030ULL;
   // A digit is 0x30..0x39: its high nibble is 3, and stays 3 after adding 6.
@@ -45,6 +47,17 @@ inline bool ParseTimeval(std::string_view sec, std::string_view usec, bool allow
   return true;
 }
 
+// The n (1..8) digits that end at `end`, read as the eight bytes before
+// `end`, those before the digits turned into leading zeros; false if one of
+// the n is not a digit. REQUIRES: the eight bytes are readable.
+[[gnu::always_inline]] inline bool DigitsEndingAt(const char* end, std::size_t n,
+                                                  std::uint32_t& out) {
+  std::uint64_t word = 0;
+  std::memcpy(&word, end - 8, 8);
+  const std::uint64_t lead = (std::uint64_t{1} << ((8 - n) * 8)) - 1;
+  return EightDigits((word & ~lead) | (0x3030303030303030ULL & lead), out);
+}
+
 // ParseDecimal() for a number of four to eight digits, read as the eight
 // bytes that end with it, those before it turned into leading zeros: no byte
 // loop. `line` is where the readable bytes before the number begin; a number
@@ -56,12 +69,8 @@ template <typename T>
   static_assert(std::numeric_limits<T>::digits10 >= 8);
   const std::size_t n = s.size();
   if (n >= 4 && n <= 8 && s.data() + n >= line + 8) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, s.data() + n - 8, 8);
-    const std::uint64_t lead = (std::uint64_t{1} << ((8 - n) * 8)) - 1;
-    word = (word & ~lead) | (0x3030303030303030ULL & lead);
     std::uint32_t v = 0;
-    if (EightDigits(word, v)) {
+    if (DigitsEndingAt(s.data() + n, n, v)) {
       out = static_cast<T>(v);
       return true;
     }
@@ -80,15 +89,10 @@ template <typename T>
   if (sec.size() == 10 && n >= 1 && n <= 6 && usec.data() == sec.data() + 11) {
     const auto d0 = static_cast<unsigned>(static_cast<unsigned char>(sec[0]) - '0');
     const auto d1 = static_cast<unsigned>(static_cast<unsigned char>(sec[1]) - '0');
-    std::uint64_t low8 = 0, micro = 0;
-    std::memcpy(&low8, sec.data() + 2, 8);
-    // The eight bytes that end with the microseconds (the first of them in
-    // the seconds), all but the digits turned into leading zeros.
-    std::memcpy(&micro, usec.data() + n - 8, 8);
-    const std::uint64_t lead = (std::uint64_t{1} << ((8 - n) * 8)) - 1;
-    micro = (micro & ~lead) | (0x3030303030303030ULL & lead);
+    // The microseconds' eight bytes begin within the seconds.
     std::uint32_t lo = 0, us = 0;
-    if (d0 <= 9 && d1 <= 9 && EightDigits(low8, lo) && EightDigits(micro, us)) {
+    if (d0 <= 9 && d1 <= 9 && DigitsEndingAt(sec.data() + 10, 8, lo) &&
+        DigitsEndingAt(usec.data() + n, n, us)) {
       // Ten digits are at most 9,999,999,999: past no bound, never negative.
       out.sec = static_cast<std::int64_t>(d0 * 10 + d1) * 100'000'000 + lo;
       out.usec = us;
