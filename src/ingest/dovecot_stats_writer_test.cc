@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "catalog/event_router.h"
+#include "core/event_testing.h"
 #include "filter/filter.h"
 #include "ingest/dovecot_captures_testing.h"
 
@@ -106,35 +107,6 @@ std::vector<std::string_view> CategoryNames(const Event& e) {
   std::vector<std::string_view> names;
   for (NameId c : e.categories) names.push_back(NameText(c));
   return names;
-}
-
-// An event as text, for comparing two decoders' answers field for field.
-std::string Describe(const Event& e) {
-  std::ostringstream out;
-  out << NameText(e.name) << " level=" << static_cast<int>(e.level)
-      << " time=" << e.time.time_since_epoch().count() << " span=" << e.span_id
-      << " parent=" << e.parent_id << "/" << (e.parent != nullptr ? e.parent->span_id : 0)
-      << " global=" << (e.global != nullptr ? e.global->span_id : 0) << " src=" << e.source_file
-      << ":" << e.source_line << " truncated=" << e.fields.truncated() << " cats=";
-  for (NameId c : e.categories) out << NameText(c) << ",";
-  for (const Field& f : e.fields) {
-    out << " " << NameText(f.key) << "=" << static_cast<int>(f.value.type()) << "/"
-        << static_cast<int>(f.value.unit()) << ":";
-    switch (f.value.type()) {
-      case Value::Type::kString:
-        out << "[" << f.value.as_string() << "]";
-        break;
-      case Value::Type::kInt:
-        out << f.value.as_int();
-        break;
-      case Value::Type::kTimeval:
-        out << f.value.as_timeval().sec << "." << f.value.as_timeval().usec;
-        break;
-      default:
-        out << "?";
-    }
-  }
-  return out.str();
 }
 
 // A line of a few recurring kinds, values drawn anew, now and then changed
@@ -238,7 +210,8 @@ TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
     const StatsWriterResult a = shaped.Feed(line);
     // Read before the other decoder runs: the decoders of a thread share the
     // EVENT they emit.
-    const std::string shaped_event = a.emit != Emit::kNone ? Describe(shaped.event()) : "";
+    const std::string shaped_event =
+        a.emit != Emit::kNone ? DescribeEventForTesting(shaped.event()) : "";
     const StatsWriterResult b = general.Feed(line);
     ASSERT_EQ(a.status.ToString(), b.status.ToString()) << line;
     ASSERT_EQ(a.emit, b.emit) << line;
@@ -246,7 +219,7 @@ TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
     ASSERT_EQ(shaped.decoder().live_events(), general.decoder().live_events()) << line;
     ASSERT_EQ(shaped.decoder().state_bytes(), general.decoder().state_bytes()) << line;
     if (a.emit != Emit::kNone) {
-      ASSERT_EQ(shaped_event, Describe(general.event())) << line;
+      ASSERT_EQ(shaped_event, DescribeEventForTesting(general.event())) << line;
     }
     if (line.starts_with("END")) {  // and BEGIN it again
       const std::string id = line.substr(4);
