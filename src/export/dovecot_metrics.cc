@@ -87,13 +87,13 @@ void RenderCounters(const MetricDefinition& d, const std::string& name, const Me
   };
   w.Family(name, "counter", Help("Total number of all events of this kind", d));
   WalkDiscrete(d, root, path, [&](const MetricNode& n, const LabelPath& p) {
-    if (shown(n)) w.Sample(std::span<const Label>(View(p)), n.duration().count());
+    if (shown(n)) w.Sample(std::span<const Label>(View(p)), n.count());
   });
   w.Family(name + "_duration_seconds", "counter",
            Help("Total duration of all events of this kind", d), "seconds");
   WalkDiscrete(d, root, path, [&](const MetricNode& n, const LabelPath& p) {
     if (shown(n)) {
-      w.Sample(std::span<const Label>(View(p)), static_cast<double>(n.duration().sum()) / 1e6);
+      w.Sample(std::span<const Label>(View(p)), static_cast<double>(n.duration_sum()) / 1e6);
     }
   });
 }
@@ -115,14 +115,13 @@ void RenderHistogramGroup(const MetricDefinition& d, const MetricNode& parent,
   have_sum = have_sum || field_index >= 0;
   for (const auto& child : parent.children()) {
     if (child->bucket() < 0 || static_cast<std::size_t>(child->bucket()) >= buckets) continue;
-    const std::uint64_t n = child->duration().count();
+    const std::uint64_t n = child->count();
     counts[static_cast<std::size_t>(child->bucket())] += n;
     total += n;
     if (is_duration) {
-      sum += static_cast<double>(child->duration().sum()) / 1e6;
+      sum += static_cast<double>(child->duration_sum()) / 1e6;
     } else if (field_index >= 0) {
-      const double v =
-          static_cast<double>(child->fields()[static_cast<std::size_t>(field_index)].sum());
+      const double v = static_cast<double>(child->field_sum(static_cast<std::size_t>(field_index)));
       sum += seconds ? v / 1e6 : v;
     }
   }
@@ -182,7 +181,7 @@ void RenderMetrics(const stats::MetricsEngine& engine, MetricsWriter& w) {
     // then its `le` would be plain numbers, and the next scrape would change
     // them to seconds. An empty one waits for its first value.
     if (d.base_units() && !seconds && metric->group_unit(last) == Unit::kNone &&
-        metric->root().duration().count() == 0) {
+        metric->root().count() == 0) {
       continue;
     }
     w.Family(name, "histogram", Help("Histogram", d));

@@ -127,7 +127,7 @@ void AppendNode(const Metric& metric, const MetricNode& node, std::span<const St
   for (std::size_t i = 0; i < fields.size(); ++i) {
     out += '\t';
     AppendTabEscaped(out, fields[i]);
-    AppendStats(node.fields()[i], stats, out);
+    AppendStats(node.field(i), stats, out);
   }
   out += '\n';
 }

@@ -634,6 +634,43 @@ MetricNode::MetricNode(std::string sub_name, std::size_t depth, std::int64_t buc
       duration_(prototype),
       fields_(fields, Distribution(prototype)) {}
 
+Distribution MetricNode::duration() const {
+  Distribution d = duration_;
+  MergeSubtree(kDuration, d);
+  return d;
+}
+
+Distribution MetricNode::field(std::size_t i) const {
+  Distribution d = fields_[i];
+  MergeSubtree(i, d);
+  return d;
+}
+
+void MetricNode::MergeSubtree(std::size_t which, Distribution& into) const {
+  for (const auto& child : children_) {
+    into.Merge(which == kDuration ? child->duration_ : child->fields_[which]);
+    child->MergeSubtree(which, into);
+  }
+}
+
+std::uint64_t MetricNode::count() const {
+  std::uint64_t n = duration_.count();
+  for (const auto& child : children_) n += child->count();
+  return n;
+}
+
+std::uint64_t MetricNode::duration_sum() const {
+  std::uint64_t n = duration_.sum();
+  for (const auto& child : children_) n += child->duration_sum();
+  return n;
+}
+
+std::uint64_t MetricNode::field_sum(std::size_t i) const {
+  std::uint64_t n = fields_[i].sum();
+  for (const auto& child : children_) n += child->field_sum(i);
+  return n;
+}
+
 void MetricNode::Reset() {
   duration_.Reset();
   for (Distribution& d : fields_) d.Reset();
@@ -836,36 +873,42 @@ void MetricsEngine::Process(const Event& event) {
   const auto it = by_name_.find(event.name);
   for (Metric* m : it != by_name_.end() ? it->second : any_name_) {
     if (!m->name_decides_ && !m->definition().filter.Matches(event, this)) continue;
-    Feed(*m, *m->root_, event);
+    Feed(*m, event);
     if (export_sink_ && !m->definition().exporter.empty()) export_sink_(*m, event);
   }
 }
 
-void MetricsEngine::Feed(Metric& metric, MetricNode& node, const Event& event) {
-  if (metric.definition_.base_units()) {
-    FeedBaseUnits(metric, node, event);
-    return;
+void MetricsEngine::Feed(Metric& metric, const Event& event) {
+  MetricNode* node = metric.root_.get();
+  while (node->depth_ < metric.definition_.group_by.size()) {
+    MetricNode* child = GroupInto(metric, *node, event);
+    if (child == nullptr) break;
+    node = child;
   }
+  if (metric.definition_.base_units()) {
+    AddBaseUnits(metric, *node, event);
+  } else {
+    AddValues(metric, *node, event);
+  }
+}
+
+void MetricsEngine::AddValues(Metric& metric, MetricNode& node, const Event& event) {
   const MetricDefinition& def = metric.definition_;
   // Dovecot adds duration (0 without an end time) to every event it counts.
   const Value* duration = Field(metric.duration_slot_, event);
   node.duration_.Add(duration != nullptr ? ToNumber(*duration) : 0);
   for (std::size_t i = 0; i < def.fields.size(); ++i)
     if (const Value* f = Field(metric.field_slots_[i], event)) node.fields_[i].Add(ToNumber(*f));
-  if (node.depth_ < def.group_by.size()) GroupInto(metric, node, event);
 }
 
-// The same walk, each number in its base unit. A node's values meet the
-// units Feed() learned at the root already, so only the root counts conflicts.
-void MetricsEngine::FeedBaseUnits(Metric& metric, MetricNode& node, const Event& event) {
+void MetricsEngine::AddBaseUnits(Metric& metric, MetricNode& node, const Event& event) {
   const MetricDefinition& def = metric.definition_;
-  const bool root = node.depth_ == 0;
   const Value* duration = Field(metric.duration_slot_, event);
   std::uint64_t d = 0;
   if (duration != nullptr) {
     if (AcceptUnit(metric.units_[0], duration->unit())) {
       d = ToBaseNumber(*duration);
-    } else if (root) {
+    } else {
       ++metric.unit_conflicts_;
     }
   }
@@ -875,20 +918,19 @@ void MetricsEngine::FeedBaseUnits(Metric& metric, MetricNode& node, const Event&
     if (f == nullptr) continue;
     if (AcceptUnit(metric.units_[1 + i], f->unit())) {
       node.fields_[i].Add(ToBaseNumber(*f));
-    } else if (root) {
+    } else {
       ++metric.unit_conflicts_;
     }
   }
-  if (node.depth_ < def.group_by.size()) GroupInto(metric, node, event);
 }
 
-void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& event) {
+MetricNode* MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& event) {
   const GroupBy& g = metric.definition_.group_by[node.depth_];
   const Value* found = Field(metric.group_slots_[node.depth_], event);
-  if (found == nullptr) return;  // 2.3.19 ignores a missing field
+  if (found == nullptr) return nullptr;  // 2.3.19 ignores a missing field
   const Value v = *found;
 
-  if (v.type() == Value::Type::kTimeval || v.type() == Value::Type::kRecord) return;
+  if (v.type() == Value::Type::kTimeval || v.type() == Value::Type::kRecord) return nullptr;
   const bool is_string = v.type() == Value::Type::kString;
   std::int64_t number;
   if (!metric.definition_.base_units()) {
@@ -900,7 +942,7 @@ void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& eve
     number = static_cast<std::int64_t>(ToBaseNumber(v));
   } else {
     ++metric.unit_conflicts_;
-    return;
+    return nullptr;
   }
   std::int64_t bucket = -1;
   std::string_view text;
@@ -914,34 +956,31 @@ void MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Event& eve
     text = text.substr(0, text.find('\0'));
     return GroupKey(text);
   };
-  if (g.quantized() && is_string) return;  // quantizing applies to integers only
+  if (g.quantized() && is_string) return nullptr;  // quantizing applies to integers only
   const GroupKey key = make_key();
 
-  MetricNode* child;
   if (auto it = node.index_.find(key.view()); it != node.index_.end()) {
-    child = node.children_[it->second].get();
-  } else {
-    if (metric.sub_metric_count_ >= options_.max_sub_metrics) {
-      ++metric.sub_metrics_dropped_;
-      return;
-    }
-    std::string label;
-    if (bucket >= 0) {
-      label = g.BucketName(static_cast<std::size_t>(bucket));
-    } else if (!is_string) {
-      label = fmt::format("{}", static_cast<std::uint64_t>(number));  // Dovecot's dec2str()
-    } else {
-      label = std::string(text);
-    }
-    node.index_.emplace(std::string(key.view()), static_cast<std::uint32_t>(node.children_.size()));
-    node.children_.push_back(std::unique_ptr<MetricNode>(new MetricNode(
-        SubMetricName(label, metric.definition_.base_units() ? kMailscopeSubNameMaxCodePoints
-                                                             : kDovecotSubNameMaxCodePoints),
-        node.depth_ + 1, bucket, node.fields_.size(), prototype_)));
-    ++metric.sub_metric_count_;
-    child = node.children_.back().get();
+    return node.children_[it->second].get();
   }
-  Feed(metric, *child, event);
+  if (metric.sub_metric_count_ >= options_.max_sub_metrics) {
+    ++metric.sub_metrics_dropped_;
+    return nullptr;
+  }
+  std::string label;
+  if (bucket >= 0) {
+    label = g.BucketName(static_cast<std::size_t>(bucket));
+  } else if (!is_string) {
+    label = fmt::format("{}", static_cast<std::uint64_t>(number));  // Dovecot's dec2str()
+  } else {
+    label = std::string(text);
+  }
+  node.index_.emplace(std::string(key.view()), static_cast<std::uint32_t>(node.children_.size()));
+  node.children_.push_back(std::unique_ptr<MetricNode>(new MetricNode(
+      SubMetricName(label, metric.definition_.base_units() ? kMailscopeSubNameMaxCodePoints
+                                                           : kDovecotSubNameMaxCodePoints),
+      node.depth_ + 1, bucket, node.fields_.size(), prototype_)));
+  ++metric.sub_metric_count_;
+  return node.children_.back().get();
 }
 
 void MetricsEngine::Reset() {

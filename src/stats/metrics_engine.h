@@ -257,9 +257,19 @@ class MetricNode {
   std::size_t depth() const { return depth_; }
   // The bucket of a quantized level's sub-metric, else -1.
   std::int64_t bucket() const { return bucket_; }
-  const Distribution& duration() const { return duration_; }
-  // Parallel to MetricDefinition::fields.
-  std::span<const Distribution> fields() const { return fields_; }
+  // Every event counted here, as Dovecot counts an event at its metric and
+  // at each sub-metric it groups into. An event's values are added only to
+  // the deepest node it reaches, so these add up the node's own values and
+  // its subtree's at each call, in time linear in the subtree (exact: every
+  // statistic, the sketch too, is the same whatever the order of its values).
+  Distribution duration() const;
+  // Of MetricDefinition::fields[i]. REQUIRES: i < that size.
+  Distribution field(std::size_t i) const;
+  // duration().count() and .sum(), without the sketches.
+  std::uint64_t count() const;
+  std::uint64_t duration_sum() const;
+  // field(i).sum(), without the sketches.
+  std::uint64_t field_sum(std::size_t i) const;
   // Sub-metrics in creation order.
   std::span<const std::unique_ptr<MetricNode>> children() const { return children_; }
 
@@ -270,10 +280,18 @@ class MetricNode {
              const QuantileSketch& prototype);
   void Reset();
   std::size_t memory_bytes() const;
+  // Merges the own values of every node below this one into `into`: of the
+  // duration (kDuration) or of field `which`.
+  static constexpr std::size_t kDuration = ~std::size_t{0};
+  void MergeSubtree(std::size_t which, Distribution& into) const;
 
   std::string sub_name_;
   std::size_t depth_;
   std::int64_t bucket_;
+  // The values of the events that went no deeper than this node (its group
+  // field missing, not groupable, or no room for a sub-metric). Adding each
+  // value once instead of once per level: 866.5 -> 762.9 M instructions for
+  // the capture mix with the 12 metrics (callgrind, step 2).
   Distribution duration_;
   std::vector<Distribution> fields_;
   std::vector<std::unique_ptr<MetricNode>> children_;
@@ -427,10 +445,15 @@ class MetricsEngine final : private filter::FieldSource {
   // lookups (a field the filters alone compare gets a lookup too).
   bool Find(NameId id, std::string_view key, Value& out) override;
 
-  void Feed(Metric& metric, MetricNode& node, const Event& event);
-  // Feed() for metrics counting in base units.
-  void FeedBaseUnits(Metric& metric, MetricNode& node, const Event& event);
-  void GroupInto(Metric& metric, MetricNode& node, const Event& event);
+  // Counts the event in `metric`: at the deepest sub-metric its group_by
+  // fields lead to (see MetricNode::duration()).
+  void Feed(Metric& metric, const Event& event);
+  // The values as sent (Dovecot's metrics) and in base units (mailscope's).
+  void AddValues(Metric& metric, MetricNode& node, const Event& event);
+  void AddBaseUnits(Metric& metric, MetricNode& node, const Event& event);
+  // The sub-metric of `node` the event groups into, created if missing;
+  // nullptr when it goes no deeper.
+  MetricNode* GroupInto(Metric& metric, MetricNode& node, const Event& event);
   // The field of lookups_[slot] for the current event; nullptr when missing.
   // Inline when settled already, FieldSettled() settling it otherwise: the
   // call was 3 % of a stats-writer stream's run with 12 metrics (callgrind).
@@ -440,7 +463,6 @@ class MetricsEngine final : private filter::FieldSource {
   // instead of a scan of them per lookup; the rest go through FindInChain().
   void ScanOwnFields(const Event& event);
   std::uint32_t SlotOf(NameId id, std::string_view name);
-  MetricNode* Child(Metric& metric, MetricNode& node, std::string_view label, std::int64_t bucket);
   void Rebuild();
   template <typename Visit>
   static void Walk(const Metric& metric, const MetricNode& node, Visit& visit);

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
+#include <set>
 
 #include "core/allocation_counter_testing.h"
 
@@ -508,13 +510,12 @@ TEST_F(MetricsEngineTest, FieldsAreLookedUpRecursively) {
   engine_.Process(ev.e);
   const MetricNode& n = engine_.Find("m")->root();
   EXPECT_EQ(n.duration().sum(), 42u);
-  ASSERT_EQ(n.fields().size(), 5u);
-  EXPECT_EQ(n.fields()[0].sum(), 1000u);  // the grandparent's, before the global event
-  EXPECT_EQ(n.fields()[1].count(), 1u);   // a string counts as 0
-  EXPECT_EQ(n.fields()[1].sum(), 0u);
-  EXPECT_EQ(n.fields()[2].sum(), 2000500u);  // timeval: sec*10^6 + usec
-  EXPECT_EQ(n.fields()[3].count(), 0u);      // missing: not counted
-  EXPECT_EQ(n.fields()[4].sum(), 7u);
+  EXPECT_EQ(n.field(0).sum(), 1000u);  // the grandparent's, before the global event
+  EXPECT_EQ(n.field(1).count(), 1u);   // a string counts as 0
+  EXPECT_EQ(n.field(1).sum(), 0u);
+  EXPECT_EQ(n.field(2).sum(), 2000500u);  // timeval: sec*10^6 + usec
+  EXPECT_EQ(n.field(3).count(), 0u);      // missing: not counted
+  EXPECT_EQ(n.field(4).sum(), 7u);
 
   // No duration anywhere: counted as 0, as Dovecot adds duration=0.
   engine_.Process(Ev("e").e);
@@ -532,10 +533,10 @@ TEST_F(MetricsEngineTest, OwnFieldsFirstValuedOneWins) {
   ev.Int("b", 2).Int("a", 1).Int("b", 3);
   ev.e.parent = &parent.e;
   engine_.Process(ev.e);
-  const auto fields = engine_.Find("m")->root().fields();
-  EXPECT_EQ(fields[0].sum(), 1u);
-  EXPECT_EQ(fields[1].sum(), 2u);
-  EXPECT_EQ(fields[2].sum(), 300u);
+  const MetricNode& root = engine_.Find("m")->root();
+  EXPECT_EQ(root.field(0).sum(), 1u);
+  EXPECT_EQ(root.field(1).sum(), 2u);
+  EXPECT_EQ(root.field(2).sum(), 300u);
 }
 
 TEST_F(MetricsEngineTest, RecordColumnsAreFields) {
@@ -553,8 +554,8 @@ TEST_F(MetricsEngineTest, RecordColumnsAreFields) {
   ev.e.Add(InternName("record"), Value::Record(&kSchema, &data));
   engine_.Process(ev.e);
   const MetricNode& n = engine_.Find("m")->root();
-  EXPECT_EQ(n.fields()[0].sum(), 17u);
-  EXPECT_EQ(n.fields()[1].sum(), 1000005u);
+  EXPECT_EQ(n.field(0).sum(), 17u);
+  EXPECT_EQ(n.field(1).sum(), 1000005u);
 }
 
 TEST_F(MetricsEngineTest, GroupByNestsInCreationOrder) {
@@ -586,7 +587,7 @@ TEST_F(MetricsEngineTest, GroupByNestsInCreationOrder) {
   const MetricNode* ok = Node("imap_command", {"SELECT", "OK"});
   ASSERT_NE(ok, nullptr);
   EXPECT_EQ(ok->duration().sum(), 50u);
-  EXPECT_EQ(ok->fields()[1].sum(), 4u);
+  EXPECT_EQ(ok->field(1).sum(), 4u);
   EXPECT_EQ(ok->bucket(), -1);
   EXPECT_EQ(engine_.Find("imap_command")->sub_metric_count(), 5u);
 }
@@ -662,6 +663,92 @@ TEST_F(MetricsEngineTest, SubMetricCapDropsNewValues) {
   EXPECT_EQ(m->root().children()[0]->children()[0]->duration().count(), 2u);
 }
 
+// Values go only to the deepest node an event reaches; every node still
+// answers as if each event had been added at every level it passes, as
+// Dovecot counts: checked against distributions fed directly, in every
+// statistic, with sketches small enough to collapse their lowest buckets,
+// events that stop early (a group field missing) and a full sub-metric cap.
+TEST_F(MetricsEngineTest, NodesAnswerForTheirWholeSubtree) {
+  const MetricsOptions options{.max_sub_metrics = 7, .sketch_max_buckets = 64};
+  MetricsEngine engine(options);
+  ASSERT_TRUE(engine.Add(Def("m", "event=e", "size", "a b")).ok());
+  const QuantileSketch empty(options.relative_error, options.sketch_max_buckets);
+  struct Expected {
+    Distribution duration, size;
+  };
+  std::map<std::vector<std::string>, Expected> expected;  // by node path
+  auto expect = [&](const std::vector<std::string>& path, std::uint64_t d, std::uint64_t size) {
+    auto [it, fresh] =
+        expected.try_emplace(path, Expected{Distribution(empty), Distribution(empty)});
+    it->second.duration.Add(d);
+    it->second.size.Add(size);
+  };
+  std::mt19937_64 rng(7);
+  auto log_uniform = [&] {
+    return static_cast<std::uint64_t>(std::exp2(std::uniform_real_distribution<>(0, 40)(rng)));
+  };
+  std::set<std::string> a_nodes;
+  std::set<std::pair<std::string, std::string>> b_nodes;
+  std::size_t nodes = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const std::uint64_t d = log_uniform(), size = log_uniform();
+    Ev ev("e");
+    ev.Int("duration", static_cast<std::int64_t>(d)).Int("size", static_cast<std::int64_t>(size));
+    std::vector<std::string> path;
+    expect(path, d, size);
+    const int roll = static_cast<int>(rng() % 10);
+    if (roll == 0) {  // no `a`: the event stops at the metric
+      engine.Process(ev.e);
+      continue;
+    }
+    const std::string a = std::to_string(rng() % 5), b = std::to_string(rng() % 3);
+    ev.Str("a", a);
+    if (a_nodes.contains(a) ||
+        (nodes < options.max_sub_metrics && a_nodes.insert(a).second && ++nodes)) {
+      path.push_back(a);
+      expect(path, d, size);
+      if (roll != 1) {  // roll 1: no `b`, the event stops at a
+        ev.Str("b", b);
+        if (b_nodes.contains({a, b}) ||
+            (nodes < options.max_sub_metrics && b_nodes.insert({a, b}).second && ++nodes)) {
+          path.push_back(b);
+          expect(path, d, size);
+        }
+      }
+    }
+    engine.Process(ev.e);
+  }
+  ASSERT_EQ(engine.Find("m")->sub_metric_count(), options.max_sub_metrics);
+  ASSERT_GT(engine.Find("m")->sub_metrics_dropped(), 0u);
+  auto describe = [](const Distribution& d) {
+    std::string s =
+        fmt::format("count {} sum {} min {} max {} avg {:.2f} variance {:.2f} median {}", d.count(),
+                    d.sum(), d.min(), d.max(), d.avg(), d.variance(), d.median());
+    for (double f : {0.01, 0.1, 0.5, 0.9, 0.95, 0.99}) s += fmt::format(" {}", d.Percentile(f));
+    return s;
+  };
+  std::size_t checked = 0;
+  for (const auto& [path, want] : expected) {
+    std::vector<std::string_view> names(path.begin(), path.end());
+    const MetricNode* n = engine.Find("m") != nullptr ? &engine.Find("m")->root() : nullptr;
+    for (std::string_view p : names) {
+      const MetricNode* next = nullptr;
+      for (const auto& c : n->children())
+        if (c->sub_name() == p) next = c.get();
+      ASSERT_NE(next, nullptr) << p;
+      n = next;
+    }
+    SCOPED_TRACE(fmt::format("node {}", fmt::join(path, "/")));
+    EXPECT_EQ(describe(n->duration()), describe(want.duration));
+    EXPECT_EQ(describe(n->field(0)), describe(want.size));
+    EXPECT_EQ(n->count(), want.duration.count());
+    EXPECT_EQ(n->duration_sum(), want.duration.sum());
+    EXPECT_EQ(n->field_sum(0), want.size.sum());
+    ++checked;
+  }
+  EXPECT_EQ(checked, 1 + options.max_sub_metrics);
+}
+
 // Dovecot's metrics count values as sent, whatever their unit.
 TEST_F(MetricsEngineTest, DovecotMetricsIgnoreUnits) {
   ASSERT_TRUE(engine_.Add(Def("m", "event=e", "elapsed size", "elapsed:linear:0:100:10")).ok());
@@ -672,7 +759,7 @@ TEST_F(MetricsEngineTest, DovecotMetricsIgnoreUnits) {
                       .e);
   const Metric* m = engine_.Find("m");
   EXPECT_EQ(m->root().duration().sum(), 7u);
-  EXPECT_EQ(m->root().fields()[0].sum(), 15u);
+  EXPECT_EQ(m->root().field(0).sum(), 15u);
   EXPECT_EQ(m->root().children()[0]->sub_name(), "elapsed_11_20");
   EXPECT_EQ(m->duration_unit(), Unit::kNone);
   EXPECT_EQ(m->field_unit(0), Unit::kNone);
@@ -705,9 +792,9 @@ TEST_F(MetricsEngineTest, MailscopeMetricsCountInBaseUnits) {
                       .e);
   EXPECT_EQ(m->root().duration().count(), 2u);
   EXPECT_EQ(m->root().duration().sum(), 2'000'000u);
-  EXPECT_EQ(m->root().fields()[0].sum(), 15'000u + 20'500u);
-  EXPECT_EQ(m->root().fields()[1].sum(), 2058u);
-  EXPECT_EQ(m->root().fields()[2].sum(), 4u);
+  EXPECT_EQ(m->root().field(0).sum(), 15'000u + 20'500u);
+  EXPECT_EQ(m->root().field(1).sum(), 2058u);
+  EXPECT_EQ(m->root().field(2).sum(), 4u);
   EXPECT_EQ(m->duration_unit(), Unit::kMicroseconds);
   EXPECT_EQ(m->field_unit(0), Unit::kMicroseconds);
   EXPECT_EQ(m->field_unit(1), Unit::kBytes);
@@ -738,8 +825,8 @@ TEST_F(MetricsEngineTest, MailscopeMetricsKeepTheFirstUnitKind) {
   EXPECT_EQ(m->group_unit(0), Unit::kMicroseconds);
   EXPECT_EQ(m->root().duration().count(), 3u);  // the bytes duration counts as 0
   EXPECT_EQ(m->root().duration().sum(), 0u);
-  EXPECT_EQ(m->root().fields()[0].count(), 2u);
-  EXPECT_EQ(m->root().fields()[0].sum(), 3'001'000u);
+  EXPECT_EQ(m->root().field(0).count(), 2u);
+  EXPECT_EQ(m->root().field(0).sum(), 3'001'000u);
   // duration, x and g of the second event, once each though g's level is
   // below the root.
   EXPECT_EQ(m->unit_conflicts(), 3u);
@@ -774,7 +861,7 @@ TEST_F(MetricsEngineTest, ResetEmptiesCountsAndKeepsSubMetrics) {
   const std::size_t before = engine_.memory_bytes();
   engine_.Reset();
   EXPECT_EQ(Lines(), (std::vector<std::string>{"m/0/=0", "m/1/x=0"}));
-  EXPECT_EQ(engine_.Find("m")->root().fields()[0].count(), 0u);
+  EXPECT_EQ(engine_.Find("m")->root().field(0).count(), 0u);
   EXPECT_GT(before, 0u);
   engine_.Process(Ev("e").Str("g", "x").Int("duration", 4).e);
   EXPECT_EQ(Node("m", {"x"})->duration().max(), 4u);
@@ -917,7 +1004,7 @@ TEST_F(MetricsEngineTest, CapturedFetchNumbers) {
   ExpectNear1Percent(d.median(), 704, "median");
   EXPECT_EQ(d.Percentile(0.95), 1212u);
   // bytes_out 5 1306 82 306 261.20 306 8028.16 306
-  const Distribution& out = Node("imap_command", {"FETCH"})->fields()[1];
+  const Distribution& out = Node("imap_command", {"FETCH"})->field(1);
   EXPECT_EQ(out.sum(), 1306u);
   EXPECT_EQ(fmt::format("{:.2f}", out.variance()), "8028.16");
   EXPECT_EQ(out.median(), 306u);
