@@ -682,7 +682,8 @@ std::size_t MetricNode::memory_bytes() const {
                   children_.capacity() * sizeof(children_[0]);
   for (const Distribution& d : fields_) n += d.memory_bytes();
   // Flat map slots: the key object, its heap bytes, the index and a control byte.
-  n += index_.bucket_count() * (sizeof(std::string) + sizeof(std::uint32_t) + 1);
+  n += index_.bucket_count() * (sizeof(std::string) + sizeof(std::uint32_t) + 1) +
+       by_bucket_.capacity() * sizeof(by_bucket_[0]);
   for (const auto& [key, index] : index_) n += key.capacity() > 15 ? key.capacity() : 0;
   for (const auto& child : children_) n += child->memory_bytes();
   return n;
@@ -957,10 +958,19 @@ MetricNode* MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Eve
     return GroupKey(text);
   };
   if (g.quantized() && is_string) return nullptr;  // quantizing applies to integers only
-  const GroupKey key = make_key();
-
-  if (auto it = node.index_.find(key.view()); it != node.index_.end()) {
-    return node.children_[it->second].get();
+  const bool direct = g.quantized() && g.bucket_count() <= MetricNode::kMaxDirectBuckets;
+  std::optional<GroupKey> key;
+  if (direct) {
+    bucket = static_cast<std::int64_t>(g.BucketOf(number));
+    const auto b = static_cast<std::size_t>(bucket);
+    if (b < node.by_bucket_.size() && node.by_bucket_[b] != 0) {
+      return node.children_[node.by_bucket_[b] - 1].get();
+    }
+  } else {
+    key.emplace(make_key());
+    if (auto it = node.index_.find(key->view()); it != node.index_.end()) {
+      return node.children_[it->second].get();
+    }
   }
   if (metric.sub_metric_count_ >= options_.max_sub_metrics) {
     ++metric.sub_metrics_dropped_;
@@ -974,7 +984,14 @@ MetricNode* MetricsEngine::GroupInto(Metric& metric, MetricNode& node, const Eve
   } else {
     label = std::string(text);
   }
-  node.index_.emplace(std::string(key.view()), static_cast<std::uint32_t>(node.children_.size()));
+  const auto index = static_cast<std::uint32_t>(node.children_.size());
+  if (direct) {
+    const auto b = static_cast<std::size_t>(bucket);
+    if (b >= node.by_bucket_.size()) node.by_bucket_.resize(g.bucket_count(), 0);
+    node.by_bucket_[b] = index + 1;
+  } else {
+    node.index_.emplace(std::string(key->view()), index);
+  }
   node.children_.push_back(std::unique_ptr<MetricNode>(new MetricNode(
       SubMetricName(label, metric.definition_.base_units() ? kMailscopeSubNameMaxCodePoints
                                                            : kDovecotSubNameMaxCodePoints),

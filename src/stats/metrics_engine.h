@@ -307,6 +307,12 @@ class MetricNode {
   };
   // Encoded group value -> index in children_.
   boost::unordered_flat_map<std::string, std::uint32_t, KeyHash, KeyEqual> index_;
+  // A quantized level of at most kMaxDirectBuckets buckets finds its
+  // sub-metrics here instead of index_: bucket -> 1 + index in children_, 0
+  // for none (no key to build and hash: the imap_command_duration and
+  // imap_command_bytes_out levels of the 12 metrics).
+  static constexpr std::size_t kMaxDirectBuckets = 256;
+  std::vector<std::uint32_t> by_bucket_;
 };
 
 // One metric: its definition and its tree of nodes. Owned by the MetricsEngine.

@@ -636,6 +636,30 @@ TEST_F(MetricsEngineTest, QuantizedGroupsIntegersOnly) {
   EXPECT_EQ(Node("imap_command_bytes_out", {"bytes_out_251_500"})->bucket(), 2);
 }
 
+// A level of few buckets finds its sub-metrics by bucket number, one of many
+// by key: the same sub-metrics, in the same order, with the same counts.
+TEST_F(MetricsEngineTest, FewAndManyBucketsGroupAlike) {
+  ASSERT_TRUE(engine_.Add(Def("few", "event=c", "", "n:linear:0:100:1 k")).ok());  // 102 buckets
+  ASSERT_TRUE(engine_.Add(Def("many", "event=c", "", "n:linear:0:1000:1 k")).ok());
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 3000; ++i) {
+    Ev ev("c");
+    ev.Int("n", static_cast<std::int64_t>(rng() % 106) - 5);  // -5 .. 100: named alike in both
+    if (i % 7 != 0) ev.Str("k", i % 2 ? "x" : "y");
+    engine_.Process(ev.e);
+  }
+  std::vector<std::string> few, many;
+  for (const std::string& line : Lines()) {
+    if (line.starts_with("few/")) few.push_back(line.substr(4));
+    if (line.starts_with("many/")) many.push_back(line.substr(5));
+  }
+  EXPECT_EQ(few.size(), 1u + 101u + 2u * 101u);  // -5 .. 0 share n_ninf_0
+  EXPECT_EQ(few, many);
+  EXPECT_EQ(Node("few", {"n_ninf_0"})->bucket(), 0);
+  EXPECT_EQ(Node("many", {"n_ninf_0"})->bucket(), 0);
+  EXPECT_EQ(Node("few", {"n_100_100"})->bucket(), 100);
+}
+
 TEST_F(MetricsEngineTest, DurationHistogramFromTheCapture) {
   ASSERT_TRUE(
       engine_.Add(Def("imap_command_duration", "event=c", "", "duration:exponential:1:5:10")).ok());
