@@ -134,6 +134,8 @@ class DovecotStatsWriterDecoder {
   void DisableFastPathsForTesting() { fast_paths_ = false; }
   // EVENT and BEGIN lines decoded by their shape.
   std::uint64_t lines_by_shape() const { return lines_by_shape_; }
+  // Line shapes held (at most kMaxShapes).
+  std::size_t shapes_held() const { return shape_count_; }
 
  private:
   enum class State : std::uint8_t { kAwaitingVersion, kReady, kClosed };
@@ -200,7 +202,10 @@ class DovecotStatsWriterDecoder {
   // categories and keys of an earlier one is decoded by comparing its tokens
   // with that line's, not by the general path (see the .cc).
   struct Shape;
-  static constexpr std::size_t kShapeSlots = 32;
+  // Slots a shape may take (two for each) and shapes held at once: slots
+  // four times the shapes keep three shapes from competing for two slots.
+  static constexpr std::size_t kShapeSlots = 128;
+  static constexpr std::size_t kMaxShapes = 32;
   // Decodes an EVENT line, or a BEGIN line if `begin`, that matches its
   // slot's shape, and emits it; false (the line and every state untouched)
   // sends it down the general path.
@@ -226,11 +231,12 @@ class DovecotStatsWriterDecoder {
   std::vector<std::unique_ptr<Stored>> held_;
   std::vector<std::unique_ptr<Stored>> spare_;  // freed events, reused by BEGIN
   std::vector<char> text_;                      // scratch for Store()
-  // Allocated when first recorded: at most kShapeSlots shapes and the one
+  // Allocated when first recorded: at most kMaxShapes shapes and the one
   // being built, each of at most 512 bytes of tokens and 48 items: about
   // 75 KiB a connection at most; 0 - 15 KB in the connections of the
   // benchmark's streams.
   std::array<std::unique_ptr<Shape>, kShapeSlots> shapes_;
+  std::size_t shape_count_ = 0;           // of shapes_ not null
   std::unique_ptr<Shape> scratch_shape_;  // where RecordShape() builds one
   bool fast_paths_ = true;
   std::uint64_t lines_by_shape_ = 0;

@@ -1,5 +1,6 @@
 #include "ingest/dovecot_stats_writer.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -257,6 +258,37 @@ TEST(DovecotStatsWriterDecoderTest, LinesPastTheShapeBoundsKeepTheGeneralPath) {
   for (int round = 0; round < 3; ++round) c.FeedOk({within});
   EXPECT_EQ(c.decoder().lines_by_shape(), 2u);
   EXPECT_EQ(Get(c.event(), "k1").as_int(), 5);
+}
+
+// Kinds of lines as many as the shapes held each keep theirs: after the
+// first round every line but a few is decoded by its shape. More kinds than
+// that are answered alike by the general path, and no more shapes are held.
+TEST(DovecotStatsWriterDecoderTest, ManyKindsOfLinesKeepTheirShapes) {
+  auto line = [](int kind, int round) {
+    return "EVENT\t0\t0\t0\t1795304655\t" + std::to_string(round) + "\tsimap-client.c\t" +
+           std::to_string(100 + kind) + "\tnimap_command_finished\tScmd_name\tFETCH\tIbytes_in\t" +
+           std::to_string(round * 7 + kind);
+  };
+  constexpr int kRounds = 20;
+  for (const int kinds : {32, 40}) {
+    SCOPED_TRACE(fmt::format("{} kinds", kinds));
+    Connection shaped, general;
+    general.decoder().DisableFastPathsForTesting();
+    shaped.Start();
+    general.Start();
+    for (int round = 0; round < kRounds; ++round) {
+      for (int kind = 0; kind < kinds; ++kind) {
+        shaped.FeedOk({line(kind, round)});
+        const std::string event = DescribeEventForTesting(shaped.event());
+        general.FeedOk({line(kind, round)});
+        ASSERT_EQ(event, DescribeEventForTesting(general.event()));
+      }
+      EXPECT_LE(shaped.decoder().shapes_held(), 32u);
+    }
+    if (kinds == 32) {
+      EXPECT_GE(shaped.decoder().lines_by_shape(), 32u * (kRounds - 1) * 9 / 10);
+    }
+  }
 }
 
 TEST(DovecotStatsWriterDecoderTest, HandshakeFailuresCloseTheConnection) {
