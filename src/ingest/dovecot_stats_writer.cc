@@ -807,6 +807,7 @@ struct DovecotStatsWriterDecoder::Shape {
     // the mask of their bytes; mask 0 for longer tokens.
     std::uint64_t word = 0;
     std::uint64_t mask = 0;
+    bool operator==(const Item&) const = default;
   };
   // The tokens compared, back to back: first the source item ("s<file>"),
   // text[0..source_size), then those of `items`.
@@ -923,20 +924,24 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
   shape.categories = p.categories;
   shape.keys.clear();
   for (std::size_t i = 0; i < p.field_count; ++i) shape.keys.push_back(p.fields[i].key);
-  // Into the slot that holds this line's shape, else a free one, else the
-  // one used less lately; what it held becomes the next scratch. A shape
-  // more than kMaxShapes first frees the one used least lately of all.
+  // Into the slot that holds this very shape, else a free one, else the one
+  // used less lately; what it held becomes the next scratch. A line of the
+  // same source and tokens but other keys (Dovecot's mail_user_session_finished
+  // sends several such) takes the other slot, so both kinds keep a shape. A
+  // shape more than kMaxShapes first frees the one used least lately of all.
   const auto [first, second] = ShapeSlots(source, p.source_line, n, kShapeSlots);
-  auto holds = [&](std::size_t k) {
-    return shapes_[k] != nullptr && shapes_[k]->For(source, p.source_line, n);
+  auto same = [&](std::size_t k) {
+    const Shape* held = shapes_[k].get();
+    return held != nullptr && held->For(source, p.source_line, n) && held->text == shape.text &&
+           held->items == shape.items;
   };
   auto older = [&](std::size_t a, std::size_t b) {
     return shapes_[a]->last_used < shapes_[b]->last_used ? a : b;
   };
   std::size_t k;
   std::unique_ptr<Shape> freed;
-  if (holds(first) || holds(second)) {
-    k = holds(first) ? first : second;
+  if (same(first) || same(second)) {
+    k = same(first) ? first : second;
   } else if (shapes_[first] != nullptr && shapes_[second] != nullptr) {
     k = older(first, second);
   } else {
@@ -970,68 +975,79 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
     return false;
   }
   const std::size_t tokens = CountTabs({line.data(), line.size()}) + 1;
-  const auto [first, second] = ShapeSlots(file, p.source_line, tokens, kShapeSlots);
-  Shape* shape = shapes_[first].get();
-  if (shape == nullptr || !shape->For(file, p.source_line, tokens)) {
-    shape = shapes_[second].get();
-    if (shape == nullptr || !shape->For(file, p.source_line, tokens)) return false;
-  }
   h.level = LevelOf(type);
   p.has_source = true;
   p.source_file = file.substr(1);
-  for (std::size_t k = 0; k < shape->keys.size(); ++k) p.fields[k].key = shape->keys[k];
-  std::string_view a, b;
-  for (const Shape::Item& item : shape->items) {
-    if (item.kind != Shape::Kind::kLastSent &&
-        !t.Expect(shape->Token(item), item.word, item.mask)) {
-      return false;
+  // The rest of the line by one shape's items, from the tokens after the
+  // source item: false at the first that differs.
+  auto decode_items = [&p](const Shape& shape, RawTokens rest) {
+    for (std::size_t k = 0; k < shape.keys.size(); ++k) p.fields[k].key = shape.keys[k];
+    p.last_sent = {};
+    std::string_view a, b;
+    for (const Shape::Item& item : shape.items) {
+      if (item.kind != Shape::Kind::kLastSent &&
+          !rest.Expect(shape.Token(item), item.word, item.mask)) {
+        return false;
+      }
+      Value& value = p.fields[item.field].value;
+      switch (item.kind) {
+        case Shape::Kind::kLastSent:
+          if (!rest.Next(a) || !a.starts_with('l') || !rest.Next(b) ||
+              !ParseLineTimeval(a.substr(1), b, false, p.last_sent)) {
+            return false;
+          }
+          break;
+        case Shape::Kind::kName:
+        case Shape::Kind::kCategory:
+          break;
+        case Shape::Kind::kString:
+          if (!rest.Next(a)) return false;
+          value.set_string(a);
+          break;
+        case Shape::Kind::kInt: {
+          std::int64_t number = 0;
+          if (!rest.NextDecimal(number)) return false;
+          value.set_int(number, item.unit);
+          break;
+        }
+        case Shape::Kind::kTimeval: {
+          Timeval tv;
+          if (!rest.Next(a) || !rest.Next(b) || !ParseLineTimeval(a, b, true, tv)) return false;
+          value.set_timeval(tv);
+          break;
+        }
+        case Shape::Kind::kList: {
+          // <count> <v1> ... <vN>: with no escape, the elements joined by TAB
+          // are the line's bytes from the first to the last.
+          std::uint32_t count = 0;
+          if (!rest.NextDecimal(count)) return false;
+          std::string_view head, last;
+          for (std::uint32_t e = 0; e < count; ++e) {
+            if (!rest.Next(last)) return false;
+            if (e == 0) head = last;
+          }
+          value.set_string(
+              count == 0 ? std::string_view()
+                         : std::string_view(
+                               head.data(),
+                               static_cast<std::size_t>(last.data() + last.size() - head.data())));
+          break;
+        }
+      }
     }
-    Value& value = p.fields[item.field].value;
-    switch (item.kind) {
-      case Shape::Kind::kLastSent:
-        if (!t.Next(a) || !a.starts_with('l') || !t.Next(b) ||
-            !ParseLineTimeval(a.substr(1), b, false, p.last_sent)) {
-          return false;
-        }
-        break;
-      case Shape::Kind::kName:
-      case Shape::Kind::kCategory:
-        break;
-      case Shape::Kind::kString:
-        if (!t.Next(a)) return false;
-        value.set_string(a);
-        break;
-      case Shape::Kind::kInt: {
-        std::int64_t number = 0;
-        if (!t.NextDecimal(number)) return false;
-        value.set_int(number, item.unit);
-        break;
-      }
-      case Shape::Kind::kTimeval: {
-        Timeval tv;
-        if (!t.Next(a) || !t.Next(b) || !ParseLineTimeval(a, b, true, tv)) return false;
-        value.set_timeval(tv);
-        break;
-      }
-      case Shape::Kind::kList: {
-        // <count> <v1> ... <vN>: with no escape, the elements joined by TAB
-        // are the line's bytes from the first to the last.
-        std::uint32_t count = 0;
-        if (!t.NextDecimal(count)) return false;
-        std::string_view head, last;
-        for (std::uint32_t e = 0; e < count; ++e) {
-          if (!t.Next(last)) return false;
-          if (e == 0) head = last;
-        }
-        value.set_string(count == 0 ? std::string_view()
-                                    : std::string_view(head.data(), static_cast<std::size_t>(
-                                                                        last.data() + last.size() -
-                                                                        head.data())));
-        break;
-      }
+    return rest.done();  // else more items than the shape's
+  };
+  // Two kinds of line may share a source and a number of tokens: each slot's.
+  const auto [first, second] = ShapeSlots(file, p.source_line, tokens, kShapeSlots);
+  Shape* shape = nullptr;
+  for (const std::size_t k : {first, second}) {
+    Shape* held = shapes_[k].get();
+    if (held != nullptr && held->For(file, p.source_line, tokens) && decode_items(*held, t)) {
+      shape = held;
+      break;
     }
   }
-  if (!t.done()) return false;  // more items than the shape's
+  if (shape == nullptr) return false;
   p.has_name = shape->has_name;
   p.name = shape->name;
   p.categories = shape->categories;

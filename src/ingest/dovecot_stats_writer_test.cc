@@ -291,6 +291,28 @@ TEST(DovecotStatsWriterDecoderTest, ManyKindsOfLinesKeepTheirShapes) {
   }
 }
 
+// Two kinds of line from one source line, with as many tokens but other
+// keys (as Dovecot's mail_user_session_finished), each keep a shape.
+TEST(DovecotStatsWriterDecoderTest, TwoKindsOfOneSourceLineKeepTheirShapes) {
+  auto line = [](int round) {
+    const std::string keys = round % 2 ? "Iutime\t5\tIstime\t" : "Irss\t5\tIvsz\t";
+    return "EVENT\t0\t0\t0\t1795304655\t1\tsmail-user.c\t252\tnmail_user_session_finished\t" +
+           keys + std::to_string(round);
+  };
+  Connection shaped, general;
+  general.decoder().DisableFastPathsForTesting();
+  shaped.Start();
+  general.Start();
+  for (int round = 0; round < 20; ++round) {
+    shaped.FeedOk({line(round)});
+    const std::string event = DescribeEventForTesting(shaped.event());
+    general.FeedOk({line(round)});
+    ASSERT_EQ(event, DescribeEventForTesting(general.event()));
+  }
+  EXPECT_EQ(shaped.decoder().lines_by_shape(), 18u);
+  EXPECT_EQ(shaped.decoder().shapes_held(), 2u);
+}
+
 TEST(DovecotStatsWriterDecoderTest, HandshakeFailuresCloseTheConnection) {
   struct Case {
     std::string line;
