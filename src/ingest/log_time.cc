@@ -2,6 +2,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstring>
 
 namespace mailscope::ingest {
 namespace {
@@ -220,18 +221,55 @@ std::optional<LogTime> LogTimeParser::Parse(std::string_view line) {
   return out;
 }
 
+std::int64_t EightHexDigitsScalar(const char* p) {
+  std::int64_t v = 0;
+  for (int i = 0; i < 8; ++i) {
+    const int d = HexValue(p[i]);
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+std::int64_t EightHexDigits(const char* p) {
+  constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+  constexpr auto kBytes = [](unsigned char c) { return 0x0101010101010101ULL * c; };
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);  // p[0] in the low byte
+  // Per byte (each below 0x80 first): at least `lo` and at most `hi`, in its high bit.
+  auto in = [&](unsigned char lo, unsigned char hi) {
+    return ((v | kHigh) - kBytes(lo)) & ((kBytes(hi) | kHigh) - v) & kHigh;
+  };
+  if ((v & kHigh) != 0 || (in('0', '9') | in('a', 'f')) != kHigh) return -1;
+  // A digit's value is its low nibble; a letter's (bit 6 set) that plus 9.
+  std::uint64_t n = (v & kBytes(0x0f)) + ((v >> 6) & kBytes(1)) * 9;
+  n = ((n << 4) + (n >> 8)) & 0x00ff00ff00ff00ffULL;    // pairs: p[0]p[1] first
+  n = ((n << 8) + (n >> 16)) & 0x0000ffff0000ffffULL;   // fours
+  n = ((n << 16) + (n >> 32)) & 0x00000000ffffffffULL;  // all eight
+  return static_cast<std::int64_t>(n);
+}
+
 std::optional<LogTime> LogTimeParser::ParseTai64n(std::string_view line) {
   // "@" + 16 hex digits of seconds + 8 of nanoseconds.
   std::uint64_t label = 0;
   std::uint32_t nanos = 0;
-  for (std::size_t i = 1; i <= 24; ++i) {
-    if (i >= line.size()) return Fail("tai64n: label shorter than 24 hex digits", i);
-    const int v = HexValue(line[i]);
-    if (v < 0) return Fail("tai64n: label is not 24 lowercase hex digits", i);
-    if (i <= 16) {
-      label = (label << 4) | static_cast<std::uint64_t>(v);
-    } else {
-      nanos = (nanos << 4) | static_cast<std::uint32_t>(v);
+  const std::int64_t high = line.size() >= 25 ? EightHexDigits(line.data() + 1) : -1;
+  const std::int64_t low = high >= 0 ? EightHexDigits(line.data() + 9) : -1;
+  const std::int64_t fraction = low >= 0 ? EightHexDigits(line.data() + 17) : -1;
+  if (fraction >= 0) {
+    label = static_cast<std::uint64_t>(high) << 32 | static_cast<std::uint64_t>(low);
+    nanos = static_cast<std::uint32_t>(fraction);
+  } else {
+    // Digit by digit, to tell where the label goes wrong.
+    for (std::size_t i = 1; i <= 24; ++i) {
+      if (i >= line.size()) return Fail("tai64n: label shorter than 24 hex digits", i);
+      const int v = HexValue(line[i]);
+      if (v < 0) return Fail("tai64n: label is not 24 lowercase hex digits", i);
+      if (i <= 16) {
+        label = (label << 4) | static_cast<std::uint64_t>(v);
+      } else {
+        nanos = (nanos << 4) | static_cast<std::uint32_t>(v);
+      }
     }
   }
   if (line.size() > 25 && line[25] != ' ') return Fail("tai64n: label not followed by a space", 25);

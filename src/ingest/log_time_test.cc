@@ -59,6 +59,37 @@ std::string Label(std::int64_t unix_seconds, std::uint32_t nanos) {
 
 // --- The forms ---------------------------------------------------------------
 
+// The word-at-a-time read of eight hex digits against the byte loop: every
+// byte value at every place of a valid label, and random words of digits,
+// letters on either side of a-f and 0-9, capitals and high bytes.
+TEST(LogTimeParserTest, EightHexDigitsAnswerAsTheByteLoop) {
+  const std::string base = "4000000065a3f1c2";
+  for (std::size_t offset = 0; offset <= 8; offset += 8) {
+    for (std::size_t at = 0; at < 8; ++at) {
+      for (int c = 0; c < 256; ++c) {
+        std::string s = base.substr(offset, 8);
+        s[at] = static_cast<char>(c);
+        ASSERT_EQ(EightHexDigits(s.data()), EightHexDigitsScalar(s.data())) << at << " " << c;
+      }
+    }
+  }
+  EXPECT_EQ(EightHexDigits("65a3f1c2"), 0x65a3f1c2);
+  EXPECT_EQ(EightHexDigits("ffffffff"), 0xffffffffLL);
+  EXPECT_EQ(EightHexDigits("00000000"), 0);
+  const std::string alphabet = std::string("0123456789abcdef/:`gAF@G") + '\x80' + '\xff' + '\0';
+  std::uint64_t state = 42;
+  for (int round = 0; round < 200000; ++round) {
+    char word[8];
+    for (char& c : word) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      // Mostly hex digits, so that whole valid words come up often.
+      const std::size_t pick = (state >> 33) % 64;
+      c = pick < 48 ? alphabet[pick % 16] : alphabet[16 + pick % (alphabet.size() - 16)];
+    }
+    ASSERT_EQ(EightHexDigits(word), EightHexDigitsScalar(word)) << std::string(word, 8);
+  }
+}
+
 TEST(LogTimeParserTest, Tai64nWorkedExample) {
   // reference/qmail-logs.md §1: TAI 935467455.787492500 is Unix 935467445.7875.
   LogTimeParser parser(TimeZone::Utc(), kReference);
