@@ -191,11 +191,19 @@ struct DovecotStatsWriterDecoder::Parsed : ParsedHead {
   // Sets the `duration` field of BEGIN and EVENT (stats-metrics.c): last_sent -
   // created in µs, 0 without last_sent. Dovecot asserts it is not negative; a
   // client clock stepping back would make it so, and 0 keeps the event.
+  // A key whose bit is not in key_bits is not among the fields: appended
+  // without a scan of them.
   void AddDuration(NameId key) {
     std::int64_t d = (last_sent.sec - created.sec) * 1'000'000 + (last_sent.usec - created.usec);
     if (last_sent.sec == 0) d = 0;
-    SetField(fields.data(), field_count, fields.size(), key,
-             Value::Int(std::max<std::int64_t>(d, 0)).WithUnit(Unit::kMicroseconds));
+    const Value v = Value::Int(std::max<std::int64_t>(d, 0)).WithUnit(Unit::kMicroseconds);
+    const std::uint64_t bit = std::uint64_t{1} << (key % 64);
+    if ((key_bits & bit) == 0 && field_count < fields.size()) {
+      key_bits |= bit;
+      fields[field_count++] = {key, v};
+      return;
+    }
+    SetField(fields.data(), field_count, fields.size(), key, v);
   }
 };
 
@@ -822,6 +830,7 @@ struct DovecotStatsWriterDecoder::Shape {
   NameId name = kNoName;
   CategoryList categories;
   std::vector<NameId> keys;     // Parsed::fields' keys, in order
+  std::uint64_t key_bits = 0;   // Parsed::key_bits of those keys
   std::uint64_t last_used = 0;  // lines_by_shape_ when it last decoded a line
 
   std::string_view Source() const { return {text.data(), source_size}; }
@@ -924,6 +933,7 @@ void DovecotStatsWriterDecoder::RecordShape(std::span<const std::string_view> ar
   shape.categories = p.categories;
   shape.keys.clear();
   for (std::size_t i = 0; i < p.field_count; ++i) shape.keys.push_back(p.fields[i].key);
+  shape.key_bits = p.key_bits;
   // Into the slot that holds this very shape, else a free one, else the one
   // used less lately; what it held becomes the next scratch. A line of the
   // same source and tokens but other keys (Dovecot's mail_user_session_finished
@@ -1052,6 +1062,7 @@ bool DovecotStatsWriterDecoder::DecodeByShape(std::span<char> line, bool begin) 
   p.name = shape->name;
   p.categories = shape->categories;
   p.field_count = shape->keys.size();
+  p.key_bits = shape->key_bits;
   // The checks of Begin() and EventLine(); the general path tells what failed.
   Stored* parent = h.parent_id == 0 ? nullptr : FindLive(h.parent_id);
   if (h.parent_id != 0 && parent == nullptr) return false;

@@ -501,6 +501,43 @@ TEST(DovecotStatsWriterDecoderTest, Duration) {
   EXPECT_EQ(Get(c.event(), "duration").unit(), Unit::kMicroseconds);
 }
 
+// The duration a BEGIN or EVENT gets is set where the line has a field of
+// that name and added where it has none, by the line shapes as by the
+// general path: the keys' bits decide without a search of the fields.
+TEST(DovecotStatsWriterDecoderTest, DurationWithAndWithoutTheLinesOwnField) {
+  const std::vector<std::string> lines = {
+      "EVENT\t0\t0\t0\t1795305645\t856132\tsa.c\t1\tl1795305647\t357999\tnx\tIduration\t77",
+      "EVENT\t0\t0\t0\t1795305645\t856132\tsa.c\t2\tl1795305647\t357999\tnx\tIsize\t77",
+      "EVENT\t0\t0\t0\t1795305645\t856132\tsa.c\t3\tnx\tIduration\t5\tIsize\t6",
+      "BEGIN\t9\t0\t0\t1795305645\t856132\tsa.c\t4\tl1795305645\t856999\tIduration\t1",
+      "END\t9",
+      "BEGIN\t9\t0\t0\t1795305645\t856132\tsa.c\t5\tl1795305645\t856999\tIsize\t1",
+      "END\t9",
+  };
+  Connection shaped, general;
+  general.decoder().DisableFastPathsForTesting();
+  shaped.Start();
+  general.Start();
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string& line : lines) {
+      const StatsWriterResult a = shaped.Feed(line);
+      const std::string event =
+          a.emit != Emit::kNone ? DescribeEventForTesting(shaped.event()) : "";
+      const StatsWriterResult b = general.Feed(line);
+      ASSERT_EQ(a.status.ToString(), b.status.ToString()) << line;
+      ASSERT_EQ(a.emit, b.emit) << line;
+      if (a.emit != Emit::kNone) {
+        ASSERT_EQ(event, DescribeEventForTesting(general.event())) << line;
+        EXPECT_EQ(Get(shaped.event(), "duration").unit(), Unit::kMicroseconds) << line;
+      }
+    }
+  }
+  EXPECT_EQ(shaped.decoder().lines_by_shape(), 10u);  // the BEGINs and EVENTs after round one
+  // The line's own duration gives way to the one computed, as in Dovecot.
+  shaped.FeedOk({lines[0]});
+  EXPECT_EQ(Get(shaped.event(), "duration").as_int(), 1'501'867);
+}
+
 TEST(DovecotStatsWriterDecoderTest, IntegersOfKnownFieldsCarryTheirUnit) {
   Connection c;
   c.Start();
