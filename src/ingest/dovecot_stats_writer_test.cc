@@ -191,28 +191,23 @@ std::string RandomStatsWriterLine(std::mt19937& rng, std::uint64_t fresh_id) {
   return line;
 }
 
-// The line shapes against the general path alone: the same lines through
-// two decoders give the same verdicts and the same events, field for field.
-TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
-  std::mt19937 rng(23);
+// Two connections fed the same lines, one with the line shapes, one with the
+// general path alone (DisableFastPathsForTesting()).
+struct ShapedAndGeneral {
   Connection shaped, general;
-  general.decoder().DisableFastPathsForTesting();
-  shaped.Start();
-  general.Start();
-  // Parents to point at: BEGIN 1..6 under no parent.
-  for (int id = 1; id <= 6; ++id) {
-    const std::string begin =
-        "BEGIN\t" + std::to_string(id) + "\t0\t0\t1795304655\t1\tsmain.c\t250\tcimap";
-    shaped.FeedOk({begin});
-    general.FeedOk({begin});
+  ShapedAndGeneral() {
+    general.decoder().DisableFastPathsForTesting();
+    shaped.Start();
+    general.Start();
   }
-  for (int round = 0; round < 30000; ++round) {
-    const std::string line = RandomStatsWriterLine(rng, 100 + static_cast<std::uint64_t>(round));
-    const StatsWriterResult a = shaped.Feed(line);
+  StatsWriterResult last;  // the verdict on the line fed last
+  // Feeds `line` to both: the same verdict, the same event emitted, the same
+  // events held.
+  void Feed(const std::string& line) {
+    const StatsWriterResult a = last = shaped.Feed(line);
     // Read before the other decoder runs: the decoders of a thread share the
     // EVENT they emit.
-    const std::string shaped_event =
-        a.emit != Emit::kNone ? DescribeEventForTesting(shaped.event()) : "";
+    const std::string event = a.emit != Emit::kNone ? DescribeEventForTesting(shaped.event()) : "";
     const StatsWriterResult b = general.Feed(line);
     ASSERT_EQ(a.status.ToString(), b.status.ToString()) << line;
     ASSERT_EQ(a.emit, b.emit) << line;
@@ -220,19 +215,34 @@ TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
     ASSERT_EQ(shaped.decoder().live_events(), general.decoder().live_events()) << line;
     ASSERT_EQ(shaped.decoder().state_bytes(), general.decoder().state_bytes()) << line;
     if (a.emit != Emit::kNone) {
-      ASSERT_EQ(shaped_event, DescribeEventForTesting(general.event())) << line;
-    }
-    if (line.starts_with("END")) {  // and BEGIN it again
-      const std::string id = line.substr(4);
-      const std::string begin = "BEGIN\t" + id + "\t0\t0\t1795304655\t1\tsmain.c\t250\tcimap";
-      (void)shaped.Feed(begin);
-      (void)general.Feed(begin);
+      ASSERT_EQ(event, DescribeEventForTesting(general.event())) << line;
     }
   }
-  EXPECT_TRUE(shaped.decoder().CheckInvariantsForTesting());
+};
+
+// The line shapes against the general path alone: the same lines through
+// two decoders give the same verdicts and the same events, field for field.
+TEST(DovecotStatsWriterDecoderTest, LineShapesAnswerAsTheGeneralPath) {
+  std::mt19937 rng(23);
+  ShapedAndGeneral both;
+  // Parents to point at: BEGIN 1..6 under no parent.
+  for (int id = 1; id <= 6; ++id) {
+    ASSERT_NO_FATAL_FAILURE(
+        both.Feed("BEGIN\t" + std::to_string(id) + "\t0\t0\t1795304655\t1\tsmain.c\t250\tcimap"));
+  }
+  for (int round = 0; round < 30000; ++round) {
+    const std::string line = RandomStatsWriterLine(rng, 100 + static_cast<std::uint64_t>(round));
+    ASSERT_NO_FATAL_FAILURE(both.Feed(line));
+    if (line.starts_with("END")) {  // and BEGIN it again
+      const std::string id = line.substr(4);
+      ASSERT_NO_FATAL_FAILURE(
+          both.Feed("BEGIN\t" + id + "\t0\t0\t1795304655\t1\tsmain.c\t250\tcimap"));
+    }
+  }
+  EXPECT_TRUE(both.shaped.decoder().CheckInvariantsForTesting());
   // Most EVENT lines took the shapes' path.
-  EXPECT_GT(shaped.decoder().lines_by_shape(), 5000u);
-  EXPECT_EQ(general.decoder().lines_by_shape(), 0u);
+  EXPECT_GT(both.shaped.decoder().lines_by_shape(), 5000u);
+  EXPECT_EQ(both.general.decoder().lines_by_shape(), 0u);
 }
 
 // A line of longer tokens or more items than a shape keeps is decoded by the
@@ -272,21 +282,16 @@ TEST(DovecotStatsWriterDecoderTest, ManyKindsOfLinesKeepTheirShapes) {
   constexpr int kRounds = 20;
   for (const int kinds : {32, 40}) {
     SCOPED_TRACE(fmt::format("{} kinds", kinds));
-    Connection shaped, general;
-    general.decoder().DisableFastPathsForTesting();
-    shaped.Start();
-    general.Start();
+    ShapedAndGeneral both;
     for (int round = 0; round < kRounds; ++round) {
       for (int kind = 0; kind < kinds; ++kind) {
-        shaped.FeedOk({line(kind, round)});
-        const std::string event = DescribeEventForTesting(shaped.event());
-        general.FeedOk({line(kind, round)});
-        ASSERT_EQ(event, DescribeEventForTesting(general.event()));
+        ASSERT_NO_FATAL_FAILURE(both.Feed(line(kind, round)));
+        ASSERT_TRUE(both.last.status.ok()) << both.last.status.ToString();
       }
-      EXPECT_LE(shaped.decoder().shapes_held(), 32u);
+      EXPECT_LE(both.shaped.decoder().shapes_held(), 32u);
     }
     if (kinds == 32) {
-      EXPECT_GE(shaped.decoder().lines_by_shape(), 32u * (kRounds - 1) * 9 / 10);
+      EXPECT_GE(both.shaped.decoder().lines_by_shape(), 32u * (kRounds - 1) * 9 / 10);
     }
   }
 }
@@ -299,18 +304,13 @@ TEST(DovecotStatsWriterDecoderTest, TwoKindsOfOneSourceLineKeepTheirShapes) {
     return "EVENT\t0\t0\t0\t1795304655\t1\tsmail-user.c\t252\tnmail_user_session_finished\t" +
            keys + std::to_string(round);
   };
-  Connection shaped, general;
-  general.decoder().DisableFastPathsForTesting();
-  shaped.Start();
-  general.Start();
+  ShapedAndGeneral both;
   for (int round = 0; round < 20; ++round) {
-    shaped.FeedOk({line(round)});
-    const std::string event = DescribeEventForTesting(shaped.event());
-    general.FeedOk({line(round)});
-    ASSERT_EQ(event, DescribeEventForTesting(general.event()));
+    ASSERT_NO_FATAL_FAILURE(both.Feed(line(round)));
+    ASSERT_TRUE(both.last.status.ok()) << both.last.status.ToString();
   }
-  EXPECT_EQ(shaped.decoder().lines_by_shape(), 18u);
-  EXPECT_EQ(shaped.decoder().shapes_held(), 2u);
+  EXPECT_EQ(both.shaped.decoder().lines_by_shape(), 18u);
+  EXPECT_EQ(both.shaped.decoder().shapes_held(), 2u);
 }
 
 TEST(DovecotStatsWriterDecoderTest, HandshakeFailuresCloseTheConnection) {
@@ -514,28 +514,20 @@ TEST(DovecotStatsWriterDecoderTest, DurationWithAndWithoutTheLinesOwnField) {
       "BEGIN\t9\t0\t0\t1795305645\t856132\tsa.c\t5\tl1795305645\t856999\tIsize\t1",
       "END\t9",
   };
-  Connection shaped, general;
-  general.decoder().DisableFastPathsForTesting();
-  shaped.Start();
-  general.Start();
+  ShapedAndGeneral both;
   for (int round = 0; round < 3; ++round) {
     for (const std::string& line : lines) {
-      const StatsWriterResult a = shaped.Feed(line);
-      const std::string event =
-          a.emit != Emit::kNone ? DescribeEventForTesting(shaped.event()) : "";
-      const StatsWriterResult b = general.Feed(line);
-      ASSERT_EQ(a.status.ToString(), b.status.ToString()) << line;
-      ASSERT_EQ(a.emit, b.emit) << line;
-      if (a.emit != Emit::kNone) {
-        ASSERT_EQ(event, DescribeEventForTesting(general.event())) << line;
-        EXPECT_EQ(Get(shaped.event(), "duration").unit(), Unit::kMicroseconds) << line;
+      ASSERT_NO_FATAL_FAILURE(both.Feed(line));
+      ASSERT_TRUE(both.last.status.ok()) << both.last.status.ToString();
+      if (both.last.emit != Emit::kNone) {
+        EXPECT_EQ(Get(both.shaped.event(), "duration").unit(), Unit::kMicroseconds) << line;
       }
     }
   }
-  EXPECT_EQ(shaped.decoder().lines_by_shape(), 10u);  // the BEGINs and EVENTs after round one
+  EXPECT_EQ(both.shaped.decoder().lines_by_shape(), 10u);  // the BEGINs and EVENTs after round one
   // The line's own duration gives way to the one computed, as in Dovecot.
-  shaped.FeedOk({lines[0]});
-  EXPECT_EQ(Get(shaped.event(), "duration").as_int(), 1'501'867);
+  both.shaped.FeedOk({lines[0]});
+  EXPECT_EQ(Get(both.shaped.event(), "duration").as_int(), 1'501'867);
 }
 
 TEST(DovecotStatsWriterDecoderTest, IntegersOfKnownFieldsCarryTheirUnit) {
