@@ -16,6 +16,7 @@ namespace {
 using stats::Distribution;
 using stats::Metric;
 using stats::MetricNode;
+using stats::NodeTotals;
 
 constexpr std::string_view kClientName = "stats-reader-client";
 constexpr unsigned kMajorVersion = 2;
@@ -120,14 +121,14 @@ void AppendStats(const Distribution& d, std::span<const Stat> stats, std::string
   }
 }
 
-void AppendNode(const Metric& metric, const MetricNode& node, std::span<const Stat> stats,
+void AppendNode(const Metric& metric, const NodeTotals& totals, std::span<const Stat> stats,
                 std::string& out) {
-  AppendStats(node.duration(), stats, out);
+  AppendStats(totals.duration, stats, out);
   const auto& fields = metric.definition().fields;
   for (std::size_t i = 0; i < fields.size(); ++i) {
     out += '\t';
     AppendTabEscaped(out, fields[i]);
-    AppendStats(node.field(i), stats, out);
+    AppendStats(totals.fields[i], stats, out);
   }
   out += '\n';
 }
@@ -137,7 +138,10 @@ void AppendUnderscored(std::string& out, std::string_view s) {
   for (char c : s) out += (c == '\t' || c == '\n' || c == '\r' || c == ' ') ? '_' : c;
 }
 
-void AppendSubMetrics(const Metric& metric, const MetricNode& node, std::string& prefix,
+// `next`: the index in `totals` (MetricNode::Totals() of the metric's root)
+// of the first node below `node`, moved past its subtree.
+void AppendSubMetrics(const Metric& metric, const MetricNode& node,
+                      std::span<const NodeTotals> totals, std::size_t& next, std::string& prefix,
                       std::span<const Stat> stats, std::string& out) {
   const std::size_t base = prefix.size();
   for (const auto& child : node.children()) {
@@ -145,8 +149,8 @@ void AppendSubMetrics(const Metric& metric, const MetricNode& node, std::string&
     prefix += '_';
     AppendUnderscored(prefix, child->sub_name());
     out += prefix;
-    AppendNode(metric, *child, stats, out);
-    AppendSubMetrics(metric, *child, prefix, stats, out);
+    AppendNode(metric, totals[next++], stats, out);
+    AppendSubMetrics(metric, *child, totals, next, prefix, stats, out);
   }
   prefix.resize(base);
 }
@@ -165,11 +169,13 @@ void AppendStatsReaderDump(const stats::MetricsEngine& engine,
   const std::vector<Stat> stats = ParseStats(stat_names);
   std::string prefix;
   for (const auto& metric : engine.metrics()) {
+    const std::vector<NodeTotals> totals = metric->root().Totals();
     AppendTabEscaped(out, metric->name());
-    AppendNode(*metric, metric->root(), stats, out);
+    AppendNode(*metric, totals.front(), stats, out);
     prefix.clear();
     AppendUnderscored(prefix, metric->name());
-    AppendSubMetrics(*metric, metric->root(), prefix, stats, out);
+    std::size_t next = 1;
+    AppendSubMetrics(*metric, metric->root(), totals, next, prefix, stats, out);
   }
   out += '\n';
 }

@@ -634,41 +634,39 @@ MetricNode::MetricNode(std::string sub_name, std::size_t depth, std::int64_t buc
       duration_(prototype),
       fields_(fields, Distribution(prototype)) {}
 
-Distribution MetricNode::duration() const {
-  Distribution d = duration_;
-  MergeSubtree(kDuration, d);
-  return d;
+std::vector<NodeTotals> MetricNode::Totals() const {
+  std::vector<NodeTotals> out;
+  AppendTotals(out);
+  return out;
 }
 
-Distribution MetricNode::field(std::size_t i) const {
-  Distribution d = fields_[i];
-  MergeSubtree(i, d);
-  return d;
-}
-
-void MetricNode::MergeSubtree(std::size_t which, Distribution& into) const {
+void MetricNode::AppendTotals(std::vector<NodeTotals>& out) const {
+  const std::size_t self = out.size();
+  out.push_back({duration_, fields_});
   for (const auto& child : children_) {
-    into.Merge(which == kDuration ? child->duration_ : child->fields_[which]);
-    child->MergeSubtree(which, into);
+    const std::size_t at = out.size();
+    child->AppendTotals(out);  // may move `out`: entries are named by index
+    out[self].duration.Merge(out[at].duration);
+    for (std::size_t i = 0; i < fields_.size(); ++i) out[self].fields[i].Merge(out[at].fields[i]);
   }
 }
 
+Distribution MetricNode::duration() const { return std::move(Totals().front().duration); }
+
+Distribution MetricNode::field(std::size_t i) const {
+  return std::move(Totals().front().fields[i]);
+}
+
 std::uint64_t MetricNode::count() const {
-  std::uint64_t n = duration_.count();
-  for (const auto& child : children_) n += child->count();
-  return n;
+  return SubtreeSum([](const MetricNode& n) { return n.duration_.count(); });
 }
 
 std::uint64_t MetricNode::duration_sum() const {
-  std::uint64_t n = duration_.sum();
-  for (const auto& child : children_) n += child->duration_sum();
-  return n;
+  return SubtreeSum([](const MetricNode& n) { return n.duration_.sum(); });
 }
 
 std::uint64_t MetricNode::field_sum(std::size_t i) const {
-  std::uint64_t n = fields_[i].sum();
-  for (const auto& child : children_) n += child->field_sum(i);
-  return n;
+  return SubtreeSum([i](const MetricNode& n) { return n.fields_[i].sum(); });
 }
 
 void MetricNode::Reset() {

@@ -248,6 +248,12 @@ class Distribution {
   QuantileSketch sketch_;
 };
 
+// What a MetricNode counted: its own values and its subtree's.
+struct NodeTotals {
+  Distribution duration;
+  std::vector<Distribution> fields;  // parallel to MetricDefinition::fields
+};
+
 // A metric or one of its sub-metrics. Owned by its Metric.
 class MetricNode {
  public:
@@ -260,8 +266,12 @@ class MetricNode {
   // Every event counted here, as Dovecot counts an event at its metric and
   // at each sub-metric it groups into. An event's values are added only to
   // the deepest node it reaches, so these add up the node's own values and
-  // its subtree's at each call, in time linear in the subtree (exact: every
-  // statistic, the sketch too, is the same whatever the order of its values).
+  // its subtree's when read (exact: every statistic, the sketch too, is the
+  // same whatever the order of its values).
+  // Totals(): this node's, then those of every node below it in the order
+  // ForEachNode() visits them; each node is merged into its parent once, so
+  // a reader of the whole tree (a dump) calls it once, at the root.
+  std::vector<NodeTotals> Totals() const;
   Distribution duration() const;
   // Of MetricDefinition::fields[i]. REQUIRES: i < that size.
   Distribution field(std::size_t i) const;
@@ -280,10 +290,15 @@ class MetricNode {
              const QuantileSketch& prototype);
   void Reset();
   std::size_t memory_bytes() const;
-  // Merges the own values of every node below this one into `into`: of the
-  // duration (kDuration) or of field `which`.
-  static constexpr std::size_t kDuration = ~std::size_t{0};
-  void MergeSubtree(std::size_t which, Distribution& into) const;
+  void AppendTotals(std::vector<NodeTotals>& out) const;
+  // own(n) added up over this node and every node below it (wrapping, as
+  // Distribution::sum() does).
+  template <typename Own>
+  std::uint64_t SubtreeSum(const Own& own) const {
+    std::uint64_t n = own(*this);
+    for (const auto& child : children_) n += child->SubtreeSum(own);
+    return n;
+  }
 
   std::string sub_name_;
   std::size_t depth_;
