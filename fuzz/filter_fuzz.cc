@@ -7,8 +7,12 @@
 // relaxed is the export, and a relaxed query matches what the query matches.
 // A client's filter (ParseClientFilter) stays within its name budget, adds
 // all of its new names or none, and is otherwise the filter Parse() gives.
+// A field RequiredFieldValues() names holds one of its strings on every event
+// the filter matches.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "core/check.h"
@@ -75,6 +79,19 @@ void Check(const Filter& f) {
     MS_CHECK(again->Matches(events.named) == named);
     MS_CHECK(again->Matches(events.unnamed) == unnamed);
     MS_CHECK(again->ExportDovecot() == exported);
+  }
+  // A field the filter requires holds one of its strings wherever it
+  // matches.
+  if (const auto field = f.RequiredFieldValues()) {
+    for (const Event* e : {&events.named, &events.unnamed, &events.parent}) {
+      if (!f.Matches(*e)) continue;
+      Value v;
+      MS_CHECK(field->Lookup(*e, nullptr, v) && v.type() == Value::Type::kString);
+      std::string lower(v.as_string());
+      for (char& c : lower)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      MS_CHECK(std::binary_search(field->values().begin(), field->values().end(), lower));
+    }
   }
   using mailscope::filter::Leaf;
   using mailscope::filter::Truth;

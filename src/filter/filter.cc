@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
 
 #include "filter/program.h"
 
@@ -61,6 +65,64 @@ std::optional<EventNames> NamesOf(const internal::Program& p, std::uint32_t i) {
   }
 }
 
+// A comparison that holds only for a string field equal to a plain value
+// (see RequiredFieldValues()): MatchValue() compares nothing else with
+// '=' and a literal that is not a number, and a missing field matches
+// only "".
+bool PlainStringTest(const internal::Node& n) {
+  return n.kind == internal::Kind::kField && n.cmp == internal::Cmp::kEq && n.literal &&
+         !n.has_int && !n.has_double && n.unit == Unit::kNone && !n.value.empty() &&
+         n.id != kNoName;
+}
+
+// A field test a query's node requires: its key, one of its nodes, and the
+// values it allows.
+struct FieldTest {
+  NameId key;
+  std::uint32_t node;
+  std::vector<std::string> values;
+};
+
+std::string Lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+// Node `i` as one field test: a plain comparison, or an OR of them on one
+// key; nullopt for anything else.
+std::optional<FieldTest> FieldTestOf(const internal::Program& p, std::uint32_t i) {
+  const internal::Node& n = p.nodes[i];
+  if (PlainStringTest(n)) return FieldTest{n.id, i, {Lowercase(n.value)}};
+  if (n.kind != internal::Kind::kOr) return std::nullopt;
+  FieldTest out{kNoName, i, {}};
+  for (std::uint32_t c : n.children) {
+    const internal::Node& child = p.nodes[c];
+    if (!PlainStringTest(child) || (out.key != kNoName && child.id != out.key)) {
+      return std::nullopt;
+    }
+    out.key = child.id;
+    out.node = c;
+    out.values.push_back(Lowercase(child.value));
+  }
+  if (out.key == kNoName) return std::nullopt;
+  return out;
+}
+
+// The field tests a query requires: its root, or the root's AND children.
+std::vector<FieldTest> FieldTestsOf(const internal::Program& p, std::uint32_t root) {
+  std::vector<FieldTest> out;
+  const internal::Node& n = p.nodes[root];
+  if (n.kind != internal::Kind::kAnd) {
+    if (auto t = FieldTestOf(p, root)) out.push_back(std::move(*t));
+    return out;
+  }
+  for (std::uint32_t c : n.children)
+    if (auto t = FieldTestOf(p, c)) out.push_back(std::move(*t));
+  return out;
+}
+
 }  // namespace
 
 Filter::Filter(std::shared_ptr<const internal::Program> program) : program_(std::move(program)) {}
@@ -80,6 +142,38 @@ std::optional<Filter::EventNames> Filter::RequiredEventNames() const {
     out = Union(std::move(out), NamesOf(*program_, q.root));
   }
   return out;
+}
+
+std::optional<Filter::RequiredField> Filter::RequiredFieldValues() const {
+  if (program_ == nullptr) return std::nullopt;
+  std::vector<std::vector<FieldTest>> tests;
+  for (const internal::Query& q : program_->queries)
+    tests.push_back(FieldTestsOf(*program_, q.root));
+  for (const FieldTest& first : tests.front()) {
+    RequiredField out;
+    out.program_ = program_.get();
+    out.node_ = first.node;
+    out.key_ = first.key;
+    bool on_every_query = true;
+    for (const std::vector<FieldTest>& query : tests) {
+      const auto same_key = std::find_if(query.begin(), query.end(),
+                                         [&](const FieldTest& t) { return t.key == first.key; });
+      if (same_key == query.end()) {
+        on_every_query = false;
+        break;
+      }
+      out.values_.insert(out.values_.end(), same_key->values.begin(), same_key->values.end());
+    }
+    if (!on_every_query) continue;
+    std::sort(out.values_.begin(), out.values_.end());
+    out.values_.erase(std::unique(out.values_.begin(), out.values_.end()), out.values_.end());
+    return out;
+  }
+  return std::nullopt;
+}
+
+bool Filter::RequiredField::Lookup(const Event& event, FieldSource* fields, Value& out) const {
+  return internal::LookupField(program_->nodes[node_], event, fields, out);
 }
 
 Filter Filter::Merge(const std::vector<const Filter*>& filters) {

@@ -139,6 +139,34 @@ class Filter {
   };
   std::optional<EventNames> RequiredEventNames() const;
 
+  // A field that every query compares with plain strings: on each query's
+  // AND path, a `key=value` comparison, or an OR of them on that one key,
+  // whose values are not empty, not numbers and not masks. Such a
+  // comparison holds only when the field, looked up as Matches() looks it
+  // up (Lookup()), is a string equal to one of values() ASCII case aside, so
+  // an event whose field is anything else (missing, a number, another
+  // string) matches no query. The first query's keys are tried in order.
+  // Valid while the filter lives.
+  class RequiredField {
+   public:
+    NameId key() const { return key_; }
+    // Lowercase ASCII, sorted, unique.
+    const std::vector<std::string>& values() const { return values_; }
+    // The value `key=...` is compared with on `event`: the chain's, taken
+    // from `fields` when given, else the pipeline's (`source`, `kind`, a
+    // normalized name). False when there is none.
+    bool Lookup(const Event& event, FieldSource* fields, Value& out) const;
+
+   private:
+    friend class Filter;
+    const internal::Program* program_ = nullptr;
+    std::uint32_t node_ = 0;  // one of the comparisons, for the key's lookup
+    NameId key_ = kNoName;
+    std::vector<std::string> values_;
+  };
+  // nullopt when no key qualifies, or the filter is empty.
+  std::optional<RequiredField> RequiredFieldValues() const;
+
   // The filter in Dovecot's export format, as the stats server sends it in
   // FILTER: queries joined by " OR ", each wrapped in "(...)"; inner nodes
   // "(a AND b)", "(a OR b)", "(NOT a)"; leaves event="x", category="x" or

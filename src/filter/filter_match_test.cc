@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <cstdlib>
 #include <limits>
@@ -478,6 +479,101 @@ TEST(FilterMatchTest, RequiredEventNamesAgreeWithMatches) {
       }
     }
   }
+}
+
+// RequiredFieldValues() as "key:value,value", "-" for nullopt.
+std::string RequiredFieldOf(const Filter& f) {
+  const auto field = f.RequiredFieldValues();
+  if (!field) return "-";
+  std::string out = std::string(NameText(field->key())) + ":";
+  for (const std::string& v : field->values()) out += v + ",";
+  return out;
+}
+
+TEST(FilterMatchTest, RequiredFieldValues) {
+  const struct {
+    std::string_view filter;
+    std::string_view field;
+  } cases[] = {
+      {"program=qmail-smtpd", "program:qmail-smtpd,"},
+      {"program=\"Qmail-SMTPD\" AND source=qmail_log", "program:qmail-smtpd,"},
+      {"source=qmail_log AND program=qmail-smtpd", "source:qmail_log,"},
+      {"event=a AND program=x", "program:x,"},
+      {"program=b OR program=a OR program=B", "program:a,b,"},
+      {"(program=b OR program=a) AND x=y", "program:a,b,"},
+      {"(program=b OR other=a) AND x=y", "x:y,"},
+      {"program=a OR x=y", "-"},
+      {"NOT program=a", "-"},
+      {"program=a*", "-"},
+      {"program=\"\"", "-"},
+      {"program=5", "-"},
+      {"program=1.5", "-"},
+      {"program>a", "-"},
+      {"event=a", "-"},
+      {"event=a OR program=x", "-"},
+      {"x=1 AND program=a", "program:a,"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(RequiredFieldOf(MustParse(c.filter)), c.field) << c.filter;
+  EXPECT_EQ(RequiredFieldOf(Filter()), "-");
+  EXPECT_EQ(RequiredFieldOf(MustParse("size=10ms", Dialect::kMailscope)), "-");
+  const Filter a = MustParse("program=a AND x=1"), b = MustParse("x=2 AND program=b"),
+               c = MustParse("x=3");
+  EXPECT_EQ(RequiredFieldOf(Filter::Merge({&a, &b})), "program:a,b,");
+  EXPECT_EQ(RequiredFieldOf(Filter::Merge({&a, &c})), "-");
+}
+
+// Whenever Matches() says yes, the field RequiredFieldValues() names holds
+// one of its values: wherever the field is, whatever its type and case.
+TEST(FilterMatchTest, RequiredFieldValuesHoldWheneverMatchesDoes) {
+  const FieldAlias aliases[] = {{InternName("prog"), InternName("program")}};
+  const std::string_view filters[] = {
+      "program=qmail-smtpd",
+      "program=QMAIL-smtpd AND x=1",
+      "(program=a OR program=b) AND NOT x=1",
+      "prog=a",
+      "source=dovecot AND event=e",
+      "kind=auth",
+      "program=a AND (event=e OR x=2)",
+  };
+  const Value values[] = {Value::String("qmail-smtpd"),
+                          Value::String("QMAIL-SMTPD"),
+                          Value::String("qmail-smtpdx"),
+                          Value::String("a"),
+                          Value::String("B"),
+                          Value::String(""),
+                          Value::Int(5),
+                          Value{}};
+  int matched = 0;
+  for (std::string_view text : filters) {
+    const Filter f = MustParse(text);
+    const auto field = f.RequiredFieldValues();
+    ASSERT_TRUE(field.has_value()) << text;
+    for (const Value& v : values) {
+      for (int variant = 0; variant < 16; ++variant) {
+        Event parent = Named("p");
+        Event e = Named(variant & 1 ? "e" : "f");
+        if (variant & 2) e.Add(InternName("x"), Value::Int(variant & 4 ? 1 : 2));
+        if (variant & 8) {
+          parent.Add(InternName("program"), v);  // found through the chain
+          e.parent = &parent;
+        } else {
+          e.Add(InternName("program"), v);
+        }
+        e.source = variant & 4 ? Source::kDovecot : Source::kExim;
+        e.taxonomy = {InternName(variant & 2 ? "auth" : "delivery"), kNoName, aliases, 1};
+        if (!f.Matches(e)) continue;
+        ++matched;
+        Value got;
+        ASSERT_TRUE(field->Lookup(e, nullptr, got)) << text << " variant " << variant;
+        ASSERT_EQ(got.type(), Value::Type::kString) << text;
+        std::string lower(got.as_string());
+        for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        EXPECT_TRUE(std::binary_search(field->values().begin(), field->values().end(), lower))
+            << text << " " << lower;
+      }
+    }
+  }
+  EXPECT_GT(matched, 50);
 }
 
 // An Exim auth:fail as the router leaves it: its taxonomy points at

@@ -154,14 +154,18 @@ bool MatchInBaseUnit(const Node& n, const Value& v) {
 
 bool MatchField(const Node& n, const Event& e, FieldSource* fields) {
   Value v;
-  const bool found = fields != nullptr ? fields->Find(n.id, n.key, v) : FindField(e, n, v);
-  if (!found && !FindPipelineField(e, n, v)) return n.value.empty();
+  if (!LookupField(n, e, fields, v)) return n.value.empty();
   // Untagged values, and every value under kDovecot, compare as sent.
   if (n.base_units && v.unit() != Unit::kNone) return MatchInBaseUnit(n, v);
   return MatchValue(n, v);
 }
 
 }  // namespace
+
+bool LookupField(const Node& n, const Event& e, FieldSource* fields, Value& out) {
+  const bool found = fields != nullptr ? fields->Find(n.id, n.key, out) : FindField(e, n, out);
+  return found || FindPipelineField(e, n, out);
+}
 
 bool Eval(const Program& program, std::uint32_t node, const Event& e, FieldSource* fields) {
   const Node& n = program.nodes[node];

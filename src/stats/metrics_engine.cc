@@ -260,6 +260,16 @@ bool ValidMetricName(std::string_view s) {
   return true;
 }
 
+// `s` equals `lower`, a lowercase ASCII string, ASCII case aside.
+bool EqualsLowercase(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i] >= 'A' && s[i] <= 'Z' ? static_cast<char>(s[i] - 'A' + 'a') : s[i];
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 // ---- GroupBy ----
@@ -754,11 +764,16 @@ void MetricsEngine::Rebuild() {
 
   by_name_.clear();
   any_name_.clear();
+  gates_.clear();
   std::vector<std::optional<filter::Filter::EventNames>> names;
   names.reserve(metrics_.size());
   for (auto& m : metrics_) {
     names.push_back(m->definition().filter.RequiredEventNames());
     m->name_decides_ = names.back() && names.back()->exact;
+    // A metric the name index leaves to few events does without a gate:
+    // there the gate's lookup would only come before the filter's own.
+    m->gate_ = -1;
+    if (!names.back()) AddGate(*m);
     if (!names.back()) any_name_.push_back(m.get());
     for (NameId id : names.back() ? names.back()->names : std::vector<NameId>{}) {
       by_name_.try_emplace(id);
@@ -791,6 +806,55 @@ void MetricsEngine::Rebuild() {
       });
     }
   }
+}
+
+void MetricsEngine::AddGate(Metric& metric) {
+  std::optional<filter::Filter::RequiredField> field =
+      metric.definition().filter.RequiredFieldValues();
+  if (!field) return;
+  auto gate = std::find_if(gates_.begin(), gates_.end(),
+                           [&](const Gate& g) { return g.field.key() == field->key(); });
+  if (gate == gates_.end()) {
+    gate = gates_.insert(gates_.end(), Gate{*field, {}, 0, 0});
+  }
+  std::vector<std::string> values = gate->values;
+  std::uint64_t bits = 0;
+  for (const std::string& v : field->values()) {
+    auto at = std::find(values.begin(), values.end(), v);
+    if (at == values.end()) {
+      if (values.size() == kMaxGateValues) return;  // ungated: the filter decides
+      at = values.insert(values.end(), v);
+    }
+    bits |= std::uint64_t{1} << (at - values.begin());
+  }
+  gate->values = std::move(values);
+  metric.gate_ = static_cast<int>(gate - gates_.begin());
+  metric.gate_values_ = bits;
+}
+
+inline bool MetricsEngine::GateOpen(const Metric& metric, const Event& event) {
+  if (metric.gate_ < 0) return true;
+  Gate& gate = gates_[static_cast<std::size_t>(metric.gate_)];
+  const std::uint64_t held = gate.stamp == stamp_ ? gate.held : GateValue(gate, event);
+  return (held & metric.gate_values_) != 0;
+}
+
+std::uint64_t MetricsEngine::GateValue(Gate& gate, const Event& event) {
+  gate.stamp = stamp_;
+  gate.held = 0;
+  // Straight from the chain, not through the lookups: the gate is often the
+  // only field an event that feeds no metric is asked for, and the key
+  // mostly comes first among its fields (`program`).
+  Value v;
+  if (!gate.field.Lookup(event, nullptr, v) || v.type() != Value::Type::kString) return 0;
+  const std::string_view s = v.as_string();
+  for (std::size_t i = 0; i < gate.values.size(); ++i) {
+    if (EqualsLowercase(s, gate.values[i])) {
+      gate.held = std::uint64_t{1} << i;
+      break;
+    }
+  }
+  return gate.held;
 }
 
 std::uint32_t MetricsEngine::SlotOf(NameId id, std::string_view name) {
@@ -871,7 +935,8 @@ void MetricsEngine::Process(const Event& event) {
   current_ = &event;
   const auto it = by_name_.find(event.name);
   for (Metric* m : it != by_name_.end() ? it->second : any_name_) {
-    if (!m->name_decides_ && !m->definition().filter.Matches(event, this)) continue;
+    if (!m->name_decides_ && (!GateOpen(*m, event) || !m->definition().filter.Matches(event, this)))
+      continue;
     Feed(*m, event);
     if (export_sink_ && !m->definition().exporter.empty()) export_sink_(*m, event);
   }

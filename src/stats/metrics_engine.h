@@ -376,6 +376,11 @@ class Metric {
   // The filter matches a named event exactly when its name is one the
   // filter lists (Filter::EventNames::exact), so the name index decides.
   bool name_decides_ = false;
+  // The gate of the engine that can rule the event out before the filter
+  // runs (MetricsEngine::Gate), -1 for none, and which of its values the
+  // filter allows (bit i: values[i]).
+  int gate_ = -1;
+  std::uint64_t gate_values_ = 0;
 };
 
 struct MetricsOptions {
@@ -462,6 +467,25 @@ class MetricsEngine final : private filter::FieldSource {
     Value value;
   };
 
+  // A field whose value some metrics' filters require to be one of a few
+  // strings (Filter::RequiredFieldValues(): `program="qmail-smtpd" AND ...`
+  // on every s/qmail event, whatever its name). Looked up once an event, it
+  // passes over each of those metrics whose strings it is not without
+  // running its filter.
+  static constexpr std::size_t kMaxGateValues = 64;
+  struct Gate {
+    filter::Filter::RequiredField field;  // of the first metric on the key, for its lookup
+    std::vector<std::string> values;      // lowercase, of every metric on the key
+    std::uint64_t stamp = 0;              // == stamp_ when `held` is this event's
+    std::uint64_t held = 0;               // bit i: the event's field is values[i]; 0: none of them
+  };
+
+  // Whether the gate of `metric`, if any, lets the event through.
+  bool GateOpen(const Metric& metric, const Event& event);
+  std::uint64_t GateValue(Gate& gate, const Event& event);
+  // Places `metric` behind a gate when its filter allows it.
+  void AddGate(Metric& metric);
+
   // FieldSource: the metrics' filters find their fields through the same
   // lookups (a field the filters alone compare gets a lookup too).
   bool Find(NameId id, std::string_view key, Value& out) override;
@@ -499,6 +523,7 @@ class MetricsEngine final : private filter::FieldSource {
   // that can match any name. Names no filter lists get any_name_.
   boost::unordered_flat_map<NameId, std::vector<Metric*>> by_name_;
   std::vector<Metric*> any_name_;
+  std::vector<Gate> gates_;
   const Event* current_ = nullptr;   // the event of Process(), for Find()
   std::uint64_t stamp_ = 0;          // counts Process() calls
   std::uint64_t scanned_stamp_ = 0;  // == stamp_ once ScanOwnFields() ran for this event
