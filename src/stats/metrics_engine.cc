@@ -842,11 +842,20 @@ inline bool MetricsEngine::GateOpen(const Metric& metric, const Event& event) {
 std::uint64_t MetricsEngine::GateValue(Gate& gate, const Event& event) {
   gate.stamp = stamp_;
   gate.held = 0;
-  // Straight from the chain, not through the lookups: the gate is often the
-  // only field an event that feeds no metric is asked for, and the key
-  // mostly comes first among its fields (`program`).
+  // Not through the lookups: the gate is often the only field an event that
+  // feeds no metric is asked for. The event's own fields answer first, as
+  // in Event::FindHere(), and the key mostly comes first among them
+  // (`program`); only a key they lack is looked for further.
   Value v;
-  if (!gate.field.Lookup(event, nullptr, v) || v.type() != Value::Type::kString) return 0;
+  const auto own = std::find_if(event.fields.begin(), event.fields.end(), [&](const auto& f) {
+    return f.key == gate.field.key() && f.value.type() != Value::Type::kNone;
+  });
+  if (own != event.fields.end()) {
+    v = own->value;
+  } else if (!gate.field.Lookup(event, nullptr, v)) {
+    return 0;
+  }
+  if (v.type() != Value::Type::kString) return 0;
   const std::string_view s = v.as_string();
   for (std::size_t i = 0; i < gate.values.size(); ++i) {
     if (EqualsLowercase(s, gate.values[i])) {

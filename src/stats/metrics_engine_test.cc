@@ -1031,9 +1031,11 @@ TEST_F(MetricsEngineTest, GatedMetricsMatchWhatTheirFiltersMatch) {
       Ev ev(variant & 16 ? "e" : "f");
       if (variant & 1) ev.Int("x", 1);
       if (variant & 2) {
+        // Only the parent's counts: an own field without a value is passed over.
         parent.e.fields.clear();
         parent.Num("program", program);
         ev.e.parent = &parent.e;
+        ev.Num("program", Value{});
       } else if (program.type() != Value::Type::kNone) {
         ev.Num("program", program);
       }
