@@ -152,9 +152,16 @@ bool MatchInBaseUnit(const Node& n, const Value& v) {
   return MatchValue(n, Value::Double(v.as_double() * static_cast<double>(factor)));
 }
 
+// LookupField(), inline on the match path.
+[[gnu::always_inline]] inline bool FieldValue(const Node& n, const Event& e, FieldSource* fields,
+                                              Value& out) {
+  const bool found = fields != nullptr ? fields->Find(n.id, n.key, out) : FindField(e, n, out);
+  return found || FindPipelineField(e, n, out);
+}
+
 bool MatchField(const Node& n, const Event& e, FieldSource* fields) {
   Value v;
-  if (!LookupField(n, e, fields, v)) return n.value.empty();
+  if (!FieldValue(n, e, fields, v)) return n.value.empty();
   // Untagged values, and every value under kDovecot, compare as sent.
   if (n.base_units && v.unit() != Unit::kNone) return MatchInBaseUnit(n, v);
   return MatchValue(n, v);
@@ -163,8 +170,7 @@ bool MatchField(const Node& n, const Event& e, FieldSource* fields) {
 }  // namespace
 
 bool LookupField(const Node& n, const Event& e, FieldSource* fields, Value& out) {
-  const bool found = fields != nullptr ? fields->Find(n.id, n.key, out) : FindField(e, n, out);
-  return found || FindPipelineField(e, n, out);
+  return FieldValue(n, e, fields, out);
 }
 
 bool Eval(const Program& program, std::uint32_t node, const Event& e, FieldSource* fields) {
