@@ -54,5 +54,8 @@ proc_cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'; }
 # On-CPU nanoseconds summed over the live threads (/proc/PID/task/*/schedstat): finer than the
 # 10 ms ticks, a cross-check for short runs; threads that exited are missing from it.
 proc_sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
+# Minor page faults of the process so far, all threads (/proc/PID/stat): each is a page touched
+# for the first time, some microseconds of kernel time on a VM.
+proc_minor_faults() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $8 }'; }
 # A /proc/PID/status value in kB: proc_status_kb PID VmHWM.
 proc_status_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }

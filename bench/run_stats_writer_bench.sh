@@ -13,7 +13,8 @@
 # everything with blocking writes whatever the FILTER says, so each server is fed as fast as it
 # reads and both see exactly the same bytes; it returns once the server has closed every
 # connection after their EOF, i.e. consumed the whole stream. For each server the CPU time
-# (utime+stime of its process, all threads) and the peak RSS (VmHWM) are read from /proc.
+# (utime+stime of its process, all threads), the minor page faults during the replay and the
+# peak RSS (VmHWM) are read from /proc.
 #
 # Checks (any failure makes the script exit non-zero): with metrics, `doveadm stats dump` on
 # each server must show every metric's count, a few sums and the histograms' bucket totals as
@@ -253,9 +254,10 @@ check_mailscope_counters() {
 # $WORK/results.
 measure() {
   local label=$1 set=$2 pid=$3 sock=$4 reader=$5
-  local u0 s0 u1 s1 n0 n1 hwm status=ok notes="" replay_s=0
+  local u0 s0 u1 s1 n0 n1 f0 f1 hwm status=ok notes="" replay_s=0
   read -r u0 s0 < <(proc_cpu_ticks "$pid")
   n0=$(proc_sched_ns "$pid")
+  f0=$(proc_minor_faults "$pid")
   log "$label, $set metrics: replaying $EXPECT_EVENTS events into $sock"
   if ! timeout "$DRAIN_TIMEOUT" "$STATS_WRITER_LOAD" --in "$STREAM" --out "$sock" \
     --chunk-bytes "$WRITE_CHUNK" --drain-timeout-s "$DRAIN_TIMEOUT" \
@@ -266,10 +268,11 @@ measure() {
   if kill -0 "$pid" 2>/dev/null; then
     read -r u1 s1 < <(proc_cpu_ticks "$pid")
     n1=$(proc_sched_ns "$pid")
+    f1=$(proc_minor_faults "$pid")
     hwm=$(proc_status_kb "$pid" VmHWM)
   else
     status=died
-    u1=$u0 s1=$s0 n1=$n0 hwm=0
+    u1=$u0 s1=$s0 n1=$n0 f1=$f0 hwm=0
   fi
   replay_s=$(sed -n 's/^replayed .* seconds=\([0-9.]*\).*/\1/p' "$WORK/$label-$set.writer")
   if [[ $status == ok && $set == 12 ]]; then
@@ -281,7 +284,7 @@ measure() {
     notes="imap_command=$(dump_value "$WORK/$label-$set.dump" imap_command duration count)/$EXPECT_IMAP"
   fi
   echo "$label $set $EXPECT_EVENTS $((u1 - u0)) $((s1 - s0)) $hwm ${replay_s:-0} $((n1 - n0))" \
-    "$status $notes" >>"$WORK/results"
+    "$((f1 - f0)) $status $notes" >>"$WORK/results"
   log "$label, $set metrics: $status $notes"
 }
 
@@ -400,18 +403,18 @@ fi
 touch "$WORK/results"
 awk -v tck="$CLK_TCK" '
   BEGIN {
-    printf "%-10s %7s %9s %8s %8s %8s %8s %14s %9s %10s %8s  %s\n", "server", "metrics", "events",
-           "cpu_s", "user_s", "sys_s", "sched_s", "events/cpu_s", "us/event", "VmHWM_MiB",
-           "replay_s", "check"
+    printf "%-10s %7s %9s %8s %8s %8s %8s %14s %9s %10s %8s %8s  %s\n", "server", "metrics",
+           "events", "cpu_s", "user_s", "sys_s", "sched_s", "events/cpu_s", "us/event",
+           "VmHWM_MiB", "replay_s", "faults", "check"
   }
   {
     cpu = ($4 + $5) / tck
     key = $1 " " $2
     rate[key] = cpu > 0 ? $3 / cpu : 0
-    printf "%-10s %7s %9d %8.2f %8.2f %8.2f %8.3f %14.0f %9.3f %10.1f %8.2f  %s", $1, $2, $3, cpu,
-           $4 / tck, $5 / tck, $8 / 1e9, rate[key], (cpu > 0 ? cpu * 1e6 / $3 : 0), $6 / 1024,
-           $7, $9
-    for (i = 10; i <= NF; i++) printf " %s", $i
+    printf "%-10s %7s %9d %8.2f %8.2f %8.2f %8.3f %14.0f %9.3f %10.1f %8.2f %8d  %s", $1, $2, $3,
+           cpu, $4 / tck, $5 / tck, $8 / 1e9, rate[key], (cpu > 0 ? cpu * 1e6 / $3 : 0), $6 / 1024,
+           $7, $9, $10
+    for (i = 11; i <= NF; i++) printf " %s", $i
     printf "\n"
     if (!($2 in seen)) { seen[$2] = 1; sets[++n] = $2 }
   }
@@ -432,7 +435,7 @@ if [[ -s $WORK/check-failures ]]; then
   sed 's/^/  /' "$WORK/check-failures"
   exit 1
 fi
-if awk '$9 != "ok" { bad = 1 } END { exit !bad }' "$WORK/results"; then
+if awk '$10 != "ok" { bad = 1 } END { exit !bad }' "$WORK/results"; then
   echo "CHECKS FAILED: a run did not finish (see the check column)"
   exit 1
 fi
