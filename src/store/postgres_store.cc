@@ -1,7 +1,6 @@
 #include "store/postgres_store.h"
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,9 +11,13 @@
 #include <vector>
 
 #include "export/json_writer.h"
+#include "store/libpq.h"
 
 namespace mailscope::store {
 namespace {
+
+// libpq: loaded by RedactConninfo() and Open(), which come first.
+const LibPq& Pq() { return **LoadLibPq(); }
 
 constexpr const char* kSchemaV1 =
     "CREATE TABLE events ("
@@ -47,7 +50,7 @@ constexpr const char* kSelectColumns =
 struct ResultHolder {
   PGresult* r;
   explicit ResultHolder(PGresult* res) : r(res) {}
-  ~ResultHolder() { PQclear(r); }
+  ~ResultHolder() { Pq().clear(r); }
   ResultHolder(const ResultHolder&) = delete;
   ResultHolder& operator=(const ResultHolder&) = delete;
 };
@@ -95,17 +98,18 @@ std::string Rfc3339(std::int64_t time_us) {
 }
 
 std::string_view Value(PGresult* r, int row, int col) {
-  if (PQgetisnull(r, row, col)) return {};
-  return {PQgetvalue(r, row, col), static_cast<std::size_t>(PQgetlength(r, row, col))};
+  if (Pq().getisnull(r, row, col)) return {};
+  return {Pq().getvalue(r, row, col), static_cast<std::size_t>(Pq().getlength(r, row, col))};
 }
 
 }  // namespace
 
 std::string RedactConninfo(const std::string& conninfo) {
+  if (!LoadLibPq().ok()) return "(a database conninfo, not read: libpq is missing)";
   char* err = nullptr;
-  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &err);
+  PQconninfoOption* options = Pq().conninfoParse(conninfo.c_str(), &err);
   if (options == nullptr) {
-    PQfreemem(err);
+    Pq().freemem(err);
     return "(a database conninfo that does not parse)";
   }
   std::string out;
@@ -114,37 +118,40 @@ std::string RedactConninfo(const std::string& conninfo) {
     if (!out.empty()) out += ' ';
     out += fmt::format("{}={}", o->keyword, o->val);
   }
-  PQconninfoFree(options);
+  Pq().conninfoFree(options);
   return out;
 }
 
 Result<std::unique_ptr<PostgresStore>> PostgresStore::Open(const std::string& conninfo,
                                                            bool connect_now) {
+  if (auto pq = LoadLibPq(); !pq.ok()) {
+    return FailedPrecondition(fmt::format("database: {}", pq.status().message()));
+  }
   char* err = nullptr;
-  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &err);
+  PQconninfoOption* options = Pq().conninfoParse(conninfo.c_str(), &err);
   if (options == nullptr) {
     std::string msg = err != nullptr ? err : "out of memory";
-    PQfreemem(err);
+    Pq().freemem(err);
     while (!msg.empty() && msg.back() == '\n') msg.pop_back();
     return InvalidArgument(fmt::format("database: {}", msg));
   }
-  PQconninfoFree(options);
+  Pq().conninfoFree(options);
   std::unique_ptr<PostgresStore> store(new PostgresStore(conninfo, RedactConninfo(conninfo)));
   if (connect_now) (void)store->Connect();  // away now: the writer connects later
   return store;
 }
 
 PostgresStore::~PostgresStore() {
-  if (conn_ != nullptr) PQfinish(conn_);
+  if (conn_ != nullptr) Pq().finish(conn_);
 }
 
 Status PostgresStore::Fail(std::string_view what) {
-  std::string msg = conn_ != nullptr ? PQerrorMessage(conn_) : "not connected";
+  std::string msg = conn_ != nullptr ? Pq().errorMessage(conn_) : "not connected";
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
   Status s = Unavailable(fmt::format("PostgreSQL ({}): {}: {}", display_, what, msg));
   // A broken connection is dropped; the next call connects anew.
-  if (conn_ != nullptr && PQstatus(conn_) != CONNECTION_OK) {
-    PQfinish(conn_);
+  if (conn_ != nullptr && Pq().status(conn_) != CONNECTION_OK) {
+    Pq().finish(conn_);
     conn_ = nullptr;
   }
   return s;
@@ -152,35 +159,35 @@ Status PostgresStore::Fail(std::string_view what) {
 
 Status PostgresStore::Exec(const char* sql) {
   if (conn_ == nullptr) return Unavailable(fmt::format("PostgreSQL ({}): not connected", display_));
-  ResultHolder r(PQexec(conn_, sql));
-  const ExecStatusType st = PQresultStatus(r.r);
+  ResultHolder r(Pq().exec(conn_, sql));
+  const ExecStatusType st = Pq().resultStatus(r.r);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return Fail(sql);
   return Status::Ok();
 }
 
 Status PostgresStore::Connect(bool migrate) {
-  if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK) return Status::Ok();
-  if (conn_ != nullptr) PQfinish(conn_);
+  if (conn_ != nullptr && Pq().status(conn_) == CONNECTION_OK) return Status::Ok();
+  if (conn_ != nullptr) Pq().finish(conn_);
   // A default connect_timeout, so that a host that does not answer holds the
   // writer for seconds, not minutes; one in the conninfo wins (it comes later).
   const char* keywords[] = {"connect_timeout", "dbname", nullptr};
   const char* values[] = {"5", conninfo_.c_str(), nullptr};
-  conn_ = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
-  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return Fail("cannot connect");
+  conn_ = Pq().connectdbParams(keywords, values, /*expand_dbname=*/1);
+  if (conn_ == nullptr || Pq().status(conn_) != CONNECTION_OK) return Fail("cannot connect");
   // Notices (CREATE ... IF NOT EXISTS) are not for the log.
-  PQsetNoticeProcessor(
+  Pq().setNoticeProcessor(
       conn_, [](void*, const char*) {}, nullptr);
   return migrate ? Migrate() : Status::Ok();
 }
 
 Result<int> PostgresStore::SchemaVersion() {
   if (conn_ == nullptr) return Unavailable(fmt::format("PostgreSQL ({}): not connected", display_));
-  ResultHolder exists(PQexec(conn_, "SELECT to_regclass('mailscope_schema') IS NOT NULL"));
-  if (PQresultStatus(exists.r) != PGRES_TUPLES_OK) return Fail("reading the schema version");
+  ResultHolder exists(Pq().exec(conn_, "SELECT to_regclass('mailscope_schema') IS NOT NULL"));
+  if (Pq().resultStatus(exists.r) != PGRES_TUPLES_OK) return Fail("reading the schema version");
   if (Value(exists.r, 0, 0) != "t") return 0;
-  ResultHolder r(PQexec(conn_, "SELECT coalesce(max(version), 0) FROM mailscope_schema"));
-  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return Fail("reading the schema version");
-  return std::atoi(PQgetvalue(r.r, 0, 0));
+  ResultHolder r(Pq().exec(conn_, "SELECT coalesce(max(version), 0) FROM mailscope_schema"));
+  if (Pq().resultStatus(r.r) != PGRES_TUPLES_OK) return Fail("reading the schema version");
+  return std::atoi(Pq().getvalue(r.r, 0, 0));
 }
 
 Status PostgresStore::Migrate() {
@@ -203,7 +210,7 @@ Status PostgresStore::Migrate() {
   if (!s.ok()) {
     if (conn_ != nullptr) (void)Exec("ROLLBACK");
     if (conn_ != nullptr) {
-      PQfinish(conn_);  // unusable until migrated
+      Pq().finish(conn_);  // unusable until migrated
       conn_ = nullptr;
     }
     return s;
@@ -213,14 +220,14 @@ Status PostgresStore::Migrate() {
 
 Status PostgresStore::Insert(std::span<const RecordView> records) {
   Status s = InsertBatch(records);
-  if (s.ok() || conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return s;
+  if (s.ok() || conn_ == nullptr || Pq().status(conn_) != CONNECTION_OK) return s;
   // The server is there but refused the batch: a record it cannot take must
   // not hold up the others forever. One at a time, each its own
   // transaction; those refused again are counted and left out.
   for (const RecordView& r : records) {
     Status one = InsertBatch(std::span<const RecordView>(&r, 1));
     if (one.ok()) continue;
-    if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return one;
+    if (conn_ == nullptr || Pq().status(conn_) != CONNECTION_OK) return one;
     if (rejected_.fetch_add(1, std::memory_order_relaxed) < 10)
       spdlog::warn("records: {} (a {} record refused; it is left out)", one.message(), r.event);
   }
@@ -266,9 +273,9 @@ Status PostgresStore::InsertBatch(std::span<const RecordView> records) {
       params.push_back(Column(r.units, true, keep));
     }
     sql += " ON CONFLICT (stream, seq) DO NOTHING";
-    ResultHolder res(PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                                  params.data(), nullptr, nullptr, 0));
-    if (PQresultStatus(res.r) != PGRES_COMMAND_OK) {
+    ResultHolder res(Pq().execParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                                     params.data(), nullptr, nullptr, 0));
+    if (Pq().resultStatus(res.r) != PGRES_COMMAND_OK) {
       Status s = Fail("INSERT");
       if (conn_ != nullptr) (void)Exec("ROLLBACK");
       return s;
@@ -282,21 +289,23 @@ Result<std::uint64_t> PostgresStore::DeleteBefore(std::int64_t time_us, std::uin
   const std::string cutoff = Rfc3339(time_us);
   const std::string n = std::to_string(limit);
   const char* params[] = {cutoff.c_str(), n.c_str()};
-  ResultHolder r(PQexecParams(conn_,
-                              "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < "
-                              "$1::timestamptz ORDER BY time LIMIT $2::bigint)",
-                              2, nullptr, params, nullptr, nullptr, 0));
-  if (PQresultStatus(r.r) != PGRES_COMMAND_OK) return Fail("retention delete");
-  return std::strtoull(PQcmdTuples(r.r), nullptr, 10);
+  ResultHolder r(
+      Pq().execParams(conn_,
+                      "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < "
+                      "$1::timestamptz ORDER BY time LIMIT $2::bigint)",
+                      2, nullptr, params, nullptr, nullptr, 0));
+  if (Pq().resultStatus(r.r) != PGRES_COMMAND_OK) return Fail("retention delete");
+  return std::strtoull(Pq().cmdTuples(r.r), nullptr, 10);
 }
 
 Result<std::uint64_t> PostgresStore::TrimToSize(std::uint64_t max_bytes,
                                                 const std::function<void()>& between_chunks) {
   if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
-  ResultHolder size(PQexec(conn_, "SELECT pg_total_relation_size('events'), count(*) FROM events"));
-  if (PQresultStatus(size.r) != PGRES_TUPLES_OK) return Fail("measuring the table");
-  const std::uint64_t bytes = std::strtoull(PQgetvalue(size.r, 0, 0), nullptr, 10);
-  const std::uint64_t rows = std::strtoull(PQgetvalue(size.r, 0, 1), nullptr, 10);
+  ResultHolder size(
+      Pq().exec(conn_, "SELECT pg_total_relation_size('events'), count(*) FROM events"));
+  if (Pq().resultStatus(size.r) != PGRES_TUPLES_OK) return Fail("measuring the table");
+  const std::uint64_t bytes = std::strtoull(Pq().getvalue(size.r, 0, 0), nullptr, 10);
+  const std::uint64_t rows = std::strtoull(Pq().getvalue(size.r, 0, 1), nullptr, 10);
   if (bytes <= max_bytes || rows == 0) return std::uint64_t{0};
   std::uint64_t want = rows / 10 + 1, deleted = 0;
   while (deleted < want) {
@@ -320,12 +329,12 @@ Status PostgresStore::DistinctEvents(std::vector<std::string>& out) {
     const std::string source(SourceName(static_cast<Source>(i)));
     for (;;) {
       const char* params[] = {source.c_str(), last.c_str()};
-      ResultHolder r(PQexecParams(conn_,
-                                  "SELECT event FROM events WHERE source = $1 AND event > $2 "
-                                  "ORDER BY event LIMIT 1",
-                                  2, nullptr, params, nullptr, nullptr, 0));
-      if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return Fail("reading the event names");
-      if (PQntuples(r.r) == 0) break;
+      ResultHolder r(Pq().execParams(conn_,
+                                     "SELECT event FROM events WHERE source = $1 AND event > $2 "
+                                     "ORDER BY event LIMIT 1",
+                                     2, nullptr, params, nullptr, nullptr, 0));
+      if (Pq().resultStatus(r.r) != PGRES_TUPLES_OK) return Fail("reading the event names");
+      if (Pq().ntuples(r.r) == 0) break;
       last = Value(r.r, 0, 0);
       out.push_back(last);
     }
@@ -337,9 +346,9 @@ Status PostgresStore::DistinctEvents(std::vector<std::string>& out) {
 
 Result<std::uint64_t> PostgresStore::RowCount() {
   if (conn_ == nullptr) MS_RETURN_IF_ERROR(Connect());
-  ResultHolder r(PQexec(conn_, "SELECT count(*) FROM events"));
-  if (PQresultStatus(r.r) != PGRES_TUPLES_OK) return Fail("counting rows");
-  return std::strtoull(PQgetvalue(r.r, 0, 0), nullptr, 10);
+  ResultHolder r(Pq().exec(conn_, "SELECT count(*) FROM events"));
+  if (Pq().resultStatus(r.r) != PGRES_TUPLES_OK) return Fail("counting rows");
+  return std::strtoull(Pq().getvalue(r.r, 0, 0), nullptr, 10);
 }
 
 Status PostgresStore::Read(const RecordQuery& query,
@@ -367,26 +376,26 @@ Status PostgresStore::Read(const RecordQuery& query,
   sql += query.newest_first ? " ORDER BY time DESC, id DESC" : " ORDER BY time, id";
   std::vector<const char*> params;
   for (const std::string& k : keep) params.push_back(k.c_str());
-  if (!PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                         params.data(), nullptr, nullptr, 0))
+  if (!Pq().sendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                            params.data(), nullptr, nullptr, 0))
     return Fail("querying");
-  PQsetSingleRowMode(conn_);  // rows as they come, not the whole result in memory
+  Pq().setSingleRowMode(conn_);  // rows as they come, not the whole result in memory
   bool wanted = true;
   bool cancelled = false;
   Status status;
   RecordView r;
   for (;;) {
-    PGresult* res = PQgetResult(conn_);
+    PGresult* res = Pq().getResult(conn_);
     if (res == nullptr) break;
     ResultHolder holder(res);
-    const ExecStatusType st = PQresultStatus(res);
+    const ExecStatusType st = Pq().resultStatus(res);
     if (st == PGRES_TUPLES_OK) continue;  // the end of the rows
     if (st != PGRES_SINGLE_TUPLE) {
       if (status.ok() && !cancelled) status = Fail("reading records");
       continue;
     }
     if (!wanted) continue;  // cancelled; what was on its way is drained
-    r.time_us = std::strtoll(PQgetvalue(res, 0, 0), nullptr, 10);
+    r.time_us = std::strtoll(Pq().getvalue(res, 0, 0), nullptr, 10);
     if (!ParseSourceName(Value(res, 0, 1), r.source)) continue;
     if (!ParseLevelName(Value(res, 0, 3), r.level)) r.level = Level::kInfo;
     r.event = Value(res, 0, 2);
@@ -401,15 +410,15 @@ Status PostgresStore::Read(const RecordQuery& query,
     r.categories = Value(res, 0, 12);
     r.fields = Value(res, 0, 13);
     r.units = Value(res, 0, 14);
-    r.stream = static_cast<std::uint64_t>(std::strtoll(PQgetvalue(res, 0, 15), nullptr, 10));
-    r.seq = static_cast<std::uint64_t>(std::strtoll(PQgetvalue(res, 0, 16), nullptr, 10));
+    r.stream = static_cast<std::uint64_t>(std::strtoll(Pq().getvalue(res, 0, 15), nullptr, 10));
+    r.seq = static_cast<std::uint64_t>(std::strtoll(Pq().getvalue(res, 0, 16), nullptr, 10));
     wanted = row(r);
     if (!wanted) {
       // Enough: the server stops sending, and the error it ends with is ours.
-      if (PGcancel* cancel = PQgetCancel(conn_); cancel != nullptr) {
+      if (PGcancel* cancel = Pq().getCancel(conn_); cancel != nullptr) {
         char err[256];
-        PQcancel(cancel, err, sizeof err);
-        PQfreeCancel(cancel);
+        Pq().cancel(cancel, err, sizeof err);
+        Pq().freeCancel(cancel);
       }
       cancelled = true;
     }
