@@ -4,6 +4,10 @@
 #include <chrono>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace mailscope::ingest {
 namespace {
 
@@ -221,45 +225,53 @@ std::optional<LogTime> LogTimeParser::Parse(std::string_view line) {
   return out;
 }
 
-std::int64_t EightHexDigitsScalar(const char* p) {
-  std::int64_t v = 0;
-  for (int i = 0; i < 8; ++i) {
+bool SixteenHexDigitsScalar(const char* p, std::uint64_t& out) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 16; ++i) {
     const int d = HexValue(p[i]);
-    if (d < 0) return -1;
-    v = v * 16 + d;
+    if (d < 0) return false;
+    v = v * 16 + static_cast<std::uint64_t>(d);
   }
-  return v;
+  out = v;
+  return true;
 }
 
-std::int64_t EightHexDigits(const char* p) {
-  constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
-  constexpr auto kBytes = [](unsigned char c) { return 0x0101010101010101ULL * c; };
-  std::uint64_t v;
-  std::memcpy(&v, p, 8);  // p[0] in the low byte
-  // Per byte (each below 0x80 first): at least `lo` and at most `hi`, in its high bit.
-  auto in = [&](unsigned char lo, unsigned char hi) {
-    return ((v | kHigh) - kBytes(lo)) & ((kBytes(hi) | kHigh) - v) & kHigh;
+bool SixteenHexDigits(const char* p, std::uint64_t& out) {
+#if defined(__SSE2__) && defined(__x86_64__)
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  // Signed compares: a byte from 0x80 on is below both ranges.
+  auto in = [&](char lo, char hi) {
+    return _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8(static_cast<char>(lo - 1))),
+                         _mm_cmplt_epi8(v, _mm_set1_epi8(static_cast<char>(hi + 1))));
   };
-  if ((v & kHigh) != 0 || (in('0', '9') | in('a', 'f')) != kHigh) return -1;
-  // A digit's value is its low nibble; a letter's (bit 6 set) that plus 9.
-  std::uint64_t n = (v & kBytes(0x0f)) + ((v >> 6) & kBytes(1)) * 9;
-  n = ((n << 4) + (n >> 8)) & 0x00ff00ff00ff00ffULL;    // pairs: p[0]p[1] first
-  n = ((n << 8) + (n >> 16)) & 0x0000ffff0000ffffULL;   // fours
-  n = ((n << 16) + (n >> 32)) & 0x00000000ffffffffULL;  // all eight
-  return static_cast<std::int64_t>(n);
+  const __m128i letter = in('a', 'f');
+  if (_mm_movemask_epi8(_mm_or_si128(in('0', '9'), letter)) != 0xffff) return false;
+  // A digit's value is its low nibble; a letter's that plus 9.
+  const __m128i nibble =
+      _mm_add_epi8(_mm_and_si128(v, _mm_set1_epi8(0x0f)), _mm_and_si128(letter, _mm_set1_epi8(9)));
+  // Each 16-bit lane holds two digits, the first in its low byte: first * 16 + second.
+  const __m128i pairs = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(nibble, _mm_set1_epi16(0xff)), 4),
+                                     _mm_srli_epi16(nibble, 8));
+  // Eight bytes, the first pair lowest: the first digits most significant once swapped.
+  const auto bytes = static_cast<std::uint64_t>(_mm_cvtsi128_si64(_mm_packus_epi16(pairs, pairs)));
+  out = __builtin_bswap64(bytes);
+  return true;
+#else
+  return SixteenHexDigitsScalar(p, out);
+#endif
 }
 
 std::optional<LogTime> LogTimeParser::ParseTai64n(std::string_view line) {
   // "@" + 16 hex digits of seconds + 8 of nanoseconds.
   std::uint64_t label = 0;
   std::uint32_t nanos = 0;
-  const std::int64_t high = line.size() >= 25 ? EightHexDigits(line.data() + 1) : -1;
-  const std::int64_t low = high >= 0 ? EightHexDigits(line.data() + 9) : -1;
-  const std::int64_t fraction = low >= 0 ? EightHexDigits(line.data() + 17) : -1;
-  if (fraction >= 0) {
-    label = static_cast<std::uint64_t>(high) << 32 | static_cast<std::uint64_t>(low);
-    nanos = static_cast<std::uint32_t>(fraction);
+  // Digits 1..16 are the seconds; 9..24, read again, end with the nanoseconds.
+  std::uint64_t tail = 0;
+  if (line.size() >= 25 && SixteenHexDigits(line.data() + 1, label) &&
+      SixteenHexDigits(line.data() + 9, tail)) {
+    nanos = static_cast<std::uint32_t>(tail);
   } else {
+    label = 0;
     // Digit by digit, to tell where the label goes wrong.
     for (std::size_t i = 1; i <= 24; ++i) {
       if (i >= line.size()) return Fail("tai64n: label shorter than 24 hex digits", i);

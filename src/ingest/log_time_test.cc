@@ -59,34 +59,43 @@ std::string Label(std::int64_t unix_seconds, std::uint32_t nanos) {
 
 // --- The forms ---------------------------------------------------------------
 
-// The word-at-a-time read of eight hex digits against the byte loop: every
-// byte value at every place of a valid label, and random words of digits,
-// letters on either side of a-f and 0-9, capitals and high bytes.
-TEST(LogTimeParserTest, EightHexDigitsAnswerAsTheByteLoop) {
+// The vector read of sixteen hex digits against the byte loop: every byte
+// value at every place of a valid label, and random words of digits, letters
+// on either side of a-f and 0-9, capitals, high bytes and NUL.
+TEST(LogTimeParserTest, SixteenHexDigitsAnswerAsTheByteLoop) {
+  auto same = [](const char* p) {
+    std::uint64_t got = 1, want = 2;
+    const bool ok = SixteenHexDigits(p, got);
+    if (ok != SixteenHexDigitsScalar(p, want)) return false;
+    return !ok || got == want;
+  };
   const std::string base = "4000000065a3f1c2";
-  for (std::size_t offset = 0; offset <= 8; offset += 8) {
-    for (std::size_t at = 0; at < 8; ++at) {
-      for (int c = 0; c < 256; ++c) {
-        std::string s = base.substr(offset, 8);
-        s[at] = static_cast<char>(c);
-        ASSERT_EQ(EightHexDigits(s.data()), EightHexDigitsScalar(s.data())) << at << " " << c;
-      }
+  for (std::size_t at = 0; at < 16; ++at) {
+    for (int c = 0; c < 256; ++c) {
+      std::string s = base;
+      s[at] = static_cast<char>(c);
+      ASSERT_TRUE(same(s.data())) << at << " " << c;
     }
   }
-  EXPECT_EQ(EightHexDigits("65a3f1c2"), 0x65a3f1c2);
-  EXPECT_EQ(EightHexDigits("ffffffff"), 0xffffffffLL);
-  EXPECT_EQ(EightHexDigits("00000000"), 0);
+  std::uint64_t v = 0;
+  ASSERT_TRUE(SixteenHexDigits("4000000065a3f1c2", v));
+  EXPECT_EQ(v, 0x4000000065a3f1c2u);
+  ASSERT_TRUE(SixteenHexDigits("ffffffffffffffff", v));
+  EXPECT_EQ(v, 0xffffffffffffffffu);
+  ASSERT_TRUE(SixteenHexDigits("0123456789abcdef", v));
+  EXPECT_EQ(v, 0x0123456789abcdefu);
+  EXPECT_FALSE(SixteenHexDigits("0123456789ABCDEF", v));
   const std::string alphabet = std::string("0123456789abcdef/:`gAF@G") + '\x80' + '\xff' + '\0';
   std::uint64_t state = 42;
   for (int round = 0; round < 200000; ++round) {
-    char word[8];
+    char word[16];
     for (char& c : word) {
       state = state * 6364136223846793005ULL + 1442695040888963407ULL;
       // Mostly hex digits, so that whole valid words come up often.
-      const std::size_t pick = (state >> 33) % 64;
-      c = pick < 48 ? alphabet[pick % 16] : alphabet[16 + pick % (alphabet.size() - 16)];
+      const std::size_t pick = (state >> 33) % 128;
+      c = pick < 120 ? alphabet[pick % 16] : alphabet[16 + pick % (alphabet.size() - 16)];
     }
-    ASSERT_EQ(EightHexDigits(word), EightHexDigitsScalar(word)) << std::string(word, 8);
+    ASSERT_TRUE(same(word)) << std::string(word, 16);
   }
 }
 
