@@ -6,6 +6,7 @@
 // views lie inside its line, or an error with a reason; a TAI64N label
 // written back from its time is the label read (give or take a minute when
 // an s6-log local time follows); the syslog year stays within 0..9999.
+// SixteenHexDigits() answers as its byte loop at every offset of the input.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -109,6 +110,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const TimePoint reference(std::chrono::seconds(1'800'000'000));
   ingest::LogTimeParser berlin(kBerlin, reference);
   ingest::LogTimeParser utc(TimeZone::Utc(), reference);
+  // The vector read of 16 hex digits answers as the byte loop, wherever
+  // they start.
+  for (std::size_t at = 0; at + 16 <= input.size(); ++at) {
+    std::uint64_t got = 1, want = 2;
+    const bool ok = ingest::SixteenHexDigits(input.data() + at, got);
+    MS_CHECK(ok == ingest::SixteenHexDigitsScalar(input.data() + at, want));
+    MS_CHECK(!ok || got == want);
+  }
   std::string_view rest(input);
   while (!rest.empty()) {
     const std::size_t nl = rest.find('\n');
