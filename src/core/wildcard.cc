@@ -1,9 +1,9 @@
 #include "core/wildcard.h"
 
+#include "core/ascii.h"
+
 namespace mailscope {
 namespace {
-
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // Greedy with one backtrack point: the last '*' seen. Linear in practice,
 // O(n*m) at worst, never recursive.
@@ -11,7 +11,7 @@ template <bool kIgnoreCase>
 bool Match(std::string_view data, std::string_view mask) {
   std::size_t d = 0, m = 0;
   std::size_t star = std::string_view::npos, star_d = 0;
-  auto same = [](char a, char b) { return kIgnoreCase ? Lower(a) == Lower(b) : a == b; };
+  auto same = [](char a, char b) { return kIgnoreCase ? AsciiLower(a) == AsciiLower(b) : a == b; };
   while (d < data.size()) {
     if (m < mask.size() && (mask[m] == '?' || same(mask[m], data[d]))) {
       ++d;

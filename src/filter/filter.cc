@@ -7,6 +7,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/ascii.h"
 #include "filter/program.h"
 
 namespace mailscope::filter {
@@ -83,18 +84,11 @@ struct FieldTest {
   std::vector<std::string> values;
 };
 
-std::string Lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
 // Node `i` as one field test: a plain comparison, or an OR of them on one
 // key; nullopt for anything else.
 std::optional<FieldTest> FieldTestOf(const internal::Program& p, std::uint32_t i) {
   const internal::Node& n = p.nodes[i];
-  if (PlainStringTest(n)) return FieldTest{n.id, i, {Lowercase(n.value)}};
+  if (PlainStringTest(n)) return FieldTest{n.id, i, {AsciiLowercase(n.value)}};
   if (n.kind != internal::Kind::kOr) return std::nullopt;
   FieldTest out{kNoName, i, {}};
   for (std::uint32_t c : n.children) {
@@ -104,7 +98,7 @@ std::optional<FieldTest> FieldTestOf(const internal::Program& p, std::uint32_t i
     }
     out.key = child.id;
     out.node = c;
-    out.values.push_back(Lowercase(child.value));
+    out.values.push_back(AsciiLowercase(child.value));
   }
   if (out.key == kNoName) return std::nullopt;
   return out;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 
+#include "core/ascii.h"
 #include "core/hash.h"
 #include "filter/analysis.h"
 
