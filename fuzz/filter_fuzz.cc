@@ -86,7 +86,7 @@ void Check(const Filter& f) {
     for (const Event* e : {&events.named, &events.unnamed, &events.parent}) {
       if (!f.Matches(*e)) continue;
       Value v;
-      MS_CHECK(field->Lookup(*e, nullptr, v) && v.type() == Value::Type::kString);
+      MS_CHECK(field->Lookup(*e, v) && v.type() == Value::Type::kString);
       std::string lower(v.as_string());
       for (char& c : lower)
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');

@@ -69,15 +69,10 @@ Value Event::Lookup(std::string_view key) const {
 }
 
 bool Event::FindHere(NameId id, std::string_view key, Value& out) const {
-  bool has_records = false;
-  for (const Field& f : fields) {
-    if (id != kNoName && f.key == id && f.value.type() != Value::Type::kNone) {
-      out = f.value;
-      return true;
-    }
-    has_records |= f.value.type() == Value::Type::kRecord;
+  if (const Value* own = OwnValue(id)) {
+    out = *own;
+    return true;
   }
-  if (!has_records) return false;
   for (const Field& f : fields) {
     if (f.value.type() != Value::Type::kRecord) continue;
     const RecordSchema* schema = f.value.record_schema();

@@ -374,6 +374,15 @@ struct Event {
       if (f.key == key) return &f;
     return nullptr;
   }
+  // The value of the first field with this key that holds one (kNone fields
+  // are passed over), or nullptr: what FindHere() finds among the fields,
+  // before any record's columns.
+  const Value* OwnValue(NameId key) const {
+    if (key == kNoName) return nullptr;
+    for (const Field& f : fields)
+      if (f.key == key && f.value.type() != Value::Type::kNone) return &f.value;
+    return nullptr;
+  }
   // Looks `key` up among the fields, then among the columns of record
   // fields. A kNone value when absent.
   Value Lookup(std::string_view key) const;

@@ -147,7 +147,6 @@ std::optional<Filter::RequiredField> Filter::RequiredFieldValues() const {
     RequiredField out;
     out.program_ = program_.get();
     out.node_ = first.node;
-    out.key_ = first.key;
     bool on_every_query = true;
     for (const std::vector<FieldTest>& query : tests) {
       const auto same_key = std::find_if(query.begin(), query.end(),
@@ -166,8 +165,10 @@ std::optional<Filter::RequiredField> Filter::RequiredFieldValues() const {
   return std::nullopt;
 }
 
-bool Filter::RequiredField::Lookup(const Event& event, FieldSource* fields, Value& out) const {
-  return internal::LookupField(program_->nodes[node_], event, fields, out);
+NameId Filter::RequiredField::key() const { return program_->nodes[node_].id; }
+
+bool Filter::RequiredField::Lookup(const Event& event, Value& out) const {
+  return internal::LookupField(program_->nodes[node_], event, out);
 }
 
 Filter Filter::Merge(const std::vector<const Filter*>& filters) {

@@ -149,19 +149,18 @@ class Filter {
   // Valid while the filter lives.
   class RequiredField {
    public:
-    NameId key() const { return key_; }
+    NameId key() const;
     // Lowercase ASCII, sorted, unique.
     const std::vector<std::string>& values() const { return values_; }
-    // The value `key=...` is compared with on `event`: the chain's, taken
-    // from `fields` when given, else the pipeline's (`source`, `kind`, a
-    // normalized name). False when there is none.
-    bool Lookup(const Event& event, FieldSource* fields, Value& out) const;
+    // The value `key=...` is compared with on `event`: the chain's, else the
+    // pipeline's (`source`, `kind`, a normalized name). False when there is
+    // none.
+    bool Lookup(const Event& event, Value& out) const;
 
    private:
     friend class Filter;
     const internal::Program* program_ = nullptr;
-    std::uint32_t node_ = 0;  // one of the comparisons, for the key's lookup
-    NameId key_ = kNoName;
+    std::uint32_t node_ = 0;  // one of the comparisons, for the key and its lookup
     std::vector<std::string> values_;
   };
   // nullopt when no key qualifies, or the filter is empty.

@@ -564,7 +564,7 @@ TEST(FilterMatchTest, RequiredFieldValuesHoldWheneverMatchesDoes) {
         if (!f.Matches(e)) continue;
         ++matched;
         Value got;
-        ASSERT_TRUE(field->Lookup(e, nullptr, got)) << text << " variant " << variant;
+        ASSERT_TRUE(field->Lookup(e, got)) << text << " variant " << variant;
         ASSERT_EQ(got.type(), Value::Type::kString) << text;
         std::string lower(got.as_string());
         for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));

@@ -158,8 +158,8 @@ bool MatchField(const Node& n, const Event& e, FieldSource* fields) {
 
 }  // namespace
 
-bool LookupField(const Node& n, const Event& e, FieldSource* fields, Value& out) {
-  return FieldValue(n, e, fields, out);
+bool LookupField(const Node& n, const Event& e, Value& out) {
+  return FieldValue(n, e, nullptr, out);
 }
 
 bool Eval(const Program& program, std::uint32_t node, const Event& e, FieldSource* fields) {

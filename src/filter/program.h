@@ -66,9 +66,9 @@ struct Program {
 // `fields`: where kField leaves look up their values; nullptr for the chain.
 bool Eval(const Program& program, std::uint32_t node, const Event& event,
           FieldSource* fields = nullptr);
-// The value a kField node compares on `event`: the chain's (through
-// `fields` when given), else the one the pipeline defines (match.cc).
-bool LookupField(const Node& n, const Event& event, FieldSource* fields, Value& out);
+// The value a kField node compares on `event`: the chain's, else the one
+// the pipeline defines (match.cc).
+bool LookupField(const Node& n, const Event& event, Value& out);
 // Appends one query's node in Dovecot's export format (export.cc).
 void Export(const Program& program, std::uint32_t node, std::string& out);
 

@@ -261,16 +261,6 @@ bool ValidMetricName(std::string_view s) {
   return true;
 }
 
-// `s` equals `lower`, a lowercase ASCII string, ASCII case aside.
-bool EqualsLowercase(std::string_view s, std::string_view lower) {
-  if (s.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i] >= 'A' && s[i] <= 'Z' ? static_cast<char>(s[i] - 'A' + 'a') : s[i];
-    if (c != lower[i]) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 // ---- GroupBy ----
@@ -774,8 +764,10 @@ void MetricsEngine::Rebuild() {
     // A metric the name index leaves to few events does without a gate:
     // there the gate's lookup would only come before the filter's own.
     m->gate_ = -1;
-    if (!names.back()) AddGate(*m);
-    if (!names.back()) any_name_.push_back(m.get());
+    if (!names.back()) {
+      AddGate(*m);
+      any_name_.push_back(m.get());
+    }
     for (NameId id : names.back() ? names.back()->names : std::vector<NameId>{}) {
       by_name_.try_emplace(id);
     }
@@ -844,22 +836,19 @@ std::uint64_t MetricsEngine::GateValue(Gate& gate, const Event& event) {
   gate.stamp = stamp_;
   gate.held = 0;
   // Not through the lookups: the gate is often the only field an event that
-  // feeds no metric is asked for. The event's own fields answer first, as
-  // in Event::FindHere(), and the key mostly comes first among them
-  // (`program`); only a key they lack is looked for further.
+  // feeds no metric is asked for. The event's own fields answer first, and
+  // the key mostly comes first among them (`program`); only a key they lack
+  // is looked for further.
   Value v;
-  const auto own = std::find_if(event.fields.begin(), event.fields.end(), [&](const auto& f) {
-    return f.key == gate.field.key() && f.value.type() != Value::Type::kNone;
-  });
-  if (own != event.fields.end()) {
-    v = own->value;
-  } else if (!gate.field.Lookup(event, nullptr, v)) {
+  if (const Value* own = event.OwnValue(gate.field.key())) {
+    v = *own;
+  } else if (!gate.field.Lookup(event, v)) {
     return 0;
   }
   if (v.type() != Value::Type::kString) return 0;
   const std::string_view s = v.as_string();
   for (std::size_t i = 0; i < gate.values.size(); ++i) {
-    if (EqualsLowercase(s, gate.values[i])) {
+    if (EqualsAsciiIcase(s, gate.values[i])) {
       gate.held = std::uint64_t{1} << i;
       break;
     }
