@@ -25,29 +25,9 @@ Result<LibPq> LoadLibPqFrom(const char* file) {
     }
     function = reinterpret_cast<std::remove_reference_t<decltype(function)>>(symbol);
   };
-  bind(pq.conninfoParse, "PQconninfoParse");
-  bind(pq.conninfoFree, "PQconninfoFree");
-  bind(pq.freemem, "PQfreemem");
-  bind(pq.connectdbParams, "PQconnectdbParams");
-  bind(pq.status, "PQstatus");
-  bind(pq.errorMessage, "PQerrorMessage");
-  bind(pq.setNoticeProcessor, "PQsetNoticeProcessor");
-  bind(pq.finish, "PQfinish");
-  bind(pq.exec, "PQexec");
-  bind(pq.execParams, "PQexecParams");
-  bind(pq.sendQueryParams, "PQsendQueryParams");
-  bind(pq.setSingleRowMode, "PQsetSingleRowMode");
-  bind(pq.getResult, "PQgetResult");
-  bind(pq.resultStatus, "PQresultStatus");
-  bind(pq.ntuples, "PQntuples");
-  bind(pq.getvalue, "PQgetvalue");
-  bind(pq.getlength, "PQgetlength");
-  bind(pq.getisnull, "PQgetisnull");
-  bind(pq.cmdTuples, "PQcmdTuples");
-  bind(pq.clear, "PQclear");
-  bind(pq.getCancel, "PQgetCancel");
-  bind(pq.cancel, "PQcancel");
-  bind(pq.freeCancel, "PQfreeCancel");
+#define MAILSCOPE_LIBPQ_BIND(name) bind(pq.name, "PQ" #name);
+  MAILSCOPE_LIBPQ_FUNCTIONS(MAILSCOPE_LIBPQ_BIND)
+#undef MAILSCOPE_LIBPQ_BIND
   if (!missing.ok()) {
     dlclose(lib);
     return missing;

@@ -13,31 +13,21 @@
 namespace mailscope::store {
 
 // The libpq functions PostgresStore calls, each named as in libpq without
-// its "PQ".
+// its "PQ": X(name) for each, so that the table and its loading (libpq.cc)
+// list them once.
+// clang-format off
+#define MAILSCOPE_LIBPQ_FUNCTIONS(X)                                                   \
+  X(conninfoParse) X(conninfoFree) X(freemem) X(connectdbParams) X(status)             \
+  X(errorMessage) X(setNoticeProcessor) X(finish) X(exec) X(execParams)                \
+  X(sendQueryParams) X(setSingleRowMode) X(getResult) X(resultStatus) X(ntuples)       \
+  X(getvalue) X(getlength) X(getisnull) X(cmdTuples) X(clear) X(getCancel) X(cancel)   \
+  X(freeCancel)
+// clang-format on
+
 struct LibPq {
-  decltype(&::PQconninfoParse) conninfoParse;
-  decltype(&::PQconninfoFree) conninfoFree;
-  decltype(&::PQfreemem) freemem;
-  decltype(&::PQconnectdbParams) connectdbParams;
-  decltype(&::PQstatus) status;
-  decltype(&::PQerrorMessage) errorMessage;
-  decltype(&::PQsetNoticeProcessor) setNoticeProcessor;
-  decltype(&::PQfinish) finish;
-  decltype(&::PQexec) exec;
-  decltype(&::PQexecParams) execParams;
-  decltype(&::PQsendQueryParams) sendQueryParams;
-  decltype(&::PQsetSingleRowMode) setSingleRowMode;
-  decltype(&::PQgetResult) getResult;
-  decltype(&::PQresultStatus) resultStatus;
-  decltype(&::PQntuples) ntuples;
-  decltype(&::PQgetvalue) getvalue;
-  decltype(&::PQgetlength) getlength;
-  decltype(&::PQgetisnull) getisnull;
-  decltype(&::PQcmdTuples) cmdTuples;
-  decltype(&::PQclear) clear;
-  decltype(&::PQgetCancel) getCancel;
-  decltype(&::PQcancel) cancel;
-  decltype(&::PQfreeCancel) freeCancel;
+#define MAILSCOPE_LIBPQ_MEMBER(name) decltype(&::PQ##name) name;
+  MAILSCOPE_LIBPQ_FUNCTIONS(MAILSCOPE_LIBPQ_MEMBER)
+#undef MAILSCOPE_LIBPQ_MEMBER
 };
 
 // libpq's file name, as Debian's libpq5 installs it.
