@@ -2,7 +2,7 @@
 
 #include <array>
 #include <chrono>
-#include <cstring>
+#include <cstdint>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>

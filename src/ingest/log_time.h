@@ -142,9 +142,8 @@ class LogTimeParser {
 // The value of the sixteen lowercase hex digits at p[0..16), the first the
 // most significant; false when a byte is not one. SixteenHexDigits() reads
 // them as one SSE2 vector (a byte loop over the 24 digits of a TAI64N label
-// cost about 355 instructions a line of the s/qmail replay, eight digits to
-// a 64-bit word 137); the byte loop is its reference, and log_time_test.cc
-// compares the two.
+// cost about 355 instructions a line of the s/qmail replay); the byte loop
+// is its reference, and log_time_test.cc and the fuzz target compare them.
 bool SixteenHexDigits(const char* p, std::uint64_t& out);
 bool SixteenHexDigitsScalar(const char* p, std::uint64_t& out);
 
